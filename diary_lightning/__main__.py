@@ -1,0 +1,3 @@
+from diary_lightning.cli import main
+
+main()

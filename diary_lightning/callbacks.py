@@ -1,0 +1,80 @@
+"""Callbacks: the run summary a user reads at the start and end of fit, and the predictions writer."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.utilities import rank_zero_only
+
+log = logging.getLogger(__name__)
+
+
+class RunSummary(L.Callback):
+    """One short block at the start of fit (model, parameters, data, where things go) and the best checkpoint at the end."""
+
+    @rank_zero_only
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        h = pl_module.hparams
+        trainable = sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in pl_module.parameters())
+        report = getattr(trainer.datamodule, "report", {})
+        lines = [
+            f"base model     {h.base_model} ({'4-bit NF4' if h.load_in_4bit else h.compute_dtype})",
+            f"parameters     {trainable:,} trainable of {total:,} stored ({100 * trainable / max(total, 1):.2f}%)",
+            f"dialogues      " + ", ".join(f"{k} {v}" for k, v in report.get("splits", {}).items()),
+        ]
+        if report.get("skipped"):
+            lines.append(f"skipped        {report['skipped']}")
+        cut = sum(report.get("turns_cut", {}).values())
+        if cut:
+            lines.append(f"cut to fit     {cut} dialogue(s) lost their oldest turns to fit max_length")
+        if trainer.logger is not None:
+            lines.append(f"logs           {trainer.logger.log_dir}  (tensorboard --logdir {trainer.logger.save_dir})")
+        if trainer.checkpoint_callback is not None:
+            lines.append(f"checkpoints    {trainer.checkpoint_callback.dirpath}")
+        log.info("diary_lightning fit\n  " + "\n  ".join(lines))
+
+    @rank_zero_only
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        callback = trainer.checkpoint_callback
+        if callback is not None and (callback.best_model_path or callback.last_model_path):
+            log.info("best checkpoint: %s", callback.best_model_path or callback.last_model_path)
+
+
+class JsonlPredictionWriter(BasePredictionWriter):
+    """Writes ``{"id", "diary"}`` lines as batches finish, to ``OUTPUT.partial``; renamed to ``OUTPUT`` when complete,
+    so a killed predict never leaves a half-written file under the final name."""
+
+    def __init__(self, output: str) -> None:
+        super().__init__(write_interval="batch")
+        self.output = Path(output)
+        self.partial = self.output.with_name(self.output.name + ".partial")
+        self._file: Any = None
+        self.count = 0
+
+    def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.partial, "w", encoding="utf-8")
+
+    def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any, *args: Any) -> None:
+        if self._file is None:
+            return
+        for row in prediction:
+            self._file.write(json.dumps({"id": row["id"], "diary": row["diary"]}, ensure_ascii=False) + "\n")
+            self.count += 1
+        self._file.flush()
+
+    def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._file is None:
+            return
+        self._file.close()
+        self._file = None
+        os.replace(self.partial, self.output)
+        log.info("wrote %d diaries to %s", self.count, self.output)

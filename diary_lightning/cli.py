@@ -1,0 +1,107 @@
+"""The command line: LightningCLI with fit, validate, test, predict and preprocess."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.cli import LightningCLI
+
+from diary_lightning.callbacks import JsonlPredictionWriter, RunSummary
+from diary_lightning.data import DiaryDataModule
+from diary_lightning.model import DiaryLoRAModule
+
+log = logging.getLogger(__name__)
+
+
+class DiaryTrainer(Trainer):
+    def preprocess(self, model: DiaryLoRAModule | None = None, datamodule: DiaryDataModule | None = None) -> dict[str, Any]:
+        """Parse, clean, split and tokenize the data into the cache, and print a JSON summary."""
+        from diary_lightning.report import summarize
+
+        summary = summarize(datamodule)
+        print(json.dumps(summary, ensure_ascii=False, indent=1))
+        return summary
+
+
+def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
+    """Make ``best`` work in a new process: Lightning only knows it in the process that trained,
+    so it is looked up in the state ModelCheckpoint saved into ``last.ckpt``."""
+    if ckpt_path != "best" or trainer.checkpoint_callback is None:
+        return ckpt_path
+    if trainer.checkpoint_callback.best_model_path:
+        return ckpt_path
+    dirpath = trainer.checkpoint_callback.dirpath
+    last = Path(dirpath or "") / "last.ckpt"
+    if not dirpath or not last.is_file():
+        raise FileNotFoundError(f"--ckpt_path best: no {last} to read the best checkpoint from; give the path instead")
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    for key, value in state.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and value.get("best_model_path"):
+            return value["best_model_path"]
+    raise FileNotFoundError(f"--ckpt_path best: {last} records no best checkpoint; give the path instead")
+
+
+def check_writable(directory: str | os.PathLike) -> None:
+    """Fail at start, not hours later at the first checkpoint, when outputs cannot be written."""
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise SystemExit(f"error: cannot write to {path}: {err.strerror or err}") from None
+
+
+class DiaryCLI(LightningCLI):
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        return {**LightningCLI.subcommands(), "preprocess": {"model", "datamodule"}}
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_argument("--output", type=str | None, default=None,
+                            help="predict: JSONL file for the diaries (default: DEFAULT_ROOT_DIR/predictions.jsonl)")
+        parser.link_arguments("model.base_model", "data.tokenizer")
+        parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
+
+    def _ckpt(self) -> None:
+        config = self.config_init[self.subcommand]
+        if "ckpt_path" in config:
+            config["ckpt_path"] = resolve_checkpoint(config["ckpt_path"], self.trainer)
+
+    def before_fit(self) -> None:
+        check_writable(self.trainer.default_root_dir)
+        if self.trainer.checkpoint_callback is not None and self.trainer.checkpoint_callback.dirpath:
+            check_writable(self.trainer.checkpoint_callback.dirpath)
+
+    def before_validate(self) -> None:
+        self._ckpt()
+
+    def before_test(self) -> None:
+        self._ckpt()
+
+    def before_predict(self) -> None:
+        self._ckpt()
+        output = self.config_init["predict"].get("output") or os.path.join(self.trainer.default_root_dir, "predictions.jsonl")
+        check_writable(Path(output).parent)
+        self.trainer.callbacks.append(JsonlPredictionWriter(output))
+
+
+def main(args: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    DiaryCLI(
+        DiaryLoRAModule,
+        DiaryDataModule,
+        trainer_class=DiaryTrainer,
+        trainer_defaults={"callbacks": [RunSummary()]},
+        seed_everything_default=42,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+    )

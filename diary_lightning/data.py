@@ -1,0 +1,303 @@
+"""The LightningDataModule: dialogues in, padded token batches out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from diary_lightning.clean import DEFAULT_ANONYMIZATION
+from diary_lightning.dialogue import Dialogue, RecordFields, Turn, read_dialogues
+from diary_lightning.encoding import IGNORE_INDEX, encode_batch
+from diary_lightning.prompts import DEFAULT_TEMPLATE, resolve_template
+from diary_lightning.sampler import LengthGroupedBatchSampler
+from diary_lightning.splits import SPLITS, split_dialogues
+
+log = logging.getLogger(__name__)
+
+CACHE_VERSION = 1  # bump when the cached columns change
+
+
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    if tokenizer.eos_token_id is None:
+        raise ValueError(f"the tokenizer of {name_or_path} has no EOS token; the diary could never end")
+    if tokenizer.pad_token_id is None:
+        # Pads never reach the loss (their labels are IGNORE_INDEX), so any id will do.
+        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
+    return tokenizer
+
+
+class DiaryCollator:
+    """Pads a list of encoded examples to the longest one.
+
+    Training pads on the right. Generation pads on the left, so that every prompt
+    ends where the new tokens begin.
+    """
+
+    def __init__(self, pad_id: int, padding_side: str = "right") -> None:
+        self.pad_id = pad_id
+        self.padding_side = padding_side
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        width = max(len(e["input_ids"]) for e in examples)
+        batch: dict[str, Any] = {}
+        ids = torch.full((len(examples), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(examples), width), dtype=torch.long)
+        labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+        for row, example in enumerate(examples):
+            n = len(example["input_ids"])
+            cols = slice(0, n) if self.padding_side == "right" else slice(width - n, width)
+            ids[row, cols] = torch.tensor(example["input_ids"])
+            mask[row, cols] = 1
+            if "labels" in example:
+                labels[row, cols] = torch.tensor(example["labels"])
+        batch.update(input_ids=ids, attention_mask=mask, labels=labels)
+        for key in ("id", "summary"):
+            if key in examples[0]:
+                batch[key] = [e[key] for e in examples]
+        return batch
+
+
+def _turn_columns(dialogues: list[Dialogue]) -> dict[str, list]:
+    return {
+        "id": [d.id for d in dialogues],
+        "speakers": [[t.speaker for t in d.turns] for d in dialogues],
+        "texts": [[t.text for t in d.turns] for d in dialogues],
+        "summary": [d.summary or "" for d in dialogues],
+    }
+
+
+class DiaryDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        paths: list[str] | None = None,
+        predict_path: str | None = None,
+        tokenizer: str | None = None,
+        batch_size: int = 1,
+        eval_batch_size: int | None = None,
+        max_length: int = 1024,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        split: str = "hash",
+        split_seed: int = 0,
+        prompt_template: str = DEFAULT_TEMPLATE,
+        speaker_labels: dict[str, str] | None = None,
+        anonymization: str = DEFAULT_ANONYMIZATION,
+        format: str = "auto",
+        fields: dict[str, str] | None = None,
+        topics: list[str] | None = None,
+        skip_invalid: bool = False,
+        group_by_length: bool = True,
+        num_workers: int = 0,
+        cache_dir: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        """
+        Args:
+            paths: Training dialogues: files, directories or glob patterns (AI Hub JSON, JSONL, JSON lists).
+            predict_path: Dialogues to write diaries for (``predict``); summaries not needed.
+            tokenizer: Tokenizer name or directory; the CLI links it to ``model.base_model``.
+            batch_size: Examples per training batch (per device).
+            eval_batch_size: Examples per validation, test and predict batch; defaults to ``batch_size``.
+            max_length: Most tokens of prompt + diary; the oldest turns are dropped to fit.
+            val_fraction: Share of dialogues for validation.
+            test_fraction: Share of dialogues for test.
+            split: ``hash`` pools every file and splits by a stable hash of the dialogue id;
+                ``aihub`` keeps AI Hub's Validation folder as val and carves test from Training.
+            split_seed: Changes which dialogues land in which split; independent of ``seed_everything``.
+            prompt_template: A built-in name (``eeve-diary``, ``eeve-summary``) or a string with ``{dialogue}``.
+            speaker_labels: Names shown for speaker ids in the prompt, e.g. ``{P01: Human, P02: AI}``.
+            anonymization: AI Hub tokens such as ``#@이름#``: ``placeholder`` ((이름)), ``keep`` or ``drop``.
+            format: ``auto`` (by file content), ``aihub``, ``jsonl``, ``json`` (list of records) or ``nikl``.
+            fields: Field names for JSON/JSONL records: keys ``id``, ``dialogue``, ``speaker``, ``text``, ``summary``.
+            topics: Keep only AI Hub dialogues of these topics (e.g. ``개인 및 관계``).
+            skip_invalid: Skip and report bad records instead of stopping.
+            group_by_length: Train on batches of similar length (less padding); off: plain shuffle.
+            num_workers: DataLoader worker processes.
+            cache_dir: Where tokenized splits are kept; defaults to ``~/.cache/diary_lightning``.
+            trust_remote_code: Allow a tokenizer that runs code from its repository.
+        """
+        super().__init__()
+        self.save_hyperparameters()
+        self.template = resolve_template(prompt_template)
+        self.fields = RecordFields(**(fields or {}))
+        self._tokenizer = None
+        self._splits: dict[str, Any] | None = None
+        self.report: dict[str, Any] = {}
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            if not self.hparams.tokenizer:
+                raise ValueError("data.tokenizer is not set (the CLI links it to model.base_model)")
+            self._tokenizer = load_tokenizer(self.hparams.tokenizer, self.hparams.trust_remote_code)
+        return self._tokenizer
+
+    # -- checkpoint: the prompt travels with the adapter --------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "prompt_template": self.template,
+            "speaker_labels": dict(self.hparams.speaker_labels or {}),
+            "anonymization": self.hparams.anonymization,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        saved = (state["prompt_template"], state.get("speaker_labels") or {}, state.get("anonymization"))
+        configured = (self.template, dict(self.hparams.speaker_labels or {}), self.hparams.anonymization)
+        if saved != configured:
+            log.warning("Using the prompt template, speaker labels and anonymization saved in the checkpoint.")
+            self.template = saved[0]
+            self.hparams.speaker_labels = saved[1]
+            self.hparams.anonymization = saved[2] or self.hparams.anonymization
+            self._splits = None
+
+    # -- reading and tokenizing ---------------------------------------------------------------------------
+    def setup(self, stage: str) -> None:
+        if stage in ("fit", "validate", "test"):
+            self.splits()
+        elif stage == "predict" and not self.hparams.predict_path:
+            raise ValueError("predict needs data.predict_path (a file of dialogues to write diaries for)")
+
+    def _read(self, paths: Any, require_summary: bool) -> Any:
+        return read_dialogues(
+            paths,
+            fmt=self.hparams.format,
+            fields=self.fields,
+            require_summary=require_summary,
+            anonymization=self.hparams.anonymization,
+            topics=self.hparams.topics if require_summary else None,
+            skip_invalid=self.hparams.skip_invalid,
+        )
+
+    def _encode(self, dataset: Any, with_targets: bool, desc: str) -> Any:
+        tokenizer, template = self.tokenizer, self.template
+        labels, max_length = self.hparams.speaker_labels, self.hparams.max_length
+
+        def encode(batch: dict[str, list]) -> dict[str, list]:
+            turns = [[Turn(s, t) for s, t in zip(sp, tx)] for sp, tx in zip(batch["speakers"], batch["texts"])]
+            targets = batch["summary"] if with_targets else None
+            return encode_batch(tokenizer, template, turns, targets, max_length, labels)
+
+        return dataset.map(encode, batched=True, batch_size=256, remove_columns=["speakers", "texts"], desc=desc)
+
+    def _cache_key(self, files: list[Path]) -> str:
+        h = self.hparams
+        tokenizer = self.tokenizer
+        parts = {
+            "version": CACHE_VERSION,
+            "files": [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files],
+            "tokenizer": [h.tokenizer, type(tokenizer).__name__, len(tokenizer), tokenizer.eos_token_id],
+            "template": self.template,
+            "options": [h.max_length, h.val_fraction, h.test_fraction, h.split, h.split_seed, h.speaker_labels,
+                        h.anonymization, h.format, h.fields, h.topics, h.skip_invalid],
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+    def _cache_root(self) -> Path:
+        return Path(self.hparams.cache_dir or os.path.expanduser("~/.cache/diary_lightning"))
+
+    def splits(self) -> dict[str, Any]:
+        """Tokenized train/val/test datasets, from the cache when the inputs and settings are unchanged."""
+        if self._splits is not None:
+            return self._splits
+        from datasets import Dataset, DatasetDict, load_from_disk
+
+        from diary_lightning.dialogue import expand_paths
+
+        if not self.hparams.paths:
+            raise ValueError("data.paths is not set: give the training dialogues (files, directories or globs)")
+        files = expand_paths(self.hparams.paths)
+        cached = self._cache_root() / self._cache_key(files)
+        if (cached / "report.json").is_file():
+            log.info("Using tokenized data from the cache: %s", cached)
+            self._splits = dict(load_from_disk(str(cached / "data")))
+            self.report = json.loads((cached / "report.json").read_text())
+            return self._splits
+        result = self._read(self.hparams.paths, require_summary=True)
+        parts = split_dialogues(result.dialogues, self.hparams.val_fraction, self.hparams.test_fraction,
+                                self.hparams.split_seed, self.hparams.split)
+        encoded = DatasetDict({
+            name: self._encode(Dataset.from_dict(_turn_columns(parts[name])), True, f"Tokenizing {name}")
+            for name in SPLITS
+        })
+        too_long = {name: sum(1 for n in ds["input_ids"] if len(n) > self.hparams.max_length) for name, ds in encoded.items()}
+        if any(too_long.values()):
+            # The last turn alone plus the target does not fit: nothing sensible is left to learn from.
+            encoded = DatasetDict({n: ds.filter(lambda e: len(e["input_ids"]) <= self.hparams.max_length)
+                                   for n, ds in encoded.items()})
+        self.report = {
+            "files": result.per_file,
+            "skipped": dict(result.skipped),
+            "problems": [str(p) for p in result.problems[:50]],
+            "turn_mismatches": result.turn_mismatches[:50],
+            "splits": {name: len(ds) for name, ds in encoded.items()},
+            "too_long_dropped": too_long,
+            "turns_cut": {name: sum(1 for c in ds["turns_cut"] if c) for name, ds in encoded.items()},
+        }
+        self._save_cache(encoded, cached)
+        # Read back from the cache: memory-mapped Arrow rather than lists held in RAM.
+        self._splits = dict(load_from_disk(str(cached / "data")))
+        return self._splits
+
+    def _save_cache(self, encoded: Any, target: Path) -> None:
+        """Write to a temporary folder and rename, so an interrupted run never leaves half a cache."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+        try:
+            encoded.save_to_disk(str(tmp / "data"))
+            (tmp / "report.json").write_text(json.dumps(self.report, ensure_ascii=False))
+            os.replace(tmp, target)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not target.exists():  # another process may have finished the same cache first
+                raise
+
+    # -- loaders ------------------------------------------------------------------------------------------
+    def _loader(self, dataset: Any, padding_side: str = "right", **kwargs: Any) -> DataLoader:
+        columns = [c for c in ("input_ids", "labels", "id", "summary") if c in dataset.column_names]
+        return DataLoader(
+            dataset.select_columns(columns),
+            collate_fn=DiaryCollator(self.tokenizer.pad_token_id, padding_side),
+            num_workers=self.hparams.num_workers,
+            **kwargs,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        train = self.splits()["train"]
+        if len(train) == 0:
+            raise ValueError("the train split is empty: add dialogues or lower data.val_fraction/test_fraction")
+        self.train_sampler = LengthGroupedBatchSampler(
+            [len(x) for x in train["input_ids"]], self.hparams.batch_size,
+            # seed_everything exports its seed; the batch order follows it.
+            seed=int(os.environ.get("PL_GLOBAL_SEED", 0)), group_by_length=self.hparams.group_by_length,
+        )
+        return self._loader(train, batch_sampler=self.train_sampler)
+
+    def _eval_batch_size(self) -> int:
+        return self.hparams.eval_batch_size or self.hparams.batch_size
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self.splits()["val"], batch_size=self._eval_batch_size())
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.splits()["test"], batch_size=self._eval_batch_size())
+
+    def predict_dataloader(self) -> DataLoader:
+        from datasets import Dataset
+
+        result = self._read(self.hparams.predict_path, require_summary=False)
+        dataset = self._encode(Dataset.from_dict(_turn_columns(result.dialogues)), False, "Tokenizing predict")
+        return self._loader(dataset, padding_side="left", batch_size=self._eval_batch_size())

@@ -1,0 +1,274 @@
+"""The LightningModule: a (4-bit) causal LM with LoRA adapters; only the adapters train and are saved."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import lightning as L
+import torch
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+OPTIMIZERS = ("adamw", "paged_adamw_8bit", "adamw_8bit")
+SCHEDULERS = ("cosine", "linear", "constant")
+
+
+class AdapterMismatchError(RuntimeError):
+    """A checkpoint whose adapters do not fit the configured model."""
+
+
+def _base_identity(config: Any) -> dict[str, Any]:
+    """What must match between the model an adapter was trained on and the one it is loaded into."""
+    keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+    return {k: getattr(config, k, None) for k in keys}
+
+
+class DiaryLoRAModule(L.LightningModule):
+    def __init__(
+        self,
+        base_model: str,
+        load_in_4bit: bool = True,
+        compute_dtype: str = "bfloat16",
+        double_quant: bool = True,
+        lora_r: int = 16,
+        lora_alpha: int = 32,
+        lora_dropout: float = 0.05,
+        target_modules: list[str] | str = "all-linear",
+        learning_rate: float = 2e-4,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 0,
+        lr_scheduler: str = "cosine",
+        optimizer: str = "adamw",
+        gradient_checkpointing: bool = False,
+        attn_implementation: str | None = "sdpa",
+        trust_remote_code: bool = False,
+        max_new_tokens: int = 256,
+        num_beams: int = 1,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        repetition_penalty: float = 1.0,
+        no_repeat_ngram_size: int = 0,
+    ) -> None:
+        """
+        Args:
+            base_model: Hub id or local directory of the causal LM (and its tokenizer).
+            load_in_4bit: Quantize the frozen base to 4-bit NF4 with bitsandbytes (QLoRA).
+            compute_dtype: dtype of the matmuls and unquantized weights: ``bfloat16`` on GPUs, ``float32`` on CPU.
+            double_quant: Also quantize the quantization constants (saves ~0.4 bit per weight).
+            lora_r: LoRA rank; higher: more capacity, more memory.
+            lora_alpha: LoRA scale numerator (the update is scaled by alpha / r).
+            lora_dropout: Dropout on the LoRA input.
+            target_modules: Layers that get adapters: ``all-linear`` or a list of module names.
+            learning_rate: Peak learning rate of the adapters.
+            weight_decay: AdamW weight decay.
+            warmup_steps: Linear warm-up, in optimizer steps.
+            lr_scheduler: After warm-up: ``cosine`` or ``linear`` decay to zero, or ``constant``.
+            optimizer: ``adamw`` (torch), ``adamw_8bit`` or ``paged_adamw_8bit`` (bitsandbytes, GPU).
+            gradient_checkpointing: Recompute activations in backward (non-reentrant): much less memory, ~30% slower.
+            attn_implementation: transformers attention kernel (``sdpa``, ``eager``, ``flash_attention_2``).
+            trust_remote_code: Allow a model repository to run its own code; off unless you trust it.
+            max_new_tokens: Longest diary generated, in tokens.
+            num_beams: Beam search width (1: greedy).
+            do_sample: Sample instead of greedy/beam search.
+            temperature: Sampling temperature (with ``do_sample``).
+            top_p: Nucleus sampling mass (with ``do_sample``).
+            repetition_penalty: >1 discourages repeating tokens.
+            no_repeat_ngram_size: Forbid repeating n-grams of this size (0: off).
+        """
+        super().__init__()
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"model.optimizer={optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+        if lr_scheduler not in SCHEDULERS:
+            raise ValueError(f"model.lr_scheduler={lr_scheduler!r}: expected one of {', '.join(SCHEDULERS)}")
+        if compute_dtype not in DTYPES:
+            raise ValueError(f"model.compute_dtype={compute_dtype!r}: expected one of {', '.join(DTYPES)}")
+        self.save_hyperparameters()
+        self.model: Any = None
+        # The frozen base is not in the checkpoint, so loading one must not demand its keys;
+        # on_load_checkpoint checks the adapter keys itself.
+        self.strict_loading = False
+
+    # -- building the model -------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        """Load the base here, not in ``__init__``: Lightning calls this on each process with its own device
+        known, so under DDP every rank loads its own 4-bit copy onto its own GPU."""
+        if self.model is not None:
+            return
+        device = self.trainer.strategy.root_device if self._trainer is not None else torch.device("cpu")
+        self.model = build_model(self.hparams, device)
+
+    # -- steps --------------------------------------------------------------------------------------------
+    def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+        # Tokens scored after the shift inside the model: this weights the epoch mean per token.
+        n_tokens = int((batch["labels"][:, 1:] != -100).sum())
+        return out.loss, n_tokens
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, n_tokens = self._loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=max(n_tokens, 1))
+        self.log("train/tokens", float(batch["attention_mask"].sum()), reduce_fx="sum", on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        loss, n_tokens = self._loss(batch)
+        self.log("val/loss", loss, prog_bar=True, batch_size=max(n_tokens, 1), sync_dist=True)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        loss, n_tokens = self._loss(batch)
+        self.log("test/loss", loss, batch_size=max(n_tokens, 1), sync_dist=True)
+
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[list[str], list[bool]]:
+        """Diaries for left-padded prompts, and whether each hit ``max_new_tokens`` before EOS."""
+        h = self.hparams
+        tokenizer = self.trainer.datamodule.tokenizer
+        sampling = {"temperature": h.temperature, "top_p": h.top_p} if h.do_sample else {}
+        out = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            max_new_tokens=h.max_new_tokens,
+            num_beams=h.num_beams,
+            do_sample=h.do_sample,
+            repetition_penalty=h.repetition_penalty,
+            no_repeat_ngram_size=h.no_repeat_ngram_size,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+            use_cache=True,
+            **sampling,
+        )
+        new = out[:, input_ids.shape[1] :]
+        ended = (new == tokenizer.eos_token_id).any(dim=1)
+        texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+        return [t.strip() for t in texts], [not e for e in ended.tolist()]
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
+        diaries, truncated = self.generate(batch["input_ids"], batch["attention_mask"])
+        return [{"id": i, "diary": d, "truncated": t} for i, d, t in zip(batch["id"], diaries, truncated)]
+
+    # -- optimization -------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        h = self.hparams
+        params = [p for p in self.parameters() if p.requires_grad]
+        if h.optimizer == "adamw":
+            optimizer = torch.optim.AdamW(params, lr=h.learning_rate, weight_decay=h.weight_decay)
+        else:
+            import bitsandbytes as bnb
+
+            cls = bnb.optim.PagedAdamW8bit if h.optimizer == "paged_adamw_8bit" else bnb.optim.AdamW8bit
+            optimizer = cls(params, lr=h.learning_rate, weight_decay=h.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup, kind = h.warmup_steps, h.lr_scheduler
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            if kind == "cosine":
+                return 0.5 * (1.0 + math.cos(math.pi * progress))
+            return 1.0 - progress if kind == "linear" else 1.0
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- checkpoints: adapters only -----------------------------------------------------------------------
+    def adapter_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if _is_adapter_key(k)}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if _is_adapter_key(k)}
+        checkpoint["diary_lightning"] = {
+            "base_model": self.hparams.base_model,
+            "base_identity": _base_identity(self.model.config),
+            "lora": {"r": self.hparams.lora_r, "alpha": self.hparams.lora_alpha,
+                     "target_modules": self.hparams.target_modules},
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        check_adapter_checkpoint(checkpoint, self)
+
+
+def _is_adapter_key(key: str) -> bool:
+    return "lora_" in key
+
+
+def check_adapter_checkpoint(checkpoint: dict[str, Any], module: DiaryLoRAModule) -> None:
+    """Refuse a checkpoint whose adapters would not load fully into ``module``.
+
+    Loading is not strict (the base is not saved), so without this check a checkpoint
+    from another base model or LoRA shape would load nothing and say nothing.
+    """
+    meta = checkpoint.get("diary_lightning")
+    saved = checkpoint.get("state_dict", {})
+    expected = module.adapter_state_dict()
+    where = f"the checkpoint (base {meta['base_model'] if meta else 'unknown'}, LoRA {meta['lora'] if meta else 'unknown'})"
+    here = (f"the configured model (base {module.hparams.base_model}, LoRA r={module.hparams.lora_r}, "
+            f"alpha={module.hparams.lora_alpha}, target_modules={module.hparams.target_modules})")
+    if meta is None:
+        raise AdapterMismatchError("the checkpoint was not written by diary_lightning (no adapter metadata)")
+    if meta["base_identity"] != _base_identity(module.model.config):
+        raise AdapterMismatchError(
+            f"{where} was trained on a model of shape {meta['base_identity']}, but {here} has shape "
+            f"{_base_identity(module.model.config)}. Set model.base_model to the base the adapter was trained on."
+        )
+    missing = sorted(set(expected) - set(saved))
+    unexpected = sorted(set(saved) - set(expected))
+    wrong_shape = [k for k in set(saved) & set(expected) if saved[k].shape != expected[k].shape]
+    if missing or unexpected or wrong_shape:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} adapter weight(s) missing, e.g. {missing[0]}")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+        if wrong_shape:
+            detail.append(f"{len(wrong_shape)} of another shape, e.g. {wrong_shape[0]}: "
+                          f"{tuple(saved[wrong_shape[0]].shape)} vs {tuple(expected[wrong_shape[0]].shape)}")
+        raise AdapterMismatchError(f"{where} does not fit {here}: " + "; ".join(detail))
+
+
+def build_model(hparams: Any, device: torch.device) -> Any:
+    """The base model, quantized if asked, with fresh LoRA adapters; only the adapters require grad."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    dtype = DTYPES[hparams.compute_dtype]
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": hparams.trust_remote_code}
+    if hparams.attn_implementation:
+        kwargs["attn_implementation"] = hparams.attn_implementation
+    if hparams.load_in_4bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=hparams.double_quant,
+            bnb_4bit_compute_dtype=dtype,
+        )
+        # Bound to this process's device: "auto" would spread one rank's copy over every GPU.
+        index = device.index if device.type == "cuda" else None
+        kwargs["device_map"] = {"": index if index is not None else device.type}
+    model = AutoModelForCausalLM.from_pretrained(hparams.base_model, **kwargs)
+    model.config.use_cache = False
+    checkpointing = {"use_reentrant": False}
+    if hparams.load_in_4bit:
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=hparams.gradient_checkpointing,
+            gradient_checkpointing_kwargs=checkpointing,
+        )
+    else:
+        model.requires_grad_(False)
+        if hparams.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
+    if hparams.gradient_checkpointing:
+        # With a frozen embedding no checkpointed input requires grad, and the adapters would get none.
+        model.enable_input_require_grads()
+    lora = LoraConfig(
+        r=hparams.lora_r,
+        lora_alpha=hparams.lora_alpha,
+        lora_dropout=hparams.lora_dropout,
+        target_modules=hparams.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
