@@ -1,0 +1,89 @@
+"""Shared fixtures: a tiny random Llama and tokenizer built once per session, and tiny-run configs."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from diary_lightning.tiny import build_tiny_model, sample_data_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_model_dir: Path) -> Any:
+    from diary_lightning.data import load_tokenizer
+
+    return load_tokenizer(str(tiny_model_dir))
+
+
+@pytest.fixture(scope="session")
+def sample_dialogues() -> Path:
+    return sample_data_path()
+
+
+@pytest.fixture(scope="session")
+def sample_chats() -> Path:
+    return sample_data_path("sample_chats.jsonl")
+
+
+@pytest.fixture(scope="session")
+def aihub_sample() -> Path:
+    """AI Hub's own validation sample, which may not be copied into the project: read where it lies."""
+    path = Path(os.environ.get("DIARY_AIHUB_SAMPLE", ROOT.parent / "shared" / "aihub-sample"))
+    if not path.is_dir():
+        pytest.skip(f"AI Hub sample not found at {path} (set DIARY_AIHUB_SAMPLE)")
+    return path
+
+
+def tiny_config(tmp_path: Path, model_dir: Path, **overrides: Any) -> Path:
+    """configs/tiny.yaml with every output under ``tmp_path`` and ``overrides`` merged in
+    (dotted keys: ``{"trainer.max_steps": 4}``). Returns the path of the written YAML."""
+    config = yaml.safe_load((ROOT / "configs" / "tiny.yaml").read_text())
+    run = tmp_path / "run"
+    trainer = config["trainer"]
+    trainer["default_root_dir"] = str(run)
+    trainer["logger"]["init_args"]["save_dir"] = str(run)
+    trainer["enable_progress_bar"] = False
+    trainer["enable_model_summary"] = False
+    for callback in trainer["callbacks"]:
+        if "dirpath" in callback.get("init_args", {}):
+            callback["init_args"]["dirpath"] = str(run / "checkpoints")
+    config["model"]["base_model"] = str(model_dir)
+    config["data"]["paths"] = [str(sample_data_path())]
+    config["data"]["predict_path"] = str(sample_data_path("sample_chats.jsonl"))
+    config["data"]["cache_dir"] = str(tmp_path / "cache")
+    for dotted, value in overrides.items():
+        node = config
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = copy.deepcopy(value)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, tiny_model_dir: Path):
+    def make(**overrides: Any) -> Path:
+        return tiny_config(tmp_path, tiny_model_dir, **overrides)
+
+    return make
+
+
+def run_cli(*args: str) -> None:
+    """Run the CLI in this process, as ``python -m diary_lightning ARGS`` would."""
+    from diary_lightning.cli import main
+
+    main(list(args))
