@@ -65,6 +65,15 @@ class DiaryCLI(LightningCLI):
     def subcommands() -> dict[str, set[str]]:
         return {**LightningCLI.subcommands(), "preprocess": {"model", "datamodule"}}
 
+    def _parse_ckpt_path(self) -> None:
+        """Keep the configuration the user gave.
+
+        LightningCLI would replace every ``model.*`` setting with the hyperparameters stored in
+        ``--ckpt_path``, silently undoing e.g. ``--model.max_new_tokens`` at predict time. Here the
+        checkpoint is instead checked against the configured model (``check_adapter_checkpoint``),
+        and a mismatch is an error that names both.
+        """
+
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_argument("--output", type=str | None, default=None,
                             help="predict: JSONL file for the diaries (default: DEFAULT_ROOT_DIR/predictions.jsonl)")

@@ -28,6 +28,32 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1  # bump when the cached columns change
 
 
+def _encoded_features() -> Any:
+    from datasets import Features, Sequence, Value
+
+    # Declared, not inferred, so that an empty split still has every column.
+    return Features({
+        "id": Value("string"), "summary": Value("string"),
+        "input_ids": Sequence(Value("int32")), "labels": Sequence(Value("int32")),
+        **{name: Value("int32") for name in ("prompt_length", "target_length", "turns_cut", "num_turns")},
+    })
+
+
+def _empty_split() -> Any:
+    from datasets import Dataset
+
+    features = _encoded_features()
+    return Dataset.from_dict({name: [] for name in features}, features=features)
+
+
+def _load_splits(path: Path) -> dict[str, Any]:
+    from datasets import load_from_disk
+
+    # Empty splits are not saved: datasets cannot load an empty one back.
+    saved = dict(load_from_disk(str(path)))
+    return {name: saved.get(name, _empty_split()) for name in SPLITS}
+
+
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
@@ -191,7 +217,10 @@ class DiaryDataModule(L.LightningDataModule):
             targets = batch["summary"] if with_targets else None
             return encode_batch(tokenizer, template, turns, targets, max_length, labels)
 
-        return dataset.map(encode, batched=True, batch_size=256, remove_columns=["speakers", "texts"], desc=desc)
+        if len(dataset) == 0:  # map() never calls encode on an empty dataset
+            return _empty_split()
+        return dataset.map(encode, batched=True, batch_size=256, remove_columns=["speakers", "texts"], desc=desc,
+                           features=_encoded_features())
 
     def _cache_key(self, files: list[Path]) -> str:
         h = self.hparams
@@ -213,7 +242,7 @@ class DiaryDataModule(L.LightningDataModule):
         """Tokenized train/val/test datasets, from the cache when the inputs and settings are unchanged."""
         if self._splits is not None:
             return self._splits
-        from datasets import Dataset, DatasetDict, load_from_disk
+        from datasets import Dataset
 
         from diary_lightning.dialogue import expand_paths
 
@@ -223,20 +252,20 @@ class DiaryDataModule(L.LightningDataModule):
         cached = self._cache_root() / self._cache_key(files)
         if (cached / "report.json").is_file():
             log.info("Using tokenized data from the cache: %s", cached)
-            self._splits = dict(load_from_disk(str(cached / "data")))
+            self._splits = _load_splits(cached / "data")
             self.report = json.loads((cached / "report.json").read_text())
             return self._splits
         result = self._read(self.hparams.paths, require_summary=True)
         parts = split_dialogues(result.dialogues, self.hparams.val_fraction, self.hparams.test_fraction,
                                 self.hparams.split_seed, self.hparams.split)
-        encoded = DatasetDict({
+        encoded = dict({
             name: self._encode(Dataset.from_dict(_turn_columns(parts[name])), True, f"Tokenizing {name}")
             for name in SPLITS
         })
         too_long = {name: sum(1 for n in ds["input_ids"] if len(n) > self.hparams.max_length) for name, ds in encoded.items()}
         if any(too_long.values()):
             # The last turn alone plus the target does not fit: nothing sensible is left to learn from.
-            encoded = DatasetDict({n: ds.filter(lambda e: len(e["input_ids"]) <= self.hparams.max_length)
+            encoded = dict({n: ds.filter(lambda e: len(e["input_ids"]) <= self.hparams.max_length)
                                    for n, ds in encoded.items()})
         self.report = {
             "files": result.per_file,
@@ -249,15 +278,17 @@ class DiaryDataModule(L.LightningDataModule):
         }
         self._save_cache(encoded, cached)
         # Read back from the cache: memory-mapped Arrow rather than lists held in RAM.
-        self._splits = dict(load_from_disk(str(cached / "data")))
+        self._splits = _load_splits(cached / "data")
         return self._splits
 
     def _save_cache(self, encoded: Any, target: Path) -> None:
         """Write to a temporary folder and rename, so an interrupted run never leaves half a cache."""
+        from datasets import DatasetDict
+
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
         try:
-            encoded.save_to_disk(str(tmp / "data"))
+            DatasetDict({name: ds for name, ds in encoded.items() if len(ds)}).save_to_disk(str(tmp / "data"))
             (tmp / "report.json").write_text(json.dumps(self.report, ensure_ascii=False))
             os.replace(tmp, target)
         except OSError:

@@ -1,0 +1,92 @@
+"""Prompt rendering, label masking token by token, truncation, and splits."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from diary_lightning.dialogue import Dialogue, Turn
+from diary_lightning.encoding import IGNORE_INDEX, encode_batch
+from diary_lightning.prompts import TEMPLATES, render_prompt, resolve_template
+from diary_lightning.splits import assign_split, split_dialogues
+
+TURNS = [Turn("P01", "오늘 회사에서 발표했어"), Turn("P02", "잘 됐어?"), Turn("P01", "응 칭찬 받았어 ㅋㅋ")]
+TARGET = "오늘 회사에서 발표를 했는데 칭찬을 받아서 뿌듯했다."
+
+
+def test_default_template_is_eeve_with_the_dialogue():
+    prompt = render_prompt(TEMPLATES["eeve-diary"], TURNS, {"P01": "Human"})
+    assert prompt.startswith("A chat between a curious user and an artificial intelligence assistant.")
+    assert "\nHuman: " in prompt and prompt.endswith("\nAssistant:\n")
+    assert "Human: 오늘 회사에서 발표했어\nP02: 잘 됐어?" in prompt
+
+
+def test_template_errors():
+    with pytest.raises(ValueError, match="dialogue"):
+        resolve_template("no field here")
+    assert resolve_template("대화: {dialogue}\n일기:") == "대화: {dialogue}\n일기:"
+
+
+def test_labels_mask_prompt_and_keep_target_and_eos(tokenizer):
+    template = TEMPLATES["eeve-diary"]
+    out = encode_batch(tokenizer, template, [TURNS], [TARGET], max_length=1024)
+    ids, labels = out["input_ids"][0], out["labels"][0]
+    prompt_ids = tokenizer(render_prompt(template, TURNS))["input_ids"]
+    target_ids = tokenizer(TARGET, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    assert ids == prompt_ids + target_ids
+    assert out["prompt_length"] == [len(prompt_ids)]
+    for position, (token, label) in enumerate(zip(ids, labels)):
+        expected = IGNORE_INDEX if position < len(prompt_ids) else token
+        assert label == expected, position
+    assert labels[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode([t for t in labels if t != IGNORE_INDEX], skip_special_tokens=True) == TARGET
+
+
+def test_prediction_encoding_is_the_prompt_alone(tokenizer):
+    out = encode_batch(tokenizer, TEMPLATES["eeve-diary"], [TURNS], None, max_length=1024)
+    assert out["input_ids"][0] == tokenizer(render_prompt(TEMPLATES["eeve-diary"], TURNS))["input_ids"]
+    assert out["target_length"] == [0]
+
+
+def test_too_long_drops_oldest_turns_and_keeps_target(tokenizer):
+    template = TEMPLATES["eeve-summary"]
+    long_turns = [Turn("P01" if i % 2 else "P02", f"{i}번째 이야기인데 꽤 길게 말을 하고 있어") for i in range(30)]
+    full = encode_batch(tokenizer, template, [long_turns], [TARGET], max_length=4096)
+    limit = full["prompt_length"][0] - 60 + full["target_length"][0]
+    out = encode_batch(tokenizer, template, [long_turns], [TARGET], max_length=limit)
+    cut = out["turns_cut"][0]
+    assert cut > 0 and len(out["input_ids"][0]) <= limit
+    # Exactly the newest turns are kept, and keeping one more would not fit.
+    kept = tokenizer(render_prompt(template, long_turns[cut:]))["input_ids"]
+    assert out["input_ids"][0][: len(kept)] == kept
+    one_more = tokenizer(render_prompt(template, long_turns[cut - 1 :]))["input_ids"]
+    assert len(one_more) + out["target_length"][0] > limit
+    target = [t for t in out["labels"][0] if t != IGNORE_INDEX]
+    assert tokenizer.decode(target, skip_special_tokens=True) == TARGET
+    assert render_prompt(template, [])[:40] in tokenizer.decode(out["input_ids"][0])
+
+
+def _dialogues(n: int) -> list[Dialogue]:
+    return [Dialogue(f"dlg-{i:05d}", (Turn("A", "x"),), "s") for i in range(n)]
+
+
+def test_split_is_stable_under_file_order_and_close_to_fractions():
+    dialogues = _dialogues(4000)
+    shuffled = dialogues[:]
+    random.Random(1).shuffle(shuffled)
+    a = split_dialogues(dialogues)
+    b = split_dialogues(shuffled)
+    assert {k: {d.id for d in v} for k, v in a.items()} == {k: {d.id for d in v} for k, v in b.items()}
+    assert abs(len(a["train"]) / 4000 - 0.70) < 0.03
+    assert abs(len(a["val"]) / 4000 - 0.15) < 0.03
+    # Adding dialogues never moves an existing one.
+    more = split_dialogues(dialogues + _dialogues(5000)[4000:])
+    assert {d.id for d in a["test"]} <= {d.id for d in more["test"]}
+
+
+def test_split_depends_on_seed_and_validates_fractions():
+    ids = [f"x{i}" for i in range(200)]
+    assert [assign_split(i, 0.15, 0.15, 0) for i in ids] != [assign_split(i, 0.15, 0.15, 1) for i in ids]
+    with pytest.raises(ValueError, match="sum to less than 1"):
+        split_dialogues(_dialogues(3), 0.6, 0.5)
