@@ -130,7 +130,7 @@ class DiaryDataModule(L.LightningDataModule):
             val_generate_samples: Val dialogues the model writes diaries for at each scored validation, chosen
                 by a stable hash of their ids (0: none). Not capped by ``trainer.limit_val_batches``.
             test_generate_samples: Test dialogues written and scored by ``test``, chosen the same way
-                (null: the whole test split).
+                (0: none; null: the whole test split).
             group_by_length: Train on batches of similar length (less padding); off: plain shuffle.
             num_workers: DataLoader worker processes.
             cache_dir: Where tokenized splits are kept; defaults to ``~/.cache/diary_lightning``.
