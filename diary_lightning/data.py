@@ -25,7 +25,7 @@ from diary_lightning.splits import SPLITS, split_dialogues
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1  # bump when the cached columns change
+CACHE_VERSION = 2  # bump when the cached columns change
 
 
 def _encoded_features() -> Any:
@@ -34,6 +34,7 @@ def _encoded_features() -> Any:
     # Declared, not inferred, so that an empty split still has every column.
     return Features({
         "id": Value("string"), "summary": Value("string"),
+        "speakers": Sequence(Value("string")), "texts": Sequence(Value("string")),
         "input_ids": Sequence(Value("int32")), "labels": Sequence(Value("int32")),
         **{name: Value("int32") for name in ("prompt_length", "target_length", "turns_cut", "num_turns")},
     })
@@ -91,7 +92,7 @@ class DiaryCollator:
             if "labels" in example:
                 labels[row, cols] = torch.tensor(example["labels"])
         batch.update(input_ids=ids, attention_mask=mask, labels=labels)
-        for key in ("id", "summary"):
+        for key in ("id", "summary", "dialogue"):
             if key in examples[0]:
                 batch[key] = [e[key] for e in examples]
         return batch
@@ -126,6 +127,8 @@ class DiaryDataModule(L.LightningDataModule):
         fields: dict[str, str] | None = None,
         topics: list[str] | None = None,
         skip_invalid: bool = False,
+        val_generate_samples: int = 32,
+        test_generate_samples: int | None = 128,
         group_by_length: bool = True,
         num_workers: int = 0,
         cache_dir: str | None = None,
@@ -151,6 +154,10 @@ class DiaryDataModule(L.LightningDataModule):
             fields: Field names for JSON/JSONL records: keys ``id``, ``dialogue``, ``speaker``, ``text``, ``summary``.
             topics: Keep only AI Hub dialogues of these topics (e.g. ``개인 및 관계``).
             skip_invalid: Skip and report bad records instead of stopping.
+            val_generate_samples: Val dialogues the model writes diaries for at each scored validation, chosen
+                by a stable hash of their ids (0: none). Not capped by ``trainer.limit_val_batches``.
+            test_generate_samples: Test dialogues written and scored by ``test``, chosen the same way
+                (0: none; null: the whole test split).
             group_by_length: Train on batches of similar length (less padding); off: plain shuffle.
             num_workers: DataLoader worker processes.
             cache_dir: Where tokenized splits are kept; defaults to ``~/.cache/diary_lightning``.
@@ -162,6 +169,7 @@ class DiaryDataModule(L.LightningDataModule):
         self.fields = RecordFields(**(fields or {}))
         self._tokenizer = None
         self._splits: dict[str, Any] | None = None
+        self._generation_sets: dict[str, list[dict[str, Any]]] = {}
         self.report: dict[str, Any] = {}
 
     @property
@@ -189,6 +197,7 @@ class DiaryDataModule(L.LightningDataModule):
             self.hparams.speaker_labels = saved[1]
             self.hparams.anonymization = saved[2] or self.hparams.anonymization
             self._splits = None
+            self._generation_sets = {}
 
     # -- reading and tokenizing ---------------------------------------------------------------------------
     def setup(self, stage: str) -> None:
@@ -219,8 +228,8 @@ class DiaryDataModule(L.LightningDataModule):
 
         if len(dataset) == 0:  # map() never calls encode on an empty dataset
             return _empty_split()
-        return dataset.map(encode, batched=True, batch_size=256, remove_columns=["speakers", "texts"], desc=desc,
-                           features=_encoded_features())
+        # The turns stay beside the tokens: the generated-diary table shows the dialogue as text.
+        return dataset.map(encode, batched=True, batch_size=256, desc=desc, features=_encoded_features())
 
     def _cache_key(self, files: list[Path]) -> str:
         h = self.hparams
@@ -325,6 +334,26 @@ class DiaryDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.splits()["test"], batch_size=self._eval_batch_size())
+
+    def generation_dataloader(self, split: str, rank: int = 0, world_size: int = 1) -> DataLoader | None:
+        """Left-padded prompts of the fixed generation subset of ``split`` (``val`` or ``test``) with their
+        reference diaries and dialogue text; rank ``r`` of ``world_size`` gets positions ``r, r + W, ...``.
+        None when generation is off for the split.
+
+        Lightning does not drive this loader, so ``trainer.limit_val_batches`` caps the val/loss batches
+        only and the generation subset stays the same however often or briefly validation runs.
+        """
+        size = self.hparams.val_generate_samples if split == "val" else self.hparams.test_generate_samples
+        if size == 0:
+            return None
+        if split not in self._generation_sets:
+            from diary_lightning.evaluation import generation_subset
+
+            self._generation_sets[split] = generation_subset(self.splits()[split], size, self.hparams.speaker_labels)
+        subset = self._generation_sets[split][rank::world_size]
+        # A few dozen prompts: starting worker processes would cost more than it saves.
+        return DataLoader(subset, batch_size=self._eval_batch_size(),
+                          collate_fn=DiaryCollator(self.tokenizer.pad_token_id, "left"))
 
     def predict_dataloader(self) -> DataLoader:
         from datasets import Dataset

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
+
+from diary_lightning import evaluation
+from diary_lightning.metrics import DEFAULT_ROUGE_TOKENIZER, ROUGE_TOKENIZERS, get_rouge_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,8 @@ class DiaryLoRAModule(L.LightningModule):
         top_p: float = 1.0,
         repetition_penalty: float = 1.0,
         no_repeat_ngram_size: int = 0,
+        generate_every_n_val: int = 1,
+        rouge_tokenizer: str = DEFAULT_ROUGE_TOKENIZER,
     ) -> None:
         """
         Args:
@@ -78,6 +85,10 @@ class DiaryLoRAModule(L.LightningModule):
             top_p: Nucleus sampling mass (with ``do_sample``).
             repetition_penalty: >1 discourages repeating tokens.
             no_repeat_ngram_size: Forbid repeating n-grams of this size (0: off).
+            generate_every_n_val: During fit, write and score diaries for the fixed subset of the val split
+                (``data.val_generate_samples``) at every n-th validation; ``validate`` always does.
+            rouge_tokenizer: Units ROUGE counts: ``char`` (syllables, no dependency), ``eojeol`` (words)
+                or ``morpheme`` (kiwipiepy, the ``korean`` extra).
         """
         super().__init__()
         if optimizer not in OPTIMIZERS:
@@ -86,11 +97,18 @@ class DiaryLoRAModule(L.LightningModule):
             raise ValueError(f"model.lr_scheduler={lr_scheduler!r}: expected one of {', '.join(SCHEDULERS)}")
         if compute_dtype not in DTYPES:
             raise ValueError(f"model.compute_dtype={compute_dtype!r}: expected one of {', '.join(DTYPES)}")
+        if generate_every_n_val < 1:
+            raise ValueError(f"model.generate_every_n_val={generate_every_n_val}: expected 1 or more "
+                             "(set data.val_generate_samples: 0 to turn generation off)")
+        if rouge_tokenizer not in ROUGE_TOKENIZERS:
+            raise ValueError(f"model.rouge_tokenizer={rouge_tokenizer!r}: expected one of {', '.join(ROUGE_TOKENIZERS)}")
+        get_rouge_tokenizer(rouge_tokenizer)  # a missing kiwipiepy fails here, not at the first validation
         self.save_hyperparameters()
         self.model: Any = None
         # The frozen base is not in the checkpoint, so loading one must not demand its keys;
         # on_load_checkpoint checks the adapter keys itself.
         self.strict_loading = False
+        self._validations = 0
 
     # -- building the model -------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -144,6 +162,47 @@ class DiaryLoRAModule(L.LightningModule):
         ended = (new == tokenizer.eos_token_id).any(dim=1)
         texts = tokenizer.batch_decode(new, skip_special_tokens=True)
         return [t.strip() for t in texts], [not e for e in ended.tolist()]
+
+    # -- generated diaries, scored ----------------------------------------------------------------------
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            # One unscored batch: a generation setup that fails, fails before training rather than at the
+            # first validation, possibly hours in.
+            self._generations("val", max_batches=1)
+            return
+        self._validations += 1
+        if self.trainer.state.fn != TrainerFn.FITTING or self._validations % self.hparams.generate_every_n_val == 0:
+            self._score_generations("val")
+
+    def on_test_epoch_end(self) -> None:
+        rows = self._score_generations("test")
+        if rows and self.trainer.is_global_zero:
+            evaluation.write_generations(Path(self.trainer.log_dir or ".") / "test_generations.jsonl",
+                                         rows, self.hparams.rouge_tokenizer)
+
+    def _generations(self, split: str, max_batches: int | None = None) -> list[dict[str, Any]] | None:
+        loader = self.trainer.datamodule.generation_dataloader(split, self.global_rank, self.trainer.world_size)
+        if loader is None:
+            return None
+        rows = evaluation.generate_rows(self, loader, max_batches)
+        return evaluation.gather_rows(rows, self.global_rank, self.trainer.world_size)
+
+    def _score_generations(self, split: str) -> list[dict[str, Any]] | None:
+        """Generate for the split's fixed subset; log ``SPLIT/rouge1 ... SPLIT/truncated_frac`` and the sample table."""
+        rows = self._generations(split)
+        if not rows:
+            if rows is not None:
+                log.warning("the %s split is empty: no diaries generated to score", split)
+            return rows
+        # Every rank scores the same gathered rows, so the values agree without a reduction.
+        scores = evaluation.corpus_scores(rows, self.hparams.rouge_tokenizer)
+        self.log_dict({f"{split}/{key}": value for key, value in scores.items()})
+        if self.trainer.is_global_zero:
+            # The step Lightning gives the scalars logged here (one less than global_step during fit),
+            # so the table sits beside them in TensorBoard.
+            step = self.trainer.fit_loop.epoch_loop._batches_that_stepped
+            evaluation.log_samples_table(self.loggers, f"{split}/samples", rows, step)
+        return rows
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         diaries, truncated = self.generate(batch["input_ids"], batch["attention_mask"])

@@ -1,0 +1,203 @@
+"""Generated diaries during validation and test: the fixed subset, the scores and table in TensorBoard,
+the test JSONL, and the untuned base model as the baseline."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+from diary_lightning import evaluation
+from diary_lightning.data import DiaryDataModule
+from diary_lightning.metrics import METRIC_KEYS, score_pair
+from tests.conftest import run_cli
+
+ROW_KEYS = {"id", "reference", "diary", "truncated", *METRIC_KEYS}
+
+
+def _events(run: Path) -> EventAccumulator:
+    (path,) = run.glob("events.out.tfevents.*")
+    # 0: keep every event; the defaults sample tensors (where text lives) down to 10.
+    accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def _table_rows(markdown: str) -> list[list[str]]:
+    lines = markdown.splitlines()
+    assert lines[0] == "| id | dialogue | reference | diary |"
+    return [line.strip("|").strip().split(" | ") for line in lines[2:]]
+
+
+def test_fit_logs_scores_and_sample_table_each_scored_validation(make_config, tmp_path):
+    config = make_config(**{
+        "trainer.max_steps": 4,
+        "trainer.val_check_interval": 1,
+        "trainer.limit_val_batches": 1,   # caps the val/loss batches, not the generation subset
+        "trainer.num_sanity_val_steps": 0,
+        "data.eval_batch_size": 2,
+        "data.val_generate_samples": 5,   # 3 generation batches of 2
+        "model.generate_every_n_val": 2,
+        "model.max_new_tokens": 8,
+        "model.rouge_tokenizer": "eojeol",
+    })
+    run_cli("fit", "--config", str(config))
+
+    version = tmp_path / "run" / "tensorboard" / "version_0"
+    events = _events(version)
+    tags = events.Tags()
+    for tag in ("val/loss", "val/rouge1", "val/rouge2", "val/rougeL", "val/chrf", "val/truncated_frac"):
+        assert tag in tags["scalars"], tag
+    assert "val/samples/text_summary" in tags["tensors"]
+
+    # Four validations; diaries scored at the 2nd and 4th only.
+    assert [e.step for e in events.Scalars("val/loss")] == [0, 1, 2, 3]
+    assert [e.step for e in events.Scalars("val/rougeL")] == [1, 3]
+    assert all(0.0 <= e.value <= 1.0 for e in events.Scalars("val/truncated_frac"))
+
+    tables = events.Tensors("val/samples/text_summary")
+    assert [t.step for t in tables] == [1, 3]  # beside the scores
+    rows = _table_rows(tables[-1].tensor_proto.string_val[0].decode())
+    # limit_val_batches=1 would have left one batch of 2: the subset is generated in full.
+    assert len(rows) == evaluation.TABLE_ROWS
+    references = {d["body"]["summary"] for d in json.loads(Path(yaml.safe_load(config.read_text())["data"]["paths"][0])
+                                                             .read_text())["data"]}
+    assert all(row[2] in references for row in rows)
+    # tiny.yaml maps P01 to Human and leaves P02 as it is.
+    assert all("Human: " in row[1] and "P01:" not in row[1] for row in rows)
+
+    hparams = yaml.safe_load((version / "hparams.yaml").read_text())
+    assert hparams["rouge_tokenizer"] == "eojeol"
+    assert hparams["val_generate_samples"] == 5
+    start = HParamsPluginData.FromString(events.PluginTagToContent("hparams")["_hparams_/session_start_info"])
+    assert start.session_start_info.hparams["rouge_tokenizer"].string_value == "eojeol"
+
+
+def test_test_without_checkpoint_writes_scored_generations(make_config, tmp_path):
+    config = make_config(**{"data.test_generate_samples": 3, "data.eval_batch_size": 2, "model.max_new_tokens": 6})
+    run_cli("test", "--config", str(config))
+
+    version = tmp_path / "run" / "tensorboard" / "version_0"
+    path = version / "test_generations.jsonl"
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == 3
+    assert all(set(r) == ROW_KEYS for r in records)
+    assert len({r["id"] for r in records}) == 3
+    for record in records:
+        assert record["reference"]
+        scores = score_pair(record["diary"], record["reference"])
+        assert {k: record[k] for k in METRIC_KEYS} == pytest.approx(scores)
+    assert sorted(p.name for p in version.iterdir() if p.name.startswith(".")) == []  # no temp file left
+
+    tags = _events(version).Tags()
+    for tag in ("test/loss", "test/rougeL", "test/chrf", "test/truncated_frac"):
+        assert tag in tags["scalars"], tag
+    assert "test/samples/text_summary" in tags["tensors"]
+
+
+def test_fresh_adapters_leave_the_base_model_unchanged(tiny_model_dir, tokenizer):
+    """validate/test without --ckpt_path score the base model: LoRA's B starts at zero."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from diary_lightning.model import DiaryLoRAModule
+
+    module = DiaryLoRAModule(str(tiny_model_dir), compute_dtype="float32", lora_r=8, lora_alpha=16)
+    module.configure_model()
+    module.eval()
+    quantized = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                   bnb_4bit_compute_dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32,
+                                                quantization_config=quantized, device_map={"": "cpu"}).eval()
+    ids = torch.tensor([tokenizer("Human: 오늘 영화 봤어\nAI: 재밌었어?")["input_ids"]])
+    with torch.no_grad():
+        tuned, plain = module.model(input_ids=ids).logits, base(input_ids=ids).logits
+    lora_b = [p for name, p in module.model.named_parameters() if "lora_B" in name]
+    assert lora_b and all(not p.any() for p in lora_b)
+    assert not torch.equal(plain, torch.zeros_like(plain))
+    torch.testing.assert_close(tuned, plain, rtol=0, atol=0)
+
+
+def test_speaker_labels_reach_the_prompt(tmp_path, tiny_model_dir, sample_dialogues, tokenizer):
+    def val_prompt(labels):
+        data = DiaryDataModule(paths=[str(sample_dialogues)], tokenizer=str(tiny_model_dir), speaker_labels=labels,
+                               cache_dir=str(tmp_path / "cache"), val_generate_samples=2)
+        data.setup("validate")
+        batch = next(iter(data.generation_dataloader("val")))
+        return batch["dialogue"][0], tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True)
+
+    dialogue, prompt = val_prompt({"P01": "Human", "P02": "AI"})
+    first_line = dialogue.splitlines()[0]
+    assert first_line.startswith(("Human: ", "AI: "))
+    assert first_line in prompt
+    assert "P01:" not in prompt and "P02:" not in prompt
+
+    dialogue, prompt = val_prompt(None)
+    assert dialogue.splitlines()[0].startswith(("P01: ", "P02: "))
+    assert "\nP01: " in prompt
+
+
+def test_generation_subset_is_fixed_by_ids_not_order(tmp_path, tiny_model_dir, sample_dialogues):
+    from datasets import Dataset
+
+    data = DiaryDataModule(paths=[str(sample_dialogues)], tokenizer=str(tiny_model_dir),
+                           cache_dir=str(tmp_path / "cache"))
+    val = data.splits()["val"]
+    shuffled = list(range(len(val)))
+    random.Random(0).shuffle(shuffled)
+    first = evaluation.generation_subset(val, 4)
+    again = evaluation.generation_subset(Dataset.from_dict(val.select(shuffled).to_dict()), 4)
+    assert [r["id"] for r in first] == [r["id"] for r in again]
+    assert len(evaluation.generation_subset(val, None)) == len(val)
+    # Prompt only: the generated diary must not be fed the reference.
+    example = val[[i for i, x in enumerate(val["id"]) if x == first[0]["id"]][0]]
+    assert first[0]["input_ids"] == example["input_ids"][: example["prompt_length"]]
+    assert len(first[0]["input_ids"]) < len(example["input_ids"])
+
+
+def test_rows_gathered_from_ranks_come_back_in_subset_order(monkeypatch):
+    shards = [[{"id": "a"}, {"id": "c"}, {"id": "e"}], [{"id": "b"}, {"id": "d"}]]
+
+    def all_gather_object(parts, rows):
+        parts[:] = shards
+
+    monkeypatch.setattr(torch.distributed, "all_gather_object", all_gather_object)
+    merged = evaluation.gather_rows(shards[1], rank=1, world_size=2)
+    assert [r["id"] for r in merged] == ["a", "b", "c", "d", "e"]
+
+
+def test_corpus_scores_count_truncated_diaries():
+    rows = [
+        {"diary": "오늘 영화를 봤다", "reference": "오늘 영화를 봤다", "truncated": False},
+        {"diary": "오늘 영화를 봤", "reference": "친구를 만났다", "truncated": True},
+    ]
+    scores = evaluation.corpus_scores(rows, "char")
+    assert scores["truncated_frac"] == 0.5
+    assert 0.0 < scores["rouge1"] < 1.0
+
+
+def test_samples_table_escapes_and_shortens():
+    long_dialogue = "Human: " + "가" * 400 + "\nAI: 끝|"
+    row = {"id": "x", "dialogue": long_dialogue, "reference": "참고", "diary": "일기", "truncated": True}
+    (cells,) = _table_rows(evaluation.samples_table([row] * 6, limit=1))
+    assert cells[0] == "x"
+    assert "<br>" in cells[1] and "\n" not in cells[1]
+    assert cells[1].endswith("끝\\|")
+    assert " … " in cells[1] and len(cells[1]) < 320
+    assert cells[3] == "일기 *(cut at max_new_tokens)*"
+
+
+def test_write_generations_replaces_only_when_complete(tmp_path):
+    path = tmp_path / "out" / "test_generations.jsonl"
+    row = {"id": "a", "reference": "오늘 영화를 봤다", "diary": "오늘 영화를 봤다", "truncated": False}
+    evaluation.write_generations(path, [row], "char")
+    (record,) = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert set(record) == ROW_KEYS and record["rouge1"] == pytest.approx(1.0)
+
+    with pytest.raises(KeyError):
+        evaluation.write_generations(path, [row, {"id": "b"}], "char")
+    assert [json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines()] == ["a"]
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
