@@ -91,5 +91,11 @@ class JsonlPredictionWriter(BasePredictionWriter):
             return
         self._file.close()
         self._file = None
-        os.replace(self.partial, self.output)
-        log.info("wrote %d diaries to %s", self.count, self.output)
+        self.finish()
+
+    def finish(self) -> None:
+        """Publish ``OUTPUT.partial`` as ``OUTPUT``. Also called after a resumed predict that found every
+        diary already written, where Lightning skips the loop and its hooks."""
+        if self.partial.is_file():
+            os.replace(self.partial, self.output)
+            log.info("wrote %d diaries to %s", self.count, self.output)

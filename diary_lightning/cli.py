@@ -110,6 +110,11 @@ class DiaryCLI(LightningCLI):
         self.datamodule.skip_predict_ids = writer.written_ids()
         self.trainer.callbacks.append(writer)
 
+    def after_predict(self) -> None:
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, JsonlPredictionWriter) and self.trainer.is_global_zero:
+                callback.finish()
+
 
 def main(args: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)

@@ -49,6 +49,19 @@ def test_resumed_predict_writes_each_missing_diary_once(trained: dict[str, Any],
     assert len(written) == len(set(written))
 
 
+@pytest.mark.slow
+def test_resumed_predict_with_nothing_left_publishes_the_output(trained: dict[str, Any], sample_chats: Path,
+                                                                tmp_path: Path) -> None:
+    ids = [d.id for d in read_dialogues(str(sample_chats), require_summary=False).dialogues]
+    output = tmp_path / "diaries.jsonl"
+    done = "".join(json.dumps({"id": i, "diary": "다 썼다"}, ensure_ascii=False) + "\n" for i in ids)
+    output.with_name(output.name + ".partial").write_text(done)
+    run_cli("predict", "--config", str(trained["config"]), "--ckpt_path", str(trained["last"]),
+            "--output", str(output), "--resume_predictions", "true")
+    assert output.read_text(encoding="utf-8") == done
+    assert [p.name for p in tmp_path.iterdir()] == [output.name]
+
+
 def test_completed_predictions_cuts_a_torn_last_line(tmp_path: Path) -> None:
     partial = tmp_path / "out.jsonl.partial"
     partial.write_bytes(b'{"id": "a", "diary": "x"}\n{"id": "b", "diary": "y"}\n{"id": "c", "di')
