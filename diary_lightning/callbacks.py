@@ -49,19 +49,34 @@ class RunSummary(L.Callback):
 
 class JsonlPredictionWriter(BasePredictionWriter):
     """Writes ``{"id", "diary"}`` lines as batches finish, to ``OUTPUT.partial``; renamed to ``OUTPUT`` when complete,
-    so a killed predict never leaves a half-written file under the final name."""
+    so a killed predict never leaves a half-written file under the final name.
 
-    def __init__(self, output: str) -> None:
+    With ``resume``, the complete lines an interrupted predict left in ``OUTPUT.partial`` are kept and
+    new lines appended after them; :meth:`written_ids` tells which dialogues to leave out.
+    """
+
+    def __init__(self, output: str, resume: bool = False) -> None:
         super().__init__(write_interval="batch")
         self.output = Path(output)
         self.partial = self.output.with_name(self.output.name + ".partial")
+        self.resume = resume
         self._file: Any = None
         self.count = 0
+
+    def written_ids(self) -> set[str]:
+        """Ids already in ``OUTPUT.partial`` (none unless resuming); a torn last line is cut off."""
+        from diary_lightning.resume import completed_predictions
+
+        done = completed_predictions(self.partial) if self.resume else set()
+        self.count = len(done)
+        if done:
+            log.info("resuming %s: %d diaries already written", self.partial, len(done))
+        return done
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
             self.output.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.partial, "w", encoding="utf-8")
+            self._file = open(self.partial, "a" if self.resume else "w", encoding="utf-8")
 
     def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any, *args: Any) -> None:
         if self._file is None:
@@ -76,5 +91,11 @@ class JsonlPredictionWriter(BasePredictionWriter):
             return
         self._file.close()
         self._file = None
-        os.replace(self.partial, self.output)
-        log.info("wrote %d diaries to %s", self.count, self.output)
+        self.finish()
+
+    def finish(self) -> None:
+        """Publish ``OUTPUT.partial`` as ``OUTPUT``. Also called after a resumed predict that found every
+        diary already written, where Lightning skips the loop and its hooks."""
+        if self.partial.is_file():
+            os.replace(self.partial, self.output)
+            log.info("wrote %d diaries to %s", self.count, self.output)

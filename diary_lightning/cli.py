@@ -13,8 +13,10 @@ from typing import Any
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.io import CheckpointIO
 
 from diary_lightning.callbacks import JsonlPredictionWriter, RunSummary
+from diary_lightning.checkpointing import CheckpointOnSigterm, ExportAdapter, RngState, SafeCheckpointIO
 from diary_lightning.data import DiaryDataModule
 from diary_lightning.model import DiaryLoRAModule
 
@@ -77,6 +79,9 @@ class DiaryCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_argument("--output", type=str | None, default=None,
                             help="predict: JSONL file for the diaries (default: DEFAULT_ROOT_DIR/predictions.jsonl)")
+        parser.add_argument("--resume_predictions", type=bool, default=False,
+                            help="predict: keep the diaries an interrupted predict left in OUTPUT.partial and "
+                                 "write only the missing ones")
         parser.link_arguments("model.base_model", "data.tokenizer")
         parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
 
@@ -85,10 +90,20 @@ class DiaryCLI(LightningCLI):
         if "ckpt_path" in config:
             config["ckpt_path"] = resolve_checkpoint(config["ckpt_path"], self.trainer)
 
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        plugins = self.config_init[self.subcommand]["trainer"].get("plugins")
+        plugins = list(plugins) if isinstance(plugins, list) else [plugins] if plugins is not None else []
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            kwargs["plugins"] = [*plugins, SafeCheckpointIO()]
+        return super().instantiate_trainer(**kwargs)
+
     def before_fit(self) -> None:
         check_writable(self.trainer.default_root_dir)
-        if self.trainer.checkpoint_callback is not None and self.trainer.checkpoint_callback.dirpath:
-            check_writable(self.trainer.checkpoint_callback.dirpath)
+        if self.trainer.logger is not None and self.trainer.logger.save_dir:
+            check_writable(self.trainer.logger.save_dir)
+        for callback in self.trainer.checkpoint_callbacks:
+            if getattr(callback, "dirpath", None):
+                check_writable(callback.dirpath)
 
     def before_validate(self) -> None:
         self._ckpt()
@@ -100,7 +115,14 @@ class DiaryCLI(LightningCLI):
         self._ckpt()
         output = self.config_init["predict"].get("output") or os.path.join(self.trainer.default_root_dir, "predictions.jsonl")
         check_writable(Path(output).parent)
-        self.trainer.callbacks.append(JsonlPredictionWriter(output))
+        writer = JsonlPredictionWriter(output, resume=self.config_init["predict"].get("resume_predictions", False))
+        self.datamodule.skip_predict_ids = writer.written_ids()
+        self.trainer.callbacks.append(writer)
+
+    def after_predict(self) -> None:
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, JsonlPredictionWriter) and self.trainer.is_global_zero:
+                callback.finish()
 
 
 def main(args: list[str] | None = None) -> None:
@@ -109,7 +131,7 @@ def main(args: list[str] | None = None) -> None:
         DiaryLoRAModule,
         DiaryDataModule,
         trainer_class=DiaryTrainer,
-        trainer_defaults={"callbacks": [RunSummary()]},
+        trainer_defaults={"callbacks": [RunSummary(), CheckpointOnSigterm(), RngState(), ExportAdapter()]},
         seed_everything_default=42,
         save_config_kwargs={"overwrite": True},
         args=args,

@@ -20,6 +20,7 @@ from diary_lightning.clean import DEFAULT_ANONYMIZATION
 from diary_lightning.dialogue import Dialogue, RecordFields, Turn, read_dialogues
 from diary_lightning.encoding import IGNORE_INDEX, encode_batch
 from diary_lightning.prompts import DEFAULT_TEMPLATE, resolve_template
+from diary_lightning.resume import ResumableDataLoader
 from diary_lightning.sampler import LengthGroupedBatchSampler
 from diary_lightning.splits import SPLITS, split_dialogues
 
@@ -171,6 +172,8 @@ class DiaryDataModule(L.LightningDataModule):
         self._splits: dict[str, Any] | None = None
         self._generation_sets: dict[str, list[dict[str, Any]]] = {}
         self.report: dict[str, Any] = {}
+        # Dialogues a resumed predict has already written (set by the CLI).
+        self.skip_predict_ids: set[str] = set()
 
     @property
     def tokenizer(self) -> Any:
@@ -306,12 +309,16 @@ class DiaryDataModule(L.LightningDataModule):
                 raise
 
     # -- loaders ------------------------------------------------------------------------------------------
-    def _loader(self, dataset: Any, padding_side: str = "right", **kwargs: Any) -> DataLoader:
+    def _loader(self, dataset: Any, padding_side: str = "right", cls: type[DataLoader] = DataLoader,
+                **kwargs: Any) -> DataLoader:
         columns = [c for c in ("input_ids", "labels", "id", "summary") if c in dataset.column_names]
-        return DataLoader(
+        return cls(
             dataset.select_columns(columns),
             collate_fn=DiaryCollator(self.tokenizer.pad_token_id, padding_side),
             num_workers=self.hparams.num_workers,
+            # Without a generator of its own every new iterator draws a seed from the global RNG, and a
+            # resumed run (which creates them at other moments) would get other dropout masks.
+            generator=torch.Generator().manual_seed(0),
             **kwargs,
         )
 
@@ -324,7 +331,15 @@ class DiaryDataModule(L.LightningDataModule):
             # seed_everything exports its seed; the batch order follows it.
             seed=int(os.environ.get("PL_GLOBAL_SEED", 0)), group_by_length=self.hparams.group_by_length,
         )
-        return self._loader(train, batch_sampler=self.train_sampler)
+        if self.trainer is not None:  # a run resumed after a finished epoch starts on the next one
+            self.train_sampler.set_epoch(self.trainer.current_epoch)
+        return self._loader(train, cls=ResumableDataLoader, batch_sampler=self.train_sampler,
+                            position=self._batches_trained,
+                            accumulate_grad_batches=self.trainer.accumulate_grad_batches if self.trainer else 1)
+
+    def _batches_trained(self) -> int:
+        """Batches trained on in the current epoch, as the checkpoint being written will record them."""
+        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def _eval_batch_size(self) -> int:
         return self.hparams.eval_batch_size or self.hparams.batch_size
@@ -359,5 +374,6 @@ class DiaryDataModule(L.LightningDataModule):
         from datasets import Dataset
 
         result = self._read(self.hparams.predict_path, require_summary=False)
-        dataset = self._encode(Dataset.from_dict(_turn_columns(result.dialogues)), False, "Tokenizing predict")
+        dialogues = [d for d in result.dialogues if d.id not in self.skip_predict_ids]
+        dataset = self._encode(Dataset.from_dict(_turn_columns(dialogues)), False, "Tokenizing predict")
         return self._loader(dataset, padding_side="left", batch_size=self._eval_batch_size())

@@ -43,6 +43,12 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @property
+    def sampler(self) -> LengthGroupedBatchSampler:
+        # Lightning advances the epoch through ``loader.batch_sampler.sampler.set_epoch``; without this
+        # every epoch would repeat the first one's order.
+        return self
+
     def batches(self, epoch: int | None = None) -> list[list[int]]:
         """All batches of one epoch, in order."""
         generator = torch.Generator().manual_seed(self.seed + (self.epoch if epoch is None else epoch))

@@ -87,3 +87,15 @@ def run_cli(*args: str) -> None:
     from diary_lightning.cli import main
 
     main(list(args))
+
+
+@pytest.fixture(scope="session")
+def reference_fit(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path):
+    """An uninterrupted tiny fit (tests/fits.py RUN), shared by the resume and determinism tests."""
+    from fits import ReferenceFit, fit_config
+
+    reference = ReferenceFit(fit_config(tmp_path_factory.mktemp("fits"), tiny_model_dir, "reference"))
+    yield reference
+    if reference.process is not None:
+        reference.process.kill()
+        reference.process.wait()

@@ -1,0 +1,166 @@
+"""Checkpoints a pre-empted run can rely on: written whole, read safely, saved on SIGTERM, with the RNG inside,
+and the best adapter exported for PEFT at the end of fit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+log = logging.getLogger(__name__)
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Writes a checkpoint to a temporary file beside its final name and renames it, and reads with
+    ``weights_only=True`` unless told otherwise.
+
+    Lightning's own writer goes through a file in the system temporary directory; when that lies on
+    another file system the final step is a copy, and a kill during it leaves half a ``last.ckpt``.
+    A rename within one directory is atomic: the old file or the new one, never a mix.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = _temporary_name(target)
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(self, path: Any, map_location: Any = lambda storage, loc: storage,
+                        weights_only: bool | None = None) -> dict[str, Any]:
+        # None would defer to torch's default, which an environment variable can turn off.
+        return super().load_checkpoint(path, map_location, True if weights_only is None else weights_only)
+
+
+class CheckpointOnSigterm(L.Callback):
+    """On SIGTERM (a pre-empted cloud machine, SLURM), save ``last.ckpt`` and stop.
+
+    Lightning on its own only stops. The save waits for the end of the current optimizer step:
+    a checkpoint taken between accumulated micro-batches would lose their gradients, and the
+    resumed run would differ from an uninterrupted one. That is at most one optimizer step.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _note(self, signum: int, frame: Any) -> None:
+        log.warning("SIGTERM received: saving a checkpoint at the end of this optimizer step, then stopping.")
+        self.requested = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Installed after Lightning's handler (registered just before training), which would stop the
+        # run after the current micro-batch, in the middle of an accumulated step, without saving.
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._note)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if not self.requested or trainer.fit_loop._should_accumulate():
+            return
+        path = checkpoint_dir(trainer) / "last.ckpt"
+        trainer.save_checkpoint(path)
+        log.warning("Saved %s at step %d; resume with --ckpt_path last.", path, trainer.global_step)
+        raise SIGTERMException(143)
+
+
+class RngState(L.Callback):
+    """Carries the global torch RNG in checkpoints, so dropout after a resume draws the masks the
+    uninterrupted run would have drawn."""
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["cpu"])
+        if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class ExportAdapter(L.Callback):
+    """At the end of fit, writes the best checkpoint's adapter (or the last, with no validation) as a PEFT
+    directory (``adapter_config.json``, ``adapter_model.safetensors``) to ``CHECKPOINT_DIR/adapter``,
+    with the prompt settings beside it in ``diary_lightning.json``. Loadable with
+    ``PeftModel.from_pretrained(base, path)``."""
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        callback = trainer.checkpoint_callback
+        source = (callback.best_model_path or callback.last_model_path) if callback is not None else ""
+        if not source or trainer.global_rank != 0:
+            return
+        path = export_adapter(pl_module, source, checkpoint_dir(trainer) / "adapter",
+                              extra=trainer.datamodule.state_dict() if trainer.datamodule is not None else None)
+        log.info("exported the adapter of %s to %s", source, path)
+
+
+def _temporary_name(target: Path) -> Path:
+    """A hidden name beside ``target``: the same file system, so the final rename is atomic."""
+    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
+
+
+def checkpoint_dir(trainer: L.Trainer) -> Path:
+    callback = trainer.checkpoint_callback
+    if callback is not None and callback.dirpath:
+        return Path(callback.dirpath)
+    return Path(trainer.default_root_dir) / "checkpoints"
+
+
+def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | os.PathLike,
+                   extra: dict[str, Any] | None = None) -> Path:
+    """Write the adapter weights of ``checkpoint`` as a PEFT directory at ``target``, whole or not at all.
+
+    The weights pass through the live PEFT model so that PEFT names and configures the files;
+    the module's own weights are put back afterwards.
+    """
+    from diary_lightning.model import check_adapter_checkpoint
+
+    target = Path(target)
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    check_adapter_checkpoint(saved, pl_module)
+    current = {k: v.detach().clone() for k, v in pl_module.adapter_state_dict().items()}
+    tmp = _temporary_name(target)
+    tmp.mkdir(parents=True)
+    try:
+        pl_module.load_state_dict(saved["state_dict"], strict=False)
+        pl_module.model.save_pretrained(str(tmp), safe_serialization=True)
+        if extra is not None:
+            (tmp / "diary_lightning.json").write_text(json.dumps(extra, ensure_ascii=False, indent=1))
+        # A directory cannot be renamed over another: move the old one aside first, so that at
+        # every moment a complete adapter sits under one of the two names.
+        old = target.with_name(f".{target.name}.old")
+        if target.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        pl_module.load_state_dict(current, strict=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
