@@ -21,6 +21,8 @@ RUN = {
     "trainer.val_check_interval": 1000,  # no validation mid-run: only the step checkpoints write last.ckpt
     "trainer.num_sanity_val_steps": 0,
     "data.batch_size": 8,
+    "model.lora_r": 8,  # pinned, not taken from configs/tiny.yaml: the mismatch tests build r=4 and r=8 beside it
+    "model.lora_alpha": 16,
     "model.lora_dropout": 0.1,  # dropout draws from the RNG, which a checkpoint must carry
 }
 EVERY = 2  # optimizer steps between step checkpoints

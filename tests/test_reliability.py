@@ -107,7 +107,8 @@ def test_fit_exports_the_best_adapter_as_safetensors(trained: dict[str, Any]) ->
     config = json.loads((adapter / "adapter_config.json").read_text())
     weights = load_file(adapter / "adapter_model.safetensors")
     saved = [k for k in trained["checkpoint"]["state_dict"] if "lora_" in k]
-    assert config["r"] == 8 and len(weights) == len(saved) > 0
+    assert config["r"] == trained["checkpoint"]["diary_lightning"]["lora"]["r"]
+    assert len(weights) == len(saved) > 0
     assert json.loads((adapter / "diary_lightning.json").read_text())["prompt_template"]
     assert not [p for p in adapter.parent.iterdir() if p.name.startswith(".")]  # no temporary left behind
 
