@@ -118,6 +118,10 @@ class DiaryLoRAModule(L.LightningModule):
             return
         device = self.trainer.strategy.root_device if self._trainer is not None else torch.device("cpu")
         self.model = build_model(self.hparams, device)
+        # from_pretrained hands the model over in eval mode and Lightning keeps each module's mode at the
+        # start of fit; transformers only checkpoints layers in training mode, so without this gradient
+        # checkpointing would silently do nothing. Validation and predict still switch to eval themselves.
+        self.model.train()
 
     # -- steps --------------------------------------------------------------------------------------------
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:

@@ -60,3 +60,30 @@ def test_unquantized_path_trains_adapters_only(tiny_model_dir):
     module = _module(tiny_model_dir, load_in_4bit=False)
     assert not any(isinstance(m, bnb.nn.Linear4bit) for m in module.modules())
     assert all("lora_" in n for n, p in module.named_parameters() if p.requires_grad)
+
+
+def test_fit_engages_gradient_checkpointing_and_lora_dropout(tiny_model_dir, sample_dialogues, tmp_path):
+    """from_pretrained returns an eval-mode model and Lightning keeps module modes at the start of fit, while
+    transformers checkpoints a decoder layer only in training mode: every module must train, or gradient
+    checkpointing silently does nothing (and EEVE runs out of memory)."""
+    import lightning as L
+
+    from diary_lightning.data import DiaryDataModule
+
+    seen: list[tuple[bool, bool, bool]] = []
+
+    class Probe(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            layer = pl_module.model.get_base_model().model.layers[0]
+            dropout = layer.self_attn.q_proj.lora_dropout["default"]
+            seen.append((layer.training, layer.gradient_checkpointing, dropout.training))
+
+    module = DiaryLoRAModule(base_model=str(tiny_model_dir), compute_dtype="float32", lora_r=4, lora_alpha=8,
+                             lora_dropout=0.1, gradient_checkpointing=True)
+    data = DiaryDataModule(paths=[str(sample_dialogues)], tokenizer=str(tiny_model_dir), batch_size=4,
+                           val_generate_samples=0, cache_dir=str(tmp_path / "cache"))
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                        callbacks=[Probe()], default_root_dir=tmp_path)
+    trainer.fit(module, datamodule=data)
+    assert seen == [(True, True, True)]
