@@ -129,7 +129,8 @@ class DiaryLoRAModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, n_tokens = self._loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=max(n_tokens, 1))
-        self.log("train/tokens", float(batch["attention_mask"].sum()), reduce_fx="sum", on_step=False, on_epoch=True)
+        self.log("train/tokens", float(batch["attention_mask"].sum()), reduce_fx="sum", on_step=False, on_epoch=True,
+                 sync_dist=True)
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -194,9 +195,10 @@ class DiaryLoRAModule(L.LightningModule):
             if rows is not None:
                 log.warning("the %s split is empty: no diaries generated to score", split)
             return rows
-        # Every rank scores the same gathered rows, so the values agree without a reduction.
+        # Every rank scores the same gathered rows: the mean over ranks changes nothing, it only tells
+        # Lightning the values are already global.
         scores = evaluation.corpus_scores(rows, self.hparams.rouge_tokenizer)
-        self.log_dict({f"{split}/{key}": value for key, value in scores.items()})
+        self.log_dict({f"{split}/{key}": value for key, value in scores.items()}, sync_dist=True)
         if self.trainer.is_global_zero:
             # The step Lightning gives the scalars logged here (one less than global_step during fit),
             # so the table sits beside them in TensorBoard.
