@@ -26,6 +26,7 @@ def ddp_fit(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> t
     config = tiny_config(tmp, tiny_model_dir, **{
         "trainer.max_steps": STEPS, "trainer.val_check_interval": STEPS, "trainer.log_every_n_steps": 1,
         "model.lora_dropout": 0.1,  # the ranks draw their masks apart; the gradients are still averaged
+        "model.loss_chunk_size": 16,  # the chunked loss under DDP: the adapters still get every gradient
         "model.max_new_tokens": 8, "data.val_generate_samples": 5,  # odd: the ranks generate 3 and 2
     })
     probe = tmp / "probe"
