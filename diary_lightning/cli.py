@@ -131,7 +131,11 @@ def main(args: list[str] | None = None) -> None:
         DiaryLoRAModule,
         DiaryDataModule,
         trainer_class=DiaryTrainer,
-        trainer_defaults={"callbacks": [RunSummary(), CheckpointOnSigterm(), RngState(), ExportAdapter()]},
+        trainer_defaults={
+            "callbacks": [RunSummary(), CheckpointOnSigterm(), RngState(), ExportAdapter()],
+            # The data module shards its batches across DDP ranks itself (see LengthGroupedBatchSampler).
+            "use_distributed_sampler": False,
+        },
         seed_everything_default=42,
         save_config_kwargs={"overwrite": True},
         args=args,

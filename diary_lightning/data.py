@@ -14,7 +14,8 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from lightning.pytorch.trainer.states import TrainerFn
+from torch.utils.data import DataLoader, DistributedSampler
 
 from diary_lightning.clean import DEFAULT_ANONYMIZATION
 from diary_lightning.dialogue import Dialogue, RecordFields, Turn, read_dialogues
@@ -203,6 +204,12 @@ class DiaryDataModule(L.LightningDataModule):
             self._generation_sets = {}
 
     # -- reading and tokenizing ---------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        # Lightning calls this on one process per node before setup: under DDP one rank tokenizes into the
+        # cache and the others read it, rather than every rank tokenizing the whole corpus at once.
+        if self.hparams.paths and (self.trainer is None or self.trainer.state.fn != TrainerFn.PREDICTING):
+            self.splits()
+
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate", "test"):
             self.splits()
@@ -328,8 +335,11 @@ class DiaryDataModule(L.LightningDataModule):
             raise ValueError("the train split is empty: add dialogues or lower data.val_fraction/test_fraction")
         self.train_sampler = LengthGroupedBatchSampler(
             [len(x) for x in train["input_ids"]], self.hparams.batch_size,
-            # seed_everything exports its seed; the batch order follows it.
+            # seed_everything exports its seed to every rank; the batch order follows it, so the ranks
+            # agree on the order and each takes its own part of every global batch.
             seed=int(os.environ.get("PL_GLOBAL_SEED", 0)), group_by_length=self.hparams.group_by_length,
+            num_replicas=self.trainer.world_size if self.trainer else 1,
+            rank=self.trainer.global_rank if self.trainer else 0,
         )
         if self.trainer is not None:  # a run resumed after a finished epoch starts on the next one
             self.train_sampler.set_epoch(self.trainer.current_epoch)
@@ -344,11 +354,20 @@ class DiaryDataModule(L.LightningDataModule):
     def _eval_batch_size(self) -> int:
         return self.hparams.eval_batch_size or self.hparams.batch_size
 
+    def _eval_loader(self, dataset: Any) -> DataLoader:
+        """Under DDP each rank scores its share, as Lightning would arrange with its sampler, which the CLI
+        turns off (``trainer.use_distributed_sampler: false``) so that it leaves the training batches alone."""
+        world_size = self.trainer.world_size if self.trainer is not None else 1
+        sampler = None
+        if world_size > 1:
+            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=self.trainer.global_rank, shuffle=False)
+        return self._loader(dataset, batch_size=self._eval_batch_size(), sampler=sampler)
+
     def val_dataloader(self) -> DataLoader:
-        return self._loader(self.splits()["val"], batch_size=self._eval_batch_size())
+        return self._eval_loader(self.splits()["val"])
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.splits()["test"], batch_size=self._eval_batch_size())
+        return self._eval_loader(self.splits()["test"])
 
     def generation_dataloader(self, split: str, rank: int = 0, world_size: int = 1) -> DataLoader | None:
         """Left-padded prompts of the fixed generation subset of ``split`` (``val`` or ``test``) with their

@@ -12,6 +12,8 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
 from diary_lightning import evaluation
+from diary_lightning.encoding import IGNORE_INDEX
+from diary_lightning.loss import check_chunked_loss_support, chunked_causal_lm_loss
 from diary_lightning.metrics import DEFAULT_ROUGE_TOKENIZER, ROUGE_TOKENIZERS, get_rouge_tokenizer
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class DiaryLoRAModule(L.LightningModule):
         lr_scheduler: str = "cosine",
         optimizer: str = "adamw",
         gradient_checkpointing: bool = False,
+        loss_chunk_size: int = 0,
         attn_implementation: str | None = "sdpa",
         trust_remote_code: bool = False,
         max_new_tokens: int = 256,
@@ -76,6 +79,10 @@ class DiaryLoRAModule(L.LightningModule):
             lr_scheduler: After warm-up: ``cosine`` or ``linear`` decay to zero, or ``constant``.
             optimizer: ``adamw`` (torch), ``adamw_8bit`` or ``paged_adamw_8bit`` (bitsandbytes, GPU).
             gradient_checkpointing: Recompute activations in backward (non-reentrant): much less memory, ~30% slower.
+            loss_chunk_size: Compute the loss from the final hidden states, this many labelled tokens at a time,
+                recomputing their logits in backward, instead of from the full ``seq x vocab`` logits
+                (0: off, the model's own loss). Same value and gradients; saves memory at long sequences
+                and large vocabularies.
             attn_implementation: transformers attention kernel (``sdpa``, ``eager``, ``flash_attention_2``).
             trust_remote_code: Allow a model repository to run its own code; off unless you trust it.
             max_new_tokens: Longest diary generated, in tokens.
@@ -100,6 +107,8 @@ class DiaryLoRAModule(L.LightningModule):
         if generate_every_n_val < 1:
             raise ValueError(f"model.generate_every_n_val={generate_every_n_val}: expected 1 or more "
                              "(set data.val_generate_samples: 0 to turn generation off)")
+        if loss_chunk_size < 0:
+            raise ValueError(f"model.loss_chunk_size={loss_chunk_size}: expected 0 (off) or a positive chunk size")
         if rouge_tokenizer not in ROUGE_TOKENIZERS:
             raise ValueError(f"model.rouge_tokenizer={rouge_tokenizer!r}: expected one of {', '.join(ROUGE_TOKENIZERS)}")
         get_rouge_tokenizer(rouge_tokenizer)  # a missing kiwipiepy fails here, not at the first validation
@@ -122,18 +131,29 @@ class DiaryLoRAModule(L.LightningModule):
         # start of fit; transformers only checkpoints layers in training mode, so without this gradient
         # checkpointing would silently do nothing. Validation and predict still switch to eval themselves.
         self.model.train()
+        if self.hparams.loss_chunk_size:
+            check_chunked_loss_support(self.model.config)
 
     # -- steps --------------------------------------------------------------------------------------------
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
-        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
         # Tokens scored after the shift inside the model: this weights the epoch mean per token.
-        n_tokens = int((batch["labels"][:, 1:] != -100).sum())
+        n_tokens = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+        if self.hparams.loss_chunk_size:
+            base = self.model.get_base_model()
+            # The decoder alone: the LoRA layers sit inside it, and lm_head is applied per chunk.
+            hidden = base.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                        use_cache=False).last_hidden_state
+            loss = chunked_causal_lm_loss(hidden, base.get_output_embeddings(), batch["labels"],
+                                          self.hparams.loss_chunk_size)
+            return loss, n_tokens
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
         return out.loss, n_tokens
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, n_tokens = self._loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=max(n_tokens, 1))
-        self.log("train/tokens", float(batch["attention_mask"].sum()), reduce_fx="sum", on_step=False, on_epoch=True)
+        self.log("train/tokens", float(batch["attention_mask"].sum()), reduce_fx="sum", on_step=False, on_epoch=True,
+                 sync_dist=True)
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -198,9 +218,10 @@ class DiaryLoRAModule(L.LightningModule):
             if rows is not None:
                 log.warning("the %s split is empty: no diaries generated to score", split)
             return rows
-        # Every rank scores the same gathered rows, so the values agree without a reduction.
+        # Every rank scores the same gathered rows: the mean over ranks changes nothing, it only tells
+        # Lightning the values are already global.
         scores = evaluation.corpus_scores(rows, self.hparams.rouge_tokenizer)
-        self.log_dict({f"{split}/{key}": value for key, value in scores.items()})
+        self.log_dict({f"{split}/{key}": value for key, value in scores.items()}, sync_dist=True)
         if self.trainer.is_global_zero:
             # The step Lightning gives the scalars logged here (one less than global_step during fit),
             # so the table sits beside them in TensorBoard.

@@ -18,6 +18,13 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     ``group_by_length=False`` it is a plain shuffled batch sampler.
     The order is a pure function of ``seed`` and the epoch, which is what makes a
     resumed run see the same batches: ``skip_batches`` drops the ones already trained on.
+
+    Under DDP every rank builds the same order (same seed) of global batches of
+    ``batch_size * num_replicas`` and takes every ``num_replicas``-th member, starting at
+    ``rank``: the ranks see disjoint examples of similar length at each step. Lightning cannot
+    put its ``DistributedSampler`` inside a batch sampler, so the sharding happens here. Like
+    that sampler, the epoch is padded with its first examples to a multiple of ``num_replicas``
+    (or, with ``drop_last``, cut to whole global batches), so that every rank takes as many steps.
     """
 
     def __init__(
@@ -28,15 +35,27 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         group_by_length: bool = True,
         window_batches: int = 64,
         drop_last: bool = False,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size={batch_size} must be at least 1")
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank={rank} must lie in [0, num_replicas={num_replicas})")
+        if not isinstance(lengths, Sequence):
+            # What Lightning passes when it tries to put a DistributedSampler in this sampler's place.
+            raise TypeError(
+                f"{type(self).__name__} got {type(lengths).__name__} for lengths, not a sequence of ints. "
+                "It shards batches across ranks itself: set trainer.use_distributed_sampler to false."
+            )
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.seed = seed
         self.group_by_length = group_by_length
         self.window_batches = window_batches
         self.drop_last = drop_last
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 0
         self.skip_batches = 0
 
@@ -50,23 +69,34 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         return self
 
     def batches(self, epoch: int | None = None) -> list[list[int]]:
-        """All batches of one epoch, in order."""
+        """This rank's batches of one epoch, in order."""
         generator = torch.Generator().manual_seed(self.seed + (self.epoch if epoch is None else epoch))
         order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        order = self._even(order)
+        size = self.batch_size * self.num_replicas
         if self.group_by_length:
-            window = self.batch_size * self.window_batches
+            window = size * self.window_batches
             order = [
                 i
                 for start in range(0, len(order), window)
                 for i in sorted(order[start : start + window], key=self.lengths.__getitem__, reverse=True)
             ]
-        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        if self.drop_last and batches and len(batches[-1]) < self.batch_size:
+        batches = [order[i : i + size] for i in range(0, len(order), size)]
+        if self.drop_last and batches and len(batches[-1]) < size:
             batches.pop()
         if self.group_by_length:
             shuffle = torch.randperm(len(batches), generator=generator).tolist()
             batches = [batches[i] for i in shuffle]
-        return batches
+        return [batch[self.rank :: self.num_replicas] for batch in batches]
+
+    def _even(self, order: list[int]) -> list[int]:
+        """``order`` cut or padded (with its own start) to a multiple of ``num_replicas``."""
+        if self.num_replicas == 1 or not order:
+            return order
+        if self.drop_last:
+            return order[: len(order) - len(order) % self.num_replicas]
+        total = -(-len(order) // self.num_replicas) * self.num_replicas
+        return (order * -(-total // len(order)))[:total]
 
     def __iter__(self) -> Iterator[list[int]]:
         batches = self.batches()
@@ -74,7 +104,12 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         yield from batches[skip:]
 
     def __len__(self) -> int:
-        full, rest = divmod(len(self.lengths), self.batch_size)
+        """Batches per epoch on each rank."""
+        n = len(self.lengths)
+        if n == 0:
+            return 0
+        per_rank = n // self.num_replicas if self.drop_last else -(-n // self.num_replicas)
+        full, rest = divmod(per_rank, self.batch_size)
         return full + (1 if rest and not self.drop_last else 0)
 
 

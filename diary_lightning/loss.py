@@ -1,0 +1,58 @@
+"""The causal-LM loss without the full logits: only the labelled positions are scored, a chunk at a time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from diary_lightning.encoding import IGNORE_INDEX
+
+# Architectures whose logits are more than lm_head(hidden): this loss would silently drop the extra step.
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "output_multiplier_scale", "logits_scaling")
+
+
+def check_chunked_loss_support(config: Any) -> None:
+    """Refuse, before training, a model whose logits this loss would compute wrongly."""
+    used = [name for name in _LOGIT_TRANSFORMS if getattr(config, name, None) not in (None, 1, 1.0)]
+    if used:
+        raise ValueError(
+            f"model.loss_chunk_size: the {getattr(config, 'model_type', 'model')} model transforms its logits "
+            f"({', '.join(used)}), which the chunked loss does not; set model.loss_chunk_size: 0"
+        )
+
+
+def _chunk_loss(lm_head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    # Upcast as transformers does before its cross-entropy: bf16 logits lose the small probabilities.
+    return F.cross_entropy(lm_head(hidden).float(), targets, reduction="sum")
+
+
+def chunked_causal_lm_loss(hidden: torch.Tensor, lm_head: torch.nn.Module, labels: torch.Tensor,
+                           chunk_size: int) -> torch.Tensor:
+    """Token-mean next-token cross-entropy from the decoder's final ``hidden`` states (batch, seq, dim).
+
+    The same value as the loss transformers computes from the full logits (position t scored against
+    label t + 1, ``IGNORE_INDEX`` left out, mean over scored tokens), but only the scored positions go
+    through ``lm_head`` (the prompt is most of a chat), ``chunk_size`` of them at a time, and under
+    autograd each chunk's logits are recomputed in backward instead of kept: the memory for logits is
+    one chunk's, not the batch's ``seq x vocab`` in fp32 several times over. Zero, not NaN, when no
+    position is labelled.
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size={chunk_size} must be at least 1")
+    targets = labels[:, 1:]
+    scored = targets != IGNORE_INDEX
+    hidden = hidden[:, :-1][scored]
+    targets = targets[scored]
+    if len(targets) == 0:
+        return hidden.sum().float()  # zero, still attached to the graph so that backward runs
+    total = hidden.new_zeros((), dtype=torch.float32)
+    for start in range(0, len(targets), chunk_size):
+        h, t = hidden[start : start + chunk_size], targets[start : start + chunk_size]
+        if torch.is_grad_enabled():
+            total = total + checkpoint(_chunk_loss, lm_head, h, t, use_reentrant=False)
+        else:
+            total = total + _chunk_loss(lm_head, h, t)
+    return total / len(targets)

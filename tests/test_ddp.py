@@ -1,0 +1,94 @@
+"""Two DDP processes on the CPU (gloo), through the CLI, each with its own 4-bit copy of the tiny model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from conftest import ROOT
+
+TESTS = Path(__file__).resolve().parent
+STEPS = 7  # 51 training dialogues, 26 a rank at batch 4: one whole epoch
+
+
+@pytest.fixture(scope="module")
+def ddp_fit(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> tuple[Path, Path]:
+    from conftest import tiny_config
+
+    tmp = tmp_path_factory.mktemp("ddp")
+    config = tiny_config(tmp, tiny_model_dir, **{
+        "trainer.max_steps": STEPS, "trainer.val_check_interval": STEPS, "trainer.log_every_n_steps": 1,
+        "model.lora_dropout": 0.1,  # the ranks draw their masks apart; the gradients are still averaged
+        "model.loss_chunk_size": 16,  # the chunked loss under DDP: the adapters still get every gradient
+        "model.max_new_tokens": 8, "data.val_generate_samples": 5,  # odd: the ranks generate 3 and 2
+    })
+    probe = tmp / "probe"
+    # The test helper module must be importable in the second rank too, which Lightning starts by
+    # running this same command again.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.run(
+        [sys.executable, "-m", "diary_lightning", "fit", "--config", str(config),
+         "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+         "--trainer.callbacks+=ddp_probe.RankProbe", "--trainer.callbacks.directory", str(probe)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert process.returncode == 0, process.stderr[-4000:]
+    return tmp / "run", probe
+
+
+def test_both_ranks_end_with_the_same_adapter(ddp_fit: tuple[Path, Path]) -> None:
+    _, probe = ddp_fit
+    ranks = [load_file(probe / f"rank{r}.safetensors") for r in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys() and ranks[0]
+    for key, value in ranks[0].items():
+        assert value.equal(ranks[1][key]), key
+    assert any(value.abs().sum() > 0 for key, value in ranks[0].items() if "lora_B" in key)
+
+
+def test_ranks_train_on_disjoint_shares_of_the_data(ddp_fit: tuple[Path, Path]) -> None:
+    _, probe = ddp_fit
+    seen = [json.loads((probe / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert all(s["world_size"] == 2 and len(s["batches"]) == STEPS for s in seen)
+    ids = [[i for batch in s["batches"] for i in batch] for s in seen]
+    assert len(ids[0]) == len(ids[1]) == 26
+    # One epoch of 51 dialogues over two ranks: every dialogue once, and one repeated to even the shares.
+    assert len(set(ids[0]) | set(ids[1])) == 51
+    assert len(set(ids[0]) & set(ids[1])) <= 1
+
+
+def test_only_rank_zero_writes(ddp_fit: tuple[Path, Path]) -> None:
+    run, _ = ddp_fit
+    checkpoints = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert checkpoints.count("last.ckpt") == 1
+    step_checkpoints = [name for name in checkpoints if name.startswith("step")]
+    assert len(step_checkpoints) == 1 and step_checkpoints[0].startswith(f"step{STEPS:05d}-loss"), checkpoints
+    assert set(checkpoints) == {"last.ckpt", "adapter", *step_checkpoints}
+    assert [p.name for p in (run / "tensorboard").iterdir()] == ["version_0"]
+
+
+def test_validation_gathers_both_ranks_generations(ddp_fit: tuple[Path, Path]) -> None:
+    """Rank r wrote diaries for positions r, r + 2, ... of the subset; the table on rank 0 lists them in
+    subset order, as one process would."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from diary_lightning.data import DiaryDataModule
+    from diary_lightning.evaluation import TABLE_ROWS
+
+    run, _ = ddp_fit
+    config = yaml.safe_load((run.parent / "config.yaml").read_text())
+    data = DiaryDataModule(**config["data"], tokenizer=config["model"]["base_model"])
+    expected = [row["id"] for row in data.generation_dataloader("val").dataset][:TABLE_ROWS]
+
+    events = EventAccumulator(str(run / "tensorboard" / "version_0"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("val/loss")] == [e.step for e in events.Scalars("val/chrf")] == [STEPS - 1]
+    (table,) = events.Tensors("val/samples/text_summary")
+    lines = table.tensor_proto.string_val[0].decode().splitlines()[2:]
+    assert [line.strip("|").split(" | ")[0].strip() for line in lines] == expected
