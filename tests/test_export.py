@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import ROOT, run_cli
 
 from diary_lightning.dialogue import DataError, Turn, read_dialogues
 
@@ -101,6 +101,16 @@ def test_diary_writer_writes_what_predict_wrote(exported: dict[str, Any], sample
     assert writer.write_many([]) == []
     with pytest.raises(DataError, match=r"write_many, record 1 \(id '1'\): utterance 0 is empty"):
         writer.write_many([chat, [{"speaker": "P01", "text": "  "}]])
+
+
+def test_readme_diary_writer_example_runs(exported: dict[str, Any]) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("**3. The Python API.**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert "runs/tiny/checkpoints/adapter" in example
+    printed: list[Any] = []
+    exec(example.replace("runs/tiny/checkpoints/adapter", str(exported["adapter"])), {"print": printed.append})
+    one, many = printed
+    assert isinstance(one, str) and one and len(many) == 2 and many[0] == one
 
 
 @pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-4), ("bfloat16", 0.05)])
