@@ -5,6 +5,16 @@ from diary_lightning.encoding import IGNORE_INDEX, encode_batch
 from diary_lightning.prompts import TEMPLATES, render_prompt, resolve_template
 
 __all__ = [
-    "IGNORE_INDEX", "TEMPLATES", "DataError", "Dialogue", "Turn", "encode_batch", "merge_turns",
+    "IGNORE_INDEX", "TEMPLATES", "DataError", "Dialogue", "DiaryWriter", "Turn", "encode_batch", "merge_turns",
     "read_dialogues", "render_prompt", "resolve_template",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Imported on first use: DiaryWriter pulls in torch, Lightning and transformers, which reading
+    # dialogues or building prompts does not need.
+    if name == "DiaryWriter":
+        from diary_lightning.writer import DiaryWriter
+
+        return DiaryWriter
+    raise AttributeError(f"module 'diary_lightning' has no attribute {name!r}")

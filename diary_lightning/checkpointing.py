@@ -3,10 +3,8 @@ and the best adapter exported for PEFT at the end of fit."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import signal
 import threading
 from pathlib import Path
@@ -16,6 +14,8 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from diary_lightning.export import export_adapter
 
 log = logging.getLogger(__name__)
 
@@ -105,18 +105,17 @@ class RngState(L.Callback):
 
 
 class ExportAdapter(L.Callback):
-    """At the end of fit, writes the best checkpoint's adapter (or the last, with no validation) as a PEFT
-    directory (``adapter_config.json``, ``adapter_model.safetensors``) to ``CHECKPOINT_DIR/adapter``,
-    with the prompt settings beside it in ``diary_lightning.json``. Loadable with
-    ``PeftModel.from_pretrained(base, path)``."""
+    """At the end of fit, exports the best checkpoint's adapter (or the last, with no validation) to
+    ``CHECKPOINT_DIR/adapter`` as the ``export`` subcommand does: a PEFT folder with the tokenizer, the
+    prompt and the generation settings, loadable with ``PeftModel.from_pretrained(base, path)`` or
+    ``DiaryWriter.from_pretrained(path)``."""
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         callback = trainer.checkpoint_callback
         source = (callback.best_model_path or callback.last_model_path) if callback is not None else ""
         if not source or trainer.global_rank != 0:
             return
-        path = export_adapter(pl_module, source, checkpoint_dir(trainer) / "adapter",
-                              extra=trainer.datamodule.state_dict() if trainer.datamodule is not None else None)
+        path = export_adapter(pl_module, source, checkpoint_dir(trainer) / "adapter", trainer.datamodule)
         log.info("exported the adapter of %s to %s", source, path)
 
 
@@ -130,37 +129,3 @@ def checkpoint_dir(trainer: L.Trainer) -> Path:
     if callback is not None and callback.dirpath:
         return Path(callback.dirpath)
     return Path(trainer.default_root_dir) / "checkpoints"
-
-
-def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | os.PathLike,
-                   extra: dict[str, Any] | None = None) -> Path:
-    """Write the adapter weights of ``checkpoint`` as a PEFT directory at ``target``, whole or not at all.
-
-    The weights pass through the live PEFT model so that PEFT names and configures the files;
-    the module's own weights are put back afterwards.
-    """
-    from diary_lightning.model import check_adapter_checkpoint
-
-    target = Path(target)
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    check_adapter_checkpoint(saved, pl_module)
-    current = {k: v.detach().clone() for k, v in pl_module.adapter_state_dict().items()}
-    tmp = _temporary_name(target)
-    tmp.mkdir(parents=True)
-    try:
-        pl_module.load_state_dict(saved["state_dict"], strict=False)
-        pl_module.model.save_pretrained(str(tmp), safe_serialization=True)
-        if extra is not None:
-            (tmp / "diary_lightning.json").write_text(json.dumps(extra, ensure_ascii=False, indent=1))
-        # A directory cannot be renamed over another: move the old one aside first, so that at
-        # every moment a complete adapter sits under one of the two names.
-        old = target.with_name(f".{target.name}.old")
-        if target.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        pl_module.load_state_dict(current, strict=False)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target

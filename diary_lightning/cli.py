@@ -1,4 +1,4 @@
-"""The command line: LightningCLI with fit, validate, test, predict and preprocess."""
+"""The command line: LightningCLI with fit, validate, test, predict, preprocess and export; merge beside it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,13 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from diary_lightning.callbacks import JsonlPredictionWriter, RunSummary
-from diary_lightning.checkpointing import CheckpointOnSigterm, ExportAdapter, RngState, SafeCheckpointIO
+from diary_lightning.checkpointing import (
+    CheckpointOnSigterm,
+    ExportAdapter,
+    RngState,
+    SafeCheckpointIO,
+    checkpoint_dir,
+)
 from diary_lightning.data import DiaryDataModule
 from diary_lightning.model import DiaryLoRAModule
 
@@ -31,6 +37,28 @@ class DiaryTrainer(Trainer):
         summary = summarize(datamodule)
         print(json.dumps(summary, ensure_ascii=False, indent=1))
         return summary
+
+    def export(self, model: DiaryLoRAModule, datamodule: DiaryDataModule, ckpt_path: str,
+               output: str | None = None) -> Path:
+        """Write a checkpoint's adapter as a PEFT folder with the tokenizer, prompt and generation settings.
+
+        Args:
+            ckpt_path: The checkpoint to export (a path, ``best`` or ``last``).
+            output: The folder to write (``--output``; default: DEFAULT_ROOT_DIR/adapter).
+        """
+        from diary_lightning.export import export_adapter
+
+        if model.hparams.adapter_path:
+            raise ValueError("export takes --ckpt_path; model.adapter_path is already an exported adapter")
+        if ckpt_path == "last":
+            ckpt_path = str(checkpoint_dir(self) / "last.ckpt")
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint")
+        model.trainer = self  # configure_model loads the base onto this trainer's device
+        model.configure_model()
+        target = export_adapter(model, ckpt_path, output or Path(self.default_root_dir) / "adapter", datamodule)
+        print(target)
+        return target
 
 
 def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
@@ -65,7 +93,9 @@ def check_writable(directory: str | os.PathLike) -> None:
 class DiaryCLI(LightningCLI):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        return {**LightningCLI.subcommands(), "preprocess": {"model", "datamodule"}}
+        # export's output is the shared --output below, not an argument of its own.
+        return {**LightningCLI.subcommands(), "preprocess": {"model", "datamodule"},
+                "export": {"model", "datamodule", "output"}}
 
     def _parse_ckpt_path(self) -> None:
         """Keep the configuration the user gave.
@@ -78,7 +108,8 @@ class DiaryCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_argument("--output", type=str | None, default=None,
-                            help="predict: JSONL file for the diaries (default: DEFAULT_ROOT_DIR/predictions.jsonl)")
+                            help="predict: JSONL file for the diaries (default: DEFAULT_ROOT_DIR/predictions.jsonl); "
+                                 "export: the adapter folder (default: DEFAULT_ROOT_DIR/adapter)")
         parser.add_argument("--resume_predictions", type=bool, default=False,
                             help="predict: keep the diaries an interrupted predict left in OUTPUT.partial and "
                                  "write only the missing ones")
@@ -87,8 +118,16 @@ class DiaryCLI(LightningCLI):
 
     def _ckpt(self) -> None:
         config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") and self.model.hparams.adapter_path:
+            raise ValueError(f"give --ckpt_path or --model.adapter_path, not both "
+                             f"({config['ckpt_path']} and {self.model.hparams.adapter_path})")
         if "ckpt_path" in config:
             config["ckpt_path"] = resolve_checkpoint(config["ckpt_path"], self.trainer)
+        if self.model.hparams.adapter_path:
+            # The prompt the adapter was trained with, as a checkpoint would restore it.
+            from diary_lightning.export import read_settings
+
+            self.datamodule.load_state_dict(read_settings(self.model.hparams.adapter_path))
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         plugins = self.config_init[self.subcommand]["trainer"].get("plugins")
@@ -104,6 +143,12 @@ class DiaryCLI(LightningCLI):
         for callback in self.trainer.checkpoint_callbacks:
             if getattr(callback, "dirpath", None):
                 check_writable(callback.dirpath)
+
+    def before_export(self) -> None:
+        self._ckpt()
+
+    def export(self, **kwargs: Any) -> Path:
+        return self.trainer.export(**kwargs, output=self.config_init["export"].get("output"))
 
     def before_validate(self) -> None:
         self._ckpt()
@@ -125,8 +170,34 @@ class DiaryCLI(LightningCLI):
                 callback.finish()
 
 
+def merge_main(args: list[str]) -> None:
+    """``merge``: no model or data config, so plain argparse rather than a LightningCLI subcommand."""
+    import argparse
+
+    from diary_lightning.export import MERGE_DTYPES, merge_adapter
+
+    parser = argparse.ArgumentParser(
+        prog="python -m diary_lightning merge",
+        description="Merge an exported adapter into a 16-bit copy of its base and save a plain transformers model "
+                    "(AutoModelForCausalLM.from_pretrained(OUTPUT)).")
+    parser.add_argument("--adapter", required=True, help="the exported adapter folder")
+    parser.add_argument("--output", required=True, help="the folder to write the merged model to")
+    parser.add_argument("--dtype", default="bfloat16", choices=MERGE_DTYPES,
+                        help="dtype of the merged weights (default: %(default)s; never 4-bit, which would round "
+                             "the adapter's update away)")
+    parser.add_argument("--base_model", default=None,
+                        help="the base model (default: base_model_name_or_path in adapter_config.json)")
+    parser.add_argument("--trust_remote_code", action="store_true", help="allow the base model's own code")
+    options = parser.parse_args(args)
+    print(merge_adapter(options.adapter, options.output, options.dtype, options.base_model, options.trust_remote_code))
+
+
 def main(args: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    argv = sys.argv[1:] if args is None else args
+    if argv[:1] == ["merge"]:
+        merge_main(argv[1:])
+        return
     DiaryCLI(
         DiaryLoRAModule,
         DiaryDataModule,
@@ -138,5 +209,7 @@ def main(args: list[str] | None = None) -> None:
         },
         seed_everything_default=42,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"epilog": "merge: fold an exported adapter into its base as a plain transformers model "
+                                 "(python -m diary_lightning merge --help)"},
         args=args,
     )

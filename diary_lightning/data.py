@@ -139,7 +139,8 @@ class DiaryDataModule(L.LightningDataModule):
         """
         Args:
             paths: Training dialogues: files, directories or glob patterns (AI Hub JSON, JSONL, JSON lists).
-            predict_path: Dialogues to write diaries for (``predict``); summaries not needed.
+            predict_path: Dialogues to write diaries for (``predict``); summaries not needed. Also a plain-text
+                chat log (``.txt``, one ``speaker: text`` line per utterance): one dialogue named after the file.
             tokenizer: Tokenizer name or directory; the CLI links it to ``model.base_model``.
             batch_size: Examples per training batch (per device).
             eval_batch_size: Examples per validation, test and predict batch; defaults to ``batch_size``.
@@ -152,7 +153,8 @@ class DiaryDataModule(L.LightningDataModule):
             prompt_template: A built-in name (``eeve-diary``, ``eeve-summary``) or a string with ``{dialogue}``.
             speaker_labels: Names shown for speaker ids in the prompt, e.g. ``{P01: Human, P02: AI}``.
             anonymization: AI Hub tokens such as ``#@이름#``: ``placeholder`` ((이름)), ``keep`` or ``drop``.
-            format: ``auto`` (by file content), ``aihub``, ``jsonl``, ``json`` (list of records) or ``nikl``.
+            format: ``auto`` (by file suffix and content), ``aihub``, ``jsonl``, ``json`` (list of records),
+                ``nikl`` or ``text`` (a ``speaker: text`` chat log, the default for ``.txt`` files).
             fields: Field names for JSON/JSONL records: keys ``id``, ``dialogue``, ``speaker``, ``text``, ``summary``.
             topics: Keep only AI Hub dialogues of these topics (e.g. ``개인 및 관계``).
             skip_invalid: Skip and report bad records instead of stopping.

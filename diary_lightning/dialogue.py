@@ -1,4 +1,5 @@
-"""Dialogue records: reading AI Hub JSON, JSONL and JSON record lists, cleaning and merging turns.
+"""Dialogue records: reading AI Hub JSON, JSONL, JSON record lists and plain-text chat logs, cleaning and
+merging turns.
 
 Plain data and plain functions: nothing here imports Lightning or transformers.
 Every problem with the input is collected with the file, the record index and
@@ -18,7 +19,7 @@ from typing import Any
 
 from diary_lightning.clean import DEFAULT_ANONYMIZATION, clean_text
 
-FORMATS = ("auto", "aihub", "jsonl", "json", "nikl")
+FORMATS = ("auto", "aihub", "jsonl", "json", "nikl", "text")
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,25 @@ def _dig(record: Any, dotted: str) -> Any:
     return record
 
 
+def _read_chat_log(path: Path, text: str) -> dict[str, Any]:
+    """A plain-text chat log, one ``speaker: text`` line per utterance, as one JSONL-shaped record whose id is
+    the file name without its suffix. Blank lines are skipped; any other line must name its speaker."""
+    utterances = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        speaker, colon, said = line.partition(":")
+        if not colon or not speaker.strip():
+            raise DataError([Problem(str(path), None, None, "bad line",
+                                     f"line {lineno}: no 'speaker:' before the text ({line.strip()[:40]!r}); write "
+                                     "one 'speaker: text' line per utterance and join messages that span lines")])
+        if not said.strip():
+            raise DataError([Problem(str(path), None, None, "empty utterance",
+                                     f"line {lineno}: {speaker.strip()!r} says nothing after the colon")])
+        utterances.append({"speaker": speaker.strip(), "text": said.strip()})
+    return {"id": path.stem, "dialogue": utterances}
+
+
 def _load_file(path: Path, fmt: str) -> tuple[str, list[Any]]:
     """Decode one file into (format, raw records), or raise DataError naming the file."""
     try:
@@ -162,7 +182,9 @@ def _load_file(path: Path, fmt: str) -> tuple[str, list[Any]]:
     if not text.strip():
         raise DataError([Problem(str(path), None, None, "empty file", "the file is empty")])
     if fmt == "auto":
-        fmt = "jsonl" if path.suffix == ".jsonl" else "json"
+        fmt = {".jsonl": "jsonl", ".txt": "text"}.get(path.suffix, "json")
+    if fmt == "text":
+        return "text", [_read_chat_log(path, text)]
     if fmt == "jsonl":
         records = []
         for lineno, line in enumerate(text.splitlines(), 1):
@@ -205,7 +227,8 @@ class _RecordParser:
             fields = RecordFields(id="header.dialogueInfo.dialogueID", dialogue="body.dialogue",
                                   speaker="participantID", text="utterance", summary="body.summary")
         else:
-            fields = NIKL_FIELDS if fmt == "nikl" else self.fields
+            # A chat log's records are built here, with the default names, whatever data.fields says.
+            fields = NIKL_FIELDS if fmt == "nikl" else RecordFields() if fmt == "text" else self.fields
         record_id = _dig(record, fields.id)
         if isinstance(record_id, int) and not isinstance(record_id, bool):
             record_id = str(record_id)
@@ -243,6 +266,16 @@ class _RecordParser:
         dialogue = Dialogue(record_id, turns, summary, topic if isinstance(topic, str) else None,
                             f"{path}#{index}", _origin(path))
         return dialogue, None, disagree
+
+
+def parse_record(record: Any, *, fields: RecordFields | None = None, anonymization: str = DEFAULT_ANONYMIZATION,
+                 source: str = "<dialogue>", index: int = 0) -> Dialogue:
+    """One JSONL-shaped record (``{"id", "dialogue": [{"speaker", "text"}, ...]}``) cleaned and merged exactly as
+    predict reads it from a file; a bad record raises :class:`DataError` naming ``source`` and ``index``."""
+    dialogue, problem, _ = _RecordParser(fields or RecordFields(), False, anonymization)("jsonl", record, Path(source), index)
+    if problem is not None:
+        raise DataError([problem])
+    return dialogue
 
 
 def _turns_disagree(speakers: list[str], turn_ids: list[Any]) -> bool:

@@ -14,6 +14,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from diary_lightning import evaluation
 from diary_lightning.encoding import IGNORE_INDEX
 from diary_lightning.loss import check_chunked_loss_support, chunked_causal_lm_loss
+from diary_lightning.generation import generate_diaries, generation_settings
 from diary_lightning.metrics import DEFAULT_ROUGE_TOKENIZER, ROUGE_TOKENIZERS, get_rouge_tokenizer
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class DiaryLoRAModule(L.LightningModule):
         no_repeat_ngram_size: int = 0,
         generate_every_n_val: int = 1,
         rouge_tokenizer: str = DEFAULT_ROUGE_TOKENIZER,
+        adapter_path: str | None = None,
     ) -> None:
         """
         Args:
@@ -96,6 +98,9 @@ class DiaryLoRAModule(L.LightningModule):
                 (``data.val_generate_samples``) at every n-th validation; ``validate`` always does.
             rouge_tokenizer: Units ROUGE counts: ``char`` (syllables, no dependency), ``eojeol`` (words)
                 or ``morpheme`` (kiwipiepy, the ``korean`` extra).
+            adapter_path: An exported PEFT adapter folder (``export``, or ``CHECKPOINT_DIR/adapter`` after fit) to
+                validate, test or predict with instead of ``--ckpt_path``; its LoRA shape replaces ``lora_*``
+                and its prompt settings are used.
         """
         super().__init__()
         if optimizer not in OPTIMIZERS:
@@ -112,6 +117,9 @@ class DiaryLoRAModule(L.LightningModule):
         if rouge_tokenizer not in ROUGE_TOKENIZERS:
             raise ValueError(f"model.rouge_tokenizer={rouge_tokenizer!r}: expected one of {', '.join(ROUGE_TOKENIZERS)}")
         get_rouge_tokenizer(rouge_tokenizer)  # a missing kiwipiepy fails here, not at the first validation
+        if adapter_path is not None and not (Path(adapter_path) / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"model.adapter_path={adapter_path!r}: no adapter_config.json there; give a folder "
+                                    "written by `python -m diary_lightning export` or CHECKPOINT_DIR/adapter")
         self.save_hyperparameters()
         self.model: Any = None
         # The frozen base is not in the checkpoint, so loading one must not demand its keys;
@@ -125,6 +133,9 @@ class DiaryLoRAModule(L.LightningModule):
         known, so under DDP every rank loads its own 4-bit copy onto its own GPU."""
         if self.model is not None:
             return
+        if self.hparams.adapter_path and self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
+            raise ValueError("model.adapter_path loads a finished adapter for validate, test and predict; "
+                             "to continue training use fit --ckpt_path")
         device = self.trainer.strategy.root_device if self._trainer is not None else torch.device("cpu")
         self.model = build_model(self.hparams, device)
         # from_pretrained hands the model over in eval mode and Lightning keeps each module's mode at the
@@ -166,26 +177,8 @@ class DiaryLoRAModule(L.LightningModule):
 
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[list[str], list[bool]]:
         """Diaries for left-padded prompts, and whether each hit ``max_new_tokens`` before EOS."""
-        h = self.hparams
-        tokenizer = self.trainer.datamodule.tokenizer
-        sampling = {"temperature": h.temperature, "top_p": h.top_p} if h.do_sample else {}
-        out = self.model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            max_new_tokens=h.max_new_tokens,
-            num_beams=h.num_beams,
-            do_sample=h.do_sample,
-            repetition_penalty=h.repetition_penalty,
-            no_repeat_ngram_size=h.no_repeat_ngram_size,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-            use_cache=True,
-            **sampling,
-        )
-        new = out[:, input_ids.shape[1] :]
-        ended = (new == tokenizer.eos_token_id).any(dim=1)
-        texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-        return [t.strip() for t in texts], [not e for e in ended.tolist()]
+        return generate_diaries(self.model, self.trainer.datamodule.tokenizer, input_ids, attention_mask,
+                                generation_settings(self.hparams))
 
     # -- generated diaries, scored ----------------------------------------------------------------------
     def on_validation_epoch_end(self) -> None:
@@ -313,27 +306,43 @@ def check_adapter_checkpoint(checkpoint: dict[str, Any], module: DiaryLoRAModule
         raise AdapterMismatchError(f"{where} does not fit {here}: " + "; ".join(detail))
 
 
-def build_model(hparams: Any, device: torch.device) -> Any:
-    """The base model, quantized if asked, with fresh LoRA adapters; only the adapters require grad."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+def load_base(base_model: str, *, load_in_4bit: bool, compute_dtype: str, double_quant: bool = True,
+              attn_implementation: str | None = None, trust_remote_code: bool = False,
+              device: torch.device | str = "cpu") -> Any:
+    """The frozen base as training loads it: 4-bit NF4 with ``compute_dtype`` matmuls, or plain ``compute_dtype``."""
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    dtype = DTYPES[hparams.compute_dtype]
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": hparams.trust_remote_code}
-    if hparams.attn_implementation:
-        kwargs["attn_implementation"] = hparams.attn_implementation
-    if hparams.load_in_4bit:
+    device = torch.device(device)
+    dtype = DTYPES[compute_dtype]
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if load_in_4bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=hparams.double_quant,
+            bnb_4bit_use_double_quant=double_quant,
             bnb_4bit_compute_dtype=dtype,
         )
         # Bound to this process's device: "auto" would spread one rank's copy over every GPU.
         index = device.index if device.type == "cuda" else None
         kwargs["device_map"] = {"": index if index is not None else device.type}
-    model = AutoModelForCausalLM.from_pretrained(hparams.base_model, **kwargs)
+    return AutoModelForCausalLM.from_pretrained(base_model, **kwargs)
+
+
+def build_model(hparams: Any, device: torch.device) -> Any:
+    """The base model, quantized if asked, with fresh LoRA adapters (only they require grad), or with the
+    exported adapter of ``hparams.adapter_path``, frozen, for inference."""
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+
+    model = load_base(hparams.base_model, load_in_4bit=hparams.load_in_4bit, compute_dtype=hparams.compute_dtype,
+                      double_quant=hparams.double_quant, attn_implementation=hparams.attn_implementation,
+                      trust_remote_code=hparams.trust_remote_code, device=device)
     model.config.use_cache = False
+    if hparams.get("adapter_path"):
+        # Loaded as DiaryWriter and plain PEFT load it, without the training preparation (which casts
+        # norms to float32), so every path writes the same diary.
+        return PeftModel.from_pretrained(model, hparams.adapter_path)
     checkpointing = {"use_reentrant": False}
     if hparams.load_in_4bit:
         model = prepare_model_for_kbit_training(

@@ -14,4 +14,5 @@ $py -m diary_lightning predict --config configs/tiny.yaml --ckpt_path runs/tiny/
 echo
 echo "diaries:         runs/tiny/diaries.jsonl"
 echo "checkpoints:     runs/tiny/checkpoints/ (adapters only)"
+echo "adapter:         runs/tiny/checkpoints/adapter (PEFT folder; DiaryWriter.from_pretrained)"
 echo "TensorBoard:     .venv/bin/tensorboard --logdir runs/tiny"

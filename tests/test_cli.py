@@ -29,8 +29,11 @@ def test_every_shipped_config_parses(config: Path, capsys):
 
 def test_module_and_console_entry_points_agree():
     out = subprocess.run([sys.executable, "-m", "diary_lightning", "--help"], capture_output=True, text=True, check=True)
-    for subcommand in ("fit", "validate", "test", "predict", "preprocess"):
+    for subcommand in ("fit", "validate", "test", "predict", "preprocess", "export", "merge"):
         assert subcommand in out.stdout
+    merge = subprocess.run([sys.executable, "-m", "diary_lightning", "merge", "--help"], capture_output=True,
+                           text=True, check=True)
+    assert "--adapter" in merge.stdout and "--dtype" in merge.stdout
 
 
 @pytest.fixture(scope="module")

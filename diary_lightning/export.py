@@ -1,0 +1,160 @@
+"""Handing a trained adapter to other tools: a standard PEFT folder with everything needed to write the same
+diary (tokenizer, prompt, generation settings), and a merged 16-bit model.
+
+Lightning checkpoints are for resuming a run. What a service loads is one of these:
+
+- the adapter folder, with ``peft.PeftModel.from_pretrained(base, folder)`` or :class:`DiaryWriter`;
+- a merged model, with ``transformers.AutoModelForCausalLM.from_pretrained(folder)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from diary_lightning.generation import generation_config, generation_settings
+
+log = logging.getLogger(__name__)
+
+SETTINGS_FILE = "diary_lightning.json"
+"""Beside the adapter: prompt template, speaker labels, anonymization, max_length, how the base was loaded
+and the generation settings of training."""
+MERGE_DTYPES = ("bfloat16", "float16", "float32")
+
+
+def _temporary_dir(target: Path) -> Path:
+    """A fresh hidden directory beside ``target``: the same file system, so the final rename is atomic."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Rename a finished ``tmp`` directory to ``target``.
+
+    A directory cannot be renamed over another: the old one is moved aside first, so that at every
+    moment a complete folder sits under one of the two names.
+    """
+    old = target.with_name(f".{target.name}.old")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_settings(pl_module: Any, prompt: dict[str, Any] | None, max_length: int | None) -> dict[str, Any]:
+    h = pl_module.hparams
+    settings: dict[str, Any] = dict(prompt or {})
+    if max_length is not None:
+        settings["max_length"] = max_length
+    settings["model"] = {"base_model": h.base_model, "load_in_4bit": h.load_in_4bit, "compute_dtype": h.compute_dtype,
+                         "double_quant": h.double_quant, "attn_implementation": h.attn_implementation}
+    settings["generation"] = generation_settings(h)
+    return settings
+
+
+def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | os.PathLike,
+                   datamodule: Any | None = None) -> Path:
+    """Write the adapter of ``checkpoint`` to ``target``, whole or not at all: ``adapter_config.json`` and
+    ``adapter_model.safetensors`` (PEFT's own files), and with a data module also the tokenizer,
+    ``diary_lightning.json`` and ``generation_config.json``.
+
+    The prompt settings are the ones the checkpoint was trained with; the generation settings are
+    ``pl_module``'s. The weights pass through the live PEFT model so that PEFT names and configures
+    the files; the module's own weights are put back afterwards.
+    """
+    from diary_lightning.model import check_adapter_checkpoint
+
+    target = Path(target)
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    check_adapter_checkpoint(saved, pl_module)
+    current = {k: v.detach().clone() for k, v in pl_module.adapter_state_dict().items()}
+    tmp = _temporary_dir(target)
+    try:
+        pl_module.load_state_dict(saved["state_dict"], strict=False)
+        pl_module.model.save_pretrained(str(tmp), safe_serialization=True)
+        if datamodule is not None:
+            prompt = saved.get(type(datamodule).__qualname__) or datamodule.state_dict()
+            settings = export_settings(pl_module, prompt, datamodule.hparams.max_length)
+            tokenizer = datamodule.tokenizer
+            tokenizer.save_pretrained(str(tmp))
+            generation_config(settings["generation"], tokenizer).save_pretrained(str(tmp))
+        else:
+            settings = export_settings(pl_module, None, None)
+        (tmp / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=1), encoding="utf-8")
+        _publish(tmp, target)
+    finally:
+        pl_module.load_state_dict(current, strict=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def read_settings(adapter_dir: str | os.PathLike) -> dict[str, Any]:
+    """The ``diary_lightning.json`` of an exported adapter, checked for what writing a diary needs."""
+    path = Path(adapter_dir) / SETTINGS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {adapter_dir} is not an adapter exported by diary_lightning "
+                                "(python -m diary_lightning export --ckpt_path CKPT --output DIR writes one)")
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    missing = [k for k in ("prompt_template", "anonymization", "max_length", "generation", "model") if k not in settings]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}: export the adapter again with this version "
+                         "(python -m diary_lightning export)")
+    return settings
+
+
+def adapter_base_model(adapter_dir: str | os.PathLike) -> str:
+    """The base model PEFT recorded in ``adapter_config.json``."""
+    path = Path(adapter_dir) / "adapter_config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: give a PEFT adapter folder (written by export or by fit)")
+    base = json.loads(path.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{path} names no base_model_name_or_path; give the base model explicitly")
+    return base
+
+
+def merge_adapter(adapter_dir: str | os.PathLike, output: str | os.PathLike, dtype: str = "bfloat16",
+                  base_model: str | None = None, trust_remote_code: bool = False) -> Path:
+    """Fold the adapter into a 16-bit copy of its base and save the result to ``output`` as a plain
+    transformers model, with the adapter's tokenizer, generation config and ``diary_lightning.json``.
+
+    The base is loaded in ``dtype``, never in 4 bits: merged into NF4 weights the update would be
+    rounded away to the 4-bit grid.
+    """
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from diary_lightning.data import load_tokenizer
+    from diary_lightning.model import DTYPES
+
+    if dtype not in MERGE_DTYPES:
+        raise ValueError(f"--dtype {dtype}: expected one of {', '.join(MERGE_DTYPES)}")
+    adapter_dir, output = Path(adapter_dir), Path(output)
+    base = base_model or adapter_base_model(adapter_dir)
+    log.info("merging %s into %s (%s)", adapter_dir, base, dtype)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
+    merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base
+    tokenizer = load_tokenizer(str(tokenizer_source), trust_remote_code)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_dir(output)
+    try:
+        merged.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        # The training generation settings replace the base's defaults that save_pretrained wrote.
+        for name in ("generation_config.json", SETTINGS_FILE):
+            if (adapter_dir / name).is_file():
+                shutil.copyfile(adapter_dir / name, tmp / name)
+        _publish(tmp, output)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return output

@@ -1,0 +1,96 @@
+"""DiaryWriter: the Python API a service calls to write diaries with an exported adapter."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+
+from diary_lightning.data import DiaryCollator, load_tokenizer
+from diary_lightning.dialogue import RecordFields, parse_record
+from diary_lightning.encoding import encode_batch
+from diary_lightning.export import adapter_base_model, read_settings
+from diary_lightning.generation import generate_diaries
+
+Message = Mapping[str, str]
+"""One utterance: ``{"speaker": ..., "text": ...}``."""
+
+
+class DiaryWriter:
+    """Writes diaries from chats with an adapter exported by ``export`` (or by fit, into ``CHECKPOINT_DIR/adapter``),
+    with the prompt, cleaning, ``max_length`` and generation settings saved beside it: what ``predict`` writes.
+
+    >>> writer = DiaryWriter.from_pretrained("runs/tiny/checkpoints/adapter")
+    >>> writer.write([{"speaker": "P01", "text": "오늘 비가 왔어"}, {"speaker": "P02", "text": "우산은 챙겼어?"}])
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, settings: Mapping[str, Any], batch_size: int = 8,
+                 fields: RecordFields | None = None) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.generation = dict(settings["generation"])
+        self.batch_size = batch_size
+        self.fields = fields or RecordFields()
+        self._collate = DiaryCollator(tokenizer.pad_token_id, padding_side="left")
+
+    @classmethod
+    def from_pretrained(cls, adapter_dir: str | os.PathLike, base_model: str | None = None,
+                        load_in_4bit: bool | None = None, compute_dtype: str | None = None,
+                        device: str | torch.device | None = None, batch_size: int = 8,
+                        trust_remote_code: bool = False) -> DiaryWriter:
+        """Load the base as training did (4-bit NF4 unless ``load_in_4bit=False``), the adapter and its tokenizer.
+
+        Args:
+            adapter_dir: The exported adapter folder.
+            base_model: The base model; defaults to the one recorded in ``adapter_config.json``.
+            load_in_4bit: Quantize the base; defaults to what training did.
+            compute_dtype: ``bfloat16``, ``float16`` or ``float32``; defaults to what training used.
+            device: Defaults to the first GPU if there is one, else the CPU.
+            batch_size: Dialogues generated together by :meth:`write_many`.
+            trust_remote_code: Allow the base model's repository to run its own code.
+        """
+        from peft import PeftModel
+
+        from diary_lightning.model import load_base
+
+        settings = read_settings(adapter_dir)
+        loading = settings["model"]
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        quantized = loading["load_in_4bit"] if load_in_4bit is None else load_in_4bit
+        base = load_base(base_model or adapter_base_model(adapter_dir), load_in_4bit=quantized,
+                         compute_dtype=compute_dtype or loading["compute_dtype"],
+                         double_quant=loading.get("double_quant", True),
+                         attn_implementation=loading.get("attn_implementation"),
+                         trust_remote_code=trust_remote_code, device=device)
+        if not quantized:
+            base = base.to(device)  # a 4-bit base is placed while loading
+        model = PeftModel.from_pretrained(base, str(adapter_dir))
+        return cls(model, load_tokenizer(str(adapter_dir), trust_remote_code), settings, batch_size)
+
+    def write(self, dialogue: Sequence[Message]) -> str:
+        """The diary for one chat, a list of ``{"speaker", "text"}`` utterances in order."""
+        return self.write_many([dialogue])[0]
+
+    def write_many(self, dialogues: Sequence[Sequence[Message]]) -> list[str]:
+        """Diaries for many chats, in order, generated ``batch_size`` at a time (left-padded).
+
+        Every chat is checked before any is generated: a bad one raises ``DataError`` naming its index.
+        """
+        if not dialogues:
+            return []
+        parsed = [parse_record({"id": str(i), "dialogue": list(messages)}, fields=self.fields,
+                               anonymization=self.settings["anonymization"], source="write_many", index=i)
+                  for i, messages in enumerate(dialogues)]
+        encoded = encode_batch(self.tokenizer, self.settings["prompt_template"], [d.turns for d in parsed], None,
+                               self.settings["max_length"], self.settings.get("speaker_labels"))
+        device = next(self.model.parameters()).device
+        diaries: list[str] = []
+        for start in range(0, len(parsed), self.batch_size):
+            batch = self._collate([{"input_ids": ids} for ids in encoded["input_ids"][start:start + self.batch_size]])
+            texts, _ = generate_diaries(self.model, self.tokenizer, batch["input_ids"].to(device),
+                                        batch["attention_mask"].to(device), self.generation)
+            diaries.extend(texts)
+        return diaries

@@ -1,0 +1,174 @@
+"""Handing the adapter over: export, plain PEFT loading, merge, DiaryWriter, predict from an adapter folder
+and from a plain-text chat log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import ROOT, run_cli
+
+from diary_lightning.dialogue import DataError, Turn, read_dialogues
+
+CHAT = "P01: 오늘 비가 많이 와서 #@이름# 만났어\nP02: 우산은 챙겼어?\n\nP01: 아니 그래서 다 젖었어\nP01: 감기 걸릴 것 같아\n"
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+@pytest.fixture(scope="module")
+def exported(reference_fit: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """An adapter exported by the CLI, and predict's diaries for the bundled chats and for one chat log."""
+    run = reference_fit.wait()
+    tmp = tmp_path_factory.mktemp("export")
+    # Six tiny steps teach the random model little; large random adapter weights make every diary depend
+    # on the adapter, so a path that loses it, or changes the prompt or the settings, writes another one.
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    generator = torch.Generator().manual_seed(0)
+    checkpoint["state_dict"] = {k: 0.2 * torch.randn(v.shape, generator=generator)
+                                for k, v in checkpoint["state_dict"].items()}
+    torch.save(checkpoint, tmp / "random.ckpt")
+    config = str(reference_fit.config)
+    adapter = tmp / "adapter"
+    run_cli("export", "--config", config, "--ckpt_path", str(tmp / "random.ckpt"), "--output", str(adapter))
+    chat = tmp / "chat.txt"
+    chat.write_text(CHAT, encoding="utf-8")
+    run_cli("predict", "--config", config, "--model.adapter_path", str(adapter), "--data.predict_path", str(chat),
+            "--output", str(tmp / "chat.jsonl"))
+    run_cli("predict", "--config", config, "--model.adapter_path", str(adapter), "--output", str(tmp / "chats.jsonl"))
+    return {"adapter": adapter, "chat": chat, "chat_diary": _rows(tmp / "chat.jsonl"),
+            "chats_diaries": _rows(tmp / "chats.jsonl"), "run": run, "tmp": tmp, "config": config}
+
+
+def test_export_writes_a_standard_peft_folder(exported: dict[str, Any], tiny_model_dir: Path) -> None:
+    adapter = exported["adapter"]
+    for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                 "generation_config.json", "diary_lightning.json"):
+        assert (adapter / name).is_file(), name
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny_model_dir)
+    settings = json.loads((adapter / "diary_lightning.json").read_text(encoding="utf-8"))
+    assert "{dialogue}" in settings["prompt_template"] and settings["speaker_labels"] == {"P01": "Human"}
+    assert settings["generation"]["max_new_tokens"] == 64 and settings["max_length"] == 512
+    # fit's own export at the end of the run has the same parts.
+    at_fit_end = exported["run"] / "checkpoints" / "adapter"
+    assert sorted(p.name for p in at_fit_end.iterdir()) == sorted(p.name for p in adapter.iterdir())
+
+
+def test_plain_peft_load_writes_the_diary_predict_wrote(exported: dict[str, Any]) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, GenerationConfig
+
+    adapter = exported["adapter"]
+    # Loaded as a service would, knowing only the folder's standard files and diary_lightning.json.
+    settings = json.loads((adapter / "diary_lightning.json").read_text(encoding="utf-8"))
+    base_name = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                      bnb_4bit_compute_dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(base_name, dtype=torch.float32, quantization_config=quantization,
+                                                device_map={"": "cpu"})
+    model = PeftModel.from_pretrained(base, str(adapter))
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter))
+    # The chat log's turns, merged and cleaned by hand: "#@이름#" becomes "(이름)", P01 shows as Human.
+    dialogue = ("Human: 오늘 비가 많이 와서 (이름) 만났어\nP02: 우산은 챙겼어?\n"
+                "Human: 아니 그래서 다 젖었어 감기 걸릴 것 같아")
+    inputs = tokenizer(settings["prompt_template"].format(dialogue=dialogue), return_tensors="pt")
+    out = model.generate(**inputs, generation_config=GenerationConfig.from_pretrained(str(adapter)))
+    diary = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+    assert exported["chat_diary"] == [{"id": "chat", "diary": diary}]
+    assert len(set(diary)) > 3  # a real sentence of the random model, not one repeated token
+    with model.disable_adapter():
+        without = model.generate(**inputs, generation_config=GenerationConfig.from_pretrained(str(adapter)))
+    assert not torch.equal(out, without)  # the adapter decides the diary
+
+
+def test_diary_writer_writes_what_predict_wrote(exported: dict[str, Any], sample_chats: Path) -> None:
+    from diary_lightning import DiaryWriter
+
+    writer = DiaryWriter.from_pretrained(exported["adapter"], batch_size=8)  # data.batch_size of the fit
+    chat = [{"speaker": s.strip(), "text": t.strip()}
+            for s, t in (line.split(":", 1) for line in CHAT.splitlines() if line.strip())]
+    assert writer.write(chat) == exported["chat_diary"][0]["diary"]
+
+    dialogues = read_dialogues(str(sample_chats), require_summary=False, anonymization="keep").dialogues
+    messages = [[{"speaker": t.speaker, "text": t.text} for t in d.turns] for d in dialogues]
+    assert writer.write_many(messages) == [row["diary"] for row in exported["chats_diaries"]]
+    assert writer.write_many([]) == []
+    with pytest.raises(DataError, match=r"write_many, record 1 \(id '1'\): utterance 0 is empty"):
+        writer.write_many([chat, [{"speaker": "P01", "text": "  "}]])
+
+
+def test_readme_diary_writer_example_runs(exported: dict[str, Any]) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("**3. The Python API.**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert "runs/tiny/checkpoints/adapter" in example
+    printed: list[Any] = []
+    exec(example.replace("runs/tiny/checkpoints/adapter", str(exported["adapter"])), {"print": printed.append})
+    one, many = printed
+    assert isinstance(one, str) and one and len(many) == 2 and many[0] == one
+
+
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-4), ("bfloat16", 0.05)])
+def test_merged_model_matches_base_plus_adapter(exported: dict[str, Any], tiny_model_dir: Path, tmp_path: Path,
+                                                dtype: str, tolerance: float) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    merged_dir = tmp_path / "merged"
+    run_cli("merge", "--adapter", str(exported["adapter"]), "--output", str(merged_dir), "--dtype", dtype)
+    assert not (merged_dir / "adapter_config.json").exists()
+    assert (merged_dir / "tokenizer.json").is_file()
+    generation = json.loads((merged_dir / "generation_config.json").read_text())
+    assert generation["max_new_tokens"] == 64  # the training settings, not the base's defaults
+
+    merged = AutoModelForCausalLM.from_pretrained(str(merged_dir), dtype=torch.float32)
+    assert next(AutoModelForCausalLM.from_pretrained(str(merged_dir)).parameters()).dtype == getattr(torch, dtype)
+    base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32)
+    reference = PeftModel.from_pretrained(base, str(exported["adapter"]))
+    ids = torch.randint(4, 500, (2, 24), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = reference(input_ids=ids).logits, merged(input_ids=ids).logits
+        with reference.disable_adapter():
+            plain = reference(input_ids=ids).logits
+    # Mean error relative to the mean logit: bfloat16 rounding, amplified by the random adapter, moves a
+    # few logits by much more than the rest.
+    def error(logits: torch.Tensor) -> float:
+        return float((logits - expected).abs().mean() / expected.abs().mean())
+
+    assert error(got) <= tolerance
+    assert error(plain) > 0.5  # the adapter matters, so the match says it was merged
+
+
+def test_adapter_path_is_refused_beside_ckpt_path_and_in_fit(exported: dict[str, Any], make_config: Any) -> None:
+    with pytest.raises(ValueError, match="give --ckpt_path or --model.adapter_path, not both"):
+        run_cli("predict", "--config", exported["config"], "--model.adapter_path", str(exported["adapter"]),
+                "--ckpt_path", str(exported["run"] / "checkpoints" / "last.ckpt"))
+    with pytest.raises(ValueError, match="to continue training use fit --ckpt_path"):
+        run_cli("fit", "--config", str(make_config(**{"model.adapter_path": str(exported["adapter"])})))
+    with pytest.raises(FileNotFoundError, match="no adapter_config.json there"):
+        run_cli("predict", "--config", exported["config"], "--model.adapter_path", str(exported["tmp"]))
+
+
+# -- plain-text chat logs ---------------------------------------------------------------------------------------
+def test_text_chat_log_is_one_dialogue_named_after_the_file(tmp_path: Path) -> None:
+    chat = tmp_path / "2024-05-01.txt"
+    chat.write_text(CHAT, encoding="utf-8")
+    [dialogue] = read_dialogues(str(chat), require_summary=False).dialogues
+    assert dialogue.id == "2024-05-01"
+    assert dialogue.turns == (Turn("P01", "오늘 비가 많이 와서 (이름) 만났어"), Turn("P02", "우산은 챙겼어?"),
+                              Turn("P01", "아니 그래서 다 젖었어 감기 걸릴 것 같아"))
+
+
+def test_text_line_without_a_speaker_names_file_and_line(tmp_path: Path) -> None:
+    chat = tmp_path / "chat.txt"
+    chat.write_text("P01: 안녕\n\n그리고 이어지는 줄\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"chat.txt: line 3: no 'speaker:' before the text \('그리고 이어지는 줄'\)"):
+        read_dialogues(str(chat), require_summary=False)
+    chat.write_text("P01: 안녕\nP02:   \n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"chat.txt: line 2: 'P02' says nothing"):
+        read_dialogues(str(chat), require_summary=False)
