@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from diary_lightning.clean import DEFAULT_ANONYMIZATION
-from diary_lightning.dialogue import Dialogue, RecordFields, Turn, read_dialogues
+from diary_lightning.dialogue import Dialogue, Turn, read_dialogues, record_fields
 from diary_lightning.encoding import IGNORE_INDEX, encode_batch
 from diary_lightning.prompts import DEFAULT_TEMPLATE, resolve_template
 from diary_lightning.resume import ResumableDataLoader
@@ -167,7 +167,7 @@ class DiaryDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.template = resolve_template(prompt_template)
-        self.fields = RecordFields(**(fields or {}))
+        self.fields = record_fields(fields)
         self._tokenizer = None
         self._splits: dict[str, Any] | None = None
         self._generation_sets: dict[str, list[dict[str, Any]]] = {}
