@@ -105,15 +105,15 @@ class ReadResult:
 
 def merge_turns(utterances: Iterable[tuple[str, str]]) -> tuple[Turn, ...]:
     """Merge consecutive utterances of one speaker into one turn; empty texts are dropped."""
-    turns: list[Turn] = []
+    runs: list[tuple[str, list[str]]] = []
     for speaker, text in utterances:
         if not text:
             continue
-        if turns and turns[-1].speaker == speaker:
-            turns[-1] = Turn(speaker, f"{turns[-1].text} {text}")
+        if runs and runs[-1][0] == speaker:
+            runs[-1][1].append(text)
         else:
-            turns.append(Turn(speaker, text))
-    return tuple(turns)
+            runs.append((speaker, [text]))
+    return tuple(Turn(speaker, " ".join(texts)) for speaker, texts in runs)
 
 
 def expand_paths(paths: str | Sequence[str]) -> list[Path]:

@@ -10,8 +10,10 @@ anonymization tokens and ㅋㅋ, never AI Hub's text. The files go into AI Hub's
 (Training/[라벨]한국어대화요약_train/{topic}.json), one per topic.
 
 ``preprocess`` runs as the CLI runs it, in a fresh process: cold with an empty cache, then warm on
-the cache the cold run wrote. ``startup`` is the same command's fixed cost (``--help``: imports, the
-CLI parser), included in both figures. A benchmark, not a test: timings depend on the machine.
+the cache the cold run wrote. Each run reports its wall time, its CPU time and the data step alone
+(what preprocess logs: read, clean, split, tokenize, write the cache, summarize), without the fixed
+cost of starting Python and importing torch and Lightning. A benchmark, not a test: timings depend
+on the machine and on what else runs on it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import argparse
 import json
 import os
 import random
+import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -106,14 +110,20 @@ def generate(shape_list: list[dict[str, Any]], count: int, out: Path, seed: int 
     os.replace(tmp, out)
 
 
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, str]:
+def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, float | None, str]:
+    """Wall seconds, CPU seconds (user + system, every thread and child) and the data step's own
+    seconds as preprocess logs them, and stdout. CPU time is the figure to trust on a busy machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         sys.stderr.write(done.stderr[-4000:])
         raise SystemExit(f"failed: {' '.join(command)}")
-    return elapsed, done.stdout
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    step = re.search(r"preprocess: .* in ([0-9.]+)s", done.stderr)
+    return elapsed, cpu, float(step.group(1)) if step else None, done.stdout
 
 
 def main() -> None:
@@ -129,12 +139,13 @@ def main() -> None:
 
     like = args.like or BUNDLED
     shape_list = shapes(like)
+    load = os.getloadavg()[0]
     print(f"shapes from {like}: {len(shape_list)} dialogues", file=sys.stderr)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     base = [sys.executable, "-m", "diary_lightning", "preprocess", "--config", args.config,
             "--model.base_model", args.base_model, "--data.batch_size", str(args.batch_size),
-            "--trainer.logger", "false", "--data.topics", "null"]
-    startup, _ = timed([*base, "--help"], env)
+            "--data.topics", "null"]
+    startup, startup_cpu, _, _ = timed([*base, "--help"], env)
     rows = []
     for size in args.sizes:
         data = args.workdir / f"data-{size}-{like.name}"
@@ -145,24 +156,29 @@ def main() -> None:
         cache = args.workdir / f"cache-{size}"
         shutil.rmtree(cache, ignore_errors=True)
         command = [*base, "--data.paths", json.dumps([str(data)]), "--data.cache_dir", str(cache)]
-        cold, out = timed(command, env)
-        warm, warm_out = timed(command, env)
-        summary = json.loads(out)
-        if json.loads(warm_out) != summary:
+        cold = timed(command, env)
+        warm = timed(command, env)
+        summary = json.loads(cold[3])
+        if json.loads(warm[3]) != summary:
             raise SystemExit("the warm summary differs from the cold one")
         rows.append((size, cold, warm, summary))
-        print(f"{size}: cold {cold:.1f}s warm {warm:.1f}s", file=sys.stderr)
+        print(f"{size}: cold {cold[0]:.1f}s warm {warm[0]:.1f}s", file=sys.stderr)
 
-    print(f"startup (imports, CLI parser): {startup:.1f}s, included below")
-    print(f"{'dialogues':>10} {'cold s':>8} {'warm s':>8} {'cold dialogues/s':>17} {'pad eff':>8} {'shuffle':>8}")
+    print(f"CPU cores: {os.cpu_count()}, load average before: {load:.1f}; startup (imports, CLI parser): "
+          f"{startup:.1f}s wall, {startup_cpu:.1f}s CPU, included in the wall and CPU columns")
+    print("wall: the whole command; CPU: user + system of every thread; step: the data step alone "
+          "(read, clean, split, tokenize, cache, summary), as preprocess logs it")
+    header = ("dialogues", "cold wall", "cold CPU", "cold step", "warm wall", "warm CPU", "warm step",
+              "dialogues/s", "pad eff", "shuffle")
+    print(" ".join(f"{h:>11}" for h in header))
     for size, cold, warm, summary in rows:
-        print(f"{size:>10} {cold:>8.1f} {warm:>8.1f} {size / cold:>17.0f} "
-              f"{summary['padding_efficiency']:>8.3f} {summary['padding_efficiency_shuffle']:>8.3f}")
+        cells = [size, *cold[:3], *warm[:3], size / cold[2] if cold[2] else 0.0,
+                 summary["padding_efficiency"], summary["padding_efficiency_shuffle"]]
+        print(" ".join(f"{c:>11}" if isinstance(c, int) else f"{c:>11.2f}" for c in cells))
     if len(rows) > 1:
         (n0, c0, *_), (n1, c1, *_) = rows[0], rows[-1]
-        print(f"scaling {n0} -> {n1}: dialogues x{n1 / n0:.2f}, cold time x{c1 / c0:.2f}, "
-              f"cold time less startup x{(c1 - startup) / (c0 - startup):.2f}")
-
+        print(f"scaling {n0} -> {n1}: dialogues x{n1 / n0:.2f}, cold step x{c1[2] / c0[2]:.2f}, "
+              f"cold CPU x{c1[1] / c0[1]:.2f}")
 
 if __name__ == "__main__":
     main()
