@@ -266,11 +266,14 @@ def _paths(value: Any, prefix: tuple = ()) -> list[tuple]:
 
 @st.composite
 def damaged_files(draw) -> tuple[str, Any]:
-    """An AI Hub file or a JSONL/JSON record list with a few random edits: a value replaced by random
+    """An AI Hub file, a NIKL list or a JSONL/JSON record list with a few random edits: a value replaced by random
     JSON, a key deleted, a list emptied."""
-    kind = draw(st.sampled_from(["aihub", "jsonl", "json"]))
+    kind = draw(st.sampled_from(["aihub", "nikl", "jsonl", "json"]))
     if kind == "aihub":
         data: Any = {"numberOfItems": 2, "data": [aihub_record("a", CHAT), aihub_record("b", CHAT[:1])]}
+    elif kind == "nikl":
+        data = [{"id": f"n{i}", "input": {"conversation": [{"speaker": "SD1", "utterance": "안녕"}]}, "output": "인사했다."}
+                for i in range(2)]
     else:
         data = [{"id": f"r{i}", "dialogue": [{"speaker": "A", "text": "안녕"}, {"speaker": "B", "text": "응"}],
                  "summary": "인사했다."} for i in range(2)]
