@@ -70,3 +70,12 @@ def test_preprocess_reports_bad_input_before_anything_else(make_config, tmp_path
     bad.write_bytes(b'{"data": [{"header": ')
     with pytest.raises(DataError, match=r"bad.json: line 1, column 22 \(character 21\)"):
         run_cli("preprocess", "--config", str(make_config(**{"data.paths": [str(bad)]})))
+
+
+def test_dialogues_that_cannot_fit_are_dropped_and_counted(make_config, capsys):
+    summary = preprocess(capsys, make_config(**{"data.max_length": 180}))
+    dropped = sum(summary["too_long_dropped"].values())
+    assert 0 < dropped < summary["dialogues"]
+    assert sum(summary["splits"].values()) + dropped == summary["dialogues"]
+    # With the template alone at 133 tokens, the last turn and the diary often do not fit in 180.
+    assert sum(summary["turns_cut"].values()) > 0
