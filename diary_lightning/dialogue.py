@@ -180,12 +180,6 @@ def record_fields(mapping: dict[str, str] | None) -> RecordFields:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _json_error(path: Path, err: json.JSONDecodeError, where: str) -> DataError:
-    return DataError([Problem(str(path), None, None, "malformed json",
-                              f"{where}line {err.lineno}, column {err.colno} (character {err.pos}): {err.msg}; "
-                              "the file may be truncated or not JSON")])
-
-
 def _load_file(path: Path, fmt: str) -> tuple[str, list[Any], bool]:
     """Decode one file into (format, raw records, may hold lone surrogates), or raise DataError naming the file."""
     try:
@@ -215,7 +209,9 @@ def _load_file(path: Path, fmt: str) -> tuple[str, list[Any], bool]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise _json_error(path, err, "") from None
+        raise DataError([Problem(str(path), None, None, "malformed json",
+                                 f"line {err.lineno}, column {err.colno} (character {err.pos}): {err.msg}; "
+                                 "the file may be truncated or not JSON")]) from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         return "aihub", data["data"], surrogates
     if isinstance(data, list):

@@ -162,7 +162,8 @@ def main() -> None:
         if json.loads(warm[3]) != summary:
             raise SystemExit("the warm summary differs from the cold one")
         rows.append((size, cold, warm, summary))
-        print(f"{size}: cold {cold[0]:.1f}s warm {warm[0]:.1f}s", file=sys.stderr)
+        print(f"{size}: cold {cold[0]:.1f}s wall, {cold[1]:.1f}s CPU, step {cold[2]}s; "
+              f"warm {warm[0]:.1f}s wall, {warm[1]:.1f}s CPU, step {warm[2]}s", file=sys.stderr)
 
     print(f"CPU cores: {os.cpu_count()}, load average before: {load:.1f}; startup (imports, CLI parser): "
           f"{startup:.1f}s wall, {startup_cpu:.1f}s CPU, included in the wall and CPU columns")
