@@ -39,7 +39,6 @@ PLACEHOLDERS = {
 # Named emoticons (#@이모티콘#하하#) and system events (#@시스템#사진#) carry a second
 # field; they must be matched before the plain one-field form.
 _TOKEN = re.compile(r"#@(?:이모티콘#[^#\s]+#|시스템#([^#\s]+)#|([^#\s]+)#)")
-_SPACE = re.compile(r"\s+")
 
 
 def _placeholder(match: re.Match) -> str:
@@ -49,11 +48,11 @@ def _placeholder(match: re.Match) -> str:
 
 def clean_text(text: str, anonymization: str = DEFAULT_ANONYMIZATION) -> str:
     """NFC-normalise, apply the anonymization policy and collapse whitespace."""
-    text = unicodedata.normalize("NFC", text)
-    if anonymization == "placeholder":
-        text = _TOKEN.sub(_placeholder, text)
-    elif anonymization == "drop":
-        text = _TOKEN.sub(" ", text)
-    elif anonymization != "keep":
+    if anonymization not in ANONYMIZATION_POLICIES:
         raise ValueError(f"anonymization={anonymization!r}: expected one of {', '.join(ANONYMIZATION_POLICIES)}")
-    return _SPACE.sub(" ", text).strip()
+    # The checks skip work most utterances do not need: this runs about 3 million times on AI Hub's data.
+    if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    if anonymization != "keep" and "#@" in text:
+        text = _TOKEN.sub(_placeholder if anonymization == "placeholder" else " ", text)
+    return " ".join(text.split())

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ class DiaryTrainer(Trainer):
         """Parse, clean, split and tokenize the data into the cache, and print a JSON summary."""
         from diary_lightning.report import summarize
 
+        start = time.perf_counter()
         summary = summarize(datamodule)
+        log.info("preprocess: data read, tokenized and summarized in %.2fs", time.perf_counter() - start)
         print(json.dumps(summary, ensure_ascii=False, indent=1))
         return summary
 

@@ -8,9 +8,11 @@ the dialogue ID, and raised as one :class:`DataError` before training starts.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +86,8 @@ class RecordFields:
 
 
 NIKL_FIELDS = RecordFields(dialogue="input.conversation", text="utterance", summary="output")
+AIHUB_FIELDS = RecordFields(id="header.dialogueInfo.dialogueID", dialogue="body.dialogue",
+                            speaker="participantID", text="utterance", summary="body.summary")
 
 
 @dataclass
@@ -94,19 +98,23 @@ class ReadResult:
     problems: list[Problem] = field(default_factory=list)
     turn_mismatches: list[str] = field(default_factory=list)
     """IDs of AI Hub dialogues whose turnIDs disagree with merging by speaker."""
+    empty_dialogues: list[str] = field(default_factory=list)
+    """IDs of dialogues with no text left after cleaning (skipped, counted as ``empty after cleaning``)."""
+    empty_utterances: int = 0
+    """Utterances dropped from their turn because nothing was left after cleaning."""
 
 
 def merge_turns(utterances: Iterable[tuple[str, str]]) -> tuple[Turn, ...]:
     """Merge consecutive utterances of one speaker into one turn; empty texts are dropped."""
-    turns: list[Turn] = []
+    runs: list[tuple[str, list[str]]] = []
     for speaker, text in utterances:
         if not text:
             continue
-        if turns and turns[-1].speaker == speaker:
-            turns[-1] = Turn(speaker, f"{turns[-1].text} {text}")
+        if runs and runs[-1][0] == speaker:
+            runs[-1][1].append(text)
         else:
-            turns.append(Turn(speaker, text))
-    return tuple(turns)
+            runs.append((speaker, [text]))
+    return tuple(Turn(speaker, " ".join(texts)) for speaker, texts in runs)
 
 
 def expand_paths(paths: str | Sequence[str]) -> list[Path]:
@@ -117,13 +125,16 @@ def expand_paths(paths: str | Sequence[str]) -> list[Path]:
     missing: list[Problem] = []
     for entry in paths:
         entry = str(entry)
-        if glob.has_magic(entry):
+        # An existing path is taken literally: AI Hub's folders are named like "[라벨]한국어대화요약_train",
+        # which glob would read as a character class.
+        if glob.has_magic(entry) and not os.path.exists(entry):
             matched = sorted(Path(p) for p in glob.glob(entry, recursive=True) if Path(p).is_file())
             if not matched:
                 missing.append(Problem(entry, None, None, "missing file", "the pattern matches no file"))
             files.extend(matched)
         elif os.path.isdir(entry):
-            found = sorted(p for p in Path(entry).rglob("*") if p.suffix in (".json", ".jsonl") and p.is_file())
+            found = sorted(p for p in Path(entry).rglob("*")
+                           if p.suffix in (".json", ".jsonl") and not p.name.startswith(".") and p.is_file())
             if not found:
                 missing.append(Problem(entry, None, None, "missing file", "the directory holds no .json or .jsonl file"))
             files.extend(found)
@@ -173,18 +184,39 @@ def _read_chat_log(path: Path, text: str) -> dict[str, Any]:
     return {"id": path.stem, "dialogue": utterances}
 
 
-def _load_file(path: Path, fmt: str) -> tuple[str, list[Any]]:
-    """Decode one file into (format, raw records), or raise DataError naming the file."""
+def record_fields(mapping: dict[str, str] | None) -> RecordFields:
+    """``RecordFields`` from a config mapping, naming any key it does not know."""
+    known = {f.name for f in dataclasses.fields(RecordFields)}
+    unknown = sorted(set(mapping or {}) - known)
+    if unknown:
+        raise ValueError(f"data.fields: unknown key(s) {', '.join(unknown)}; the keys are {', '.join(sorted(known))}")
+    bad = {k: v for k, v in (mapping or {}).items() if not isinstance(v, str) or not v}
+    if bad:
+        raise ValueError(f"data.fields: {bad} must map to field names (dotted paths reach into nested objects)")
+    return RecordFields(**(mapping or {}))
+
+
+# A \uD800-\uDFFF escape decodes to a lone surrogate, which no UTF-8 writer downstream accepts.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _load_file(path: Path, fmt: str) -> tuple[str, list[Any], bool]:
+    """Decode one file into (format, raw records, may hold lone surrogates), or raise DataError naming the file."""
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise DataError([Problem(str(path), None, None, "not utf-8", f"not UTF-8 text (byte {err.start}): {err.reason}")]) from None
+        raise DataError([Problem(str(path), None, None, "not utf-8",
+                                 f"not UTF-8 text (byte offset {err.start}: {err.reason}); "
+                                 "re-save the file as UTF-8")]) from None
+    except OSError as err:
+        raise DataError([Problem(str(path), None, None, "unreadable file", err.strerror or str(err))]) from None
     if not text.strip():
-        raise DataError([Problem(str(path), None, None, "empty file", "the file is empty")])
+        raise DataError([Problem(str(path), None, None, "empty file", "the file is empty; remove it from data.paths")])
+    surrogates = _SURROGATE_ESCAPE.search(text) is not None
     if fmt == "auto":
         fmt = {".jsonl": "jsonl", ".txt": "text"}.get(path.suffix, "json")
     if fmt == "text":
-        return "text", [_read_chat_log(path, text)]
+        return "text", [_read_chat_log(path, text)], surrogates
     if fmt == "jsonl":
         records = []
         for lineno, line in enumerate(text.splitlines(), 1):
@@ -193,20 +225,32 @@ def _load_file(path: Path, fmt: str) -> tuple[str, list[Any]]:
             try:
                 records.append(json.loads(line))
             except json.JSONDecodeError as err:
-                raise DataError([Problem(str(path), None, None, "malformed json", f"line {lineno}, column {err.colno}: {err.msg}")]) from None
-        return "jsonl", records
+                raise DataError([Problem(str(path), None, None, "malformed json",
+                                         f"line {lineno}, column {err.colno}: {err.msg}")]) from None
+        return "jsonl", records, surrogates
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise DataError([Problem(str(path), None, None, "malformed json", f"line {err.lineno}, column {err.colno}: {err.msg}")]) from None
+        raise DataError([Problem(str(path), None, None, "malformed json",
+                                 f"line {err.lineno}, column {err.colno} (character {err.pos}): {err.msg}; "
+                                 "the file may be truncated or not JSON")]) from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
-        return "aihub", data["data"]
+        return "aihub", data["data"], surrogates
     if isinstance(data, list):
         if fmt == "json" and data and isinstance(data[0], dict) and isinstance(data[0].get("input"), dict):
             fmt = "nikl"
-        return fmt, data
+        return fmt, data, surrogates
     raise DataError([Problem(str(path), None, None, "unknown format",
-                             f"top level is a {type(data).__name__}; expected AI Hub's {{'data': [...]}} or a list of records")])
+                             f"top level is a {type(data).__name__}; expected AI Hub's {{'data': [...]}} "
+                             "or a list of records (JSONL files need the .jsonl suffix or data.format: jsonl)")])
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 class _RecordParser:
@@ -214,18 +258,21 @@ class _RecordParser:
         self.fields = fields
         self.require_summary = require_summary
         self.anonymization = anonymization
+        self.check_surrogates = False
+        """Set per file when its JSON holds surrogate escapes; most files do not, and skip the check."""
 
-    def __call__(self, fmt: str, record: Any, path: Path, index: int) -> tuple[Dialogue | None, Problem | None, bool]:
-        """Parse one record: (dialogue, problem, turns_disagree)."""
+    def __call__(self, fmt: str, record: Any, path: Path, index: int) -> tuple[Dialogue | None, Problem | None, bool, int]:
+        """Parse one record: (dialogue, problem, turns_disagree, empty utterances dropped).
 
-        def problem(reason: str, detail: str, record_id: str | None = None) -> tuple[None, Problem, bool]:
-            return None, Problem(str(path), index, record_id, reason, detail), False
+        A dialogue with no text left after cleaning comes back as None with no problem."""
+
+        def problem(reason: str, detail: str, record_id: str | None = None) -> tuple[None, Problem, bool, int]:
+            return None, Problem(str(path), index, record_id, reason, detail), False, 0
 
         if not isinstance(record, dict):
             return problem("not an object", f"expected a JSON object, got {type(record).__name__}")
         if fmt == "aihub":
-            fields = RecordFields(id="header.dialogueInfo.dialogueID", dialogue="body.dialogue",
-                                  speaker="participantID", text="utterance", summary="body.summary")
+            fields = AIHUB_FIELDS
         else:
             # A chat log's records are built here, with the default names, whatever data.fields says.
             fields = NIKL_FIELDS if fmt == "nikl" else RecordFields() if fmt == "text" else self.fields
@@ -233,7 +280,9 @@ class _RecordParser:
         if isinstance(record_id, int) and not isinstance(record_id, bool):
             record_id = str(record_id)
         if not isinstance(record_id, str) or not record_id.strip():
-            return problem("missing id", f"no dialogue id at {fields.id!r}")
+            return problem("missing id", f"no dialogue id (a string) at {fields.id!r}")
+        if self.check_surrogates and _has_surrogate(record_id):
+            return problem("bad text", "the dialogue id holds a lone surrogate (\\ud800-\\udfff), not text")
         utterances = _dig(record, fields.dialogue)
         if not isinstance(utterances, list) or not utterances:
             return problem("missing dialogue", f"no list of utterances at {fields.dialogue!r}", record_id)
@@ -247,32 +296,38 @@ class _RecordParser:
             if not isinstance(speaker, str) or not speaker.strip():
                 return problem("bad utterance", f"utterance {u_index} has no speaker at {fields.speaker!r}", record_id)
             if not isinstance(text, str):
-                return problem("bad utterance", f"utterance {u_index} text at {fields.text!r} is {type(text).__name__}, not a string", record_id)
-            if not text.strip():
-                return problem("empty utterance", f"utterance {u_index} is empty", record_id)
+                return problem("bad utterance", f"utterance {u_index} text at {fields.text!r} is "
+                                                f"{'null' if text is None else type(text).__name__}, not a string", record_id)
+            if self.check_surrogates and (_has_surrogate(text) or _has_surrogate(speaker)):
+                return problem("bad text", f"utterance {u_index} holds a lone surrogate (\\ud800-\\udfff), not text", record_id)
             pairs.append((speaker.strip(), clean_text(text, self.anonymization)))
             turn_ids.append(utterance.get("turnID"))
-        turns = merge_turns(pairs)
-        if not turns:
-            return problem("empty dialogue", "no text is left after cleaning", record_id)
         summary = _dig(record, fields.summary)
         if summary is not None and not isinstance(summary, str):
             return problem("missing summary", f"summary at {fields.summary!r} is {type(summary).__name__}, not a string", record_id)
+        if summary and self.check_surrogates and _has_surrogate(summary):
+            return problem("bad text", "the summary holds a lone surrogate (\\ud800-\\udfff), not text", record_id)
         summary = clean_text(summary, self.anonymization) if summary else None
         if self.require_summary and not summary:
             return problem("missing summary", f"no summary at {fields.summary!r}", record_id)
+        empty = sum(1 for _, text in pairs if not text)
+        turns = merge_turns(pairs)
+        if not turns:
+            return Dialogue(record_id, (), summary, source=f"{path}#{index}"), None, False, empty
         topic = _dig(record, "header.dialogueInfo.topic") if fmt == "aihub" else record.get("topic")
         disagree = fmt == "aihub" and all(turn_ids) and _turns_disagree([s for s, _ in pairs], turn_ids)
         dialogue = Dialogue(record_id, turns, summary, topic if isinstance(topic, str) else None,
                             f"{path}#{index}", _origin(path))
-        return dialogue, None, disagree
+        return dialogue, None, disagree, empty
 
 
 def parse_record(record: Any, *, fields: RecordFields | None = None, anonymization: str = DEFAULT_ANONYMIZATION,
                  source: str = "<dialogue>", index: int = 0) -> Dialogue:
     """One JSONL-shaped record (``{"id", "dialogue": [{"speaker", "text"}, ...]}``) cleaned and merged exactly as
     predict reads it from a file; a bad record raises :class:`DataError` naming ``source`` and ``index``."""
-    dialogue, problem, _ = _RecordParser(fields or RecordFields(), False, anonymization)("jsonl", record, Path(source), index)
+    dialogue, problem, _, _ = _RecordParser(fields or RecordFields(), False, anonymization)("jsonl", record, Path(source), index)
+    if problem is None and not dialogue.turns:
+        problem = Problem(source, index, dialogue.id, "empty after cleaning", "no text is left after cleaning")
     if problem is not None:
         raise DataError([problem])
     return dialogue
@@ -299,27 +354,38 @@ def read_dialogues(
 
     Problems in single records are raised together as one :class:`DataError`, or
     skipped and counted when ``skip_invalid`` is set. A repeated dialogue ID is a
-    problem of the second record: the first one is kept. Problems with a whole file
-    (missing, not UTF-8, malformed JSON, unknown layout) are always raised.
+    problem of the second record (an error naming both; with ``skip_invalid`` the
+    second is skipped and counted). Utterances with no text after cleaning are
+    dropped from their turn; a dialogue left with none is skipped and reported
+    (``empty_dialogues``), not an error. A dialogue with one speaker is fine.
+    Problems with a whole file (missing, not UTF-8, empty, malformed JSON,
+    unknown layout) are always raised.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
     parse = _RecordParser(fields or RecordFields(), require_summary, anonymization)
     wanted = set(topics) if topics else None
     result = ReadResult(dialogues=[])
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # dialogue id -> where it was first read
     for path in expand_paths(paths):
-        file_fmt, records = _load_file(path, fmt)
+        file_fmt, records, parse.check_surrogates = _load_file(path, fmt)
         count = 0
         for index, record in enumerate(records):
-            dialogue, problem, disagree = parse(file_fmt, record, path, index)
+            dialogue, problem, disagree, empty = parse(file_fmt, record, path, index)
             if problem is None and dialogue.id in seen:
-                problem = Problem(str(path), index, dialogue.id, "duplicate id", "repeats an earlier dialogue id; the first one is kept")
+                problem = Problem(str(path), index, dialogue.id, "duplicate id",
+                                  f"repeats the dialogue id of {seen[dialogue.id]}; the first one is kept")
             if problem is not None:
                 result.problems.append(problem)
                 result.skipped[problem.reason] += 1
                 continue
-            seen.add(dialogue.id)
+            seen[dialogue.id] = f"{path}, record {index}"
+            result.empty_utterances += empty
+            if not dialogue.turns:
+                # Not damage: the anonymization policy (``drop``) or blank utterances can empty a dialogue.
+                result.empty_dialogues.append(dialogue.id)
+                result.skipped["empty after cleaning"] += 1
+                continue
             if wanted is not None and dialogue.topic not in wanted:
                 result.skipped["topic not selected"] += 1
                 continue

@@ -6,29 +6,66 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from diary_lightning.dialogue import Turn
-from diary_lightning.prompts import render_prompt
+from diary_lightning.prompts import format_dialogue, render_prompt
 
 IGNORE_INDEX = -100
 """Label of tokens the loss skips (PyTorch's cross-entropy default)."""
 
 
-def _fit_turns(
-    tokenizer: Any,
-    template: str,
-    turns: Sequence[Turn],
-    budget: int,
-    speaker_labels: Mapping[str, str] | None,
-) -> tuple[list[int], int]:
+class PromptTokenizer:
+    """Token ids of rendered prompts, tokenizing the template's fixed text once.
+
+    The template around ``{dialogue}`` is most of a short prompt (133 of a median 254 tokens
+    with the tiny tokenizer), so tokenizing it once per batch instead of once per dialogue
+    nearly halves the work. Joining separately tokenized pieces gives the tokens of the whole
+    prompt only when no token spans a seam, which depends on the tokenizer (a SentencePiece
+    tokenizer may add a word-start marker to the dialogue piece): the first prompts of each
+    batch (one object per batch) are checked both ways, and whole prompts are tokenized when
+    any differs.
+    """
+
+    checked = 8
+
+    def __init__(self, tokenizer: Any, template: str, speaker_labels: Mapping[str, str] | None) -> None:
+        self.tokenizer = tokenizer
+        self.template = template
+        self.speaker_labels = speaker_labels
+        head, tail = template.split("{dialogue}", 1) if template.count("{dialogue}") == 1 else (None, None)
+        self.pieces: tuple[list[int], list[int]] | None = None
+        self.verified = False
+        if head is not None and "{" not in head + tail:  # escaped braces: str.format would change the text
+            self.pieces = (tokenizer(head)["input_ids"], tokenizer(tail, add_special_tokens=False)["input_ids"])
+
+    def whole(self, dialogues: Sequence[Sequence[Turn]]) -> list[list[int]]:
+        texts = [render_prompt(self.template, turns, self.speaker_labels) for turns in dialogues]
+        return self.tokenizer(texts)["input_ids"] if texts else []
+
+    def joined(self, dialogues: Sequence[Sequence[Turn]]) -> list[list[int]]:
+        head, tail = self.pieces
+        texts = [format_dialogue(turns, self.speaker_labels) for turns in dialogues]
+        bodies = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+        return [head + body + tail for body in bodies]
+
+    def __call__(self, dialogues: Sequence[Sequence[Turn]]) -> list[list[int]]:
+        if self.pieces is not None and not self.verified:
+            probe = dialogues[: self.checked]
+            self.verified = True
+            if self.joined(probe) != self.whole(probe):
+                self.pieces = None
+        return self.whole(dialogues) if self.pieces is None else self.joined(dialogues)
+
+
+def _fit_turns(prompts: PromptTokenizer, turns: Sequence[Turn], budget: int) -> tuple[list[int], int]:
     """Prompt ids holding the most recent turns that fit in ``budget`` tokens, and how many turns were cut.
 
     The prompt length only grows with the number of turns kept, so a binary search
     finds the smallest cut. At least the last turn is kept, even if it alone is too long.
     """
     lo, hi = 1, len(turns) - 1  # candidates for the number of turns cut
-    best = tokenizer(render_prompt(template, turns[hi:], speaker_labels))["input_ids"], hi
+    best = prompts([turns[hi:]])[0], hi
     while lo <= hi:
         mid = (lo + hi) // 2
-        ids = tokenizer(render_prompt(template, turns[mid:], speaker_labels))["input_ids"]
+        ids = prompts([turns[mid:]])[0]
         if len(ids) <= budget:
             best, hi = (ids, mid), mid - 1
         else:
@@ -51,7 +88,8 @@ def encode_batch(
     ids are the prompt alone. When prompt and target exceed ``max_length``, the
     oldest turns are dropped; the template, the instruction and the target are kept.
     """
-    prompts = tokenizer([render_prompt(template, t, speaker_labels) for t in turns])["input_ids"]
+    prompt_tokenizer = PromptTokenizer(tokenizer, template, speaker_labels)
+    prompts = prompt_tokenizer(turns)
     if targets is not None:
         eos = tokenizer.eos_token_id
         target_ids = [ids + [eos] for ids in tokenizer(list(targets), add_special_tokens=False)["input_ids"]]
@@ -61,7 +99,7 @@ def encode_batch(
     for dialogue, prompt, target in zip(turns, prompts, target_ids):
         cut = 0
         if len(prompt) + len(target) > max_length and len(dialogue) > 1:
-            prompt, cut = _fit_turns(tokenizer, template, dialogue, max_length - len(target), speaker_labels)
+            prompt, cut = _fit_turns(prompt_tokenizer, dialogue, max_length - len(target))
         out["input_ids"].append(prompt + target)
         out["labels"].append([IGNORE_INDEX] * len(prompt) + target)
         out["prompt_length"].append(len(prompt))

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from diary_lightning.data import int_column, sequence_lengths
 from diary_lightning.sampler import LengthGroupedBatchSampler, padding_efficiency
 
 
-def _percentiles(values: Sequence[int]) -> dict[str, int]:
-    if not values:
+def _percentiles(values: np.ndarray) -> dict[str, int]:
+    if not len(values):
         return {"p50": 0, "p95": 0, "max": 0}
-    ordered = sorted(values)
-    pick = lambda q: ordered[min(int(q * len(ordered)), len(ordered) - 1)]  # noqa: E731
-    return {"p50": pick(0.5), "p95": pick(0.95), "max": ordered[-1]}
+    ordered = np.sort(values)
+    pick = lambda q: int(ordered[min(int(q * len(ordered)), len(ordered) - 1)])  # noqa: E731
+    return {"p50": pick(0.5), "p95": pick(0.95), "max": int(ordered[-1])}
+
+
+def _every(splits: dict[str, Any], name: str) -> np.ndarray:
+    return np.concatenate([int_column(ds, name) for ds in splits.values()])
 
 
 def summarize(datamodule: Any) -> dict[str, Any]:
@@ -21,7 +27,7 @@ def summarize(datamodule: Any) -> dict[str, Any]:
     splits = datamodule.splits()
     report = datamodule.report
     train = splits["train"]
-    lengths = [len(ids) for ids in train["input_ids"]]
+    lengths = sequence_lengths(train).tolist()
     batch_size = datamodule.hparams.batch_size
     seed = 0
 
@@ -29,16 +35,18 @@ def summarize(datamodule: Any) -> dict[str, Any]:
         sampler = LengthGroupedBatchSampler(lengths, batch_size, seed=seed, group_by_length=grouped)
         return round(padding_efficiency(lengths, sampler.batches()), 4)
 
-    every = [ds for ds in splits.values()]
     return {
         "files": report["files"],
         "dialogues": sum(report["files"].values()),
         "skipped": report["skipped"],
-        "turn_mismatches": len(report.get("turn_mismatches", [])),
+        "turn_mismatches": len(report["turn_mismatches"]),
+        "turn_mismatch_ids": report["turn_mismatches"][:20],
+        "empty_dialogues": report["empty_dialogues"][:20],
+        "empty_utterances_dropped": report["empty_utterances_dropped"],
         "splits": report["splits"],
-        "turns_per_dialogue": _percentiles([n for ds in every for n in ds["num_turns"]]),
-        "prompt_tokens": _percentiles([n for ds in every for n in ds["prompt_length"]]),
-        "target_tokens": _percentiles([n for ds in every for n in ds["target_length"]]),
+        "turns_per_dialogue": _percentiles(_every(splits, "num_turns")),
+        "prompt_tokens": _percentiles(_every(splits, "prompt_length")),
+        "target_tokens": _percentiles(_every(splits, "target_length")),
         "turns_cut": report["turns_cut"],
         "too_long_dropped": report["too_long_dropped"],
         "batch_size": batch_size,

@@ -69,7 +69,6 @@ GOOD = {"id": "ok", "dialogue": [{"speaker": "A", "text": "안녕"}], "summary":
     [
         ({"id": "x", "summary": "s"}, "no list of utterances"),
         ({"id": "x", "dialogue": [{"speaker": "A", "text": "hi"}]}, "no summary"),
-        ({"id": "x", "dialogue": [{"speaker": "A", "text": "  "}], "summary": "s"}, "utterance 0 is empty"),
         ({"id": "x", "dialogue": [{"speaker": "A", "text": None}], "summary": "s"}, "not a string"),
         ({"dialogue": [{"speaker": "A", "text": "hi"}], "summary": "s"}, "no dialogue id"),
     ],

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from diary_lightning.dialogue import Dialogue, Turn
-from diary_lightning.encoding import IGNORE_INDEX, encode_batch
+from diary_lightning.encoding import IGNORE_INDEX, PromptTokenizer, encode_batch
 from diary_lightning.prompts import TEMPLATES, render_prompt, resolve_template
 from diary_lightning.splits import assign_split, split_dialogues
 
@@ -41,6 +41,30 @@ def test_labels_mask_prompt_and_keep_target_and_eos(tokenizer):
         assert label == expected, position
     assert labels[-1] == tokenizer.eos_token_id
     assert tokenizer.decode([t for t in labels if t != IGNORE_INDEX], skip_special_tokens=True) == TARGET
+
+
+@pytest.mark.parametrize("template", ["eeve-diary", "abc{dialogue}xyz", "대화 {dialogue} 일기:", "{dialogue}",
+                                      "X\n\n{dialogue}\n\nY", "{{literal}} {dialogue}"])
+def test_template_tokenized_once_gives_the_tokens_of_the_whole_prompt(tokenizer, template):
+    """The fixed text of the template is tokenized once per batch; whatever the seams, the ids must be
+    those of the whole rendered prompt (or the encoder falls back to whole prompts)."""
+    template = resolve_template(template)
+    dialogues = [TURNS, TURNS[1:], [Turn("Human", "ㅋㅋ (사진) 봐봐")], [Turn("P03", "  a")]] * 3
+    targets = [TARGET] * len(dialogues)
+    out = encode_batch(tokenizer, template, dialogues, targets, max_length=4096, speaker_labels={"P01": "Human"})
+    for turns, ids, n in zip(dialogues, out["input_ids"], out["prompt_length"]):
+        assert ids[:n] == tokenizer(render_prompt(template, turns, {"P01": "Human"}))["input_ids"]
+    cut = encode_batch(tokenizer, template, dialogues, targets, max_length=out["prompt_length"][0] + 10)
+    assert cut["turns_cut"][0] > 0
+
+
+def test_a_seam_inside_a_token_falls_back_to_whole_prompts(tokenizer):
+    # "Human" is one token of the tiny tokenizer: "Hu" + "man: ..." tokenized apart would differ.
+    assert tokenizer.convert_ids_to_tokens(tokenizer("Human")["input_ids"])[-1] == "Human"
+    encoder = PromptTokenizer(tokenizer, "Hu{dialogue}", {"P01": "man"})
+    ids = encoder([TURNS, TURNS[:1]])
+    assert encoder.pieces is None
+    assert ids == [tokenizer(render_prompt("Hu{dialogue}", t, {"P01": "man"}))["input_ids"] for t in (TURNS, TURNS[:1])]
 
 
 def test_prediction_encoding_is_the_prompt_alone(tokenizer):
