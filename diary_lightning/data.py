@@ -105,7 +105,9 @@ class DiaryCollator:
             mask[row, cols] = 1
             if "labels" in example:
                 labels[row, cols] = torch.tensor(example["labels"])
-        batch.update(input_ids=ids, attention_mask=mask, labels=labels)
+        # Counted here, on the CPU, so that the training step never waits on the GPU for them.
+        batch.update(input_ids=ids, attention_mask=mask, labels=labels, num_tokens=int(mask.sum()),
+                     num_scored=int((labels[:, 1:] != IGNORE_INDEX).sum()))
         for key in ("id", "summary", "dialogue"):
             if key in examples[0]:
                 batch[key] = [e[key] for e in examples]

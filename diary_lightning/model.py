@@ -148,7 +148,7 @@ class DiaryLoRAModule(L.LightningModule):
     # -- steps --------------------------------------------------------------------------------------------
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
         # Tokens scored after the shift inside the model: this weights the epoch mean per token.
-        n_tokens = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+        n_tokens = batch["num_scored"] if "num_scored" in batch else int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
         if self.hparams.loss_chunk_size:
             base = self.model.get_base_model()
             # The decoder alone: the LoRA layers sit inside it, and lm_head is applied per chunk.
@@ -163,7 +163,8 @@ class DiaryLoRAModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, n_tokens = self._loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=max(n_tokens, 1))
-        self.log("train/tokens", float(batch["attention_mask"].sum()), reduce_fx="sum", on_step=False, on_epoch=True,
+        tokens = batch["num_tokens"] if "num_tokens" in batch else int(batch["attention_mask"].sum())
+        self.log("train/tokens", float(tokens), reduce_fx="sum", on_step=False, on_epoch=True,
                  sync_dist=True)
         return loss
 

@@ -99,7 +99,7 @@ def test_diary_writer_writes_what_predict_wrote(exported: dict[str, Any], sample
     messages = [[{"speaker": t.speaker, "text": t.text} for t in d.turns] for d in dialogues]
     assert writer.write_many(messages) == [row["diary"] for row in exported["chats_diaries"]]
     assert writer.write_many([]) == []
-    with pytest.raises(DataError, match=r"write_many, record 1 \(id '1'\): utterance 0 is empty"):
+    with pytest.raises(DataError, match=r"write_many, record 1 \(id '1'\): no text is left after cleaning"):
         writer.write_many([chat, [{"speaker": "P01", "text": "  "}]])
 
 
