@@ -3,6 +3,11 @@
 Nothing can be downloaded at run time, so the demo trains a byte-level BPE tokenizer
 on the bundled Korean dialogues and saves a randomly initialised LlamaForCausalLM
 beside it, in the same layout as a hub model: the real loading code reads it.
+
+A purely random base cannot show fine-tuning at work: its frozen output layer is so small
+that LoRA barely moves the loss. The command line therefore warms the weights up on the
+bundled chats (never on their diaries) for a few seconds, a stand-in for pretraining;
+the tests keep the purely random model.
 """
 
 from __future__ import annotations
@@ -67,8 +72,10 @@ def build_tiny_model(
     vocab_size: int = 2048,
     seed: int = 0,
     force: bool = False,
+    warmup_steps: int = 0,
 ) -> Path:
-    """Write a random tiny Llama and its tokenizer to ``output``; reuses an existing one unless ``force``."""
+    """Write a random tiny Llama and its tokenizer to ``output``; reuses an existing one unless ``force``.
+    ``warmup_steps`` > 0 first trains every weight that many steps on the bundled chats (see the module doc)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -91,6 +98,8 @@ def build_tiny_model(
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
+    if warmup_steps:
+        _warm_up(model, tokenizer, warmup_steps)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}-"))
     model.save_pretrained(tmp)
@@ -101,6 +110,31 @@ def build_tiny_model(
     return output
 
 
+def _warm_up(model: object, tokenizer: object, steps: int, batch_size: int = 8, max_tokens: int = 256) -> None:
+    """Language-model training of the whole model on the bundled chats' utterances (no diaries)."""
+    import torch
+
+    data = json.loads(sample_data_path().read_text(encoding="utf-8"))["data"]
+    chats = ["\n".join(f'{u["participantID"]}: {u["utterance"]}' for u in record["body"]["dialogue"])
+             for record in data]
+    encoded = [tokenizer(chat)["input_ids"][:max_tokens] for chat in chats]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(steps):
+        rows = [encoded[i] for i in torch.randint(len(encoded), (batch_size,), generator=generator).tolist()]
+        width = max(map(len, rows))
+        ids = torch.full((batch_size, width), tokenizer.pad_token_id)
+        labels = torch.full((batch_size, width), -100)
+        for r, row in enumerate(rows):
+            ids[r, : len(row)] = labels[r, : len(row)] = torch.tensor(row)
+        loss = model(input_ids=ids, attention_mask=(labels != -100).long(), labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="runs/tiny-model", help="directory to write (default: %(default)s)")
@@ -108,8 +142,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-layers", type=int, default=2)
     parser.add_argument("--vocab-size", type=int, default=2048)
     parser.add_argument("--force", action="store_true", help="rebuild even if the directory holds a model")
+    parser.add_argument("--warmup-steps", type=int, default=200,
+                        help="steps of training on the bundled chats before saving; 0: purely random (default: %(default)s)")
     args = parser.parse_args(argv)
-    path = build_tiny_model(args.output, args.hidden_size, args.num_layers, vocab_size=args.vocab_size, force=args.force)
+    path = build_tiny_model(args.output, args.hidden_size, args.num_layers, vocab_size=args.vocab_size, force=args.force,
+                            warmup_steps=args.warmup_steps)
     print(path)
 
 
