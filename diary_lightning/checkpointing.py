@@ -80,7 +80,11 @@ class CheckpointOnSigterm(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if not self.requested or trainer.fit_loop._should_accumulate():
+        if trainer.fit_loop._should_accumulate():
+            return
+        # Under DDP the signal may reach some ranks only, and the save is collective: every rank must
+        # take the same decision, or the ones that saw nothing would wait at its barrier for ever.
+        if not trainer.strategy.reduce_boolean_decision(self.requested, all=False):
             return
         path = checkpoint_dir(trainer) / "last.ckpt"
         trainer.save_checkpoint(path)

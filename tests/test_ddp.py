@@ -92,3 +92,47 @@ def test_validation_gathers_both_ranks_generations(ddp_fit: tuple[Path, Path]) -
     (table,) = events.Tensors("val/samples/text_summary")
     lines = table.tensor_proto.string_val[0].decode().splitlines()[2:]
     assert [line.strip("|").split(" | ")[0].strip() for line in lines] == expected
+
+
+@pytest.mark.slow
+def test_sigterm_to_one_rank_saves_and_stops_every_rank(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A pre-emption may signal one process only: the ranks agree to save at the same step, so the run
+    ends with a checkpoint rather than hanging at the save's barrier."""
+    import contextlib
+    import signal
+    import time
+
+    import psutil
+    import torch
+
+    from conftest import tiny_config
+
+    config = tiny_config(tmp_path, tiny_model_dir, **{
+        "trainer.max_steps": 10_000, "trainer.val_check_interval": 10_000, "trainer.num_sanity_val_steps": 0,
+        "data.val_generate_samples": 0,
+    })
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    main = subprocess.Popen(
+        [sys.executable, "-m", "diary_lightning", "fit", "--config", str(config),
+         "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    children: list[psutil.Process] = []
+    try:
+        last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+        deadline = time.monotonic() + 240
+        while not last.is_file():  # the step checkpoints (every 10 steps) show that both ranks train
+            assert main.poll() is None, main.stderr.read()[-3000:]
+            assert time.monotonic() < deadline, "no step checkpoint within 240 s"
+            time.sleep(0.1)
+        children = psutil.Process(main.pid).children(recursive=True)
+        (rank1,) = [p for p in children if "diary_lightning" in " ".join(p.cmdline())]
+        rank1.send_signal(signal.SIGTERM)
+        _, err = main.communicate(timeout=120)
+    finally:  # a hung run must not outlive the test
+        main.kill()
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+    assert "SIGTERM received" in err and "resume with --ckpt_path last" in err, err[-3000:]
+    assert 10 <= torch.load(last, map_location="cpu", weights_only=True)["global_step"] < 10_000
