@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from diary_lightning.clean import DEFAULT_ANONYMIZATION
 from diary_lightning.dialogue import Dialogue, Turn, read_dialogues, record_fields
-from diary_lightning.encoding import IGNORE_INDEX, encode_batch
+from diary_lightning.encoding import IGNORE_INDEX, batch_counts, encode_batch
 from diary_lightning.prompts import DEFAULT_TEMPLATE, resolve_template
 from diary_lightning.resume import ResumableDataLoader
 from diary_lightning.sampler import LengthGroupedBatchSampler
@@ -105,9 +105,7 @@ class DiaryCollator:
             mask[row, cols] = 1
             if "labels" in example:
                 labels[row, cols] = torch.tensor(example["labels"])
-        # Counted here, on the CPU, so that the training step never waits on the GPU for them.
-        batch.update(input_ids=ids, attention_mask=mask, labels=labels, num_tokens=int(mask.sum()),
-                     num_scored=int((labels[:, 1:] != IGNORE_INDEX).sum()))
+        batch.update(input_ids=ids, attention_mask=mask, labels=labels, **batch_counts(mask, labels))
         for key in ("id", "summary", "dialogue"):
             if key in examples[0]:
                 batch[key] = [e[key] for e in examples]

@@ -12,9 +12,8 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
 from diary_lightning import evaluation
-from diary_lightning.encoding import IGNORE_INDEX
-from diary_lightning.loss import check_chunked_loss_support, chunked_causal_lm_loss
 from diary_lightning.generation import generate_diaries, generation_settings
+from diary_lightning.loss import check_chunked_loss_support, chunked_causal_lm_loss
 from diary_lightning.metrics import DEFAULT_ROUGE_TOKENIZER, ROUGE_TOKENIZERS, get_rouge_tokenizer
 
 log = logging.getLogger(__name__)
@@ -148,7 +147,7 @@ class DiaryLoRAModule(L.LightningModule):
     # -- steps --------------------------------------------------------------------------------------------
     def _loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, int]:
         # Tokens scored after the shift inside the model: this weights the epoch mean per token.
-        n_tokens = batch["num_scored"] if "num_scored" in batch else int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+        n_tokens = batch["num_scored"]
         if self.hparams.loss_chunk_size:
             base = self.model.get_base_model()
             # The decoder alone: the LoRA layers sit inside it, and lm_head is applied per chunk.
@@ -163,8 +162,7 @@ class DiaryLoRAModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, n_tokens = self._loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=max(n_tokens, 1))
-        tokens = batch["num_tokens"] if "num_tokens" in batch else int(batch["attention_mask"].sum())
-        self.log("train/tokens", float(tokens), reduce_fx="sum", on_step=False, on_epoch=True,
+        self.log("train/tokens", float(batch["num_tokens"]), reduce_fx="sum", on_step=False, on_epoch=True,
                  sync_dist=True)
         return loss
 

@@ -114,6 +114,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _collate(rows: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
+    from diary_lightning.encoding import batch_counts
+
+    batch = {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
+    return {**batch, **batch_counts(batch["attention_mask"], batch["labels"])}
+
+
 class RandomSequences(torch.utils.data.Dataset):
     """Full-length sequences of random ids: no padding, every token scored."""
 
@@ -135,7 +142,8 @@ def measure(module: Any, args: argparse.Namespace, device: torch.device, seq: in
     from diary_lightning.callbacks import StepClock
 
     steps = args.warmup + args.steps
-    data = torch.utils.data.DataLoader(RandomSequences(batch * steps, seq, args.vocab), batch_size=batch)
+    data = torch.utils.data.DataLoader(RandomSequences(batch * steps, seq, args.vocab), batch_size=batch,
+                                       collate_fn=_collate)
     clock = StepClock(skip_steps=args.warmup)
     trainer = L.Trainer(
         accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,

@@ -22,7 +22,7 @@ from pathlib import Path
 def _step(model_dir: str, seq: int, labelled: float, chunk: int) -> dict[str, float]:
     import torch
 
-    from diary_lightning.encoding import IGNORE_INDEX
+    from diary_lightning.encoding import IGNORE_INDEX, batch_counts
     from diary_lightning.model import DiaryLoRAModule
 
     module = DiaryLoRAModule(base_model=model_dir, compute_dtype="float32", lora_dropout=0.0, loss_chunk_size=chunk)
@@ -32,7 +32,8 @@ def _step(model_dir: str, seq: int, labelled: float, chunk: int) -> dict[str, fl
     ids = torch.randint(0, vocab, (1, seq), generator=torch.Generator().manual_seed(0))
     labels = ids.clone()
     labels[:, : seq - int(seq * labelled)] = IGNORE_INDEX  # the prompt; the diary is the labelled tail
-    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
+    mask = torch.ones_like(ids)
+    batch = {"input_ids": ids, "attention_mask": mask, "labels": labels, **batch_counts(mask, labels)}
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     loss, _ = module._loss(batch)
     loss.backward()

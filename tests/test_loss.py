@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diary_lightning.encoding import IGNORE_INDEX
+from diary_lightning.encoding import IGNORE_INDEX, batch_counts
 from diary_lightning.loss import check_chunked_loss_support, chunked_causal_lm_loss
 from diary_lightning.model import DiaryLoRAModule
 
@@ -32,7 +32,7 @@ def _batch() -> dict[str, torch.Tensor]:
     labels[0, :12] = IGNORE_INDEX
     labels[1, :9] = IGNORE_INDEX
     labels[1, 22:] = IGNORE_INDEX
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels, **batch_counts(mask, labels)}
 
 
 def _loss_and_grads(module: DiaryLoRAModule, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
