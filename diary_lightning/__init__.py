@@ -11,7 +11,7 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # Imported on first use: DiaryWriter pulls in torch, Lightning and transformers, which reading
+    # Imported on first use: DiaryWriter pulls in torch, transformers and PEFT, which reading
     # dialogues or building prompts does not need.
     if name == "DiaryWriter":
         from diary_lightning.writer import DiaryWriter

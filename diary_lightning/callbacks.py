@@ -14,6 +14,8 @@ import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_only
 
+from diary_lightning.atomic import write_text
+
 log = logging.getLogger(__name__)
 
 
@@ -120,7 +122,7 @@ class StepClock(L.Callback):
             "peak_memory_bytes": peak_memory_bytes(),
         }
         if self.output and trainer.is_global_zero:
-            Path(self.output).write_text(json.dumps(self.result))
+            write_text(self.output, json.dumps(self.result))
 
 
 class JsonlPredictionWriter(BasePredictionWriter):

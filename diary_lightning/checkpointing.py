@@ -4,7 +4,6 @@ and the best adapter exported for PEFT at the end of fit."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from pathlib import Path
@@ -15,6 +14,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from diary_lightning.atomic import atomic_file
 from diary_lightning.export import export_adapter
 
 log = logging.getLogger(__name__)
@@ -32,18 +32,8 @@ class SafeCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _temporary_name(target)
-        try:
-            with open(tmp, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        with atomic_file(path, "wb", fsync=True) as f:
+            torch.save(checkpoint, f)
 
     def load_checkpoint(self, path: Any, map_location: Any = lambda storage, loc: storage,
                         weights_only: bool | None = None) -> dict[str, Any]:
@@ -121,11 +111,6 @@ class ExportAdapter(L.Callback):
             return
         path = export_adapter(pl_module, source, checkpoint_dir(trainer) / "adapter", trainer.datamodule)
         log.info("exported the adapter of %s to %s", source, path)
-
-
-def _temporary_name(target: Path) -> Path:
-    """A hidden name beside ``target``: the same file system, so the final rename is atomic."""
-    return target.with_name(f".{target.name}.{os.getpid()}.tmp")
 
 
 def checkpoint_dir(trainer: L.Trainer) -> Path:

@@ -6,8 +6,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,9 +16,11 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from diary_lightning.atomic import atomic_directory
+from diary_lightning.batching import DiaryCollator, load_tokenizer
 from diary_lightning.clean import DEFAULT_ANONYMIZATION
 from diary_lightning.dialogue import Dialogue, Turn, read_dialogues, record_fields
-from diary_lightning.encoding import IGNORE_INDEX, batch_counts, encode_batch
+from diary_lightning.encoding import encode_batch
 from diary_lightning.prompts import DEFAULT_TEMPLATE, resolve_template
 from diary_lightning.resume import ResumableDataLoader
 from diary_lightning.sampler import LengthGroupedBatchSampler
@@ -67,49 +67,6 @@ def int_column(dataset: Any, name: str) -> Any:
 def sequence_lengths(dataset: Any) -> Any:
     """Tokens of each example (prompt and target), without reading the token ids."""
     return int_column(dataset, "prompt_length") + int_column(dataset, "target_length")
-
-
-def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    if tokenizer.eos_token_id is None:
-        raise ValueError(f"the tokenizer of {name_or_path} has no EOS token; the diary could never end")
-    if tokenizer.pad_token_id is None:
-        # Pads never reach the loss (their labels are IGNORE_INDEX), so any id will do.
-        tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
-    return tokenizer
-
-
-class DiaryCollator:
-    """Pads a list of encoded examples to the longest one.
-
-    Training pads on the right. Generation pads on the left, so that every prompt
-    ends where the new tokens begin.
-    """
-
-    def __init__(self, pad_id: int, padding_side: str = "right") -> None:
-        self.pad_id = pad_id
-        self.padding_side = padding_side
-
-    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        width = max(len(e["input_ids"]) for e in examples)
-        batch: dict[str, Any] = {}
-        ids = torch.full((len(examples), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(examples), width), dtype=torch.long)
-        labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
-        for row, example in enumerate(examples):
-            n = len(example["input_ids"])
-            cols = slice(0, n) if self.padding_side == "right" else slice(width - n, width)
-            ids[row, cols] = torch.tensor(example["input_ids"])
-            mask[row, cols] = 1
-            if "labels" in example:
-                labels[row, cols] = torch.tensor(example["labels"])
-        batch.update(input_ids=ids, attention_mask=mask, labels=labels, **batch_counts(mask, labels))
-        for key in ("id", "summary", "dialogue"):
-            if key in examples[0]:
-                batch[key] = [e[key] for e in examples]
-        return batch
 
 
 def _turn_columns(dialogues: list[Dialogue]) -> dict[str, list]:
@@ -318,19 +275,13 @@ class DiaryDataModule(L.LightningDataModule):
         return self._splits
 
     def _save_cache(self, encoded: Any, target: Path) -> None:
-        """Write to a temporary folder and rename, so an interrupted run never leaves half a cache."""
+        """Whole or not at all, so an interrupted run never leaves half a cache."""
         from datasets import DatasetDict
 
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
-        try:
+        # Another process may have finished the same cache first: its copy is as good as this one.
+        with atomic_directory(target, keep_existing=True) as tmp:
             DatasetDict({name: ds for name, ds in encoded.items() if len(ds)}).save_to_disk(str(tmp / "data"))
             (tmp / "report.json").write_text(json.dumps(self.report, ensure_ascii=False))
-            os.replace(tmp, target)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if not target.exists():  # another process may have finished the same cache first
-                raise
 
     # -- loaders ------------------------------------------------------------------------------------------
     def _loader(self, dataset: Any, padding_side: str = "right", cls: type[DataLoader] = DataLoader,

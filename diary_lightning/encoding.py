@@ -9,12 +9,6 @@ from diary_lightning.dialogue import Turn
 from diary_lightning.prompts import format_dialogue, render_prompt
 
 IGNORE_INDEX = -100
-
-
-def batch_counts(attention_mask: Any, labels: Any) -> dict[str, int]:
-    """A batch's real tokens and the tokens its loss scores (after the shift inside the model), counted
-    where the batch is built: on the CPU, so that the training step never waits on the GPU for them."""
-    return {"num_tokens": int(attention_mask.sum()), "num_scored": int((labels[:, 1:] != IGNORE_INDEX).sum())}
 """Label of tokens the loss skips (PyTorch's cross-entropy default)."""
 
 

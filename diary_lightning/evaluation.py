@@ -7,13 +7,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from diary_lightning.atomic import atomic_file
 from diary_lightning.dialogue import Turn
 from diary_lightning.metrics import DiaryTextMetrics, score_pair
 from diary_lightning.prompts import format_dialogue
@@ -121,16 +121,10 @@ def write_generations(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]
     """One JSON line per row (id, reference, diary, truncated and its ``score_pair`` scores), written to a
     temporary file in the same directory and renamed, so the file is either complete or absent."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for row in rows:
-                record = {key: row[key] for key in ("id", "reference", "diary", "truncated")}
-                record.update(score_pair(row["diary"], row["reference"], rouge_tokenizer))
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)  # left only if writing failed
+    with atomic_file(path, "w", encoding="utf-8") as out:
+        for row in rows:
+            record = {key: row[key] for key in ("id", "reference", "diary", "truncated")}
+            record.update(score_pair(row["diary"], row["reference"], rouge_tokenizer))
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
     log.info("wrote %d generations to %s", len(rows), path)
     return path

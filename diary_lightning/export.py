@@ -13,12 +13,16 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from diary_lightning.atomic import atomic_directory
+from diary_lightning.batching import load_tokenizer
 from diary_lightning.generation import generation_config, generation_settings
+from diary_lightning.loading import DTYPES, check_adapter_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -28,73 +32,53 @@ and the generation settings of training."""
 MERGE_DTYPES = ("bfloat16", "float16", "float32")
 
 
-def _temporary_dir(target: Path) -> Path:
-    """A fresh hidden directory beside ``target``: the same file system, so the final rename is atomic."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
-def _publish(tmp: Path, target: Path) -> None:
-    """Rename a finished ``tmp`` directory to ``target``.
-
-    A directory cannot be renamed over another: the old one is moved aside first, so that at every
-    moment a complete folder sits under one of the two names.
-    """
-    old = target.with_name(f".{target.name}.old")
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def export_settings(pl_module: Any, prompt: dict[str, Any] | None, max_length: int | None) -> dict[str, Any]:
-    h = pl_module.hparams
+def export_settings(hparams: Mapping[str, Any], prompt: Mapping[str, Any] | None,
+                    max_length: int | None) -> dict[str, Any]:
+    """``diary_lightning.json``: the prompt settings and ``max_length`` of the data, how the base was loaded and
+    how diaries are generated, from the model's hyperparameters."""
     settings: dict[str, Any] = dict(prompt or {})
     if max_length is not None:
         settings["max_length"] = max_length
-    settings["model"] = {"base_model": h.base_model, "load_in_4bit": h.load_in_4bit, "compute_dtype": h.compute_dtype,
-                         "double_quant": h.double_quant, "attn_implementation": h.attn_implementation}
-    settings["generation"] = generation_settings(h)
+    settings["model"] = {key: hparams[key] for key in
+                         ("base_model", "load_in_4bit", "compute_dtype", "double_quant", "attn_implementation")}
+    settings["generation"] = generation_settings(hparams)
     return settings
+
+
+def save_adapter(model: Any, target: str | os.PathLike, settings: Mapping[str, Any], tokenizer: Any | None = None) -> Path:
+    """Write the adapter of the PEFT ``model`` to ``target``, whole or not at all: PEFT's own files,
+    ``diary_lightning.json`` and, with a tokenizer, the tokenizer and ``generation_config.json``."""
+    target = Path(target)
+    with atomic_directory(target) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+            generation_config(settings["generation"], tokenizer).save_pretrained(str(tmp))
+        (tmp / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=1), encoding="utf-8")
+    return target
 
 
 def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | os.PathLike,
                    datamodule: Any | None = None) -> Path:
-    """Write the adapter of ``checkpoint`` to ``target``, whole or not at all: ``adapter_config.json`` and
-    ``adapter_model.safetensors`` (PEFT's own files), and with a data module also the tokenizer,
-    ``diary_lightning.json`` and ``generation_config.json``.
+    """Write the adapter of ``checkpoint`` to ``target`` with :func:`save_adapter`; with a data module also its
+    tokenizer, prompt and ``max_length``.
 
     The prompt settings are the ones the checkpoint was trained with; the generation settings are
     ``pl_module``'s. The weights pass through the live PEFT model so that PEFT names and configures
     the files; the module's own weights are put back afterwards.
     """
-    from diary_lightning.model import check_adapter_checkpoint
-
-    target = Path(target)
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    check_adapter_checkpoint(saved, pl_module)
     current = {k: v.detach().clone() for k, v in pl_module.adapter_state_dict().items()}
-    tmp = _temporary_dir(target)
+    check_adapter_checkpoint(saved, pl_module.hparams, pl_module.model.config, current)
     try:
         pl_module.load_state_dict(saved["state_dict"], strict=False)
-        pl_module.model.save_pretrained(str(tmp), safe_serialization=True)
-        if datamodule is not None:
-            prompt = saved.get(type(datamodule).__qualname__) or datamodule.state_dict()
-            settings = export_settings(pl_module, prompt, datamodule.hparams.max_length)
-            tokenizer = datamodule.tokenizer
-            tokenizer.save_pretrained(str(tmp))
-            generation_config(settings["generation"], tokenizer).save_pretrained(str(tmp))
-        else:
-            settings = export_settings(pl_module, None, None)
-        (tmp / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=1), encoding="utf-8")
-        _publish(tmp, target)
+        if datamodule is None:
+            return save_adapter(pl_module.model, target, export_settings(pl_module.hparams, None, None))
+        prompt = saved.get(type(datamodule).__qualname__) or datamodule.state_dict()
+        settings = export_settings(pl_module.hparams, prompt, datamodule.hparams.max_length)
+        return save_adapter(pl_module.model, target, settings, datamodule.tokenizer)
     finally:
         pl_module.load_state_dict(current, strict=False)
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def read_settings(adapter_dir: str | os.PathLike) -> dict[str, Any]:
@@ -133,9 +117,6 @@ def merge_adapter(adapter_dir: str | os.PathLike, output: str | os.PathLike, dty
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from diary_lightning.data import load_tokenizer
-    from diary_lightning.model import DTYPES
-
     if dtype not in MERGE_DTYPES:
         raise ValueError(f"--dtype {dtype}: expected one of {', '.join(MERGE_DTYPES)}")
     adapter_dir, output = Path(adapter_dir), Path(output)
@@ -145,16 +126,11 @@ def merge_adapter(adapter_dir: str | os.PathLike, output: str | os.PathLike, dty
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
     tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base
     tokenizer = load_tokenizer(str(tokenizer_source), trust_remote_code)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_dir(output)
-    try:
+    with atomic_directory(output) as tmp:
         merged.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         # The training generation settings replace the base's defaults that save_pretrained wrote.
         for name in ("generation_config.json", SETTINGS_FILE):
             if (adapter_dir / name).is_file():
                 shutil.copyfile(adapter_dir / name, tmp / name)
-        _publish(tmp, output)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return output

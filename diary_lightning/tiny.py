@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
+
+from diary_lightning.atomic import atomic_directory
 
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>", "<pad>"]
 
@@ -100,13 +100,9 @@ def build_tiny_model(
     model = LlamaForCausalLM(config)
     if warmup_steps:
         _warm_up(model, tokenizer, warmup_steps)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}-"))
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if output.exists():
-        shutil.rmtree(output)
-    os.replace(tmp, output)
+    with atomic_directory(output) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
     return output
 
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import torch
 
-from diary_lightning.data import DiaryCollator, load_tokenizer
+from diary_lightning.batching import DiaryCollator, load_tokenizer
 from diary_lightning.dialogue import RecordFields, parse_record
 from diary_lightning.encoding import encode_batch
 from diary_lightning.export import adapter_base_model, read_settings
 from diary_lightning.generation import generate_diaries
+from diary_lightning.loading import load_base
 
 Message = Mapping[str, str]
 """One utterance: ``{"speaker": ..., "text": ...}``."""
@@ -53,8 +54,6 @@ class DiaryWriter:
             trust_remote_code: Allow the base model's repository to run its own code.
         """
         from peft import PeftModel
-
-        from diary_lightning.model import load_base
 
         settings = read_settings(adapter_dir)
         loading = settings["model"]

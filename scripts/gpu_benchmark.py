@@ -5,7 +5,7 @@
 No weights can be downloaded on a benchmark machine, so the base is built from EEVE-Korean-Instruct-10.8B's
 shape (LlamaForCausalLM: 48 layers, hidden 4096, intermediate 14336, 32 heads, 8 KV heads, vocabulary 40960,
 4096 positions) with random bf16 weights and saved, then loaded by the project's own loading code
-(``diary_lightning.model.build_model``) in 4-bit NF4 with LoRA, as ``configs/eeve-qlora.yaml`` does.
+(``diary_lightning.loading.build_model``) in 4-bit NF4 with LoRA, as ``configs/eeve-qlora.yaml`` does.
 Training runs through a Lightning Trainer and ``DiaryLoRAModule.training_step`` on random full-length
 sequences: for each sequence length, batch 1, 2, 4, ... until memory runs out (or ``--max-batch``).
 
@@ -115,7 +115,7 @@ def _sync(device: torch.device) -> None:
 
 
 def _collate(rows: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
-    from diary_lightning.encoding import batch_counts
+    from diary_lightning.batching import batch_counts
 
     batch = {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
     return {**batch, **batch_counts(batch["attention_mask"], batch["labels"])}
@@ -170,7 +170,8 @@ def measure(module: Any, args: argparse.Namespace, device: torch.device, seq: in
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from diary_lightning.model import DiaryLoRAModule, build_model
+    from diary_lightning.loading import build_model
+    from diary_lightning.model import DiaryLoRAModule
 
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     dtype = "bfloat16" if device.type == "cuda" else "float32"

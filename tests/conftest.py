@@ -22,7 +22,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer(tiny_model_dir: Path) -> Any:
-    from diary_lightning.data import load_tokenizer
+    from diary_lightning.batching import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
 

@@ -13,7 +13,7 @@ import yaml
 
 from conftest import ROOT, run_cli
 from diary_lightning.dialogue import DataError
-from diary_lightning.model import AdapterMismatchError
+from diary_lightning.loading import AdapterMismatchError
 
 
 @pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diary_lightning.encoding import IGNORE_INDEX, batch_counts
+from diary_lightning.batching import batch_counts
+from diary_lightning.encoding import IGNORE_INDEX
 from diary_lightning.loss import check_chunked_loss_support, chunked_causal_lm_loss
 from diary_lightning.model import DiaryLoRAModule
 

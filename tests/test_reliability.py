@@ -14,7 +14,8 @@ from fits import run_dir
 
 from diary_lightning.checkpointing import SafeCheckpointIO
 from diary_lightning.dialogue import read_dialogues
-from diary_lightning.model import AdapterMismatchError, DiaryLoRAModule, check_adapter_checkpoint
+from diary_lightning.loading import AdapterMismatchError, check_adapter_checkpoint
+from diary_lightning.model import DiaryLoRAModule
 from diary_lightning.resume import completed_predictions
 from diary_lightning.tiny import build_tiny_model
 
@@ -134,9 +135,13 @@ def test_mismatched_checkpoint_is_refused_naming_both_sides(change: str, trained
         checkpoint["state_dict"] = state
         module, expected = _module(tiny_model_dir, lora_r=8, lora_alpha=16), "1 adapter weight\\(s\\) missing"
     with pytest.raises(AdapterMismatchError, match=expected) as error:
-        check_adapter_checkpoint(checkpoint, module)
+        _check(checkpoint, module)
     assert str(module.hparams.base_model) in str(error.value)
-    check_adapter_checkpoint(trained["checkpoint"], _module(tiny_model_dir, lora_r=8, lora_alpha=16))
+    _check(trained["checkpoint"], _module(tiny_model_dir, lora_r=8, lora_alpha=16))
+
+
+def _check(checkpoint: dict[str, Any], module: DiaryLoRAModule) -> None:
+    check_adapter_checkpoint(checkpoint, module.hparams, module.model.config, module.adapter_state_dict())
 
 
 # -- outputs: unwritable directories fail before training -------------------------------------------------------

@@ -7,7 +7,7 @@ import json
 import torch
 from transformers import AutoModelForCausalLM
 
-from diary_lightning.data import load_tokenizer
+from diary_lightning.batching import load_tokenizer
 from diary_lightning.tiny import build_tiny_model, main, sample_data_path
 
 

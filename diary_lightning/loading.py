@@ -1,0 +1,122 @@
+"""Loading the model: the (4-bit) base, LoRA adapters on it, and the check that saved adapters fit it.
+
+Shared by training, export and :class:`DiaryWriter`; imports neither Lightning nor the data module, so a
+service that only writes diaries does not need them. Settings arrive as a mapping (the LightningModule's
+hyperparameters, or what an exported adapter recorded), never as the module itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class AdapterMismatchError(RuntimeError):
+    """A checkpoint whose adapters do not fit the configured model."""
+
+
+def base_identity(config: Any) -> dict[str, Any]:
+    """What must match between the model an adapter was trained on and the one it is loaded into."""
+    keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+    return {k: getattr(config, k, None) for k in keys}
+
+
+def check_adapter_checkpoint(checkpoint: Mapping[str, Any], hparams: Mapping[str, Any], config: Any,
+                             expected: Mapping[str, torch.Tensor]) -> None:
+    """Refuse a checkpoint whose adapters would not load fully into the model configured by ``hparams``,
+    whose base has the transformers ``config`` and whose adapter weights are ``expected``.
+
+    Loading is not strict (the base is not saved), so without this check a checkpoint
+    from another base model or LoRA shape would load nothing and say nothing.
+    """
+    meta = checkpoint.get("diary_lightning")
+    saved = checkpoint.get("state_dict", {})
+    where = f"the checkpoint (base {meta['base_model'] if meta else 'unknown'}, LoRA {meta['lora'] if meta else 'unknown'})"
+    here = (f"the configured model (base {hparams['base_model']}, LoRA r={hparams['lora_r']}, "
+            f"alpha={hparams['lora_alpha']}, target_modules={hparams['target_modules']})")
+    if meta is None:
+        raise AdapterMismatchError("the checkpoint was not written by diary_lightning (no adapter metadata)")
+    if meta["base_identity"] != base_identity(config):
+        raise AdapterMismatchError(
+            f"{where} was trained on a model of shape {meta['base_identity']}, but {here} has shape "
+            f"{base_identity(config)}. Set model.base_model to the base the adapter was trained on."
+        )
+    missing = sorted(set(expected) - set(saved))
+    unexpected = sorted(set(saved) - set(expected))
+    wrong_shape = [k for k in set(saved) & set(expected) if saved[k].shape != expected[k].shape]
+    if missing or unexpected or wrong_shape:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} adapter weight(s) missing, e.g. {missing[0]}")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+        if wrong_shape:
+            detail.append(f"{len(wrong_shape)} of another shape, e.g. {wrong_shape[0]}: "
+                          f"{tuple(saved[wrong_shape[0]].shape)} vs {tuple(expected[wrong_shape[0]].shape)}")
+        raise AdapterMismatchError(f"{where} does not fit {here}: " + "; ".join(detail))
+
+
+def load_base(base_model: str, *, load_in_4bit: bool, compute_dtype: str, double_quant: bool = True,
+              attn_implementation: str | None = None, trust_remote_code: bool = False,
+              device: torch.device | str = "cpu") -> Any:
+    """The frozen base as training loads it: 4-bit NF4 with ``compute_dtype`` matmuls, or plain ``compute_dtype``."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    device = torch.device(device)
+    dtype = DTYPES[compute_dtype]
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    if load_in_4bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=double_quant,
+            bnb_4bit_compute_dtype=dtype,
+        )
+        # Bound to this process's device: "auto" would spread one rank's copy over every GPU.
+        index = device.index if device.type == "cuda" else None
+        kwargs["device_map"] = {"": index if index is not None else device.type}
+    return AutoModelForCausalLM.from_pretrained(base_model, **kwargs)
+
+
+def build_model(hparams: Mapping[str, Any], device: torch.device) -> Any:
+    """The base model, quantized if asked, with fresh LoRA adapters (only they require grad), or with the
+    exported adapter of ``hparams["adapter_path"]``, frozen, for inference."""
+    from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
+
+    model = load_base(hparams["base_model"], load_in_4bit=hparams["load_in_4bit"],
+                      compute_dtype=hparams["compute_dtype"], double_quant=hparams["double_quant"],
+                      attn_implementation=hparams["attn_implementation"],
+                      trust_remote_code=hparams["trust_remote_code"], device=device)
+    model.config.use_cache = False
+    if hparams.get("adapter_path"):
+        # Loaded as DiaryWriter and plain PEFT load it, without the training preparation (which casts
+        # norms to float32), so every path writes the same diary.
+        return PeftModel.from_pretrained(model, hparams["adapter_path"])
+    checkpointing = {"use_reentrant": False}
+    if hparams["load_in_4bit"]:
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=hparams["gradient_checkpointing"],
+            gradient_checkpointing_kwargs=checkpointing,
+        )
+    else:
+        model.requires_grad_(False)
+        if hparams["gradient_checkpointing"]:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
+    if hparams["gradient_checkpointing"]:
+        # With a frozen embedding no checkpointed input requires grad, and the adapters would get none.
+        model.enable_input_require_grads()
+    lora = LoraConfig(
+        r=hparams["lora_r"],
+        lora_alpha=hparams["lora_alpha"],
+        lora_dropout=hparams["lora_dropout"],
+        target_modules=hparams["target_modules"],
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora)
