@@ -15,6 +15,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_only
 
 from diary_lightning.atomic import write_text
+from diary_lightning.prepare import DataReport
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +28,15 @@ class RunSummary(L.Callback):
         h = pl_module.hparams
         trainable = sum(p.numel() for p in pl_module.parameters() if p.requires_grad)
         total = sum(p.numel() for p in pl_module.parameters())
-        report = getattr(trainer.datamodule, "report", {})
+        report = getattr(trainer.datamodule, "report", None) or DataReport()
         lines = [
             f"base model     {h.base_model} ({'4-bit NF4' if h.load_in_4bit else h.compute_dtype})",
             f"parameters     {trainable:,} trainable of {total:,} stored ({100 * trainable / max(total, 1):.2f}%)",
-            f"dialogues      " + ", ".join(f"{k} {v}" for k, v in report.get("splits", {}).items()),
+            f"dialogues      " + ", ".join(f"{k} {v}" for k, v in report.splits.items()),
         ]
-        if report.get("skipped"):
-            lines.append(f"skipped        {report['skipped']}")
-        cut = sum(report.get("turns_cut", {}).values())
+        if report.skipped:
+            lines.append(f"skipped        {report.skipped}")
+        cut = sum(report.turns_cut.values())
         if cut:
             lines.append(f"cut to fit     {cut} dialogue(s) lost their oldest turns to fit max_length")
         if trainer.logger is not None:

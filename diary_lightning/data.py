@@ -2,80 +2,26 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from diary_lightning.atomic import atomic_directory
+from diary_lightning import cache
 from diary_lightning.batching import DiaryCollator, load_tokenizer
 from diary_lightning.clean import DEFAULT_ANONYMIZATION
-from diary_lightning.dialogue import Dialogue, Turn, read_dialogues, record_fields
-from diary_lightning.encoding import encode_batch
+from diary_lightning.dialogue import expand_paths, read_dialogues, record_fields
+from diary_lightning.prepare import DataReport, Encoder, build_splits, sequence_lengths
 from diary_lightning.prompts import DEFAULT_TEMPLATE, resolve_template
 from diary_lightning.resume import ResumableDataLoader
 from diary_lightning.sampler import LengthGroupedBatchSampler
-from diary_lightning.splits import SPLITS, split_dialogues
 
 log = logging.getLogger(__name__)
-
-CACHE_VERSION = 3  # bump when the cached columns change
-
-
-def _encoded_features() -> Any:
-    from datasets import Features, Sequence, Value
-
-    # Declared, not inferred, so that an empty split still has every column.
-    return Features({
-        "id": Value("string"), "summary": Value("string"),
-        "speakers": Sequence(Value("string")), "texts": Sequence(Value("string")),
-        "input_ids": Sequence(Value("int32")), "labels": Sequence(Value("int32")),
-        **{name: Value("int32") for name in ("prompt_length", "target_length", "turns_cut", "num_turns")},
-    })
-
-
-def _empty_split() -> Any:
-    from datasets import Dataset
-
-    features = _encoded_features()
-    return Dataset.from_dict({name: [] for name in features}, features=features)
-
-
-def _load_splits(path: Path) -> dict[str, Any]:
-    from datasets import load_from_disk
-
-    # Empty splits are not saved: datasets cannot load an empty one back.
-    saved = dict(load_from_disk(str(path)))
-    return {name: saved.get(name, _empty_split()) for name in SPLITS}
-
-
-def int_column(dataset: Any, name: str) -> Any:
-    """One integer column as a numpy array, read from Arrow at once: going row by row through a
-    datasets column costs seconds at AI Hub's scale."""
-    return dataset.with_format("arrow", columns=[name])[:][name].to_numpy()
-
-
-def sequence_lengths(dataset: Any) -> Any:
-    """Tokens of each example (prompt and target), without reading the token ids."""
-    return int_column(dataset, "prompt_length") + int_column(dataset, "target_length")
-
-
-def _turn_columns(dialogues: list[Dialogue]) -> dict[str, list]:
-    return {
-        "id": [d.id for d in dialogues],
-        "speakers": [[t.speaker for t in d.turns] for d in dialogues],
-        "texts": [[t.text for t in d.turns] for d in dialogues],
-        "summary": [d.summary or "" for d in dialogues],
-    }
 
 
 class DiaryDataModule(L.LightningDataModule):
@@ -143,7 +89,7 @@ class DiaryDataModule(L.LightningDataModule):
         self._tokenizer = None
         self._splits: dict[str, Any] | None = None
         self._generation_sets: dict[str, list[dict[str, Any]]] = {}
-        self.report: dict[str, Any] = {}
+        self.report = DataReport()
         # Dialogues a resumed predict has already written (set by the CLI).
         self.skip_predict_ids: set[str] = set()
 
@@ -198,90 +144,30 @@ class DiaryDataModule(L.LightningDataModule):
             skip_invalid=self.hparams.skip_invalid,
         )
 
-    def _encode(self, dataset: Any, with_targets: bool, desc: str) -> Any:
-        tokenizer, template = self.tokenizer, self.template
-        labels, max_length = self.hparams.speaker_labels, self.hparams.max_length
-
-        def encode(batch: dict[str, list]) -> dict[str, list]:
-            turns = [[Turn(s, t) for s, t in zip(sp, tx)] for sp, tx in zip(batch["speakers"], batch["texts"])]
-            targets = batch["summary"] if with_targets else None
-            return encode_batch(tokenizer, template, turns, targets, max_length, labels)
-
-        if len(dataset) == 0:  # map() never calls encode on an empty dataset
-            return _empty_split()
-        # The turns stay beside the tokens: the generated-diary table shows the dialogue as text.
-        return dataset.map(encode, batched=True, batch_size=256, desc=desc, features=_encoded_features())
-
-    def _cache_key(self, files: list[Path]) -> str:
-        h = self.hparams
-        tokenizer = self.tokenizer
-        parts = {
-            "version": CACHE_VERSION,
-            "files": [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files],
-            "tokenizer": [h.tokenizer, type(tokenizer).__name__, len(tokenizer), tokenizer.eos_token_id],
-            "template": self.template,
-            "options": [h.max_length, h.val_fraction, h.test_fraction, h.split, h.split_seed, h.speaker_labels,
-                        h.anonymization, h.format, h.fields, h.topics, h.skip_invalid],
-        }
-        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-    def _cache_root(self) -> Path:
-        return Path(self.hparams.cache_dir or os.path.expanduser("~/.cache/diary_lightning"))
+    def encoder(self) -> Encoder:
+        return Encoder(self.tokenizer, self.template, self.hparams.max_length, self.hparams.speaker_labels)
 
     def splits(self) -> dict[str, Any]:
         """Tokenized train/val/test datasets, from the cache when the inputs and settings are unchanged."""
         if self._splits is not None:
             return self._splits
-        from datasets import Dataset
-
-        from diary_lightning.dialogue import expand_paths
-
         if not self.hparams.paths:
             raise ValueError("data.paths is not set: give the training dialogues (files, directories or globs)")
-        files = expand_paths(self.hparams.paths)
-        cached = self._cache_root() / self._cache_key(files)
-        if (cached / "report.json").is_file():
-            log.info("Using tokenized data from the cache: %s", cached)
-            self._splits = _load_splits(cached / "data")
-            self.report = json.loads((cached / "report.json").read_text())
-            return self._splits
-        result = self._read(self.hparams.paths, require_summary=True)
-        parts = split_dialogues(result.dialogues, self.hparams.val_fraction, self.hparams.test_fraction,
-                                self.hparams.split_seed, self.hparams.split)
-        encoded = dict({
-            name: self._encode(Dataset.from_dict(_turn_columns(parts[name])), True, f"Tokenizing {name}")
-            for name in SPLITS
-        })
-        lengths = {name: sequence_lengths(ds) for name, ds in encoded.items()}
-        too_long = {name: int((n > self.hparams.max_length).sum()) for name, n in lengths.items()}
-        if any(too_long.values()):
-            # The last turn alone plus the target does not fit: nothing sensible is left to learn from.
-            encoded = {name: ds.select(np.flatnonzero(lengths[name] <= self.hparams.max_length))
-                       for name, ds in encoded.items()}
-        self.report = {
-            "files": result.per_file,
-            "skipped": dict(result.skipped),
-            "problems": [str(p) for p in result.problems[:50]],
-            "turn_mismatches": result.turn_mismatches,
-            "empty_dialogues": result.empty_dialogues,
-            "empty_utterances_dropped": result.empty_utterances,
-            "splits": {name: len(ds) for name, ds in encoded.items()},
-            "too_long_dropped": too_long,
-            "turns_cut": {name: int((int_column(ds, "turns_cut") > 0).sum()) for name, ds in encoded.items()},
-        }
-        self._save_cache(encoded, cached)
-        # Read back from the cache: memory-mapped Arrow rather than lists held in RAM.
-        self._splits = _load_splits(cached / "data")
+        h = self.hparams
+        options = [h.max_length, h.val_fraction, h.test_fraction, h.split, h.split_seed, h.speaker_labels,
+                   h.anonymization, h.format, h.fields, h.topics, h.skip_invalid]
+        path = cache.cache_path(h.cache_dir, expand_paths(h.paths), h.tokenizer, self.tokenizer, self.template, options)
+        cached = cache.load(path)
+        if cached is not None:
+            log.info("Using tokenized data from the cache: %s", path)
+        else:
+            result = self._read(h.paths, require_summary=True)
+            encoded, report = build_splits(result, self.encoder(), h.val_fraction, h.test_fraction, h.split_seed, h.split)
+            cache.save(path, encoded, report)
+            # Read back from the cache: memory-mapped Arrow rather than lists held in RAM.
+            cached = cache.load(path)
+        self._splits, self.report = cached
         return self._splits
-
-    def _save_cache(self, encoded: Any, target: Path) -> None:
-        """Whole or not at all, so an interrupted run never leaves half a cache."""
-        from datasets import DatasetDict
-
-        # Another process may have finished the same cache first: its copy is as good as this one.
-        with atomic_directory(target, keep_existing=True) as tmp:
-            DatasetDict({name: ds for name, ds in encoded.items() if len(ds)}).save_to_disk(str(tmp / "data"))
-            (tmp / "report.json").write_text(json.dumps(self.report, ensure_ascii=False))
 
     # -- loaders ------------------------------------------------------------------------------------------
     def _loader(self, dataset: Any, padding_side: str = "right", cls: type[DataLoader] = DataLoader,
@@ -358,9 +244,7 @@ class DiaryDataModule(L.LightningDataModule):
                           collate_fn=DiaryCollator(self.tokenizer.pad_token_id, "left"))
 
     def predict_dataloader(self) -> DataLoader:
-        from datasets import Dataset
-
         result = self._read(self.hparams.predict_path, require_summary=False)
         dialogues = [d for d in result.dialogues if d.id not in self.skip_predict_ids]
-        dataset = self._encode(Dataset.from_dict(_turn_columns(dialogues)), False, "Tokenizing predict")
+        dataset = self.encoder()(dialogues, False, "Tokenizing predict")
         return self._loader(dataset, padding_side="left", batch_size=self._eval_batch_size())

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from diary_lightning.data import int_column, sequence_lengths
+from diary_lightning.prepare import int_column, sequence_lengths
 from diary_lightning.sampler import LengthGroupedBatchSampler, padding_efficiency
 
 
@@ -36,19 +36,19 @@ def summarize(datamodule: Any) -> dict[str, Any]:
         return round(padding_efficiency(lengths, sampler.batches()), 4)
 
     return {
-        "files": report["files"],
-        "dialogues": sum(report["files"].values()),
-        "skipped": report["skipped"],
-        "turn_mismatches": len(report["turn_mismatches"]),
-        "turn_mismatch_ids": report["turn_mismatches"][:20],
-        "empty_dialogues": report["empty_dialogues"][:20],
-        "empty_utterances_dropped": report["empty_utterances_dropped"],
-        "splits": report["splits"],
+        "files": report.files,
+        "dialogues": sum(report.files.values()),
+        "skipped": report.skipped,
+        "turn_mismatches": len(report.turn_mismatches),
+        "turn_mismatch_ids": report.turn_mismatches[:20],
+        "empty_dialogues": report.empty_dialogues[:20],
+        "empty_utterances_dropped": report.empty_utterances_dropped,
+        "splits": report.splits,
         "turns_per_dialogue": _percentiles(_every(splits, "num_turns")),
         "prompt_tokens": _percentiles(_every(splits, "prompt_length")),
         "target_tokens": _percentiles(_every(splits, "target_length")),
-        "turns_cut": report["turns_cut"],
-        "too_long_dropped": report["too_long_dropped"],
+        "turns_cut": report.turns_cut,
+        "too_long_dropped": report.too_long_dropped,
         "batch_size": batch_size,
         "group_by_length": datamodule.hparams.group_by_length,
         "padding_efficiency": efficiency(datamodule.hparams.group_by_length),

@@ -1,4 +1,5 @@
-"""Inference without training: DiaryWriter, export's save and merge load and run with Lightning unimportable."""
+"""Inference without training: DiaryWriter, export's save and merge load and run with Lightning unimportable
+(and the plain half of the data pipeline imports without it)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ model_dir, adapter, merged = sys.argv[1:4]
 import torch
 from diary_lightning import DiaryWriter
 from diary_lightning.batching import load_tokenizer
+from diary_lightning import cache, prepare  # the data pipeline's plain half, too
 from diary_lightning.export import export_settings, merge_adapter, save_adapter
 from diary_lightning.loading import build_model
 from diary_lightning.prompts import TEMPLATES

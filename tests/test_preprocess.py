@@ -79,3 +79,18 @@ def test_dialogues_that_cannot_fit_are_dropped_and_counted(make_config, capsys):
     assert sum(summary["splits"].values()) + dropped == summary["dialogues"]
     # With the template alone at 133 tokens, the last turn and the diary often do not fit in 180.
     assert sum(summary["turns_cut"].values()) > 0
+
+
+def test_build_splits_is_a_plain_function_with_a_typed_report(sample_dialogues: Path, tokenizer) -> None:
+    from diary_lightning.dialogue import read_dialogues
+    from diary_lightning.prepare import DataReport, Encoder, build_splits
+    from diary_lightning.prompts import TEMPLATES
+
+    result = read_dialogues(str(sample_dialogues))
+    splits, report = build_splits(result, Encoder(tokenizer, TEMPLATES["eeve-diary"], 180), 0.2, 0.2, seed=1)
+    assert isinstance(report, DataReport)
+    assert report.splits == {name: len(ds) for name, ds in splits.items()} and set(report.splits) == {"train", "val", "test"}
+    assert sum(report.splits.values()) + sum(report.too_long_dropped.values()) == len(result.dialogues)
+    assert sum(report.too_long_dropped.values()) > 0  # 180 tokens: some cannot fit (as the test above)
+    assert all(max(ds["prompt_length"], default=0) <= 180 for ds in splits.values())
+    assert DataReport.from_dict(report.to_dict()) == report  # what the cache stores and reads back

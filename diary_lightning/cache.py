@@ -1,0 +1,54 @@
+"""The tokenized splits on disk, keyed by everything that decides their content, so a second run (or the
+other DDP ranks) reads them instead of tokenizing again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from diary_lightning.atomic import atomic_directory
+from diary_lightning.prepare import DataReport, empty_split
+from diary_lightning.splits import SPLITS
+
+CACHE_VERSION = 3  # bump when the cached columns change
+
+
+def cache_path(cache_dir: str | None, files: Sequence[Path], tokenizer_name: str, tokenizer: Any, template: str,
+               options: Sequence[Any]) -> Path:
+    """The folder for the splits of ``files`` tokenized by ``tokenizer`` with ``template`` and ``options``
+    (every other setting that changes the result), under ``cache_dir`` (default ``~/.cache/diary_lightning``)."""
+    parts = {
+        "version": CACHE_VERSION,
+        "files": [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files],
+        "tokenizer": [tokenizer_name, type(tokenizer).__name__, len(tokenizer), tokenizer.eos_token_id],
+        "template": template,
+        "options": list(options),
+    }
+    key = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    return Path(cache_dir or os.path.expanduser("~/.cache/diary_lightning")) / key
+
+
+def load(path: Path) -> tuple[dict[str, Any], DataReport] | None:
+    """The splits and report saved at ``path``, or None if there are none; memory-mapped Arrow, not lists in RAM."""
+    from datasets import load_from_disk
+
+    if not (path / "report.json").is_file():
+        return None
+    # Empty splits are not saved: datasets cannot load an empty one back.
+    saved = dict(load_from_disk(str(path / "data")))
+    splits = {name: saved.get(name, empty_split()) for name in SPLITS}
+    return splits, DataReport.from_dict(json.loads((path / "report.json").read_text()))
+
+
+def save(path: Path, splits: dict[str, Any], report: DataReport) -> None:
+    """Whole or not at all, so an interrupted run never leaves half a cache."""
+    from datasets import DatasetDict
+
+    # Another process may have finished the same cache first: its copy is as good as this one.
+    with atomic_directory(path, keep_existing=True) as tmp:
+        DatasetDict({name: ds for name, ds in splits.items() if len(ds)}).save_to_disk(str(tmp / "data"))
+        (tmp / "report.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False))

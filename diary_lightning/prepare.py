@@ -1,0 +1,136 @@
+"""Read dialogues in, tokenized train/val/test datasets and a report of what happened to them out.
+
+Plain functions on plain data: the data module calls them (through the cache), and so can anything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from diary_lightning.dialogue import Dialogue, ReadResult, Turn
+from diary_lightning.encoding import encode_batch
+from diary_lightning.splits import SPLITS, split_dialogues
+
+
+@dataclass
+class DataReport:
+    """What reading, splitting and tokenizing did to the training data; printed by ``preprocess`` and at fit start."""
+
+    files: dict[str, int] = field(default_factory=dict)
+    """Dialogues kept from each file."""
+    skipped: dict[str, int] = field(default_factory=dict)
+    """Records skipped, by reason."""
+    problems: list[str] = field(default_factory=list)
+    """The first 50 problems, as messages."""
+    turn_mismatches: list[str] = field(default_factory=list)
+    empty_dialogues: list[str] = field(default_factory=list)
+    empty_utterances_dropped: int = 0
+    splits: dict[str, int] = field(default_factory=dict)
+    """Examples in each split."""
+    too_long_dropped: dict[str, int] = field(default_factory=dict)
+    """Examples of each split dropped because the last turn and the diary alone exceed ``max_length``."""
+    turns_cut: dict[str, int] = field(default_factory=dict)
+    """Examples of each split that lost their oldest turns to fit ``max_length``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DataReport:
+        return cls(**data)
+
+
+def encoded_features() -> Any:
+    from datasets import Features, Sequence, Value
+
+    # Declared, not inferred, so that an empty split still has every column.
+    return Features({
+        "id": Value("string"), "summary": Value("string"),
+        "speakers": Sequence(Value("string")), "texts": Sequence(Value("string")),
+        "input_ids": Sequence(Value("int32")), "labels": Sequence(Value("int32")),
+        **{name: Value("int32") for name in ("prompt_length", "target_length", "turns_cut", "num_turns")},
+    })
+
+
+def empty_split() -> Any:
+    from datasets import Dataset
+
+    features = encoded_features()
+    return Dataset.from_dict({name: [] for name in features}, features=features)
+
+
+def int_column(dataset: Any, name: str) -> Any:
+    """One integer column as a numpy array, read from Arrow at once: going row by row through a
+    datasets column costs seconds at AI Hub's scale."""
+    return dataset.with_format("arrow", columns=[name])[:][name].to_numpy()
+
+
+def sequence_lengths(dataset: Any) -> Any:
+    """Tokens of each example (prompt and target), without reading the token ids."""
+    return int_column(dataset, "prompt_length") + int_column(dataset, "target_length")
+
+
+def _turn_columns(dialogues: Sequence[Dialogue]) -> dict[str, list]:
+    return {
+        "id": [d.id for d in dialogues],
+        "speakers": [[t.speaker for t in d.turns] for d in dialogues],
+        "texts": [[t.text for t in d.turns] for d in dialogues],
+        "summary": [d.summary or "" for d in dialogues],
+    }
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """How dialogues become examples: the tokenizer, the prompt template, ``max_length`` and the speaker labels."""
+
+    tokenizer: Any
+    template: str
+    max_length: int
+    speaker_labels: Mapping[str, str] | None = None
+
+    def __call__(self, dialogues: Sequence[Dialogue], with_targets: bool, desc: str) -> Any:
+        """A dataset of the encoded dialogues; the turns stay beside the tokens, as the generated-diary
+        table shows the dialogue as text."""
+        from datasets import Dataset
+
+        if not dialogues:  # map() never calls encode on an empty dataset
+            return empty_split()
+
+        def encode(batch: dict[str, list]) -> dict[str, list]:
+            turns = [[Turn(s, t) for s, t in zip(sp, tx)] for sp, tx in zip(batch["speakers"], batch["texts"])]
+            targets = batch["summary"] if with_targets else None
+            return encode_batch(self.tokenizer, self.template, turns, targets, self.max_length, self.speaker_labels)
+
+        return Dataset.from_dict(_turn_columns(dialogues)).map(encode, batched=True, batch_size=256, desc=desc,
+                                                               features=encoded_features())
+
+
+def build_splits(result: ReadResult, encoder: Encoder, val_fraction: float, test_fraction: float, seed: int = 0,
+                 mode: str = "hash") -> tuple[dict[str, Any], DataReport]:
+    """Split the dialogues read (see :func:`~diary_lightning.splits.split_dialogues`), encode every split and
+    drop the examples that cannot fit ``max_length``; the datasets by split name, and the report."""
+    parts = split_dialogues(result.dialogues, val_fraction, test_fraction, seed, mode)
+    encoded = {name: encoder(parts[name], True, f"Tokenizing {name}") for name in SPLITS}
+    lengths = {name: sequence_lengths(ds) for name, ds in encoded.items()}
+    too_long = {name: int((n > encoder.max_length).sum()) for name, n in lengths.items()}
+    if any(too_long.values()):
+        # The last turn alone plus the target does not fit: nothing sensible is left to learn from.
+        encoded = {name: ds.select(np.flatnonzero(lengths[name] <= encoder.max_length))
+                   for name, ds in encoded.items()}
+    report = DataReport(
+        files=result.per_file,
+        skipped=dict(result.skipped),
+        problems=[str(p) for p in result.problems[:50]],
+        turn_mismatches=result.turn_mismatches,
+        empty_dialogues=result.empty_dialogues,
+        empty_utterances_dropped=result.empty_utterances,
+        splits={name: len(ds) for name, ds in encoded.items()},
+        too_long_dropped=too_long,
+        turns_cut={name: int((int_column(ds, "turns_cut") > 0).sum()) for name, ds in encoded.items()},
+    )
+    return encoded, report
