@@ -4,157 +4,33 @@ merging turns.
 Plain data and plain functions: nothing here imports Lightning or transformers.
 Every problem with the input is collected with the file, the record index and
 the dialogue ID, and raised as one :class:`DataError` before training starts.
+The data types live in ``records.py`` and the file formats in ``sources.py``; their public names are
+imported from here as well.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import glob
-import json
-import os
-import re
-from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from diary_lightning.clean import DEFAULT_ANONYMIZATION, clean_text
+from diary_lightning.records import (
+    AIHUB_FIELDS,
+    NIKL_FIELDS,
+    DataError,
+    Dialogue,
+    Problem,
+    ReadResult,
+    RecordFields,
+    Turn,
+    merge_turns,
+    record_fields,
+)
+from diary_lightning.sources import FORMATS, aihub_origin, expand_paths, load_file
 
-FORMATS = ("auto", "aihub", "jsonl", "json", "nikl", "text")
-
-
-@dataclass(frozen=True)
-class Turn:
-    """Consecutive utterances of one speaker, joined with a space."""
-
-    speaker: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Dialogue:
-    id: str
-    turns: tuple[Turn, ...]
-    summary: str | None = None
-    topic: str | None = None
-    source: str = ""
-    """``file#index`` of the record, for messages."""
-    origin: str | None = None
-    """``"train"`` or ``"val"`` when the file sits in AI Hub's Training or Validation folder."""
-
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    index: int | None
-    record_id: str | None
-    reason: str
-    """Short key used to count problems of one kind (``"missing summary"``)."""
-    detail: str = ""
-
-    def __str__(self) -> str:
-        where = self.path
-        if self.index is not None:
-            where += f", record {self.index}"
-        if self.record_id:
-            where += f" (id {self.record_id!r})"
-        return f"{where}: {self.detail or self.reason}"
-
-
-class DataError(ValueError):
-    """Input data that cannot be used; lists every problem found."""
-
-    def __init__(self, problems: Sequence[Problem], hint: str = "") -> None:
-        self.problems = list(problems)
-        lines = [str(p) for p in self.problems[:20]]
-        if len(self.problems) > 20:
-            lines.append(f"... and {len(self.problems) - 20} more")
-        message = f"{len(self.problems)} problem(s) in the input data:\n  " + "\n  ".join(lines)
-        super().__init__(message + (f"\n{hint}" if hint else ""))
-
-
-@dataclass(frozen=True)
-class RecordFields:
-    """Where a JSON or JSONL record keeps its parts; dotted paths reach into nested objects."""
-
-    id: str = "id"
-    dialogue: str = "dialogue"
-    speaker: str = "speaker"
-    text: str = "text"
-    summary: str = "summary"
-
-
-NIKL_FIELDS = RecordFields(dialogue="input.conversation", text="utterance", summary="output")
-AIHUB_FIELDS = RecordFields(id="header.dialogueInfo.dialogueID", dialogue="body.dialogue",
-                            speaker="participantID", text="utterance", summary="body.summary")
-
-
-@dataclass
-class ReadResult:
-    dialogues: list[Dialogue]
-    per_file: dict[str, int] = field(default_factory=dict)
-    skipped: Counter = field(default_factory=Counter)
-    problems: list[Problem] = field(default_factory=list)
-    turn_mismatches: list[str] = field(default_factory=list)
-    """IDs of AI Hub dialogues whose turnIDs disagree with merging by speaker."""
-    empty_dialogues: list[str] = field(default_factory=list)
-    """IDs of dialogues with no text left after cleaning (skipped, counted as ``empty after cleaning``)."""
-    empty_utterances: int = 0
-    """Utterances dropped from their turn because nothing was left after cleaning."""
-
-
-def merge_turns(utterances: Iterable[tuple[str, str]]) -> tuple[Turn, ...]:
-    """Merge consecutive utterances of one speaker into one turn; empty texts are dropped."""
-    runs: list[tuple[str, list[str]]] = []
-    for speaker, text in utterances:
-        if not text:
-            continue
-        if runs and runs[-1][0] == speaker:
-            runs[-1][1].append(text)
-        else:
-            runs.append((speaker, [text]))
-    return tuple(Turn(speaker, " ".join(texts)) for speaker, texts in runs)
-
-
-def expand_paths(paths: str | Sequence[str]) -> list[Path]:
-    """Files named by ``paths``: files, directories (searched for .json/.jsonl) and globs."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    files: list[Path] = []
-    missing: list[Problem] = []
-    for entry in paths:
-        entry = str(entry)
-        # An existing path is taken literally: AI Hub's folders are named like "[라벨]한국어대화요약_train",
-        # which glob would read as a character class.
-        if glob.has_magic(entry) and not os.path.exists(entry):
-            matched = sorted(Path(p) for p in glob.glob(entry, recursive=True) if Path(p).is_file())
-            if not matched:
-                missing.append(Problem(entry, None, None, "missing file", "the pattern matches no file"))
-            files.extend(matched)
-        elif os.path.isdir(entry):
-            found = sorted(p for p in Path(entry).rglob("*")
-                           if p.suffix in (".json", ".jsonl") and not p.name.startswith(".") and p.is_file())
-            if not found:
-                missing.append(Problem(entry, None, None, "missing file", "the directory holds no .json or .jsonl file"))
-            files.extend(found)
-        elif os.path.isfile(entry):
-            files.append(Path(entry))
-        else:
-            missing.append(Problem(entry, None, None, "missing file", "no such file or directory"))
-    if missing:
-        raise DataError(missing, "Check data.paths (files, directories or glob patterns).")
-    return list(dict.fromkeys(files))
-
-
-def _origin(path: Path) -> str | None:
-    for part in reversed(path.parts[:-1]):
-        low = part.lower()
-        if low.startswith("training") or low.endswith("_train"):
-            return "train"
-        if low.startswith("validation") or low.endswith(("_valid", "_validation", "_val")):
-            return "val"
-    return None
+__all__ = ["FORMATS", "DataError", "Dialogue", "Problem", "ReadResult", "RecordFields", "Turn", "expand_paths",
+           "merge_turns", "parse_record", "read_dialogues", "record_fields"]
 
 
 def _dig(record: Any, dotted: str) -> Any:
@@ -163,86 +39,6 @@ def _dig(record: Any, dotted: str) -> Any:
             return None
         record = record[key]
     return record
-
-
-def _read_chat_log(path: Path, text: str) -> dict[str, Any]:
-    """A plain-text chat log, one ``speaker: text`` line per utterance, as one JSONL-shaped record whose id is
-    the file name without its suffix. Blank lines are skipped; any other line must name its speaker."""
-    utterances = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        speaker, colon, said = line.partition(":")
-        if not colon or not speaker.strip():
-            raise DataError([Problem(str(path), None, None, "bad line",
-                                     f"line {lineno}: no 'speaker:' before the text ({line.strip()[:40]!r}); write "
-                                     "one 'speaker: text' line per utterance and join messages that span lines")])
-        if not said.strip():
-            raise DataError([Problem(str(path), None, None, "empty utterance",
-                                     f"line {lineno}: {speaker.strip()!r} says nothing after the colon")])
-        utterances.append({"speaker": speaker.strip(), "text": said.strip()})
-    return {"id": path.stem, "dialogue": utterances}
-
-
-def record_fields(mapping: dict[str, str] | None) -> RecordFields:
-    """``RecordFields`` from a config mapping, naming any key it does not know."""
-    known = {f.name for f in dataclasses.fields(RecordFields)}
-    unknown = sorted(set(mapping or {}) - known)
-    if unknown:
-        raise ValueError(f"data.fields: unknown key(s) {', '.join(unknown)}; the keys are {', '.join(sorted(known))}")
-    bad = {k: v for k, v in (mapping or {}).items() if not isinstance(v, str) or not v}
-    if bad:
-        raise ValueError(f"data.fields: {bad} must map to field names (dotted paths reach into nested objects)")
-    return RecordFields(**(mapping or {}))
-
-
-# A \uD800-\uDFFF escape decodes to a lone surrogate, which no UTF-8 writer downstream accepts.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _load_file(path: Path, fmt: str) -> tuple[str, list[Any], bool]:
-    """Decode one file into (format, raw records, may hold lone surrogates), or raise DataError naming the file."""
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError([Problem(str(path), None, None, "not utf-8",
-                                 f"not UTF-8 text (byte offset {err.start}: {err.reason}); "
-                                 "re-save the file as UTF-8")]) from None
-    except OSError as err:
-        raise DataError([Problem(str(path), None, None, "unreadable file", err.strerror or str(err))]) from None
-    if not text.strip():
-        raise DataError([Problem(str(path), None, None, "empty file", "the file is empty; remove it from data.paths")])
-    surrogates = _SURROGATE_ESCAPE.search(text) is not None
-    if fmt == "auto":
-        fmt = {".jsonl": "jsonl", ".txt": "text"}.get(path.suffix, "json")
-    if fmt == "text":
-        return "text", [_read_chat_log(path, text)], surrogates
-    if fmt == "jsonl":
-        records = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise DataError([Problem(str(path), None, None, "malformed json",
-                                         f"line {lineno}, column {err.colno}: {err.msg}")]) from None
-        return "jsonl", records, surrogates
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DataError([Problem(str(path), None, None, "malformed json",
-                                 f"line {err.lineno}, column {err.colno} (character {err.pos}): {err.msg}; "
-                                 "the file may be truncated or not JSON")]) from None
-    if isinstance(data, dict) and isinstance(data.get("data"), list):
-        return "aihub", data["data"], surrogates
-    if isinstance(data, list):
-        if fmt == "json" and data and isinstance(data[0], dict) and isinstance(data[0].get("input"), dict):
-            fmt = "nikl"
-        return fmt, data, surrogates
-    raise DataError([Problem(str(path), None, None, "unknown format",
-                             f"top level is a {type(data).__name__}; expected AI Hub's {{'data': [...]}} "
-                             "or a list of records (JSONL files need the .jsonl suffix or data.format: jsonl)")])
 
 
 def _has_surrogate(text: str) -> bool:
@@ -317,7 +113,7 @@ class _RecordParser:
         topic = _dig(record, "header.dialogueInfo.topic") if fmt == "aihub" else record.get("topic")
         disagree = fmt == "aihub" and all(turn_ids) and _turns_disagree([s for s, _ in pairs], turn_ids)
         dialogue = Dialogue(record_id, turns, summary, topic if isinstance(topic, str) else None,
-                            f"{path}#{index}", _origin(path))
+                            f"{path}#{index}", aihub_origin(path))
         return dialogue, None, disagree, empty
 
 
@@ -368,7 +164,7 @@ def read_dialogues(
     result = ReadResult(dialogues=[])
     seen: dict[str, str] = {}  # dialogue id -> where it was first read
     for path in expand_paths(paths):
-        file_fmt, records, parse.check_surrogates = _load_file(path, fmt)
+        file_fmt, records, parse.check_surrogates = load_file(path, fmt)
         count = 0
         for index, record in enumerate(records):
             dialogue, problem, disagree, empty = parse(file_fmt, record, path, index)

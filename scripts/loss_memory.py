@@ -23,7 +23,7 @@ def _step(model_dir: str, seq: int, labelled: float, chunk: int) -> dict[str, fl
     import torch
 
     from diary_lightning.batching import batch_counts
-from diary_lightning.encoding import IGNORE_INDEX
+    from diary_lightning.encoding import IGNORE_INDEX
     from diary_lightning.model import DiaryLoRAModule
 
     module = DiaryLoRAModule(base_model=model_dir, compute_dtype="float32", lora_dropout=0.0, loss_chunk_size=chunk)
