@@ -26,11 +26,12 @@ from diary_lightning.checkpointing import (
 )
 from diary_lightning.data import DiaryDataModule
 from diary_lightning.model import DiaryLoRAModule
+from diary_lightning.synthesis.command import SynthesizeCommand
 
 log = logging.getLogger(__name__)
 
 
-class DiaryTrainer(Trainer):
+class DiaryTrainer(SynthesizeCommand, Trainer):
     def preprocess(self, model: DiaryLoRAModule | None = None, datamodule: DiaryDataModule | None = None) -> dict[str, Any]:
         """Parse, clean, split and tokenize the data into the cache, and print a JSON summary."""
         from diary_lightning.report import summarize
@@ -98,7 +99,7 @@ class DiaryCLI(LightningCLI):
     def subcommands() -> dict[str, set[str]]:
         # export's output is the shared --output below, not an argument of its own.
         return {**LightningCLI.subcommands(), "preprocess": {"model", "datamodule"},
-                "export": {"model", "datamodule", "output"}}
+                "export": {"model", "datamodule", "output"}, "synthesize": {"model", "datamodule", "output"}}
 
     def _parse_ckpt_path(self) -> None:
         """Keep the configuration the user gave.
@@ -152,6 +153,9 @@ class DiaryCLI(LightningCLI):
 
     def export(self, **kwargs: Any) -> Path:
         return self.trainer.export(**kwargs, output=self.config_init["export"].get("output"))
+
+    def synthesize(self, **kwargs: Any) -> dict[str, Any]:
+        return self.trainer.synthesize(**kwargs, output=self.config_init["synthesize"].get("output"))
 
     def before_validate(self) -> None:
         self._ckpt()

@@ -18,6 +18,7 @@ from diary_lightning.clean import DEFAULT_ANONYMIZATION, clean_text
 from diary_lightning.records import (
     AIHUB_FIELDS,
     NIKL_FIELDS,
+    SYNTHESIZED_FIELDS,
     DataError,
     Dialogue,
     Problem,
@@ -71,7 +72,7 @@ class _RecordParser:
             fields = AIHUB_FIELDS
         else:
             # A chat log's records are built here, with the default names, whatever data.fields says.
-            fields = NIKL_FIELDS if fmt == "nikl" else RecordFields() if fmt == "text" else self.fields
+            fields = {"nikl": NIKL_FIELDS, "text": RecordFields(), "synthesized": SYNTHESIZED_FIELDS}.get(fmt, self.fields)
         record_id = _dig(record, fields.id)
         if isinstance(record_id, int) and not isinstance(record_id, bool):
             record_id = str(record_id)

@@ -71,6 +71,8 @@ class RecordFields:
 
 
 NIKL_FIELDS = RecordFields(dialogue="input.conversation", text="utterance", summary="output")
+# synthesize's output: the reference summary stays beside the diary, and the diary is what to train on.
+SYNTHESIZED_FIELDS = RecordFields(summary="diary")
 AIHUB_FIELDS = RecordFields(id="header.dialogueInfo.dialogueID", dialogue="body.dialogue",
                             speaker="participantID", text="utterance", summary="body.summary")
 

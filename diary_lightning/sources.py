@@ -13,7 +13,7 @@ from typing import Any
 
 from diary_lightning.records import DataError, Problem
 
-FORMATS = ("auto", "aihub", "jsonl", "json", "nikl", "text")
+FORMATS = ("auto", "aihub", "jsonl", "json", "nikl", "text", "synthesized")
 
 
 def expand_paths(paths: str | Sequence[str]) -> list[Path]:
@@ -96,7 +96,7 @@ def load_file(path: Path, fmt: str) -> tuple[str, list[Any], bool]:
         fmt = {".jsonl": "jsonl", ".txt": "text"}.get(path.suffix, "json")
     if fmt == "text":
         return "text", [_read_chat_log(path, text)], surrogates
-    if fmt == "jsonl":
+    if fmt in ("jsonl", "synthesized"):
         records = []
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -106,7 +106,10 @@ def load_file(path: Path, fmt: str) -> tuple[str, list[Any], bool]:
             except json.JSONDecodeError as err:
                 raise DataError([Problem(str(path), None, None, "malformed json",
                                          f"line {lineno}, column {err.colno}: {err.msg}")]) from None
-        return "jsonl", records, surrogates
+        # synthesize's output names its target itself: a record with a diary and the teacher that wrote it.
+        if fmt == "jsonl" and records and isinstance(records[0], dict) and {"diary", "teacher"} <= records[0].keys():
+            fmt = "synthesized"
+        return fmt, records, surrogates
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:

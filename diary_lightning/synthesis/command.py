@@ -1,0 +1,72 @@
+"""``synthesize``: the data settings of ``fit``, a teacher, and the resumable run, behind one subcommand."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from diary_lightning.dialogue import Dialogue, read_dialogues
+from diary_lightning.synthesis.checks import CheckConfig
+from diary_lightning.synthesis.prompt import resolve_prompt, resolve_system
+from diary_lightning.synthesis.runner import Roles, Synthesis, print_summary
+from diary_lightning.synthesis.teacher import TeacherConfig, make_teacher
+
+log = logging.getLogger(__name__)
+
+
+def roles_for(dialogue: Dialogue) -> Roles:
+    # TEMPORARY until issue-14's roles.py lands: the first speaker writes.
+    speakers = list(dict.fromkeys(t.speaker for t in dialogue.turns))
+    writer = speakers[0]
+    others = [s for s in speakers if s != writer]
+    labels = {writer: "나", **{s: ("상대" if len(others) == 1 else f"상대{i}") for i, s in enumerate(others, 1)}}
+    return Roles(writer, labels, "나", (writer,))
+
+
+def read_for_synthesis(datamodule: Any) -> list[Dialogue]:
+    """The dialogues ``fit`` would train on (every split: a diary is written for each), read with the same
+    paths, format, fields, cleaning, topics and invalid-record policy."""
+    h = datamodule.hparams
+    if not h.paths:
+        raise ValueError("synthesize needs data.paths (the dialogues with their reference summaries)")
+    result = read_dialogues(h.paths, fmt=h.format, fields=datamodule.fields, require_summary=True,
+                            anonymization=h.anonymization, topics=h.topics, skip_invalid=h.skip_invalid)
+    if result.skipped:
+        log.info("synthesize: skipped %s", dict(result.skipped))
+    return result.dialogues
+
+
+def synthesize(datamodule: Any, output: str | None, teacher: TeacherConfig, checks: CheckConfig, retries: int,
+               shard: str, progress: bool) -> dict[str, Any]:
+    if not output:
+        raise ValueError("synthesize needs --output (the JSONL file of diaries to write or complete)")
+    template = resolve_prompt(teacher.prompt)
+    system = resolve_system(teacher.system)
+    dialogues = read_for_synthesis(datamodule)
+    run = Synthesis(None, output, template=template, system=system, roles=roles_for, checks=checks,
+                    retries=retries, shard=shard, progress=progress)
+    run.teacher = make_teacher(teacher)  # after every setting is checked: loading a model takes minutes
+    try:
+        summary = run.run(dialogues)
+    finally:
+        run.teacher.close()
+    print_summary(summary)
+    return summary
+
+
+class SynthesizeCommand:
+    """The ``synthesize`` subcommand, mixed into the CLI's trainer class (LightningCLI finds subcommands there)."""
+
+    def synthesize(self, model: Any, datamodule: Any, teacher: TeacherConfig = TeacherConfig(),
+                   checks: CheckConfig = CheckConfig(), retries: int = 0, shard: str = "0/1",
+                   progress: bool = True, output: str | None = None) -> dict[str, Any]:
+        """Write the writer's diary for each dialogue of data.paths with a teacher, checked, into --output (JSONL).
+
+        Args:
+            teacher: The model (or rules) that writes the diaries.
+            checks: What a diary must pass to be kept; the rest go to OUTPUT.rejected.jsonl.
+            retries: Ask again this many times for a rejected diary (sampling at ``teacher.retry_temperature``).
+            shard: ``i/n``: only the dialogues whose id hashes to shard i of n (several machines share the work).
+            progress: Show a progress bar with the rate on stderr.
+        """
+        return synthesize(datamodule, output, teacher, checks, retries, shard, progress)

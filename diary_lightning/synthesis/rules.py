@@ -1,0 +1,165 @@
+"""The ``rules`` teacher: a deterministic rewrite of a reference summary into the writer's plain-style diary.
+
+No model, so it is the baseline and the CPU path. Sentence by sentence it drops sentences about the
+conversation itself, turns polite and formal endings plain (했습니다 -> 했다), lets the writer's speaker code
+become the first person (SD2000691은 -> 나는) and the others' codes their labels, and turns reported speech
+back into what happened (뒤척였다고 한다 -> 뒤척였다). It cannot add what a summary leaves out, so a one-line
+summary stays a one-line diary.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+
+from diary_lightning.synthesis.hangul import FINAL_B, FINAL_N, attach, final, with_final
+from diary_lightning.synthesis.teacher import Reply, Request
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+# A sentence about the conversation rather than the day (NIKL closes every summary with one).
+_META = re.compile(r"(이|위|본|해당|두 사람의|두 화자의) 대화(에서|는|를|의)|대화를 (나누|나눴|나누었|했|하였|주고받)|"
+                   r"(화자|화자들|두 사람|세 사람|참여자)[은는이가]? (.{0,20})?(대화|이야기)[를을]? ?(나누|나눴|나누었|했|한다|하였)|"
+                   r"(대화|이야기)[를을]? (요약|정리)|요약하면")
+# Two or more speakers together become "we".
+_TOGETHER = re.compile(r"(두|세|네|다섯) (화자|사람|명)(은|는|이|가|의|도|에게|과|와|끼리)?(?= )")
+_WE = {"은": "우리는", "는": "우리는", "이": "우리가", "가": "우리가", "의": "우리의", "도": "우리도",
+       "에게": "우리에게", "과": "우리와", "와": "우리와", "끼리": "우리끼리", None: "우리"}
+
+# A speaker code with the particle after it; longer particles first so that 에게서 is not read as 에게.
+_PARTICLES = "께서|에게서|한테서|에게|한테|이랑|랑|으로|로|은|는|이|가|의|을|를|과|와|도|께|만|씨"
+_CODE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,4}[0-9]{1,9})(" + _PARTICLES + r")?")
+_FIRST_PERSON = {"은": "나는", "는": "나는", "이": "내가", "가": "내가", "께서": "내가", "의": "내",
+                 "에게": "나에게", "께": "나에게", "에게서": "나에게서", "한테": "나한테", "한테서": "나한테서",
+                 "을": "나를", "를": "나를", "과": "나와", "와": "나와", "이랑": "나랑", "랑": "나랑", "도": "나도",
+                 "만": "나만", "으로": "나로", "로": "나로", "씨": "나", None: "나"}
+_SUBJECT = ("은", "는", "이", "가", "께서")
+
+# Reported speech at the end of a sentence: "...다고 한다" states what happened; "...냐고 ..." stays a question asked.
+_SAY = r"(?:한다|했다|하였다|말한다|말했다|말하였다|이야기한다|이야기했다|얘기한다|얘기했다|전한다|전했다|밝힌다|밝혔다)"
+_REPORTED = re.compile(r"(다|라)고 ?" + _SAY + r"$")
+_ADDRESSEE = re.compile(r"[A-Za-z0-9가-힣](에게|한테|께) ")
+_ASKED = re.compile(r"냐고 ?(?:묻는다|물어본다|물어보았다|한다|했다|말한다)$")
+_SUGGESTED = re.compile(r"자고 ?(?:한다|말한다|제안한다)$")
+# Speech verbs in the present of a summary become the past of a diary.
+_PAST = {"말한다": "말했다", "이야기한다": "이야기했다", "얘기한다": "얘기했다", "묻는다": "물었다",
+         "물어본다": "물어봤다", "답한다": "답했다", "대답한다": "대답했다", "설명한다": "설명했다",
+         "추천한다": "추천했다", "공유한다": "공유했다", "토론한다": "토론했다", "대화한다": "이야기했다",
+         "알려준다": "알려줬다", "평가한다": "평가했다", "제안한다": "제안했다", "부탁한다": "부탁했다",
+         "조언한다": "조언했다", "권한다": "권했다", "전한다": "전했다", "동의한다": "동의했다", "논의한다": "논의했다"}
+_PAST_END = re.compile(r"(" + "|".join(_PAST) + r")$")
+
+# Plain forms of polite and formal endings. Present-tense verbs take 는다/ㄴ다 and adjectives 다, which an
+# ending alone cannot tell apart: the common adjective stems are listed, the rest are read as verbs.
+_SEUMNIDA = re.compile(r"([가-힣]+?)습니다$")
+_BNIDA = re.compile(r"([가-힣]*)([가-힣])니다$")
+_EOYO = re.compile(r"([가-힣]*?)(했|었|았|였|겠|있|없|이었|였)어요$")
+_ADJ_CONSONANT = ("었", "았", "였", "했", "겠", "있", "없", "좋", "싫", "많", "적", "작", "높", "낮", "넓", "좁", "깊",
+                  "같", "괜찮", "짧", "밝", "맑", "젊", "옳", "굵", "얇", "귀찮", "그렇", "이렇", "저렇", "어떻", "싶")
+_ADJ_VOWEL = ("크", "쁘", "프", "싸", "다르", "빠르", "느리", "어리", "짜", "아니", "이")
+_ADJ_HA = ("필요", "중요", "행복", "피곤", "편", "깨끗", "따뜻", "시원", "조용", "가능", "유명", "심심", "궁금", "미안",
+           "다행", "비슷", "익숙", "건강", "특별", "솔직", "정확", "간단", "복잡", "충분", "부족", "친절", "대단",
+           "당연", "확실", "답답", "속상", "섭섭", "서운", "우울", "똑똑", "착", "급", "한가", "유익", "위험", "안전",
+           "곤란", "심각", "유용", "저렴", "불안", "소중", "완벽", "신기", "이상", "어색", "편안", "훌륭", "가득")
+
+
+def _plain(sentence: str) -> str:
+    """The plain (해라체) form of a sentence ending in 습니다, ㅂ니다 or 어요."""
+    match = _SEUMNIDA.search(sentence)
+    if match:
+        stem = match.group(1)
+        adjective = stem.endswith(_ADJ_CONSONANT) or stem.endswith("않") and not stem[:-1].endswith("지 ")
+        return sentence[:match.start()] + stem + ("다" if adjective else "는다")
+    match = _BNIDA.search(sentence)
+    if match and final(match.group(2)) == FINAL_B:
+        stem = match.group(1) + with_final(match.group(2), 0)
+        if stem.endswith("하"):
+            adjective = stem[:-1].endswith(_ADJ_HA)
+        else:
+            adjective = stem.endswith(_ADJ_VOWEL)
+        plain = stem + "다" if adjective else stem[:-1] + with_final(stem[-1], FINAL_N) + "다"
+        return sentence[:match.start()] + plain
+    match = _EOYO.search(sentence)
+    if match:
+        return sentence[:match.start()] + match.group(1) + match.group(2) + "다"
+    if sentence.endswith(("이에요", "이어요")):
+        return sentence[:-3] + "이다"
+    if sentence.endswith("예요"):
+        return sentence[:-2] + "다"
+    if sentence.endswith("해요"):
+        return sentence[:-2] + "한다"
+    return sentence
+
+
+def _subject(sentence: str, writer: str | None, names: Mapping[str, str]) -> str | None:
+    """``writer``, ``other`` or None: whose sentence it is, from the first speaker code with a subject particle."""
+    for match in _CODE.finditer(sentence):
+        code, particle = match.group(1), match.group(2)
+        if code == writer and particle in _SUBJECT:
+            return "writer"
+        if code in names and particle in _SUBJECT:
+            return "other"
+    if writer and not _CODE.fullmatch(writer) and sentence.startswith(tuple(writer + p for p in _SUBJECT)):
+        return "writer"
+    return None
+
+
+def _speakers(sentence: str, writer: str | None, names: Mapping[str, str]) -> str:
+    """Speaker codes with their particles: the writer's as the first person, the others' as their labels."""
+
+    def replace(match: re.Match) -> str:
+        code, particle = match.group(1), match.group(2)
+        if code == writer:
+            return _FIRST_PERSON[particle]
+        if code in names:
+            return names[code] if particle in (None, "씨") else attach(names[code], particle)
+        return match.group(0)
+
+    sentence = _CODE.sub(replace, sentence)
+    if writer and not _CODE.fullmatch(writer) and writer in sentence:
+        # A writer known by name (a chat app's speaker name) is "I" too.
+        sentence = re.sub(re.escape(writer) + "(" + _PARTICLES + ")?(?![가-힣])",
+                          lambda m: _FIRST_PERSON[m.group(1)], sentence)
+    return _TOGETHER.sub(lambda m: _WE[m.group(3)], sentence)
+
+
+def rewrite(summary: str, writer: str | None = None, labels: Mapping[str, str] | None = None) -> str:
+    """The writer's diary from ``summary``: ``writer`` is the writer's speaker id, ``labels`` maps the other
+    speakers' ids to the words that name them (상대, 친구 ...). Returns "" when every sentence was about the
+    conversation itself."""
+    names = {k: v for k, v in (labels or {}).items() if k != writer}
+    out = []
+    for raw in _SENTENCE_END.split(" ".join(summary.split())):
+        sentence = raw.rstrip(".!? ")
+        if not sentence or _META.search(sentence):
+            continue
+        sentence = _plain(sentence)
+        whose = _subject(sentence, writer, names)
+        if _REPORTED.search(sentence):
+            # What the writer (or an unnamed speaker) said is what happened; what another said is what I heard.
+            # Told to someone ("...에게 간다고 말했다") it stays a telling, in the past.
+            told = whose == "writer" and _ADDRESSEE.search(sentence)
+            sentence = _REPORTED.sub(r"\1고 했다" if whose == "other" else r"\1고 말했다" if told else "다", sentence)
+        elif _ASKED.search(sentence):
+            sentence = _ASKED.sub("냐고 물었다", sentence)
+        elif _SUGGESTED.search(sentence):
+            sentence = _SUGGESTED.sub("자고 했다", sentence)
+        else:
+            sentence = _PAST_END.sub(lambda m: _PAST[m.group(1)], sentence)
+        sentence = _speakers(sentence, writer, names)
+        out.append(sentence + (raw.rstrip()[-1] if raw.rstrip()[-1:] in "!?" else "."))
+    return " ".join(out)
+
+
+class RulesTeacher:
+    """No model: :func:`rewrite` on each request's summary. Instant and deterministic, so retries never help."""
+
+    def describe(self) -> dict:
+        return {"backend": "rules", "version": 1}
+
+    def generate(self, requests: Iterable[Request], on_reply: Callable[[Request, Reply], None]) -> None:
+        for request in requests:
+            on_reply(request, Reply(rewrite(request.summary, request.writer, request.labels)))
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,179 @@
+"""The resumable run: which dialogues are left, asking the teacher, checking, retrying, writing, the summary."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from diary_lightning.dialogue import Dialogue
+from diary_lightning.synthesis.checks import CheckConfig, check_diary
+from diary_lightning.synthesis.output import JsonlAppender, OutputLock, read_ids, repair
+from diary_lightning.synthesis.prompt import build_messages
+from diary_lightning.synthesis.teacher import Reply, Request, Teacher
+
+log = logging.getLogger(__name__)
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n), 0 <= i < n."""
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {shard!r}: expected i/n, e.g. 0/4 (the first of four shards)") from None
+    if not 0 <= index < count:
+        raise ValueError(f"--shard {shard!r}: need 0 <= i < n")
+    return index, count
+
+
+def shard_of(dialogue_id: str, count: int) -> int:
+    """A stable hash of the id, so a dialogue lands in the same shard whatever the file order or machine."""
+    return int.from_bytes(hashlib.blake2b(dialogue_id.encode("utf-8"), digest_size=8).digest(), "big") % count
+
+
+def rejected_path(output: Path) -> Path:
+    return output.with_name(output.name + ".rejected.jsonl") if output.suffix != ".jsonl" else \
+        output.with_name(output.name[:-len(".jsonl")] + ".rejected.jsonl")
+
+
+@dataclass
+class Roles:
+    """Whose diary it is and how the prompt names everyone."""
+
+    writer: str | None
+    labels: dict[str, str]
+    writer_label: str
+    writer_names: tuple[str, ...]
+
+
+def dialogue_record(dialogue: Dialogue) -> list[dict[str, str]]:
+    return [{"speaker": t.speaker, "text": t.text} for t in dialogue.turns]
+
+
+class Synthesis:
+    """One run over ``dialogues`` into ``output`` (and ``OUTPUT.rejected.jsonl``)."""
+
+    def __init__(self, teacher: Teacher, output: str | Path, *, template: str, system: str, roles: Any,
+                 checks: CheckConfig | None = None, retries: int = 0, shard: str = "0/1", progress: bool = True,
+                 sync_every: float = 1.0) -> None:
+        if retries < 0:
+            raise ValueError(f"--retries {retries}: must be >= 0")
+        self.teacher = teacher
+        self.output = Path(output)
+        self.rejected = rejected_path(self.output)
+        self.template, self.system = template, system
+        self.roles = roles
+        """Dialogue -> :class:`Roles`."""
+        self.checks = checks or CheckConfig()
+        self.retries = retries
+        self.shard = parse_shard(shard)
+        self.progress = progress
+        self.sync_every = sync_every
+        self.instruction = template.format(dialogue="", summary="", writer="")
+        self.counts: Counter = Counter()
+        self.failed_checks: Counter = Counter()
+        self.tokens = {"in": 0, "out": 0, "reported": False}
+
+    def request(self, dialogue: Dialogue, attempt: int = 0) -> Request:
+        roles = self.roles(dialogue)
+        messages = build_messages(self.template, self.system, dialogue.turns, dialogue.summary or "",
+                                  roles.writer_label, roles.labels)
+        return Request(dialogue.id, messages, dialogue.turns, dialogue.summary or "", roles.writer, roles.labels, attempt)
+
+    def run(self, dialogues: Sequence[Dialogue]) -> dict[str, Any]:
+        start = time.perf_counter()
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        lock = OutputLock(self.output)
+        try:
+            for path in (self.output, self.rejected):
+                cut = repair(path)
+                if cut:
+                    log.warning("%s: cut a torn last line (%d bytes) left by an interrupted run", path, cut)
+            # A rejected dialogue is done too: asking again gives the same answer (use --retries for more tries).
+            done = set(read_ids(self.output)) | set(read_ids(self.rejected))
+            index, count = self.shard
+            mine = [d for d in dialogues if count == 1 or shard_of(d.id, count) == index]
+            todo = [d for d in mine if d.id not in done]
+            self.counts["already_done"] = len(mine) - len(todo)
+            self._by_id = {d.id: d for d in todo}
+            self._kept = JsonlAppender(self.output, self.sync_every)
+            self._rejects = JsonlAppender(self.rejected, self.sync_every)
+            self._bar = _progress(len(todo), self.progress)
+            try:
+                pending: Iterator[Request] = (self.request(d) for d in todo)
+                while True:
+                    self._again: list[Request] = []
+                    self.teacher.generate(pending, self._on_reply)
+                    if not self._again:
+                        break
+                    pending = iter(self._again)
+            finally:
+                self._bar.close()
+                self._kept.close()
+                self._rejects.close()
+        finally:
+            lock.release()
+        wall = time.perf_counter() - start
+        done_now = self.counts["kept"] + self.counts["rejected"]
+        return {
+            "output": str(self.output), "rejected_output": str(self.rejected), "shard": f"{index}/{count}",
+            "dialogues": len(mine), "already_done": self.counts["already_done"],
+            "kept": self.counts["kept"], "rejected": self.counts["rejected"],
+            "rejected_by_check": dict(self.failed_checks.most_common()), "retried": self.counts["retried"],
+            "failed": self.counts["failed"],
+            "tokens_in": self.tokens["in"] if self.tokens["reported"] else None,
+            "tokens_out": self.tokens["out"] if self.tokens["reported"] else None,
+            "wall_s": round(wall, 3), "dialogues_per_s": round(done_now / wall, 2) if wall > 0 else None,
+            "teacher": self.teacher.describe(),
+        }
+
+    def _on_reply(self, request: Request, reply: Reply) -> None:
+        if reply.tokens_in is not None or reply.tokens_out is not None:
+            self.tokens["reported"] = True
+            self.tokens["in"] += reply.tokens_in or 0
+            self.tokens["out"] += reply.tokens_out or 0
+        if reply.error is not None:
+            # Not written anywhere: the id stays missing, so the next run asks again.
+            self.counts["failed"] += 1
+            if self.counts["failed"] <= 5:
+                log.warning("dialogue %s: the teacher failed: %s", request.id, reply.error)
+            self._bar.update(1)
+            return
+        dialogue = self._by_id[request.id]
+        roles = self.roles(dialogue)
+        failed = check_diary(reply, request, self.checks, self.instruction, roles.writer_names)
+        if not failed:
+            self._kept.write({
+                "id": dialogue.id, "dialogue": dialogue_record(dialogue), "writer": roles.writer,
+                "summary": dialogue.summary, "diary": reply.text.strip(), "teacher": self.teacher.describe(),
+                "prompt": {"system": self.system, "template": self.template}, "attempt": request.attempt,
+            })
+            self.counts["kept"] += 1
+        elif request.attempt < self.retries:
+            self.counts["retried"] += 1
+            self._again.append(Request(**{**request.__dict__, "attempt": request.attempt + 1}))
+            return
+        else:
+            self._rejects.write({"id": dialogue.id, "failed": failed, "diary": reply.text, "summary": dialogue.summary,
+                                 "attempts": request.attempt + 1, "teacher": self.teacher.describe()})
+            self.counts["rejected"] += 1
+            self.failed_checks.update(failed)
+        self._bar.update(1)
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="dialogue", file=sys.stderr, disable=not enabled, dynamic_ncols=True,
+                mininterval=0.5, smoothing=0.1)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    print(json.dumps(summary, ensure_ascii=False, indent=1))
