@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 _BASE, _LAST = 0xAC00, 0xD7A3
-FINAL_NONE, FINAL_N, FINAL_L, FINAL_B = 0, 4, 8, 17
+FINAL_NONE, FINAL_N, FINAL_L, FINAL_B, FINAL_SS = 0, 4, 8, 17, 20
 
 
 def final(syllable: str) -> int | None:

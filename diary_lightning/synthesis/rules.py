@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 
-from diary_lightning.synthesis.hangul import FINAL_B, FINAL_N, attach, final, with_final
+from diary_lightning.synthesis.hangul import FINAL_B, FINAL_N, FINAL_SS, attach, final, with_final
 from diary_lightning.synthesis.teacher import Reply, Request
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -53,8 +53,7 @@ _PAST_END = re.compile(r"(" + "|".join(_PAST) + r")$")
 # ending alone cannot tell apart: the common adjective stems are listed, the rest are read as verbs.
 _SEUMNIDA = re.compile(r"([가-힣]+?)습니다$")
 _BNIDA = re.compile(r"([가-힣]*)([가-힣])니다$")
-_EOYO = re.compile(r"([가-힣]*?)(했|었|았|였|겠|있|없|이었|였)어요$")
-_ADJ_CONSONANT = ("었", "았", "였", "했", "겠", "있", "없", "좋", "싫", "많", "적", "작", "높", "낮", "넓", "좁", "깊",
+_ADJ_CONSONANT = ("없", "좋", "싫", "많", "적", "작", "높", "낮", "넓", "좁", "깊",
                   "같", "괜찮", "짧", "밝", "맑", "젊", "옳", "굵", "얇", "귀찮", "그렇", "이렇", "저렇", "어떻", "싶")
 _ADJ_VOWEL = ("크", "쁘", "프", "싸", "다르", "빠르", "느리", "어리", "짜", "아니", "이")
 _ADJ_HA = ("필요", "중요", "행복", "피곤", "편", "깨끗", "따뜻", "시원", "조용", "가능", "유명", "심심", "궁금", "미안",
@@ -68,7 +67,8 @@ def _plain(sentence: str) -> str:
     match = _SEUMNIDA.search(sentence)
     if match:
         stem = match.group(1)
-        adjective = stem.endswith(_ADJ_CONSONANT) or stem.endswith("않") and not stem[:-1].endswith("지 ")
+        # A stem ending in ㅆ is a past (왔, 했), a future (겠) or 있: all take 다, as adjectives do.
+        adjective = final(stem[-1]) == FINAL_SS or stem.endswith(_ADJ_CONSONANT)
         return sentence[:match.start()] + stem + ("다" if adjective else "는다")
     match = _BNIDA.search(sentence)
     if match and final(match.group(2)) == FINAL_B:
@@ -79,9 +79,9 @@ def _plain(sentence: str) -> str:
             adjective = stem.endswith(_ADJ_VOWEL)
         plain = stem + "다" if adjective else stem[:-1] + with_final(stem[-1], FINAL_N) + "다"
         return sentence[:match.start()] + plain
-    match = _EOYO.search(sentence)
-    if match:
-        return sentence[:match.start()] + match.group(1) + match.group(2) + "다"
+    if sentence.endswith("어요") and len(sentence) > 2 and (final(sentence[-3]) == FINAL_SS or sentence[-3] == "없"):
+        # 했어요, 봤어요, 있어요, 없어요, 겠어요: a past, future or existence stem takes 다 directly.
+        return sentence[:-2] + "다"
     if sentence.endswith(("이에요", "이어요")):
         return sentence[:-3] + "이다"
     if sentence.endswith("예요"):

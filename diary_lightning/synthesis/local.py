@@ -1,0 +1,142 @@
+"""Teachers that run the model in this process: ``transformers`` (any causal LM, batched, left-padded, 4-bit if
+asked) and ``vllm`` (the offline engine, tensor parallel over the machine's GPUs; an optional extra that is
+imported only when chosen)."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from diary_lightning.synthesis.teacher import Reply, Request, TeacherConfig, TeacherError
+
+log = logging.getLogger(__name__)
+
+VLLM_CHUNK = 1024
+"""Prompts handed to the engine per call: enough for it to batch well, and what a kill can lose."""
+
+
+def _chunks(requests: Iterable[Request], size: int) -> Iterator[list[Request]]:
+    iterator = iter(requests)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The prompt text the model was tuned on: its chat template, or the plain messages where it has none."""
+    if not getattr(tokenizer, "chat_template", None):
+        return "\n\n".join(m["content"] for m in messages) + "\n"
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception as err:  # noqa: BLE001 - jinja raises whatever the template raises
+        if messages[0]["role"] != "system":
+            raise
+        # Some templates (Gemma's) refuse a system message: fold it into the user's.
+        log.debug("chat template refused a system message (%s); folding it into the prompt", err)
+        merged = [{"role": "user", "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
+        return tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
+
+
+class TransformersTeacher:
+    def __init__(self, config: TeacherConfig) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if config.batch_size < 1:
+            raise ValueError(f"--teacher.batch_size {config.batch_size}: must be >= 1")
+        dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+        if config.dtype not in dtypes:
+            raise ValueError(f"--teacher.dtype {config.dtype!r}: expected one of {', '.join(dtypes)}")
+        self.config = config
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        tokenizer = AutoTokenizer.from_pretrained(config.model, trust_remote_code=config.trust_remote_code)
+        tokenizer.padding_side = "left"  # every prompt ends where its new tokens begin
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        kwargs: dict[str, Any] = {"dtype": dtypes[config.dtype], "trust_remote_code": config.trust_remote_code}
+        if config.load_in_4bit:
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=dtypes[config.dtype])
+            kwargs["device_map"] = {"": (self.device.index or 0) if self.device.type == "cuda" else "cpu"}
+        model = AutoModelForCausalLM.from_pretrained(config.model, **kwargs)
+        self.model = (model if config.load_in_4bit else model.to(self.device)).eval()
+        self.tokenizer = tokenizer
+
+    def describe(self) -> dict[str, Any]:
+        c = self.config
+        return {"backend": "transformers", "model": c.model, "load_in_4bit": c.load_in_4bit,
+                "temperature": c.temperature, "max_new_tokens": c.max_new_tokens}
+
+    def generate(self, requests: Iterable[Request], on_reply: Callable[[Request, Reply], None]) -> None:
+        for chunk in _chunks(requests, self.config.batch_size):
+            for request, reply in zip(chunk, self._batch(chunk)):
+                on_reply(request, reply)
+
+    def _batch(self, chunk: list[Request]) -> list[Reply]:
+        import torch
+
+        c, tokenizer = self.config, self.tokenizer
+        prompts = [render_chat(tokenizer, r.messages) for r in chunk]
+        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not tokenizer.chat_template)
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        # One temperature per call: a chunk is all first tries or all retries (the runner retries in rounds).
+        temperature = c.temperature if chunk[0].attempt == 0 else c.retry_temperature
+        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        with torch.inference_mode():
+            out = self.model.generate(**batch, max_new_tokens=c.max_new_tokens, eos_token_id=tokenizer.eos_token_id,
+                                      pad_token_id=tokenizer.pad_token_id, **sampling)
+        new = out[:, batch["input_ids"].shape[1]:]
+        replies = []
+        for row, mask in zip(new, batch["attention_mask"]):
+            ends = (row == tokenizer.eos_token_id).nonzero()
+            length = int(ends[0]) if len(ends) else len(row)
+            text = tokenizer.decode(row[:length], skip_special_tokens=True).strip()
+            replies.append(Reply(text, int(mask.sum()), length, truncated=not len(ends)))
+        return replies
+
+    def close(self) -> None:
+        pass
+
+
+class VLLMTeacher:
+    def __init__(self, config: TeacherConfig) -> None:
+        try:
+            import vllm
+        except ImportError:
+            raise TeacherError("--teacher.backend vllm needs vLLM, which is not installed: pip install "
+                               "'diary-lightning[vllm]' on a machine with CUDA GPUs (or use --teacher.backend openai "
+                               "against a 'vllm serve' server)") from None
+        import torch
+
+        self.config = config
+        self.vllm = vllm
+        parallel = config.tensor_parallel_size or max(torch.cuda.device_count(), 1)
+        self.llm = vllm.LLM(model=config.model, tensor_parallel_size=parallel, dtype=config.dtype,
+                            gpu_memory_utilization=config.gpu_memory_utilization,
+                            trust_remote_code=config.trust_remote_code)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def describe(self) -> dict[str, Any]:
+        c = self.config
+        return {"backend": "vllm", "model": c.model, "dtype": c.dtype, "temperature": c.temperature,
+                "max_new_tokens": c.max_new_tokens}
+
+    def generate(self, requests: Iterable[Request], on_reply: Callable[[Request, Reply], None]) -> None:
+        c = self.config
+        first = self.vllm.SamplingParams(temperature=c.temperature, max_tokens=c.max_new_tokens)
+        again = self.vllm.SamplingParams(temperature=c.retry_temperature, max_tokens=c.max_new_tokens)
+        for chunk in _chunks(requests, max(VLLM_CHUNK, c.batch_size)):
+            prompts = [render_chat(self.tokenizer, r.messages) for r in chunk]
+            params = [first if r.attempt == 0 else again for r in chunk]
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+            for request, output in zip(chunk, outputs):
+                done = output.outputs[0]
+                on_reply(request, Reply(done.text.strip(), len(output.prompt_token_ids or ()), len(done.token_ids),
+                                        truncated=done.finish_reason == "length"))
+
+    def close(self) -> None:
+        pass

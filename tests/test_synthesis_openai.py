@@ -1,0 +1,98 @@
+"""The openai teacher against a real HTTP server on 127.0.0.1 speaking the chat-completions API."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chat_server import ChatServer
+from diary_lightning.dialogue import Dialogue, Turn
+from diary_lightning.synthesis.command import roles_for
+from diary_lightning.synthesis.openai_teacher import OpenAITeacher
+from diary_lightning.synthesis.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM
+from diary_lightning.synthesis.runner import Synthesis
+from diary_lightning.synthesis.teacher import TeacherConfig, TeacherError
+
+KEY = "sk-test-not-a-real-key-8d1f"
+
+
+def dialogue(i: int, marker: str = "") -> Dialogue:
+    return Dialogue(f"d{i:03d}", (Turn("P01", f"{marker} 오늘 점심에 김치찌개를 {i}그릇 먹었어"),
+                                  Turn("P02", "배부르겠다 맛있었어?"), Turn("P01", "응 정말 맛있었어")),
+                    f"나는 오늘 점심에 김치찌개를 {i}그릇 먹었는데 정말 맛있었다.")
+
+
+def teacher(server: ChatServer, **overrides) -> OpenAITeacher:
+    settings = dict(backend="openai", model="teacher-m", base_url=server.url, api_key_env="DIARY_TEST_KEY",
+                    concurrency=4, timeout=0.5, max_attempts=3)
+    return OpenAITeacher(TeacherConfig(**{**settings, **overrides}))
+
+
+def run(server, dialogues, output, **overrides):
+    t = teacher(server, **overrides)
+    try:
+        return Synthesis(t, output, template=DEFAULT_PROMPT, system=DEFAULT_SYSTEM, roles=roles_for,
+                         progress=False).run(dialogues)
+    finally:
+        t.close()
+
+
+@pytest.fixture(autouse=True)
+def api_key(monkeypatch):
+    monkeypatch.setenv("DIARY_TEST_KEY", KEY)
+
+
+def test_answers_and_retries_429_500_and_timeouts_with_bounded_concurrency(tmp_path):
+    dialogues = [dialogue(i) for i in range(24)] + [dialogue(24, "MODE429"), dialogue(25, "MODE500"),
+                                                   dialogue(26, "MODESLOW")]
+    out = tmp_path / "diaries.jsonl"
+    with ChatServer(delay=0.05, slow=1.5) as server:
+        summary = run(server, dialogues, out)
+    assert summary["kept"] == 27 and summary["failed"] == 0 and summary["rejected"] == 0, summary
+    assert server.statuses[429] == 1 and server.statuses[500] == 1
+    assert server.calls[max(server.calls, key=lambda p: "MODESLOW" in p)] == 2  # timed out once, then answered
+    assert 2 <= server.max_inflight <= 4, server.max_inflight
+    assert summary["tokens_in"] > 0 and summary["tokens_out"] > 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == sorted(d.id for d in dialogues)
+    by_id = {r["id"]: r for r in records}
+    assert by_id["d003"]["diary"] == dialogues[3].summary
+    assert by_id["d003"]["teacher"] == {"backend": "openai", "model": "teacher-m", "base_url": server.url,
+                                        "temperature": 0.0, "max_new_tokens": 384}
+    assert by_id["d003"]["prompt"]["template"] == DEFAULT_PROMPT
+    assert server.authorization == {f"Bearer {KEY}"}
+    assert KEY not in out.read_text()
+
+
+def test_a_request_that_keeps_timing_out_stays_missing_and_the_next_run_completes_it(tmp_path):
+    out = tmp_path / "diaries.jsonl"
+    dialogues = [dialogue(0), dialogue(1, "MODEHANG"), dialogue(2)]
+    with ChatServer(slow=1.0) as server:
+        first = run(server, dialogues, out, max_attempts=2, timeout=0.3)
+        assert (first["kept"], first["failed"]) == (2, 1)
+        assert server.calls[max(server.calls, key=lambda p: "MODEHANG" in p)] == 2
+        server.slow = 0.0
+        second = run(server, dialogues, out, max_attempts=2, timeout=0.3)
+    assert (second["already_done"], second["kept"], second["failed"]) == (2, 1, 0)
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert sorted(ids) == ["d000", "d001", "d002"]
+    assert not (tmp_path / "diaries.rejected.jsonl").read_text()
+
+
+@pytest.mark.parametrize("marker, words", [("MODE401", ["401", "$DIARY_TEST_KEY"]), ("MODE404", ["404", "teacher-m"])])
+def test_401_and_404_stop_the_run_with_a_clear_error(tmp_path, marker, words):
+    out = tmp_path / "diaries.jsonl"
+    dialogues = [dialogue(i, marker) for i in range(10)]
+    with ChatServer() as server, pytest.raises(TeacherError) as caught:
+        run(server, dialogues, out)
+    assert all(w in str(caught.value) for w in words), caught.value
+    assert KEY not in str(caught.value)
+    assert sum(server.calls.values()) <= 4  # no retries: only the requests already in flight were sent
+    assert out.read_text() == ""
+
+
+def test_missing_key_for_a_remote_endpoint_is_a_clear_error(monkeypatch):
+    monkeypatch.delenv("DIARY_TEST_KEY")
+    with pytest.raises(TeacherError, match="DIARY_TEST_KEY"):
+        OpenAITeacher(TeacherConfig(backend="openai", model="m", api_key_env="DIARY_TEST_KEY"))

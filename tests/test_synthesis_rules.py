@@ -1,0 +1,83 @@
+"""The rules teacher: each rule on hand-written summaries, then the real AI Hub sample."""
+
+from __future__ import annotations
+
+import pytest
+
+from diary_lightning.synthesis.hangul import attach, has_final
+from diary_lightning.synthesis.rules import rewrite
+
+ME, YOU = "SD2000691", "SD2000692"
+LABELS = {ME: "나", YOU: "상대"}
+
+
+@pytest.mark.parametrize("summary, diary", [
+    (f"{ME}은 아침에 운동을 했다.", "나는 아침에 운동을 했다."),
+    (f"{ME}이 먼저 연락했다.", "내가 먼저 연락했다."),
+    (f"{ME}의 동생은 대학생이다.", "내 동생은 대학생이다."),
+    (f"{YOU}가 {ME}에게 선물을 줬다.", "상대가 나에게 선물을 줬다."),
+    (f"{YOU}는 {ME}를 도와줬다.", "상대는 나를 도와줬다."),
+    (f"{ME}와 {YOU}는 같은 회사에 다닌다.", "나와 상대는 같은 회사에 다닌다."),
+    (f"{ME}도 그 영화를 봤다.", "나도 그 영화를 봤다."),
+    (f"{YOU}의 집은 부산이다.", "상대의 집은 부산이다."),
+])
+def test_speaker_codes_become_first_person_and_labels(summary, diary):
+    assert rewrite(summary, ME, LABELS) == diary
+
+
+def test_other_labels_take_the_particle_their_last_sound_needs():
+    labels = {ME: "나", "P02": "동생", "P03": "친구"}
+    assert rewrite("P02는 P03과 여행을 갔다.", ME, labels) == "동생은 친구와 여행을 갔다."
+    assert attach("동생", "가") == "동생이" and attach("친구", "을") == "친구를" and attach("서울", "으로") == "서울로"
+    assert has_final("P01") and not has_final("SD2000692")  # read aloud: 일, 이
+
+
+@pytest.mark.parametrize("polite, plain", [
+    ("주말에 등산을 했습니다.", "주말에 등산을 했다."),
+    ("매일 운동을 합니다.", "매일 운동을 한다."),
+    ("내일은 휴일입니다.", "내일은 휴일이다."),
+    ("시간이 있습니다.", "시간이 있다."),
+    ("우산이 필요합니다.", "우산이 필요하다."),
+    ("학교에 갑니다.", "학교에 간다."),
+    ("아침을 먹습니다.", "아침을 먹는다."),
+    ("날씨가 좋습니다.", "날씨가 좋다."),
+    ("꽃이 예쁩니다.", "꽃이 예쁘다."),
+    ("그 사람을 압니다.", "그 사람을 안다."),
+    ("어제 영화를 봤어요.", "어제 영화를 봤다."),
+    ("오늘은 월요일이에요.", "오늘은 월요일이다."),
+])
+def test_polite_and_formal_endings_become_plain(polite, plain):
+    assert rewrite(polite) == plain
+
+
+def test_sentences_about_the_conversation_are_dropped():
+    summary = (f"{ME}은 주말에 부모님 댁에 다녀왔습니다. {YOU}는 요즘 회사 일이 바쁘다고 말했습니다. "
+               "두 화자는 이 대화에서 주말에 있었던 일에 대해 말했습니다.")
+    assert rewrite(summary, ME, LABELS) == "나는 주말에 부모님 댁에 다녀왔다. 상대는 요즘 회사 일이 바쁘다고 했다."
+    assert rewrite("두 사람은 대화를 나누었다.", ME, LABELS) == ""
+    assert rewrite("이 대화에서 화자들은 여행 계획을 이야기했다.") == ""
+
+
+def test_two_speakers_together_become_we():
+    assert rewrite("두 화자는 다음 주에 같이 영화를 보기로 했습니다.", ME, LABELS) == "우리는 다음 주에 같이 영화를 보기로 했다."
+
+
+def test_reported_speech_becomes_what_happened():
+    # Unnamed or the writer's: the fact itself. Another's: what I was told. Told to someone: still a telling.
+    assert rewrite("새벽에 아이가 계속 뒤척였다고 한다.") == "새벽에 아이가 계속 뒤척였다."
+    assert rewrite("여권을 못 찾았고 이미 비행기라고 한다.") == "여권을 못 찾았고 이미 비행기다."
+    assert rewrite(f"{YOU}는 회사 일이 바쁘다고 말한다.", ME, LABELS) == "상대는 회사 일이 바쁘다고 했다."
+    assert rewrite(f"{ME}은 {YOU}에게 등산을 간다고 말했습니다.", ME, LABELS) == "나는 상대에게 등산을 간다고 말했다."
+    assert rewrite("8시까지 올 거냐고 묻는다.") == "8시까지 올 거냐고 물었다."
+    assert rewrite("다음에 같이 가자고 한다.") == "다음에 같이 가자고 했다."
+    assert rewrite("항공 수하물 비용에 대해서 정보를 공유한다.") == "항공 수하물 비용에 대해서 정보를 공유했다."
+
+
+def test_a_writer_known_by_name_is_i():
+    labels = {"민수": "나", "지영": "상대"}
+    assert rewrite("민수는 지영에게 책을 빌려줬다.", "민수", labels) == "나는 지영에게 책을 빌려줬다."
+
+
+def test_plain_first_person_text_is_left_alone():
+    text = "오늘 회사에서 발표를 했다. 생각보다 잘 끝나서 기분이 좋았다!"
+    assert rewrite(text, ME, LABELS) == text

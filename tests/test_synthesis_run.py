@@ -1,0 +1,167 @@
+"""The resumable run: SIGKILL at any moment and resume, torn last lines, shards, the lock, retries, rejects."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from chat_server import ChatServer
+from conftest import ROOT
+from diary_lightning.dialogue import Dialogue, Turn
+from diary_lightning.synthesis.command import roles_for
+from diary_lightning.synthesis.output import OutputError, OutputLock
+from diary_lightning.synthesis.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM
+from diary_lightning.synthesis.rules import RulesTeacher
+from diary_lightning.synthesis.runner import Synthesis, shard_of
+from diary_lightning.synthesis.teacher import Reply
+
+
+def make_dialogues(n: int) -> list[Dialogue]:
+    return [Dialogue(f"dlg-{i:04d}", (Turn("P01", f"오늘 공원에서 {i}분 동안 달렸어"), Turn("P02", "대단하다")),
+                     f"오늘 공원에서 {i}분 동안 달렸다.") for i in range(n)]
+
+
+def synthesis(output, teacher=None, **kwargs) -> Synthesis:
+    return Synthesis(teacher or RulesTeacher(), output, template=DEFAULT_PROMPT, system=DEFAULT_SYSTEM,
+                     roles=roles_for, progress=False, **kwargs)
+
+
+def lines(path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+DRIVER = """
+import sys
+sys.path[:0] = [{tests!r}]
+from test_synthesis_run import make_dialogues, synthesis
+from diary_lightning.synthesis.openai_teacher import OpenAITeacher
+from diary_lightning.synthesis.teacher import TeacherConfig
+teacher = OpenAITeacher(TeacherConfig(backend="openai", model="m", base_url=sys.argv[1], concurrency=4))
+print(synthesis(sys.argv[2], teacher, sync_every=0).run(make_dialogues(300)))
+"""
+
+
+def test_sigkill_at_any_moment_then_resume_loses_and_duplicates_nothing(tmp_path):
+    out = tmp_path / "diaries.jsonl"
+    code = DRIVER.format(tests=str(ROOT / "tests"))
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    kills = 0
+    with ChatServer(delay=0.01) as server:
+        for threshold in (40, 150, 250, None):
+            proc = subprocess.Popen([sys.executable, "-c", code, server.url, str(out)], env=env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if threshold is None:
+                stdout, stderr = proc.communicate(timeout=120)
+                assert proc.returncode == 0, stderr[-2000:]
+                break
+            deadline = time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                if out.exists() and out.read_bytes().count(b"\n") >= threshold:
+                    break
+                time.sleep(0.002)
+            assert proc.poll() is None, "the run finished before it could be killed: " + proc.stderr.read()[-500:]
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            kills += 1
+            ids = [json.loads(line)["id"] for line in out.read_text().splitlines() if line.endswith("}")]
+            assert len(ids) == len(set(ids)), "an id was written twice"
+    ids = [r["id"] for r in lines(out)]
+    assert kills == 3
+    assert len(ids) == len(set(ids)) == 300
+    assert set(ids) == {d.id for d in make_dialogues(300)}
+    # A rerun finds nothing left to do.
+    again = synthesis(out).run(make_dialogues(300))
+    assert (again["already_done"], again["kept"]) == (300, 0)
+
+
+def test_a_torn_last_line_is_cut_and_its_dialogue_written_again(tmp_path):
+    out = tmp_path / "diaries.jsonl"
+    dialogues = make_dialogues(5)
+    synthesis(out).run(dialogues[:2])
+    with open(out, "ab") as handle:
+        handle.write('{"id": "dlg-0002", "dialogue": [{"speaker": "P0'.encode())
+    summary = synthesis(out).run(dialogues)
+    assert (summary["already_done"], summary["kept"]) == (2, 3)
+    assert [r["id"] for r in lines(out)] == [d.id for d in dialogues]
+
+
+def test_a_broken_line_in_the_middle_is_an_error_naming_it(tmp_path):
+    out = tmp_path / "diaries.jsonl"
+    out.write_text('{"id": "a"}\nnot json\n{"id": "b"}\n')
+    with pytest.raises(OutputError, match="line 2"):
+        synthesis(out).run(make_dialogues(3))
+
+
+def test_shards_split_by_id_whatever_the_order_and_concatenate_to_the_whole(tmp_path):
+    dialogues = make_dialogues(60)
+    shuffled = random.Random(0).sample(dialogues, len(dialogues))
+    ids = []
+    for i in range(3):
+        a, b = tmp_path / f"a{i}.jsonl", tmp_path / f"b{i}.jsonl"
+        synthesis(a, shard=f"{i}/3").run(dialogues)
+        synthesis(b, shard=f"{i}/3").run(shuffled)
+        assert sorted(r["id"] for r in lines(a)) == sorted(r["id"] for r in lines(b))
+        assert all(shard_of(r["id"], 3) == i for r in lines(a))
+        ids += [r["id"] for r in lines(a)]
+    assert sorted(ids) == sorted(d.id for d in dialogues)
+    assert all(len([x for x in ids if shard_of(x, 3) == i]) > 5 for i in range(3))
+    with pytest.raises(ValueError, match="i/n"):
+        synthesis(tmp_path / "x.jsonl", shard="3")
+    with pytest.raises(ValueError, match="0 <= i < n"):
+        synthesis(tmp_path / "x.jsonl", shard="3/3")
+
+
+def test_a_second_run_on_the_same_output_is_refused(tmp_path):
+    out = tmp_path / "diaries.jsonl"
+    lock = OutputLock(out)
+    try:
+        with pytest.raises(OutputError, match="another synthesize"):
+            synthesis(out).run(make_dialogues(2))
+    finally:
+        lock.release()
+    assert synthesis(out).run(make_dialogues(2))["kept"] == 2
+
+
+class FirstTryPolite:
+    """Answers in the polite style on a first try and plainly on a retry."""
+
+    def __init__(self) -> None:
+        self.asked = []
+
+    def describe(self):
+        return {"backend": "scripted"}
+
+    def generate(self, requests, on_reply):
+        for request in requests:
+            self.asked.append((request.id, request.attempt))
+            text = request.summary if request.attempt else request.summary.replace("달렸다", "달렸습니다")
+            on_reply(request, Reply(text))
+
+    def close(self):
+        pass
+
+
+def test_rejected_diaries_are_asked_again_with_retries_and_otherwise_recorded_with_their_checks(tmp_path):
+    dialogues = make_dialogues(4)
+    out = tmp_path / "diaries.jsonl"
+    teacher = FirstTryPolite()
+    summary = synthesis(out, teacher, retries=1).run(dialogues)
+    assert (summary["kept"], summary["retried"], summary["rejected"]) == (4, 4, 0)
+    assert sorted(teacher.asked) == sorted([(d.id, 0) for d in dialogues] + [(d.id, 1) for d in dialogues])
+    assert all(r["attempt"] == 1 and r["diary"].endswith("달렸다.") for r in lines(out))
+
+    out = tmp_path / "no-retries.jsonl"
+    summary = synthesis(out, FirstTryPolite()).run(dialogues)
+    assert (summary["kept"], summary["rejected"]) == (0, 4)
+    assert summary["rejected_by_check"] == {"polite": 4}
+    rejected = lines(tmp_path / "no-retries.rejected.jsonl")
+    assert [r["failed"] for r in rejected] == [["polite"]] * 4
+    # Done either way: a rerun asks for nothing.
+    assert synthesis(out, FirstTryPolite()).run(dialogues)["already_done"] == 4

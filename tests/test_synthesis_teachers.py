@@ -1,0 +1,92 @@
+"""The local teachers: transformers on the tiny model (batched, left-padded), vllm's clear error without vllm."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from diary_lightning.dialogue import Dialogue, Turn
+from diary_lightning.synthesis.command import roles_for
+from diary_lightning.synthesis.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM
+from diary_lightning.synthesis.runner import Synthesis
+from diary_lightning.synthesis.teacher import TeacherConfig, TeacherError, make_teacher
+
+
+def _dialogues() -> list[Dialogue]:
+    texts = ["오늘 회사에서 발표했어", "비가 와서 우산을 샀어 진짜 비싸더라", "저녁은 친구랑 떡볶이 먹었어"]
+    return [Dialogue(f"t{i}", (Turn("P01", text), Turn("P02", "그랬구나")), f"{text}고 한다.")
+            for i, text in enumerate(texts)]
+
+
+def test_transformers_teacher_batches_left_padded_like_one_at_a_time(tiny_model_dir, tmp_path):
+    config = TeacherConfig(backend="transformers", model=str(tiny_model_dir), dtype="float32", max_new_tokens=12,
+                           batch_size=3)
+    teacher = make_teacher(config)
+    run = Synthesis(teacher, tmp_path / "d.jsonl", template=DEFAULT_PROMPT, system=DEFAULT_SYSTEM, roles=roles_for,
+                    progress=False)
+    requests = [run.request(d) for d in _dialogues()]
+    batched, single = {}, {}
+    teacher.generate(requests, lambda r, reply: batched.__setitem__(r.id, reply))
+    teacher.config.batch_size = 1
+    teacher.generate(requests, lambda r, reply: single.__setitem__(r.id, reply))
+    assert {k: v.text for k, v in batched.items()} == {k: v.text for k, v in single.items()}
+    lengths = {r.id: len(teacher.tokenizer(teacher_prompt(teacher, r))["input_ids"]) for r in requests}
+    assert len(set(lengths.values())) > 1  # the batch really was padded
+    for request in requests:
+        reply = batched[request.id]
+        assert reply.tokens_in == lengths[request.id]  # padding is not counted as prompt
+        assert 0 < reply.tokens_out <= 12 and reply.truncated == (reply.tokens_out == 12)
+
+
+def teacher_prompt(teacher, request):
+    from diary_lightning.synthesis.local import render_chat
+
+    return render_chat(teacher.tokenizer, request.messages)
+
+
+def test_transformers_teacher_end_to_end_keeps_or_rejects_every_dialogue(tiny_model_dir, tmp_path):
+    teacher = make_teacher(TeacherConfig(backend="transformers", model=str(tiny_model_dir), dtype="float32",
+                                         max_new_tokens=8, batch_size=2))
+    out = tmp_path / "d.jsonl"
+    summary = Synthesis(teacher, out, template=DEFAULT_PROMPT, system=DEFAULT_SYSTEM, roles=roles_for,
+                        retries=1, progress=False).run(_dialogues())
+    # A random tiny model writes noise: the checks catch it, the retry asks once more, then it is rejected.
+    assert summary["kept"] + summary["rejected"] == 3 and summary["failed"] == 0
+    assert summary["tokens_in"] > 0 and summary["tokens_out"] > 0
+    rejected = [json.loads(line) for line in (tmp_path / "d.rejected.jsonl").read_text().splitlines()]
+    assert len(rejected) == summary["rejected"] and summary["retried"] >= summary["rejected"]
+    assert all(r["failed"] and r["attempts"] == 2 for r in rejected)
+
+
+def test_vllm_missing_is_a_clear_error_and_never_imported_otherwise():
+    if "vllm" in sys.modules or _installed("vllm"):
+        pytest.skip("vllm is installed here; this checks the message where it is not")
+    with pytest.raises(TeacherError, match=r"pip install 'diary-lightning\[vllm\]'"):
+        make_teacher(TeacherConfig(backend="vllm", model="some/model"))
+    code = ("import sys; from diary_lightning.synthesis.command import synthesize; "
+            "import diary_lightning.cli; from diary_lightning.synthesis.teacher import TeacherConfig, make_teacher; "
+            "make_teacher(TeacherConfig()); print(sorted(m for m in ('vllm', 'openai') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def _installed(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
+@pytest.mark.parametrize("backend", ["openai", "vllm", "transformers"])
+def test_model_backends_need_a_model(backend):
+    with pytest.raises(ValueError, match="--teacher.model"):
+        make_teacher(TeacherConfig(backend=backend))
+
+
+def test_unknown_backend_is_named():
+    with pytest.raises(ValueError, match="'gpt'"):
+        make_teacher(TeacherConfig(backend="gpt"))
