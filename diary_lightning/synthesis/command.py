@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 from diary_lightning.dialogue import Dialogue, read_dialogues
@@ -69,4 +70,12 @@ class SynthesizeCommand:
             shard: ``i/n``: only the dialogues whose id hashes to shard i of n (several machines share the work).
             progress: Show a progress bar with the rate on stderr.
         """
-        return synthesize(datamodule, output, teacher, checks, retries, shard, progress)
+        from diary_lightning.synthesis.output import OutputError
+        from diary_lightning.synthesis.teacher import TeacherError
+
+        try:
+            return synthesize(datamodule, output, teacher, checks, retries, shard, progress)
+        except (ValueError, TeacherError, OutputError) as err:
+            # The user's to fix (a setting, the data, the key, the server): the message, not a traceback.
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None

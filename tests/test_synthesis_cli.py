@@ -1,0 +1,63 @@
+"""synthesize on the command line: rules diaries from the bundled sample, fit on them with no other flag, predict."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+from diary_lightning.dialogue import read_dialogues
+
+pytestmark = pytest.mark.slow
+
+
+def test_synthesize_then_fit_then_predict(make_config, tmp_path, sample_dialogues, sample_chats, capsys):
+    from fits import scalars
+
+    config = make_config(**{"trainer.max_steps": 2, "trainer.val_check_interval": 2, "trainer.limit_val_batches": 2,
+                            "data.val_generate_samples": 2, "model.max_new_tokens": 8})
+    out = tmp_path / "diaries.jsonl"
+    run_cli("synthesize", "--config", str(config), "--teacher.backend", "rules", "--output", str(out),
+            "--progress", "false")
+    summary = json.loads(capsys.readouterr().out)
+    source = read_dialogues(sample_dialogues).dialogues
+    assert summary["kept"] + summary["rejected"] == summary["dialogues"] == len(source)
+    assert summary["kept"] >= 0.9 * len(source), summary
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    first = next(r for r in records if r["id"] == source[0].id)
+    assert first["summary"] == source[0].summary and first["diary"] != first["summary"]
+    assert first["dialogue"] == [{"speaker": t.speaker, "text": t.text} for t in source[0].turns]
+    assert first["teacher"] == {"backend": "rules", "version": 1} and "{dialogue}" in first["prompt"]["template"]
+
+    # The file says which field is the target: fit trains on the diaries with no other flag.
+    trained_on = {d.id: d.summary for d in read_dialogues(out).dialogues}
+    assert trained_on == {r["id"]: r["diary"] for r in records}
+    run_cli("fit", "--config", str(config), "--data.paths", f"[{out}]")
+    run = tmp_path / "run"
+    assert scalars(run, "val/loss")
+    predictions = tmp_path / "predictions.jsonl"
+    chats = tmp_path / "chats.jsonl"
+    chats.write_text("\n".join(sample_chats.read_text(encoding="utf-8").splitlines()[:2]) + "\n", encoding="utf-8")
+    run_cli("predict", "--config", str(config), "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+            "--data.predict_path", str(chats), "--output", str(predictions))
+    assert len(predictions.read_text().splitlines()) == 2
+
+    # The same command again finds everything done.
+    capsys.readouterr()
+    run_cli("synthesize", "--config", str(config), "--teacher.backend", "rules", "--output", str(out),
+            "--progress", "false")
+    again = json.loads(capsys.readouterr().out)
+    assert again["already_done"] == len(source) and again["kept"] == 0
+
+
+def test_user_errors_exit_2_with_the_reason(make_config, tmp_path, capsys):
+    config = make_config()
+    for args, words in [((), "--output"), (("--output", str(tmp_path / "o.jsonl"), "--teacher.backend", "openai"),
+                                           "--teacher.model"),
+                        (("--output", str(tmp_path / "o.jsonl"), "--shard", "2/2"), "0 <= i < n"),
+                        (("--output", str(tmp_path / "o.jsonl"), "--teacher.prompt", "요약: {summary}"), "{dialogue}")]:
+        with pytest.raises(SystemExit) as caught:
+            run_cli("synthesize", "--config", str(config), *args)
+        assert caught.value.code == 2
+        assert words in capsys.readouterr().err
