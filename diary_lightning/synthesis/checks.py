@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from diary_lightning.diary_style import CHECKS as STYLE_CHECKS
 from diary_lightning.diary_style import style_failures
@@ -65,19 +66,18 @@ def grounding(diary: str, sources: Iterable[str]) -> float:
     pairs = _pairs(diary)
     if not pairs:
         return 1.0
-    known: set[str] = set()
-    for text in sources:
-        known |= _pairs(text)
-    return len(pairs & known) / len(pairs)
+    return len(pairs & _pairs(" ".join(sources))) / len(pairs)
 
 
-def _grams(text: str, n: int) -> set[str]:
+@lru_cache(maxsize=8)
+def _grams(text: str, n: int) -> frozenset[str]:
     squeezed = "".join(text.split())
-    return {squeezed[i:i + n] for i in range(len(squeezed) - n + 1)}
+    return frozenset(squeezed[i:i + n] for i in range(len(squeezed) - n + 1))
 
 
 def copy_share(diary: str, instruction: str, n: int) -> float:
-    grams = _grams(diary, n)
+    squeezed = "".join(diary.split())
+    grams = {squeezed[i:i + n] for i in range(len(squeezed) - n + 1)}
     return len(grams & _grams(instruction, n)) / len(grams) if grams else 0.0
 
 

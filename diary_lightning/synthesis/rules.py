@@ -154,6 +154,8 @@ def rewrite(summary: str, writer: str | None = None, labels: Mapping[str, str] |
 class RulesTeacher:
     """No model: :func:`rewrite` on each request's summary. Instant and deterministic, so retries never help."""
 
+    reads_prompt = False
+
     def describe(self) -> dict:
         return {"backend": "rules", "version": 1}
 

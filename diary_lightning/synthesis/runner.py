@@ -83,9 +83,11 @@ class Synthesis:
 
     def request(self, dialogue: Dialogue, attempt: int = 0) -> Request:
         roles = self.roles(dialogue)
+        # The rules teacher reads no prompt: at 280,000 dialogues building them would be a tenth of its time.
         messages = build_messages(self.template, self.system, dialogue.turns, dialogue.summary or "",
-                                  roles.writer_label, roles.labels)
-        return Request(dialogue.id, messages, dialogue.turns, dialogue.summary or "", roles.writer, roles.labels, attempt)
+                                  roles.writer_label, roles.labels) if getattr(self.teacher, "reads_prompt", True) else []
+        return Request(dialogue.id, messages, dialogue.turns, dialogue.summary or "", roles.writer, roles.labels,
+                       attempt, roles.writer_names)
 
     def run(self, dialogues: Sequence[Dialogue]) -> dict[str, Any]:
         start = time.perf_counter()
@@ -103,6 +105,7 @@ class Synthesis:
             todo = [d for d in mine if d.id not in done]
             self.counts["already_done"] = len(mine) - len(todo)
             self._by_id = {d.id: d for d in todo}
+            self._teacher = self.teacher.describe()
             self._kept = JsonlAppender(self.output, self.sync_every)
             self._rejects = JsonlAppender(self.rejected, self.sync_every)
             self._bar = _progress(len(todo), self.progress)
@@ -147,12 +150,11 @@ class Synthesis:
             self._bar.update(1)
             return
         dialogue = self._by_id[request.id]
-        roles = self.roles(dialogue)
-        failed = check_diary(reply, request, self.checks, self.instruction, roles.writer_names)
+        failed = check_diary(reply, request, self.checks, self.instruction, request.writer_names)
         if not failed:
             self._kept.write({
-                "id": dialogue.id, "dialogue": dialogue_record(dialogue), "writer": roles.writer,
-                "summary": dialogue.summary, "diary": reply.text.strip(), "teacher": self.teacher.describe(),
+                "id": dialogue.id, "dialogue": dialogue_record(dialogue), "writer": request.writer,
+                "summary": dialogue.summary, "diary": reply.text.strip(), "teacher": self._teacher,
                 "prompt": {"system": self.system, "template": self.template}, "attempt": request.attempt,
             })
             self.counts["kept"] += 1
@@ -162,7 +164,7 @@ class Synthesis:
             return
         else:
             self._rejects.write({"id": dialogue.id, "failed": failed, "diary": reply.text, "summary": dialogue.summary,
-                                 "attempts": request.attempt + 1, "teacher": self.teacher.describe()})
+                                 "attempts": request.attempt + 1, "teacher": self._teacher})
             self.counts["rejected"] += 1
             self.failed_checks.update(failed)
         self._bar.update(1)

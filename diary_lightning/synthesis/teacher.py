@@ -67,6 +67,8 @@ class Request:
     labels: Mapping[str, str]
     """Speaker id -> the label the prompt shows for it."""
     attempt: int = 0
+    writer_names: tuple[str, ...] = ()
+    """Words that name the writer in the third person (the style checks flag them)."""
 
 
 @dataclass
