@@ -53,7 +53,7 @@ def test_polite_and_formal_endings_become_plain(polite, plain):
 def test_sentences_about_the_conversation_are_dropped():
     summary = (f"{ME}은 주말에 부모님 댁에 다녀왔습니다. {YOU}는 요즘 회사 일이 바쁘다고 말했습니다. "
                "두 화자는 이 대화에서 주말에 있었던 일에 대해 말했습니다.")
-    assert rewrite(summary, ME, LABELS) == "나는 주말에 부모님 댁에 다녀왔다. 상대는 요즘 회사 일이 바쁘다고 했다."
+    assert rewrite(summary, ME, LABELS) == "나는 주말에 부모님 댁에 다녀왔다. 상대는 요즘 회사 일이 바쁘다."
     assert rewrite("두 사람은 대화를 나누었다.", ME, LABELS) == ""
     assert rewrite("이 대화에서 화자들은 여행 계획을 이야기했다.") == ""
 
@@ -63,14 +63,16 @@ def test_two_speakers_together_become_we():
 
 
 def test_reported_speech_becomes_what_happened():
-    # Unnamed or the writer's: the fact itself. Another's: what I was told. Told to someone: still a telling.
+    # A statement becomes the fact itself, whoever said it; a telling to someone, a question or a suggestion
+    # stays a telling, as a plain "...는 이야기를 했다" rather than a summary's "...다고 했다".
     assert rewrite("새벽에 아이가 계속 뒤척였다고 한다.") == "새벽에 아이가 계속 뒤척였다."
     assert rewrite("여권을 못 찾았고 이미 비행기라고 한다.") == "여권을 못 찾았고 이미 비행기다."
-    assert rewrite(f"{YOU}는 회사 일이 바쁘다고 말한다.", ME, LABELS) == "상대는 회사 일이 바쁘다고 했다."
-    assert rewrite(f"{ME}은 {YOU}에게 등산을 간다고 말했습니다.", ME, LABELS) == "나는 상대에게 등산을 간다고 말했다."
-    assert rewrite("8시까지 올 거냐고 묻는다.") == "8시까지 올 거냐고 물었다."
-    assert rewrite("다음에 같이 가자고 한다.") == "다음에 같이 가자고 했다."
+    assert rewrite(f"{YOU}는 회사 일이 바쁘다고 말한다.", ME, LABELS) == "상대는 회사 일이 바쁘다."
+    assert rewrite(f"{ME}은 {YOU}에게 등산을 간다고 말했습니다.", ME, LABELS) == "나는 상대에게 등산을 간다는 이야기를 했다."
+    assert rewrite("8시까지 올 거냐고 묻는다.") == "8시까지 올 거냐는 이야기를 했다."
+    assert rewrite("다음에 같이 가자고 한다.") == "다음에 같이 가자는 이야기를 했다."
     assert rewrite("항공 수하물 비용에 대해서 정보를 공유한다.") == "항공 수하물 비용에 대해서 정보를 공유했다."
+    assert rewrite("상대방은 역시 환경이 중요한가 보다고 한다.") == "상대는 역시 환경이 중요한가 보다."
 
 
 def test_a_writer_known_by_name_is_i():

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from diary_lightning.dialogue import Dialogue, read_dialogues
+from diary_lightning.roles import WRITER_LABEL, other_labels
 from diary_lightning.synthesis.checks import CheckConfig
 from diary_lightning.synthesis.prompt import resolve_prompt, resolve_system
 from diary_lightning.synthesis.runner import Roles, Synthesis, print_summary
@@ -16,12 +17,12 @@ log = logging.getLogger(__name__)
 
 
 def roles_for(dialogue: Dialogue) -> Roles:
-    # TEMPORARY until issue-14's roles.py lands: the first speaker writes.
+    # TEMPORARY until issue-14's choose_writer/role_labels land: the first speaker writes.
     speakers = list(dict.fromkeys(t.speaker for t in dialogue.turns))
     writer = speakers[0]
     others = [s for s in speakers if s != writer]
-    labels = {writer: "나", **{s: ("상대" if len(others) == 1 else f"상대{i}") for i, s in enumerate(others, 1)}}
-    return Roles(writer, labels, "나", (writer,))
+    labels = {writer: WRITER_LABEL, **dict(zip(others, other_labels(len(others))))}
+    return Roles(writer, labels, WRITER_LABEL, (writer,))
 
 
 def read_for_synthesis(datamodule: Any) -> list[Dialogue]:

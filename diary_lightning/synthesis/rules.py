@@ -12,13 +12,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 
+from diary_lightning.roles import OTHER_LABEL
 from diary_lightning.synthesis.hangul import FINAL_B, FINAL_N, FINAL_SS, attach, final, with_final
 from diary_lightning.synthesis.teacher import Reply, Request
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 # A sentence about the conversation rather than the day (NIKL closes every summary with one).
-_META = re.compile(r"(이|위|본|해당|두 사람의|두 화자의) 대화(에서|는|를|의)|대화를 (나누|나눴|나누었|했|하였|주고받)|"
+_META = re.compile(r"(?<![가-힣])(이|위|본|해당|두 사람의|두 화자의) 대화(에서|는|를|의)|대화를 (나누|나눴|나누었|했|하였|주고받)|"
                    r"(화자|화자들|두 사람|세 사람|참여자)[은는이가]? (.{0,20})?(대화|이야기)[를을]? ?(나누|나눴|나누었|했|한다|하였)|"
                    r"(대화|이야기)[를을]? (요약|정리)|요약하면")
 # Two or more speakers together become "we".
@@ -29,18 +30,21 @@ _WE = {"은": "우리는", "는": "우리는", "이": "우리가", "가": "우�
 # A speaker code with the particle after it; longer particles first so that 에게서 is not read as 에게.
 _PARTICLES = "께서|에게서|한테서|에게|한테|이랑|랑|으로|로|은|는|이|가|의|을|를|과|와|도|께|만|씨"
 _CODE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,4}[0-9]{1,9})(" + _PARTICLES + r")?")
+_OTHER_PARTY = re.compile(r"(?:상대방|대화자|대화 상대|대화상대)(" + _PARTICLES + r")?")
 _FIRST_PERSON = {"은": "나는", "는": "나는", "이": "내가", "가": "내가", "께서": "내가", "의": "내",
                  "에게": "나에게", "께": "나에게", "에게서": "나에게서", "한테": "나한테", "한테서": "나한테서",
                  "을": "나를", "를": "나를", "과": "나와", "와": "나와", "이랑": "나랑", "랑": "나랑", "도": "나도",
                  "만": "나만", "으로": "나로", "로": "나로", "씨": "나", None: "나"}
-_SUBJECT = ("은", "는", "이", "가", "께서")
 
-# Reported speech at the end of a sentence: "...다고 한다" states what happened; "...냐고 ..." stays a question asked.
-_SAY = r"(?:한다|했다|하였다|말한다|말했다|말하였다|이야기한다|이야기했다|얘기한다|얘기했다|전한다|전했다|밝힌다|밝혔다)"
-_REPORTED = re.compile(r"(다|라)고 ?" + _SAY + r"$")
+# Reported speech at the end of a sentence: a verb of saying, in any tense, after -다고/-라고/-냐고/-자고.
+_SAY = (r" ?(?:서로 |또 |다시 |계속 )?(?:한다|했다|했었다|하였다|해준다|해줬다|(?:말|이야기|얘기|대화|대답|답|설명|전|밝|강조|"
+        r"주장|덧붙|조언|당부|염려|걱정|제안|부탁|물|묻|알려|물어)\S*)$")
+_REPORTED = re.compile(r"(다|라)고" + _SAY)
+# An order (걱정 말라고 한다, 사 달라고 했다) is no statement of fact: its 라 is not the copula's.
+_ORDERED = re.compile(r"(?:(?<![가-힣])[가-힣]|하|말|달|주|으|보|오|가)라고" + _SAY)
 _ADDRESSEE = re.compile(r"[A-Za-z0-9가-힣](에게|한테|께) ")
-_ASKED = re.compile(r"냐고 ?(?:묻는다|물어본다|물어보았다|한다|했다|말한다)$")
-_SUGGESTED = re.compile(r"자고 ?(?:한다|말한다|제안한다)$")
+_ASKED = re.compile(r"냐고" + _SAY)
+_SUGGESTED = re.compile(r"자고" + _SAY)
 # Speech verbs in the present of a summary become the past of a diary.
 _PAST = {"말한다": "말했다", "이야기한다": "이야기했다", "얘기한다": "얘기했다", "묻는다": "물었다",
          "물어본다": "물어봤다", "답한다": "답했다", "대답한다": "대답했다", "설명한다": "설명했다",
@@ -91,19 +95,6 @@ def _plain(sentence: str) -> str:
     return sentence
 
 
-def _subject(sentence: str, writer: str | None, names: Mapping[str, str]) -> str | None:
-    """``writer``, ``other`` or None: whose sentence it is, from the first speaker code with a subject particle."""
-    for match in _CODE.finditer(sentence):
-        code, particle = match.group(1), match.group(2)
-        if code == writer and particle in _SUBJECT:
-            return "writer"
-        if code in names and particle in _SUBJECT:
-            return "other"
-    if writer and not _CODE.fullmatch(writer) and sentence.startswith(tuple(writer + p for p in _SUBJECT)):
-        return "writer"
-    return None
-
-
 def _speakers(sentence: str, writer: str | None, names: Mapping[str, str]) -> str:
     """Speaker codes with their particles: the writer's as the first person, the others' as their labels."""
 
@@ -120,13 +111,17 @@ def _speakers(sentence: str, writer: str | None, names: Mapping[str, str]) -> st
         # A writer known by name (a chat app's speaker name) is "I" too.
         sentence = re.sub(re.escape(writer) + "(" + _PARTICLES + ")?(?![가-힣])",
                           lambda m: _FIRST_PERSON[m.group(1)], sentence)
-    return _TOGETHER.sub(lambda m: _WE[m.group(3)], sentence)
+    # AI Hub's summaries call the other person 상대방, a word about the chat rather than the day.
+    sentence = _TOGETHER.sub(lambda m: _WE[m.group(3)], sentence)
+    # AI Hub's summaries call the other person 상대방 or 대화자, and talking 대화: words about the chat, not the day.
+    sentence = _OTHER_PARTY.sub(lambda m: attach(OTHER_LABEL, m.group(1) or ""), sentence)
+    return sentence.replace("대화", "이야기")
 
 
 def rewrite(summary: str, writer: str | None = None, labels: Mapping[str, str] | None = None) -> str:
     """The writer's diary from ``summary``: ``writer`` is the writer's speaker id, ``labels`` maps the other
-    speakers' ids to the words that name them (상대, 친구 ...). Returns "" when every sentence was about the
-    conversation itself."""
+    speakers' ids to the words that name them in a diary (default: 상대). Returns "" when every sentence was
+    about the conversation itself."""
     names = {k: v for k, v in (labels or {}).items() if k != writer}
     out = []
     for raw in _SENTENCE_END.split(" ".join(summary.split())):
@@ -134,16 +129,23 @@ def rewrite(summary: str, writer: str | None = None, labels: Mapping[str, str] |
         if not sentence or _META.search(sentence):
             continue
         sentence = _plain(sentence)
-        whose = _subject(sentence, writer, names)
-        if _REPORTED.search(sentence):
-            # What the writer (or an unnamed speaker) said is what happened; what another said is what I heard.
-            # Told to someone ("...에게 간다고 말했다") it stays a telling, in the past.
-            told = whose == "writer" and _ADDRESSEE.search(sentence)
-            sentence = _REPORTED.sub(r"\1고 했다" if whose == "other" else r"\1고 말했다" if told else "다", sentence)
+        # Reported speech becomes what happened (뒤척였다고 한다 -> 뒤척였다), whoever said it. A telling to
+        # someone (...에게 간다고 말했다), a suggestion or a question stays a telling, as the plain "...는 이야기를
+        # 했다": "...다고 했다" would end the diary in the reported speech of a summary.
+        if _ORDERED.search(sentence):
+            sentence = sentence[:_ORDERED.search(sentence).start()] + _ORDERED.search(sentence).group(0).split("고")[0] \
+                + "는 이야기를 했다"
+        elif _REPORTED.search(sentence):
+            told = _ADDRESSEE.search(sentence)
+            for _ in range(3):  # nested: ...했다고 말했다고 한다
+                if told or not _REPORTED.search(sentence):
+                    break
+                sentence = _REPORTED.sub("다", sentence)
+            sentence = _REPORTED.sub(r"\1는 이야기를 했다", sentence)
         elif _ASKED.search(sentence):
-            sentence = _ASKED.sub("냐고 물었다", sentence)
+            sentence = _ASKED.sub("냐는 이야기를 했다", sentence)
         elif _SUGGESTED.search(sentence):
-            sentence = _SUGGESTED.sub("자고 했다", sentence)
+            sentence = _SUGGESTED.sub("자는 이야기를 했다", sentence)
         else:
             sentence = _PAST_END.sub(lambda m: _PAST[m.group(1)], sentence)
         sentence = _speakers(sentence, writer, names)
@@ -161,7 +163,9 @@ class RulesTeacher:
 
     def generate(self, requests: Iterable[Request], on_reply: Callable[[Request, Reply], None]) -> None:
         for request in requests:
-            on_reply(request, Reply(rewrite(request.summary, request.writer, request.labels)))
+            # The prompt's labels (상대1, 상대2) are for the teacher; a diary says 상대.
+            others = {speaker: OTHER_LABEL for speaker in request.labels if speaker != request.writer}
+            on_reply(request, Reply(rewrite(request.summary, request.writer, others)))
 
     def close(self) -> None:
         pass
