@@ -71,8 +71,10 @@ def text_pool(rng: random.Random, size: int = 2_000_000) -> str:
     return " ".join(words)
 
 
-def generate(shape_list: list[dict[str, Any]], count: int, out: Path, seed: int = 0) -> None:
-    """Write ``count`` synthetic dialogues under ``out`` in AI Hub's layout, one file per topic."""
+def generate(shape_list: list[dict[str, Any]], count: int, out: Path, seed: int = 0,
+             ending: Any = lambda rng: "했다.") -> None:
+    """Write ``count`` synthetic dialogues under ``out`` in AI Hub's layout, one file per topic; each summary
+    closes with ``ending(rng)``."""
     rng = random.Random(seed)
     pool = text_pool(rng)
 
@@ -89,6 +91,8 @@ def generate(shape_list: list[dict[str, Any]], count: int, out: Path, seed: int 
             utterances.append({"utteranceID": f"U{u + 1}", "turnID": f"T{turn}", "participantID": speaker,
                                "date": "2020-08-18", "time": "18:23:00", "utterance": text(chars)})
         participants = sorted(set(shape["speakers"]))
+        end = ending(rng)
+        summary = text(shape["summary"] - len(end) + 1) + end
         by_topic.setdefault(shape["topic"], []).append({
             "header": {
                 "dialogueInfo": {"dialogueID": f"synthetic-{seed}-{index:07d}", "numberOfParticipants": len(participants),
@@ -97,7 +101,7 @@ def generate(shape_list: list[dict[str, Any]], count: int, out: Path, seed: int 
                 "participantsInfo": [{"participantID": p, "gender": "여성", "age": "20대",
                                       "residentialProvince": "서울특별시"} for p in participants],
             },
-            "body": {"dialogue": utterances, "summary": text(shape["summary"] - 2) + "했다."},
+            "body": {"dialogue": utterances, "summary": summary},
         })
     folder = out / "Training" / "[라벨]한국어대화요약_train"
     tmp = out.with_name(out.name + ".partial")

@@ -1,0 +1,60 @@
+"""The checks a teacher's diary must pass: the diary-style checks plus prompt copy, length, speaker codes, grounding."""
+
+from __future__ import annotations
+
+import pytest
+
+from diary_lightning.dialogue import Turn
+from diary_lightning.synthesis.checks import ALL_CHECKS, CheckConfig, check_diary, grounding
+from diary_lightning.synthesis.prompt import DEFAULT_PROMPT
+from diary_lightning.synthesis.teacher import Reply, Request
+
+TURNS = (Turn("P01", "오늘 회사에서 신제품 발표를 했는데 생각보다 잘 끝났어"), Turn("P02", "고생했네! 끝나고 뭐 했어?"),
+         Turn("P01", "팀 동료들이랑 삼겹살 먹으러 갔지"))
+SUMMARY = "회사에서 신제품 발표를 잘 끝내고 팀 동료들과 삼겹살을 먹었다고 한다."
+REQUEST = Request("x", [], TURNS, SUMMARY, "P01", {"P01": "글쓴이", "P02": "상대1"}, writer_names=("P01",))
+INSTRUCTION = DEFAULT_PROMPT.format(dialogue="", summary="", writer="글쓴이")
+GOOD = "오늘 회사에서 신제품 발표를 했는데 생각보다 잘 끝났다. 끝나고 팀 동료들이랑 삼겹살을 먹으러 가서 기분이 좋았다."
+
+
+def failures(text: str, truncated: bool = False, **config) -> list[str]:
+    return check_diary(Reply(text, truncated=truncated), REQUEST, CheckConfig(**config), INSTRUCTION)
+
+
+def test_a_grounded_plain_first_person_diary_passes():
+    assert failures(GOOD) == []
+
+
+@pytest.mark.parametrize("text, check", [
+    ("", "empty"),
+    ("오늘 회사에서 신제품 발표를 했습니다. 팀 동료들이랑 삼겹살을 먹었습니다.", "polite"),
+    ("두 화자는 발표에 대해 대화했다. 팀 동료들과 삼겹살을 먹었다.", "meta"),
+    ("회사에서 발표를 잘 끝내고 동료들과 삼겹살을 먹었다고 한다.", "reported_speech"),
+    ("평서형 반말(~했다, ~이다)로 씁니다. 존댓말은 쓰지 않습니다. 대화에 없는 사실은 지어내지 않습니다.", "prompt_copy"),
+    ("발표.", "length"),
+    (GOOD + " " + GOOD * 6, "length"),
+    ("P01 회사에서 신제품 발표를 했다. 끝나고 팀 동료들이랑 삼겹살을 먹었다.", "speaker_code"),
+    ("글쓴이: 회사에서 신제품 발표를 했다.\n상대1: 고생했네!", "prompt_copy"),
+    ("주말에 바닷가 캠핑장에 가서 텐트를 치고 밤새 별을 구경하며 라면을 끓여 먹었다.", "ungrounded"),
+])
+def test_each_check_catches_its_failure(text, check):
+    assert check in failures(text)
+
+
+def test_a_cut_diary_is_truncated():
+    assert failures(GOOD, truncated=True) == ["truncated"]
+
+
+def test_grounding_separates_this_dialogue_from_another():
+    sources = [SUMMARY, *(t.text for t in TURNS)]
+    assert grounding(GOOD, sources) > 0.8
+    assert grounding("주말에 바닷가 캠핑장에 가서 텐트를 치고 라면을 끓여 먹었다.", sources) < 0.3
+
+
+def test_checks_can_be_skipped_and_are_validated():
+    assert failures("발표.", skip=["length"]) == []
+    with pytest.raises(ValueError, match="unknown check"):
+        CheckConfig(skip=["spelling"])
+    with pytest.raises(ValueError, match="min < max"):
+        CheckConfig(min_length_ratio=2.0, max_length_ratio=1.0)
+    assert len(ALL_CHECKS) == len(set(ALL_CHECKS)) == 10
