@@ -55,6 +55,9 @@ class OpenAITeacher:
         self.openai = openai
         self._loop = asyncio.new_event_loop()
         # Retries are ours, not the client's: the client would retry a 401 never and a 429 too few times.
+        from openai.types.chat import ChatCompletion
+
+        self._completion = ChatCompletion
         self._client = openai.AsyncOpenAI(base_url=config.base_url, api_key=key, timeout=config.timeout,
                                           max_retries=0)
 
@@ -93,8 +96,11 @@ class OpenAITeacher:
         last = ""
         for attempt in range(c.max_attempts):
             try:
-                response = await self._client.chat.completions.create(
-                    model=c.model, messages=request.messages, max_tokens=c.max_new_tokens, temperature=temperature)
+                # The client's own post, not chat.completions.create: create() walks every message through its
+                # typed-dict transform, a third of the client's CPU per request; the body here is plain JSON already.
+                response = await self._client.post("/chat/completions", cast_to=self._completion, body={
+                    "model": c.model, "messages": request.messages, "max_tokens": c.max_new_tokens,
+                    "temperature": temperature})
             except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
                 raise TeacherError(f"{c.base_url or 'OpenAI'} refused the API key from ${c.api_key_env} "
                                    f"({err.status_code}); check the key and its permissions") from None
