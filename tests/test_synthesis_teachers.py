@@ -90,3 +90,16 @@ def test_model_backends_need_a_model(backend):
 def test_unknown_backend_is_named():
     with pytest.raises(ValueError, match="'gpt'"):
         make_teacher(TeacherConfig(backend="gpt"))
+
+
+def test_transformers_teacher_loads_4bit_when_asked(tiny_model_dir, tmp_path):
+    import bitsandbytes as bnb
+
+    teacher = make_teacher(TeacherConfig(backend="transformers", model=str(tiny_model_dir), dtype="float32",
+                                         load_in_4bit=True, max_new_tokens=4))
+    assert any(isinstance(m, bnb.nn.Linear4bit) for m in teacher.model.modules())
+    run = Synthesis(teacher, tmp_path / "d.jsonl", template=DEFAULT_PROMPT, system=DEFAULT_SYSTEM, roles=roles_for,
+                    progress=False)
+    replies = []
+    teacher.generate([run.request(d) for d in _dialogues()[:2]], lambda r, reply: replies.append(reply))
+    assert len(replies) == 2 and all(r.error is None and r.tokens_out for r in replies)

@@ -41,29 +41,21 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
 class TransformersTeacher:
     def __init__(self, config: TeacherConfig) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from diary_lightning.batching import load_tokenizer
+        from diary_lightning.loading import DTYPES, load_base
 
         if config.batch_size < 1:
             raise ValueError(f"--teacher.batch_size {config.batch_size}: must be >= 1")
-        dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-        if config.dtype not in dtypes:
-            raise ValueError(f"--teacher.dtype {config.dtype!r}: expected one of {', '.join(dtypes)}")
+        if config.dtype not in DTYPES:
+            raise ValueError(f"--teacher.dtype {config.dtype!r}: expected one of {', '.join(DTYPES)}")
         self.config = config
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        tokenizer = AutoTokenizer.from_pretrained(config.model, trust_remote_code=config.trust_remote_code)
+        tokenizer = load_tokenizer(config.model, config.trust_remote_code)
         tokenizer.padding_side = "left"  # every prompt ends where its new tokens begin
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        kwargs: dict[str, Any] = {"dtype": dtypes[config.dtype], "trust_remote_code": config.trust_remote_code}
-        if config.load_in_4bit:
-            from transformers import BitsAndBytesConfig
-
-            kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=dtypes[config.dtype])
-            kwargs["device_map"] = {"": (self.device.index or 0) if self.device.type == "cuda" else "cpu"}
-        model = AutoModelForCausalLM.from_pretrained(config.model, **kwargs)
-        self.model = (model if config.load_in_4bit else model.to(self.device)).eval()
+        model = load_base(config.model, load_in_4bit=config.load_in_4bit, compute_dtype=config.dtype,
+                          trust_remote_code=config.trust_remote_code, device=self.device)
+        self.model = (model if config.load_in_4bit else model.to(self.device)).eval()  # 4-bit is placed on load
         self.tokenizer = tokenizer
 
     def describe(self) -> dict[str, Any]:
