@@ -105,21 +105,21 @@ class JsonlAppender:
 
 
 class OutputLock:
-    """One synthesize per output file: a second one would write the same ids twice."""
+    """One synthesize per output file: a second one would write the same ids twice. The lock is on the output
+    file itself (created empty if missing), so nothing is left behind and a killed run's lock dies with it."""
 
     def __init__(self, output: Path) -> None:
-        self.path = Path(str(output) + ".lock")
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o644)
+        self.path = Path(output)
+        self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._fd)
-            raise OutputError(f"{output} is being written by another synthesize (lock {self.path} is held); "
-                              "wait for it, or give each run its own --output (e.g. one per --shard)") from None
+            raise OutputError(f"{output} is being written by another synthesize; wait for it, or give each run "
+                              "its own --output (e.g. one per --shard)") from None
 
     def release(self) -> None:
         if self._fd >= 0:
-            # The lock file stays: removing it would let a third process lock a different inode.
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = -1
