@@ -66,7 +66,10 @@ def grounding(diary: str, sources: Iterable[str]) -> float:
     pairs = _pairs(diary)
     if not pairs:
         return 1.0
-    return len(pairs & _pairs(" ".join(sources))) / len(pairs)
+    # A pair of word characters occurs inside some word of the sources exactly when it occurs in their text:
+    # substring search, rather than the sources' own pairs, which would cost ten times more.
+    text = "\n".join(sources)
+    return sum(pair in text for pair in pairs) / len(pairs)
 
 
 @lru_cache(maxsize=8)
@@ -99,8 +102,8 @@ def check_diary(reply: Reply, request: Request, config: CheckConfig, instruction
     summary_length = max(len(request.summary), 1)
     if not config.min_length_ratio <= len(text) / summary_length <= config.max_length_ratio:
         failed.append("length")
-    if any(re.search(rf"(?<![A-Za-z0-9]){re.escape(code)}(?![0-9])", text) for code in _codes(request)) or any(
-            f"{label}:" in text for label in request.labels.values()):
+    if any(code in text and re.search(rf"(?<![A-Za-z0-9]){re.escape(code)}(?![0-9])", text)
+           for code in _codes(request)) or any(f"{label}:" in text for label in request.labels.values()):
         failed.append("speaker_code")
     if grounding(text, [request.summary, *(t.text for t in request.turns)]) < config.min_grounding:
         failed.append("ungrounded")
