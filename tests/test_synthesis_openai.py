@@ -96,3 +96,9 @@ def test_missing_key_for_a_remote_endpoint_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("DIARY_TEST_KEY")
     with pytest.raises(TeacherError, match="DIARY_TEST_KEY"):
         OpenAITeacher(TeacherConfig(backend="openai", model="m", api_key_env="DIARY_TEST_KEY"))
+
+
+def test_credentials_in_the_base_url_are_not_saved_with_the_records():
+    teacher = OpenAITeacher(TeacherConfig(backend="openai", model="m", base_url="http://user:pw@127.0.0.1:9/v1"))
+    assert teacher.describe()["base_url"] == "http://127.0.0.1:9/v1"
+    teacher.close()

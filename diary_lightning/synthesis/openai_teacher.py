@@ -15,6 +15,7 @@ import os
 import random
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from diary_lightning.synthesis.teacher import Reply, Request, TeacherConfig, TeacherError
 
@@ -63,8 +64,8 @@ class OpenAITeacher:
 
     def describe(self) -> dict[str, Any]:
         c = self.config
-        return {"backend": "openai", "model": c.model, "base_url": c.base_url, "temperature": c.temperature,
-                "max_new_tokens": c.max_new_tokens}
+        return {"backend": "openai", "model": c.model, "base_url": _without_credentials(c.base_url),
+                "temperature": c.temperature, "max_new_tokens": c.max_new_tokens}
 
     def generate(self, requests: Iterable[Request], on_reply: Callable[[Request, Reply], None]) -> None:
         self._loop.run_until_complete(self._run(iter(requests), on_reply))
@@ -127,6 +128,15 @@ class OpenAITeacher:
     def close(self) -> None:
         self._loop.run_until_complete(self._client.close())
         self._loop.close()
+
+
+def _without_credentials(url: str | None) -> str | None:
+    """The URL as saved with every record: a user:password@ in it would be a secret written 280,000 times."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))) \
+        if parts.username or parts.password else url
 
 
 def _message(err: Any) -> str:
