@@ -1,7 +1,7 @@
 """A real HTTP server on 127.0.0.1 that speaks OpenAI's chat-completions API, for the openai teacher's tests and
 its benchmark. Markers in the prompt pick a behaviour: ``MODE401``/``MODE404`` always fail so; ``MODE429``,
 ``MODE500`` and ``MODESLOW`` (answer after ``slow`` seconds) do so on the first call for that prompt only;
-``MODEHANG`` is always slow. Otherwise it answers, after ``delay`` seconds, with the prompt's summary."""
+``MODEHANG`` is always slow; ``MODENOCHOICE`` answers with no choices. Otherwise it answers, after ``delay`` seconds, with the prompt's summary."""
 
 from __future__ import annotations
 
@@ -88,6 +88,8 @@ class ChatServer:
             self.statuses[status] += 1
         if status != 200:
             return status, {"error": {"message": f"status {status} as asked", "type": "test"}}, headers
+        if "MODENOCHOICE" in prompt:
+            return 200, {"id": "chatcmpl-test", "object": "chat.completion", "choices": []}, headers
         text = self.answer(prompt)
         return 200, {
             "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],

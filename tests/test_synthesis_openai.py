@@ -102,3 +102,10 @@ def test_credentials_in_the_base_url_are_not_saved_with_the_records():
     teacher = OpenAITeacher(TeacherConfig(backend="openai", model="m", base_url="http://user:pw@127.0.0.1:9/v1"))
     assert teacher.describe()["base_url"] == "http://127.0.0.1:9/v1"
     teacher.close()
+
+
+def test_an_answer_without_choices_fails_that_dialogue_only(tmp_path):
+    out = tmp_path / "diaries.jsonl"
+    with ChatServer() as server:
+        summary = run(server, [dialogue(0), dialogue(1, "MODENOCHOICE")], out)
+    assert (summary["kept"], summary["failed"], summary["rejected"]) == (1, 1, 0)
