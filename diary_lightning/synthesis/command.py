@@ -6,7 +6,7 @@ import logging
 import sys
 from typing import Any
 
-from diary_lightning.dialogue import Dialogue, read_dialogues
+from diary_lightning.dialogue import Dialogue
 from diary_lightning.roles import WRITER_LABEL, other_labels
 from diary_lightning.synthesis.checks import CheckConfig
 from diary_lightning.synthesis.prompt import resolve_prompt, resolve_system
@@ -28,11 +28,10 @@ def roles_for(dialogue: Dialogue) -> Roles:
 def read_for_synthesis(datamodule: Any) -> list[Dialogue]:
     """The dialogues ``fit`` would train on (every split: a diary is written for each), read with the same
     paths, format, fields, cleaning, topics and invalid-record policy."""
-    h = datamodule.hparams
-    if not h.paths:
+    if not datamodule.hparams.paths:
         raise ValueError("synthesize needs data.paths (the dialogues with their reference summaries)")
-    result = read_dialogues(h.paths, fmt=h.format, fields=datamodule.fields, require_summary=True,
-                            anonymization=h.anonymization, topics=h.topics, skip_invalid=h.skip_invalid)
+    # The data module's own reader, so that every data setting it honours now or later applies here too.
+    result = datamodule._read(datamodule.hparams.paths, require_summary=True)
     if result.skipped:
         log.info("synthesize: skipped %s", dict(result.skipped))
     return result.dialogues
