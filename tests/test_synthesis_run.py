@@ -165,3 +165,19 @@ def test_rejected_diaries_are_asked_again_with_retries_and_otherwise_recorded_wi
     assert [r["failed"] for r in rejected] == [["polite"]] * 4
     # Done either way: a rerun asks for nothing.
     assert synthesis(out, FirstTryPolite()).run(dialogues)["already_done"] == 4
+
+
+def test_the_output_is_read_back_with_the_diary_as_the_target(tmp_path):
+    from diary_lightning.dialogue import read_dialogues
+
+    out = tmp_path / "diaries.jsonl"
+    dialogues = make_dialogues(3)
+    synthesis(out).run(dialogues)
+    read = read_dialogues(out).dialogues
+    assert [d.summary for d in read] == [r["diary"] for r in lines(out)]
+    assert [d.turns for d in read] == [d.turns for d in dialogues]
+    # Only a record that says which teacher wrote its diary switches the target: plain JSONL keeps "summary".
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(json.dumps({"id": "a", "dialogue": [{"speaker": "A", "text": "안녕"}], "summary": "요약",
+                                 "diary": "일기"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert read_dialogues(plain).dialogues[0].summary == "요약"
