@@ -103,3 +103,54 @@ def test_transformers_teacher_loads_4bit_when_asked(tiny_model_dir, tmp_path):
     replies = []
     teacher.generate([run.request(d) for d in _dialogues()[:2]], lambda r, reply: replies.append(reply))
     assert len(replies) == 2 and all(r.error is None and r.tokens_out for r in replies)
+
+
+class _FakeCompletion:
+    def __init__(self, text, token_ids, finish_reason):
+        self.text, self.token_ids, self.finish_reason = text, token_ids, finish_reason
+
+
+class _FakeLLM:
+    """vllm.LLM's surface as the teacher uses it (no GPU here): records how it was built and called."""
+
+    built: dict = {}
+    calls: list = []
+
+    def __init__(self, **kwargs):
+        _FakeLLM.built = kwargs
+
+    def get_tokenizer(self):
+        return _FakeLLM.tokenizer
+
+    def generate(self, prompts, params, use_tqdm=True):
+        _FakeLLM.calls.append((list(prompts), list(params)))
+        outputs = []
+        for i, prompt in enumerate(prompts):
+            output = type("RequestOutput", (), {})()
+            output.prompt_token_ids = list(range(len(prompt) // 10))
+            output.outputs = [_FakeCompletion(f" 오늘 일기 {i} ", [1, 2, 3], "length" if i == 0 else "stop")]
+            outputs.append(output)
+        return outputs
+
+
+def test_vllm_teacher_hands_chat_prompts_to_the_engine_and_maps_its_outputs(monkeypatch, tokenizer):
+    import types
+
+    fake = types.SimpleNamespace(LLM=_FakeLLM, SamplingParams=lambda **kw: kw)
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    _FakeLLM.tokenizer, _FakeLLM.calls = tokenizer, []
+    teacher = make_teacher(TeacherConfig(backend="vllm", model="some/model", tensor_parallel_size=2,
+                                         temperature=0.0, retry_temperature=0.5, max_new_tokens=77))
+    assert _FakeLLM.built["tensor_parallel_size"] == 2 and _FakeLLM.built["model"] == "some/model"
+    run = Synthesis(teacher, "unused.jsonl", template=DEFAULT_PROMPT, system=DEFAULT_SYSTEM, roles=roles_for)
+    requests = [run.request(d) for d in _dialogues()]
+    requests[2].attempt = 1
+    replies = []
+    teacher.generate(requests, lambda r, reply: replies.append((r.id, reply)))
+    (prompts, params), = _FakeLLM.calls
+    assert "[요약]" in prompts[0] and requests[0].summary in prompts[0]
+    assert [p["temperature"] for p in params] == [0.0, 0.0, 0.5] and all(p["max_tokens"] == 77 for p in params)
+    assert [r for r, _ in replies] == ["t0", "t1", "t2"]
+    first = replies[0][1]
+    assert first.text == "오늘 일기 0" and first.truncated and first.tokens_out == 3 and first.tokens_in > 0
+    assert not replies[1][1].truncated
