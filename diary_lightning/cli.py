@@ -113,7 +113,8 @@ class DiaryCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_argument("--output", type=str | None, default=None,
                             help="predict: JSONL file for the diaries (default: DEFAULT_ROOT_DIR/predictions.jsonl); "
-                                 "export: the adapter folder (default: DEFAULT_ROOT_DIR/adapter)")
+                                 "export: the adapter folder (default: DEFAULT_ROOT_DIR/adapter); "
+                                 "synthesize: the JSONL of diaries to write or complete")
         parser.add_argument("--resume_predictions", type=bool, default=False,
                             help="predict: keep the diaries an interrupted predict left in OUTPUT.partial and "
                                  "write only the missing ones")

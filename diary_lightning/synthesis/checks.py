@@ -33,20 +33,25 @@ _GLUE = frozenset("나는 내가 나도 나를 나의 나랑 나와 나에게 �
 
 @dataclass
 class CheckConfig:
-    """What a diary must pass to be kept (``--checks.*``)."""
+    """What a diary must pass to be kept (``--checks.*``).
+
+    Args:
+        min_length_ratio: Shortest diary, in characters, as a multiple of the summary's.
+        max_length_ratio: Longest diary as a multiple of the summary's (the prompt asks for 2-6 sentences; AI
+            Hub's summaries are one).
+        min_grounding: Share of the diary's character pairs (within words, common diary words left out) that
+            must occur in the dialogue or the summary.
+        copy_ngram: Length of the character runs (spaces removed) compared with the instruction.
+        max_copy: Share of the diary's runs found in the instruction that makes it a copy of the prompt.
+        skip: Checks not to apply, by name.
+    """
 
     min_length_ratio: float = 0.3
-    """Shortest diary, in characters, as a multiple of the summary's."""
     max_length_ratio: float = 8.0
-    """Longest diary as a multiple of the summary's (the prompt asks for 2-6 sentences; AI Hub's summaries are one)."""
     min_grounding: float = 0.5
-    """Share of the diary's character pairs (within words, glue words left out) found in the dialogue or summary."""
     copy_ngram: int = 8
-    """Character n-grams (spaces removed) shared with the instruction that make a diary a copy of the prompt."""
     max_copy: float = 0.5
-    """Share of the diary's ``copy_ngram``-grams found in the instruction that counts as a copy."""
     skip: list[str] = field(default_factory=list)
-    """Checks not to apply, by name."""
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.skip) - set(ALL_CHECKS))

@@ -17,40 +17,51 @@ BACKENDS = ("rules", "openai", "vllm", "transformers")
 
 @dataclass
 class TeacherConfig:
-    """The teacher that writes the diaries (``--teacher.*``)."""
+    """The teacher that writes the diaries (``--teacher.*``).
+
+    Args:
+        backend: ``rules`` (no model), ``openai`` (any OpenAI-compatible server), ``vllm`` (in-process) or
+            ``transformers``.
+        model: Model name (``openai``) or local path / hub id (``vllm``, ``transformers``).
+        base_url: ``openai``: the server, e.g. ``http://localhost:8000/v1`` for ``vllm serve``; default: OpenAI's.
+        api_key_env: ``openai``: the environment variable that holds the API key (the key itself never goes in a
+            config).
+        prompt: ``default`` or a string with ``{dialogue}``, ``{summary}`` and ``{writer}`` fields.
+        system: A system message before the prompt (null: the Korean default; ``""``: none).
+        max_new_tokens: Most tokens of one diary; a diary cut there fails the ``truncated`` check.
+        temperature: 0 is greedy.
+        retry_temperature: The temperature of a retry (``--retries``), so that a rejected diary can come out
+            different.
+        concurrency: ``openai``: requests in flight at once.
+        timeout: ``openai``: seconds per request before it counts as failed (and is retried).
+        max_attempts: ``openai``: tries per request on 429, 5xx, timeouts and dropped connections, with exponential
+            backoff.
+        batch_size: ``transformers``: prompts generated together (left-padded); ``vllm``: prompts handed over per
+            call.
+        load_in_4bit: ``transformers``: quantize the teacher to 4-bit NF4 (bitsandbytes).
+        dtype: ``transformers``/``vllm``: weights dtype (``float32`` on a CPU).
+        tensor_parallel_size: ``vllm``: GPUs to split the model over (default: every visible GPU).
+        gpu_memory_utilization: ``vllm``: share of each GPU's memory the engine may take.
+        trust_remote_code: ``transformers``/``vllm``: allow the model's repository to run its own code.
+    """
 
     backend: str = "rules"
-    """``rules`` (no model), ``openai`` (any OpenAI-compatible server), ``vllm`` (in-process) or ``transformers``."""
     model: str | None = None
-    """Model name (``openai``) or local path / hub id (``vllm``, ``transformers``)."""
     base_url: str | None = None
-    """``openai``: the server, e.g. ``http://localhost:8000/v1`` for ``vllm serve``; default: OpenAI's."""
     api_key_env: str = "OPENAI_API_KEY"
-    """``openai``: the environment variable that holds the API key (the key itself never goes in a config)."""
     prompt: str = "default"
-    """``default`` or a string with ``{dialogue}``, ``{summary}`` and ``{writer}`` fields."""
     system: str | None = None
-    """A system message before the prompt (``default``: the Korean one; ``""``: none)."""
     max_new_tokens: int = 384
     temperature: float = 0.0
-    """0 is greedy; a retry of a rejected diary samples at ``retry_temperature`` so it can come out different."""
     retry_temperature: float = 0.7
     concurrency: int = 16
-    """``openai``: requests in flight at once."""
     timeout: float = 120.0
-    """``openai``: seconds per request before it counts as failed (and is retried)."""
     max_attempts: int = 6
-    """``openai``: tries per request on 429, 5xx, timeouts and dropped connections, with exponential backoff."""
     batch_size: int = 8
-    """``transformers``: prompts generated together (left-padded); ``vllm``: prompts handed over per call."""
     load_in_4bit: bool = False
-    """``transformers``: quantize the teacher to 4-bit NF4 (bitsandbytes)."""
     dtype: str = "bfloat16"
-    """``transformers``/``vllm``: weights dtype (``float32`` on a CPU)."""
     tensor_parallel_size: int | None = None
-    """``vllm``: GPUs to split the model over (default: every visible GPU)."""
     gpu_memory_utilization: float = 0.9
-    """``vllm``: share of each GPU's memory the engine may take."""
     trust_remote_code: bool = False
 
 
