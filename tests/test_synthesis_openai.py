@@ -109,3 +109,21 @@ def test_an_answer_without_choices_fails_that_dialogue_only(tmp_path):
     with ChatServer() as server:
         summary = run(server, [dialogue(0), dialogue(1, "MODENOCHOICE")], out)
     assert (summary["kept"], summary["failed"], summary["rejected"]) == (1, 1, 0)
+
+
+def test_a_failure_while_writing_stops_every_worker(tmp_path):
+    seen = []
+
+    def on_reply(request, reply):
+        seen.append(request.id)
+        if len(seen) == 3:
+            raise OSError(28, "No space left on device")
+
+    with ChatServer(delay=0.02) as server:
+        t = teacher(server)
+        requests = [Synthesis(t, tmp_path / "x.jsonl", template=DEFAULT_PROMPT, system=DEFAULT_SYSTEM,
+                              roles=roles_for).request(dialogue(i)) for i in range(100)]
+        with pytest.raises(OSError, match="No space"):
+            t.generate(requests, on_reply)
+        t.close()
+    assert sum(server.calls.values()) <= 3 + 4  # what was answered, and what was in flight then

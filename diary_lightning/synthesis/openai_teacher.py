@@ -73,20 +73,18 @@ class OpenAITeacher:
         async def worker() -> None:
             # One shared iterator: each worker takes the next request when it is free, so exactly
             # ``concurrency`` are in flight and a kill loses at most those.
-            for request in requests:
-                if stop:
-                    return
-                try:
-                    reply = await self._ask(request)
-                except TeacherError as err:
-                    stop.append(err)
-                    return
-                on_reply(request, reply)
+            try:
+                for request in requests:
+                    if stop:
+                        return
+                    on_reply(request, await self._ask(request))
+            except Exception as err:  # noqa: BLE001 - any failure stops every worker; the first is raised below
+                stop.append(err)
 
-        results = await asyncio.gather(*(worker() for _ in range(self.config.concurrency)), return_exceptions=True)
-        errors = stop + [r for r in results if isinstance(r, BaseException)]
-        if errors:
-            raise errors[0]
+        # The other workers finish the request they hold (its answer is written) and take no new one.
+        await asyncio.gather(*(worker() for _ in range(self.config.concurrency)))
+        if stop:
+            raise stop[0]
 
     async def _ask(self, request: Request) -> Reply:
         c, openai = self.config, self.openai
