@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +15,8 @@ from diary_lightning import cache
 from diary_lightning.batching import DiaryCollator, load_tokenizer
 from diary_lightning.clean import DEFAULT_ANONYMIZATION
 from diary_lightning.dialogue import expand_paths, read_dialogues, record_fields
+from diary_lightning.generation import DiarySettings
+from diary_lightning.lightning_internals import batches_trained_this_epoch, global_seed
 from diary_lightning.prepare import DataReport, Encoder, build_splits, sequence_lengths
 from diary_lightning.prompts import DEFAULT_TEMPLATE, resolve_template
 from diary_lightning.resume import ResumableDataLoader
@@ -120,6 +121,16 @@ class DiaryDataModule(L.LightningDataModule):
             self._splits = None
             self._generation_sets = {}
 
+    def use_settings(self, settings: DiarySettings) -> None:
+        """Encode as an exported adapter was trained to read: its prompt settings and ``max_length``."""
+        self.load_state_dict(settings.prompt())
+        if settings.max_length != self.hparams.max_length:
+            log.warning("Using max_length %d saved with the adapter, not %d.", settings.max_length,
+                        self.hparams.max_length)
+            self.hparams.max_length = settings.max_length
+            self._splits = None
+            self._generation_sets = {}
+
     # -- reading and tokenizing ---------------------------------------------------------------------------
     def prepare_data(self) -> None:
         # Lightning calls this on one process per node before setup: under DDP one rank tokenizes into the
@@ -191,19 +202,15 @@ class DiaryDataModule(L.LightningDataModule):
             sequence_lengths(train).tolist(), self.hparams.batch_size,
             # seed_everything exports its seed to every rank; the batch order follows it, so the ranks
             # agree on the order and each takes its own part of every global batch.
-            seed=int(os.environ.get("PL_GLOBAL_SEED", 0)), group_by_length=self.hparams.group_by_length,
+            seed=global_seed(), group_by_length=self.hparams.group_by_length,
             num_replicas=self.trainer.world_size if self.trainer else 1,
             rank=self.trainer.global_rank if self.trainer else 0,
         )
         if self.trainer is not None:  # a run resumed after a finished epoch starts on the next one
             self.train_sampler.set_epoch(self.trainer.current_epoch)
         return self._loader(train, cls=ResumableDataLoader, batch_sampler=self.train_sampler,
-                            position=self._batches_trained,
+                            position=lambda: batches_trained_this_epoch(self.trainer),
                             accumulate_grad_batches=self.trainer.accumulate_grad_batches if self.trainer else 1)
-
-    def _batches_trained(self) -> int:
-        """Batches trained on in the current epoch, as the checkpoint being written will record them."""
-        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def _eval_batch_size(self) -> int:
         return self.hparams.eval_batch_size or self.hparams.batch_size

@@ -12,7 +12,7 @@ from diary_lightning.batching import DiaryCollator, load_tokenizer
 from diary_lightning.dialogue import RecordFields, parse_record
 from diary_lightning.encoding import encode_batch
 from diary_lightning.export import adapter_base_model, read_settings
-from diary_lightning.generation import generate_diaries
+from diary_lightning.generation import DiarySettings, generate_diaries
 from diary_lightning.loading import load_base
 
 Message = Mapping[str, str]
@@ -27,12 +27,11 @@ class DiaryWriter:
     >>> writer.write([{"speaker": "P01", "text": "오늘 비가 왔어"}, {"speaker": "P02", "text": "우산은 챙겼어?"}])
     """
 
-    def __init__(self, model: Any, tokenizer: Any, settings: Mapping[str, Any], batch_size: int = 8,
+    def __init__(self, model: Any, tokenizer: Any, settings: DiarySettings, batch_size: int = 8,
                  fields: RecordFields | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.settings = settings
-        self.generation = dict(settings["generation"])
         self.batch_size = batch_size
         self.fields = fields or RecordFields()
         self._collate = DiaryCollator(tokenizer.pad_token_id, padding_side="left")
@@ -67,7 +66,8 @@ class DiaryWriter:
         if not quantized:
             base = base.to(device)  # a 4-bit base is placed while loading
         model = PeftModel.from_pretrained(base, str(adapter_dir))
-        return cls(model, load_tokenizer(str(adapter_dir), trust_remote_code), settings, batch_size)
+        return cls(model, load_tokenizer(str(adapter_dir), trust_remote_code), DiarySettings.from_mapping(settings),
+                   batch_size)
 
     def write(self, dialogue: Sequence[Message]) -> str:
         """The diary for one chat, a list of ``{"speaker", "text"}`` utterances in order."""
@@ -81,15 +81,15 @@ class DiaryWriter:
         if not dialogues:
             return []
         parsed = [parse_record({"id": str(i), "dialogue": list(messages)}, fields=self.fields,
-                               anonymization=self.settings["anonymization"], source="write_many", index=i)
+                               anonymization=self.settings.anonymization, source="write_many", index=i)
                   for i, messages in enumerate(dialogues)]
-        encoded = encode_batch(self.tokenizer, self.settings["prompt_template"], [d.turns for d in parsed], None,
-                               self.settings["max_length"], self.settings.get("speaker_labels"))
+        encoded = encode_batch(self.tokenizer, self.settings.prompt_template, [d.turns for d in parsed], None,
+                               self.settings.max_length, self.settings.speaker_labels)
         device = next(self.model.parameters()).device
         diaries: list[str] = []
         for start in range(0, len(parsed), self.batch_size):
             batch = self._collate([{"input_ids": ids} for ids in encoded["input_ids"][start:start + self.batch_size]])
             texts, _ = generate_diaries(self.model, self.tokenizer, batch["input_ids"].to(device),
-                                        batch["attention_mask"].to(device), self.generation)
+                                        batch["attention_mask"].to(device), self.settings.generation)
             diaries.extend(texts)
         return diaries

@@ -139,7 +139,7 @@ def measure(module: Any, args: argparse.Namespace, device: torch.device, seq: in
     """One configuration; None when it runs out of GPU memory."""
     import lightning as L
 
-    from diary_lightning.callbacks import StepClock
+    from step_clock import StepClock  # beside this script
 
     steps = args.warmup + args.steps
     data = torch.utils.data.DataLoader(RandomSequences(batch * steps, seq, args.vocab), batch_size=batch,

@@ -1,5 +1,5 @@
 """Generated diaries during validation and test: the fixed subset, the scores and table in TensorBoard,
-the test JSONL, and the untuned base model as the baseline."""
+the test JSONL."""
 
 import json
 import random
@@ -14,7 +14,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from diary_lightning import evaluation
 from diary_lightning.data import DiaryDataModule
 from diary_lightning.metrics import METRIC_KEYS, score_pair
-from tests.conftest import run_cli
+from conftest import run_cli
 
 ROW_KEYS = {"id", "reference", "diary", "truncated", *METRIC_KEYS}
 
@@ -33,6 +33,7 @@ def _table_rows(markdown: str) -> list[list[str]]:
     return [line.strip("|").strip().split(" | ") for line in lines[2:]]
 
 
+@pytest.mark.slow
 def test_fit_logs_scores_and_sample_table_each_scored_validation(make_config, tmp_path):
     config = make_config(**{
         "trainer.max_steps": 4,
@@ -77,6 +78,7 @@ def test_fit_logs_scores_and_sample_table_each_scored_validation(make_config, tm
     assert start.session_start_info.hparams["rouge_tokenizer"].string_value == "eojeol"
 
 
+@pytest.mark.slow
 def test_test_without_checkpoint_writes_scored_generations(make_config, tmp_path):
     config = make_config(**{"data.test_generate_samples": 3, "data.eval_batch_size": 2, "model.max_new_tokens": 6})
     run_cli("test", "--config", str(config))
@@ -97,28 +99,6 @@ def test_test_without_checkpoint_writes_scored_generations(make_config, tmp_path
     for tag in ("test/loss", "test/rougeL", "test/chrf", "test/truncated_frac"):
         assert tag in tags["scalars"], tag
     assert "test/samples/text_summary" in tags["tensors"]
-
-
-def test_fresh_adapters_leave_the_base_model_unchanged(tiny_model_dir, tokenizer):
-    """validate/test without --ckpt_path score the base model: LoRA's B starts at zero."""
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
-
-    from diary_lightning.model import DiaryLoRAModule
-
-    module = DiaryLoRAModule(str(tiny_model_dir), compute_dtype="float32", lora_r=8, lora_alpha=16)
-    module.configure_model()
-    module.eval()
-    quantized = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                   bnb_4bit_compute_dtype=torch.float32)
-    base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32,
-                                                quantization_config=quantized, device_map={"": "cpu"}).eval()
-    ids = torch.tensor([tokenizer("Human: 오늘 영화 봤어\nAI: 재밌었어?")["input_ids"]])
-    with torch.no_grad():
-        tuned, plain = module.model(input_ids=ids).logits, base(input_ids=ids).logits
-    lora_b = [p for name, p in module.model.named_parameters() if "lora_B" in name]
-    assert lora_b and all(not p.any() for p in lora_b)
-    assert not torch.equal(plain, torch.zeros_like(plain))
-    torch.testing.assert_close(tuned, plain, rtol=0, atol=0)
 
 
 def test_speaker_labels_reach_the_prompt(tmp_path, tiny_model_dir, sample_dialogues, tokenizer):
@@ -158,15 +138,17 @@ def test_generation_subset_is_fixed_by_ids_not_order(tmp_path, tiny_model_dir, s
     assert len(first[0]["input_ids"]) < len(example["input_ids"])
 
 
-def test_rows_gathered_from_ranks_come_back_in_subset_order(monkeypatch):
-    shards = [[{"id": "a"}, {"id": "c"}, {"id": "e"}], [{"id": "b"}, {"id": "d"}]]
+def test_rows_gathered_from_ranks_come_back_in_subset_order(tmp_path):
+    """Two real processes joined by gloo: each generated its share, each gets every row in subset order."""
+    import torch.multiprocessing
 
-    def all_gather_object(parts, rows):
-        parts[:] = shards
+    from gather_probe import SHARDS, gather_on_rank
 
-    monkeypatch.setattr(torch.distributed, "all_gather_object", all_gather_object)
-    merged = evaluation.gather_rows(shards[1], rank=1, world_size=2)
-    assert [r["id"] for r in merged] == ["a", "b", "c", "d", "e"]
+    torch.multiprocessing.spawn(gather_on_rank, args=(2, str(tmp_path)), nprocs=2)
+    for rank in range(2):
+        merged = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert [r["id"] for r in merged] == ["a", "b", "c", "d", "e"]
+        assert merged[1] == SHARDS[1][0]  # the rows themselves, not copies of one rank's
 
 
 def test_corpus_scores_count_truncated_diaries():

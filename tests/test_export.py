@@ -44,6 +44,7 @@ def exported(reference_fit: Any, tmp_path_factory: pytest.TempPathFactory) -> di
             "chats_diaries": _rows(tmp / "chats.jsonl"), "run": run, "tmp": tmp, "config": config}
 
 
+@pytest.mark.slow
 def test_export_writes_a_standard_peft_folder(exported: dict[str, Any], tiny_model_dir: Path) -> None:
     adapter = exported["adapter"]
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
@@ -59,6 +60,7 @@ def test_export_writes_a_standard_peft_folder(exported: dict[str, Any], tiny_mod
     assert sorted(p.name for p in at_fit_end.iterdir()) == sorted(p.name for p in adapter.iterdir())
 
 
+@pytest.mark.slow
 def test_plain_peft_load_writes_the_diary_predict_wrote(exported: dict[str, Any]) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, GenerationConfig
@@ -87,6 +89,7 @@ def test_plain_peft_load_writes_the_diary_predict_wrote(exported: dict[str, Any]
     assert not torch.equal(out, without)  # the adapter decides the diary
 
 
+@pytest.mark.slow
 def test_diary_writer_writes_what_predict_wrote(exported: dict[str, Any], sample_chats: Path) -> None:
     from diary_lightning import DiaryWriter
 
@@ -103,6 +106,24 @@ def test_diary_writer_writes_what_predict_wrote(exported: dict[str, Any], sample
         writer.write_many([chat, [{"speaker": "P01", "text": "  "}]])
 
 
+@pytest.mark.slow
+def test_predict_from_an_adapter_applies_its_settings_as_diary_writer_does(exported: dict[str, Any],
+                                                                          tmp_path: Path) -> None:
+    """max_length and the generation settings come from the adapter folder for both, whatever the config says."""
+    from diary_lightning import DiaryWriter
+    from diary_lightning.export import read_diary_settings
+
+    output = tmp_path / "chat.jsonl"
+    run_cli("predict", "--config", exported["config"], "--model.adapter_path", str(exported["adapter"]),
+            "--data.predict_path", str(exported["chat"]), "--output", str(output),
+            "--model.max_new_tokens", "3", "--model.num_beams", "2", "--data.max_length", "140")
+    assert _rows(output) == exported["chat_diary"]
+    writer = DiaryWriter.from_pretrained(exported["adapter"])
+    settings = read_diary_settings(exported["adapter"])
+    assert writer.settings == settings and settings.generation.max_new_tokens == 64 and settings.max_length == 512
+
+
+@pytest.mark.slow
 def test_readme_diary_writer_example_runs(exported: dict[str, Any]) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     example = readme.split("**3. The Python API.**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
@@ -113,6 +134,7 @@ def test_readme_diary_writer_example_runs(exported: dict[str, Any]) -> None:
     assert isinstance(one, str) and one and len(many) == 2 and many[0] == one
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-4), ("bfloat16", 0.05)])
 def test_merged_model_matches_base_plus_adapter(exported: dict[str, Any], tiny_model_dir: Path, tmp_path: Path,
                                                 dtype: str, tolerance: float) -> None:
@@ -144,6 +166,7 @@ def test_merged_model_matches_base_plus_adapter(exported: dict[str, Any], tiny_m
     assert error(plain) > 0.5  # the adapter matters, so the match says it was merged
 
 
+@pytest.mark.slow
 def test_adapter_path_is_refused_beside_ckpt_path_and_in_fit(exported: dict[str, Any], make_config: Any) -> None:
     with pytest.raises(ValueError, match="give --ckpt_path or --model.adapter_path, not both"):
         run_cli("predict", "--config", exported["config"], "--model.adapter_path", str(exported["adapter"]),

@@ -21,6 +21,7 @@ def preprocess(capsys, config: Path, *args: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_preprocess_on_the_aihub_sample(make_config, aihub_sample: Path, capsys, caplog, monkeypatch):
     config = make_config(**{"data.paths": [str(aihub_sample)], "data.batch_size": 8, "data.val_generate_samples": 0})
     summary = preprocess(capsys, config)
