@@ -27,6 +27,7 @@ def test_every_shipped_config_parses(config: Path, capsys):
     assert checkpoints and checkpoints[0]["init_args"]["save_last"] is True
 
 
+@pytest.mark.slow  # two fresh interpreters that import Lightning
 def test_module_and_console_entry_points_agree():
     out = subprocess.run([sys.executable, "-m", "diary_lightning", "--help"], capture_output=True, text=True, check=True)
     for subcommand in ("fit", "validate", "test", "predict", "preprocess", "export", "merge"):
