@@ -48,6 +48,7 @@ print(synthesis(sys.argv[2], teacher, sync_every=0).run(make_dialogues(300)))
 """
 
 
+@pytest.mark.slow  # repeated synthesize runs killed and resumed in subprocesses
 def test_sigkill_at_any_moment_then_resume_loses_and_duplicates_nothing(tmp_path):
     out = tmp_path / "diaries.jsonl"
     code = DRIVER.format(tests=str(ROOT / "tests"))
