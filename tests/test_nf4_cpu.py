@@ -7,7 +7,8 @@ import pytest
 import torch
 from bitsandbytes.functional import dequantize_4bit, has_avx512bf16
 
-from diary_lightning.encoding import IGNORE_INDEX, batch_counts
+from diary_lightning.batching import batch_counts
+from diary_lightning.encoding import IGNORE_INDEX
 from diary_lightning.loading import load_base
 from diary_lightning.model import DiaryLoRAModule
 
