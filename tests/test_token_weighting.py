@@ -52,6 +52,20 @@ def _grads(tmp: Path, model_dir: Path, data: Path, batch_size: int, accumulate: 
     return load_file(tmp / "probe" / "rank0.safetensors")
 
 
+@pytest.fixture(scope="module")
+def one_batch(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, four_dialogues: Path):
+    """The gradient of one batch of the four dialogues, per loss path, computed once for the module's tests."""
+    grads: dict[int, dict] = {}
+
+    def get(chunk: int) -> dict:
+        if chunk not in grads:
+            grads[chunk] = _grads(tmp_path_factory.mktemp(f"batch4-chunk{chunk}"), tiny_model_dir, four_dialogues,
+                                  4, 1, chunk)
+        return grads[chunk]
+
+    return get
+
+
 def _assert_same(grads: dict, expected: dict) -> None:
     assert grads.keys() == expected.keys() and any("layers.0." in k for k in expected)
     for name, grad in expected.items():
@@ -60,16 +74,15 @@ def _assert_same(grads: dict, expected: dict) -> None:
 
 
 @pytest.mark.parametrize("chunk", [0, 16], ids=["model_loss", "chunked_loss"])
-def test_four_accumulated_micro_batches_give_one_batch_of_four(tmp_path, tiny_model_dir, four_dialogues, chunk):
-    one_batch = _grads(tmp_path / "batch4", tiny_model_dir, four_dialogues, 4, 1, chunk)
+def test_four_accumulated_micro_batches_give_one_batch_of_four(tmp_path, tiny_model_dir, four_dialogues, one_batch,
+                                                              chunk):
     accumulated = _grads(tmp_path / "accumulate4", tiny_model_dir, four_dialogues, 1, 4, chunk)
-    _assert_same(accumulated, one_batch)
+    _assert_same(accumulated, one_batch(chunk))
 
 
-def test_two_ddp_ranks_accumulating_give_one_batch_of_four(tmp_path, tiny_model_dir, four_dialogues):
+def test_two_ddp_ranks_accumulating_give_one_batch_of_four(tmp_path, tiny_model_dir, four_dialogues, one_batch):
     """Two gloo ranks, each accumulating two micro-batches of one dialogue: the four of one step."""
     chunk = 16
-    one_batch = _grads(tmp_path / "batch4", tiny_model_dir, four_dialogues, 4, 1, chunk)
     config = _config(tmp_path / "ddp", tiny_model_dir, four_dialogues, 1, 2, chunk)
     probe = tmp_path / "ddp" / "probe"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])}
@@ -83,4 +96,4 @@ def test_two_ddp_ranks_accumulating_give_one_batch_of_four(tmp_path, tiny_model_
     ranks = [load_file(probe / f"rank{r}.safetensors") for r in (0, 1)]
     for name, grad in ranks[0].items():
         assert grad.equal(ranks[1][name]), name
-    _assert_same(ranks[0], one_batch)
+    _assert_same(ranks[0], one_batch(chunk))
