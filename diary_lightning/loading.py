@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from diary_lightning.bnb_cpu import keep_nf4_unpacked
+
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -107,7 +109,10 @@ def load_base(base_model: str, *, load_in_4bit: bool, compute_dtype: str, double
         # Bound to this process's device: "auto" would spread one rank's copy over every GPU.
         index = device.index if device.type == "cuda" else None
         kwargs["device_map"] = {"": index if index is not None else device.type}
-    return AutoModelForCausalLM.from_pretrained(base_model, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(base_model, **kwargs)
+    if load_in_4bit:
+        keep_nf4_unpacked(model)  # before any forward: see diary_lightning.bnb_cpu
+    return model
 
 
 def build_model(hparams: Mapping[str, Any], device: torch.device) -> Any:

@@ -24,6 +24,7 @@ from diary_lightning.loading import (
 )
 from diary_lightning.loss import check_chunked_loss_support, chunked_causal_lm_loss
 from diary_lightning.metrics import DEFAULT_ROUGE_TOKENIZER, ROUGE_TOKENIZERS, get_rouge_tokenizer
+from diary_lightning.token_mean import TokenMeanGradients
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class DiaryLoRAModule(L.LightningModule):
         # on_load_checkpoint checks the adapter keys itself.
         self.strict_loading = False
         self._validations = 0
+        self._token_mean = TokenMeanGradients()
 
     # -- building the model -------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -163,7 +165,19 @@ class DiaryLoRAModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=max(n_tokens, 1))
         self.log("train/tokens", float(batch["num_tokens"]), reduce_fx="sum", on_step=False, on_epoch=True,
                  sync_dist=True)
-        return loss
+        accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+        # Every target token of the optimizer step weighs the same, whatever its micro-batch and rank:
+        # see diary_lightning.token_mean.
+        return self._token_mean.loss_to_backward(loss, n_tokens, accumulate)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Lightning calls this after the step's last backward (and DDP's all-reduce), before clipping.
+        def sum_over_ranks(tokens: int) -> int:
+            total = self.trainer.strategy.reduce(torch.tensor(tokens, device=self.device), reduce_op="sum")
+            return int(total.item())
+
+        params = (p for group in optimizer.param_groups for p in group["params"])
+        self._token_mean.scale(params, self.trainer.world_size, sum_over_ranks)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, n_tokens = self._loss(batch)
