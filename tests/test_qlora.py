@@ -8,6 +8,7 @@ import torch
 
 from conftest import lora_module
 
+from diary_lightning.bnb_cpu import keep_nf4_unpacked
 from diary_lightning.model import DiaryLoRAModule
 
 
@@ -50,6 +51,8 @@ def test_fresh_adapters_leave_the_base_model_unchanged(tiny_model_dir, tokenizer
                                    bnb_4bit_compute_dtype=torch.float32)
     base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32,
                                                 quantization_config=quantized, device_map={"": "cpu"}).eval()
+    # The module's base runs the unpacked kernel; a repacked layer would compute in bfloat16 (bnb_cpu).
+    keep_nf4_unpacked(base)
     ids = torch.tensor([tokenizer("Human: 오늘 영화 봤어\nAI: 재밌었어?")["input_ids"]])
     with torch.no_grad():
         tuned, plain = module.model(input_ids=ids).logits, base(input_ids=ids).logits
