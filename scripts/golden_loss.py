@@ -32,7 +32,8 @@ def first_losses(model_dir: str | Path, cache_dir: str | Path, steps: int = STEP
 
     class Record(L.Callback):
         def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-            losses.append(float(outputs["loss"]))
+            # The logged mean token loss: what training_step returns is scaled for the token-weighted gradient.
+            losses.append(float(trainer.callback_metrics["train/loss"]))
 
     L.seed_everything(SEED, verbose=False)
     module = DiaryLoRAModule(base_model=str(model_dir), compute_dtype="float32", lora_r=8, lora_alpha=16,

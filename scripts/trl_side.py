@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import resource
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from peak_memory import peak_memory_bytes  # beside this script
 
 
 class TRLSide:
@@ -83,8 +83,6 @@ class TRLSide:
                 if on_gpu:
                     torch.cuda.empty_cache()
         seconds = clock[str(steps)] - clock[str(args.warmup)]
-        # On the CPU the process's peak resident set, as diary_lightning's StepClock reports it there.
-        peak = (torch.cuda.max_memory_allocated(self.device) if on_gpu
-                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        peak = peak_memory_bytes()  # measured as StepClock measures diary_lightning's side
         return {"seq_length": seq, "batch_size": batch, "seconds_per_step": seconds / args.steps,
                 "tokens_per_second": batch * seq * args.steps / seconds, "peak_memory_gib": peak / 2**30}

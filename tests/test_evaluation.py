@@ -138,6 +138,7 @@ def test_generation_subset_is_fixed_by_ids_not_order(tmp_path, tiny_model_dir, s
     assert len(first[0]["input_ids"]) < len(example["input_ids"])
 
 
+@pytest.mark.slow  # two processes
 def test_rows_gathered_from_ranks_come_back_in_subset_order(tmp_path):
     """Two real processes joined by gloo: each generated its share, each gets every row in subset order."""
     import torch.multiprocessing
