@@ -50,8 +50,8 @@ class RunSummary(L.Callback):
 
 
 class JsonlPredictionWriter(BasePredictionWriter):
-    """Writes ``{"id", "diary"}`` lines as batches finish, to ``OUTPUT.partial``; renamed to ``OUTPUT`` when complete,
-    so a killed predict never leaves a half-written file under the final name.
+    """Writes ``{"id", "diary", "style_failures"}`` lines as batches finish, to ``OUTPUT.partial``; renamed to
+    ``OUTPUT`` when complete, so a killed predict never leaves a half-written file under the final name.
 
     With ``resume``, the complete lines an interrupted predict left in ``OUTPUT.partial`` are kept and
     new lines appended after them; :meth:`written_ids` tells which dialogues to leave out.
@@ -84,7 +84,8 @@ class JsonlPredictionWriter(BasePredictionWriter):
         if self._file is None:
             return
         for row in prediction:
-            self._file.write(json.dumps({"id": row["id"], "diary": row["diary"]}, ensure_ascii=False) + "\n")
+            line = {"id": row["id"], "diary": row["diary"], "style_failures": row["style_failures"]}
+            self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
             self.count += 1
         self._file.flush()
 

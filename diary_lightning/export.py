@@ -21,14 +21,15 @@ import torch
 
 from diary_lightning.atomic import atomic_directory
 from diary_lightning.batching import load_tokenizer
+from diary_lightning.chat_template import build_chat_template
 from diary_lightning.generation import DiarySettings, GenerationSettings, generation_config
 from diary_lightning.loading import DTYPES, adapter_state, check_adapter_checkpoint, load_adapter_state, peft_names
 
 log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "diary_lightning.json"
-"""Beside the adapter: prompt template, speaker labels, anonymization, max_length, how the base was loaded
-and the generation settings of training."""
+"""Beside the adapter: prompt template, label scheme, default writer and bots settings, anonymization,
+max_length, how the base was loaded and the generation settings of training."""
 MERGE_DTYPES = ("bfloat16", "float16", "float32")
 
 
@@ -47,11 +48,14 @@ def export_settings(hparams: Mapping[str, Any], prompt: Mapping[str, Any] | None
 
 def save_adapter(model: Any, target: str | os.PathLike, settings: Mapping[str, Any], tokenizer: Any | None = None) -> Path:
     """Write the adapter of the PEFT ``model`` to ``target``, whole or not at all: PEFT's own files,
-    ``diary_lightning.json`` and, with a tokenizer, the tokenizer and ``generation_config.json``."""
+    ``diary_lightning.json`` and, with a tokenizer, the tokenizer (with a chat template that renders the
+    training prompt, :mod:`diary_lightning.chat_template`) and ``generation_config.json``."""
     target = Path(target)
     with atomic_directory(target) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         if tokenizer is not None:
+            # A model server given this folder builds the training prompt from a service's chat messages.
+            tokenizer.chat_template = build_chat_template(settings["prompt_template"], tokenizer)
             tokenizer.save_pretrained(str(tmp))
             generation_config(GenerationSettings.from_mapping(settings["generation"]), tokenizer).save_pretrained(str(tmp))
         (tmp / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=1), encoding="utf-8")

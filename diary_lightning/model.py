@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
 from diary_lightning import evaluation
+from diary_lightning.diary_style import style_failures
 from diary_lightning.generation import GenerationSettings, generate_diaries
 from diary_lightning.lightning_internals import logged_step
 from diary_lightning.loading import (
@@ -223,7 +224,8 @@ class DiaryLoRAModule(L.LightningModule):
         return evaluation.gather_rows(rows, self.global_rank, self.trainer.world_size)
 
     def _score_generations(self, split: str) -> list[dict[str, Any]] | None:
-        """Generate for the split's fixed subset; log ``SPLIT/rouge1 ... SPLIT/truncated_frac`` and the sample table."""
+        """Generate for the split's fixed subset; log ``SPLIT/rouge1 ... SPLIT/chrf``, ``SPLIT/diary_style`` and a share
+        per style check (``SPLIT/polite_frac ... SPLIT/truncated_frac``), and the sample table."""
         rows = self._generations(split)
         if not rows:
             if rows is not None:
@@ -242,7 +244,9 @@ class DiaryLoRAModule(L.LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         diaries, truncated = self.generate(batch["input_ids"], batch["attention_mask"])
-        return [{"id": i, "diary": d, "truncated": t} for i, d, t in zip(batch["id"], diaries, truncated)]
+        return [{"id": i, "diary": d, "truncated": t,
+                 "style_failures": style_failures(d, writer_names=[w], truncated=t)}
+                for i, d, t, w in zip(batch["id"], diaries, truncated, batch["writer"])]
 
     # -- optimization -------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

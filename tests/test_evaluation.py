@@ -13,10 +13,12 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from diary_lightning import evaluation
 from diary_lightning.data import DiaryDataModule
+from diary_lightning.diary_style import CHECKS, score_name, style_failures
 from diary_lightning.metrics import METRIC_KEYS, score_pair
 from conftest import run_cli
 
-ROW_KEYS = {"id", "reference", "diary", "truncated", *METRIC_KEYS}
+ROW_KEYS = {"id", "reference", "diary", "truncated", "style_failures", *METRIC_KEYS}
+STYLE_TAGS = ("diary_style", *(score_name(check) for check in CHECKS))
 
 
 def _events(run: Path) -> EventAccumulator:
@@ -29,7 +31,7 @@ def _events(run: Path) -> EventAccumulator:
 
 def _table_rows(markdown: str) -> list[list[str]]:
     lines = markdown.splitlines()
-    assert lines[0] == "| id | dialogue | reference | diary |"
+    assert lines[0] == "| id | dialogue | reference | diary | fails |"
     return [line.strip("|").strip().split(" | ") for line in lines[2:]]
 
 
@@ -51,14 +53,14 @@ def test_fit_logs_scores_and_sample_table_each_scored_validation(make_config, tm
     version = tmp_path / "run" / "tensorboard" / "version_0"
     events = _events(version)
     tags = events.Tags()
-    for tag in ("val/loss", "val/rouge1", "val/rouge2", "val/rougeL", "val/chrf", "val/truncated_frac"):
+    for tag in ("val/loss", "val/rouge1", "val/rouge2", "val/rougeL", "val/chrf", *(f"val/{t}" for t in STYLE_TAGS)):
         assert tag in tags["scalars"], tag
     assert "val/samples/text_summary" in tags["tensors"]
 
     # Four validations; diaries scored at the 2nd and 4th only.
     assert [e.step for e in events.Scalars("val/loss")] == [0, 1, 2, 3]
     assert [e.step for e in events.Scalars("val/rougeL")] == [1, 3]
-    assert all(0.0 <= e.value <= 1.0 for e in events.Scalars("val/truncated_frac"))
+    assert all(0.0 <= e.value <= 1.0 for tag in STYLE_TAGS for e in events.Scalars(f"val/{tag}"))
 
     tables = events.Tensors("val/samples/text_summary")
     assert [t.step for t in tables] == [1, 3]  # beside the scores
@@ -68,8 +70,10 @@ def test_fit_logs_scores_and_sample_table_each_scored_validation(make_config, tm
     references = {d["body"]["summary"] for d in json.loads(Path(yaml.safe_load(config.read_text())["data"]["paths"][0])
                                                              .read_text())["data"]}
     assert all(row[2] in references for row in rows)
-    # tiny.yaml maps P01 to Human and leaves P02 as it is.
-    assert all("Human: " in row[1] and "P01:" not in row[1] for row in rows)
+    # The first speaker writes the diary (AI Hub's dialogues have no Human): labels, not speaker codes.
+    assert all(row[1].startswith("글쓴이: ") and "P01" not in row[1] and "P02" not in row[1] for row in rows)
+    # The failing style checks of each diary, or a dash.
+    assert all(row[4] == "—" or set(row[4].split(", ")) <= set(CHECKS) for row in rows)
 
     hparams = yaml.safe_load((version / "hparams.yaml").read_text())
     assert hparams["rouge_tokenizer"] == "eojeol"
@@ -91,33 +95,35 @@ def test_test_without_checkpoint_writes_scored_generations(make_config, tmp_path
     assert len({r["id"] for r in records}) == 3
     for record in records:
         assert record["reference"]
+        assert record["style_failures"] == style_failures(record["diary"], writer_names=["P01"],
+                                                          truncated=record["truncated"])
         scores = score_pair(record["diary"], record["reference"])
         assert {k: record[k] for k in METRIC_KEYS} == pytest.approx(scores)
     assert sorted(p.name for p in version.iterdir() if p.name.startswith(".")) == []  # no temp file left
 
     tags = _events(version).Tags()
-    for tag in ("test/loss", "test/rougeL", "test/chrf", "test/truncated_frac"):
+    for tag in ("test/loss", "test/rougeL", "test/chrf", *(f"test/{t}" for t in STYLE_TAGS)):
         assert tag in tags["scalars"], tag
     assert "test/samples/text_summary" in tags["tensors"]
 
 
-def test_speaker_labels_reach_the_prompt(tmp_path, tiny_model_dir, sample_dialogues, tokenizer):
-    def val_prompt(labels):
-        data = DiaryDataModule(paths=[str(sample_dialogues)], tokenizer=str(tiny_model_dir), speaker_labels=labels,
+def test_the_writer_and_role_labels_reach_the_prompt(tmp_path, tiny_model_dir, sample_dialogues, tokenizer):
+    def val_prompt(writer):
+        data = DiaryDataModule(paths=[str(sample_dialogues)], tokenizer=str(tiny_model_dir), writer=writer,
                                cache_dir=str(tmp_path / "cache"), val_generate_samples=2)
         data.setup("validate")
         batch = next(iter(data.generation_dataloader("val")))
-        return batch["dialogue"][0], tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True)
+        return batch["dialogue"][0], batch["writer"][0], tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True)
 
-    dialogue, prompt = val_prompt({"P01": "Human", "P02": "AI"})
-    first_line = dialogue.splitlines()[0]
-    assert first_line.startswith(("Human: ", "AI: "))
-    assert first_line in prompt
-    assert "P01:" not in prompt and "P02:" not in prompt
+    dialogue, writer, prompt = val_prompt(None)  # no Human in AI Hub's data: the first speaker
+    assert writer == "P01" and dialogue.splitlines()[0].startswith("글쓴이: ")
+    assert dialogue.splitlines()[1].startswith("상대1: ")
+    assert dialogue in prompt and "P01" not in prompt and "P02" not in prompt
 
-    dialogue, prompt = val_prompt(None)
-    assert dialogue.splitlines()[0].startswith(("P01: ", "P02: "))
-    assert "\nP01: " in prompt
+    dialogue, writer, prompt = val_prompt("P02")
+    assert writer == "P02" and dialogue.splitlines()[0].startswith("상대1: ")
+    assert dialogue.splitlines()[1].startswith("글쓴이: ")
+    assert dialogue in prompt
 
 
 def test_generation_subset_is_fixed_by_ids_not_order(tmp_path, tiny_model_dir, sample_dialogues):
@@ -171,6 +177,7 @@ def test_samples_table_escapes_and_shortens():
     assert cells[1].endswith("끝\\|")
     assert " … " in cells[1] and len(cells[1]) < 320
     assert cells[3] == "일기 *(cut at max_new_tokens)*"
+    assert cells[4] == "truncated"
 
 
 def test_write_generations_replaces_only_when_complete(tmp_path):

@@ -12,6 +12,8 @@ import torch
 from conftest import ROOT, run_cli
 
 from diary_lightning.dialogue import DataError, Turn, read_dialogues
+from diary_lightning.diary_style import style_failures
+from diary_lightning.roles import LabelScheme
 
 CHAT = "P01: 오늘 비가 많이 와서 #@이름# 만났어\nP02: 우산은 챙겼어?\n\nP01: 아니 그래서 다 젖었어\nP01: 감기 걸릴 것 같아\n"
 
@@ -53,7 +55,8 @@ def test_export_writes_a_standard_peft_folder(exported: dict[str, Any], tiny_mod
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == str(tiny_model_dir)
     settings = json.loads((adapter / "diary_lightning.json").read_text(encoding="utf-8"))
-    assert "{dialogue}" in settings["prompt_template"] and settings["speaker_labels"] == {"P01": "Human"}
+    assert "{dialogue}" in settings["prompt_template"] and settings["label_scheme"] == LabelScheme().to_dict()
+    assert settings["writer"] == ["Human", "first"] and "AI" in settings["bots"]
     assert settings["generation"]["max_new_tokens"] == 64 and settings["max_length"] == 512
     # fit's own export at the end of the run has the same parts.
     at_fit_end = exported["run"] / "checkpoints" / "adapter"
@@ -75,18 +78,43 @@ def test_plain_peft_load_writes_the_diary_predict_wrote(exported: dict[str, Any]
                                                 device_map={"": "cpu"})
     model = PeftModel.from_pretrained(base, str(adapter))
     tokenizer = AutoTokenizer.from_pretrained(str(adapter))
-    # The chat log's turns, merged and cleaned by hand: "#@이름#" becomes "(이름)", P01 shows as Human.
-    dialogue = ("Human: 오늘 비가 많이 와서 (이름) 만났어\nP02: 우산은 챙겼어?\n"
-                "Human: 아니 그래서 다 젖었어 감기 걸릴 것 같아")
+    # The chat log's turns, merged and cleaned by hand: "#@이름#" becomes "(이름)", P01 (the first speaker)
+    # writes the diary, P02 is the other.
+    dialogue = ("글쓴이: 오늘 비가 많이 와서 (이름) 만났어\n상대1: 우산은 챙겼어?\n"
+                "글쓴이: 아니 그래서 다 젖었어 감기 걸릴 것 같아")
     inputs = tokenizer(settings["prompt_template"].format(dialogue=dialogue), return_tensors="pt")
     out = model.generate(**inputs, generation_config=GenerationConfig.from_pretrained(str(adapter)))
     diary = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
-    assert exported["chat_diary"] == [{"id": "chat", "diary": diary}]
+    truncated = tokenizer.eos_token_id not in out[0, inputs["input_ids"].shape[1]:].tolist()
+    failures = style_failures(diary, writer_names=["P01"], truncated=truncated)
+    assert exported["chat_diary"] == [{"id": "chat", "diary": diary, "style_failures": failures}]
     assert len(set(diary)) > 3  # a real sentence of the random model, not one repeated token
     with model.disable_adapter():
         without = model.generate(**inputs, generation_config=GenerationConfig.from_pretrained(str(adapter)))
     assert not torch.equal(out, without)  # the adapter decides the diary
+
+
+@pytest.mark.slow
+def test_the_exported_tokenizer_serves_the_prompt_predict_used(exported: dict[str, Any]) -> None:
+    """A model server given the adapter folder builds the prompt from the service's messages."""
+    from transformers import AutoTokenizer
+
+    from diary_lightning.chat_template import chat_messages
+    from diary_lightning.render import PromptFormat, render_chat
+
+    adapter = exported["adapter"]
+    settings = json.loads((adapter / "diary_lightning.json").read_text(encoding="utf-8"))
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter))
+    chat = [{"speaker": s.strip(), "text": t.strip()}
+            for s, t in (line.split(":", 1) for line in CHAT.splitlines() if line.strip())]
+    rendered = render_chat(chat, PromptFormat.from_settings(settings), tokenizer=tokenizer,
+                           max_length=settings["max_length"])
+    served = tokenizer.apply_chat_template(chat_messages(rendered.user_message, settings["prompt_template"]),
+                                           add_generation_prompt=True)
+    served = list(served["input_ids"] if hasattr(served, "keys") else served)
+    assert served == tokenizer(settings["prompt_template"].format(dialogue=rendered.user_message))["input_ids"]
+    assert rendered.user_message.startswith("글쓴이: 오늘 비가 많이 와서 (이름) 만났어\n상대1: ")
 
 
 @pytest.mark.slow
@@ -145,6 +173,10 @@ def test_merged_model_matches_base_plus_adapter(exported: dict[str, Any], tiny_m
     run_cli("merge", "--adapter", str(exported["adapter"]), "--output", str(merged_dir), "--dtype", dtype)
     assert not (merged_dir / "adapter_config.json").exists()
     assert (merged_dir / "tokenizer.json").is_file()
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(str(merged_dir)).chat_template == \
+        AutoTokenizer.from_pretrained(str(exported["adapter"])).chat_template is not None
     generation = json.loads((merged_dir / "generation_config.json").read_text())
     assert generation["max_new_tokens"] == 64  # the training settings, not the base's defaults
 
