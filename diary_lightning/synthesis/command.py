@@ -28,7 +28,7 @@ def roles_for(dialogue: Dialogue, bots: Sequence[str] = DEFAULT_BOTS, scheme: La
 
 def read_for_synthesis(datamodule: Any) -> list[Dialogue]:
     """The dialogues ``fit`` would train on (every split: a diary is written for each), read with the same
-    paths, format, fields, cleaning, topics and invalid-record policy."""
+    paths, format, fields, cleaning, writer, topics and invalid-record policy."""
     if not datamodule.hparams.paths:
         raise ValueError("synthesize needs data.paths (the dialogues with their reference summaries)")
     # The data module's own reader, so that every data setting it honours now or later applies here too.
