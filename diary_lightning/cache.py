@@ -11,25 +11,33 @@ from pathlib import Path
 from typing import Any
 
 from diary_lightning.atomic import atomic_directory
+from diary_lightning.fingerprint import files_digest, tokenizer_digest
 from diary_lightning.prepare import DataReport, empty_split
 from diary_lightning.splits import SPLITS
 
-CACHE_VERSION = 4  # bump when the cached columns change
+CACHE_VERSION = 5  # bump when the cached columns, the report or the tokenization change
 
 
-def cache_path(cache_dir: str | None, files: Sequence[Path], tokenizer_name: str, tokenizer: Any, template: str,
+def cache_root(cache_dir: str | None) -> Path:
+    """``cache_dir``, or ``~/.cache/diary_lightning``: never read as data, even inside a data folder."""
+    return Path(cache_dir or os.path.expanduser("~/.cache/diary_lightning"))
+
+
+def cache_path(cache_dir: str | None, files: Sequence[Path], tokenizer: Any, template: str,
                options: Sequence[Any]) -> Path:
     """The folder for the splits of ``files`` tokenized by ``tokenizer`` with ``template`` and ``options``
     (every other setting that changes the result), under ``cache_dir`` (default ``~/.cache/diary_lightning``)."""
     parts = {
         "version": CACHE_VERSION,
-        "files": [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files],
-        "tokenizer": [tokenizer_name, type(tokenizer).__name__, len(tokenizer), tokenizer.eos_token_id],
+        # The bytes, not sizes and times: an edit that keeps both, or a tokenizer replaced at the same path,
+        # must not train on what the cache holds.
+        "files": files_digest(files),
+        "tokenizer": tokenizer_digest(tokenizer),
         "template": template,
         "options": list(options),
     }
     key = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
-    return Path(cache_dir or os.path.expanduser("~/.cache/diary_lightning")) / key
+    return cache_root(cache_dir) / key
 
 
 def load(path: Path) -> tuple[dict[str, Any], DataReport] | None:

@@ -23,6 +23,7 @@ from diary_lightning.render import PromptFormat, render_chat
 from diary_lightning.resume import ResumableDataLoader
 from diary_lightning.roles import LabelScheme, assign_writers, bot_setting, count_rules, writer_setting
 from diary_lightning.sampler import LengthGroupedBatchSampler
+from diary_lightning.splits import check_fit_splits
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,13 @@ class DiaryDataModule(L.LightningDataModule):
     def setup(self, stage: str) -> None:
         if stage in ("fit", "validate", "test"):
             self.splits()
+        if stage == "fit":
+            # Lightning calls setup before configure_model: an unusable split is refused before the base loads.
+            callbacks = self.trainer.callbacks if self.trainer is not None else []
+            monitors = [(type(c).__name__, getattr(c, "monitor", None)) for c in callbacks]
+            skipped = {**self.report.skipped, "too long for max_length": sum(self.report.too_long_dropped.values())}
+            for warning in check_fit_splits(self.report.splits, skipped, monitors):
+                log.warning("%s", warning)
         elif stage == "predict" and not self.hparams.predict_path:
             raise ValueError("predict needs data.predict_path (a file of dialogues to write diaries for)")
 
@@ -184,6 +192,8 @@ class DiaryDataModule(L.LightningDataModule):
             anonymization=self.hparams.anonymization,
             topics=self.hparams.topics if require_summary else None,
             skip_invalid=self.hparams.skip_invalid,
+            # A cache inside a data folder holds .json files that are not data.
+            exclude=[cache.cache_root(self.hparams.cache_dir)],
         )
         result.dialogues, result.writer_chosen_by, problems = assign_writers(result.dialogues, self.writer, self.bots,
                                                                              self.hparams.skip_invalid)
@@ -207,7 +217,8 @@ class DiaryDataModule(L.LightningDataModule):
         roles = [self.writer, self.bots, self.label_scheme and self.label_scheme.to_dict(), self._fixed_labels]
         options = [h.max_length, h.val_fraction, h.test_fraction, h.split, h.split_seed, roles,
                    h.anonymization, h.format, h.fields, h.topics, h.skip_invalid]
-        path = cache.cache_path(h.cache_dir, expand_paths(h.paths), h.tokenizer, self.tokenizer, self.template, options)
+        files = expand_paths(h.paths, exclude=[cache.cache_root(h.cache_dir)])
+        path = cache.cache_path(h.cache_dir, files, self.tokenizer, self.template, options)
         cached = cache.load(path)
         if cached is not None:
             log.info("Using tokenized data from the cache: %s", path)

@@ -10,6 +10,7 @@ imported from here as well.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from diary_lightning.records import (
     merge_turns,
     record_fields,
 )
+from diary_lightning.inputs import find_input_files
 from diary_lightning.sources import FORMATS, aihub_origin, expand_paths, load_file
 
 __all__ = ["FORMATS", "DataError", "Dialogue", "Problem", "ReadResult", "RecordFields", "Turn", "expand_paths",
@@ -57,6 +59,17 @@ class _RecordParser:
         self.anonymization = anonymization
         self.check_surrogates = False
         """Set per file when its JSON holds surrogate escapes; most files do not, and skip the check."""
+        self._speakers: dict[str, str] = {}
+
+    def clean_speaker(self, speaker: str) -> str:
+        """A speaker is a name on one line of the prompt: a line break in it could start a forged turn. The few
+        names of a corpus (P01, P02, ...) are cleaned once each, not once per utterance."""
+        cleaned = self._speakers.get(speaker)
+        if cleaned is None:
+            cleaned = clean_text(speaker, "keep")
+            if len(self._speakers) < 10_000:
+                self._speakers[speaker] = cleaned
+        return cleaned
 
     def __call__(self, fmt: str, record: Any, path: Path, index: int) -> tuple[Dialogue | None, Problem | None, bool, int]:
         """Parse one record: (dialogue, problem, turns_disagree, empty utterances dropped).
@@ -90,21 +103,28 @@ class _RecordParser:
             speaker, text = utterance.get(fields.speaker), utterance.get(fields.text)
             if isinstance(speaker, int) and not isinstance(speaker, bool):
                 speaker = str(speaker)
-            if not isinstance(speaker, str) or not speaker.strip():
+            if isinstance(speaker, str):
+                speaker = self.clean_speaker(speaker)
+            if not isinstance(speaker, str) or not speaker:
                 return problem("bad utterance", f"utterance {u_index} has no speaker at {fields.speaker!r}", record_id)
             if not isinstance(text, str):
                 return problem("bad utterance", f"utterance {u_index} text at {fields.text!r} is "
                                                 f"{'null' if text is None else type(text).__name__}, not a string", record_id)
             if self.check_surrogates and (_has_surrogate(text) or _has_surrogate(speaker)):
                 return problem("bad text", f"utterance {u_index} holds a lone surrogate (\\ud800-\\udfff), not text", record_id)
-            pairs.append((speaker.strip(), clean_text(text, self.anonymization)))
+            pairs.append((speaker, clean_text(text, self.anonymization)))
             turn_ids.append(utterance.get("turnID"))
         summary = _dig(record, fields.summary)
         if summary is not None and not isinstance(summary, str):
             return problem("missing summary", f"summary at {fields.summary!r} is {type(summary).__name__}, not a string", record_id)
         if summary and self.check_surrogates and _has_surrogate(summary):
             return problem("bad text", "the summary holds a lone surrogate (\\ud800-\\udfff), not text", record_id)
-        summary = clean_text(summary, self.anonymization) if summary else None
+        cleaned = clean_text(summary, self.anonymization) if summary else None
+        if summary and not cleaned and self.require_summary:
+            return problem("empty after cleaning", f"the summary at {fields.summary!r} has no text left after cleaning "
+                                                   f"(it holds only invisible characters or whitespace: {summary[:20]!r})",
+                           record_id)
+        summary = cleaned
         if self.require_summary and not summary:
             return problem("missing summary", f"no summary at {fields.summary!r}", record_id)
         empty = sum(1 for _, text in pairs if not text)
@@ -146,6 +166,7 @@ def read_dialogues(
     anonymization: str = DEFAULT_ANONYMIZATION,
     topics: Sequence[str] | None = None,
     skip_invalid: bool = False,
+    exclude: Sequence[str | os.PathLike] = (),
 ) -> ReadResult:
     """Read, clean and validate every dialogue under ``paths``.
 
@@ -156,7 +177,7 @@ def read_dialogues(
     dropped from their turn; a dialogue left with none is skipped and reported
     (``empty_dialogues``), not an error. A dialogue with one speaker is fine.
     Problems with a whole file (missing, not UTF-8, empty, malformed JSON,
-    unknown layout) are always raised.
+    unknown layout) are always raised. Nothing under ``exclude`` (the cache folder) is read.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -164,7 +185,11 @@ def read_dialogues(
     wanted = set(topics) if topics else None
     result = ReadResult(dialogues=[])
     seen: dict[str, str] = {}  # dialogue id -> where it was first read
-    for path in expand_paths(paths):
+    found = find_input_files(paths, exclude)
+    if found.missing:
+        expand_paths(paths, exclude)  # raises, naming every entry
+    result.passed_over = found.passed_over
+    for path in found.files:
         file_fmt, records, parse.check_surrogates = load_file(path, fmt)
         count = 0
         for index, record in enumerate(records):

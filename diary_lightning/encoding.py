@@ -2,14 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from diary_lightning.dialogue import Turn
 from diary_lightning.prompts import format_dialogue, render_prompt
 
+log = logging.getLogger(__name__)
+
 IGNORE_INDEX = -100
 """Label of tokens the loss skips (PyTorch's cross-entropy default)."""
+
+
+def token_ids(tokenizer: Any, texts: list[str], add_special_tokens: bool = True) -> list[list[int]]:
+    """Token ids of ``texts`` read as plain text: a ``</s>``, ``<s>`` or ``<pad>`` written in a chat or a summary
+    is spelled out in ordinary tokens, never turned into the control token it names (an EOS in the middle of a
+    target, or of a prompt, would teach the model to stop there or cut what it reads). The only special tokens
+    are those the tokenizer adds itself (``add_special_tokens``: the BOS) and the EOS appended after a target."""
+    if not texts:
+        return []
+    return tokenizer(texts, add_special_tokens=add_special_tokens, split_special_tokens=True)["input_ids"]
+
+
+def _warn_special_strings(tokenizer: Any, template: str) -> None:
+    found = [t for t in getattr(tokenizer, "all_special_tokens", []) if t and t in template]
+    if found and template not in _warned_templates:
+        _warned_templates.add(template)
+        log.warning("The prompt template holds %s, which is read as text like the dialogue, not as special "
+                    "token(s); the tokenizer adds its own BOS at the start.", ", ".join(map(repr, found)))
+
+
+_warned_templates: set[str] = set()
 
 
 class PromptTokenizer:
@@ -33,18 +57,17 @@ class PromptTokenizer:
         head, tail = template.split("{dialogue}", 1) if template.count("{dialogue}") == 1 else (None, None)
         self.pieces: tuple[list[int], list[int]] | None = None
         self.verified = False
+        _warn_special_strings(tokenizer, template)
         if head is not None and "{" not in head + tail:  # escaped braces: str.format would change the text
-            self.pieces = (tokenizer(head)["input_ids"], tokenizer(tail, add_special_tokens=False)["input_ids"])
+            self.pieces = (token_ids(tokenizer, [head])[0], token_ids(tokenizer, [tail], add_special_tokens=False)[0])
 
     def whole(self, dialogues: Sequence[Sequence[Turn]]) -> list[list[int]]:
-        texts = [render_prompt(self.template, turns, self.speaker_labels) for turns in dialogues]
-        return self.tokenizer(texts)["input_ids"] if texts else []
+        return token_ids(self.tokenizer, [render_prompt(self.template, turns, self.speaker_labels) for turns in dialogues])
 
     def joined(self, dialogues: Sequence[Sequence[Turn]]) -> list[list[int]]:
         head, tail = self.pieces
         texts = [format_dialogue(turns, self.speaker_labels) for turns in dialogues]
-        bodies = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-        return [head + body + tail for body in bodies]
+        return [head + body + tail for body in token_ids(self.tokenizer, texts, add_special_tokens=False)]
 
     def __call__(self, dialogues: Sequence[Sequence[Turn]]) -> list[list[int]]:
         if self.pieces is not None and not self.verified:
@@ -92,7 +115,7 @@ def encode_batch(
     prompts = prompt_tokenizer(turns)
     if targets is not None:
         eos = tokenizer.eos_token_id
-        target_ids = [ids + [eos] for ids in tokenizer(list(targets), add_special_tokens=False)["input_ids"]]
+        target_ids = [ids + [eos] for ids in token_ids(tokenizer, list(targets), add_special_tokens=False)]
     else:
         target_ids = [[] for _ in prompts]
     out: dict[str, list] = {"input_ids": [], "labels": [], "prompt_length": [], "target_length": [], "turns_cut": [], "num_turns": []}

@@ -5,8 +5,10 @@ Plain functions on plain data: the data module calls them (through the cache), a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +41,8 @@ class DataReport:
     """Examples of each split that lost their oldest turns to fit ``max_length``."""
     writer_chosen_by: dict[str, dict[str, int]] = field(default_factory=dict)
     """Per split, how many writers each entry of the writer setting chose (before too-long examples are dropped)."""
+    passed_over: list[str] = field(default_factory=list)
+    """``path: why`` for what the directories in ``data.paths`` hold and was not read."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -91,6 +95,34 @@ def _turn_columns(dialogues: Sequence[Dialogue], label: Callable[[Dialogue], Seq
     }
 
 
+MIN_EXAMPLES_PER_PROCESS = 4000
+"""Below this many examples per process, starting the processes costs more than they save."""
+
+
+def tokenize_processes(examples: int) -> int:
+    """Processes to tokenize ``examples`` with (datasets' ``num_proc``): the cores this process may use, fewer
+    for small inputs."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cores, examples // MIN_EXAMPLES_PER_PROCESS))
+
+
+@contextlib.contextmanager
+def _single_threaded_tokenizers(active: bool) -> Iterator[None]:
+    """One process per core does the work: the Rust tokenizer's own threads would only compete with them, and
+    forked after they ran it prints a warning per process."""
+    saved = os.environ.get("TOKENIZERS_PARALLELISM")
+    if active:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        yield
+    finally:
+        if active:
+            if saved is None:
+                os.environ.pop("TOKENIZERS_PARALLELISM", None)
+            else:
+                os.environ["TOKENIZERS_PARALLELISM"] = saved
+
+
 @dataclass(frozen=True)
 class Encoder:
     """How dialogues become examples: the tokenizer, the prompt template, ``max_length`` and ``label``, which gives
@@ -110,14 +142,20 @@ class Encoder:
         if not dialogues:  # map() never calls encode on an empty dataset
             return empty_split()
 
+        # Only these travel to datasets' worker processes, not the label function and what it is bound to.
+        tokenizer, template, max_length = self.tokenizer, self.template, self.max_length
+
         def encode(batch: dict[str, list]) -> dict[str, list]:
             # The speakers are already the prompt's labels (_turn_columns).
             turns = [[Turn(s, t) for s, t in zip(sp, tx)] for sp, tx in zip(batch["speakers"], batch["texts"])]
             targets = batch["summary"] if with_targets else None
-            return encode_batch(self.tokenizer, self.template, turns, targets, self.max_length)
+            return encode_batch(tokenizer, template, turns, targets, max_length)
 
-        return Dataset.from_dict(_turn_columns(dialogues, self.label)).map(encode, batched=True, batch_size=256, desc=desc,
-                                                               features=encoded_features())
+        procs = tokenize_processes(len(dialogues))
+        with _single_threaded_tokenizers(procs > 1):
+            return Dataset.from_dict(_turn_columns(dialogues, self.label)).map(
+                encode, batched=True, batch_size=256, desc=desc, features=encoded_features(),
+                num_proc=procs if procs > 1 else None)
 
 
 def build_splits(result: ReadResult, encoder: Encoder, val_fraction: float, test_fraction: float, seed: int = 0,
@@ -145,5 +183,6 @@ def build_splits(result: ReadResult, encoder: Encoder, val_fraction: float, test
         too_long_dropped=too_long,
         turns_cut={name: int((int_column(ds, "turns_cut") > 0).sum()) for name, ds in encoded.items()},
         writer_chosen_by={name: count_rules(parts[name], result.writer_chosen_by, writer) for name in SPLITS},
+        passed_over=result.passed_over,
     )
     return encoded, report

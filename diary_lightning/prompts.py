@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from diary_lightning.clean import one_line
 from diary_lightning.dialogue import Turn
 from diary_lightning.roles import WRITER_LABEL
 
@@ -44,9 +45,12 @@ def resolve_template(template: str) -> str:
 
 
 def format_dialogue(turns: Sequence[Turn], speaker_labels: Mapping[str, str] | None = None) -> str:
-    """One line per turn, ``label: text``; speakers missing from ``speaker_labels`` keep their id."""
+    """One line per turn, ``label: text``; speakers missing from ``speaker_labels`` keep their id.
+
+    A line break inside a speaker or a text becomes a space, whatever built the turns: otherwise a speaker
+    such as ``"P01\\nAssistant"`` would write a line of the template's own answer into the prompt."""
     labels = speaker_labels or {}
-    return "\n".join(f"{labels.get(t.speaker, t.speaker)}: {t.text}" for t in turns)
+    return "\n".join(f"{one_line(labels.get(t.speaker, t.speaker))}: {one_line(t.text)}" for t in turns)
 
 
 def render_prompt(template: str, turns: Sequence[Turn], speaker_labels: Mapping[str, str] | None = None) -> str:

@@ -93,6 +93,8 @@ class ReadResult:
     """Utterances dropped from their turn because nothing was left after cleaning."""
     writer_chosen_by: dict[str, str] = field(default_factory=dict)
     """Dialogue id -> the entry of the writer setting that chose its writer, once writers are assigned."""
+    passed_over: list[str] = field(default_factory=list)
+    """``path: why`` for what the directories in ``paths`` hold and was not read."""
 
 
 def merge_turns(utterances: Iterable[tuple[str, str]]) -> tuple[Turn, ...]:

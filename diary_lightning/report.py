@@ -38,6 +38,8 @@ def summarize(datamodule: Any) -> dict[str, Any]:
     return {
         "files": report.files,
         "dialogues": sum(report.files.values()),
+        # What the folders in data.paths hold and was not read: a wrong suffix, a hidden file, a loop.
+        "passed_over": report.passed_over,
         "skipped": report.skipped,
         "turn_mismatches": len(report.turn_mismatches),
         "turn_mismatch_ids": report.turn_mismatches[:20],

@@ -3,47 +3,29 @@ format (AI Hub JSON, JSONL, JSON record lists, NIKL, plain-text chat logs), or a
 
 from __future__ import annotations
 
-import glob
+import errno
 import json
 import os
 import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from diary_lightning.inputs import find_input_files, why_missing
 from diary_lightning.records import DataError, Problem
 
 FORMATS = ("auto", "aihub", "jsonl", "json", "nikl", "text", "synthesized")
 
 
-def expand_paths(paths: str | Sequence[str]) -> list[Path]:
-    """Files named by ``paths``: files, directories (searched for .json/.jsonl) and globs."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    files: list[Path] = []
-    missing: list[Problem] = []
-    for entry in paths:
-        entry = str(entry)
-        # An existing path is taken literally: AI Hub's folders are named like "[라벨]한국어대화요약_train",
-        # which glob would read as a character class.
-        if glob.has_magic(entry) and not os.path.exists(entry):
-            matched = sorted(Path(p) for p in glob.glob(entry, recursive=True) if Path(p).is_file())
-            if not matched:
-                missing.append(Problem(entry, None, None, "missing file", "the pattern matches no file"))
-            files.extend(matched)
-        elif os.path.isdir(entry):
-            found = sorted(p for p in Path(entry).rglob("*")
-                           if p.suffix in (".json", ".jsonl") and not p.name.startswith(".") and p.is_file())
-            if not found:
-                missing.append(Problem(entry, None, None, "missing file", "the directory holds no .json or .jsonl file"))
-            files.extend(found)
-        elif os.path.isfile(entry):
-            files.append(Path(entry))
-        else:
-            missing.append(Problem(entry, None, None, "missing file", "no such file or directory"))
-    if missing:
-        raise DataError(missing, "Check data.paths (files, directories or glob patterns).")
-    return list(dict.fromkeys(files))
+def expand_paths(paths: str | Sequence[str], exclude: Sequence[str | os.PathLike] = ()) -> list[Path]:
+    """Files named by ``paths``: files, directories (searched for .json/.jsonl) and globs; nothing under
+    ``exclude``. What directories hold and is not read: :func:`diary_lightning.inputs.find_input_files`."""
+    found = find_input_files(paths, exclude)
+    if found.missing:
+        raise DataError([Problem(entry, None, None, "missing file", why) for entry, why in found.missing],
+                        "Check data.paths (files, directories or glob patterns).")
+    return found.files
 
 
 def aihub_origin(path: Path) -> str | None:
@@ -79,26 +61,44 @@ def _read_chat_log(path: Path, text: str) -> dict[str, Any]:
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+def _decode_problem(path: Path, err: UnicodeDecodeError, size: int) -> Problem:
+    if err.reason == "unexpected end of data" and err.end == size:
+        # The bytes stop inside a multibyte character: a cut-off copy or download, not another encoding.
+        return Problem(str(path), None, None, "truncated file",
+                       f"the file is truncated: it ends inside a multibyte character (byte offset {err.start} of "
+                       f"{size}); copy or download it again")
+    return Problem(str(path), None, None, "not utf-8",
+                   f"not UTF-8 text (byte offset {err.start}: {err.reason}); re-save the file as UTF-8")
+
+
+def _too_deep(path: Path, where: str = "") -> Problem:
+    return Problem(str(path), None, None, "nested too deeply",
+                   f"{where + ': ' if where else ''}the JSON is nested too deeply to read (arrays or objects "
+                   f"inside each other more than about {sys.getrecursionlimit()} levels); no dialogue record is")
+
+
 def load_file(path: Path, fmt: str) -> tuple[str, list[Any], bool]:
     """Decode one file into (format, raw records, may hold lone surrogates), or raise DataError naming the file."""
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        raw = path.read_bytes()
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise DataError([Problem(str(path), None, None, "not utf-8",
-                                 f"not UTF-8 text (byte offset {err.start}: {err.reason}); "
-                                 "re-save the file as UTF-8")]) from None
+        raise DataError([_decode_problem(path, err, len(raw))]) from None
     except OSError as err:
-        raise DataError([Problem(str(path), None, None, "unreadable file", err.strerror or str(err))]) from None
+        detail = why_missing(str(path)) if err.errno == errno.ELOOP else err.strerror or str(err)
+        raise DataError([Problem(str(path), None, None, "unreadable file", detail)]) from None
     if not text.strip():
         raise DataError([Problem(str(path), None, None, "empty file", "the file is empty; remove it from data.paths")])
     surrogates = _SURROGATE_ESCAPE.search(text) is not None
     if fmt == "auto":
-        fmt = {".jsonl": "jsonl", ".txt": "text"}.get(path.suffix, "json")
+        fmt = {".jsonl": "jsonl", ".txt": "text"}.get(path.suffix.lower(), "json")
     if fmt == "text":
         return "text", [_read_chat_log(path, text)], surrogates
     if fmt in ("jsonl", "synthesized"):
         records = []
-        for lineno, line in enumerate(text.splitlines(), 1):
+        # Records end at "\n" alone: U+2028, U+0085 and the other breaks str.splitlines() knows may stand raw
+        # inside a JSON string. A "\r" before the "\n" is JSON whitespace.
+        for lineno, line in enumerate(text.split("\n"), 1):
             if not line.strip():
                 continue
             try:
@@ -106,6 +106,8 @@ def load_file(path: Path, fmt: str) -> tuple[str, list[Any], bool]:
             except json.JSONDecodeError as err:
                 raise DataError([Problem(str(path), None, None, "malformed json",
                                          f"line {lineno}, column {err.colno}: {err.msg}")]) from None
+            except RecursionError:
+                raise DataError([_too_deep(path, f"line {lineno}")]) from None
         # synthesize's output names its target itself: a record with a diary and the teacher that wrote it.
         if fmt == "jsonl" and records and isinstance(records[0], dict) and {"diary", "teacher"} <= records[0].keys():
             fmt = "synthesized"
@@ -116,6 +118,8 @@ def load_file(path: Path, fmt: str) -> tuple[str, list[Any], bool]:
         raise DataError([Problem(str(path), None, None, "malformed json",
                                  f"line {err.lineno}, column {err.colno} (character {err.pos}): {err.msg}; "
                                  "the file may be truncated or not JSON")]) from None
+    except RecursionError:
+        raise DataError([_too_deep(path)]) from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         return "aihub", data["data"], surrogates
     if isinstance(data, list):

@@ -59,3 +59,30 @@ def split_dialogues(
     for d in dialogues:
         out[assign_split(d.id, val_fraction, test_fraction, seed)].append(d)
     return out
+
+
+def check_fit_splits(splits: dict[str, int], skipped: dict[str, int],
+                     monitors: Sequence[tuple[str, str | None]] = ()) -> list[str]:
+    """Refuse, before any model is loaded, splits that fit cannot use; returns warnings for those it can.
+
+    ``splits``: dialogues per split; ``skipped``: records skipped, by reason; ``monitors``: (callback name,
+    the metric it watches), e.g. ``("ModelCheckpoint", "val/loss")``."""
+    skips = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()) if n) or "none skipped"
+    if not any(splits.values()):
+        raise ValueError(f"no dialogue is left to train on: every record was skipped ({skips}); "
+                         "see the problems listed above, or run preprocess for the full report")
+    if not splits.get("train"):
+        raise ValueError(f"the train split is empty ({splits}); add dialogues or lower data.val_fraction/"
+                         "data.test_fraction (with data.split: aihub, the Training folder must hold dialogues)")
+    warnings = []
+    if not splits.get("val"):
+        watching = [f"{name} monitors {metric}" for name, metric in monitors if metric and metric.startswith("val/")]
+        if watching:
+            named = ", ".join(dict.fromkeys(watching))
+            raise ValueError(f"the val split is empty but {named}, which only validation logs: set data.val_fraction "
+                             "above 0 (with data.split: aihub, give the Validation folder in data.paths), or remove "
+                             "the monitor (monitor: null in that callback's init_args)")
+        warnings.append("the val split is empty: fit will not validate (data.val_fraction above 0 to validate)")
+    if not splits.get("test"):
+        warnings.append("the test split is empty: test will have nothing to score (data.test_fraction above 0)")
+    return warnings

@@ -14,7 +14,7 @@ from test_aihub_input import aihub_tree
 KEYS = {"files", "dialogues", "skipped", "turn_mismatches", "turn_mismatch_ids", "empty_dialogues",
         "empty_utterances_dropped", "splits", "turns_per_dialogue", "prompt_tokens", "target_tokens", "turns_cut",
         "too_long_dropped", "batch_size", "group_by_length", "padding_efficiency", "padding_efficiency_shuffle",
-        "writer_chosen_by"}
+        "writer_chosen_by", "passed_over"}
 
 
 def preprocess(capsys, config: Path, *args: str) -> dict:
