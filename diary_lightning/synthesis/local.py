@@ -9,6 +9,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from diary_lightning.synthesis.chat_tokens import chat_prompt_ids
 from diary_lightning.synthesis.teacher import Reply, Request, TeacherConfig, TeacherError
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,12 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
         log.debug("chat template refused a system message (%s); folding it into the prompt", err)
         merged = [{"role": "user", "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
         return tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
+
+
+def prompt_ids(tokenizer: Any, request: Request) -> list[int]:
+    """The request's chat prompt as token ids, the data in it read as text (see ``chat_tokens``)."""
+    text = render_chat(tokenizer, request.messages)
+    return chat_prompt_ids(tokenizer, text, request.messages, add_special_tokens=not tokenizer.chat_template)
 
 
 class TransformersTeacher:
@@ -72,8 +79,7 @@ class TransformersTeacher:
         import torch
 
         c, tokenizer = self.config, self.tokenizer
-        prompts = [render_chat(tokenizer, r.messages) for r in chunk]
-        batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=not tokenizer.chat_template)
+        batch = tokenizer.pad({"input_ids": [prompt_ids(tokenizer, r) for r in chunk]}, padding=True, return_tensors="pt")
         batch = {k: v.to(self.device) for k, v in batch.items()}
         # One temperature per call: a chunk is all first tries or all retries (the runner retries in rounds).
         temperature = c.temperature if chunk[0].attempt == 0 else c.retry_temperature
@@ -122,7 +128,8 @@ class VLLMTeacher:
         first = self.vllm.SamplingParams(temperature=c.temperature, max_tokens=c.max_new_tokens)
         again = self.vllm.SamplingParams(temperature=c.retry_temperature, max_tokens=c.max_new_tokens)
         for chunk in _chunks(requests, max(VLLM_CHUNK, c.batch_size)):
-            prompts = [render_chat(self.tokenizer, r.messages) for r in chunk]
+            # Token ids, not text: vLLM would read a "</s>" in the dialogue as the end of the prompt.
+            prompts = [{"prompt_token_ids": prompt_ids(self.tokenizer, r)} for r in chunk]
             params = [first if r.attempt == 0 else again for r in chunk]
             outputs = self.llm.generate(prompts, params, use_tqdm=False)
             for request, output in zip(chunk, outputs):

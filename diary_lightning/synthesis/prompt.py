@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from diary_lightning.clean import one_line
 from diary_lightning.dialogue import Turn
 
 DEFAULT_SYSTEM = "당신은 대화 기록을 바탕으로 그 사람의 하루 일기를 대신 써 주는 작가입니다."
@@ -51,7 +52,8 @@ def resolve_system(system: str | None) -> str:
 
 
 def render_dialogue(turns: Sequence[Turn], labels: Mapping[str, str]) -> str:
-    return "\n".join(f"{labels.get(t.speaker, t.speaker)}: {t.text}" for t in turns)
+    """One line per turn, as the training prompt has it (a line break inside a speaker or text is a space)."""
+    return "\n".join(f"{one_line(labels.get(t.speaker, t.speaker))}: {one_line(t.text)}" for t in turns)
 
 
 def build_messages(template: str, system: str, turns: Sequence[Turn], summary: str, writer_label: str,
