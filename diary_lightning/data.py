@@ -175,6 +175,8 @@ class DiaryDataModule(L.LightningDataModule):
         if stage == "fit":
             # Lightning calls setup before configure_model: an unusable split is refused before the base loads.
             callbacks = self.trainer.callbacks if self.trainer is not None else []
+            if self.trainer is not None and getattr(self.trainer, "limit_val_batches", None) == 0:
+                callbacks = []  # validation is off: no monitor waits for a val/ metric
             monitors = [(type(c).__name__, getattr(c, "monitor", None)) for c in callbacks]
             skipped = {**self.report.skipped, "too long for max_length": sum(self.report.too_long_dropped.values())}
             for warning in check_fit_splits(self.report.splits, skipped, monitors):
