@@ -127,7 +127,7 @@ class _FakeLLM:
         outputs = []
         for i, prompt in enumerate(prompts):
             output = type("RequestOutput", (), {})()
-            output.prompt_token_ids = list(range(len(prompt) // 10))
+            output.prompt_token_ids = list(prompt["prompt_token_ids"])
             output.outputs = [_FakeCompletion(f" 오늘 일기 {i} ", [1, 2, 3], "length" if i == 0 else "stop")]
             outputs.append(output)
         return outputs
@@ -148,7 +148,9 @@ def test_vllm_teacher_hands_chat_prompts_to_the_engine_and_maps_its_outputs(monk
     replies = []
     teacher.generate(requests, lambda r, reply: replies.append((r.id, reply)))
     (prompts, params), = _FakeLLM.calls
-    assert "[요약]" in prompts[0] and requests[0].summary in prompts[0]
+    # Token ids, not text, so that the engine cannot read a "</s>" in the data as a control token.
+    text = tokenizer.decode(prompts[0]["prompt_token_ids"])
+    assert "[요약]" in text and requests[0].summary in text
     assert [p["temperature"] for p in params] == [0.0, 0.0, 0.5] and all(p["max_tokens"] == 77 for p in params)
     assert [r for r, _ in replies] == ["t0", "t1", "t2"]
     first = replies[0][1]
