@@ -39,7 +39,7 @@ def first_losses(model_dir: str | Path, cache_dir: str | Path, steps: int = STEP
     module = DiaryLoRAModule(base_model=str(model_dir), compute_dtype="float32", lora_r=8, lora_alpha=16,
                              lora_dropout=0.1, learning_rate=0.01, warmup_steps=2)
     data = DiaryDataModule(paths=[str(sample_data_path())], tokenizer=str(model_dir), batch_size=4, max_length=512,
-                           speaker_labels={"P01": "Human"}, val_generate_samples=0, cache_dir=str(cache_dir))
+                           val_generate_samples=0, cache_dir=str(cache_dir))
     trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=steps, logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
                         callbacks=[Record()], default_root_dir=str(cache_dir))
