@@ -26,7 +26,8 @@ NO_CUDA = "gpu_check: no CUDA device here ({}); nothing to check. Run it on a GP
 MODULES = {"lightning": "lightning", "transformers": "transformers", "peft": "peft", "bitsandbytes": "bitsandbytes",
            "datasets": "datasets", "torchmetrics": "torchmetrics", "tensorboard": "tensorboard",
            "jsonargparse": "jsonargparse", "tokenizers": "tokenizers", "safetensors": "safetensors",
-           "pytest": "pytest", "hypothesis": "hypothesis", "trl": "trl", "psutil": "psutil", "yaml": "pyyaml"}
+           "pytest": "pytest", "hypothesis": "hypothesis", "trl": "trl", "psutil": "psutil", "yaml": "pyyaml",
+           "xxhash": "xxhash"}
 
 
 SHAPES = {
