@@ -68,6 +68,8 @@ def test_plain_peft_load_writes_the_diary_predict_wrote(exported: dict[str, Any]
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, GenerationConfig
 
+    from diary_lightning.bnb_cpu import keep_nf4_unpacked
+
     adapter = exported["adapter"]
     # Loaded as a service would, knowing only the folder's standard files and diary_lightning.json.
     settings = json.loads((adapter / "diary_lightning.json").read_text(encoding="utf-8"))
@@ -76,6 +78,9 @@ def test_plain_peft_load_writes_the_diary_predict_wrote(exported: dict[str, Any]
                                       bnb_4bit_compute_dtype=torch.float32)
     base = AutoModelForCausalLM.from_pretrained(base_name, dtype=torch.float32, quantization_config=quantization,
                                                 device_map={"": "cpu"})
+    # On an AVX512-BF16 CPU, bitsandbytes would repack the layers at the first no-grad forward into a kernel
+    # that computes in bfloat16, and write another diary than predict's; a GPU server never repacks.
+    keep_nf4_unpacked(base)
     model = PeftModel.from_pretrained(base, str(adapter))
     tokenizer = AutoTokenizer.from_pretrained(str(adapter))
     # The chat log's turns, merged and cleaned by hand: "#@이름#" becomes "(이름)", P01 (the first speaker)
