@@ -286,7 +286,7 @@ class DiaryDataModule(L.LightningDataModule):
 
     def generation_dataloader(self, split: str, rank: int = 0, world_size: int = 1) -> DataLoader | None:
         """Left-padded prompts of the fixed generation subset of ``split`` (``val`` or ``test``) with their
-        reference diaries and dialogue text; rank ``r`` of ``world_size`` gets positions ``r, r + W, ...``.
+        summaries (the reference diaries) and dialogue text; rank ``r`` of ``world_size`` gets positions ``r, r + W, ...``.
         None when generation is off for the split.
 
         Lightning does not drive this loader, so ``trainer.limit_val_batches`` caps the val/loss batches
