@@ -179,3 +179,13 @@ def prompt_turns(turns: Sequence[Turn], writer: str, bots: Sequence[str] = DEFAU
     if scheme is None:
         return label_turns(turns, fixed_labels or {})
     return label_turns(turns, role_labels([t.speaker for t in turns], writer, bots, scheme))
+
+
+def with_writers(result: Any, writer: Sequence[str], bots: Sequence[str], skip_invalid: bool) -> Any:
+    """A ``ReadResult`` with each dialogue's writer chosen (``writer_chosen_by``: the entry that chose it); a
+    dialogue with none is a problem, counted as skipped (:func:`assign_writers`)."""
+    result.dialogues, result.writer_chosen_by, problems = assign_writers(result.dialogues, writer, bots, skip_invalid)
+    for problem in problems:
+        result.problems.append(problem)
+        result.skipped[problem.reason] += 1
+    return result
