@@ -183,7 +183,7 @@ def merge_main(args: list[str]) -> None:
         prog="python -m diary_lightning merge",
         description="Merge an exported adapter into a 16-bit copy of its base and save a plain transformers model "
                     "(AutoModelForCausalLM.from_pretrained(OUTPUT)).")
-    parser.add_argument("--adapter", required=True, help="the exported adapter folder")
+    parser.add_argument("--adapter_path", required=True, help="the exported adapter folder")
     parser.add_argument("--output", required=True, help="the folder to write the merged model to")
     parser.add_argument("--dtype", default="bfloat16", choices=MERGE_DTYPES,
                         help="dtype of the merged weights (default: %(default)s; never 4-bit, which would round "
@@ -192,7 +192,7 @@ def merge_main(args: list[str]) -> None:
                         help="the base model (default: base_model_name_or_path in adapter_config.json)")
     parser.add_argument("--trust_remote_code", action="store_true", help="allow the base model's own code")
     options = parser.parse_args(args)
-    print(merge_adapter(options.adapter, options.output, options.dtype, options.base_model, options.trust_remote_code))
+    print(merge_adapter(options.adapter_path, options.output, options.dtype, options.base_model, options.trust_remote_code))
 
 
 def main(args: list[str] | None = None) -> None:

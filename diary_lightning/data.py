@@ -21,9 +21,9 @@ from diary_lightning.prepare import DataReport, Encoder, build_splits, sequence_
 from diary_lightning.prompts import DEFAULT_TEMPLATE, resolve_template
 from diary_lightning.render import PromptFormat, render_chat
 from diary_lightning.resume import ResumableDataLoader
-from diary_lightning.roles import LabelScheme, assign_writers, bot_setting, count_rules, writer_setting
+from diary_lightning.roles import LabelScheme, bot_setting, count_rules, with_writers, writer_setting
 from diary_lightning.sampler import LengthGroupedBatchSampler
-from diary_lightning.splits import check_fit_splits
+from diary_lightning.splits import fit_split_warnings
 
 log = logging.getLogger(__name__)
 
@@ -148,19 +148,14 @@ class DiaryDataModule(L.LightningDataModule):
             log.warning("Using the prompt template, speaker labels and anonymization saved in the checkpoint.")
             self.template, self.label_scheme, self._fixed_labels, self.hparams.anonymization = saved
         if saved != configured or stored != self._stored:
-            self._stored = stored
-            self._splits = None
-            self._generation_sets = {}
+            self._stored, self._splits, self._generation_sets = stored, None, {}
 
     def use_settings(self, settings: DiarySettings) -> None:
         """Encode as an exported adapter was trained to read: its prompt settings and ``max_length``."""
         self.load_state_dict(settings.prompt())
-        if settings.max_length != self.hparams.max_length:
-            log.warning("Using max_length %d saved with the adapter, not %d.", settings.max_length,
-                        self.hparams.max_length)
-            self.hparams.max_length = settings.max_length
-            self._splits = None
-            self._generation_sets = {}
+        if settings.max_length != (h := self.hparams).max_length:
+            log.warning("Using max_length %d saved with the adapter, not %d.", settings.max_length, h.max_length)
+            h.max_length, self._splits, self._generation_sets = settings.max_length, None, {}
 
     # -- reading and tokenizing ---------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -174,12 +169,9 @@ class DiaryDataModule(L.LightningDataModule):
             self.splits()
         if stage == "fit":
             # Lightning calls setup before configure_model: an unusable split is refused before the base loads.
-            callbacks = self.trainer.callbacks if self.trainer is not None else []
-            if self.trainer is not None and getattr(self.trainer, "limit_val_batches", None) == 0:
-                callbacks = []  # validation is off: no monitor waits for a val/ metric
-            monitors = [(type(c).__name__, getattr(c, "monitor", None)) for c in callbacks]
-            skipped = {**self.report.skipped, "too long for max_length": sum(self.report.too_long_dropped.values())}
-            for warning in check_fit_splits(self.report.splits, skipped, monitors):
+            # With validation off no monitor waits for a val/ metric.
+            validating = self.trainer is not None and getattr(self.trainer, "limit_val_batches", None) != 0
+            for warning in fit_split_warnings(self.report, self.trainer.callbacks if validating else []):
                 log.warning("%s", warning)
         elif stage == "predict" and not self.hparams.predict_path:
             raise ValueError("predict needs data.predict_path (a file of dialogues to write diaries for)")
@@ -197,12 +189,7 @@ class DiaryDataModule(L.LightningDataModule):
             # A cache inside a data folder holds .json files that are not data.
             exclude=[cache.cache_root(self.hparams.cache_dir)],
         )
-        result.dialogues, result.writer_chosen_by, problems = assign_writers(result.dialogues, self.writer, self.bots,
-                                                                             self.hparams.skip_invalid)
-        for problem in problems:
-            result.problems.append(problem)
-            result.skipped[problem.reason] += 1
-        return result
+        return with_writers(result, self.writer, self.bots, self.hparams.skip_invalid)
 
     def encoder(self) -> Encoder:
         prompt_format = self.prompt_format
@@ -286,7 +273,7 @@ class DiaryDataModule(L.LightningDataModule):
 
     def generation_dataloader(self, split: str, rank: int = 0, world_size: int = 1) -> DataLoader | None:
         """Left-padded prompts of the fixed generation subset of ``split`` (``val`` or ``test``) with their
-        reference diaries and dialogue text; rank ``r`` of ``world_size`` gets positions ``r, r + W, ...``.
+        summaries (the reference diaries) and dialogue text; rank ``r`` of ``world_size`` gets positions ``r, r + W, ...``.
         None when generation is off for the split.
 
         Lightning does not drive this loader, so ``trainer.limit_val_batches`` caps the val/loss batches

@@ -100,22 +100,22 @@ def encode_batch(
     tokenizer: Any,
     template: str,
     turns: Sequence[Sequence[Turn]],
-    targets: Sequence[str] | None,
+    summaries: Sequence[str] | None,
     max_length: int,
     speaker_labels: Mapping[str, str] | None = None,
 ) -> dict[str, list]:
     """Token ids and labels for a batch of dialogues.
 
     ``labels`` equal ``input_ids`` on the target and its EOS and are ``IGNORE_INDEX``
-    on the prompt, so only the diary is learned. Without targets (prediction) the
+    on the prompt, so only the diary is learned. Without summaries (prediction) the
     ids are the prompt alone. When prompt and target exceed ``max_length``, the
     oldest turns are dropped; the template, the instruction and the target are kept.
     """
     prompt_tokenizer = PromptTokenizer(tokenizer, template, speaker_labels)
     prompts = prompt_tokenizer(turns)
-    if targets is not None:
+    if summaries is not None:
         eos = tokenizer.eos_token_id
-        target_ids = [ids + [eos] for ids in token_ids(tokenizer, list(targets), add_special_tokens=False)]
+        target_ids = [ids + [eos] for ids in token_ids(tokenizer, list(summaries), add_special_tokens=False)]
     else:
         target_ids = [[] for _ in prompts]
     out: dict[str, list] = {"input_ids": [], "labels": [], "prompt_length": [], "target_length": [], "turns_cut": [], "num_turns": []}

@@ -34,7 +34,7 @@ def _order_key(dialogue_id: str) -> bytes:
 
 def generation_subset(dataset: Any, size: int | None) -> list[dict[str, Any]]:
     """The first ``size`` examples of an encoded split in the order of a stable hash of their ids (all if
-    ``size`` is None), as prompts without their targets, with the reference diary, the dialogue as the prompt
+    ``size`` is None), as prompts without their summaries, with the summary (the reference diary), the dialogue as the prompt
     shows it and the writer's speaker id.
 
     The hash order does not depend on file order, so the subset mixes the topics that AI Hub stores file by
@@ -64,9 +64,9 @@ def generate_rows(module: Any, loader: Iterable[dict[str, Any]], max_batches: in
         ids = batch["input_ids"].to(module.device)
         mask = batch["attention_mask"].to(module.device)
         diaries, truncated = module.generate(ids, mask)
-        for i, reference, dialogue, writer, diary, cut in zip(batch["id"], batch["summary"], batch["dialogue"],
+        for i, summary, dialogue, writer, diary, cut in zip(batch["id"], batch["summary"], batch["dialogue"],
                                                               batch["writer"], diaries, truncated):
-            row = {"id": i, "dialogue": dialogue, "reference": reference, "diary": diary, "truncated": cut,
+            row = {"id": i, "dialogue": dialogue, "summary": summary, "diary": diary, "truncated": cut,
                    "writer": writer}
             rows.append(row | {"style_failures": row_failures(row)})
     return rows
@@ -94,7 +94,7 @@ def corpus_scores(rows: Sequence[Mapping[str, Any]], rouge_tokenizer: str) -> di
     """ROUGE-1/2/L F1 and chrF over ``rows``; ``diary_style``, the share of diaries that pass every style check,
     and per check the share that fail it (``polite_frac``...; ``truncated_frac``: cut at ``max_new_tokens``)."""
     metrics = DiaryTextMetrics(rouge_tokenizer)
-    metrics.update([r["diary"] for r in rows], [r["reference"] for r in rows])
+    metrics.update([r["diary"] for r in rows], [r["summary"] for r in rows])
     scores = {key: float(value) for key, value in metrics.compute().items()}
     failed = [row_failures(r) for r in rows]
     scores["diary_style"] = sum(not f for f in failed) / len(rows)
@@ -117,13 +117,13 @@ def _cell(text: str, width: int = TABLE_CELL_CHARS) -> str:
 
 
 def samples_table(rows: Sequence[Mapping[str, Any]], limit: int = TABLE_ROWS) -> str:
-    """A markdown table of the first ``limit`` rows: dialogue (shortened), reference, generated diary and the
+    """A markdown table of the first ``limit`` rows: dialogue (shortened), summary, generated diary and the
     style checks it fails."""
-    lines = ["| id | dialogue | reference | diary | fails |", "|---|---|---|---|---|"]
+    lines = ["| id | dialogue | summary | diary | fails |", "|---|---|---|---|---|"]
     for row in rows[:limit]:
         diary = _cell(row["diary"]) + (" *(cut at max_new_tokens)*" if row["truncated"] else "")
         fails = ", ".join(row_failures(row)) or "—"
-        lines.append(f"| {_cell(row['id'], 80)} | {_cell(row['dialogue'])} | {_cell(row['reference'])} | {diary} "
+        lines.append(f"| {_cell(row['id'], 80)} | {_cell(row['dialogue'])} | {_cell(row['summary'])} | {diary} "
                      f"| {fails} |")
     return "\n".join(lines)
 
@@ -138,15 +138,15 @@ def log_samples_table(loggers: Iterable[Any], tag: str, rows: Sequence[Mapping[s
 
 
 def write_generations(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], rouge_tokenizer: str) -> Path:
-    """One JSON line per row (id, reference, diary, truncated, the style checks it fails and its ``score_pair``
+    """One JSON line per row (id, summary, diary, truncated, the style checks it fails and its ``score_pair``
     scores), written to a
     temporary file in the same directory and renamed, so the file is either complete or absent."""
     path = Path(path)
     with atomic_file(path, "w", encoding="utf-8") as out:
         for row in rows:
-            record = {key: row[key] for key in ("id", "reference", "diary", "truncated")}
+            record = {key: row[key] for key in ("id", "summary", "diary", "truncated")}
             record["style_failures"] = row_failures(row)
-            record.update(score_pair(row["diary"], row["reference"], rouge_tokenizer))
+            record.update(score_pair(row["diary"], row["summary"], rouge_tokenizer))
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     log.info("wrote %d generations to %s", len(rows), path)
     return path

@@ -86,11 +86,11 @@ def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | 
         load_adapter_state(pl_module.model, current)
 
 
-def read_settings(adapter_dir: str | os.PathLike) -> dict[str, Any]:
+def read_settings(adapter_path: str | os.PathLike) -> dict[str, Any]:
     """The ``diary_lightning.json`` of an exported adapter, checked for what writing a diary needs."""
-    path = Path(adapter_dir) / SETTINGS_FILE
+    path = Path(adapter_path) / SETTINGS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: {adapter_dir} is not an adapter exported by diary_lightning "
+        raise FileNotFoundError(f"{path} is missing: {adapter_path} is not an adapter exported by diary_lightning "
                                 "(python -m diary_lightning export --ckpt_path CKPT --output DIR writes one)")
     settings = json.loads(path.read_text(encoding="utf-8"))
     missing = [k for k in ("prompt_template", "anonymization", "max_length", "generation", "model") if k not in settings]
@@ -100,14 +100,14 @@ def read_settings(adapter_dir: str | os.PathLike) -> dict[str, Any]:
     return settings
 
 
-def read_diary_settings(adapter_dir: str | os.PathLike) -> DiarySettings:
+def read_diary_settings(adapter_path: str | os.PathLike) -> DiarySettings:
     """What decides the diaries the exported adapter writes, besides its weights."""
-    return DiarySettings.from_mapping(read_settings(adapter_dir))
+    return DiarySettings.from_mapping(read_settings(adapter_path))
 
 
-def adapter_base_model(adapter_dir: str | os.PathLike) -> str:
+def adapter_base_model(adapter_path: str | os.PathLike) -> str:
     """The base model PEFT recorded in ``adapter_config.json``."""
-    path = Path(adapter_dir) / "adapter_config.json"
+    path = Path(adapter_path) / "adapter_config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: give a PEFT adapter folder (written by export or by fit)")
     base = json.loads(path.read_text(encoding="utf-8")).get("base_model_name_or_path")
@@ -116,7 +116,7 @@ def adapter_base_model(adapter_dir: str | os.PathLike) -> str:
     return base
 
 
-def merge_adapter(adapter_dir: str | os.PathLike, output: str | os.PathLike, dtype: str = "bfloat16",
+def merge_adapter(adapter_path: str | os.PathLike, output: str | os.PathLike, dtype: str = "bfloat16",
                   base_model: str | None = None, trust_remote_code: bool = False) -> Path:
     """Fold the adapter into a 16-bit copy of its base and save the result to ``output`` as a plain
     transformers model, with the adapter's tokenizer, generation config and ``diary_lightning.json``.
@@ -129,18 +129,18 @@ def merge_adapter(adapter_dir: str | os.PathLike, output: str | os.PathLike, dty
 
     if dtype not in MERGE_DTYPES:
         raise ValueError(f"--dtype {dtype}: expected one of {', '.join(MERGE_DTYPES)}")
-    adapter_dir, output = Path(adapter_dir), Path(output)
-    base = base_model or adapter_base_model(adapter_dir)
-    log.info("merging %s into %s (%s)", adapter_dir, base, dtype)
+    adapter_path, output = Path(adapter_path), Path(output)
+    base = base_model or adapter_base_model(adapter_path)
+    log.info("merging %s into %s (%s)", adapter_path, base, dtype)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
-    merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    tokenizer_source = adapter_dir if (adapter_dir / "tokenizer_config.json").is_file() else base
+    merged = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
+    tokenizer_source = adapter_path if (adapter_path / "tokenizer_config.json").is_file() else base
     tokenizer = load_tokenizer(str(tokenizer_source), trust_remote_code)
     with atomic_directory(output) as tmp:
         merged.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         # The training generation settings replace the base's defaults that save_pretrained wrote.
         for name in ("generation_config.json", SETTINGS_FILE):
-            if (adapter_dir / name).is_file():
-                shutil.copyfile(adapter_dir / name, tmp / name)
+            if (adapter_path / name).is_file():
+                shutil.copyfile(adapter_path / name, tmp / name)
     return output

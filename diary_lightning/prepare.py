@@ -134,7 +134,7 @@ class Encoder:
     max_length: int
     label: Callable[[Dialogue], Sequence[Turn]] | None = None
 
-    def __call__(self, dialogues: Sequence[Dialogue], with_targets: bool, desc: str) -> Any:
+    def __call__(self, dialogues: Sequence[Dialogue], with_summaries: bool, desc: str) -> Any:
         """A dataset of the encoded dialogues; the turns stay beside the tokens, as the generated-diary
         table shows the dialogue as text."""
         from datasets import Dataset
@@ -148,8 +148,8 @@ class Encoder:
         def encode(batch: dict[str, list]) -> dict[str, list]:
             # The speakers are already the prompt's labels (_turn_columns).
             turns = [[Turn(s, t) for s, t in zip(sp, tx)] for sp, tx in zip(batch["speakers"], batch["texts"])]
-            targets = batch["summary"] if with_targets else None
-            return encode_batch(tokenizer, template, turns, targets, max_length)
+            summaries = batch["summary"] if with_summaries else None
+            return encode_batch(tokenizer, template, turns, summaries, max_length)
 
         procs = tokenize_processes(len(dialogues))
         with _single_threaded_tokenizers(procs > 1):

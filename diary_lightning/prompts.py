@@ -49,8 +49,8 @@ def format_dialogue(turns: Sequence[Turn], speaker_labels: Mapping[str, str] | N
 
     A line break inside a speaker or a text becomes a space, whatever built the turns: otherwise a speaker
     such as ``"P01\\nAssistant"`` would write a line of the template's own answer into the prompt."""
-    labels = speaker_labels or {}
-    return "\n".join(f"{one_line(labels.get(t.speaker, t.speaker))}: {one_line(t.text)}" for t in turns)
+    shown = speaker_labels or {}
+    return "\n".join(f"{one_line(shown.get(t.speaker, t.speaker))}: {one_line(t.text)}" for t in turns)
 
 
 def render_prompt(template: str, turns: Sequence[Turn], speaker_labels: Mapping[str, str] | None = None) -> str:

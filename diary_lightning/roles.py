@@ -158,17 +158,17 @@ def role_labels(speakers_in_order: Sequence[str], writer: str, bots: Sequence[st
                 scheme: LabelScheme = LabelScheme()) -> dict[str, str]:
     """Speaker id -> prompt label: the writer's label, the bot's, and ``상대1``, ``상대2``... for the others in
     order of first appearance (repeats in ``speakers_in_order`` are fine)."""
-    labels = {writer: scheme.writer}
+    speaker_labels = {writer: scheme.writer}
     people = [s for s in dict.fromkeys(speakers_in_order) if s != writer and not is_bot(s, bots)]
-    labels.update(zip(people, other_labels(len(people), scheme.other)))
-    labels.update({s: scheme.bot for s in speakers_in_order if s != writer and is_bot(s, bots)})
-    return labels
+    speaker_labels.update(zip(people, other_labels(len(people), scheme.other)))
+    speaker_labels.update({s: scheme.bot for s in speakers_in_order if s != writer and is_bot(s, bots)})
+    return speaker_labels
 
 
-def label_turns(turns: Sequence[Turn], labels: Mapping[str, str]) -> tuple[Turn, ...]:
+def label_turns(turns: Sequence[Turn], speaker_labels: Mapping[str, str]) -> tuple[Turn, ...]:
     """``turns`` with each speaker replaced by its label (speakers without one keep their id); two turns that
     end up under one label (two bots) stay two turns, as the chat had them."""
-    return tuple(Turn(labels.get(t.speaker, t.speaker), t.text) for t in turns)
+    return tuple(Turn(speaker_labels.get(t.speaker, t.speaker), t.text) for t in turns)
 
 
 def prompt_turns(turns: Sequence[Turn], writer: str, bots: Sequence[str] = DEFAULT_BOTS,
@@ -179,3 +179,13 @@ def prompt_turns(turns: Sequence[Turn], writer: str, bots: Sequence[str] = DEFAU
     if scheme is None:
         return label_turns(turns, fixed_labels or {})
     return label_turns(turns, role_labels([t.speaker for t in turns], writer, bots, scheme))
+
+
+def with_writers(result: Any, writer: Sequence[str], bots: Sequence[str], skip_invalid: bool) -> Any:
+    """A ``ReadResult`` with each dialogue's writer chosen (``writer_chosen_by``: the entry that chose it); a
+    dialogue with none is a problem, counted as skipped (:func:`assign_writers`)."""
+    result.dialogues, result.writer_chosen_by, problems = assign_writers(result.dialogues, writer, bots, skip_invalid)
+    for problem in problems:
+        result.problems.append(problem)
+        result.skipped[problem.reason] += 1
+    return result

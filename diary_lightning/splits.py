@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from typing import Any
 
 from diary_lightning.dialogue import Dialogue
 
@@ -59,6 +60,13 @@ def split_dialogues(
     for d in dialogues:
         out[assign_split(d.id, val_fraction, test_fraction, seed)].append(d)
     return out
+
+
+def fit_split_warnings(report: Any, callbacks: Sequence[Any]) -> list[str]:
+    """:func:`check_fit_splits` for a data report (``prepare.DataReport``) and the trainer's callbacks."""
+    monitors = [(type(c).__name__, getattr(c, "monitor", None)) for c in callbacks]
+    skipped = {**report.skipped, "too long for max_length": sum(report.too_long_dropped.values())}
+    return check_fit_splits(report.splits, skipped, monitors)
 
 
 def check_fit_splits(splits: dict[str, int], skipped: dict[str, int],

@@ -5,7 +5,7 @@ on the bundled Korean dialogues and saves a randomly initialised LlamaForCausalL
 beside it, in the same layout as a hub model: the real loading code reads it.
 
 A purely random base cannot show fine-tuning at work: its frozen output layer is so small
-that LoRA barely moves the loss. The command line therefore warms the weights up on the
+that LoRA barely moves the loss. The command line therefore pre-trains the weights on the
 bundled chats (never on their diaries) for a few seconds, a stand-in for pretraining;
 the tests keep the purely random model.
 """
@@ -72,10 +72,10 @@ def build_tiny_model(
     vocab_size: int = 2048,
     seed: int = 0,
     force: bool = False,
-    warmup_steps: int = 0,
+    pretrain_steps: int = 0,
 ) -> Path:
     """Write a random tiny Llama and its tokenizer to ``output``; reuses an existing one unless ``force``.
-    ``warmup_steps`` > 0 first trains every weight that many steps on the bundled chats (see the module doc)."""
+    ``pretrain_steps`` > 0 first trains every weight that many steps on the bundled chats (see the module doc)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -98,15 +98,15 @@ def build_tiny_model(
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    if warmup_steps:
-        _warm_up(model, tokenizer, warmup_steps)
+    if pretrain_steps:
+        _pretrain(model, tokenizer, pretrain_steps)
     with atomic_directory(output) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return output
 
 
-def _warm_up(model: object, tokenizer: object, steps: int, batch_size: int = 8, max_tokens: int = 256) -> None:
+def _pretrain(model: object, tokenizer: object, steps: int, batch_size: int = 8, max_tokens: int = 256) -> None:
     """Language-model training of the whole model on the bundled chats' utterances (no diaries)."""
     import torch
 
@@ -138,11 +138,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--num-layers", type=int, default=2)
     parser.add_argument("--vocab-size", type=int, default=2048)
     parser.add_argument("--force", action="store_true", help="rebuild even if the directory holds a model")
-    parser.add_argument("--warmup-steps", type=int, default=200,
+    parser.add_argument("--pretrain-steps", type=int, default=200,
                         help="steps of training on the bundled chats before saving; 0: purely random (default: %(default)s)")
     args = parser.parse_args(argv)
     path = build_tiny_model(args.output, args.hidden_size, args.num_layers, vocab_size=args.vocab_size, force=args.force,
-                            warmup_steps=args.warmup_steps)
+                            pretrain_steps=args.pretrain_steps)
     print(path)
 
 

@@ -40,14 +40,14 @@ class DiaryWriter:
         self._collate = DiaryCollator(tokenizer.pad_token_id, padding_side="left")
 
     @classmethod
-    def from_pretrained(cls, adapter_dir: str | os.PathLike, base_model: str | None = None,
+    def from_pretrained(cls, adapter_path: str | os.PathLike, base_model: str | None = None,
                         load_in_4bit: bool | None = None, compute_dtype: str | None = None,
                         device: str | torch.device | None = None, batch_size: int = 8,
                         trust_remote_code: bool = False) -> DiaryWriter:
         """Load the base as training did (4-bit NF4 unless ``load_in_4bit=False``), the adapter and its tokenizer.
 
         Args:
-            adapter_dir: The exported adapter folder.
+            adapter_path: The exported adapter folder.
             base_model: The base model; defaults to the one recorded in ``adapter_config.json``.
             load_in_4bit: Quantize the base; defaults to what training did.
             compute_dtype: ``bfloat16``, ``float16`` or ``float32``; defaults to what training used.
@@ -57,19 +57,19 @@ class DiaryWriter:
         """
         from peft import PeftModel
 
-        settings = read_settings(adapter_dir)
+        settings = read_settings(adapter_path)
         loading = settings["model"]
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         quantized = loading["load_in_4bit"] if load_in_4bit is None else load_in_4bit
-        base = load_base(base_model or adapter_base_model(adapter_dir), load_in_4bit=quantized,
+        base = load_base(base_model or adapter_base_model(adapter_path), load_in_4bit=quantized,
                          compute_dtype=compute_dtype or loading["compute_dtype"],
                          double_quant=loading.get("double_quant", True),
                          attn_implementation=loading.get("attn_implementation"),
                          trust_remote_code=trust_remote_code, device=device)
         if not quantized:
             base = base.to(device)  # a 4-bit base is placed while loading
-        model = PeftModel.from_pretrained(base, str(adapter_dir))
-        return cls(model, load_tokenizer(str(adapter_dir), trust_remote_code), DiarySettings.from_mapping(settings),
+        model = PeftModel.from_pretrained(base, str(adapter_path))
+        return cls(model, load_tokenizer(str(adapter_path), trust_remote_code), DiarySettings.from_mapping(settings),
                    batch_size)
 
     def write(self, dialogue: Sequence[Message], writer: str | Sequence[str] | None = None) -> str:

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 # torch first, pinned: a bare requirement would pull a multi-GB CUDA build.
 .venv/bin/pip install -q torch==2.13.0 -e .
 py=.venv/bin/python
-$py -m diary_lightning.tiny --output runs/tiny-model --force   # seconds: random weights warmed up on the chats
+$py -m diary_lightning.tiny --output runs/tiny-model --force   # seconds: random weights pre-trained on the chats
 $py -m diary_lightning fit --config configs/tiny.yaml
 $py -m diary_lightning predict --config configs/tiny.yaml --ckpt_path runs/tiny/checkpoints/last.ckpt \
     --output runs/tiny/diaries.jsonl

@@ -92,6 +92,21 @@ def lora_module(model_dir: Path, **hparams: Any) -> Any:
     return module
 
 
+def random_b_module(model_dir: Path, seed: int | None = None, **hparams: Any) -> Any:
+    """:func:`lora_module` with every lora_B drawn at random (seed 1): a fresh lora_B is zero, which would
+    leave every lora_A gradient zero and a comparison of gradients empty. ``seed`` fixes lora_A too."""
+    import torch
+
+    if seed is not None:
+        torch.manual_seed(seed)
+    module = lora_module(model_dir, **hparams)
+    torch.manual_seed(1)
+    for name, param in module.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.05)
+    return module
+
+
 def run_cli(*args: str) -> None:
     """Run the CLI in this process, as ``python -m diary_lightning ARGS`` would."""
     from diary_lightning.cli import main

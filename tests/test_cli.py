@@ -34,7 +34,7 @@ def test_module_and_console_entry_points_agree():
         assert subcommand in out.stdout
     merge = subprocess.run([sys.executable, "-m", "diary_lightning", "merge", "--help"], capture_output=True,
                            text=True, check=True)
-    assert "--adapter" in merge.stdout and "--dtype" in merge.stdout
+    assert "--adapter_path" in merge.stdout and "--dtype" in merge.stdout
 
 
 @pytest.fixture(scope="module")

@@ -50,11 +50,11 @@ def test_template_tokenized_once_gives_the_tokens_of_the_whole_prompt(tokenizer,
     those of the whole rendered prompt (or the encoder falls back to whole prompts)."""
     template = resolve_template(template)
     dialogues = [TURNS, TURNS[1:], [Turn("Human", "ㅋㅋ (사진) 봐봐")], [Turn("P03", "  a")]] * 3
-    targets = [TARGET] * len(dialogues)
-    out = encode_batch(tokenizer, template, dialogues, targets, max_length=4096, speaker_labels={"P01": "Human"})
+    summaries = [TARGET] * len(dialogues)
+    out = encode_batch(tokenizer, template, dialogues, summaries, max_length=4096, speaker_labels={"P01": "Human"})
     for turns, ids, n in zip(dialogues, out["input_ids"], out["prompt_length"]):
         assert ids[:n] == tokenizer(render_prompt(template, turns, {"P01": "Human"}))["input_ids"]
-    cut = encode_batch(tokenizer, template, dialogues, targets, max_length=out["prompt_length"][0] + 10)
+    cut = encode_batch(tokenizer, template, dialogues, summaries, max_length=out["prompt_length"][0] + 10)
     assert cut["turns_cut"][0] > 0
 
 

@@ -6,7 +6,6 @@ import random
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
@@ -17,7 +16,7 @@ from diary_lightning.diary_style import CHECKS, score_name, style_failures
 from diary_lightning.metrics import METRIC_KEYS, score_pair
 from conftest import run_cli
 
-ROW_KEYS = {"id", "reference", "diary", "truncated", "style_failures", *METRIC_KEYS}
+ROW_KEYS = {"id", "summary", "diary", "truncated", "style_failures", *METRIC_KEYS}
 STYLE_TAGS = ("diary_style", *(score_name(check) for check in CHECKS))
 
 
@@ -31,7 +30,7 @@ def _events(run: Path) -> EventAccumulator:
 
 def _table_rows(markdown: str) -> list[list[str]]:
     lines = markdown.splitlines()
-    assert lines[0] == "| id | dialogue | reference | diary | fails |"
+    assert lines[0] == "| id | dialogue | summary | diary | fails |"
     return [line.strip("|").strip().split(" | ") for line in lines[2:]]
 
 
@@ -94,10 +93,10 @@ def test_test_without_checkpoint_writes_scored_generations(make_config, tmp_path
     assert all(set(r) == ROW_KEYS for r in records)
     assert len({r["id"] for r in records}) == 3
     for record in records:
-        assert record["reference"]
+        assert record["summary"]
         assert record["style_failures"] == style_failures(record["diary"], writer_names=["P01"],
                                                           truncated=record["truncated"])
-        scores = score_pair(record["diary"], record["reference"])
+        scores = score_pair(record["diary"], record["summary"])
         assert {k: record[k] for k in METRIC_KEYS} == pytest.approx(scores)
     assert sorted(p.name for p in version.iterdir() if p.name.startswith(".")) == []  # no temp file left
 
@@ -160,8 +159,8 @@ def test_rows_gathered_from_ranks_come_back_in_subset_order(tmp_path):
 
 def test_corpus_scores_count_truncated_diaries():
     rows = [
-        {"diary": "오늘 영화를 봤다", "reference": "오늘 영화를 봤다", "truncated": False},
-        {"diary": "오늘 영화를 봤", "reference": "친구를 만났다", "truncated": True},
+        {"diary": "오늘 영화를 봤다", "summary": "오늘 영화를 봤다", "truncated": False},
+        {"diary": "오늘 영화를 봤", "summary": "친구를 만났다", "truncated": True},
     ]
     scores = evaluation.corpus_scores(rows, "char")
     assert scores["truncated_frac"] == 0.5
@@ -170,7 +169,7 @@ def test_corpus_scores_count_truncated_diaries():
 
 def test_samples_table_escapes_and_shortens():
     long_dialogue = "Human: " + "가" * 400 + "\nAI: 끝|"
-    row = {"id": "x", "dialogue": long_dialogue, "reference": "참고", "diary": "일기", "truncated": True}
+    row = {"id": "x", "dialogue": long_dialogue, "summary": "참고", "diary": "일기", "truncated": True}
     (cells,) = _table_rows(evaluation.samples_table([row] * 6, limit=1))
     assert cells[0] == "x"
     assert "<br>" in cells[1] and "\n" not in cells[1]
@@ -182,7 +181,7 @@ def test_samples_table_escapes_and_shortens():
 
 def test_write_generations_replaces_only_when_complete(tmp_path):
     path = tmp_path / "out" / "test_generations.jsonl"
-    row = {"id": "a", "reference": "오늘 영화를 봤다", "diary": "오늘 영화를 봤다", "truncated": False}
+    row = {"id": "a", "summary": "오늘 영화를 봤다", "diary": "오늘 영화를 봤다", "truncated": False}
     evaluation.write_generations(path, [row], "char")
     (record,) = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert set(record) == ROW_KEYS and record["rouge1"] == pytest.approx(1.0)

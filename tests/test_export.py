@@ -175,7 +175,7 @@ def test_merged_model_matches_base_plus_adapter(exported: dict[str, Any], tiny_m
     from transformers import AutoModelForCausalLM
 
     merged_dir = tmp_path / "merged"
-    run_cli("merge", "--adapter", str(exported["adapter"]), "--output", str(merged_dir), "--dtype", dtype)
+    run_cli("merge", "--adapter_path", str(exported["adapter"]), "--output", str(merged_dir), "--dtype", dtype)
     assert not (merged_dir / "adapter_config.json").exists()
     assert (merged_dir / "tokenizer.json").is_file()
     from transformers import AutoTokenizer

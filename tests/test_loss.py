@@ -9,17 +9,11 @@ from diary_lightning.batching import batch_counts
 from diary_lightning.encoding import IGNORE_INDEX
 from diary_lightning.loss import check_chunked_loss_support, chunked_causal_lm_loss
 from diary_lightning.model import DiaryLoRAModule
-from conftest import lora_module
+from conftest import random_b_module
 
 
 def _module(model_dir, **kwargs) -> DiaryLoRAModule:
-    module = lora_module(model_dir, **kwargs)
-    torch.manual_seed(1)
-    # A fresh lora_B is zero, which would leave every lora_A gradient zero and the comparison empty.
-    for name, param in module.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.05)
-    return module
+    return random_b_module(model_dir, **kwargs)
 
 
 def _batch() -> dict[str, torch.Tensor]:

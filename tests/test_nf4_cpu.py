@@ -7,6 +7,8 @@ import pytest
 import torch
 from bitsandbytes.functional import dequantize_4bit, has_avx512bf16
 
+from conftest import random_b_module
+
 from diary_lightning.batching import batch_counts
 from diary_lightning.encoding import IGNORE_INDEX
 from diary_lightning.loading import load_base
@@ -20,16 +22,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def _module(model_dir) -> DiaryLoRAModule:
-    module = DiaryLoRAModule(base_model=str(model_dir), compute_dtype="float32", lora_r=4, lora_alpha=8,
-                             lora_dropout=0.0)
-    torch.manual_seed(0)  # the same lora_A in every module built here
-    module.configure_model()
-    torch.manual_seed(1)
-    # A fresh lora_B is zero, which would leave every lora_A gradient zero and the comparison empty.
-    for name, param in module.named_parameters():
-        if "lora_B" in name:
-            torch.nn.init.normal_(param, std=0.05)
-    return module
+    return random_b_module(model_dir, seed=0)  # seed 0: the same lora_A in every module built here
 
 
 def _batch() -> dict[str, torch.Tensor]:

@@ -26,8 +26,8 @@ def test_speaker_codes_become_first_person_and_labels(summary, diary):
 
 
 def test_other_labels_take_the_particle_their_last_sound_needs():
-    labels = {ME: "나", "P02": "동생", "P03": "친구"}
-    assert rewrite("P02는 P03과 여행을 갔다.", ME, labels) == "동생은 친구와 여행을 갔다."
+    speaker_labels = {ME: "나", "P02": "동생", "P03": "친구"}
+    assert rewrite("P02는 P03과 여행을 갔다.", ME, speaker_labels) == "동생은 친구와 여행을 갔다."
     assert attach("동생", "가") == "동생이" and attach("친구", "을") == "친구를" and attach("서울", "으로") == "서울로"
     assert has_final("P01") and not has_final("SD2000692")  # read aloud: 일, 이
 
@@ -76,8 +76,8 @@ def test_reported_speech_becomes_what_happened():
 
 
 def test_a_writer_known_by_name_is_i():
-    labels = {"민수": "나", "지영": "상대"}
-    assert rewrite("민수는 지영에게 책을 빌려줬다.", "민수", labels) == "나는 지영에게 책을 빌려줬다."
+    speaker_labels = {"민수": "나", "지영": "상대"}
+    assert rewrite("민수는 지영에게 책을 빌려줬다.", "민수", speaker_labels) == "나는 지영에게 책을 빌려줬다."
 
 
 def test_plain_first_person_text_is_left_alone():
@@ -96,7 +96,7 @@ def test_on_ai_hub_sample_the_rules_diaries_read_as_diaries_far_more_often_than_
     requests = []
     for d in dialogues:
         roles = roles_for(d)
-        requests.append(Request(d.id, [], d.turns, d.summary, roles.writer, roles.labels, 0, roles.writer_names))
+        requests.append(Request(d.id, [], d.turns, d.summary, roles.writer, roles.speaker_labels, 0, roles.writer_names))
     diaries = {}
     RulesTeacher().generate(requests, lambda request, reply: diaries.__setitem__(request.id, reply.text))
     names = [r.writer_names for r in requests]

@@ -1,4 +1,4 @@
-"""The demo's tiny base: the command line warms its random weights up on the bundled chats."""
+"""The demo's tiny base: the command line pre-trains its random weights on the bundled chats."""
 
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ def _chat_loss(model_dir) -> float:
 
 
 @pytest.mark.slow
-def test_warm_up_teaches_the_chats_and_reuse_keeps_the_model(tmp_path):
+def test_pretraining_teaches_the_chats_and_reuse_keeps_the_model(tmp_path):
     random = build_tiny_model(tmp_path / "random")
-    main(["--output", str(tmp_path / "warm"), "--warmup-steps", "30"])
-    # Reusing an existing directory must not warm it up again (or rebuild it) without --force.
+    main(["--output", str(tmp_path / "warm"), "--pretrain-steps", "30"])
+    # Reusing an existing directory must not pre-train it again (or rebuild it) without --force.
     before = (tmp_path / "warm" / "model.safetensors").stat().st_mtime_ns
-    main(["--output", str(tmp_path / "warm"), "--warmup-steps", "30"])
+    main(["--output", str(tmp_path / "warm"), "--pretrain-steps", "30"])
     assert (tmp_path / "warm" / "model.safetensors").stat().st_mtime_ns == before
     assert _chat_loss(tmp_path / "warm") < _chat_loss(random) - 1.0

@@ -102,13 +102,13 @@ def check_diary(reply: Reply, request: Request, config: CheckConfig, instruction
     if not text:
         return [c for c in dict.fromkeys(failed or ["empty"]) if c not in config.skip]
     if copy_share(text, instruction, config.copy_ngram) >= config.max_copy or sum(
-            1 for line in text.splitlines() if any(line.startswith(f"{label}:") for label in request.labels.values())) >= 2:
+            1 for line in text.splitlines() if any(line.startswith(f"{label}:") for label in request.speaker_labels.values())) >= 2:
         failed.append("prompt_copy")
     summary_length = max(len(request.summary), 1)
     if not config.min_length_ratio <= len(text) / summary_length <= config.max_length_ratio:
         failed.append("length")
     if any(code in text and re.search(rf"(?<![A-Za-z0-9]){re.escape(code)}(?![0-9])", text)
-           for code in _codes(request)) or any(f"{label}:" in text for label in request.labels.values()):
+           for code in _codes(request)) or any(f"{label}:" in text for label in request.speaker_labels.values()):
         failed.append("speaker_code")
     if grounding(text, [request.summary, *(t.text for t in request.turns)]) < config.min_grounding:
         failed.append("ungrounded")

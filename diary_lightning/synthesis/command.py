@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 
 
 def roles_for(dialogue: Dialogue, bots: Sequence[str] = DEFAULT_BOTS, scheme: LabelScheme = LabelScheme()) -> Roles:
-    """The dialogue's roles as training labels them: its writer (chosen by ``data.writer`` when the data module
-    read it; else by the default rule) and the labels of everyone."""
+    """The dialogue's roles as training speaker_labels them: its writer (chosen by ``data.writer`` when the data module
+    read it; else by the default rule) and the speaker_labels of everyone."""
     writer = dialogue.writer or choose_writer(dialogue, None, bots)[0]
-    labels = role_labels([t.speaker for t in dialogue.turns], writer, bots, scheme)
-    return Roles(writer, labels, scheme.writer, (writer,))
+    speaker_labels = role_labels([t.speaker for t in dialogue.turns], writer, bots, scheme)
+    return Roles(writer, speaker_labels, scheme.writer, (writer,))
 
 
 def read_for_synthesis(datamodule: Any) -> list[Dialogue]:

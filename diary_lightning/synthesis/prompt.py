@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from diary_lightning.clean import one_line
 from diary_lightning.dialogue import Turn
+from diary_lightning.prompts import format_dialogue
 
 DEFAULT_SYSTEM = "당신은 대화 기록을 바탕으로 그 사람의 하루 일기를 대신 써 주는 작가입니다."
 
@@ -51,12 +51,7 @@ def resolve_system(system: str | None) -> str:
     return DEFAULT_SYSTEM if system is None else system
 
 
-def render_dialogue(turns: Sequence[Turn], labels: Mapping[str, str]) -> str:
-    """One line per turn, as the training prompt has it (a line break inside a speaker or text is a space)."""
-    return "\n".join(f"{one_line(labels.get(t.speaker, t.speaker))}: {one_line(t.text)}" for t in turns)
-
-
 def build_messages(template: str, system: str, turns: Sequence[Turn], summary: str, writer_label: str,
-                   labels: Mapping[str, str]) -> list[dict[str, str]]:
-    user = template.format(dialogue=render_dialogue(turns, labels), summary=summary, writer=writer_label)
+                   speaker_labels: Mapping[str, str]) -> list[dict[str, str]]:
+    user = template.format(dialogue=format_dialogue(turns, speaker_labels), summary=summary, writer=writer_label)
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]

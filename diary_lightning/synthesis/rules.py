@@ -118,11 +118,11 @@ def _speakers(sentence: str, writer: str | None, names: Mapping[str, str]) -> st
     return sentence.replace("대화", "이야기")
 
 
-def rewrite(summary: str, writer: str | None = None, labels: Mapping[str, str] | None = None) -> str:
-    """The writer's diary from ``summary``: ``writer`` is the writer's speaker id, ``labels`` maps the other
+def rewrite(summary: str, writer: str | None = None, speaker_labels: Mapping[str, str] | None = None) -> str:
+    """The writer's diary from ``summary``: ``writer`` is the writer's speaker id, ``speaker_labels`` maps the other
     speakers' ids to the words that name them in a diary (default: 상대). Returns "" when every sentence was
     about the conversation itself."""
-    names = {k: v for k, v in (labels or {}).items() if k != writer}
+    names = {k: v for k, v in (speaker_labels or {}).items() if k != writer}
     out = []
     for raw in _SENTENCE_END.split(" ".join(summary.split())):
         sentence = raw.rstrip(".!? ")
@@ -164,7 +164,7 @@ class RulesTeacher:
     def generate(self, requests: Iterable[Request], on_reply: Callable[[Request, Reply], None]) -> None:
         for request in requests:
             # The prompt's labels (상대1, 상대2) are for the teacher; a diary says 상대.
-            others = {speaker: OTHER_LABEL for speaker in request.labels if speaker != request.writer}
+            others = {speaker: OTHER_LABEL for speaker in request.speaker_labels if speaker != request.writer}
             on_reply(request, Reply(rewrite(request.summary, request.writer, others)))
 
     def close(self) -> None:

@@ -48,7 +48,7 @@ class Roles:
     """Whose diary it is and how the prompt names everyone."""
 
     writer: str | None
-    labels: dict[str, str]
+    speaker_labels: dict[str, str]
     writer_label: str
     writer_names: tuple[str, ...]
 
@@ -85,8 +85,8 @@ class Synthesis:
         roles = self.roles(dialogue)
         # The rules teacher reads no prompt: at 280,000 dialogues building them would be a tenth of its time.
         messages = build_messages(self.template, self.system, dialogue.turns, dialogue.summary or "",
-                                  roles.writer_label, roles.labels) if getattr(self.teacher, "reads_prompt", True) else []
-        return Request(dialogue.id, messages, dialogue.turns, dialogue.summary or "", roles.writer, roles.labels,
+                                  roles.writer_label, roles.speaker_labels) if getattr(self.teacher, "reads_prompt", True) else []
+        return Request(dialogue.id, messages, dialogue.turns, dialogue.summary or "", roles.writer, roles.speaker_labels,
                        attempt, roles.writer_names)
 
     def run(self, dialogues: Sequence[Dialogue]) -> dict[str, Any]:

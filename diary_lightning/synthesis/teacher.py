@@ -75,7 +75,7 @@ class Request:
     turns: tuple[Turn, ...]
     summary: str
     writer: str | None
-    labels: Mapping[str, str]
+    speaker_labels: Mapping[str, str]
     """Speaker id -> the label the prompt shows for it."""
     attempt: int = 0
     writer_names: tuple[str, ...] = ()
