@@ -58,8 +58,11 @@ def atomic_directory(path: str | os.PathLike, *, keep_existing: bool = False) ->
     """An empty temporary folder beside ``path`` to fill; it becomes ``path`` when the block ends without an
     exception. An existing ``path`` is replaced, or, with ``keep_existing``, kept and the new folder
     dropped (another process finished the same content first)."""
+    from diary_lightning.locks import remove_stale_temporaries
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target.parent)  # what killed jobs left beside it
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=f"{owner_tag()}.tmp"))
     try:
         yield tmp

@@ -150,15 +150,19 @@ class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
 
-    def _lock_run_folder(self) -> None:
+    def _lock_run_folder(self, checkpoints_too: bool = True) -> None:
         self._locks: list[JobLock] = []
         self._lock(self.trainer.default_root_dir)
+        if checkpoints_too:
+            self._lock_checkpoints()
+
+    def _lock_checkpoints(self) -> None:
         checkpoints = checkpoint_dir(self.trainer)
         if not checkpoints.resolve().is_relative_to(Path(self.trainer.default_root_dir).resolve()):
             self._lock(checkpoints)
         # What a job killed here left: its temporaries, and the adapter it was replacing.
-        remove_stale_temporaries(checkpoints)
-        restore_interrupted_publish(checkpoints / "adapter")
+        for folder in {Path(self.trainer.default_root_dir), checkpoints}:
+            remove_stale_temporaries(folder)
 
     def _unlock(self) -> None:
         for lock in getattr(self, "_locks", []):
@@ -166,12 +170,13 @@ class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
 
     def before_fit(self) -> None:
         check_writable(self.trainer.default_root_dir)
+        self._lock_run_folder(checkpoints_too=False)  # before anything else is created in it
         if self.trainer.logger is not None and self.trainer.logger.save_dir:
             check_writable(self.trainer.logger.save_dir)
         for callback in self.trainer.checkpoint_callbacks:
             if getattr(callback, "dirpath", None):
                 check_writable(callback.dirpath)
-        self._lock_run_folder()
+        self._lock_checkpoints()
 
     def after_fit(self) -> None:
         self._unlock()

@@ -51,8 +51,16 @@ def pid_alive(pid: int, start: str | None = None) -> bool:
     return start is None or _start_time(pid) in (None, start)
 
 
+def _command() -> str:
+    """The command line as typed (``python -m diary_lightning fit ...``), where Linux tells it."""
+    try:
+        return Path("/proc/self/cmdline").read_bytes().rstrip(b"\0").replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return " ".join([sys.executable, *sys.argv])
+
+
 def _holder() -> dict[str, Any]:
-    return {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv),
+    return {"pid": os.getpid(), "host": socket.gethostname(), "command": _command(),
             "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "start": _start_time(os.getpid())}
 

@@ -65,7 +65,7 @@ def test_a_second_fit_on_a_locked_run_folder_is_refused_naming_the_holder(make_c
     assert second.returncode == 2, second.stderr[-2000:]
     message = second.stderr.strip().splitlines()[-1]
     assert f"PID {holder.pid} on {socket.gethostname()} since " in message
-    assert "diary_lightning.locks" in message  # the holder's command line
+    assert "JobLock(sys.argv[1], sys.argv[2]).acquire()" in message  # the holder's command line
     assert str(run) in message
     assert not (run / "tensorboard").exists() and not (run / "checkpoints").exists()  # refused before anything
     assert time.monotonic() - start < 120  # at once: no model was loaded (generous for a loaded 2-core machine)

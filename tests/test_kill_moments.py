@@ -16,6 +16,7 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
     return {"base": base, "run": reference(kill_config(base, tiny_model_dir, "reference"))}
 
 
+@pytest.mark.slow
 def test_the_uninterrupted_run_validates_on_checkpoint_steps(uninterrupted: dict[str, Any]) -> None:
     """The layout the moments rely on: a step checkpoint on each validation step, generation on, dropout on."""
     values = logged(uninterrupted["run"])
@@ -31,3 +32,29 @@ def test_a_kill_at_this_moment_resumes_identically(moment: str, uninterrupted: d
     run = killed_and_resumed(config, moment)["run"]
     assert differences(run, uninterrupted["run"]) == []
     assert not [p.name for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]  # nothing half-written left
+
+
+def test_fit_keeps_the_4bit_layout_that_an_eval_forward_would_repack(tiny_model_dir: Path) -> None:
+    """On a CPU with AVX512-BF16, bitsandbytes rewrites a 4-bit layer's stored weight at its first eval forward;
+    a fit must not let it, or training after a validation differs from training after a resume."""
+    import torch
+    from bitsandbytes.functional import has_avx512bf16
+
+    from diary_lightning.exact_resume import keep_4bit_layout
+    from diary_lightning.model import DiaryLoRAModule
+
+    def eval_forward_changes_the_base(keep: bool) -> bool:
+        module = DiaryLoRAModule(base_model=str(tiny_model_dir), load_in_4bit=True, compute_dtype="float32",
+                                 lora_r=8, lora_alpha=16)
+        module.configure_model()
+        if keep:
+            assert keep_4bit_layout(module) > 0
+        before = {k: v.clone() for k, v in module.model.state_dict().items()}
+        module.model.eval()
+        with torch.no_grad():
+            module.model(input_ids=torch.tensor([[5, 6, 7, 8]]))
+        after = module.model.state_dict()
+        return any(after[k].shape != v.shape or not torch.equal(after[k], v) for k, v in before.items())
+
+    assert not eval_forward_changes_the_base(keep=True)
+    assert eval_forward_changes_the_base(keep=False) == bool(has_avx512bf16())
