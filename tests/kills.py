@@ -37,11 +37,12 @@ KILL_RUN = {
 MOMENTS = {
     "data@9": "data loading (the first batch of step 5)",
     "step@3": "mid-step (between the micro-batches of step 3)",
-    "checkpoint-write@1": "writing the step-2 checkpoint",
-    "checkpoint-saved@2": "step checkpoint renamed, logs not written",
-    "validation@1": "validation (val/loss batches)",
-    "generation@1": "validation (generating diaries)",
-    "checkpoint-write@3": "writing the best checkpoint of the validation",
+    "checkpoint-write@4": "writing the step-4 checkpoint",
+    "checkpoint-saved@4": "step-4 checkpoint in place, the step's logs not yet written",
+    "validation@3": "validation after step 6 (val/loss batches)",
+    "generation@2": "validation after step 6 (generating diaries)",
+    "checkpoint-write@5": "writing the best checkpoint of that validation",
+    "checkpoint-saved@2": "first validation's checkpoints half done (best and last written, the step one not)",
     "folder-write@1": "end-of-fit export (adapter written, not published)",
     "publish@1": "end-of-fit export (between the two renames)",
 }
