@@ -27,10 +27,10 @@ from diary_lightning.checkpointing import (
 )
 from diary_lightning.data import DiaryDataModule
 from diary_lightning.exact_resume import ExactResume
-from diary_lightning.locks import JobLock, LockedError, lock_is_needed, remove_stale_temporaries
-from diary_lightning.predictions import PredictionsMismatchError, prediction_identity
 from diary_lightning.lightning_internals import KeepConfiguredHyperparameters
+from diary_lightning.locks import JobLock, LockedError, lock_is_needed, remove_stale_temporaries
 from diary_lightning.model import DiaryLoRAModule
+from diary_lightning.predictions import PredictionsMismatchError, prediction_identity
 from diary_lightning.synthesis.command import SynthesizeCommand
 
 log = logging.getLogger(__name__)
