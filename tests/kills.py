@@ -1,7 +1,8 @@
 """A tiny fit killed at a named moment (``diary_lightning.faults``), resumed with ``--ckpt_path last`` until it
 finishes, and compared with an uninterrupted one: every logged value, every checkpoint name, every adapter tensor.
 
-Run as a script it prints the table of moments (``python tests/kills.py [MOMENT ...]``).
+Run as a script it prints the table of moments (``python tests/kills.py [MOMENT ...]``; ``KILLS_BASE=DIR`` reuses
+the model and uninterrupted run of an earlier table).
 """
 
 from __future__ import annotations
@@ -127,9 +128,13 @@ def main(moments: list[str]) -> None:
 
     from diary_lightning.tiny import build_tiny_model
 
-    base = Path(tempfile.mkdtemp(prefix="kills-"))
-    model = build_tiny_model(base / "model")
-    expected = reference(kill_config(base, model, "reference"))
+    if os.environ.get("KILLS_BASE"):  # another table's model and uninterrupted run
+        base = Path(os.environ["KILLS_BASE"])
+        model, expected = base / "model", base / "reference" / "run"
+    else:
+        base = Path(tempfile.mkdtemp(prefix="kills-"))
+        model = build_tiny_model(base / "model")
+        expected = reference(kill_config(base, model, "reference"))
     for moment in moments or list(MOMENTS):
         run = killed_and_resumed(kill_config(base, model, moment.replace("@", "-")), moment)["run"]
         found = differences(run, expected)
