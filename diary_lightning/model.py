@@ -128,6 +128,7 @@ class DiaryLoRAModule(L.LightningModule):
         self._validations = 0
         self._token_mean = TokenMeanGradients()
         self._epoch_tokens = 0.0
+        self._unlogged_epoch: dict[str, Any] | None = None  # set by a resume at an epoch's last batch
 
     # -- building the model -------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -184,6 +185,18 @@ class DiaryLoRAModule(L.LightningModule):
         # Counted here rather than by Lightning's epoch aggregation, which a checkpoint does not carry: a run
         # resumed mid-epoch would count only the batches since the resume.
         self.log("train/tokens", self._epoch_tokens, reduce_fx="sum", sync_dist=True)
+        self._epoch_tokens = 0.0
+
+    def on_train_epoch_start(self) -> None:
+        # A run resumed from a checkpoint taken on the last batch of an epoch goes on to the next epoch
+        # without that epoch's end: its count is logged here, at the step and epoch the end would have used.
+        late, self._unlogged_epoch = self._unlogged_epoch, None
+        if late is None or late["epoch"] >= self.current_epoch:
+            return
+        total = self.trainer.strategy.reduce(torch.tensor(self._epoch_tokens, device=self.device), reduce_op="sum")
+        for logger in self.loggers:
+            logger.log_metrics({"train/tokens": float(total), "epoch": late["epoch"]}, step=late["step"])
+            logger.save()
         self._epoch_tokens = 0.0
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
@@ -286,7 +299,9 @@ class DiaryLoRAModule(L.LightningModule):
             "lora": {"r": self.hparams.lora_r, "alpha": self.hparams.lora_alpha,
                      "target_modules": self.hparams.target_modules},
         }
-        checkpoint["diary_lightning_progress"] = {"epoch_tokens": self._epoch_tokens, "validations": self._validations}
+        checkpoint["diary_lightning_progress"] = {
+            "epoch_tokens": self._epoch_tokens, "epoch": self.current_epoch, "validations": self._validations,
+            "step": self.trainer.fit_loop.epoch_loop._batches_that_stepped if self._trainer is not None else 0}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = peft_names(checkpoint.get("state_dict", {}))
@@ -296,5 +311,7 @@ class DiaryLoRAModule(L.LightningModule):
         checkpoint["state_dict"] = {}
         progress = checkpoint.get("diary_lightning_progress", {})
         self._epoch_tokens = progress.get("epoch_tokens", 0.0)
+        if "epoch" in progress:
+            self._unlogged_epoch = {"epoch": progress["epoch"], "step": progress["step"]}
         # generate_every_n_val counts validations: a resumed run generates at the same ones.
         self._validations = progress.get("validations", 0)
