@@ -37,20 +37,6 @@ def rng_restore(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def keep_4bit_layout(module: torch.nn.Module) -> int:
-    """Stop bitsandbytes from repacking 4-bit weights on the CPU during fit; returns the layers told so.
-
-    On a CPU with AVX512-BF16, the first forward of a 4-bit layer in eval mode (the first validation) rewrites
-    its stored weight and quantization constants into another layout for a faster inference kernel, for good:
-    training after it runs on other numbers than a run resumed with the base freshly loaded. Fit keeps the
-    layout it loaded; predict, which never trains, still gets the faster kernel.
-    """
-    layers = [m for m in module.modules() if hasattr(m, "support_avx512bf16_for_cpu")]
-    for layer in layers:
-        layer.support_avx512bf16_for_cpu = False
-    return len(layers)
-
-
 def _step_triggers_now(callback: ModelCheckpoint, trainer: L.Trainer) -> bool:
     """Whether ``callback`` writes a step checkpoint now and would write what it defers at validation end
     (with validation only at epoch ends it saves at the epoch end instead, after that validation anyway)."""
@@ -65,7 +51,7 @@ def _validation_follows(trainer: L.Trainer) -> bool:
 
 
 class ExactResume(L.Callback):
-    """Four rules, each closing a way a resumed run used to differ:
+    """Three rules, each closing a way a resumed run used to differ:
 
     - A step checkpoint due on a step that validation follows is written at the end of that validation
       instead (Lightning's own deferral for monitored checkpoints), so every checkpoint lies either before
@@ -74,7 +60,6 @@ class ExactResume(L.Callback):
     - Validation during fit leaves the random state as it found it: whatever it draws (a loader without a
       generator, sampling during generation, a metric), training after it draws the same numbers whether
       that validation ran in this process, in the one before the kill, or not at all.
-    - The frozen 4-bit base keeps the layout it was loaded in (:func:`keep_4bit_layout`).
     - A checkpoint written at the end of a batch carries the metrics Lightning logs just after writing
       it; the resumed run logs them, so a kill between the two does not lose them. Everything logged
       earlier is flushed to disk before any checkpoint is written.
@@ -85,9 +70,6 @@ class ExactResume(L.Callback):
         self._rng: dict[str, Any] | None = None
         self._pending: dict[str, Any] | None = None
         self._restored: dict[str, Any] | None = None
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        keep_4bit_layout(pl_module)
 
     # -- step checkpoints after, not before, the validation of their step -------------------------------
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
