@@ -18,6 +18,15 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from diary_lightning.lightning_internals import (
+    defer_step_checkpoint,
+    logged_step,
+    restore_step_trigger,
+    step_ends_here,
+    step_metrics_to_log,
+    validation_follows,
+)
+
 log = logging.getLogger(__name__)
 
 
@@ -35,19 +44,6 @@ def rng_restore(state: dict[str, Any]) -> None:
     np.random.set_state(state["numpy"])
     if "cuda" in state:
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _step_triggers_now(callback: ModelCheckpoint, trainer: L.Trainer) -> bool:
-    """Whether ``callback`` writes a step checkpoint now and would write what it defers at validation end
-    (with validation only at epoch ends it saves at the epoch end instead, after that validation anyway)."""
-    every = callback._every_n_train_steps
-    return every >= 1 and trainer.global_step % every == 0 and not callback._should_save_on_train_epoch_end(trainer)
-
-
-def _validation_follows(trainer: L.Trainer) -> bool:
-    """Whether Lightning will validate right after this batch (asked as its training loop asks)."""
-    loop = trainer.fit_loop
-    return not loop._should_accumulate() and loop.epoch_loop._should_check_val_fx(loop._data_fetcher)
 
 
 class ExactResume(L.Callback):
@@ -74,20 +70,21 @@ class ExactResume(L.Callback):
     # -- step checkpoints after, not before, the validation of their step -------------------------------
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        self._pending = self._step_logs(trainer)
-        if not _validation_follows(trainer):
+        if not step_ends_here(trainer, batch_idx):
+            return
+        metrics = step_metrics_to_log(trainer)
+        self._pending = {"step": logged_step(trainer), "metrics": metrics} if metrics else None
+        if not validation_follows(trainer):
             return
         for callback in trainer.checkpoint_callbacks:
-            if isinstance(callback, ModelCheckpoint) and _step_triggers_now(callback, trainer):
-                self._deferred.append((callback, callback._every_n_train_steps))
-                # Its on_train_batch_end (called after this one) sees no step trigger and does nothing;
-                # its on_validation_end then writes what it deferred.
-                callback._every_n_train_steps = 0
-                callback._defer_save_until_validation = True
+            # Its own on_train_batch_end (called after this one) then sees no step trigger; its
+            # on_validation_end writes what it deferred.
+            if isinstance(callback, ModelCheckpoint) and (every := defer_step_checkpoint(callback, trainer)):
+                self._deferred.append((callback, every))
 
     def _release(self) -> None:
         for callback, every in self._deferred:
-            callback._every_n_train_steps = every
+            restore_step_trigger(callback, every)
         self._deferred = []
 
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -110,21 +107,6 @@ class ExactResume(L.Callback):
             self._release()
 
     # -- logs: flushed before a checkpoint, and the step's own carried in it ----------------------------------
-    @staticmethod
-    def _step_logs(trainer: L.Trainer) -> dict[str, Any] | None:
-        """What Lightning will log for this step once the batch-end hooks (and the checkpoints they write)
-        are done, as its logger connector would compute it."""
-        from lightning.fabric.utilities.apply_func import convert_tensors_to_scalars
-
-        connector = trainer._logger_connector
-        if trainer.fit_loop._should_accumulate() or not connector.should_update_logs or not trainer.loggers:
-            return None
-        metrics = convert_tensors_to_scalars(connector.metrics["log"])
-        if not metrics:
-            return None
-        metrics.setdefault("epoch", trainer.current_epoch)
-        return {"step": trainer.fit_loop.epoch_loop._batches_that_stepped, "metrics": metrics}
-
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         for logger in trainer.loggers:
             logger.save()
@@ -137,7 +119,9 @@ class ExactResume(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._restored:
-            trainer._logger_connector.log_metrics(dict(self._restored["metrics"]), step=self._restored["step"])
+            for logger in trainer.loggers:
+                logger.log_metrics(dict(self._restored["metrics"]), step=self._restored["step"])
+                logger.save()
             self._restored = None
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -301,7 +301,7 @@ class DiaryLoRAModule(L.LightningModule):
         }
         checkpoint["diary_lightning_progress"] = {
             "epoch_tokens": self._epoch_tokens, "epoch": self.current_epoch, "validations": self._validations,
-            "step": self.trainer.fit_loop.epoch_loop._batches_that_stepped if self._trainer is not None else 0}
+            "step": logged_step(self.trainer) if self._trainer is not None else 0}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = peft_names(checkpoint.get("state_dict", {}))
