@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from diary_lightning.generation import generation_settings
+from diary_lightning.generation import GenerationSettings
 
 
 class PredictionsMismatchError(ValueError):
@@ -38,21 +38,23 @@ def _checkpoint_prompt(ckpt_path: str, datamodule: Any) -> dict[str, Any] | None
 
 
 def prediction_identity(ckpt_path: str | None, model: Any, datamodule: Any) -> dict[str, Any]:
-    """What decides the diaries of a predict, as it will run: the prompt is the checkpoint's when it holds one
-    (Lightning restores it), else the configured one (or the adapter's, which the CLI has loaded by now)."""
+    """What decides the diaries of a predict: the weights (a checkpoint or an adapter, by content), the base, the
+    generation settings and the prompt (the configured one, which holds an adapter's once the CLI loaded it, and
+    a checkpoint's own)."""
     h = model.hparams
     weights: dict[str, Any] = {"checkpoint": None, "adapter": None}
-    prompt = datamodule.state_dict()
+    # Both: the checkpoint's prompt replaces the configured one, but data.writer and data.bots still apply.
+    prompt = {"configured": datamodule.state_dict(), "checkpoint": None}
     if ckpt_path:
         weights["checkpoint"] = {"path": str(Path(ckpt_path).resolve()), "digest": file_digest(ckpt_path)}
-        prompt = _checkpoint_prompt(ckpt_path, datamodule) or prompt
+        prompt["checkpoint"] = _checkpoint_prompt(ckpt_path, datamodule)
     elif h.get("adapter_path"):
         path = Path(h.adapter_path)
         weights["adapter"] = {"path": str(path.resolve()), "digest": file_digest(path / "adapter_model.safetensors")}
     return {
         "weights": weights,
         "base_model": {key: h[key] for key in ("base_model", "load_in_4bit", "compute_dtype", "double_quant")},
-        "generation": generation_settings(h),
+        "generation": GenerationSettings.from_mapping(h).to_dict(),
         "prompt": {**prompt, "max_length": datamodule.hparams.max_length},
     }
 
