@@ -187,9 +187,10 @@ class DiaryLoRAModule(L.LightningModule):
         self.log("train/tokens", self._epoch_tokens, reduce_fx="sum", sync_dist=True)
         self._epoch_tokens = 0.0
 
-    def on_train_epoch_start(self) -> None:
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         # A run resumed from a checkpoint taken on the last batch of an epoch goes on to the next epoch
-        # without that epoch's end: its count is logged here, at the step and epoch the end would have used.
+        # without that epoch's end (nor the next one's start): its count is logged here, at the step and epoch
+        # its end would have used.
         late, self._unlogged_epoch = self._unlogged_epoch, None
         if late is None or late["epoch"] >= self.current_epoch:
             return
