@@ -6,13 +6,24 @@ version or the new one, never a mix; on failure the temporary is removed and the
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from diary_lightning import faults
+
+
+def owner_tag() -> str:
+    """Ends every temporary name, so that the next job on the folder can tell whether its writer is gone
+    (``diary_lightning.locks.remove_stale_temporaries``): the PID, and the host for folders that jobs on
+    several machines share (the tokenized cache)."""
+    return f".{os.getpid()}@{socket.gethostname()}"
 
 
 @contextmanager
@@ -23,7 +34,7 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", *, encoding: str | Non
     power cut must not lose (checkpoints)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f"{owner_tag()}.tmp")
     try:
         with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as f:
             yield f
@@ -47,11 +58,15 @@ def atomic_directory(path: str | os.PathLike, *, keep_existing: bool = False) ->
     """An empty temporary folder beside ``path`` to fill; it becomes ``path`` when the block ends without an
     exception. An existing ``path`` is replaced, or, with ``keep_existing``, kept and the new folder
     dropped (another process finished the same content first)."""
+    from diary_lightning.locks import remove_stale_temporaries
+
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
+    remove_stale_temporaries(target.parent)  # what killed jobs left beside it
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=f"{owner_tag()}.tmp"))
     try:
         yield tmp
+        faults.reached("folder-write")
         if not keep_existing:
             _publish(tmp, target)
             return
@@ -66,11 +81,35 @@ def atomic_directory(path: str | os.PathLike, *, keep_existing: bool = False) ->
 
 def _publish(tmp: Path, target: Path) -> None:
     """Rename a finished folder to ``target``. A folder cannot be renamed over another that has files: the old
-    one is moved aside first, so that at every moment a complete folder sits under one of the two names."""
+    one is moved aside first, so that at every moment a complete folder sits under one of the two names, and
+    :func:`restore_interrupted_publish` puts it back if the job dies between the two renames."""
+    restore_interrupted_publish(target)
     if not target.exists():
         os.replace(tmp, target)
         return
-    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".old"))
+    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=f"{owner_tag()}.old"))
     os.replace(target, old / target.name)
+    faults.reached("publish")
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def restore_interrupted_publish(target: str | os.PathLike) -> bool:
+    """Put back the previous ``target`` folder that a job killed between the two renames of a publish left
+    moved aside, so that a folder once published never goes missing. True if one was put back."""
+    target = Path(target)
+    if target.exists():
+        return False
+    for old in sorted(target.parent.glob(f".{glob_escape(target.name)}.*.old"), key=lambda p: p.stat().st_mtime,
+                      reverse=True):
+        if (old / target.name).is_dir():
+            os.replace(old / target.name, target)
+            shutil.rmtree(old, ignore_errors=True)
+            logging.getLogger(__name__).warning(
+                "%s was missing (a job was killed while replacing it): put the previous one back", target)
+            return True
+    return False
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)

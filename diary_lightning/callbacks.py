@@ -61,9 +61,20 @@ class JsonlPredictionWriter(BasePredictionWriter):
         super().__init__(write_interval="batch")
         self.output = Path(output)
         self.partial = self.output.with_name(self.output.name + ".partial")
+        self.record = self.partial.with_name(self.partial.name + ".json")
         self.resume = resume
+        self.identity: dict[str, Any] | None = None
         self._file: Any = None
         self.count = 0
+
+    def check_identity(self, identity: dict[str, Any]) -> None:
+        """Keep what makes these diaries, to record beside ``OUTPUT.partial``; when resuming, refuse a
+        ``.partial`` that something else made (:func:`diary_lightning.predictions.check_same_maker`)."""
+        from diary_lightning.predictions import check_same_maker
+
+        if self.resume and self.partial.is_file():
+            check_same_maker(self.record, identity, self.partial)
+        self.identity = identity
 
     def written_ids(self) -> set[str]:
         """Ids already in ``OUTPUT.partial`` (none unless resuming); a torn last line is cut off."""
@@ -77,7 +88,11 @@ class JsonlPredictionWriter(BasePredictionWriter):
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
+            from diary_lightning.predictions import write_record
+
             self.output.parent.mkdir(parents=True, exist_ok=True)
+            if self.identity is not None:  # before the first diary: a .partial always says who wrote it
+                write_record(self.record, self.identity)
             self._file = open(self.partial, "a" if self.resume else "w", encoding="utf-8")
 
     def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any, *args: Any) -> None:
@@ -101,4 +116,5 @@ class JsonlPredictionWriter(BasePredictionWriter):
         diary already written, where Lightning skips the loop and its hooks."""
         if self.partial.is_file():
             os.replace(self.partial, self.output)
+            self.record.unlink(missing_ok=True)
             log.info("wrote %d diaries to %s", self.count, self.output)

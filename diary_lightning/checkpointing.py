@@ -14,6 +14,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from diary_lightning import faults
 from diary_lightning.atomic import atomic_file
 from diary_lightning.export import export_adapter
 
@@ -34,6 +35,9 @@ class SafeCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         with atomic_file(path, "wb", fsync=True) as f:
             torch.save(checkpoint, f)
+            f.flush()
+            faults.reached("checkpoint-write")
+        faults.reached("checkpoint-saved")
 
     def load_checkpoint(self, path: Any, map_location: Any = lambda storage, loc: storage,
                         weights_only: bool | None = None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
+from diary_lightning import faults
 from diary_lightning.callbacks import JsonlPredictionWriter, RunSummary
 from diary_lightning.checkpointing import (
     CheckpointOnSigterm,
@@ -25,8 +26,11 @@ from diary_lightning.checkpointing import (
     checkpoint_dir,
 )
 from diary_lightning.data import DiaryDataModule
+from diary_lightning.exact_resume import ExactResume
 from diary_lightning.lightning_internals import KeepConfiguredHyperparameters
+from diary_lightning.locks import JobLock, LockedError, lock_is_needed, remove_stale_temporaries
 from diary_lightning.model import DiaryLoRAModule
+from diary_lightning.predictions import PredictionsMismatchError, prediction_identity
 from diary_lightning.synthesis.command import SynthesizeCommand
 
 log = logging.getLogger(__name__)
@@ -136,34 +140,90 @@ class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
             kwargs["plugins"] = [*plugins, SafeCheckpointIO()]
         return super().instantiate_trainer(**kwargs)
 
+    def _lock(self, path: str | os.PathLike, what: str = "folder") -> None:
+        """Refuse at once, before any model is loaded, when another job writes to ``path``."""
+        if not lock_is_needed():
+            return
+        try:
+            self._locks.append(JobLock(path, what).acquire())
+        except LockedError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    def _lock_run_folder(self, checkpoints_too: bool = True) -> None:
+        self._locks: list[JobLock] = []
+        self._lock(self.trainer.default_root_dir)
+        if checkpoints_too:
+            self._lock_checkpoints()
+
+    def _lock_checkpoints(self) -> None:
+        checkpoints = checkpoint_dir(self.trainer)
+        if not checkpoints.resolve().is_relative_to(Path(self.trainer.default_root_dir).resolve()):
+            self._lock(checkpoints)
+        # What a job killed here left: its temporaries, and the adapter it was replacing.
+        for folder in {Path(self.trainer.default_root_dir), checkpoints}:
+            remove_stale_temporaries(folder)
+
+    def _unlock(self) -> None:
+        for lock in getattr(self, "_locks", []):
+            lock.release()
+
     def before_fit(self) -> None:
         check_writable(self.trainer.default_root_dir)
+        self._lock_run_folder(checkpoints_too=False)  # before anything else is created in it
         if self.trainer.logger is not None and self.trainer.logger.save_dir:
             check_writable(self.trainer.logger.save_dir)
         for callback in self.trainer.checkpoint_callbacks:
             if getattr(callback, "dirpath", None):
                 check_writable(callback.dirpath)
+        self._lock_checkpoints()
+
+    def after_fit(self) -> None:
+        self._unlock()
 
     def before_export(self) -> None:
+        self._lock_run_folder()
         self._ckpt()
 
     def export(self, **kwargs: Any) -> Path:
         return self.trainer.export(**kwargs, output=self.config_init["export"].get("output"))
 
+    def after_export(self) -> None:
+        self._unlock()
+
     def synthesize(self, **kwargs: Any) -> dict[str, Any]:
         return self.trainer.synthesize(**kwargs, output=self.config_init["synthesize"].get("output"))
 
     def before_validate(self) -> None:
+        self._lock_run_folder()
         self._ckpt()
 
+    def after_validate(self) -> None:
+        self._unlock()
+
     def before_test(self) -> None:
+        self._lock_run_folder()
         self._ckpt()
+
+    def after_test(self) -> None:
+        self._unlock()
 
     def before_predict(self) -> None:
         self._ckpt()
+        config = self.config_init["predict"]
+        if config.get("ckpt_path") == "last":  # named now, so that the diaries' record names the very file
+            config["ckpt_path"] = str(checkpoint_dir(self.trainer) / "last.ckpt")
         output = self.config_init["predict"].get("output") or os.path.join(self.trainer.default_root_dir, "predictions.jsonl")
         check_writable(Path(output).parent)
+        self._locks = []
+        self._lock(output, "file")
         writer = JsonlPredictionWriter(output, resume=self.config_init["predict"].get("resume_predictions", False))
+        try:
+            writer.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
+                                                      self.datamodule))
+        except PredictionsMismatchError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
         self.datamodule.skip_predict_ids = writer.written_ids()
         self.trainer.callbacks.append(writer)
 
@@ -171,6 +231,7 @@ class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
         for callback in self.trainer.callbacks:
             if isinstance(callback, JsonlPredictionWriter) and self.trainer.is_global_zero:
                 callback.finish()
+        self._unlock()
 
 
 def merge_main(args: list[str]) -> None:
@@ -206,7 +267,7 @@ def main(args: list[str] | None = None) -> None:
         DiaryDataModule,
         trainer_class=DiaryTrainer,
         trainer_defaults={
-            "callbacks": [RunSummary(), CheckpointOnSigterm(), RngState(), ExportAdapter()],
+            "callbacks": [ExactResume(), RunSummary(), CheckpointOnSigterm(), RngState(), ExportAdapter(), *faults.callbacks()],
             # The data module shards its batches across DDP ranks itself (see LengthGroupedBatchSampler).
             "use_distributed_sampler": False,
         },

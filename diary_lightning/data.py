@@ -289,7 +289,8 @@ class DiaryDataModule(L.LightningDataModule):
         subset = self._generation_sets[split][rank::world_size]
         # A few dozen prompts: starting worker processes would cost more than it saves.
         return DataLoader(subset, batch_size=self._eval_batch_size(),
-                          collate_fn=DiaryCollator(self.tokenizer.pad_token_id, "left"))
+                          collate_fn=DiaryCollator(self.tokenizer.pad_token_id, "left"),
+                          generator=torch.Generator().manual_seed(0))
 
     def predict_dataloader(self) -> DataLoader:
         result = self._read(self.hparams.predict_path, require_summary=False)

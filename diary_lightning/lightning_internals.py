@@ -54,3 +54,61 @@ class KeepConfiguredHyperparameters:
 
     def _parse_ckpt_path(self) -> None:
         return None
+
+
+def step_ends_here(trainer: Any, batch_idx: int) -> bool:
+    """Whether the optimizer steps after this batch: every ``accumulate_grad_batches`` batches of an epoch and on
+    its last one (public attributes only, as Lightning decides it in ``_TrainingEpochLoop._should_accumulate``)."""
+    done = batch_idx + 1
+    return done % trainer.accumulate_grad_batches == 0 or done == trainer.num_training_batches
+
+
+def validation_follows(trainer: Any) -> bool:
+    """Whether Lightning validates right after the current training batch.
+
+    Why internal: only ``_TrainingEpochLoop._should_check_val_fx`` (``loops/training_epoch_loop.py``) knows,
+    from the loop's batch progress and data fetcher; asked from ``on_train_batch_end`` it answers as the loop
+    will a moment later.
+    """
+    loop = trainer.fit_loop
+    return loop.epoch_loop._should_check_val_fx(loop._data_fetcher)
+
+
+def defer_step_checkpoint(callback: Any, trainer: Any) -> int | None:
+    """Make a ``ModelCheckpoint`` whose step trigger fires now write at the end of the coming validation instead;
+    returns its ``every_n_train_steps`` to give back with :func:`restore_step_trigger` (None: nothing deferred).
+
+    Why internal: ``ModelCheckpoint`` defers a step save to ``on_validation_end`` only for a monitored metric
+    not yet known (``_defer_save_until_validation``, ``callbacks/model_checkpoint.py``); setting that flag
+    and hiding the step trigger (``_every_n_train_steps``) for this one batch uses the same path. With
+    validation only at epoch ends (``_should_save_on_train_epoch_end``) it would not write at validation end.
+    """
+    every = callback._every_n_train_steps
+    if every < 1 or trainer.global_step % every or callback._should_save_on_train_epoch_end(trainer):
+        return None
+    callback._every_n_train_steps = 0
+    callback._defer_save_until_validation = True
+    return every
+
+
+def restore_step_trigger(callback: Any, every: int) -> None:
+    callback._every_n_train_steps = every
+
+
+def step_metrics_to_log(trainer: Any) -> dict[str, float] | None:
+    """The metrics Lightning logs at the end of the current optimizer step, once the batch-end hooks (and the
+    checkpoints they write) are done; None when it logs none. ``epoch`` included, as it adds it.
+
+    Why internal: the logger connector computes them (``trainer._logger_connector.metrics["log"]``,
+    ``should_update_logs``; ``trainer/connectors/logger_connector/logger_connector.py``) right after
+    ``on_train_batch_end``, where no public API reaches.
+    """
+    from lightning.fabric.utilities.apply_func import convert_tensors_to_scalars
+
+    connector = trainer._logger_connector
+    if not connector.should_update_logs or not trainer.loggers:
+        return None
+    metrics = convert_tensors_to_scalars(connector.metrics["log"])
+    if metrics:
+        metrics.setdefault("epoch", trainer.current_epoch)
+    return metrics or None

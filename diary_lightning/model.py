@@ -127,6 +127,8 @@ class DiaryLoRAModule(L.LightningModule):
         self.strict_loading = False
         self._validations = 0
         self._token_mean = TokenMeanGradients()
+        self._epoch_tokens = 0.0
+        self._unlogged_epoch: dict[str, Any] | None = None  # set by a resume at an epoch's last batch
 
     # -- building the model -------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -164,8 +166,7 @@ class DiaryLoRAModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, n_tokens = self._loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=max(n_tokens, 1))
-        self.log("train/tokens", float(batch["num_tokens"]), reduce_fx="sum", on_step=False, on_epoch=True,
-                 sync_dist=True)
+        self._epoch_tokens += float(batch["num_tokens"])
         accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
         # Every target token of the optimizer step weighs the same, whatever its micro-batch and rank:
         # see diary_lightning.token_mean.
@@ -179,6 +180,25 @@ class DiaryLoRAModule(L.LightningModule):
 
         params = (p for group in optimizer.param_groups for p in group["params"])
         self._token_mean.scale(params, self.trainer.world_size, sum_over_ranks)
+
+    def on_train_epoch_end(self) -> None:
+        # Counted here rather than by Lightning's epoch aggregation, which a checkpoint does not carry: a run
+        # resumed mid-epoch would count only the batches since the resume.
+        self.log("train/tokens", self._epoch_tokens, reduce_fx="sum", sync_dist=True)
+        self._epoch_tokens = 0.0
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # A run resumed from a checkpoint taken on the last batch of an epoch goes on to the next epoch
+        # without that epoch's end (nor the next one's start): its count is logged here, at the step and epoch
+        # its end would have used.
+        late, self._unlogged_epoch = self._unlogged_epoch, None
+        if late is None or late["epoch"] >= self.current_epoch:
+            return
+        total = self.trainer.strategy.reduce(torch.tensor(self._epoch_tokens, device=self.device), reduce_op="sum")
+        for logger in self.loggers:
+            logger.log_metrics({"train/tokens": float(total), "epoch": late["epoch"]}, step=late["step"])
+            logger.save()
+        self._epoch_tokens = 0.0
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, n_tokens = self._loss(batch)
@@ -280,6 +300,9 @@ class DiaryLoRAModule(L.LightningModule):
             "lora": {"r": self.hparams.lora_r, "alpha": self.hparams.lora_alpha,
                      "target_modules": self.hparams.target_modules},
         }
+        checkpoint["diary_lightning_progress"] = {
+            "epoch_tokens": self._epoch_tokens, "epoch": self.current_epoch, "validations": self._validations,
+            "step": logged_step(self.trainer) if self._trainer is not None else 0}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = peft_names(checkpoint.get("state_dict", {}))
@@ -287,3 +310,9 @@ class DiaryLoRAModule(L.LightningModule):
         load_adapter_state(self.model, checkpoint["state_dict"])
         # Loaded above, under PEFT's names: nothing is left for Lightning's own (non-strict) load.
         checkpoint["state_dict"] = {}
+        progress = checkpoint.get("diary_lightning_progress", {})
+        self._epoch_tokens = progress.get("epoch_tokens", 0.0)
+        if "epoch" in progress:
+            self._unlogged_epoch = {"epoch": progress["epoch"], "step": progress["step"]}
+        # generate_every_n_val counts validations: a resumed run generates at the same ones.
+        self._validations = progress.get("validations", 0)

@@ -29,6 +29,17 @@ def trained(reference_fit: Any) -> dict[str, Any]:
 
 
 # -- predict: streamed, resumable, never duplicated ----------------------------------------------------------------
+def _record(config: Path, checkpoint: Path, partial: Path, **model: Any) -> None:
+    """What a predict with ``config`` and ``model`` overrides records beside the ``.partial`` it starts."""
+    from diary_lightning.data import DiaryDataModule
+    from diary_lightning.predictions import prediction_identity, write_record
+
+    settings = yaml.safe_load(config.read_text())
+    module = DiaryLoRAModule(**{**settings["model"], **model})
+    data = DiaryDataModule(**settings["data"], tokenizer=settings["model"]["base_model"])
+    write_record(partial.with_name(partial.name + ".json"), prediction_identity(str(checkpoint), module, data))
+
+
 @pytest.mark.slow
 def test_resumed_predict_writes_each_missing_diary_once(trained: dict[str, Any], sample_chats: Path,
                                                         tmp_path: Path) -> None:
@@ -38,6 +49,7 @@ def test_resumed_predict_writes_each_missing_diary_once(trained: dict[str, Any],
     # What a predict killed mid-write leaves: three whole records and a torn fourth.
     kept = [json.dumps({"id": i, "diary": f"이미 쓴 일기 {i}"}, ensure_ascii=False) + "\n" for i in ids[:3]]
     partial.write_text("".join(kept) + json.dumps({"id": ids[3], "diary": "잘린"}, ensure_ascii=False)[:20])
+    _record(trained["config"], trained["last"], partial, max_new_tokens=4)
 
     run_cli("predict", "--config", str(trained["config"]), "--ckpt_path", str(trained["last"]),
             "--output", str(output), "--resume_predictions", "true", "--model.max_new_tokens", "4")
@@ -57,6 +69,7 @@ def test_resumed_predict_with_nothing_left_publishes_the_output(trained: dict[st
     output = tmp_path / "diaries.jsonl"
     done = "".join(json.dumps({"id": i, "diary": "다 썼다"}, ensure_ascii=False) + "\n" for i in ids)
     output.with_name(output.name + ".partial").write_text(done)
+    _record(trained["config"], trained["last"], output.with_name(output.name + ".partial"))
     run_cli("predict", "--config", str(trained["config"]), "--ckpt_path", str(trained["last"]),
             "--output", str(output), "--resume_predictions", "true")
     assert output.read_text(encoding="utf-8") == done
