@@ -189,7 +189,7 @@ def test_the_prompt_marks_the_writer_the_data_settings_chose():
 
     dialogue = replace(make_dialogues(1)[0], writer="P02")
     request = synthesis("unused.jsonl", FirstTryPolite()).request(dialogue)
-    assert request.writer == "P02" and request.labels == {"P02": "글쓴이", "P01": "상대1"}
+    assert request.writer == "P02" and request.speaker_labels == {"P02": "글쓴이", "P01": "상대1"}
     prompt = request.messages[-1]["content"]
     assert "글쓴이: 대단하다" in prompt and "상대1: 오늘 공원에서 0분 동안 달렸어" in prompt
     assert request.writer_names == ("P02",)
