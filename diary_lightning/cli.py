@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -13,6 +15,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
@@ -24,8 +27,18 @@ from diary_lightning.checkpointing import (
     SafeCheckpointIO,
     checkpoint_dir,
 )
+from diary_lightning.console import progress_bar, silence_known_noise
 from diary_lightning.data import DiaryDataModule
+from diary_lightning.errors import ConfigError, check_config_syntax, run_reporting_user_errors
 from diary_lightning.model import DiaryLoRAModule
+from diary_lightning.runs import (
+    RunFolder,
+    fill_from_checkpoint,
+    place_checkpoints,
+    refuse_mixed_runs,
+    resumed_log,
+    run_logger,
+)
 from diary_lightning.synthesis.command import SynthesizeCommand
 
 log = logging.getLogger(__name__)
@@ -91,7 +104,7 @@ def check_writable(directory: str | os.PathLike) -> None:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as err:
-        raise SystemExit(f"error: cannot write to {path}: {err.strerror or err}") from None
+        raise ConfigError(f"cannot write to {path}: {err.strerror or err}") from None
 
 
 class DiaryCLI(LightningCLI):
@@ -118,6 +131,8 @@ class DiaryCLI(LightningCLI):
         parser.add_argument("--resume_predictions", type=bool, default=False,
                             help="predict: keep the diaries an interrupted predict left in OUTPUT.partial and "
                                  "write only the missing ones")
+        parser.add_argument("--zero_shot", type=bool, default=False,
+                            help="predict: write with the base model alone, no adapter (the zero-shot baseline)")
         parser.link_arguments("model.base_model", "data.tokenizer")
         parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
 
@@ -128,6 +143,7 @@ class DiaryCLI(LightningCLI):
                              f"({config['ckpt_path']} and {self.model.hparams.adapter_path})")
         if "ckpt_path" in config:
             config["ckpt_path"] = resolve_checkpoint(config["ckpt_path"], self.trainer)
+        fill_from_checkpoint(self.model, self.datamodule, config.get("ckpt_path"))
         if self.model.hparams.adapter_path:
             # The prompt the adapter was trained with, as a checkpoint would restore it.
             from diary_lightning.export import read_settings
@@ -135,13 +151,35 @@ class DiaryCLI(LightningCLI):
             self.datamodule.load_state_dict(read_settings(self.model.hparams.adapter_path))
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        plugins = self.config_init[self.subcommand]["trainer"].get("plugins")
+        config = self.config_init[self.subcommand]
+        plugins = config["trainer"].get("plugins")
         plugins = list(plugins) if isinstance(plugins, list) else [plugins] if plugins is not None else []
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             kwargs["plugins"] = [*plugins, SafeCheckpointIO()]
+        kwargs.update(self._run_folder(config))
+        kwargs.update(cpu_when_no_accelerator_needed(self.subcommand, config["trainer"]))
+        if config["trainer"].get("enable_progress_bar") is not False and not any(
+                isinstance(c, ProgressBar) for c in _as_list(config["trainer"].get("callbacks"))):
+            kwargs["callbacks"] = [*_as_list(config["trainer"].get("callbacks")), progress_bar()]
+        if self.subcommand not in ("fit", "validate", "test"):
+            self.save_config_callback = None  # no log folder to save it in
         return super().instantiate_trainer(**kwargs)
 
+    def _run_folder(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Checkpoints and logs under ``trainer.default_root_dir`` (``diary_lightning/runs.py``)."""
+        trainer = config["trainer"]
+        root = trainer.get("default_root_dir") or os.getcwd()
+        callbacks = _as_list(trainer.get("callbacks"))
+        place_checkpoints(callbacks, root)
+        if trainer.get("logger") not in (None, True):
+            return {}  # a logger the config gives, or none (false)
+        version, purge_step = None, None
+        if self.subcommand == "fit":
+            version, purge_step = resumed_log(config.get("ckpt_path"), checkpoint_folder(callbacks, root), root)
+        return {"logger": run_logger(self.subcommand, root, version, purge_step)}
+
     def before_fit(self) -> None:
+        refuse_mixed_runs(checkpoint_dir(self.trainer), self.config_init["fit"].get("ckpt_path"))
         check_writable(self.trainer.default_root_dir)
         if self.trainer.logger is not None and self.trainer.logger.save_dir:
             check_writable(self.trainer.logger.save_dir)
@@ -158,15 +196,33 @@ class DiaryCLI(LightningCLI):
     def synthesize(self, **kwargs: Any) -> dict[str, Any]:
         return self.trainer.synthesize(**kwargs, output=self.config_init["synthesize"].get("output"))
 
+    def _adapter_or_zero_shot(self) -> None:
+        config = self.config_init[self.subcommand]
+        adapter = config.get("ckpt_path") or self.model.hparams.adapter_path
+        if adapter and config.get("zero_shot"):
+            raise ConfigError(f"--zero_shot true writes with the base model alone; it contradicts the adapter {adapter}")
+        if adapter:
+            return
+        if self.subcommand == "predict" and not config.get("zero_shot"):
+            raise ConfigError("predict needs an adapter: --ckpt_path CKPT (a checkpoint of fit, or last or best) or "
+                              "--model.adapter_path DIR (an exported adapter folder). To write with the untuned base "
+                              "model, the zero-shot baseline, add --zero_shot true.")
+        log.info("zero-shot: %s the base model %s with no adapter (--ckpt_path or --model.adapter_path gives one)",
+                 "writing with" if self.subcommand == "predict" else "scoring", self.model.hparams.base_model)
+
     def before_validate(self) -> None:
         self._ckpt()
+        self._adapter_or_zero_shot()
 
     def before_test(self) -> None:
         self._ckpt()
+        self._adapter_or_zero_shot()
 
     def before_predict(self) -> None:
         self._ckpt()
+        self._adapter_or_zero_shot()
         output = self.config_init["predict"].get("output") or os.path.join(self.trainer.default_root_dir, "predictions.jsonl")
+        refuse_output_over_input(output, self.datamodule.hparams.predict_path)
         check_writable(Path(output).parent)
         writer = JsonlPredictionWriter(output, resume=self.config_init["predict"].get("resume_predictions", False))
         self.datamodule.skip_predict_ids = writer.written_ids()
@@ -176,6 +232,64 @@ class DiaryCLI(LightningCLI):
         for callback in self.trainer.callbacks:
             if isinstance(callback, JsonlPredictionWriter) and self.trainer.is_global_zero:
                 callback.finish()
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [] if value is None else [value]
+
+
+def checkpoint_folder(callbacks: list[Any], root: str | os.PathLike) -> Path:
+    """Where the run's checkpoints go, before the trainer exists to ask."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+            return Path(callback.dirpath)
+    return Path(root) / "checkpoints"
+
+
+def cpu_when_no_accelerator_needed(subcommand: str, trainer: dict[str, Any]) -> dict[str, Any]:
+    """preprocess never loads the model, and export only copies an adapter out of a checkpoint: neither may
+    fail because the config names a GPU this machine lacks. Export keeps the GPU when there is one."""
+    if subcommand == "preprocess" or (subcommand == "export" and not torch.cuda.is_available()
+                                      and trainer.get("accelerator") not in (None, "cpu")):
+        return {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "strategy": "auto"}
+    return {}
+
+
+def refuse_output_over_input(output: str, predict_path: Any) -> None:
+    """``--output chat.txt`` beside ``--data.predict_path chat.txt`` would replace the chat with its diary."""
+    from diary_lightning.dialogue import DataError, expand_paths
+
+    if not predict_path:
+        return
+    try:
+        inputs = expand_paths(predict_path)
+    except DataError:
+        return  # reading the input names the problem
+    target = Path(output).resolve()
+    for path in inputs:
+        if path.resolve() == target:
+            raise ConfigError(f"--output {output} is the input file {path}: writing the diaries there would replace "
+                              "it; give another --output")
+
+
+def resume_command(argv: list[str]) -> str | None:
+    """The command that continues a fit after a stop: the same arguments with ``--ckpt_path last``."""
+    if argv[:1] != ["fit"]:
+        return None
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--ckpt_path="):
+            skip = False
+            continue
+        if arg == "--ckpt_path":
+            skip = True
+            continue
+        kept.append(arg)
+    on_path = shutil.which("python")
+    python = "python" if on_path and os.path.realpath(on_path) == os.path.realpath(sys.executable) else sys.executable
+    return shlex.join([python, "-m", "diary_lightning", *kept, "--ckpt_path", "last"])
 
 
 def merge_main(args: list[str]) -> None:
@@ -201,8 +315,15 @@ def merge_main(args: list[str]) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
+    """The program: user errors end with their message and exit status 2 (``diary_lightning/errors.py``)."""
+    silence_known_noise()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    argv = sys.argv[1:] if args is None else args
+    run_reporting_user_errors(run, sys.argv[1:] if args is None else args)
+
+
+def run(argv: list[str]) -> None:
+    """The command line without the error reporting: exceptions propagate (tests call this)."""
+    check_config_syntax(argv)
     if argv[:1] == ["merge"]:
         merge_main(argv[1:])
         return
@@ -211,7 +332,8 @@ def main(args: list[str] | None = None) -> None:
         DiaryDataModule,
         trainer_class=DiaryTrainer,
         trainer_defaults={
-            "callbacks": [RunSummary(), CheckpointOnSigterm(), RngState(), ExportAdapter()],
+            "callbacks": [RunSummary(), CheckpointOnSigterm(resume_command(argv)), RngState(), ExportAdapter(),
+                          RunFolder()],
             # The data module shards its batches across DDP ranks itself (see LengthGroupedBatchSampler).
             "use_distributed_sampler": False,
         },
@@ -219,5 +341,5 @@ def main(args: list[str] | None = None) -> None:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"epilog": "merge: fold an exported adapter into its base as a plain transformers model "
                                  "(python -m diary_lightning merge --help)"},
-        args=args,
+        args=argv,
     )

@@ -23,6 +23,7 @@ from diary_lightning.atomic import atomic_directory
 from diary_lightning.batching import load_tokenizer
 from diary_lightning.generation import generation_config, generation_settings
 from diary_lightning.loading import DTYPES, check_adapter_checkpoint
+from diary_lightning.paths import absolute_if_local
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ def export_settings(hparams: Mapping[str, Any], prompt: Mapping[str, Any] | None
         settings["max_length"] = max_length
     settings["model"] = {key: hparams[key] for key in
                          ("base_model", "load_in_4bit", "compute_dtype", "double_quant", "attn_implementation")}
+    settings["model"]["base_model"] = absolute_if_local(hparams["base_model"])
     settings["generation"] = generation_settings(hparams)
     return settings
 
@@ -51,11 +53,22 @@ def save_adapter(model: Any, target: str | os.PathLike, settings: Mapping[str, A
     target = Path(target)
     with atomic_directory(target) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
+        _record_absolute_base(tmp / "adapter_config.json")
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
             generation_config(settings["generation"], tokenizer).save_pretrained(str(tmp))
         (tmp / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=1), encoding="utf-8")
     return target
+
+
+def _record_absolute_base(config_file: Path) -> None:
+    """PEFT records the base as it was given; a relative folder would make the adapter load only from the
+    working directory of training (elsewhere transformers would look for it on the Hub)."""
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    base = config.get("base_model_name_or_path")
+    if base and absolute_if_local(base) != base:
+        config["base_model_name_or_path"] = absolute_if_local(base)
+        config_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
 def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | os.PathLike,
