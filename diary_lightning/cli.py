@@ -89,11 +89,14 @@ def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
     last = Path(dirpath or "") / "last.ckpt"
     if not dirpath or not last.is_file():
         raise FileNotFoundError(f"--ckpt_path best: no {last} to read the best checkpoint from; give the path instead")
-    state = torch.load(last, map_location="cpu", weights_only=True)
+    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
     for key, value in state.get("callbacks", {}).items():
         if key.startswith("ModelCheckpoint") and value.get("best_model_path"):
             return value["best_model_path"]
-    raise FileNotFoundError(f"--ckpt_path best: {last} records no best checkpoint; give the path instead")
+    # No validation ran, so nothing was ranked: the last checkpoint is the best there is, as fit said
+    # when it ended (RunSummary) and as it exported.
+    log.info("--ckpt_path best: %s records no validation, so the best checkpoint is the last: %s", last, last)
+    return str(last)
 
 
 def check_writable(directory: str | os.PathLike) -> None:
