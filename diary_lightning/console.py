@@ -2,8 +2,9 @@
 notices silenced, all here, in one place.
 
 Silenced: bitsandbytes' notice that the optional ``kernels`` package is missing (it falls back to its
-own CPU kernel), Lightning's tips advertising litlogger and litmodels, and transformers' FutureWarnings
-(deprecations inside transformers that this package does not call directly). Never silenced: anything
+own CPU kernel), Lightning's tips advertising litlogger and litmodels, transformers' FutureWarnings
+(deprecations inside transformers that this package does not call directly), Lightning's deprecation
+notice about its own use of torch's pytree, and its "checkpoint directory is not empty" on a resume. Never silenced: anything
 that can mean a wrong result, such as PyTorch's warning that an operation has no autograd formula.
 """
 
@@ -40,6 +41,11 @@ def silence_known_noise() -> None:
         if not any(isinstance(f, _DropPrefixes) for f in logger.filters):
             logger.addFilter(_DropPrefixes(prefixes))
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers(\.|$)")
+    # Lightning's own use of a torch API it has not caught up with.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+    # On a resume the folder holds the run's own checkpoints; a fresh fit into another run's folder is
+    # refused before this could be said (diary_lightning/runs.py).
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
 
 
 class _StepsMixin:

@@ -63,13 +63,14 @@ def test_missing_local_model_is_named_with_the_working_directory(make_config, tm
 
 
 # -- zero-shot is a choice; the input is never the output --------------------------------------------------------
-def test_predict_without_adapter_is_refused_unless_zero_shot(make_config, tmp_path, sample_chats):
+def test_predict_without_adapter_is_refused_unless_zero_shot(make_config, tmp_path, sample_chats, caplog):
     config = make_config()
     with pytest.raises(ConfigError, match=r"--ckpt_path CKPT.*--model.adapter_path DIR.*--zero_shot true"):
         run_cli("predict", "--config", str(config), "--output", str(tmp_path / "out.jsonl"))
     assert not (tmp_path / "out.jsonl").exists()
     run_cli("predict", "--config", str(config), "--zero_shot", "true", "--model.max_new_tokens", "2",
             "--output", str(tmp_path / "out.jsonl"))
+    assert "zero-shot: writing with the base model" in caplog.text
     written = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(written) == len(sample_chats.read_text(encoding="utf-8").splitlines())
 
@@ -180,3 +181,18 @@ def test_known_noise_is_silenced_but_not_the_autograd_warning(caplog):
                                "graph.py", 1, module="torch.autograd.graph")
     assert "kernels" not in caplog.text and "Tip" not in caplog.text
     assert [str(w.message) for w in caught] == ["bitsandbytes::gemv_4bit: an autograd kernel was not registered"]
+
+
+# -- "best checkpoint" means what --ckpt_path best finds ----------------------------------------------------------
+def test_best_without_validation_is_the_last_checkpoint(tmp_path):
+    from types import SimpleNamespace
+
+    from diary_lightning.cli import resolve_checkpoint
+
+    last = tmp_path / "last.ckpt"
+    # What a fit without validation leaves: the monitored ModelCheckpoint ranked nothing.
+    torch.save({"callbacks": {"ModelCheckpoint{'monitor': 'val/loss'}": {"best_model_path": ""}}}, last)
+    trainer = SimpleNamespace(checkpoint_callback=SimpleNamespace(best_model_path="", dirpath=str(tmp_path)))
+    assert resolve_checkpoint("best", trainer) == str(last)
+    torch.save({"callbacks": {"ModelCheckpoint{'monitor': 'val/loss'}": {"best_model_path": "/x/step2.ckpt"}}}, last)
+    assert resolve_checkpoint("best", trainer) == "/x/step2.ckpt"
