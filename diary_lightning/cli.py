@@ -344,5 +344,6 @@ def run(argv: list[str]) -> None:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"epilog": "merge: fold an exported adapter into its base as a plain transformers model "
                                  "(python -m diary_lightning merge --help)"},
-        args=argv,
+        # Given the program's own arguments, LightningCLI reads them itself (it warns when handed them).
+        args=None if argv == sys.argv[1:] else argv,
     )

@@ -196,3 +196,21 @@ def test_best_without_validation_is_the_last_checkpoint(tmp_path):
     assert resolve_checkpoint("best", trainer) == str(last)
     torch.save({"callbacks": {"ModelCheckpoint{'monitor': 'val/loss'}": {"best_model_path": "/x/step2.ckpt"}}}, last)
     assert resolve_checkpoint("best", trainer) == "/x/step2.ckpt"
+
+
+def test_which_errors_are_the_users():
+    import json
+
+    from diary_lightning.dialogue import DataError
+    from diary_lightning.errors import is_user_error
+    from diary_lightning.loading import AdapterMismatchError
+    from diary_lightning.model import DiaryLoRAModule
+
+    assert is_user_error(AdapterMismatchError("another base")) and is_user_error(DataError([]))
+    assert is_user_error(FileNotFoundError("no such checkpoint")) and is_user_error(ConfigError("bad"))
+    with pytest.raises(ValueError) as ours:
+        DiaryLoRAModule("m", optimizer="sgd")  # a setting the package refuses
+    assert is_user_error(ours.value)
+    with pytest.raises(ValueError) as library:
+        json.loads("{")  # a library's ValueError is a bug to report, with its traceback
+    assert not is_user_error(library.value)
