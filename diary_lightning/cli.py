@@ -146,7 +146,9 @@ class DiaryCLI(LightningCLI):
                              f"({config['ckpt_path']} and {self.model.hparams.adapter_path})")
         if "ckpt_path" in config:
             config["ckpt_path"] = resolve_checkpoint(config["ckpt_path"], self.trainer)
-        fill_from_checkpoint(self.model, self.datamodule, config.get("ckpt_path"))
+        ckpt = config.get("ckpt_path")
+        fill_from_checkpoint(self.model, self.datamodule,
+                             str(checkpoint_dir(self.trainer) / "last.ckpt") if ckpt == "last" else ckpt)
         if self.model.hparams.adapter_path:
             # The prompt the adapter was trained with, as a checkpoint would restore it.
             from diary_lightning.export import read_settings
