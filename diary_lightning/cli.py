@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shlex
-import shutil
 import sys
 import tempfile
 import time
@@ -33,9 +31,14 @@ from diary_lightning.errors import ConfigError, check_config_syntax, run_reporti
 from diary_lightning.model import DiaryLoRAModule
 from diary_lightning.runs import (
     RunFolder,
+    as_list,
+    checkpoint_folder,
+    cpu_when_no_accelerator_needed,
     fill_from_checkpoint,
     place_checkpoints,
     refuse_mixed_runs,
+    refuse_output_over_input,
+    resume_command,
     resumed_log,
     run_logger,
 )
@@ -164,8 +167,8 @@ class DiaryCLI(LightningCLI):
         kwargs.update(self._run_folder(config))
         kwargs.update(cpu_when_no_accelerator_needed(self.subcommand, config["trainer"]))
         if config["trainer"].get("enable_progress_bar") is not False and not any(
-                isinstance(c, ProgressBar) for c in _as_list(config["trainer"].get("callbacks"))):
-            kwargs["callbacks"] = [*_as_list(config["trainer"].get("callbacks")), progress_bar()]
+                isinstance(c, ProgressBar) for c in as_list(config["trainer"].get("callbacks"))):
+            kwargs["callbacks"] = [*as_list(config["trainer"].get("callbacks")), progress_bar()]
         if self.subcommand not in ("fit", "validate", "test"):
             self.save_config_callback = None  # no log folder to save it in
         return super().instantiate_trainer(**kwargs)
@@ -174,7 +177,7 @@ class DiaryCLI(LightningCLI):
         """Checkpoints and logs under ``trainer.default_root_dir`` (``diary_lightning/runs.py``)."""
         trainer = config["trainer"]
         root = trainer.get("default_root_dir") or os.getcwd()
-        callbacks = _as_list(trainer.get("callbacks"))
+        callbacks = as_list(trainer.get("callbacks"))
         place_checkpoints(callbacks, root)
         if trainer.get("logger") not in (None, True):
             return {}  # a logger the config gives, or none (false)
@@ -237,64 +240,6 @@ class DiaryCLI(LightningCLI):
         for callback in self.trainer.callbacks:
             if isinstance(callback, JsonlPredictionWriter) and self.trainer.is_global_zero:
                 callback.finish()
-
-
-def _as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list) else [] if value is None else [value]
-
-
-def checkpoint_folder(callbacks: list[Any], root: str | os.PathLike) -> Path:
-    """Where the run's checkpoints go, before the trainer exists to ask."""
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
-    for callback in callbacks:
-        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
-            return Path(callback.dirpath)
-    return Path(root) / "checkpoints"
-
-
-def cpu_when_no_accelerator_needed(subcommand: str, trainer: dict[str, Any]) -> dict[str, Any]:
-    """preprocess never loads the model, and export only copies an adapter out of a checkpoint: neither may
-    fail because the config names a GPU this machine lacks. Export keeps the GPU when there is one."""
-    if subcommand == "preprocess" or (subcommand == "export" and not torch.cuda.is_available()
-                                      and trainer.get("accelerator") not in (None, "cpu")):
-        return {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "strategy": "auto"}
-    return {}
-
-
-def refuse_output_over_input(output: str, predict_path: Any) -> None:
-    """``--output chat.txt`` beside ``--data.predict_path chat.txt`` would replace the chat with its diary."""
-    from diary_lightning.dialogue import DataError, expand_paths
-
-    if not predict_path:
-        return
-    try:
-        inputs = expand_paths(predict_path)
-    except DataError:
-        return  # reading the input names the problem
-    target = Path(output).resolve()
-    for path in inputs:
-        if path.resolve() == target:
-            raise ConfigError(f"--output {output} is the input file {path}: writing the diaries there would replace "
-                              "it; give another --output")
-
-
-def resume_command(argv: list[str]) -> str | None:
-    """The command that continues a fit after a stop: the same arguments with ``--ckpt_path last``."""
-    if argv[:1] != ["fit"]:
-        return None
-    kept, skip = [], False
-    for arg in argv:
-        if skip or arg.startswith("--ckpt_path="):
-            skip = False
-            continue
-        if arg == "--ckpt_path":
-            skip = True
-            continue
-        kept.append(arg)
-    on_path = shutil.which("python")
-    python = "python" if on_path and os.path.realpath(on_path) == os.path.realpath(sys.executable) else sys.executable
-    return shlex.join([python, "-m", "diary_lightning", *kept, "--ckpt_path", "last"])
 
 
 def merge_main(args: list[str]) -> None:

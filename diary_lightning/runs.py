@@ -1,4 +1,6 @@
-"""The run folder: everything one run writes lives under ``trainer.default_root_dir``.
+"""The run folder, and what each subcommand sets up around the trainer.
+
+Everything one run writes lives under ``trainer.default_root_dir``.
 
 ``ROOT/checkpoints`` holds the checkpoints and the exported adapter, ``ROOT/tensorboard/version_N`` the
 logs, ``ROOT/predictions.jsonl`` the diaries. The paths are derived here, not repeated in YAML, so one
@@ -11,6 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +151,59 @@ def fill_from_checkpoint(model: Any, datamodule: Any, ckpt_path: str | None) -> 
     if max_length:
         datamodule.hparams.max_length = max_length
     log.info("model.base_model from %s: %s", h.adapter_path or ckpt_path, base)
+
+
+def as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [] if value is None else [value]
+
+
+def checkpoint_folder(callbacks: list[Any], root: str | os.PathLike) -> Path:
+    """Where the run's checkpoints go, before the trainer exists to ask."""
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+            return Path(callback.dirpath)
+    return Path(root) / "checkpoints"
+
+
+def cpu_when_no_accelerator_needed(subcommand: str, trainer: dict[str, Any]) -> dict[str, Any]:
+    """preprocess never loads the model, and export only copies an adapter out of a checkpoint: neither may
+    fail because the config names a GPU this machine lacks. Export keeps the GPU when there is one."""
+    if subcommand == "preprocess" or (subcommand == "export" and not torch.cuda.is_available()
+                                      and trainer.get("accelerator") not in (None, "cpu")):
+        return {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "strategy": "auto"}
+    return {}
+
+
+def refuse_output_over_input(output: str, predict_path: Any) -> None:
+    """``--output chat.txt`` beside ``--data.predict_path chat.txt`` would replace the chat with its diary."""
+    from diary_lightning.dialogue import DataError, expand_paths
+
+    if not predict_path:
+        return
+    try:
+        inputs = expand_paths(predict_path)
+    except DataError:
+        return  # reading the input names the problem
+    target = Path(output).resolve()
+    for path in inputs:
+        if path.resolve() == target:
+            raise ConfigError(f"--output {output} is the input file {path}: writing the diaries there would replace "
+                              "it; give another --output")
+
+
+def resume_command(argv: list[str]) -> str | None:
+    """The command that continues a fit after a stop: the same arguments with ``--ckpt_path last``."""
+    if argv[:1] != ["fit"]:
+        return None
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--ckpt_path="):
+            skip = False
+            continue
+        if arg == "--ckpt_path":
+            skip = True
+            continue
+        kept.append(arg)
+    on_path = shutil.which("python")
+    python = "python" if on_path and os.path.realpath(on_path) == os.path.realpath(sys.executable) else sys.executable
+    return shlex.join([python, "-m", "diary_lightning", *kept, "--ckpt_path", "last"])

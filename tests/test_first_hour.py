@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
@@ -23,8 +23,8 @@ from diary_lightning.errors import DEBUG_ENV, ConfigError
 
 
 def _cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    environment.pop(DEBUG_ENV, None) if not env or DEBUG_ENV not in env else None
+    environment = {key: value for key, value in os.environ.items() if key != DEBUG_ENV}
+    environment.update(PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run([sys.executable, "-m", "diary_lightning", *args], capture_output=True, text=True,
                           cwd=cwd, env=environment, timeout=600)
 
@@ -138,16 +138,10 @@ def test_ctrl_c_saves_and_prints_the_resume_command(tmp_path, tiny_model_dir):
     process.send_signal(signal.SIGINT)
     err = finish(process, returncode=130)
     assert "SIGINT received" in err
-    python = "python" if Path(shutil_which("python") or "").resolve() == Path(sys.executable).resolve() else sys.executable
+    python = "python" if Path(shutil.which("python") or "").resolve() == Path(sys.executable).resolve() else sys.executable
     command = shlex.join([python, "-m", "diary_lightning", "fit", "--config", str(config), "--ckpt_path", "last"])
     assert command in err
     assert saved_step(last) < 6
-
-
-def shutil_which(name: str) -> str | None:
-    import shutil
-
-    return shutil.which(name)
 
 
 # -- the console -------------------------------------------------------------------------------------------------
