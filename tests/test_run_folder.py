@@ -85,15 +85,20 @@ def test_resume_logs_into_the_same_version_and_other_commands_add_none(moved: di
     assert not (root / "lightning_logs").exists() and not (root / "config.yaml").exists()
 
 
-def test_export_without_config_takes_base_and_prompt_from_the_checkpoint(moved: dict[str, Any], tmp_path: Path,
-                                                                          tiny_model_dir: Path) -> None:
+def test_export_and_predict_without_config_take_base_and_prompt_from_the_checkpoint(
+        moved: dict[str, Any], tmp_path: Path, tiny_model_dir: Path) -> None:
+    from diary_lightning.tiny import sample_data_path
+
     checkpoint = moved["root"] / "checkpoints" / "last.ckpt"
     cwd = os.getcwd()
     os.chdir(tmp_path)  # elsewhere: the relative base of training would not resolve here
     try:
         run_cli("export", "--ckpt_path", str(checkpoint), "--output", "adapter")
+        run_cli("predict", "--ckpt_path", str(checkpoint), "--data.predict_path", str(sample_data_path("sample_kakao.txt")),
+                "--model.max_new_tokens", "4", "--output", "kakao.jsonl")
     finally:
         os.chdir(cwd)
+    assert [json.loads(line)["id"] for line in (tmp_path / "kakao.jsonl").read_text().splitlines()] == ["sample_kakao"]
     adapter = tmp_path / "adapter"
     settings = json.loads((adapter / "diary_lightning.json").read_text())
     assert settings["model"]["base_model"] == str(tiny_model_dir.resolve())
