@@ -64,6 +64,7 @@ def test_missing_local_model_is_named_with_the_working_directory(make_config, tm
 
 # -- zero-shot is a choice; the input is never the output --------------------------------------------------------
 def test_predict_without_adapter_is_refused_unless_zero_shot(make_config, tmp_path, sample_chats, caplog):
+    caplog.set_level(logging.INFO, logger="diary_lightning")
     config = make_config()
     with pytest.raises(ConfigError, match=r"--ckpt_path CKPT.*--model.adapter_path DIR.*--zero_shot true"):
         run_cli("predict", "--config", str(config), "--output", str(tmp_path / "out.jsonl"))
