@@ -30,12 +30,9 @@ from diary_lightning.paths import absolute_if_local
 log = logging.getLogger(__name__)
 
 LOG_NAME = "tensorboard"
+CHECKPOINTS = "checkpoints"
 RUN_STATE_KEY = "diary_lightning_run"
-"""Checkpoint key of what the run folder needs to continue a run: the TensorBoard version it logs to."""
-
-
-def checkpoint_dir(root: str | os.PathLike) -> Path:
-    return Path(root) / "checkpoints"
+"""Checkpoint key of what :class:`RunFolder` records for later commands."""
 
 
 def place_checkpoints(callbacks: list[Any], root: str | os.PathLike) -> None:
@@ -46,7 +43,7 @@ def place_checkpoints(callbacks: list[Any], root: str | os.PathLike) -> None:
     """
     for callback in callbacks:
         if isinstance(callback, ModelCheckpoint) and not callback.dirpath:
-            callback.dirpath = os.path.realpath(os.path.expanduser(checkpoint_dir(root)))
+            callback.dirpath = os.path.realpath(os.path.expanduser(Path(root) / CHECKPOINTS))
 
 
 def run_logger(subcommand: str, root: str | os.PathLike, version: int | str | None = None,
@@ -162,7 +159,7 @@ def checkpoint_folder(callbacks: list[Any], root: str | os.PathLike) -> Path:
     for callback in callbacks:
         if isinstance(callback, ModelCheckpoint) and callback.dirpath:
             return Path(callback.dirpath)
-    return Path(root) / "checkpoints"
+    return Path(root) / CHECKPOINTS
 
 
 def cpu_when_no_accelerator_needed(subcommand: str, trainer: dict[str, Any]) -> dict[str, Any]:
