@@ -59,7 +59,7 @@ class DiaryCollator:
             if "labels" in example:
                 labels[row, cols] = torch.tensor(example["labels"])
         batch.update(input_ids=ids, attention_mask=mask, labels=labels, **batch_counts(mask, labels))
-        for key in ("id", "summary", "dialogue"):
+        for key in ("id", "summary", "dialogue", "writer"):
             if key in examples[0]:
                 batch[key] = [e[key] for e in examples]
         return batch

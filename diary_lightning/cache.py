@@ -14,7 +14,7 @@ from diary_lightning.atomic import atomic_directory
 from diary_lightning.prepare import DataReport, empty_split
 from diary_lightning.splits import SPLITS
 
-CACHE_VERSION = 3  # bump when the cached columns change
+CACHE_VERSION = 4  # bump when the cached columns change
 
 
 def cache_path(cache_dir: str | None, files: Sequence[Path], tokenizer_name: str, tokenizer: Any, template: str,

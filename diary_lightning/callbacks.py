@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import resource
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +12,6 @@ import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_only
 
-from diary_lightning.atomic import write_text
 from diary_lightning.dropped import too_long
 from diary_lightning.prepare import DataReport
 
@@ -57,83 +54,9 @@ class RunSummary(L.Callback):
             log.info("best checkpoint: %s", callback.best_model_path or callback.last_model_path)
 
 
-def peak_memory_bytes() -> int:
-    """Peak memory of this process so far: allocated GPU memory under CUDA, else the peak resident set size."""
-    import torch
-
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        return int(torch.cuda.max_memory_allocated())
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-
-
-class StepClock(L.Callback):
-    """Times the optimizer steps of a fit and counts the tokens they trained on; writes the figures as JSON.
-
-    The clock runs from the start of training (model loaded, data tokenized) to the end of the last step.
-    Real tokens are the ones of the attention mask, padded tokens the whole batch. The counts stay on the
-    device until the end, so the clock adds no synchronization to a step. ``scripts/benchmark.py`` reads it.
-    """
-
-    def __init__(self, output: str | None = None, skip_steps: int = 0) -> None:
-        """
-        Args:
-            output: JSON file to write at the end of training (rank zero); none: only ``self.result``.
-            skip_steps: Steps left out at the start (first-call kernel selection, allocator growth): the clock
-                starts at the end of that step.
-        """
-        self.output = output
-        self.skip_steps = skip_steps
-        self.result: dict[str, Any] = {}
-        self._real: Any = 0
-        self._padded = 0
-        self._start = 0.0
-        self._timing = False
-
-    @staticmethod
-    def _synchronize(pl_module: L.LightningModule) -> None:
-        import torch
-
-        if pl_module.device.type == "cuda":
-            torch.cuda.synchronize(pl_module.device)
-
-    def _restart(self, pl_module: L.LightningModule) -> None:
-        self._synchronize(pl_module)
-        self._real, self._padded = 0, 0
-        self._start = time.perf_counter()
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._timing = self.skip_steps == 0
-        self._restart(pl_module)
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        if not self._timing:
-            # global_step reaches skip_steps at the end of the batch that made that optimizer step.
-            if trainer.global_step >= self.skip_steps:
-                self._restart(pl_module)
-                self._timing = True
-            return
-        mask = batch["attention_mask"]
-        self._real = self._real + mask.sum()
-        self._padded += mask.numel()
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._synchronize(pl_module)
-        seconds = time.perf_counter() - self._start
-        self.result = {
-            "steps": trainer.global_step - self.skip_steps,
-            "seconds": seconds,
-            "real_tokens": int(self._real),
-            "padded_tokens": self._padded,
-            "peak_memory_bytes": peak_memory_bytes(),
-        }
-        if self.output and trainer.is_global_zero:
-            write_text(self.output, json.dumps(self.result))
-
-
 class JsonlPredictionWriter(BasePredictionWriter):
-    """Writes ``{"id", "diary"}`` lines as batches finish, to ``OUTPUT.partial``; renamed to ``OUTPUT`` when complete,
-    so a killed predict never leaves a half-written file under the final name.
+    """Writes ``{"id", "diary", "style_failures"}`` lines as batches finish, to ``OUTPUT.partial``; renamed to
+    ``OUTPUT`` when complete, so a killed predict never leaves a half-written file under the final name.
 
     With ``resume``, the complete lines an interrupted predict left in ``OUTPUT.partial`` are kept and
     new lines appended after them; :meth:`written_ids` tells which dialogues to leave out.
@@ -166,7 +89,8 @@ class JsonlPredictionWriter(BasePredictionWriter):
         if self._file is None:
             return
         for row in prediction:
-            self._file.write(json.dumps({"id": row["id"], "diary": row["diary"]}, ensure_ascii=False) + "\n")
+            line = {"id": row["id"], "diary": row["diary"], "style_failures": row["style_failures"]}
+            self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
             self.count += 1
         self._file.flush()
 

@@ -87,7 +87,9 @@ class CheckpointOnSigterm(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if trainer.fit_loop._should_accumulate():
+        # Lightning steps the optimizer every accumulate_grad_batches batches of an epoch and on its last one.
+        done = batch_idx + 1
+        if done % trainer.accumulate_grad_batches and done != trainer.num_training_batches:
             return
         # Under DDP the signal may reach some ranks only, and the save is collective: every rank must
         # take the same decision, or the ones that saw nothing would wait at its barrier for ever.

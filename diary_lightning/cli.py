@@ -28,6 +28,7 @@ from diary_lightning.checkpointing import (
 from diary_lightning.console import progress_bar, silence_known_noise
 from diary_lightning.data import DiaryDataModule
 from diary_lightning.errors import ConfigError, check_config_syntax, run_reporting_user_errors
+from diary_lightning.lightning_internals import KeepConfiguredHyperparameters
 from diary_lightning.model import DiaryLoRAModule
 from diary_lightning.runs import (
     RunFolder,
@@ -113,21 +114,12 @@ def check_writable(directory: str | os.PathLike) -> None:
         raise ConfigError(f"cannot write to {path}: {err.strerror or err}") from None
 
 
-class DiaryCLI(LightningCLI):
+class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         # export's output is the shared --output below, not an argument of its own.
         return {**LightningCLI.subcommands(), "preprocess": {"model", "datamodule"},
                 "export": {"model", "datamodule", "output"}, "synthesize": {"model", "datamodule", "output"}}
-
-    def _parse_ckpt_path(self) -> None:
-        """Keep the configuration the user gave.
-
-        LightningCLI would replace every ``model.*`` setting with the hyperparameters stored in
-        ``--ckpt_path``, silently undoing e.g. ``--model.max_new_tokens`` at predict time. Here the
-        checkpoint is instead checked against the configured model (``check_adapter_checkpoint``),
-        and a mismatch is an error that names both.
-        """
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.add_argument("--output", type=str | None, default=None,
@@ -153,10 +145,13 @@ class DiaryCLI(LightningCLI):
         fill_from_checkpoint(self.model, self.datamodule,
                              str(checkpoint_dir(self.trainer) / "last.ckpt") if ckpt == "last" else ckpt)
         if self.model.hparams.adapter_path:
-            # The prompt the adapter was trained with, as a checkpoint would restore it.
-            from diary_lightning.export import read_settings
+            # Write as DiaryWriter does with this adapter: the prompt it was trained with (as a checkpoint
+            # would restore it), its max_length and its generation settings.
+            from diary_lightning.export import read_diary_settings
 
-            self.datamodule.load_state_dict(read_settings(self.model.hparams.adapter_path))
+            settings = read_diary_settings(self.model.hparams.adapter_path)
+            self.datamodule.use_settings(settings)
+            self.model.use_generation(settings.generation)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config_init[self.subcommand]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,11 +14,15 @@ from torch.utils.data import DataLoader, DistributedSampler
 from diary_lightning import cache
 from diary_lightning.batching import DiaryCollator, load_tokenizer
 from diary_lightning.clean import DEFAULT_ANONYMIZATION
-from diary_lightning.dialogue import expand_paths, read_dialogues, record_fields
+from diary_lightning.dialogue import Dialogue, Turn, expand_paths, read_dialogues, record_fields
 from diary_lightning.dropped import check_something_left
+from diary_lightning.generation import DiarySettings
+from diary_lightning.lightning_internals import batches_trained_this_epoch, global_seed
 from diary_lightning.prepare import DataReport, Encoder, build_splits, sequence_lengths
 from diary_lightning.prompts import DEFAULT_TEMPLATE, resolve_template
+from diary_lightning.render import PromptFormat, render_chat
 from diary_lightning.resume import ResumableDataLoader
+from diary_lightning.roles import LabelScheme, assign_writers, bot_setting, count_rules, writer_setting
 from diary_lightning.sampler import LengthGroupedBatchSampler
 
 log = logging.getLogger(__name__)
@@ -39,7 +42,8 @@ class DiaryDataModule(L.LightningDataModule):
         split: str = "hash",
         split_seed: int = 0,
         prompt_template: str = DEFAULT_TEMPLATE,
-        speaker_labels: dict[str, str] | None = None,
+        writer: str | list[str] | None = None,
+        bots: list[str] | None = None,
         anonymization: str = DEFAULT_ANONYMIZATION,
         format: str = "auto",
         fields: dict[str, str] | None = None,
@@ -67,7 +71,10 @@ class DiaryDataModule(L.LightningDataModule):
                 ``aihub`` keeps AI Hub's Validation folder as val and carves test from Training.
             split_seed: Changes which dialogues land in which split; independent of ``seed_everything``.
             prompt_template: A built-in name (``eeve-diary``, ``eeve-summary``) or a string with ``{dialogue}``.
-            speaker_labels: Names shown for speaker ids in the prompt, e.g. ``{P01: Human, P02: AI}``.
+            writer: Whose diary each dialogue is: a speaker name (``민지``, ``Human``, ``P02``) or a rule, ``first``
+                (first speaker not a bot) or ``most`` (who wrote most); a list is tried in order per dialogue. Default:
+                what the checkpoint or adapter stored, else ``[Human, first]``; a value given here always wins.
+            bots: The chatbot's speaker names (any case); default: as stored, else ``[AI, Assistant, Bot, 챗봇...]``.
             anonymization: AI Hub tokens such as ``#@이름#``: ``placeholder`` ((이름)), ``keep`` or ``drop``.
             format: ``auto`` (by file suffix and content), ``aihub``, ``jsonl``, ``json`` (list of records),
                 ``nikl`` or ``text`` (a ``speaker: text`` chat log, the default for ``.txt`` files).
@@ -86,6 +93,11 @@ class DiaryDataModule(L.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.template = resolve_template(prompt_template)
+        writer_setting(writer)  # a bad value fails here, not when the data is read
+        # None for a checkpoint from before label schemes, which is prompted with its fixed speaker labels.
+        self.label_scheme: LabelScheme | None = LabelScheme()
+        self._fixed_labels: dict[str, str] = {}
+        self._stored: dict[str, Any] = {}  # the writer and bots a checkpoint stored: defaults, data.* override them
         self.fields = record_fields(fields)
         self._tokenizer = None
         self._splits: dict[str, Any] | None = None
@@ -102,22 +114,51 @@ class DiaryDataModule(L.LightningDataModule):
             self._tokenizer = load_tokenizer(self.hparams.tokenizer, self.hparams.trust_remote_code)
         return self._tokenizer
 
+    @property
+    def writer(self) -> tuple[str, ...]:
+        """The writer setting in force: ``data.writer``, else the stored one, else the default."""
+        return writer_setting(self.hparams.writer if self.hparams.writer is not None else self._stored.get("writer"))
+
+    @property
+    def bots(self) -> tuple[str, ...]:
+        return bot_setting(self.hparams.bots if self.hparams.bots is not None else self._stored.get("bots"))
+
+    @property
+    def prompt_format(self) -> PromptFormat:
+        return PromptFormat(self.template, self.hparams.anonymization, self.label_scheme, self._fixed_labels,
+                            self.writer, self.bots)
+
+    def prompt_turns(self, dialogue: Dialogue, prompt_format: PromptFormat | None = None) -> tuple[Turn, ...]:
+        """The turns under the prompt's labels, as a service renders a chat (the encoder fits ``max_length``)."""
+        return render_chat(dialogue, prompt_format or self.prompt_format, writer=dialogue.writer).turns
+
     # -- checkpoint: the prompt travels with the adapter --------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "prompt_template": self.template,
-            "speaker_labels": dict(self.hparams.speaker_labels or {}),
-            "anonymization": self.hparams.anonymization,
-        }
+        return self.prompt_format.state()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        saved = (state["prompt_template"], state.get("speaker_labels") or {}, state.get("anonymization"))
-        configured = (self.template, dict(self.hparams.speaker_labels or {}), self.hparams.anonymization)
+        """The prompt a model was trained with (template, labels, anonymization) replaces the configured one; the
+        stored writer and bots settings only fill in for ``data.writer`` and ``data.bots`` left unset."""
+        scheme = LabelScheme.from_dict(state["label_scheme"]) if "label_scheme" in state else None
+        fixed = {} if scheme is not None else dict(state.get("speaker_labels") or {})
+        saved = (state["prompt_template"], scheme, fixed, state.get("anonymization") or self.hparams.anonymization)
+        configured = (self.template, self.label_scheme, self._fixed_labels, self.hparams.anonymization)
+        stored = {key: state[key] for key in ("writer", "bots") if state.get(key) is not None}
         if saved != configured:
             log.warning("Using the prompt template, speaker labels and anonymization saved in the checkpoint.")
-            self.template = saved[0]
-            self.hparams.speaker_labels = saved[1]
-            self.hparams.anonymization = saved[2] or self.hparams.anonymization
+            self.template, self.label_scheme, self._fixed_labels, self.hparams.anonymization = saved
+        if saved != configured or stored != self._stored:
+            self._stored = stored
+            self._splits = None
+            self._generation_sets = {}
+
+    def use_settings(self, settings: DiarySettings) -> None:
+        """Encode as an exported adapter was trained to read: its prompt settings and ``max_length``."""
+        self.load_state_dict(settings.prompt())
+        if settings.max_length != self.hparams.max_length:
+            log.warning("Using max_length %d saved with the adapter, not %d.", settings.max_length,
+                        self.hparams.max_length)
+            self.hparams.max_length = settings.max_length
             self._splits = None
             self._generation_sets = {}
 
@@ -135,7 +176,8 @@ class DiaryDataModule(L.LightningDataModule):
             raise ValueError("predict needs data.predict_path (a file of dialogues to write diaries for)")
 
     def _read(self, paths: Any, require_summary: bool) -> Any:
-        return read_dialogues(
+        """The dialogues under ``paths``, each with its writer (``writer_chosen_by``: the entry that chose it)."""
+        result = read_dialogues(
             paths,
             fmt=self.hparams.format,
             fields=self.fields,
@@ -144,9 +186,17 @@ class DiaryDataModule(L.LightningDataModule):
             topics=self.hparams.topics if require_summary else None,
             skip_invalid=self.hparams.skip_invalid,
         )
+        result.dialogues, result.writer_chosen_by, problems = assign_writers(result.dialogues, self.writer, self.bots,
+                                                                             self.hparams.skip_invalid)
+        for problem in problems:
+            result.problems.append(problem)
+            result.skipped[problem.reason] += 1
+        return result
 
     def encoder(self) -> Encoder:
-        return Encoder(self.tokenizer, self.template, self.hparams.max_length, self.hparams.speaker_labels)
+        prompt_format = self.prompt_format
+        return Encoder(self.tokenizer, self.template, self.hparams.max_length,
+                       lambda dialogue: self.prompt_turns(dialogue, prompt_format))
 
     def splits(self) -> dict[str, Any]:
         """Tokenized train/val/test datasets, from the cache when the inputs and settings are unchanged."""
@@ -155,7 +205,8 @@ class DiaryDataModule(L.LightningDataModule):
         if not self.hparams.paths:
             raise ValueError("data.paths is not set: give the training dialogues (files, directories or globs)")
         h = self.hparams
-        options = [h.max_length, h.val_fraction, h.test_fraction, h.split, h.split_seed, h.speaker_labels,
+        roles = [self.writer, self.bots, self.label_scheme and self.label_scheme.to_dict(), self._fixed_labels]
+        options = [h.max_length, h.val_fraction, h.test_fraction, h.split, h.split_seed, roles,
                    h.anonymization, h.format, h.fields, h.topics, h.skip_invalid]
         path = cache.cache_path(h.cache_dir, expand_paths(h.paths), h.tokenizer, self.tokenizer, self.template, options)
         cached = cache.load(path)
@@ -163,7 +214,8 @@ class DiaryDataModule(L.LightningDataModule):
             log.info("Using tokenized data from the cache: %s", path)
         else:
             result = self._read(h.paths, require_summary=True)
-            encoded, report = build_splits(result, self.encoder(), h.val_fraction, h.test_fraction, h.split_seed, h.split)
+            encoded, report = build_splits(result, self.encoder(), h.val_fraction, h.test_fraction, h.split_seed,
+                                           h.split, self.writer)
             check_something_left(report, h.max_length, h.paths)
             cache.save(path, encoded, report)
             # Read back from the cache: memory-mapped Arrow rather than lists held in RAM.
@@ -174,7 +226,7 @@ class DiaryDataModule(L.LightningDataModule):
     # -- loaders ------------------------------------------------------------------------------------------
     def _loader(self, dataset: Any, padding_side: str = "right", cls: type[DataLoader] = DataLoader,
                 **kwargs: Any) -> DataLoader:
-        columns = [c for c in ("input_ids", "labels", "id", "summary") if c in dataset.column_names]
+        columns = [c for c in ("input_ids", "labels", "id", "summary", "writer") if c in dataset.column_names]
         return cls(
             dataset.select_columns(columns),
             collate_fn=DiaryCollator(self.tokenizer.pad_token_id, padding_side),
@@ -193,19 +245,15 @@ class DiaryDataModule(L.LightningDataModule):
             sequence_lengths(train).tolist(), self.hparams.batch_size,
             # seed_everything exports its seed to every rank; the batch order follows it, so the ranks
             # agree on the order and each takes its own part of every global batch.
-            seed=int(os.environ.get("PL_GLOBAL_SEED", 0)), group_by_length=self.hparams.group_by_length,
+            seed=global_seed(), group_by_length=self.hparams.group_by_length,
             num_replicas=self.trainer.world_size if self.trainer else 1,
             rank=self.trainer.global_rank if self.trainer else 0,
         )
         if self.trainer is not None:  # a run resumed after a finished epoch starts on the next one
             self.train_sampler.set_epoch(self.trainer.current_epoch)
         return self._loader(train, cls=ResumableDataLoader, batch_sampler=self.train_sampler,
-                            position=self._batches_trained,
+                            position=lambda: batches_trained_this_epoch(self.trainer),
                             accumulate_grad_batches=self.trainer.accumulate_grad_batches if self.trainer else 1)
-
-    def _batches_trained(self) -> int:
-        """Batches trained on in the current epoch, as the checkpoint being written will record them."""
-        return self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
     def _eval_batch_size(self) -> int:
         return self.hparams.eval_batch_size or self.hparams.batch_size
@@ -239,7 +287,7 @@ class DiaryDataModule(L.LightningDataModule):
         if split not in self._generation_sets:
             from diary_lightning.evaluation import generation_subset
 
-            self._generation_sets[split] = generation_subset(self.splits()[split], size, self.hparams.speaker_labels)
+            self._generation_sets[split] = generation_subset(self.splits()[split], size)
         subset = self._generation_sets[split][rank::world_size]
         # A few dozen prompts: starting worker processes would cost more than it saves.
         return DataLoader(subset, batch_size=self._eval_batch_size(),
@@ -248,5 +296,6 @@ class DiaryDataModule(L.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         result = self._read(self.hparams.predict_path, require_summary=False)
         dialogues = [d for d in result.dialogues if d.id not in self.skip_predict_ids]
+        log.info("predict: writers chosen by %s", count_rules(dialogues, result.writer_chosen_by, self.writer))
         dataset = self.encoder()(dialogues, False, "Tokenizing predict")
         return self._loader(dataset, padding_side="left", batch_size=self._eval_batch_size())

@@ -15,6 +15,7 @@ import torch
 
 from diary_lightning.atomic import atomic_file
 from diary_lightning.dialogue import Turn
+from diary_lightning.diary_style import CHECKS, score_name, style_failures
 from diary_lightning.metrics import DiaryTextMetrics, score_pair
 from diary_lightning.prompts import format_dialogue
 
@@ -31,9 +32,10 @@ def _order_key(dialogue_id: str) -> bytes:
     return hashlib.blake2b(f"generate\0{dialogue_id}".encode(), digest_size=8).digest()
 
 
-def generation_subset(dataset: Any, size: int | None, speaker_labels: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+def generation_subset(dataset: Any, size: int | None) -> list[dict[str, Any]]:
     """The first ``size`` examples of an encoded split in the order of a stable hash of their ids (all if
-    ``size`` is None), as prompts without their targets, with the reference diary and the dialogue as text.
+    ``size`` is None), as prompts without their targets, with the reference diary, the dialogue as the prompt
+    shows it and the writer's speaker id.
 
     The hash order does not depend on file order, so the subset mixes the topics that AI Hub stores file by
     file, and it stays the same across runs, machines and checkpoints: scores of two runs are comparable.
@@ -47,7 +49,8 @@ def generation_subset(dataset: Any, size: int | None, speaker_labels: Mapping[st
             "id": example["id"],
             "summary": example["summary"],
             "input_ids": example["input_ids"][: example["prompt_length"]],
-            "dialogue": format_dialogue(turns, speaker_labels),
+            "dialogue": format_dialogue(turns),
+            "writer": example["writer"],
         })
     return subset
 
@@ -61,9 +64,20 @@ def generate_rows(module: Any, loader: Iterable[dict[str, Any]], max_batches: in
         ids = batch["input_ids"].to(module.device)
         mask = batch["attention_mask"].to(module.device)
         diaries, truncated = module.generate(ids, mask)
-        for i, reference, dialogue, diary, cut in zip(batch["id"], batch["summary"], batch["dialogue"], diaries, truncated):
-            rows.append({"id": i, "dialogue": dialogue, "reference": reference, "diary": diary, "truncated": cut})
+        for i, reference, dialogue, writer, diary, cut in zip(batch["id"], batch["summary"], batch["dialogue"],
+                                                              batch["writer"], diaries, truncated):
+            row = {"id": i, "dialogue": dialogue, "reference": reference, "diary": diary, "truncated": cut,
+                   "writer": writer}
+            rows.append(row | {"style_failures": row_failures(row)})
     return rows
+
+
+def row_failures(row: Mapping[str, Any]) -> list[str]:
+    """The style checks a row's diary fails (:func:`diary_lightning.diary_style.style_failures`)."""
+    if "style_failures" in row:
+        return list(row["style_failures"])
+    writer = row.get("writer")
+    return style_failures(row["diary"], writer_names=[writer] if writer else (), truncated=bool(row["truncated"]))
 
 
 def gather_rows(rows: list[dict[str, Any]], rank: int, world_size: int) -> list[dict[str, Any]]:
@@ -77,11 +91,14 @@ def gather_rows(rows: list[dict[str, Any]], rank: int, world_size: int) -> list[
 
 
 def corpus_scores(rows: Sequence[Mapping[str, Any]], rouge_tokenizer: str) -> dict[str, float]:
-    """ROUGE-1/2/L F1 and chrF over ``rows``, and the share of diaries cut at ``max_new_tokens``."""
+    """ROUGE-1/2/L F1 and chrF over ``rows``; ``diary_style``, the share of diaries that pass every style check,
+    and per check the share that fail it (``polite_frac``...; ``truncated_frac``: cut at ``max_new_tokens``)."""
     metrics = DiaryTextMetrics(rouge_tokenizer)
     metrics.update([r["diary"] for r in rows], [r["reference"] for r in rows])
     scores = {key: float(value) for key, value in metrics.compute().items()}
-    scores["truncated_frac"] = sum(bool(r["truncated"]) for r in rows) / len(rows)
+    failed = [row_failures(r) for r in rows]
+    scores["diary_style"] = sum(not f for f in failed) / len(rows)
+    scores.update({score_name(check): sum(check in f for f in failed) / len(rows) for check in CHECKS})
     return scores
 
 
@@ -100,11 +117,14 @@ def _cell(text: str, width: int = TABLE_CELL_CHARS) -> str:
 
 
 def samples_table(rows: Sequence[Mapping[str, Any]], limit: int = TABLE_ROWS) -> str:
-    """A markdown table of the first ``limit`` rows: dialogue (shortened), reference and generated diary."""
-    lines = ["| id | dialogue | reference | diary |", "|---|---|---|---|"]
+    """A markdown table of the first ``limit`` rows: dialogue (shortened), reference, generated diary and the
+    style checks it fails."""
+    lines = ["| id | dialogue | reference | diary | fails |", "|---|---|---|---|---|"]
     for row in rows[:limit]:
         diary = _cell(row["diary"]) + (" *(cut at max_new_tokens)*" if row["truncated"] else "")
-        lines.append(f"| {_cell(row['id'], 80)} | {_cell(row['dialogue'])} | {_cell(row['reference'])} | {diary} |")
+        fails = ", ".join(row_failures(row)) or "—"
+        lines.append(f"| {_cell(row['id'], 80)} | {_cell(row['dialogue'])} | {_cell(row['reference'])} | {diary} "
+                     f"| {fails} |")
     return "\n".join(lines)
 
 
@@ -118,12 +138,14 @@ def log_samples_table(loggers: Iterable[Any], tag: str, rows: Sequence[Mapping[s
 
 
 def write_generations(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], rouge_tokenizer: str) -> Path:
-    """One JSON line per row (id, reference, diary, truncated and its ``score_pair`` scores), written to a
+    """One JSON line per row (id, reference, diary, truncated, the style checks it fails and its ``score_pair``
+    scores), written to a
     temporary file in the same directory and renamed, so the file is either complete or absent."""
     path = Path(path)
     with atomic_file(path, "w", encoding="utf-8") as out:
         for row in rows:
             record = {key: row[key] for key in ("id", "reference", "diary", "truncated")}
+            record["style_failures"] = row_failures(row)
             record.update(score_pair(row["diary"], row["reference"], rouge_tokenizer))
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     log.info("wrote %d generations to %s", len(rows), path)

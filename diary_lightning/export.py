@@ -21,15 +21,16 @@ import torch
 
 from diary_lightning.atomic import atomic_directory
 from diary_lightning.batching import load_tokenizer
-from diary_lightning.generation import generation_config, generation_settings
-from diary_lightning.loading import DTYPES, check_adapter_checkpoint
+from diary_lightning.chat_template import build_chat_template
+from diary_lightning.generation import DiarySettings, GenerationSettings, generation_config
+from diary_lightning.loading import DTYPES, adapter_state, check_adapter_checkpoint, load_adapter_state, peft_names
 from diary_lightning.paths import absolute_if_local
 
 log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "diary_lightning.json"
-"""Beside the adapter: prompt template, speaker labels, anonymization, max_length, how the base was loaded
-and the generation settings of training."""
+"""Beside the adapter: prompt template, label scheme, default writer and bots settings, anonymization,
+max_length, how the base was loaded and the generation settings of training."""
 MERGE_DTYPES = ("bfloat16", "float16", "float32")
 
 
@@ -43,20 +44,23 @@ def export_settings(hparams: Mapping[str, Any], prompt: Mapping[str, Any] | None
     settings["model"] = {key: hparams[key] for key in
                          ("base_model", "load_in_4bit", "compute_dtype", "double_quant", "attn_implementation")}
     settings["model"]["base_model"] = absolute_if_local(hparams["base_model"])
-    settings["generation"] = generation_settings(hparams)
+    settings["generation"] = GenerationSettings.from_mapping(hparams).to_dict()
     return settings
 
 
 def save_adapter(model: Any, target: str | os.PathLike, settings: Mapping[str, Any], tokenizer: Any | None = None) -> Path:
     """Write the adapter of the PEFT ``model`` to ``target``, whole or not at all: PEFT's own files,
-    ``diary_lightning.json`` and, with a tokenizer, the tokenizer and ``generation_config.json``."""
+    ``diary_lightning.json`` and, with a tokenizer, the tokenizer (with a chat template that renders the
+    training prompt, :mod:`diary_lightning.chat_template`) and ``generation_config.json``."""
     target = Path(target)
     with atomic_directory(target) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         _record_absolute_base(tmp / "adapter_config.json")
         if tokenizer is not None:
+            # A model server given this folder builds the training prompt from a service's chat messages.
+            tokenizer.chat_template = build_chat_template(settings["prompt_template"], tokenizer)
             tokenizer.save_pretrained(str(tmp))
-            generation_config(settings["generation"], tokenizer).save_pretrained(str(tmp))
+            generation_config(GenerationSettings.from_mapping(settings["generation"]), tokenizer).save_pretrained(str(tmp))
         (tmp / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=1), encoding="utf-8")
     return target
 
@@ -77,21 +81,22 @@ def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | 
     tokenizer, prompt and ``max_length``.
 
     The prompt settings are the ones the checkpoint was trained with; the generation settings are
-    ``pl_module``'s. The weights pass through the live PEFT model so that PEFT names and configures
-    the files; the module's own weights are put back afterwards.
+    ``pl_module``'s. The weights pass through the live PEFT model so that PEFT writes the files and
+    their configuration; the model's own weights are put back afterwards.
     """
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    current = {k: v.detach().clone() for k, v in pl_module.adapter_state_dict().items()}
+    saved["state_dict"] = peft_names(saved.get("state_dict", {}))
+    current = {k: v.detach().clone() for k, v in adapter_state(pl_module.model).items()}
     check_adapter_checkpoint(saved, pl_module.hparams, pl_module.model.config, current)
     try:
-        pl_module.load_state_dict(saved["state_dict"], strict=False)
+        load_adapter_state(pl_module.model, saved["state_dict"])
         if datamodule is None:
             return save_adapter(pl_module.model, target, export_settings(pl_module.hparams, None, None))
         prompt = saved.get(type(datamodule).__qualname__) or datamodule.state_dict()
         settings = export_settings(pl_module.hparams, prompt, datamodule.hparams.max_length)
         return save_adapter(pl_module.model, target, settings, datamodule.tokenizer)
     finally:
-        pl_module.load_state_dict(current, strict=False)
+        load_adapter_state(pl_module.model, current)
 
 
 def read_settings(adapter_dir: str | os.PathLike) -> dict[str, Any]:
@@ -106,6 +111,11 @@ def read_settings(adapter_dir: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"{path} lacks {', '.join(missing)}: export the adapter again with this version "
                          "(python -m diary_lightning export)")
     return settings
+
+
+def read_diary_settings(adapter_dir: str | os.PathLike) -> DiarySettings:
+    """What decides the diaries the exported adapter writes, besides its weights."""
+    return DiarySettings.from_mapping(read_settings(adapter_dir))
 
 
 def adapter_base_model(adapter_dir: str | os.PathLike) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from diary_lightning.bnb_cpu import keep_nf4_unpacked
 from diary_lightning.errors import UserError
 from diary_lightning.paths import load_pretrained
 
@@ -63,6 +64,32 @@ def check_adapter_checkpoint(checkpoint: Mapping[str, Any], hparams: Mapping[str
         raise AdapterMismatchError(f"{where} does not fit {here}: " + "; ".join(detail))
 
 
+def adapter_state(model: Any) -> dict[str, torch.Tensor]:
+    """The adapter weights of the PEFT ``model``, under the names PEFT saves them with (no adapter name)."""
+    from peft import get_peft_model_state_dict
+
+    return get_peft_model_state_dict(model)
+
+
+def load_adapter_state(model: Any, state: Mapping[str, torch.Tensor]) -> None:
+    """Put ``state`` (named as :func:`adapter_state` names it) into the PEFT ``model``; a name that matches
+    no adapter weight is an error, not skipped, so a load can never silently load nothing."""
+    from peft import set_peft_model_state_dict
+
+    unexpected = set_peft_model_state_dict(model, dict(state)).unexpected_keys
+    if unexpected:
+        raise AdapterMismatchError(f"{len(unexpected)} adapter weight(s) match no adapter of the model, "
+                                   f"e.g. {sorted(unexpected)[0]}")
+
+
+def peft_names(state: Mapping[str, torch.Tensor], adapter_name: str = "default") -> dict[str, torch.Tensor]:
+    """``state`` under PEFT's saved names. Checkpoints of earlier diary_lightning versions hold the adapters
+    under the LightningModule's names (``model.`` + PEFT's full name, with the adapter's), which still load."""
+    if not state or not all(key.startswith("model.") for key in state):
+        return dict(state)
+    return {key.removeprefix("model.").replace(f".{adapter_name}.", "."): value for key, value in state.items()}
+
+
 def load_base(base_model: str, *, load_in_4bit: bool, compute_dtype: str, double_quant: bool = True,
               attn_implementation: str | None = None, trust_remote_code: bool = False,
               device: torch.device | str = "cpu") -> Any:
@@ -84,8 +111,11 @@ def load_base(base_model: str, *, load_in_4bit: bool, compute_dtype: str, double
         # Bound to this process's device: "auto" would spread one rank's copy over every GPU.
         index = device.index if device.type == "cuda" else None
         kwargs["device_map"] = {"": index if index is not None else device.type}
-    return load_pretrained(lambda name: AutoModelForCausalLM.from_pretrained(name, **kwargs), base_model,
-                           "model.base_model")
+    model = load_pretrained(lambda name: AutoModelForCausalLM.from_pretrained(name, **kwargs), base_model,
+                            "model.base_model")
+    if load_in_4bit:
+        keep_nf4_unpacked(model)  # before any forward: see diary_lightning.bnb_cpu
+    return model
 
 
 def build_model(hparams: Mapping[str, Any], device: torch.device) -> Any:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +11,22 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
 from diary_lightning import evaluation
+from diary_lightning.diary_style import style_failures
 from diary_lightning.errors import ConfigError
-from diary_lightning.generation import generate_diaries, generation_settings
-from diary_lightning.loading import DTYPES, base_identity, build_model, check_adapter_checkpoint
+from diary_lightning.generation import GenerationSettings, generate_diaries
+from diary_lightning.lightning_internals import logged_step
+from diary_lightning.loading import (
+    DTYPES,
+    adapter_state,
+    base_identity,
+    build_model,
+    check_adapter_checkpoint,
+    load_adapter_state,
+    peft_names,
+)
 from diary_lightning.loss import check_chunked_loss_support, chunked_causal_lm_loss
 from diary_lightning.metrics import DEFAULT_ROUGE_TOKENIZER, ROUGE_TOKENIZERS, get_rouge_tokenizer
+from diary_lightning.token_mean import TokenMeanGradients
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +122,13 @@ class DiaryLoRAModule(L.LightningModule):
             raise FileNotFoundError(f"model.adapter_path={adapter_path!r}: no adapter_config.json there; give a folder "
                                     "written by `python -m diary_lightning export` or CHECKPOINT_DIR/adapter")
         self.save_hyperparameters()
+        self.generation = GenerationSettings.from_mapping(self.hparams)
         self.model: Any = None
         # The frozen base is not in the checkpoint, so loading one must not demand its keys;
         # on_load_checkpoint checks the adapter keys itself.
         self.strict_loading = False
         self._validations = 0
+        self._token_mean = TokenMeanGradients()
 
     # -- building the model -------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -159,7 +171,19 @@ class DiaryLoRAModule(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=max(n_tokens, 1))
         self.log("train/tokens", float(batch["num_tokens"]), reduce_fx="sum", on_step=False, on_epoch=True,
                  sync_dist=True)
-        return loss
+        accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+        # Every target token of the optimizer step weighs the same, whatever its micro-batch and rank:
+        # see diary_lightning.token_mean.
+        return self._token_mean.loss_to_backward(loss, n_tokens, accumulate)
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Lightning calls this after the step's last backward (and DDP's all-reduce), before clipping.
+        def sum_over_ranks(tokens: int) -> int:
+            total = self.trainer.strategy.reduce(torch.tensor(tokens, device=self.device), reduce_op="sum")
+            return int(total.item())
+
+        params = (p for group in optimizer.param_groups for p in group["params"])
+        self._token_mean.scale(params, self.trainer.world_size, sum_over_ranks)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, n_tokens = self._loss(batch)
@@ -172,7 +196,13 @@ class DiaryLoRAModule(L.LightningModule):
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[list[str], list[bool]]:
         """Diaries for left-padded prompts, and whether each hit ``max_new_tokens`` before EOS."""
         return generate_diaries(self.model, self.trainer.datamodule.tokenizer, input_ids, attention_mask,
-                                generation_settings(self.hparams))
+                                self.generation)
+
+    def use_generation(self, settings: GenerationSettings) -> None:
+        """Generate with ``settings`` (an exported adapter's) rather than the configured ones."""
+        if settings != self.generation:
+            log.warning("Generating with the settings saved with the adapter: %s", settings)
+        self.generation = settings
 
     # -- generated diaries, scored ----------------------------------------------------------------------
     def on_validation_epoch_end(self) -> None:
@@ -199,7 +229,8 @@ class DiaryLoRAModule(L.LightningModule):
         return evaluation.gather_rows(rows, self.global_rank, self.trainer.world_size)
 
     def _score_generations(self, split: str) -> list[dict[str, Any]] | None:
-        """Generate for the split's fixed subset; log ``SPLIT/rouge1 ... SPLIT/truncated_frac`` and the sample table."""
+        """Generate for the split's fixed subset; log ``SPLIT/rouge1 ... SPLIT/chrf``, ``SPLIT/diary_style`` and a share
+        per style check (``SPLIT/polite_frac ... SPLIT/truncated_frac``), and the sample table."""
         rows = self._generations(split)
         if not rows:
             if rows is not None:
@@ -212,13 +243,15 @@ class DiaryLoRAModule(L.LightningModule):
         if self.trainer.is_global_zero:
             # The step Lightning gives the scalars logged here (one less than global_step during fit),
             # so the table sits beside them in TensorBoard.
-            step = self.trainer.fit_loop.epoch_loop._batches_that_stepped
+            step = logged_step(self.trainer)
             evaluation.log_samples_table(self.loggers, f"{split}/samples", rows, step)
         return rows
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         diaries, truncated = self.generate(batch["input_ids"], batch["attention_mask"])
-        return [{"id": i, "diary": d, "truncated": t} for i, d, t in zip(batch["id"], diaries, truncated)]
+        return [{"id": i, "diary": d, "truncated": t,
+                 "style_failures": style_failures(d, writer_names=[w], truncated=t)}
+                for i, d, t, w in zip(batch["id"], diaries, truncated, batch["writer"])]
 
     # -- optimization -------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -231,26 +264,21 @@ class DiaryLoRAModule(L.LightningModule):
 
             cls = bnb.optim.PagedAdamW8bit if h.optimizer == "paged_adamw_8bit" else bnb.optim.AdamW8bit
             optimizer = cls(params, lr=h.learning_rate, weight_decay=h.weight_decay)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup, kind = h.warmup_steps, h.lr_scheduler
+        from transformers import get_scheduler
 
-        def factor(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            if kind == "cosine":
-                return 0.5 * (1.0 + math.cos(math.pi * progress))
-            return 1.0 - progress if kind == "linear" else 1.0
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        # transformers' "constant" has no warm-up; ours warms up like the others.
+        name = "constant_with_warmup" if h.lr_scheduler == "constant" else h.lr_scheduler
+        scheduler = get_scheduler(name, optimizer, num_warmup_steps=h.warmup_steps,
+                                  num_training_steps=max(int(self.trainer.estimated_stepping_batches), 1))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # -- checkpoints: adapters only -----------------------------------------------------------------------
     def adapter_state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in self.state_dict().items() if _is_adapter_key(k)}
+        """The adapter weights under PEFT's names (those of ``adapter_model.safetensors``)."""
+        return adapter_state(self.model)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if _is_adapter_key(k)}
+        checkpoint["state_dict"] = self.adapter_state_dict()
         checkpoint["diary_lightning"] = {
             "base_model": self.hparams.base_model,
             "base_identity": base_identity(self.model.config),
@@ -259,8 +287,8 @@ class DiaryLoRAModule(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = peft_names(checkpoint.get("state_dict", {}))
         check_adapter_checkpoint(checkpoint, self.hparams, self.model.config, self.adapter_state_dict())
-
-
-def _is_adapter_key(key: str) -> bool:
-    return "lora_" in key
+        load_adapter_state(self.model, checkpoint["state_dict"])
+        # Loaded above, under PEFT's names: nothing is left for Lightning's own (non-strict) load.
+        checkpoint["state_dict"] = {}

@@ -6,7 +6,7 @@ Plain functions on plain data: the data module calls them (through the cache), a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ import numpy as np
 
 from diary_lightning.dialogue import Dialogue, ReadResult, Turn
 from diary_lightning.encoding import encode_batch
+from diary_lightning.roles import count_rules
 from diary_lightning.splits import SPLITS, split_dialogues
 
 
@@ -36,6 +37,8 @@ class DataReport:
     """Examples of each split dropped because the last turn and the diary alone exceed ``max_length``."""
     turns_cut: dict[str, int] = field(default_factory=dict)
     """Examples of each split that lost their oldest turns to fit ``max_length``."""
+    writer_chosen_by: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per split, how many writers each entry of the writer setting chose (before too-long examples are dropped)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -50,7 +53,7 @@ def encoded_features() -> Any:
 
     # Declared, not inferred, so that an empty split still has every column.
     return Features({
-        "id": Value("string"), "summary": Value("string"),
+        "id": Value("string"), "summary": Value("string"), "writer": Value("string"),
         "speakers": Sequence(Value("string")), "texts": Sequence(Value("string")),
         "input_ids": Sequence(Value("int32")), "labels": Sequence(Value("int32")),
         **{name: Value("int32") for name in ("prompt_length", "target_length", "turns_cut", "num_turns")},
@@ -75,23 +78,29 @@ def sequence_lengths(dataset: Any) -> Any:
     return int_column(dataset, "prompt_length") + int_column(dataset, "target_length")
 
 
-def _turn_columns(dialogues: Sequence[Dialogue]) -> dict[str, list]:
+def _turn_columns(dialogues: Sequence[Dialogue], label: Callable[[Dialogue], Sequence[Turn]] | None) -> dict[str, list]:
+    """The columns kept beside the tokens: the turns as the prompt shows them (``label(dialogue)``), so the
+    generated-diary table shows what the model saw, and the writer's own speaker id, for the style checks."""
+    turns = [label(d) if label is not None else d.turns for d in dialogues]
     return {
         "id": [d.id for d in dialogues],
-        "speakers": [[t.speaker for t in d.turns] for d in dialogues],
-        "texts": [[t.text for t in d.turns] for d in dialogues],
+        "speakers": [[t.speaker for t in ts] for ts in turns],
+        "texts": [[t.text for t in ts] for ts in turns],
         "summary": [d.summary or "" for d in dialogues],
+        "writer": [d.writer or "" for d in dialogues],
     }
 
 
 @dataclass(frozen=True)
 class Encoder:
-    """How dialogues become examples: the tokenizer, the prompt template, ``max_length`` and the speaker labels."""
+    """How dialogues become examples: the tokenizer, the prompt template, ``max_length`` and ``label``, which gives
+    a dialogue's turns under the prompt's labels (:meth:`diary_lightning.data.DiaryDataModule.prompt_turns`;
+    None: the speaker ids as they are)."""
 
     tokenizer: Any
     template: str
     max_length: int
-    speaker_labels: Mapping[str, str] | None = None
+    label: Callable[[Dialogue], Sequence[Turn]] | None = None
 
     def __call__(self, dialogues: Sequence[Dialogue], with_targets: bool, desc: str) -> Any:
         """A dataset of the encoded dialogues; the turns stay beside the tokens, as the generated-diary
@@ -102,18 +111,21 @@ class Encoder:
             return empty_split()
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
+            # The speakers are already the prompt's labels (_turn_columns).
             turns = [[Turn(s, t) for s, t in zip(sp, tx)] for sp, tx in zip(batch["speakers"], batch["texts"])]
             targets = batch["summary"] if with_targets else None
-            return encode_batch(self.tokenizer, self.template, turns, targets, self.max_length, self.speaker_labels)
+            return encode_batch(self.tokenizer, self.template, turns, targets, self.max_length)
 
-        return Dataset.from_dict(_turn_columns(dialogues)).map(encode, batched=True, batch_size=256, desc=desc,
+        return Dataset.from_dict(_turn_columns(dialogues, self.label)).map(encode, batched=True, batch_size=256, desc=desc,
                                                                features=encoded_features())
 
 
 def build_splits(result: ReadResult, encoder: Encoder, val_fraction: float, test_fraction: float, seed: int = 0,
-                 mode: str = "hash") -> tuple[dict[str, Any], DataReport]:
+                 mode: str = "hash", writer: Sequence[str] = ()) -> tuple[dict[str, Any], DataReport]:
     """Split the dialogues read (see :func:`~diary_lightning.splits.split_dialogues`), encode every split and
-    drop the examples that cannot fit ``max_length``; the datasets by split name, and the report."""
+    drop the examples that cannot fit ``max_length``; the datasets by split name, and the report, which counts
+    per split the dialogues whose writer each entry of ``writer`` chose (``result.writer_chosen_by``)."""
+
     parts = split_dialogues(result.dialogues, val_fraction, test_fraction, seed, mode)
     encoded = {name: encoder(parts[name], True, f"Tokenizing {name}") for name in SPLITS}
     lengths = {name: sequence_lengths(ds) for name, ds in encoded.items()}
@@ -132,5 +144,6 @@ def build_splits(result: ReadResult, encoder: Encoder, val_fraction: float, test
         splits={name: len(ds) for name, ds in encoded.items()},
         too_long_dropped=too_long,
         turns_cut={name: int((int_column(ds, "turns_cut") > 0).sum()) for name, ds in encoded.items()},
+        writer_chosen_by={name: count_rules(parts[name], result.writer_chosen_by, writer) for name in SPLITS},
     )
     return encoded, report

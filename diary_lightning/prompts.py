@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from diary_lightning.dialogue import Turn
+from diary_lightning.roles import WRITER_LABEL
 
 # The system line of EEVE-Korean-Instruct's model card; the model was tuned with it.
 EEVE_SYSTEM = (
@@ -19,8 +20,9 @@ def _eeve(instruction: str) -> str:
 
 TEMPLATES = {
     "eeve-diary": _eeve(
-        "다음은 오늘 나눈 대화입니다. 이 대화를 바탕으로 Human의 입장에서 오늘 하루의 일기를 1인칭으로 써 주세요. "
-        "대화를 나눴다는 사실은 언급하지 말고, 있었던 일과 느낀 점을 자연스러운 일기 문장으로 적어 주세요."
+        f"다음은 오늘 나눈 대화입니다. 이 대화를 바탕으로 {WRITER_LABEL}의 입장에서 오늘 하루의 일기를 1인칭으로 써 주세요. "
+        f"{WRITER_LABEL}는 '나'로 쓰고, 대화를 나눴다는 사실은 언급하지 말고, "
+        "있었던 일과 느낀 점을 자연스러운 일기 문장으로 적어 주세요."
     ),
     "eeve-summary": _eeve("다음 대화를 한두 문장으로 요약해 주세요."),
 }

@@ -29,6 +29,8 @@ class Dialogue:
     """``file#index`` of the record, for messages."""
     origin: str | None = None
     """``"train"`` or ``"val"`` when the file sits in AI Hub's Training or Validation folder."""
+    writer: str | None = None
+    """The speaker id of the person whose diary it is (set by :func:`diary_lightning.roles.assign_writers`)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class ReadResult:
     """IDs of dialogues with no text left after cleaning (skipped, counted as ``empty after cleaning``)."""
     empty_utterances: int = 0
     """Utterances dropped from their turn because nothing was left after cleaning."""
+    writer_chosen_by: dict[str, str] = field(default_factory=dict)
+    """Dialogue id -> the entry of the writer setting that chose its writer, once writers are assigned."""
 
 
 def merge_turns(utterances: Iterable[tuple[str, str]]) -> tuple[Turn, ...]:

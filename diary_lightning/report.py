@@ -48,6 +48,7 @@ def summarize(datamodule: Any) -> dict[str, Any]:
         "prompt_tokens": _percentiles(_every(splits, "prompt_length")),
         "target_tokens": _percentiles(_every(splits, "target_length")),
         "turns_cut": report.turns_cut,
+        "writer_chosen_by": report.writer_chosen_by,
         "too_long_dropped": report.too_long_dropped,
         "batch_size": batch_size,
         "group_by_length": datamodule.hparams.group_by_length,

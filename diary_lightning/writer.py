@@ -9,11 +9,12 @@ from typing import Any
 import torch
 
 from diary_lightning.batching import DiaryCollator, load_tokenizer
-from diary_lightning.dialogue import RecordFields, parse_record
+from diary_lightning.dialogue import RecordFields
 from diary_lightning.encoding import encode_batch
 from diary_lightning.export import adapter_base_model, read_settings
-from diary_lightning.generation import generate_diaries
+from diary_lightning.generation import DiarySettings, generate_diaries
 from diary_lightning.loading import load_base
+from diary_lightning.render import PromptFormat, render_chat
 
 Message = Mapping[str, str]
 """One utterance: ``{"speaker": ..., "text": ...}``."""
@@ -25,14 +26,15 @@ class DiaryWriter:
 
     >>> writer = DiaryWriter.from_pretrained("runs/tiny/checkpoints/adapter")
     >>> writer.write([{"speaker": "P01", "text": "오늘 비가 왔어"}, {"speaker": "P02", "text": "우산은 챙겼어?"}])
+    >>> writer.write([{"speaker": "준호", "text": "잘 들어갔어?"}, {"speaker": "민지", "text": "응 방금"}], writer="민지")
     """
 
-    def __init__(self, model: Any, tokenizer: Any, settings: Mapping[str, Any], batch_size: int = 8,
+    def __init__(self, model: Any, tokenizer: Any, settings: DiarySettings, batch_size: int = 8,
                  fields: RecordFields | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.settings = settings
-        self.generation = dict(settings["generation"])
+        self.prompt_format = PromptFormat.from_settings(settings.prompt())
         self.batch_size = batch_size
         self.fields = fields or RecordFields()
         self._collate = DiaryCollator(tokenizer.pad_token_id, padding_side="left")
@@ -67,29 +69,34 @@ class DiaryWriter:
         if not quantized:
             base = base.to(device)  # a 4-bit base is placed while loading
         model = PeftModel.from_pretrained(base, str(adapter_dir))
-        return cls(model, load_tokenizer(str(adapter_dir), trust_remote_code), settings, batch_size)
+        return cls(model, load_tokenizer(str(adapter_dir), trust_remote_code), DiarySettings.from_mapping(settings),
+                   batch_size)
 
-    def write(self, dialogue: Sequence[Message]) -> str:
-        """The diary for one chat, a list of ``{"speaker", "text"}`` utterances in order."""
-        return self.write_many([dialogue])[0]
+    def write(self, dialogue: Sequence[Message], writer: str | Sequence[str] | None = None) -> str:
+        """The diary for one chat, a list of ``{"speaker", "text"}`` utterances in order, written as ``writer``
+        (a speaker name; default: the rule saved with the adapter, ``Human`` else the first speaker)."""
+        return self.write_many([dialogue], writer)[0]
 
-    def write_many(self, dialogues: Sequence[Sequence[Message]]) -> list[str]:
+    def write_many(self, dialogues: Sequence[Sequence[Message]], writer: str | Sequence[str] | None = None) -> list[str]:
         """Diaries for many chats, in order, generated ``batch_size`` at a time (left-padded).
 
-        Every chat is checked before any is generated: a bad one raises ``DataError`` naming its index.
+        Every chat is checked before any is generated: a bad one, or one where ``writer`` does not speak,
+        raises ``DataError`` naming its index.
         """
         if not dialogues:
             return []
-        parsed = [parse_record({"id": str(i), "dialogue": list(messages)}, fields=self.fields,
-                               anonymization=self.settings["anonymization"], source="write_many", index=i)
-                  for i, messages in enumerate(dialogues)]
-        encoded = encode_batch(self.tokenizer, self.settings["prompt_template"], [d.turns for d in parsed], None,
-                               self.settings["max_length"], self.settings.get("speaker_labels"))
+        rendered = [render_chat(messages, self.prompt_format, writer=writer, tokenizer=self.tokenizer,
+                                max_length=self.settings.max_length, fields=self.fields, source="write_many",
+                                index=i)
+                    for i, messages in enumerate(dialogues)]
+        # The turns already fit: encoding cuts nothing more.
+        encoded = encode_batch(self.tokenizer, self.prompt_format.template, [r.turns for r in rendered], None,
+                               self.settings.max_length)
         device = next(self.model.parameters()).device
         diaries: list[str] = []
-        for start in range(0, len(parsed), self.batch_size):
+        for start in range(0, len(rendered), self.batch_size):
             batch = self._collate([{"input_ids": ids} for ids in encoded["input_ids"][start:start + self.batch_size]])
             texts, _ = generate_diaries(self.model, self.tokenizer, batch["input_ids"].to(device),
-                                        batch["attention_mask"].to(device), self.generation)
+                                        batch["attention_mask"].to(device), self.settings.generation)
             diaries.extend(texts)
         return diaries

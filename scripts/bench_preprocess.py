@@ -104,14 +104,14 @@ def generate(shape_list: list[dict[str, Any]], count: int, out: Path, seed: int 
             "body": {"dialogue": utterances, "summary": summary},
         })
     folder = out / "Training" / "[라벨]한국어대화요약_train"
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / folder.relative_to(out)).mkdir(parents=True)
-    for topic, records in by_topic.items():
-        name = topic.replace(" ", "").replace("/", "") + ".json"
-        with open(tmp / folder.relative_to(out) / name, "w", encoding="utf-8") as f:
-            json.dump({"numberOfItems": len(records), "data": records}, f, ensure_ascii=False)
-    os.replace(tmp, out)
+    from diary_lightning.atomic import atomic_directory
+
+    with atomic_directory(out) as tmp:
+        (tmp / folder.relative_to(out)).mkdir(parents=True)
+        for topic, records in by_topic.items():
+            name = topic.replace(" ", "").replace("/", "") + ".json"
+            with open(tmp / folder.relative_to(out) / name, "w", encoding="utf-8") as f:
+                json.dump({"numberOfItems": len(records), "data": records}, f, ensure_ascii=False)
 
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, float | None, str]:

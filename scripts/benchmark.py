@@ -84,7 +84,7 @@ def run_diary_lightning(spec: dict[str, Any]) -> None:
     """One fit through the project's command line, with a trainer that only trains."""
     from diary_lightning.cli import main
 
-    clock = {"class_path": "diary_lightning.callbacks.StepClock", "init_args": {"output": spec["result"]}}
+    clock = {"class_path": "step_clock.StepClock", "init_args": {"output": spec["result"]}}
     main([
         "fit",
         "--model.base_model", spec["model"],
@@ -124,8 +124,6 @@ def run_trl(spec: dict[str, Any]) -> None:
 
     diary_lightning is not imported here: it would load Lightning into this process and inflate its memory.
     """
-    import resource
-
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -200,11 +198,11 @@ def run_trl(spec: dict[str, Any]) -> None:
         raise SystemExit("TRL tokenized the prompts and targets differently from diary_lightning: "
                          "the two would not do the same work")
     trainer.train()
-    peak = (torch.cuda.max_memory_allocated() if on_gpu
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    from peak_memory import peak_memory_bytes
+
     Path(spec["result"]).write_text(json.dumps({
         "steps": counts["steps"], "seconds": counts["seconds"], "real_tokens": int(counts["real"]),
-        "padded_tokens": counts["padded"], "peak_memory_bytes": int(peak),
+        "padded_tokens": counts["padded"], "peak_memory_bytes": peak_memory_bytes(),
     }))
 
 
@@ -246,7 +244,7 @@ def prepare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for row in train:
             # The turns diary_lightning kept after dropping the oldest ones to fit max_length.
             turns = [Turn(s, t) for s, t in zip(row["speakers"], row["texts"])][row["turns_cut"]:]
-            prompt = render_prompt(datamodule.template, turns, datamodule.hparams.speaker_labels)
+            prompt = render_prompt(datamodule.template, turns)  # the speakers are already the prompt's labels
             f.write(json.dumps({"prompt": prompt, "completion": row["summary"] + eos}, ensure_ascii=False) + "\n")
     lengths = [len(ids) for ids in train["input_ids"]]
     return {

@@ -9,6 +9,10 @@ shape (LlamaForCausalLM: 48 layers, hidden 4096, intermediate 14336, 32 heads, 8
 Training runs through a Lightning Trainer and ``DiaryLoRAModule.training_step`` on random full-length
 sequences: for each sequence length, batch 1, 2, 4, ... until memory runs out (or ``--max-batch``).
 
+``--trl`` runs the same configurations through TRL's SFTTrainer instead (the base loaded with a
+``BitsAndBytesConfig`` and a ``peft.LoraConfig``, the same LoRA, optimizer, precision and checkpointing), the
+recipe users compare against; ``scripts/gpu_check.sh`` runs both sides.
+
 MFU is 6 · N · tokens/s over the bf16 matmul peak measured on this GPU (N: the base's parameter count).
 Every size is a flag, so the same script runs on the CPU at a tiny size (float32, the fp32 matmul peak);
 there peak memory is the process's resident set size, which only grows, so later rows include earlier ones.
@@ -39,6 +43,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     shape.add_argument("--positions", type=int, default=4096)
     parser.add_argument("--seq-lengths", type=int, nargs="+", default=[512, 1024, 2048])
     parser.add_argument("--max-batch", type=int, default=64, help="largest batch tried per sequence length")
+    parser.add_argument("--tokens-per-step", type=int,
+                        help="one batch per sequence length, of this many tokens (default: batch 1, 2, 4, ...)")
+    parser.add_argument("--trl", action="store_true", help="train through TRL's SFTTrainer instead")
     parser.add_argument("--steps", type=int, default=5, help="timed optimizer steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed optimizer steps before them")
     parser.add_argument("--lora-r", type=int, default=16)
@@ -49,8 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", default="runs/eeve-shape", help="where the random base is saved and reused")
     parser.add_argument("--json", help="write the rows to this file")
     args = parser.parse_args(argv)
-    for name in ("layers", "hidden", "intermediate", "heads", "kv_heads", "vocab", "positions", "max_batch", "steps"):
-        if getattr(args, name) < 1:
+    for name in ("layers", "hidden", "intermediate", "heads", "kv_heads", "vocab", "positions", "max_batch", "steps",
+                 "tokens_per_step"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}={getattr(args, name)}: expected 1 or more")
     if args.hidden % args.heads or args.heads % args.kv_heads:
         parser.error(f"--hidden {args.hidden}, --heads {args.heads}, --kv-heads {args.kv_heads}: "
@@ -62,12 +70,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def build_random_base(args: argparse.Namespace, device: torch.device) -> tuple[Path, int]:
     """Save a random bf16 Llama of the requested shape (reused when present); returns its path and parameter count."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     path = Path(args.workdir) / f"llama-l{args.layers}-h{args.hidden}-i{args.intermediate}-v{args.vocab}"
     meta = path / "parameters.json"
-    if meta.is_file():
-        return path, json.loads(meta.read_text())["parameters"]
+    if not meta.is_file():
+        _save_random_base(args, device, path)
+    if not (path / "tokenizer.json").is_file():
+        # So that the folder loads as any hub model does (TRL's side pads with it); the benchmark's ids are
+        # random, and the tokenizer's 2,048 ids fit any --vocab above that.
+        from diary_lightning.tiny import build_tokenizer
+
+        build_tokenizer().save_pretrained(path)
+    return path, json.loads(meta.read_text())["parameters"]
+
+
+def _save_random_base(args: argparse.Namespace, device: torch.device, path: Path) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     config = LlamaConfig(
         vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=args.intermediate,
         num_hidden_layers=args.layers, num_attention_heads=args.heads, num_key_value_heads=args.kv_heads,
@@ -85,12 +103,11 @@ def build_random_base(args: argparse.Namespace, device: torch.device) -> tuple[P
         torch.set_default_dtype(previous)
     parameters = sum(p.numel() for p in model.parameters())
     model.save_pretrained(path)
-    meta.write_text(json.dumps({"parameters": parameters}))
+    (path / "parameters.json").write_text(json.dumps({"parameters": parameters}))
     del model
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return path, parameters
 
 
 def matmul_peak_flops(device: torch.device, dtype: torch.dtype) -> float:
@@ -139,7 +156,7 @@ def measure(module: Any, args: argparse.Namespace, device: torch.device, seq: in
     """One configuration; None when it runs out of GPU memory."""
     import lightning as L
 
-    from diary_lightning.callbacks import StepClock
+    from step_clock import StepClock  # beside this script
 
     steps = args.warmup + args.steps
     data = torch.utils.data.DataLoader(RandomSequences(batch * steps, seq, args.vocab), batch_size=batch,
@@ -168,47 +185,69 @@ def measure(module: Any, args: argparse.Namespace, device: torch.device, seq: in
             "peak_memory_gib": result["peak_memory_bytes"] / 2**30}
 
 
+def batch_sizes(args: argparse.Namespace, seq: int) -> list[int]:
+    if args.tokens_per_step:
+        return [max(1, args.tokens_per_step // seq)]
+    return [2**i for i in range(args.max_batch.bit_length()) if 2**i <= args.max_batch]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    from diary_lightning.loading import build_model
-    from diary_lightning.model import DiaryLoRAModule
-
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     dtype = "bfloat16" if device.type == "cuda" else "float32"
     print(f"building the random base on {device}", file=sys.stderr)
     path, parameters = build_random_base(args, device)
     peak = matmul_peak_flops(device, getattr(torch, dtype))
     print(f"{parameters / 1e9:.2f}B parameters; measured {dtype} matmul peak {peak / 1e12:.1f} TFLOP/s", file=sys.stderr)
-    module = DiaryLoRAModule(
-        base_model=str(path), compute_dtype=dtype, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-        gradient_checkpointing=not args.no_gradient_checkpointing,
-        optimizer=args.optimizer or ("paged_adamw_8bit" if device.type == "cuda" else "adamw"),
-    )
-    # The project's loading code, once: every configuration below trains the same 4-bit base.
-    module.model = build_model(module.hparams, device)
-    rows = []
+    side = "TRL" if args.trl else "diary_lightning"
+    optimizer = args.optimizer or ("paged_adamw_8bit" if device.type == "cuda" else "adamw")
+    if args.trl:
+        from trl_side import TRLSide
+
+        run = TRLSide(path, args, device, dtype, optimizer)
+    else:
+        from diary_lightning.loading import build_model
+        from diary_lightning.model import DiaryLoRAModule
+
+        module = DiaryLoRAModule(
+            base_model=str(path), compute_dtype=dtype, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
+            gradient_checkpointing=not args.no_gradient_checkpointing, optimizer=optimizer,
+        )
+        # The project's loading code, once: every configuration below trains the same 4-bit base.
+        module.model = build_model(module.hparams, device)
+
+        def run(seq: int, batch: int) -> dict[str, Any] | None:
+            return measure(module, args, device, seq, batch)
+
+    report = {"side": side, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "torch": torch.__version__, "parameters": parameters, "peak_flops": peak, "compute_dtype": dtype,
+              "optimizer": optimizer, "gradient_checkpointing": not args.no_gradient_checkpointing, "rows": []}
+    rows = report["rows"]
     for seq in args.seq_lengths:
-        batch = 1
-        while batch <= args.max_batch:
-            row = measure(module, args, device, seq, batch)
+        for batch in batch_sizes(args, seq):
+            row = run(seq, batch)
             if row is None:
                 print(f"seq {seq}: batch {batch} does not fit", file=sys.stderr)
                 break
             row["mfu"] = 6 * parameters * row["tokens_per_second"] / peak
             rows.append(row)
-            print(f"seq {seq} batch {batch}: {row['tokens_per_second']:,.0f} tokens/s, "
+            print(f"{side} seq {seq} batch {batch}: {row['tokens_per_second']:,.0f} tokens/s, "
                   f"{row['peak_memory_gib']:.1f} GiB, MFU {100 * row['mfu']:.1f}%", file=sys.stderr)
-            batch *= 2
+            if args.json:  # after every row: a run stopped by a time limit keeps what it measured
+                write_json(Path(args.json), report)
     print("| seq length | batch | s / step | tokens / s | peak memory (GiB) | MFU |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(f"| {r['seq_length']} | {r['batch_size']} | {r['seconds_per_step']:.3f} | {r['tokens_per_second']:,.0f} "
               f"| {r['peak_memory_gib']:.2f} | {100 * r['mfu']:.1f}% |")
     if args.json:
-        Path(args.json).write_text(json.dumps({
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "parameters": parameters, "peak_flops": peak, "compute_dtype": dtype, "rows": rows,
-        }, indent=1))
+        write_json(Path(args.json), report)
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    from diary_lightning.atomic import write_text
+
+    write_text(path, json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

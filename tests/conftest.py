@@ -78,6 +78,16 @@ def make_config(tmp_path: Path, tiny_model_dir: Path):
     return make
 
 
+def lora_module(model_dir: Path, **hparams: Any) -> Any:
+    """A DiaryLoRAModule on the tiny model with its model built (float32, LoRA r 4, no dropout unless given)."""
+    from diary_lightning.model import DiaryLoRAModule
+
+    module = DiaryLoRAModule(base_model=str(model_dir), **{"compute_dtype": "float32", "lora_r": 4, "lora_alpha": 8,
+                                                           "lora_dropout": 0.0, **hparams})
+    module.configure_model()
+    return module
+
+
 def run_cli(*args: str) -> None:
     """Run the CLI in this process, as ``python -m diary_lightning ARGS`` would, but with user errors raised
     rather than reported with exit status 2, so tests can check them."""

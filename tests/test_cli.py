@@ -27,6 +27,7 @@ def test_every_shipped_config_parses(config: Path, capsys):
     assert checkpoints and checkpoints[0]["init_args"]["save_last"] is True
 
 
+@pytest.mark.slow  # two fresh interpreters that import Lightning
 def test_module_and_console_entry_points_agree():
     out = subprocess.run([sys.executable, "-m", "diary_lightning", "--help"], capture_output=True, text=True, check=True)
     for subcommand in ("fit", "validate", "test", "predict", "preprocess", "export", "merge"):
@@ -47,6 +48,7 @@ def trained(tmp_path_factory, tiny_model_dir):
     return config, tmp / "run"
 
 
+@pytest.mark.slow
 def test_checkpoints_hold_adapters_only(trained, tiny_model_dir):
     config, run = trained
     checkpoints = sorted((run / "checkpoints").glob("*.ckpt"))
@@ -65,6 +67,7 @@ def test_checkpoints_hold_adapters_only(trained, tiny_model_dir):
     assert logs
 
 
+@pytest.mark.slow
 def test_resume_continues_the_global_step(trained, tmp_path):
     config, run = trained
     run_cli("fit", "--config", str(config), "--trainer.max_steps", "8", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"))
@@ -72,6 +75,7 @@ def test_resume_continues_the_global_step(trained, tmp_path):
     assert state["global_step"] == 8
 
 
+@pytest.mark.slow
 def test_predict_writes_one_line_per_input(trained, tmp_path, sample_chats):
     config, run = trained
     output = tmp_path / "out" / "diaries.jsonl"
@@ -84,6 +88,7 @@ def test_predict_writes_one_line_per_input(trained, tmp_path, sample_chats):
     assert not output.with_name("diaries.jsonl.partial").exists()
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_lora_shape_is_an_error(trained):
     config, run = trained
     with pytest.raises(AdapterMismatchError, match=r"LoRA r=4.*another shape|another shape"):

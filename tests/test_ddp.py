@@ -14,6 +14,8 @@ from safetensors.torch import load_file
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # two processes that train
+
 TESTS = Path(__file__).resolve().parent
 STEPS = 7  # 51 training dialogues, 26 a rank at batch 4: one whole epoch
 
@@ -94,7 +96,6 @@ def test_validation_gathers_both_ranks_generations(ddp_fit: tuple[Path, Path]) -
     assert [line.strip("|").split(" | ")[0].strip() for line in lines] == expected
 
 
-@pytest.mark.slow
 def test_sigterm_to_one_rank_saves_and_stops_every_rank(tmp_path: Path, tiny_model_dir: Path) -> None:
     """A pre-emption may signal one process only: the ranks agree to save at the same step, so the run
     ends with a checkpoint rather than hanging at the save's barrier."""

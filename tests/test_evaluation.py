@@ -1,5 +1,5 @@
 """Generated diaries during validation and test: the fixed subset, the scores and table in TensorBoard,
-the test JSONL, and the untuned base model as the baseline."""
+the test JSONL."""
 
 import json
 import random
@@ -13,10 +13,12 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from diary_lightning import evaluation
 from diary_lightning.data import DiaryDataModule
+from diary_lightning.diary_style import CHECKS, score_name, style_failures
 from diary_lightning.metrics import METRIC_KEYS, score_pair
-from tests.conftest import run_cli
+from conftest import run_cli
 
-ROW_KEYS = {"id", "reference", "diary", "truncated", *METRIC_KEYS}
+ROW_KEYS = {"id", "reference", "diary", "truncated", "style_failures", *METRIC_KEYS}
+STYLE_TAGS = ("diary_style", *(score_name(check) for check in CHECKS))
 
 
 def _events(run: Path) -> EventAccumulator:
@@ -29,10 +31,11 @@ def _events(run: Path) -> EventAccumulator:
 
 def _table_rows(markdown: str) -> list[list[str]]:
     lines = markdown.splitlines()
-    assert lines[0] == "| id | dialogue | reference | diary |"
+    assert lines[0] == "| id | dialogue | reference | diary | fails |"
     return [line.strip("|").strip().split(" | ") for line in lines[2:]]
 
 
+@pytest.mark.slow
 def test_fit_logs_scores_and_sample_table_each_scored_validation(make_config, tmp_path):
     config = make_config(**{
         "trainer.max_steps": 4,
@@ -50,14 +53,14 @@ def test_fit_logs_scores_and_sample_table_each_scored_validation(make_config, tm
     version = tmp_path / "run" / "tensorboard" / "version_0"
     events = _events(version)
     tags = events.Tags()
-    for tag in ("val/loss", "val/rouge1", "val/rouge2", "val/rougeL", "val/chrf", "val/truncated_frac"):
+    for tag in ("val/loss", "val/rouge1", "val/rouge2", "val/rougeL", "val/chrf", *(f"val/{t}" for t in STYLE_TAGS)):
         assert tag in tags["scalars"], tag
     assert "val/samples/text_summary" in tags["tensors"]
 
     # Four validations; diaries scored at the 2nd and 4th only.
     assert [e.step for e in events.Scalars("val/loss")] == [0, 1, 2, 3]
     assert [e.step for e in events.Scalars("val/rougeL")] == [1, 3]
-    assert all(0.0 <= e.value <= 1.0 for e in events.Scalars("val/truncated_frac"))
+    assert all(0.0 <= e.value <= 1.0 for tag in STYLE_TAGS for e in events.Scalars(f"val/{tag}"))
 
     tables = events.Tensors("val/samples/text_summary")
     assert [t.step for t in tables] == [1, 3]  # beside the scores
@@ -67,8 +70,10 @@ def test_fit_logs_scores_and_sample_table_each_scored_validation(make_config, tm
     references = {d["body"]["summary"] for d in json.loads(Path(yaml.safe_load(config.read_text())["data"]["paths"][0])
                                                              .read_text())["data"]}
     assert all(row[2] in references for row in rows)
-    # tiny.yaml maps P01 to Human and leaves P02 as it is.
-    assert all("Human: " in row[1] and "P01:" not in row[1] for row in rows)
+    # The first speaker writes the diary (AI Hub's dialogues have no Human): labels, not speaker codes.
+    assert all(row[1].startswith("글쓴이: ") and "P01" not in row[1] and "P02" not in row[1] for row in rows)
+    # The failing style checks of each diary, or a dash.
+    assert all(row[4] == "—" or set(row[4].split(", ")) <= set(CHECKS) for row in rows)
 
     hparams = yaml.safe_load((version / "hparams.yaml").read_text())
     assert hparams["rouge_tokenizer"] == "eojeol"
@@ -77,6 +82,7 @@ def test_fit_logs_scores_and_sample_table_each_scored_validation(make_config, tm
     assert start.session_start_info.hparams["rouge_tokenizer"].string_value == "eojeol"
 
 
+@pytest.mark.slow
 def test_test_without_checkpoint_writes_scored_generations(make_config, tmp_path):
     config = make_config(**{"data.test_generate_samples": 3, "data.eval_batch_size": 2, "model.max_new_tokens": 6})
     run_cli("test", "--config", str(config))
@@ -89,55 +95,35 @@ def test_test_without_checkpoint_writes_scored_generations(make_config, tmp_path
     assert len({r["id"] for r in records}) == 3
     for record in records:
         assert record["reference"]
+        assert record["style_failures"] == style_failures(record["diary"], writer_names=["P01"],
+                                                          truncated=record["truncated"])
         scores = score_pair(record["diary"], record["reference"])
         assert {k: record[k] for k in METRIC_KEYS} == pytest.approx(scores)
     assert sorted(p.name for p in version.iterdir() if p.name.startswith(".")) == []  # no temp file left
 
     tags = _events(version).Tags()
-    for tag in ("test/loss", "test/rougeL", "test/chrf", "test/truncated_frac"):
+    for tag in ("test/loss", "test/rougeL", "test/chrf", *(f"test/{t}" for t in STYLE_TAGS)):
         assert tag in tags["scalars"], tag
     assert "test/samples/text_summary" in tags["tensors"]
 
 
-def test_fresh_adapters_leave_the_base_model_unchanged(tiny_model_dir, tokenizer):
-    """validate/test without --ckpt_path score the base model: LoRA's B starts at zero."""
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
-
-    from diary_lightning.model import DiaryLoRAModule
-
-    module = DiaryLoRAModule(str(tiny_model_dir), compute_dtype="float32", lora_r=8, lora_alpha=16)
-    module.configure_model()
-    module.eval()
-    quantized = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                   bnb_4bit_compute_dtype=torch.float32)
-    base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir), dtype=torch.float32,
-                                                quantization_config=quantized, device_map={"": "cpu"}).eval()
-    ids = torch.tensor([tokenizer("Human: 오늘 영화 봤어\nAI: 재밌었어?")["input_ids"]])
-    with torch.no_grad():
-        tuned, plain = module.model(input_ids=ids).logits, base(input_ids=ids).logits
-    lora_b = [p for name, p in module.model.named_parameters() if "lora_B" in name]
-    assert lora_b and all(not p.any() for p in lora_b)
-    assert not torch.equal(plain, torch.zeros_like(plain))
-    torch.testing.assert_close(tuned, plain, rtol=0, atol=0)
-
-
-def test_speaker_labels_reach_the_prompt(tmp_path, tiny_model_dir, sample_dialogues, tokenizer):
-    def val_prompt(labels):
-        data = DiaryDataModule(paths=[str(sample_dialogues)], tokenizer=str(tiny_model_dir), speaker_labels=labels,
+def test_the_writer_and_role_labels_reach_the_prompt(tmp_path, tiny_model_dir, sample_dialogues, tokenizer):
+    def val_prompt(writer):
+        data = DiaryDataModule(paths=[str(sample_dialogues)], tokenizer=str(tiny_model_dir), writer=writer,
                                cache_dir=str(tmp_path / "cache"), val_generate_samples=2)
         data.setup("validate")
         batch = next(iter(data.generation_dataloader("val")))
-        return batch["dialogue"][0], tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True)
+        return batch["dialogue"][0], batch["writer"][0], tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True)
 
-    dialogue, prompt = val_prompt({"P01": "Human", "P02": "AI"})
-    first_line = dialogue.splitlines()[0]
-    assert first_line.startswith(("Human: ", "AI: "))
-    assert first_line in prompt
-    assert "P01:" not in prompt and "P02:" not in prompt
+    dialogue, writer, prompt = val_prompt(None)  # no Human in AI Hub's data: the first speaker
+    assert writer == "P01" and dialogue.splitlines()[0].startswith("글쓴이: ")
+    assert dialogue.splitlines()[1].startswith("상대1: ")
+    assert dialogue in prompt and "P01" not in prompt and "P02" not in prompt
 
-    dialogue, prompt = val_prompt(None)
-    assert dialogue.splitlines()[0].startswith(("P01: ", "P02: "))
-    assert "\nP01: " in prompt
+    dialogue, writer, prompt = val_prompt("P02")
+    assert writer == "P02" and dialogue.splitlines()[0].startswith("상대1: ")
+    assert dialogue.splitlines()[1].startswith("글쓴이: ")
+    assert dialogue in prompt
 
 
 def test_generation_subset_is_fixed_by_ids_not_order(tmp_path, tiny_model_dir, sample_dialogues):
@@ -158,15 +144,18 @@ def test_generation_subset_is_fixed_by_ids_not_order(tmp_path, tiny_model_dir, s
     assert len(first[0]["input_ids"]) < len(example["input_ids"])
 
 
-def test_rows_gathered_from_ranks_come_back_in_subset_order(monkeypatch):
-    shards = [[{"id": "a"}, {"id": "c"}, {"id": "e"}], [{"id": "b"}, {"id": "d"}]]
+@pytest.mark.slow  # two processes
+def test_rows_gathered_from_ranks_come_back_in_subset_order(tmp_path):
+    """Two real processes joined by gloo: each generated its share, each gets every row in subset order."""
+    import torch.multiprocessing
 
-    def all_gather_object(parts, rows):
-        parts[:] = shards
+    from gather_probe import SHARDS, gather_on_rank
 
-    monkeypatch.setattr(torch.distributed, "all_gather_object", all_gather_object)
-    merged = evaluation.gather_rows(shards[1], rank=1, world_size=2)
-    assert [r["id"] for r in merged] == ["a", "b", "c", "d", "e"]
+    torch.multiprocessing.spawn(gather_on_rank, args=(2, str(tmp_path)), nprocs=2)
+    for rank in range(2):
+        merged = json.loads((tmp_path / f"rank{rank}.json").read_text())
+        assert [r["id"] for r in merged] == ["a", "b", "c", "d", "e"]
+        assert merged[1] == SHARDS[1][0]  # the rows themselves, not copies of one rank's
 
 
 def test_corpus_scores_count_truncated_diaries():
@@ -188,6 +177,7 @@ def test_samples_table_escapes_and_shortens():
     assert cells[1].endswith("끝\\|")
     assert " … " in cells[1] and len(cells[1]) < 320
     assert cells[3] == "일기 *(cut at max_new_tokens)*"
+    assert cells[4] == "truncated"
 
 
 def test_write_generations_replaces_only_when_complete(tmp_path):

@@ -12,6 +12,8 @@ import torch
 from conftest import ROOT, run_cli
 
 from diary_lightning.dialogue import DataError, Turn, read_dialogues
+from diary_lightning.diary_style import style_failures
+from diary_lightning.roles import LabelScheme
 
 CHAT = "P01: 오늘 비가 많이 와서 #@이름# 만났어\nP02: 우산은 챙겼어?\n\nP01: 아니 그래서 다 젖었어\nP01: 감기 걸릴 것 같아\n"
 
@@ -44,6 +46,7 @@ def exported(reference_fit: Any, tmp_path_factory: pytest.TempPathFactory) -> di
             "chats_diaries": _rows(tmp / "chats.jsonl"), "run": run, "tmp": tmp, "config": config}
 
 
+@pytest.mark.slow
 def test_export_writes_a_standard_peft_folder(exported: dict[str, Any], tiny_model_dir: Path) -> None:
     adapter = exported["adapter"]
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
@@ -52,13 +55,15 @@ def test_export_writes_a_standard_peft_folder(exported: dict[str, Any], tiny_mod
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == str(tiny_model_dir)
     settings = json.loads((adapter / "diary_lightning.json").read_text(encoding="utf-8"))
-    assert "{dialogue}" in settings["prompt_template"] and settings["speaker_labels"] == {"P01": "Human"}
+    assert "{dialogue}" in settings["prompt_template"] and settings["label_scheme"] == LabelScheme().to_dict()
+    assert settings["writer"] == ["Human", "first"] and "AI" in settings["bots"]
     assert settings["generation"]["max_new_tokens"] == 64 and settings["max_length"] == 512
     # fit's own export at the end of the run has the same parts.
     at_fit_end = exported["run"] / "checkpoints" / "adapter"
     assert sorted(p.name for p in at_fit_end.iterdir()) == sorted(p.name for p in adapter.iterdir())
 
 
+@pytest.mark.slow
 def test_plain_peft_load_writes_the_diary_predict_wrote(exported: dict[str, Any]) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, GenerationConfig
@@ -73,20 +78,46 @@ def test_plain_peft_load_writes_the_diary_predict_wrote(exported: dict[str, Any]
                                                 device_map={"": "cpu"})
     model = PeftModel.from_pretrained(base, str(adapter))
     tokenizer = AutoTokenizer.from_pretrained(str(adapter))
-    # The chat log's turns, merged and cleaned by hand: "#@이름#" becomes "(이름)", P01 shows as Human.
-    dialogue = ("Human: 오늘 비가 많이 와서 (이름) 만났어\nP02: 우산은 챙겼어?\n"
-                "Human: 아니 그래서 다 젖었어 감기 걸릴 것 같아")
+    # The chat log's turns, merged and cleaned by hand: "#@이름#" becomes "(이름)", P01 (the first speaker)
+    # writes the diary, P02 is the other.
+    dialogue = ("글쓴이: 오늘 비가 많이 와서 (이름) 만났어\n상대1: 우산은 챙겼어?\n"
+                "글쓴이: 아니 그래서 다 젖었어 감기 걸릴 것 같아")
     inputs = tokenizer(settings["prompt_template"].format(dialogue=dialogue), return_tensors="pt")
     out = model.generate(**inputs, generation_config=GenerationConfig.from_pretrained(str(adapter)))
     diary = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
-    assert exported["chat_diary"] == [{"id": "chat", "diary": diary}]
+    truncated = tokenizer.eos_token_id not in out[0, inputs["input_ids"].shape[1]:].tolist()
+    failures = style_failures(diary, writer_names=["P01"], truncated=truncated)
+    assert exported["chat_diary"] == [{"id": "chat", "diary": diary, "style_failures": failures}]
     assert len(set(diary)) > 3  # a real sentence of the random model, not one repeated token
     with model.disable_adapter():
         without = model.generate(**inputs, generation_config=GenerationConfig.from_pretrained(str(adapter)))
     assert not torch.equal(out, without)  # the adapter decides the diary
 
 
+@pytest.mark.slow
+def test_the_exported_tokenizer_serves_the_prompt_predict_used(exported: dict[str, Any]) -> None:
+    """A model server given the adapter folder builds the prompt from the service's messages."""
+    from transformers import AutoTokenizer
+
+    from diary_lightning.chat_template import chat_messages
+    from diary_lightning.render import PromptFormat, render_chat
+
+    adapter = exported["adapter"]
+    settings = json.loads((adapter / "diary_lightning.json").read_text(encoding="utf-8"))
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter))
+    chat = [{"speaker": s.strip(), "text": t.strip()}
+            for s, t in (line.split(":", 1) for line in CHAT.splitlines() if line.strip())]
+    rendered = render_chat(chat, PromptFormat.from_settings(settings), tokenizer=tokenizer,
+                           max_length=settings["max_length"])
+    served = tokenizer.apply_chat_template(chat_messages(rendered.user_message, settings["prompt_template"]),
+                                           add_generation_prompt=True)
+    served = list(served["input_ids"] if hasattr(served, "keys") else served)
+    assert served == tokenizer(settings["prompt_template"].format(dialogue=rendered.user_message))["input_ids"]
+    assert rendered.user_message.startswith("글쓴이: 오늘 비가 많이 와서 (이름) 만났어\n상대1: ")
+
+
+@pytest.mark.slow
 def test_diary_writer_writes_what_predict_wrote(exported: dict[str, Any], sample_chats: Path) -> None:
     from diary_lightning import DiaryWriter
 
@@ -103,6 +134,24 @@ def test_diary_writer_writes_what_predict_wrote(exported: dict[str, Any], sample
         writer.write_many([chat, [{"speaker": "P01", "text": "  "}]])
 
 
+@pytest.mark.slow
+def test_predict_from_an_adapter_applies_its_settings_as_diary_writer_does(exported: dict[str, Any],
+                                                                          tmp_path: Path) -> None:
+    """max_length and the generation settings come from the adapter folder for both, whatever the config says."""
+    from diary_lightning import DiaryWriter
+    from diary_lightning.export import read_diary_settings
+
+    output = tmp_path / "chat.jsonl"
+    run_cli("predict", "--config", exported["config"], "--model.adapter_path", str(exported["adapter"]),
+            "--data.predict_path", str(exported["chat"]), "--output", str(output),
+            "--model.max_new_tokens", "3", "--model.num_beams", "2", "--data.max_length", "140")
+    assert _rows(output) == exported["chat_diary"]
+    writer = DiaryWriter.from_pretrained(exported["adapter"])
+    settings = read_diary_settings(exported["adapter"])
+    assert writer.settings == settings and settings.generation.max_new_tokens == 64 and settings.max_length == 512
+
+
+@pytest.mark.slow
 def test_readme_diary_writer_example_runs(exported: dict[str, Any]) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     example = readme.split("**3. The Python API.**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
@@ -113,6 +162,7 @@ def test_readme_diary_writer_example_runs(exported: dict[str, Any]) -> None:
     assert isinstance(one, str) and one and len(many) == 2 and many[0] == one
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-4), ("bfloat16", 0.05)])
 def test_merged_model_matches_base_plus_adapter(exported: dict[str, Any], tiny_model_dir: Path, tmp_path: Path,
                                                 dtype: str, tolerance: float) -> None:
@@ -123,6 +173,10 @@ def test_merged_model_matches_base_plus_adapter(exported: dict[str, Any], tiny_m
     run_cli("merge", "--adapter", str(exported["adapter"]), "--output", str(merged_dir), "--dtype", dtype)
     assert not (merged_dir / "adapter_config.json").exists()
     assert (merged_dir / "tokenizer.json").is_file()
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(str(merged_dir)).chat_template == \
+        AutoTokenizer.from_pretrained(str(exported["adapter"])).chat_template is not None
     generation = json.loads((merged_dir / "generation_config.json").read_text())
     assert generation["max_new_tokens"] == 64  # the training settings, not the base's defaults
 
@@ -144,6 +198,7 @@ def test_merged_model_matches_base_plus_adapter(exported: dict[str, Any], tiny_m
     assert error(plain) > 0.5  # the adapter matters, so the match says it was merged
 
 
+@pytest.mark.slow
 def test_adapter_path_is_refused_beside_ckpt_path_and_in_fit(exported: dict[str, Any], make_config: Any) -> None:
     with pytest.raises(ValueError, match="give --ckpt_path or --model.adapter_path, not both"):
         run_cli("predict", "--config", exported["config"], "--model.adapter_path", str(exported["adapter"]),

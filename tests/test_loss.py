@@ -9,12 +9,11 @@ from diary_lightning.batching import batch_counts
 from diary_lightning.encoding import IGNORE_INDEX
 from diary_lightning.loss import check_chunked_loss_support, chunked_causal_lm_loss
 from diary_lightning.model import DiaryLoRAModule
+from conftest import lora_module
 
 
 def _module(model_dir, **kwargs) -> DiaryLoRAModule:
-    module = DiaryLoRAModule(base_model=str(model_dir), compute_dtype="float32", lora_r=4, lora_alpha=8,
-                             lora_dropout=0.0, **kwargs)
-    module.configure_model()
+    module = lora_module(model_dir, **kwargs)
     torch.manual_seed(1)
     # A fresh lora_B is zero, which would leave every lora_A gradient zero and the comparison empty.
     for name, param in module.named_parameters():

@@ -13,7 +13,8 @@ from test_aihub_input import aihub_tree
 
 KEYS = {"files", "dialogues", "skipped", "turn_mismatches", "turn_mismatch_ids", "empty_dialogues",
         "empty_utterances_dropped", "splits", "turns_per_dialogue", "prompt_tokens", "target_tokens", "turns_cut",
-        "too_long_dropped", "batch_size", "group_by_length", "padding_efficiency", "padding_efficiency_shuffle"}
+        "too_long_dropped", "batch_size", "group_by_length", "padding_efficiency", "padding_efficiency_shuffle",
+        "writer_chosen_by"}
 
 
 def preprocess(capsys, config: Path, *args: str) -> dict:
@@ -21,6 +22,7 @@ def preprocess(capsys, config: Path, *args: str) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_preprocess_on_the_aihub_sample(make_config, aihub_sample: Path, capsys, caplog, monkeypatch):
     config = make_config(**{"data.paths": [str(aihub_sample)], "data.batch_size": 8, "data.val_generate_samples": 0})
     summary = preprocess(capsys, config)
@@ -28,6 +30,8 @@ def test_preprocess_on_the_aihub_sample(make_config, aihub_sample: Path, capsys,
     assert summary["dialogues"] == 1875 and len(summary["files"]) == 9
     assert summary["skipped"] == {} and summary["turn_mismatches"] == 0
     assert set(summary["splits"]) == {"train", "val", "test"} and sum(summary["splits"].values()) == 1875
+    # AI Hub's dialogues have no Human: every writer is the first speaker.
+    assert summary["writer_chosen_by"] == {name: {"Human": 0, "first": n} for name, n in summary["splits"].items()}
     assert summary["splits"]["train"] > summary["splits"]["val"] > 0
     for key in ("turns_per_dialogue", "prompt_tokens", "target_tokens"):
         assert 0 < summary[key]["p50"] <= summary[key]["p95"] <= summary[key]["max"]

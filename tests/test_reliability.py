@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
-from conftest import run_cli
+from conftest import lora_module, run_cli
 from fits import run_dir
 
 from diary_lightning.checkpointing import SafeCheckpointIO
@@ -92,6 +92,7 @@ def test_interrupted_checkpoint_write_keeps_the_previous_file(tmp_path: Path) ->
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
+@pytest.mark.slow
 def test_checkpoints_load_with_weights_only_by_default(tmp_path: Path, trained: dict[str, Any]) -> None:
     io = SafeCheckpointIO()
     assert io.load_checkpoint(trained["last"])["global_step"] == trained["checkpoint"]["global_step"]
@@ -101,6 +102,7 @@ def test_checkpoints_load_with_weights_only_by_default(tmp_path: Path, trained: 
         io.load_checkpoint(path)
 
 
+@pytest.mark.slow
 # -- adapters: exported with PEFT, refused when they do not fit --------------------------------------------------
 def test_fit_exports_the_best_adapter_as_safetensors(trained: dict[str, Any]) -> None:
     from safetensors.torch import load_file
@@ -116,11 +118,10 @@ def test_fit_exports_the_best_adapter_as_safetensors(trained: dict[str, Any]) ->
 
 
 def _module(base: Path, **hparams: Any) -> DiaryLoRAModule:
-    module = DiaryLoRAModule(base_model=str(base), load_in_4bit=False, compute_dtype="float32", **hparams)
-    module.configure_model()
-    return module
+    return lora_module(base, load_in_4bit=False, **hparams)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change", ["lora_r", "base", "missing"])
 def test_mismatched_checkpoint_is_refused_naming_both_sides(change: str, trained: dict[str, Any],
                                                              tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -27,6 +27,7 @@ def test_synthesize_then_fit_then_predict(make_config, tmp_path, sample_dialogue
     records = [json.loads(line) for line in out.read_text().splitlines()]
     first = next(r for r in records if r["id"] == source[0].id)
     assert first["summary"] == source[0].summary and first["diary"] != first["summary"]
+    assert first["writer"] == source[0].turns[0].speaker  # data.writer's default: the first speaker here
     assert first["dialogue"] == [{"speaker": t.speaker, "text": t.text} for t in source[0].turns]
     assert first["teacher"] == {"backend": "rules", "version": 1} and "{dialogue}" in first["prompt"]["template"]
 
@@ -36,6 +37,8 @@ def test_synthesize_then_fit_then_predict(make_config, tmp_path, sample_dialogue
     run_cli("fit", "--config", str(config), "--data.paths", f"[{out}]")
     run = tmp_path / "run"
     assert scalars(run, "val/loss")
+    (_, share), *_ = scalars(run, "val/diary_style")  # validation scores how the diaries read
+    assert 0.0 <= share <= 1.0
     predictions = tmp_path / "predictions.jsonl"
     chats = tmp_path / "chats.jsonl"
     chats.write_text("\n".join(sample_chats.read_text(encoding="utf-8").splitlines()[:2]) + "\n", encoding="utf-8")

@@ -48,6 +48,7 @@ print(synthesis(sys.argv[2], teacher, sync_every=0).run(make_dialogues(300)))
 """
 
 
+@pytest.mark.slow  # repeated synthesize runs killed and resumed in subprocesses
 def test_sigkill_at_any_moment_then_resume_loses_and_duplicates_nothing(tmp_path):
     out = tmp_path / "diaries.jsonl"
     code = DRIVER.format(tests=str(ROOT / "tests"))
@@ -181,3 +182,14 @@ def test_the_output_is_read_back_with_the_diary_as_the_target(tmp_path):
     plain.write_text(json.dumps({"id": "a", "dialogue": [{"speaker": "A", "text": "안녕"}], "summary": "요약",
                                  "diary": "일기"}, ensure_ascii=False) + "\n", encoding="utf-8")
     assert read_dialogues(plain).dialogues[0].summary == "요약"
+
+
+def test_the_prompt_marks_the_writer_the_data_settings_chose():
+    from dataclasses import replace
+
+    dialogue = replace(make_dialogues(1)[0], writer="P02")
+    request = synthesis("unused.jsonl", FirstTryPolite()).request(dialogue)
+    assert request.writer == "P02" and request.labels == {"P02": "글쓴이", "P01": "상대1"}
+    prompt = request.messages[-1]["content"]
+    assert "글쓴이: 대단하다" in prompt and "상대1: 오늘 공원에서 0분 동안 달렸어" in prompt
+    assert request.writer_names == ("P02",)

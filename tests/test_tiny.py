@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
@@ -21,6 +22,7 @@ def _chat_loss(model_dir) -> float:
         return float(model(input_ids=ids, labels=ids).loss)
 
 
+@pytest.mark.slow
 def test_warm_up_teaches_the_chats_and_reuse_keeps_the_model(tmp_path):
     random = build_tiny_model(tmp_path / "random")
     main(["--output", str(tmp_path / "warm"), "--warmup-steps", "30"])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from diary_lightning.dialogue import Dialogue
-from diary_lightning.roles import WRITER_LABEL, other_labels
+from diary_lightning.roles import DEFAULT_BOTS, LabelScheme, choose_writer, role_labels
 from diary_lightning.synthesis.checks import CheckConfig
 from diary_lightning.synthesis.prompt import resolve_prompt, resolve_system
 from diary_lightning.synthesis.runner import Roles, Synthesis, print_summary
@@ -16,18 +18,17 @@ from diary_lightning.synthesis.teacher import TeacherConfig, make_teacher
 log = logging.getLogger(__name__)
 
 
-def roles_for(dialogue: Dialogue) -> Roles:
-    # TEMPORARY until issue-14's choose_writer/role_labels land: the first speaker writes.
-    speakers = list(dict.fromkeys(t.speaker for t in dialogue.turns))
-    writer = speakers[0]
-    others = [s for s in speakers if s != writer]
-    labels = {writer: WRITER_LABEL, **dict(zip(others, other_labels(len(others))))}
-    return Roles(writer, labels, WRITER_LABEL, (writer,))
+def roles_for(dialogue: Dialogue, bots: Sequence[str] = DEFAULT_BOTS, scheme: LabelScheme = LabelScheme()) -> Roles:
+    """The dialogue's roles as training labels them: its writer (chosen by ``data.writer`` when the data module
+    read it; else by the default rule) and the labels of everyone."""
+    writer = dialogue.writer or choose_writer(dialogue, None, bots)[0]
+    labels = role_labels([t.speaker for t in dialogue.turns], writer, bots, scheme)
+    return Roles(writer, labels, scheme.writer, (writer,))
 
 
 def read_for_synthesis(datamodule: Any) -> list[Dialogue]:
     """The dialogues ``fit`` would train on (every split: a diary is written for each), read with the same
-    paths, format, fields, cleaning, topics and invalid-record policy."""
+    paths, format, fields, cleaning, writer, topics and invalid-record policy."""
     if not datamodule.hparams.paths:
         raise ValueError("synthesize needs data.paths (the dialogues with their reference summaries)")
     # The data module's own reader, so that every data setting it honours now or later applies here too.
@@ -44,7 +45,8 @@ def synthesize(datamodule: Any, output: str | None, teacher: TeacherConfig, chec
     template = resolve_prompt(teacher.prompt)
     system = resolve_system(teacher.system)
     dialogues = read_for_synthesis(datamodule)
-    run = Synthesis(None, output, template=template, system=system, roles=roles_for, checks=checks,
+    roles = functools.partial(roles_for, bots=datamodule.bots, scheme=datamodule.label_scheme or LabelScheme())
+    run = Synthesis(None, output, template=template, system=system, roles=roles, checks=checks,
                     retries=retries, shard=shard, progress=progress)
     run.teacher = make_teacher(teacher)  # after every setting is checked: loading a model takes minutes
     try:

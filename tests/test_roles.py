@@ -1,0 +1,142 @@
+"""Whose diary: choosing the writer of each dialogue, the prompt's labels, and the setting at fit and predict."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from diary_lightning.dialogue import DataError, Dialogue, Turn
+from diary_lightning.roles import (
+    BOT_LABEL,
+    DEFAULT_WRITER,
+    WRITER_LABEL,
+    assign_writers,
+    choose_writer,
+    count_rules,
+    other_labels,
+    role_labels,
+    writer_setting,
+)
+
+
+def _dialogue(*speakers_and_texts: tuple[str, str], id: str = "d1", source: str = "chats.jsonl#3") -> Dialogue:
+    return Dialogue(id, tuple(Turn(s, t) for s, t in speakers_and_texts), source=source)
+
+
+SERVICE = _dialogue(("AI", "오늘 어땠어요?"), ("Human", "바빴어"), ("AI", "고생했어요"), ("Human", "응 고마워"))
+FRIENDS = _dialogue(("준호", "잘 들어갔어?"), ("민지", "응 방금 도착했어 오늘 진짜 재밌었다"), ("준호", "나도"))
+AIHUB = _dialogue(("P01", "야 뭐해"), ("P02", "그냥 있어"), ("P03", "나도 끼워줘"), ("P02", "ㅋㅋ 와"))
+
+
+def test_the_writer_is_a_name_a_role_or_a_rule() -> None:
+    assert choose_writer(SERVICE) == ("Human", "Human")  # the default: Human, else the first speaker
+    assert choose_writer(AIHUB) == ("P01", "first")
+    assert choose_writer(FRIENDS, "민지") == ("민지", "민지")
+    assert choose_writer(AIHUB, "P02") == ("P02", "P02")
+    assert choose_writer(FRIENDS, "most") == ("민지", "most")
+    # The first speaker who is not a bot, and a list tried in order.
+    assert choose_writer(SERVICE, "first") == ("Human", "first")
+    assert choose_writer(FRIENDS, ["민수", "민지", "first"]) == ("민지", "민지")
+    assert choose_writer(FRIENDS, ["민수", "first"]) == ("준호", "first")
+
+
+def test_a_writer_who_does_not_speak_is_an_error_naming_the_dialogue() -> None:
+    with pytest.raises(DataError) as err:
+        choose_writer(FRIENDS, "민수")
+    message = str(err.value)
+    assert "chats.jsonl, record 3 (id 'd1')" in message
+    assert "the writer (민수) does not speak" in message and "준호, 민지" in message
+    bots_only = _dialogue(("AI", "안녕하세요"), id="bots")
+    with pytest.raises(DataError, match=r"id 'bots'.*no speaker other than a bot"):
+        choose_writer(bots_only, "first")
+
+
+def test_assign_writers_collects_every_problem_or_skips() -> None:
+    dialogues = [FRIENDS, _dialogue(("A", "x"), ("B", "y"), id="d2"), _dialogue(("민지", "z"), id="d3")]
+    with pytest.raises(DataError) as err:
+        assign_writers(dialogues, "민지")
+    assert len(err.value.problems) == 1 and err.value.problems[0].record_id == "d2"
+    kept, chosen_by, problems = assign_writers(dialogues, ["민지", "first"])
+    assert [d.writer for d in kept] == ["민지", "A", "민지"] and not problems
+    assert count_rules(kept, chosen_by, ["민지", "first"]) == {"민지": 2, "first": 1}
+    kept, chosen_by, problems = assign_writers(dialogues, "민지", skip_invalid=True)
+    assert [d.id for d in kept] == ["d1", "d3"] and [p.record_id for p in problems] == ["d2"]
+
+
+def test_labels_say_who_is_the_writer_the_bot_and_distinct_others() -> None:
+    assert role_labels([t.speaker for t in SERVICE.turns], "Human") == {"Human": WRITER_LABEL, "AI": BOT_LABEL}
+    assert role_labels([t.speaker for t in AIHUB.turns], "P02") == {"P02": WRITER_LABEL, "P01": "상대1", "P03": "상대2"}
+    assert other_labels(3) == ["상대1", "상대2", "상대3"]
+    assert len(set(role_labels(["a", "b", "c", "d", "e"], "c").values())) == 5
+
+
+@pytest.mark.parametrize("bad", ["", [], ["Human", " "], [3]])
+def test_a_bad_writer_setting_names_the_setting(bad: object) -> None:
+    with pytest.raises(ValueError, match="data.writer"):
+        writer_setting(bad)
+    assert writer_setting(None) == DEFAULT_WRITER and writer_setting(" 민지 ") == ("민지",)
+
+
+def test_preprocess_reports_how_each_split_chose_its_writers(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from diary_lightning.data import DiaryDataModule
+    from diary_lightning.report import summarize
+
+    chats = tmp_path / "chats.jsonl"
+    lines = [{"id": f"s{i}", "summary": "오늘은 바빴다.",
+              "dialogue": [{"speaker": "AI", "text": "오늘 어땠어요?"}, {"speaker": "Human", "text": f"바빴어 {i}"}]}
+             for i in range(12)]
+    lines += [{"id": f"f{i}", "summary": "친구와 놀았다.",
+               "dialogue": [{"speaker": "준호", "text": "뭐해"}, {"speaker": "민지", "text": f"그냥 있어 {i}"}]}
+              for i in range(8)]
+    chats.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    data = DiaryDataModule(paths=[str(chats)], tokenizer=str(tiny_model_dir), cache_dir=str(tmp_path / "cache"))
+    chosen = summarize(data)["writer_chosen_by"]
+    assert set(chosen) == {"train", "val", "test"}
+    assert sum(c["Human"] for c in chosen.values()) == 12 and sum(c["first"] for c in chosen.values()) == 8
+
+    data = DiaryDataModule(paths=[str(chats)], tokenizer=str(tiny_model_dir), cache_dir=str(tmp_path / "cache"),
+                           writer="민지")
+    with pytest.raises(DataError, match=r"id 's0'\): the writer \(민지\) does not speak"):
+        data.splits()
+
+
+def test_the_writer_given_at_predict_overrides_what_the_checkpoint_stored(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from diary_lightning.data import DiaryDataModule
+
+    chat = tmp_path / "chat.txt"
+    chat.write_text("준호: 잘 들어갔어?\n민지: 응 방금 도착했어\n준호: 다행이다\n", encoding="utf-8")
+    trained = DiaryDataModule(tokenizer=str(tiny_model_dir), writer=["Human", "first"])
+    state = trained.state_dict()
+    assert state["writer"] == ["Human", "first"] and state["label_scheme"]["writer"] == "글쓴이"
+
+    def prompt(writer: str | None) -> str:
+        data = DiaryDataModule(predict_path=str(chat), tokenizer=str(tiny_model_dir), writer=writer)
+        data.load_state_dict(state)
+        batch = next(iter(data.predict_dataloader()))
+        return data.tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True)
+
+    assert "글쓴이: 잘 들어갔어?\n상대1: 응 방금" in prompt(None)  # the stored rule: the first speaker
+    assert "상대1: 잘 들어갔어?\n글쓴이: 응 방금" in prompt("민지")
+    with pytest.raises(DataError, match="the writer \\(수아\\) does not speak"):
+        prompt("수아")
+
+
+def test_a_checkpoint_from_before_label_schemes_keeps_its_speaker_labels(tiny_model_dir: Path) -> None:
+    from diary_lightning.data import DiaryDataModule
+
+    data = DiaryDataModule(tokenizer=str(tiny_model_dir))
+    data.load_state_dict({"prompt_template": "{dialogue}", "speaker_labels": {"P01": "Human"}, "anonymization": "keep"})
+    dialogue = Dialogue("d", (Turn("P01", "안녕"), Turn("P02", "응")), writer="P01")
+    assert data.prompt_turns(dialogue) == (Turn("Human", "안녕"), Turn("P02", "응"))
+    assert data.state_dict()["speaker_labels"] == {"P01": "Human"} and "label_scheme" not in data.state_dict()
+
+
+def test_preprocess_takes_the_writer_on_the_command_line(make_config: Any, capsys: pytest.CaptureFixture) -> None:
+    from conftest import run_cli
+
+    run_cli("preprocess", "--config", str(make_config()), "--data.writer", "P02")
+    summary = json.loads(capsys.readouterr().out)
+    assert {name: counts["P02"] for name, counts in summary["writer_chosen_by"].items()} == summary["splits"]
