@@ -103,6 +103,6 @@ def test_export_and_predict_without_config_take_base_and_prompt_from_the_checkpo
     settings = json.loads((adapter / "diary_lightning.json").read_text())
     assert settings["model"]["base_model"] == str(tiny_model_dir.resolve())
     assert settings["model"]["compute_dtype"] == "float32" and settings["max_length"] == 512  # tiny.yaml's
-    assert "Assistant:" in settings["prompt_template"] and settings["speaker_labels"] == {"P01": "Human"}
+    assert "Assistant:" in settings["prompt_template"]  # the checkpoint's prompt, not a default
     assert (adapter / "tokenizer_config.json").is_file()
     assert not (tmp_path / "lightning_logs").exists()
