@@ -16,7 +16,10 @@ from diary_lightning.encoding import IGNORE_INDEX
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    from diary_lightning.paths import load_pretrained
+
+    tokenizer = load_pretrained(lambda name: AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code),
+                                name_or_path, "tokenizer")
     if tokenizer.eos_token_id is None:
         raise ValueError(f"the tokenizer of {name_or_path} has no EOS token; the diary could never end")
     if tokenizer.pad_token_id is None:

@@ -12,6 +12,7 @@ import lightning as L
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_only
 
+from diary_lightning.dropped import too_long
 from diary_lightning.prepare import DataReport
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class RunSummary(L.Callback):
         ]
         if report.skipped:
             lines.append(f"skipped        {report.skipped}")
+        too_long_line, too_long_warnings = too_long(report, trainer.datamodule.hparams.max_length)
+        lines.append(too_long_line)
         cut = sum(report.turns_cut.values())
         if cut:
             lines.append(f"cut to fit     {cut} dialogue(s) lost their oldest turns to fit max_length")
@@ -41,6 +44,8 @@ class RunSummary(L.Callback):
         if trainer.checkpoint_callback is not None:
             lines.append(f"checkpoints    {trainer.checkpoint_callback.dirpath}")
         log.info("diary_lightning fit\n  " + "\n  ".join(lines))
+        for warning in too_long_warnings:
+            log.warning(warning)
 
     @rank_zero_only
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

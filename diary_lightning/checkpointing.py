@@ -46,31 +46,48 @@ class SafeCheckpointIO(TorchCheckpointIO):
 
 
 class CheckpointOnSigterm(L.Callback):
-    """On SIGTERM (a pre-empted cloud machine, SLURM), save ``last.ckpt`` and stop.
+    """On SIGTERM (a pre-empted cloud machine, SLURM) or Ctrl-C (SIGINT), save ``last.ckpt``, say how to
+    go on, and stop; a second Ctrl-C stops at once, without saving.
 
     Lightning on its own only stops. The save waits for the end of the current optimizer step:
     a checkpoint taken between accumulated micro-batches would lose their gradients, and the
     resumed run would differ from an uninterrupted one. That is at most one optimizer step.
     """
 
-    def __init__(self) -> None:
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, resume_command: str | None = None) -> None:
+        """
+        Args:
+            resume_command: The command that continues the run, printed after the save.
+        """
         self.requested = False
-        self._previous: Any = None
+        self.signum: int | None = None
+        self.resume_command = resume_command
+        self._previous: dict[int, Any] = {}
 
     def _note(self, signum: int, frame: Any) -> None:
-        log.warning("SIGTERM received: saving a checkpoint at the end of this optimizer step, then stopping.")
+        if self.requested and signum == signal.SIGINT:
+            # Asked twice: the user wants out now, not at the end of the step.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        name = signal.Signals(signum).name
+        more = " (Ctrl-C again to stop at once, without saving)" if signum == signal.SIGINT else ""
+        log.warning("%s received: saving a checkpoint at the end of this optimizer step, then stopping%s.", name, more)
         self.requested = True
+        self.signum = self.signum or signum
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Installed after Lightning's handler (registered just before training), which would stop the
         # run after the current micro-batch, in the middle of an accumulated step, without saving.
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._note)
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._note)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
@@ -84,8 +101,10 @@ class CheckpointOnSigterm(L.Callback):
             return
         path = checkpoint_dir(trainer) / "last.ckpt"
         trainer.save_checkpoint(path)
-        log.warning("Saved %s at step %d; resume with --ckpt_path last.", path, trainer.global_step)
-        raise SIGTERMException(143)
+        log.warning("Saved %s at step %d; resume with --ckpt_path last%s", path, trainer.global_step,
+                    f":\n  {self.resume_command}" if self.resume_command else ".")
+        # The shell's convention: 128 + the signal's number (143 for SIGTERM, 130 for Ctrl-C).
+        raise SIGTERMException(128 + (self.signum or signal.SIGTERM))
 
 
 class RngState(L.Callback):

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
@@ -25,12 +26,27 @@ from diary_lightning.checkpointing import (
     SafeCheckpointIO,
     checkpoint_dir,
 )
+from diary_lightning.console import progress_bar, silence_known_noise
 from diary_lightning.data import DiaryDataModule
+from diary_lightning.errors import ConfigError, check_config_syntax, run_reporting_user_errors
 from diary_lightning.exact_resume import ExactResume
 from diary_lightning.lightning_internals import KeepConfiguredHyperparameters
 from diary_lightning.locks import JobLock, LockedError, lock_is_needed, remove_stale_temporaries
 from diary_lightning.model import DiaryLoRAModule
 from diary_lightning.predictions import PredictionsMismatchError, prediction_identity
+from diary_lightning.runs import (
+    RunFolder,
+    as_list,
+    checkpoint_folder,
+    cpu_when_no_accelerator_needed,
+    fill_from_checkpoint,
+    place_checkpoints,
+    refuse_mixed_runs,
+    refuse_output_over_input,
+    resume_command,
+    resumed_log,
+    run_logger,
+)
 from diary_lightning.synthesis.command import SynthesizeCommand
 
 log = logging.getLogger(__name__)
@@ -81,11 +97,14 @@ def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
     last = Path(dirpath or "") / "last.ckpt"
     if not dirpath or not last.is_file():
         raise FileNotFoundError(f"--ckpt_path best: no {last} to read the best checkpoint from; give the path instead")
-    state = torch.load(last, map_location="cpu", weights_only=True)
+    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
     for key, value in state.get("callbacks", {}).items():
         if key.startswith("ModelCheckpoint") and value.get("best_model_path"):
             return value["best_model_path"]
-    raise FileNotFoundError(f"--ckpt_path best: {last} records no best checkpoint; give the path instead")
+    # No validation ran, so nothing was ranked: the last checkpoint is the best there is, as fit said
+    # when it ended (RunSummary) and as it exported.
+    log.info("--ckpt_path best: %s records no validation, so the best checkpoint is the last: %s", last, last)
+    return str(last)
 
 
 def check_writable(directory: str | os.PathLike) -> None:
@@ -96,7 +115,7 @@ def check_writable(directory: str | os.PathLike) -> None:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
     except OSError as err:
-        raise SystemExit(f"error: cannot write to {path}: {err.strerror or err}") from None
+        raise ConfigError(f"cannot write to {path}: {err.strerror or err}") from None
 
 
 class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
@@ -114,6 +133,8 @@ class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
         parser.add_argument("--resume_predictions", type=bool, default=False,
                             help="predict: keep the diaries an interrupted predict left in OUTPUT.partial and "
                                  "write only the missing ones")
+        parser.add_argument("--zero_shot", type=bool, default=False,
+                            help="predict: write with the base model alone, no adapter (the zero-shot baseline)")
         parser.link_arguments("model.base_model", "data.tokenizer")
         parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
 
@@ -124,6 +145,9 @@ class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
                              f"({config['ckpt_path']} and {self.model.hparams.adapter_path})")
         if "ckpt_path" in config:
             config["ckpt_path"] = resolve_checkpoint(config["ckpt_path"], self.trainer)
+        ckpt = config.get("ckpt_path")
+        fill_from_checkpoint(self.model, self.datamodule,
+                             str(checkpoint_dir(self.trainer) / "last.ckpt") if ckpt == "last" else ckpt)
         if self.model.hparams.adapter_path:
             # Write as DiaryWriter does with this adapter: the prompt it was trained with (as a checkpoint
             # would restore it), its max_length and its generation settings.
@@ -134,10 +158,18 @@ class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
             self.model.use_generation(settings.generation)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        plugins = self.config_init[self.subcommand]["trainer"].get("plugins")
+        config = self.config_init[self.subcommand]
+        plugins = config["trainer"].get("plugins")
         plugins = list(plugins) if isinstance(plugins, list) else [plugins] if plugins is not None else []
         if not any(isinstance(p, CheckpointIO) for p in plugins):
             kwargs["plugins"] = [*plugins, SafeCheckpointIO()]
+        kwargs.update(self._run_folder(config))
+        kwargs.update(cpu_when_no_accelerator_needed(self.subcommand, config["trainer"]))
+        if config["trainer"].get("enable_progress_bar") is not False and not any(
+                isinstance(c, ProgressBar) for c in as_list(config["trainer"].get("callbacks"))):
+            kwargs["callbacks"] = [*as_list(config["trainer"].get("callbacks")), progress_bar()]
+        if self.subcommand not in ("fit", "validate", "test"):
+            self.save_config_callback = None  # no log folder to save it in
         return super().instantiate_trainer(**kwargs)
 
     def _lock(self, path: str | os.PathLike, what: str = "folder") -> None:
@@ -167,8 +199,21 @@ class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
     def _unlock(self) -> None:
         for lock in getattr(self, "_locks", []):
             lock.release()
+    def _run_folder(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Checkpoints and logs under ``trainer.default_root_dir`` (``diary_lightning/runs.py``)."""
+        trainer = config["trainer"]
+        root = trainer.get("default_root_dir") or os.getcwd()
+        callbacks = as_list(trainer.get("callbacks"))
+        place_checkpoints(callbacks, root)
+        if trainer.get("logger") not in (None, True):
+            return {}  # a logger the config gives, or none (false)
+        version, purge_step = None, None
+        if self.subcommand == "fit":
+            version, purge_step = resumed_log(config.get("ckpt_path"), checkpoint_folder(callbacks, root), root)
+        return {"logger": run_logger(self.subcommand, root, version, purge_step)}
 
     def before_fit(self) -> None:
+        refuse_mixed_runs(checkpoint_dir(self.trainer), self.config_init["fit"].get("ckpt_path"))
         check_writable(self.trainer.default_root_dir)
         self._lock_run_folder(checkpoints_too=False)  # before anything else is created in it
         if self.trainer.logger is not None and self.trainer.logger.save_dir:
@@ -194,9 +239,24 @@ class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
     def synthesize(self, **kwargs: Any) -> dict[str, Any]:
         return self.trainer.synthesize(**kwargs, output=self.config_init["synthesize"].get("output"))
 
+    def _adapter_or_zero_shot(self) -> None:
+        config = self.config_init[self.subcommand]
+        adapter = config.get("ckpt_path") or self.model.hparams.adapter_path
+        if adapter and config.get("zero_shot"):
+            raise ConfigError(f"--zero_shot true writes with the base model alone; it contradicts the adapter {adapter}")
+        if adapter:
+            return
+        if self.subcommand == "predict" and not config.get("zero_shot"):
+            raise ConfigError("predict needs an adapter: --ckpt_path CKPT (a checkpoint of fit, or last or best) or "
+                              "--model.adapter_path DIR (an exported adapter folder). To write with the untuned base "
+                              "model, the zero-shot baseline, add --zero_shot true.")
+        log.info("zero-shot: %s the base model %s with no adapter (--ckpt_path or --model.adapter_path gives one)",
+                 "writing with" if self.subcommand == "predict" else "scoring", self.model.hparams.base_model)
+
     def before_validate(self) -> None:
         self._lock_run_folder()
         self._ckpt()
+        self._adapter_or_zero_shot()
 
     def after_validate(self) -> None:
         self._unlock()
@@ -204,16 +264,19 @@ class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
     def before_test(self) -> None:
         self._lock_run_folder()
         self._ckpt()
+        self._adapter_or_zero_shot()
 
     def after_test(self) -> None:
         self._unlock()
 
     def before_predict(self) -> None:
         self._ckpt()
+        self._adapter_or_zero_shot()
         config = self.config_init["predict"]
         if config.get("ckpt_path") == "last":  # named now, so that the diaries' record names the very file
             config["ckpt_path"] = str(checkpoint_dir(self.trainer) / "last.ckpt")
         output = self.config_init["predict"].get("output") or os.path.join(self.trainer.default_root_dir, "predictions.jsonl")
+        refuse_output_over_input(output, self.datamodule.hparams.predict_path)
         check_writable(Path(output).parent)
         self._locks = []
         self._lock(output, "file")
@@ -257,8 +320,15 @@ def merge_main(args: list[str]) -> None:
 
 
 def main(args: list[str] | None = None) -> None:
+    """The program: user errors end with their message and exit status 2 (``diary_lightning/errors.py``)."""
+    silence_known_noise()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    argv = sys.argv[1:] if args is None else args
+    run_reporting_user_errors(run, sys.argv[1:] if args is None else args)
+
+
+def run(argv: list[str]) -> None:
+    """The command line without the error reporting: exceptions propagate (tests call this)."""
+    check_config_syntax(argv)
     if argv[:1] == ["merge"]:
         merge_main(argv[1:])
         return
@@ -267,7 +337,8 @@ def main(args: list[str] | None = None) -> None:
         DiaryDataModule,
         trainer_class=DiaryTrainer,
         trainer_defaults={
-            "callbacks": [ExactResume(), RunSummary(), CheckpointOnSigterm(), RngState(), ExportAdapter(), *faults.callbacks()],
+            "callbacks": [ExactResume(), RunSummary(), CheckpointOnSigterm(resume_command(argv)), RngState(),
+                          ExportAdapter(), RunFolder(), *faults.callbacks()],
             # The data module shards its batches across DDP ranks itself (see LengthGroupedBatchSampler).
             "use_distributed_sampler": False,
         },
@@ -275,5 +346,6 @@ def main(args: list[str] | None = None) -> None:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"epilog": "merge: fold an exported adapter into its base as a plain transformers model "
                                  "(python -m diary_lightning merge --help)"},
-        args=args,
+        # Given the program's own arguments, LightningCLI reads them itself (it warns when handed them).
+        args=None if argv == sys.argv[1:] else argv,
     )

@@ -15,6 +15,7 @@ from diary_lightning import cache
 from diary_lightning.batching import DiaryCollator, load_tokenizer
 from diary_lightning.clean import DEFAULT_ANONYMIZATION
 from diary_lightning.dialogue import Dialogue, Turn, expand_paths, read_dialogues, record_fields
+from diary_lightning.dropped import check_something_left
 from diary_lightning.generation import DiarySettings
 from diary_lightning.lightning_internals import batches_trained_this_epoch, global_seed
 from diary_lightning.prepare import DataReport, Encoder, build_splits, sequence_lengths
@@ -215,6 +216,7 @@ class DiaryDataModule(L.LightningDataModule):
             result = self._read(h.paths, require_summary=True)
             encoded, report = build_splits(result, self.encoder(), h.val_fraction, h.test_fraction, h.split_seed,
                                            h.split, self.writer)
+            check_something_left(report, h.max_length, h.paths)
             cache.save(path, encoded, report)
             # Read back from the cache: memory-mapped Arrow rather than lists held in RAM.
             cached = cache.load(path)

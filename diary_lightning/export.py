@@ -24,6 +24,7 @@ from diary_lightning.batching import load_tokenizer
 from diary_lightning.chat_template import build_chat_template
 from diary_lightning.generation import DiarySettings, GenerationSettings, generation_config
 from diary_lightning.loading import DTYPES, adapter_state, check_adapter_checkpoint, load_adapter_state, peft_names
+from diary_lightning.paths import absolute_if_local
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def export_settings(hparams: Mapping[str, Any], prompt: Mapping[str, Any] | None
         settings["max_length"] = max_length
     settings["model"] = {key: hparams[key] for key in
                          ("base_model", "load_in_4bit", "compute_dtype", "double_quant", "attn_implementation")}
+    settings["model"]["base_model"] = absolute_if_local(hparams["base_model"])
     settings["generation"] = GenerationSettings.from_mapping(hparams).to_dict()
     return settings
 
@@ -53,6 +55,7 @@ def save_adapter(model: Any, target: str | os.PathLike, settings: Mapping[str, A
     target = Path(target)
     with atomic_directory(target) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
+        _record_absolute_base(tmp / "adapter_config.json")
         if tokenizer is not None:
             # A model server given this folder builds the training prompt from a service's chat messages.
             tokenizer.chat_template = build_chat_template(settings["prompt_template"], tokenizer)
@@ -60,6 +63,16 @@ def save_adapter(model: Any, target: str | os.PathLike, settings: Mapping[str, A
             generation_config(GenerationSettings.from_mapping(settings["generation"]), tokenizer).save_pretrained(str(tmp))
         (tmp / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=1), encoding="utf-8")
     return target
+
+
+def _record_absolute_base(config_file: Path) -> None:
+    """PEFT records the base as it was given; a relative folder would make the adapter load only from the
+    working directory of training (elsewhere transformers would look for it on the Hub)."""
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    base = config.get("base_model_name_or_path")
+    if base and absolute_if_local(base) != base:
+        config["base_model_name_or_path"] = absolute_if_local(base)
+        config_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
 def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | os.PathLike,

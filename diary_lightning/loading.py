@@ -13,11 +13,13 @@ from typing import Any
 import torch
 
 from diary_lightning.bnb_cpu import keep_nf4_unpacked
+from diary_lightning.errors import UserError
+from diary_lightning.paths import load_pretrained
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class AdapterMismatchError(RuntimeError):
+class AdapterMismatchError(UserError, RuntimeError):
     """A checkpoint whose adapters do not fit the configured model."""
 
 
@@ -109,7 +111,8 @@ def load_base(base_model: str, *, load_in_4bit: bool, compute_dtype: str, double
         # Bound to this process's device: "auto" would spread one rank's copy over every GPU.
         index = device.index if device.type == "cuda" else None
         kwargs["device_map"] = {"": index if index is not None else device.type}
-    model = AutoModelForCausalLM.from_pretrained(base_model, **kwargs)
+    model = load_pretrained(lambda name: AutoModelForCausalLM.from_pretrained(name, **kwargs), base_model,
+                            "model.base_model")
     if load_in_4bit:
         keep_nf4_unpacked(model)  # before any forward: see diary_lightning.bnb_cpu
     return model

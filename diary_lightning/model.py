@@ -12,6 +12,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from diary_lightning import evaluation
 from diary_lightning.diary_style import style_failures
+from diary_lightning.errors import ConfigError
 from diary_lightning.generation import GenerationSettings, generate_diaries
 from diary_lightning.lightning_internals import logged_step
 from diary_lightning.loading import (
@@ -36,7 +37,7 @@ SCHEDULERS = ("cosine", "linear", "constant")
 class DiaryLoRAModule(L.LightningModule):
     def __init__(
         self,
-        base_model: str,
+        base_model: str | None = None,
         load_in_4bit: bool = True,
         compute_dtype: str = "bfloat16",
         double_quant: bool = True,
@@ -66,7 +67,8 @@ class DiaryLoRAModule(L.LightningModule):
     ) -> None:
         """
         Args:
-            base_model: Hub id or local directory of the causal LM (and its tokenizer).
+            base_model: Hub id or local directory of the causal LM (and its tokenizer). Optional with
+                ``--ckpt_path`` or ``adapter_path`` outside fit: then the one they were trained on.
             load_in_4bit: Quantize the frozen base to 4-bit NF4 with bitsandbytes (QLoRA).
             compute_dtype: dtype of the matmuls and unquantized weights: ``bfloat16`` on GPUs, ``float32`` on CPU.
             double_quant: Also quantize the quantization constants (saves ~0.4 bit per weight).
@@ -136,6 +138,9 @@ class DiaryLoRAModule(L.LightningModule):
         known, so under DDP every rank loads its own 4-bit copy onto its own GPU."""
         if self.model is not None:
             return
+        if not self.hparams.base_model:
+            raise ConfigError("model.base_model is not set: give it (--model.base_model or a --config), or a "
+                              "--ckpt_path or --model.adapter_path to take it from")
         if self.hparams.adapter_path and self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
             raise ValueError("model.adapter_path loads a finished adapter for validate, test and predict; "
                              "to continue training use fit --ckpt_path")

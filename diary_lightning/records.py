@@ -8,6 +8,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from diary_lightning.errors import UserError
+
 
 @dataclass(frozen=True)
 class Turn:
@@ -49,7 +51,7 @@ class Problem:
         return f"{where}: {self.detail or self.reason}"
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Input data that cannot be used; lists every problem found."""
 
     def __init__(self, problems: Sequence[Problem], hint: str = "") -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from diary_lightning.chatlog import ChatLogError, parse_chat_log
 from diary_lightning.inputs import find_input_files, why_missing
 from diary_lightning.records import DataError, Problem
 
@@ -39,22 +40,13 @@ def aihub_origin(path: Path) -> str | None:
 
 
 def _read_chat_log(path: Path, text: str) -> dict[str, Any]:
-    """A plain-text chat log, one ``speaker: text`` line per utterance, as one JSONL-shaped record whose id is
-    the file name without its suffix. Blank lines are skipped; any other line must name its speaker."""
-    utterances = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        speaker, colon, said = line.partition(":")
-        if not colon or not speaker.strip():
-            raise DataError([Problem(str(path), None, None, "bad line",
-                                     f"line {lineno}: no 'speaker:' before the text ({line.strip()[:40]!r}); write "
-                                     "one 'speaker: text' line per utterance and join messages that span lines")])
-        if not said.strip():
-            raise DataError([Problem(str(path), None, None, "empty utterance",
-                                     f"line {lineno}: {speaker.strip()!r} says nothing after the colon")])
-        utterances.append({"speaker": speaker.strip(), "text": said.strip()})
-    return {"id": path.stem, "dialogue": utterances}
+    """A plain-text chat log (``speaker: text`` lines, or a KakaoTalk export: :mod:`diary_lightning.chatlog`) as
+    one JSONL-shaped record whose id is the file name without its suffix."""
+    try:
+        utterances = parse_chat_log(text)
+    except ChatLogError as err:
+        raise DataError([Problem(str(path), None, None, "bad line", str(err))]) from None
+    return {"id": path.stem, "dialogue": [{"speaker": speaker, "text": said} for speaker, said in utterances]}
 
 
 # A \uD800-\uDFFF escape decodes to a lone surrogate, which no UTF-8 writer downstream accepts.

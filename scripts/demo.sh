@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 .venv/bin/pip install -q torch==2.13.0 -e .
 py=.venv/bin/python
 $py -m diary_lightning.tiny --output runs/tiny-model --force   # seconds: random weights pre-trained on the chats
+# The demo's run starts afresh: fit refuses a folder that holds another run's checkpoints.
+rm -rf runs/tiny
 $py -m diary_lightning fit --config configs/tiny.yaml
 $py -m diary_lightning predict --config configs/tiny.yaml --ckpt_path runs/tiny/checkpoints/last.ckpt \
     --output runs/tiny/diaries.jsonl

@@ -52,13 +52,9 @@ def tiny_config(tmp_path: Path, model_dir: Path, **overrides: Any) -> Path:
     config = yaml.safe_load((ROOT / "configs" / "tiny.yaml").read_text())
     run = tmp_path / "run"
     trainer = config["trainer"]
-    trainer["default_root_dir"] = str(run)
-    trainer["logger"]["init_args"]["save_dir"] = str(run)
+    trainer["default_root_dir"] = str(run)  # moves checkpoints and logs too
     trainer["enable_progress_bar"] = False
     trainer["enable_model_summary"] = False
-    for callback in trainer["callbacks"]:
-        if "dirpath" in callback.get("init_args", {}):
-            callback["init_args"]["dirpath"] = str(run / "checkpoints")
     config["model"]["base_model"] = str(model_dir)
     config["data"]["paths"] = [str(sample_data_path())]
     config["data"]["predict_path"] = str(sample_data_path("sample_chats.jsonl"))
@@ -108,10 +104,11 @@ def random_b_module(model_dir: Path, seed: int | None = None, **hparams: Any) ->
 
 
 def run_cli(*args: str) -> None:
-    """Run the CLI in this process, as ``python -m diary_lightning ARGS`` would."""
-    from diary_lightning.cli import main
+    """Run the CLI in this process, as ``python -m diary_lightning ARGS`` would, but with user errors raised
+    rather than reported with exit status 2, so tests can check them."""
+    from diary_lightning.cli import run
 
-    main(list(args))
+    run(list(args))
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from fits import run_dir
 
 from diary_lightning.checkpointing import SafeCheckpointIO
 from diary_lightning.dialogue import read_dialogues
+from diary_lightning.errors import ConfigError
 from diary_lightning.loading import AdapterMismatchError, check_adapter_checkpoint
 from diary_lightning.model import DiaryLoRAModule
 from diary_lightning.resume import completed_predictions
@@ -163,11 +164,10 @@ def test_unwritable_checkpoint_dir_fails_before_training(make_config: Any, tmp_p
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     config = yaml.safe_load(make_config().read_text())
-    for callback in config["trainer"]["callbacks"]:
-        if "dirpath" in callback.get("init_args", {}):
-            callback["init_args"]["dirpath"] = str(blocker / "checkpoints")  # under a file: fails even as root
+    # An explicit dirpath still wins over ROOT/checkpoints; under a file it fails even as root.
+    config["trainer"]["callbacks"][0]["init_args"]["dirpath"] = str(blocker / "checkpoints")
     path = tmp_path / "unwritable.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    with pytest.raises(SystemExit, match=f"cannot write to {blocker / 'checkpoints'}"):
+    with pytest.raises(ConfigError, match=f"cannot write to {blocker / 'checkpoints'}"):
         run_cli("fit", "--config", str(path))
     assert not (run_dir(path) / "tensorboard").exists()  # nothing trained, nothing logged

@@ -1,0 +1,206 @@
+"""The run folder, and what each subcommand sets up around the trainer.
+
+Everything one run writes lives under ``trainer.default_root_dir``.
+
+``ROOT/checkpoints`` holds the checkpoints and the exported adapter, ``ROOT/tensorboard/version_N`` the
+logs, ``ROOT/predictions.jsonl`` the diaries. The paths are derived here, not repeated in YAML, so one
+flag (``--trainer.default_root_dir runs/nikl``) moves the whole run. A ``dirpath`` or logger given
+explicitly in a config still wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from diary_lightning.errors import ConfigError
+from diary_lightning.paths import absolute_if_local
+
+log = logging.getLogger(__name__)
+
+LOG_NAME = "tensorboard"
+CHECKPOINTS = "checkpoints"
+RUN_STATE_KEY = "diary_lightning_run"
+"""Checkpoint key of what :class:`RunFolder` records for later commands."""
+
+
+def place_checkpoints(callbacks: list[Any], root: str | os.PathLike) -> None:
+    """Point every ModelCheckpoint without a ``dirpath`` at ``ROOT/checkpoints``.
+
+    Lightning's own default is ``ROOT/tensorboard/version_N/checkpoints``: a new folder per run, where
+    ``--ckpt_path last`` could not find the run it should continue.
+    """
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and not callback.dirpath:
+            callback.dirpath = os.path.realpath(os.path.expanduser(Path(root) / CHECKPOINTS))
+
+
+def run_logger(subcommand: str, root: str | os.PathLike, version: int | str | None = None,
+               purge_step: int | None = None) -> TensorBoardLogger | bool:
+    """The logger of a subcommand: fit, validate and test log to ``ROOT/tensorboard``; predict, export and
+    preprocess log nothing, so they leave no empty ``version_N`` beside the training run."""
+    if subcommand not in ("fit", "validate", "test"):
+        return False
+    kwargs = {"purge_step": purge_step} if purge_step is not None else {}
+    return TensorBoardLogger(save_dir=str(root), name=LOG_NAME, version=version, **kwargs)
+
+
+def resumed_log(ckpt_path: str | None, checkpoints: Path, root: str | os.PathLike) -> tuple[int | str | None, int | None]:
+    """The TensorBoard version a fit resumed from ``ckpt_path`` continues, and the step from which the
+    interrupted run's events are superseded (TensorBoard hides those, so the curve is one line).
+
+    The version is the one the checkpoint recorded; a checkpoint from before that was recorded
+    continues the newest version of the folder. (None, None) for a fresh fit.
+    """
+    if not ckpt_path:
+        return None, None
+    path = checkpoints / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if ckpt_path == "best" or not path.is_file():
+        return None, None  # resolved (or refused) later; a new version is then the safe choice
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    version = state.get(RUN_STATE_KEY, {}).get("log_version")
+    if version is None:
+        versions = [int(m.group(1)) for p in (Path(root) / LOG_NAME).glob("version_*")
+                    if (m := re.fullmatch(r"version_(\d+)", p.name))]
+        version = max(versions) if versions else None
+    return version, int(state.get("global_step", 0))
+
+
+def refuse_mixed_runs(checkpoints: Path, ckpt_path: str | None) -> None:
+    """A fresh fit into a folder that holds another run's checkpoints would put its own beside them, and
+    ``--ckpt_path best`` could then pick one of the old ones. Refused rather than versioned: the paths
+    a user reads in the docs (``ROOT/checkpoints/last.ckpt``, ``ROOT/checkpoints/adapter``) stay true."""
+    if ckpt_path or not checkpoints.is_dir():
+        return
+    old = sorted(p.name for p in checkpoints.glob("*.ckpt"))
+    if old:
+        shown = ", ".join(old[:3]) + (f" and {len(old) - 3} more" if len(old) > 3 else "")
+        raise ConfigError(
+            f"{checkpoints} already holds the checkpoints of another run ({shown}). Start this run in a new "
+            f"folder (--trainer.default_root_dir runs/NEW), or continue that one (--ckpt_path last)."
+        )
+
+
+class RunFolder(L.Callback):
+    """Records in every checkpoint what a later command needs without the run's config: the TensorBoard
+    version the run logs to (a resumed fit continues it), the base model as an absolute path when it is
+    a local folder, how it was loaded, and ``data.max_length``."""
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        h = pl_module.hparams
+        state: dict[str, Any] = {
+            "base_model": absolute_if_local(h.base_model),
+            "model": {key: h[key] for key in LOADING if key in h},
+        }
+        if isinstance(trainer.logger, TensorBoardLogger):
+            state["log_version"] = trainer.logger.version
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is not None and "max_length" in datamodule.hparams:
+            state["max_length"] = datamodule.hparams.max_length
+        checkpoint[RUN_STATE_KEY] = state
+
+
+LOADING = ("load_in_4bit", "compute_dtype", "double_quant", "attn_implementation")
+"""The model settings that say how the base was loaded, taken from a checkpoint with the base model."""
+
+
+def fill_from_checkpoint(model: Any, datamodule: Any, ckpt_path: str | None) -> None:
+    """Without a configured ``model.base_model``, take it from the checkpoint (or exported adapter) to be
+    used, with the LoRA shape, loading settings and ``data.max_length`` it was trained with. A configured
+    base model means a config was given: then it wins, as every setting of a config does."""
+    h = model.hparams
+    if h.base_model:
+        return
+    if h.adapter_path:
+        from diary_lightning.export import adapter_base_model, read_settings
+
+        settings = read_settings(h.adapter_path)
+        base, loading, max_length, lora = adapter_base_model(h.adapter_path), settings["model"], settings["max_length"], {}
+    elif ckpt_path:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+        meta, run = state.get("diary_lightning") or {}, state.get(RUN_STATE_KEY) or {}
+        base = run.get("base_model") or meta.get("base_model")
+        if not base:
+            raise ConfigError(f"{ckpt_path} records no base model (not written by diary_lightning?): "
+                              "give --model.base_model")
+        loading, max_length, lora = run.get("model", {}), run.get("max_length"), meta.get("lora", {})
+    else:
+        return  # nothing to take it from: configure_model names the missing setting
+    h.base_model = base
+    for key in LOADING:
+        if key in loading:
+            h[key] = loading[key]
+    for key in ("r", "alpha", "target_modules"):
+        if key in lora:
+            h[f"lora_{key}"] = lora[key]
+    datamodule.hparams.tokenizer = base
+    if max_length:
+        datamodule.hparams.max_length = max_length
+    log.info("model.base_model from %s: %s", h.adapter_path or ckpt_path, base)
+
+
+def as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [] if value is None else [value]
+
+
+def checkpoint_folder(callbacks: list[Any], root: str | os.PathLike) -> Path:
+    """Where the run's checkpoints go, before the trainer exists to ask."""
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.dirpath:
+            return Path(callback.dirpath)
+    return Path(root) / CHECKPOINTS
+
+
+def cpu_when_no_accelerator_needed(subcommand: str, trainer: dict[str, Any]) -> dict[str, Any]:
+    """preprocess never loads the model, and export only copies an adapter out of a checkpoint: neither may
+    fail because the config names a GPU this machine lacks. Export keeps the GPU when there is one."""
+    if subcommand == "preprocess" or (subcommand == "export" and not torch.cuda.is_available()
+                                      and trainer.get("accelerator") not in (None, "cpu")):
+        return {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "strategy": "auto"}
+    return {}
+
+
+def refuse_output_over_input(output: str, predict_path: Any) -> None:
+    """``--output chat.txt`` beside ``--data.predict_path chat.txt`` would replace the chat with its diary."""
+    from diary_lightning.dialogue import DataError, expand_paths
+
+    if not predict_path:
+        return
+    try:
+        inputs = expand_paths(predict_path)
+    except DataError:
+        return  # reading the input names the problem
+    target = Path(output).resolve()
+    for path in inputs:
+        if path.resolve() == target:
+            raise ConfigError(f"--output {output} is the input file {path}: writing the diaries there would replace "
+                              "it; give another --output")
+
+
+def resume_command(argv: list[str]) -> str | None:
+    """The command that continues a fit after a stop: the same arguments with ``--ckpt_path last``."""
+    if argv[:1] != ["fit"]:
+        return None
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--ckpt_path="):
+            skip = False
+            continue
+        if arg == "--ckpt_path":
+            skip = True
+            continue
+        kept.append(arg)
+    on_path = shutil.which("python")
+    python = "python" if on_path and os.path.realpath(on_path) == os.path.realpath(sys.executable) else sys.executable
+    return shlex.join([python, "-m", "diary_lightning", *kept, "--ckpt_path", "last"])
