@@ -31,7 +31,7 @@ from diary_lightning.data import DiaryDataModule
 from diary_lightning.errors import ConfigError, check_config_syntax, run_reporting_user_errors
 from diary_lightning.exact_resume import ExactResume
 from diary_lightning.lightning_internals import KeepConfiguredHyperparameters
-from diary_lightning.locks import JobLock, LockedError, lock_is_needed, remove_stale_temporaries
+from diary_lightning.job_locks import RunLocks
 from diary_lightning.model import DiaryLoRAModule
 from diary_lightning.predictions import PredictionsMismatchError, prediction_identity
 from diary_lightning.runs import (
@@ -43,6 +43,7 @@ from diary_lightning.runs import (
     place_checkpoints,
     refuse_mixed_runs,
     refuse_output_over_input,
+    require_adapter_or_zero_shot,
     resume_command,
     resumed_log,
     run_logger,
@@ -118,7 +119,7 @@ def check_writable(directory: str | os.PathLike) -> None:
         raise ConfigError(f"cannot write to {path}: {err.strerror or err}") from None
 
 
-class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
+class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         # export's output is the shared --output below, not an argument of its own.
@@ -172,33 +173,6 @@ class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
             self.save_config_callback = None  # no log folder to save it in
         return super().instantiate_trainer(**kwargs)
 
-    def _lock(self, path: str | os.PathLike, what: str = "folder") -> None:
-        """Refuse at once, before any model is loaded, when another job writes to ``path``."""
-        if not lock_is_needed():
-            return
-        try:
-            self._locks.append(JobLock(path, what).acquire())
-        except LockedError as err:
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
-
-    def _lock_run_folder(self, checkpoints_too: bool = True) -> None:
-        self._locks: list[JobLock] = []
-        self._lock(self.trainer.default_root_dir)
-        if checkpoints_too:
-            self._lock_checkpoints()
-
-    def _lock_checkpoints(self) -> None:
-        checkpoints = checkpoint_dir(self.trainer)
-        if not checkpoints.resolve().is_relative_to(Path(self.trainer.default_root_dir).resolve()):
-            self._lock(checkpoints)
-        # What a job killed here left: its temporaries, and the adapter it was replacing.
-        for folder in {Path(self.trainer.default_root_dir), checkpoints}:
-            remove_stale_temporaries(folder)
-
-    def _unlock(self) -> None:
-        for lock in getattr(self, "_locks", []):
-            lock.release()
     def _run_folder(self, config: dict[str, Any]) -> dict[str, Any]:
         """Checkpoints and logs under ``trainer.default_root_dir`` (``diary_lightning/runs.py``)."""
         trainer = config["trainer"]
@@ -239,24 +213,10 @@ class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
     def synthesize(self, **kwargs: Any) -> dict[str, Any]:
         return self.trainer.synthesize(**kwargs, output=self.config_init["synthesize"].get("output"))
 
-    def _adapter_or_zero_shot(self) -> None:
-        config = self.config_init[self.subcommand]
-        adapter = config.get("ckpt_path") or self.model.hparams.adapter_path
-        if adapter and config.get("zero_shot"):
-            raise ConfigError(f"--zero_shot true writes with the base model alone; it contradicts the adapter {adapter}")
-        if adapter:
-            return
-        if self.subcommand == "predict" and not config.get("zero_shot"):
-            raise ConfigError("predict needs an adapter: --ckpt_path CKPT (a checkpoint of fit, or last or best) or "
-                              "--model.adapter_path DIR (an exported adapter folder). To write with the untuned base "
-                              "model, the zero-shot baseline, add --zero_shot true.")
-        log.info("zero-shot: %s the base model %s with no adapter (--ckpt_path or --model.adapter_path gives one)",
-                 "writing with" if self.subcommand == "predict" else "scoring", self.model.hparams.base_model)
-
     def before_validate(self) -> None:
         self._lock_run_folder()
         self._ckpt()
-        self._adapter_or_zero_shot()
+        require_adapter_or_zero_shot(self.subcommand, self.config_init[self.subcommand], self.model.hparams)
 
     def after_validate(self) -> None:
         self._unlock()
@@ -264,14 +224,14 @@ class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
     def before_test(self) -> None:
         self._lock_run_folder()
         self._ckpt()
-        self._adapter_or_zero_shot()
+        require_adapter_or_zero_shot(self.subcommand, self.config_init[self.subcommand], self.model.hparams)
 
     def after_test(self) -> None:
         self._unlock()
 
     def before_predict(self) -> None:
         self._ckpt()
-        self._adapter_or_zero_shot()
+        require_adapter_or_zero_shot(self.subcommand, self.config_init[self.subcommand], self.model.hparams)
         config = self.config_init["predict"]
         if config.get("ckpt_path") == "last":  # named now, so that the diaries' record names the very file
             config["ckpt_path"] = str(checkpoint_dir(self.trainer) / "last.ckpt")
@@ -297,28 +257,6 @@ class DiaryCLI(KeepConfiguredHyperparameters, LightningCLI):
         self._unlock()
 
 
-def merge_main(args: list[str]) -> None:
-    """``merge``: no model or data config, so plain argparse rather than a LightningCLI subcommand."""
-    import argparse
-
-    from diary_lightning.export import MERGE_DTYPES, merge_adapter
-
-    parser = argparse.ArgumentParser(
-        prog="python -m diary_lightning merge",
-        description="Merge an exported adapter into a 16-bit copy of its base and save a plain transformers model "
-                    "(AutoModelForCausalLM.from_pretrained(OUTPUT)).")
-    parser.add_argument("--adapter_path", required=True, help="the exported adapter folder")
-    parser.add_argument("--output", required=True, help="the folder to write the merged model to")
-    parser.add_argument("--dtype", default="bfloat16", choices=MERGE_DTYPES,
-                        help="dtype of the merged weights (default: %(default)s; never 4-bit, which would round "
-                             "the adapter's update away)")
-    parser.add_argument("--base_model", default=None,
-                        help="the base model (default: base_model_name_or_path in adapter_config.json)")
-    parser.add_argument("--trust_remote_code", action="store_true", help="allow the base model's own code")
-    options = parser.parse_args(args)
-    print(merge_adapter(options.adapter_path, options.output, options.dtype, options.base_model, options.trust_remote_code))
-
-
 def main(args: list[str] | None = None) -> None:
     """The program: user errors end with their message and exit status 2 (``diary_lightning/errors.py``)."""
     silence_known_noise()
@@ -330,6 +268,8 @@ def run(argv: list[str]) -> None:
     """The command line without the error reporting: exceptions propagate (tests call this)."""
     check_config_syntax(argv)
     if argv[:1] == ["merge"]:
+        from diary_lightning.export import merge_main
+
         merge_main(argv[1:])
         return
     DiaryCLI(

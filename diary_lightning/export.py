@@ -157,3 +157,23 @@ def merge_adapter(adapter_path: str | os.PathLike, output: str | os.PathLike, dt
             if (adapter_path / name).is_file():
                 shutil.copyfile(adapter_path / name, tmp / name)
     return output
+
+
+def merge_main(args: list[str]) -> None:
+    """``merge``: no model or data config, so plain argparse rather than a LightningCLI subcommand."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m diary_lightning merge",
+        description="Merge an exported adapter into a 16-bit copy of its base and save a plain transformers model "
+                    "(AutoModelForCausalLM.from_pretrained(OUTPUT)).")
+    parser.add_argument("--adapter_path", required=True, help="the exported adapter folder")
+    parser.add_argument("--output", required=True, help="the folder to write the merged model to")
+    parser.add_argument("--dtype", default="bfloat16", choices=MERGE_DTYPES,
+                        help="dtype of the merged weights (default: %(default)s; never 4-bit, which would round "
+                             "the adapter's update away)")
+    parser.add_argument("--base_model", default=None,
+                        help="the base model (default: base_model_name_or_path in adapter_config.json)")
+    parser.add_argument("--trust_remote_code", action="store_true", help="allow the base model's own code")
+    options = parser.parse_args(args)
+    print(merge_adapter(options.adapter_path, options.output, options.dtype, options.base_model, options.trust_remote_code))

@@ -204,3 +204,18 @@ def resume_command(argv: list[str]) -> str | None:
     on_path = shutil.which("python")
     python = "python" if on_path and os.path.realpath(on_path) == os.path.realpath(sys.executable) else sys.executable
     return shlex.join([python, "-m", "diary_lightning", *kept, "--ckpt_path", "last"])
+
+
+def require_adapter_or_zero_shot(subcommand: str, config: dict[str, Any], hparams: Any) -> None:
+    """predict needs an adapter unless zero-shot is asked for; validate and test say when they score the base alone."""
+    adapter = config.get("ckpt_path") or hparams.adapter_path
+    if adapter and config.get("zero_shot"):
+        raise ConfigError(f"--zero_shot true writes with the base model alone; it contradicts the adapter {adapter}")
+    if adapter:
+        return
+    if subcommand == "predict" and not config.get("zero_shot"):
+        raise ConfigError("predict needs an adapter: --ckpt_path CKPT (a checkpoint of fit, or last or best) or "
+                          "--model.adapter_path DIR (an exported adapter folder). To write with the untuned base "
+                          "model, the zero-shot baseline, add --zero_shot true.")
+    log.info("zero-shot: %s the base model %s with no adapter (--ckpt_path or --model.adapter_path gives one)",
+             "writing with" if subcommand == "predict" else "scoring", hparams.base_model)
