@@ -180,12 +180,8 @@ class DiaryDataModule(L.LightningDataModule):
     def _read(self, paths: Any, require_summary: bool) -> Any:
         """The dialogues under ``paths``, each with its writer (``writer_chosen_by``: the entry that chose it)."""
         result = read_dialogues(
-            paths,
-            fmt=self.hparams.format,
-            fields=self.fields,
-            require_summary=require_summary,
-            anonymization=self.hparams.anonymization,
-            topics=self.hparams.topics if require_summary else None,
+            paths, fmt=self.hparams.format, fields=self.fields, require_summary=require_summary,
+            anonymization=self.hparams.anonymization, topics=self.hparams.topics if require_summary else None,
             skip_invalid=self.hparams.skip_invalid,
             # A cache inside a data folder holds .json files that are not data.
             exclude=[cache.cache_root(self.hparams.cache_dir)],

@@ -56,3 +56,12 @@ def chunked_causal_lm_loss(hidden: torch.Tensor, lm_head: torch.nn.Module, label
         else:
             total = total + _chunk_loss(lm_head, h, t)
     return total / len(targets)
+
+
+def peft_chunked_loss(peft_model: Any, batch: dict[str, Any], chunk_size: int) -> torch.Tensor:
+    """:func:`chunked_causal_lm_loss` of a PEFT-wrapped causal LM on a collated batch."""
+    base = peft_model.get_base_model()
+    # The decoder alone: the LoRA layers sit inside it, and lm_head is applied per chunk.
+    hidden = base.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                use_cache=False).last_hidden_state
+    return chunked_causal_lm_loss(hidden, base.get_output_embeddings(), batch["labels"], chunk_size)

@@ -24,14 +24,13 @@ from diary_lightning.loading import (
     load_adapter_state,
     peft_names,
 )
-from diary_lightning.loss import check_chunked_loss_support, chunked_causal_lm_loss
-from diary_lightning.metrics import DEFAULT_ROUGE_TOKENIZER, ROUGE_TOKENIZERS, get_rouge_tokenizer
+from diary_lightning.loss import check_chunked_loss_support, peft_chunked_loss
+from diary_lightning.metrics import DEFAULT_ROUGE_TOKENIZER
+from diary_lightning.module_settings import check_module_settings
 from diary_lightning.token_mean import TokenMeanGradients
 
 log = logging.getLogger(__name__)
 
-OPTIMIZERS = ("adamw", "paged_adamw_8bit", "adamw_8bit")
-SCHEDULERS = ("cosine", "linear", "constant")
 
 
 class DiaryLoRAModule(L.LightningModule):
@@ -83,9 +82,8 @@ class DiaryLoRAModule(L.LightningModule):
             optimizer: ``adamw`` (torch), ``adamw_8bit`` or ``paged_adamw_8bit`` (bitsandbytes, GPU).
             gradient_checkpointing: Recompute activations in backward (non-reentrant): much less memory, ~30% slower.
             loss_chunk_size: Compute the loss from the final hidden states, this many labelled tokens at a time,
-                recomputing their logits in backward, instead of from the full ``seq x vocab`` logits
-                (0: off, the model's own loss). Same value and gradients; saves memory at long sequences
-                and large vocabularies.
+                recomputing their logits in backward, instead of the full ``seq x vocab`` logits (0: off, the
+                model's own loss). Same value and gradients; less memory at long sequences and large vocabularies.
             attn_implementation: transformers attention kernel (``sdpa``, ``eager``, ``flash_attention_2``).
             trust_remote_code: Allow a model repository to run its own code; off unless you trust it.
             max_new_tokens: Longest diary generated, in tokens.
@@ -104,23 +102,9 @@ class DiaryLoRAModule(L.LightningModule):
                 and its prompt settings are used.
         """
         super().__init__()
-        if optimizer not in OPTIMIZERS:
-            raise ValueError(f"model.optimizer={optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
-        if lr_scheduler not in SCHEDULERS:
-            raise ValueError(f"model.lr_scheduler={lr_scheduler!r}: expected one of {', '.join(SCHEDULERS)}")
-        if compute_dtype not in DTYPES:
-            raise ValueError(f"model.compute_dtype={compute_dtype!r}: expected one of {', '.join(DTYPES)}")
-        if generate_every_n_val < 1:
-            raise ValueError(f"model.generate_every_n_val={generate_every_n_val}: expected 1 or more "
-                             "(set data.val_generate_samples: 0 to turn generation off)")
-        if loss_chunk_size < 0:
-            raise ValueError(f"model.loss_chunk_size={loss_chunk_size}: expected 0 (off) or a positive chunk size")
-        if rouge_tokenizer not in ROUGE_TOKENIZERS:
-            raise ValueError(f"model.rouge_tokenizer={rouge_tokenizer!r}: expected one of {', '.join(ROUGE_TOKENIZERS)}")
-        get_rouge_tokenizer(rouge_tokenizer)  # a missing kiwipiepy fails here, not at the first validation
-        if adapter_path is not None and not (Path(adapter_path) / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"model.adapter_path={adapter_path!r}: no adapter_config.json there; give a folder "
-                                    "written by `python -m diary_lightning export` or CHECKPOINT_DIR/adapter")
+        check_module_settings(optimizer=optimizer, lr_scheduler=lr_scheduler, compute_dtype=compute_dtype,
+                              generate_every_n_val=generate_every_n_val, loss_chunk_size=loss_chunk_size,
+                              rouge_tokenizer=rouge_tokenizer, adapter_path=adapter_path)
         self.save_hyperparameters()
         self.generation = GenerationSettings.from_mapping(self.hparams)
         self.model: Any = None
@@ -158,13 +142,7 @@ class DiaryLoRAModule(L.LightningModule):
         # Tokens scored after the shift inside the model: this weights the epoch mean per token.
         n_tokens = batch["num_scored"]
         if self.hparams.loss_chunk_size:
-            base = self.model.get_base_model()
-            # The decoder alone: the LoRA layers sit inside it, and lm_head is applied per chunk.
-            hidden = base.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                        use_cache=False).last_hidden_state
-            loss = chunked_causal_lm_loss(hidden, base.get_output_embeddings(), batch["labels"],
-                                          self.hparams.loss_chunk_size)
-            return loss, n_tokens
+            return peft_chunked_loss(self.model, batch, self.hparams.loss_chunk_size), n_tokens
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
         return out.loss, n_tokens
 
@@ -179,12 +157,10 @@ class DiaryLoRAModule(L.LightningModule):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Lightning calls this after the step's last backward (and DDP's all-reduce), before clipping.
-        def sum_over_ranks(tokens: int) -> int:
-            total = self.trainer.strategy.reduce(torch.tensor(tokens, device=self.device), reduce_op="sum")
-            return int(total.item())
-
+        reduce = self.trainer.strategy.reduce
         params = (p for group in optimizer.param_groups for p in group["params"])
-        self._token_mean.scale(params, self.trainer.world_size, sum_over_ranks)
+        self._token_mean.scale(params, self.trainer.world_size,
+                               lambda tokens: int(reduce(torch.tensor(tokens, device=self.device), reduce_op="sum")))
 
     def on_train_epoch_end(self) -> None:
         # Counted here rather than by Lightning's epoch aggregation, which a checkpoint does not carry: a run
