@@ -38,9 +38,16 @@ def _missing(name: str, what: str, extra: str = "") -> FileNotFoundError:
     return FileNotFoundError(f"{what}={name!r}: no such folder{where}{extra}")
 
 
+def _under_a_local_folder(name: str) -> bool:
+    # "runs/typo" could be a Hub id, but when ./runs exists it is meant as a path; asking the Hub would
+    # only add, offline, a minute of retries before the same answer.
+    parent = Path(name).expanduser().parent
+    return str(parent) not in ("", ".") and parent.is_dir()
+
+
 def check_local(name: str, what: str) -> None:
     """Stop on a name that can only be a local path and does not exist, before anything reaches for the Hub."""
-    if looks_local(name) and not Path(name).expanduser().is_dir():
+    if (looks_local(name) or _under_a_local_folder(name)) and not Path(name).expanduser().is_dir():
         raise _missing(name, what)
 
 

@@ -10,6 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
+# Nothing here may reach for the Hub: without this, a name that could be a Hub id waits out
+# huggingface_hub's retries (about 45 s per test). Set before transformers is imported, which reads it once.
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 from diary_lightning.tiny import build_tiny_model, sample_data_path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -53,13 +53,28 @@ def test_missing_local_model_is_named_with_the_working_directory(make_config, tm
     monkeypatch.chdir(tmp_path)
     config = make_config(**{"model.base_model": "runs/no-such-model"})
     # Offline, transformers would end in "couldn't connect to huggingface.co"; the path is named instead.
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match=rf"'runs/no-such-model': no such folder \(resolved from the working "
                                                 rf"directory {tmp_path}"):
         run_cli("preprocess", "--config", str(config))
     config = make_config(**{"model.base_model": "./models/typo"})
     with pytest.raises(FileNotFoundError, match=r"'./models/typo': no such folder"):
         run_cli("preprocess", "--config", str(config))
+
+
+def test_a_missing_folder_under_an_existing_one_never_asks_the_hub(tmp_path, monkeypatch):
+    from diary_lightning.paths import load_pretrained
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+
+    def hub(name):
+        raise AssertionError(f"asked the Hub for {name}")
+
+    with pytest.raises(FileNotFoundError, match=r"model.base_model='runs/typo': no such folder \(resolved"):
+        load_pretrained(hub, "runs/typo", "model.base_model")
+    # Without a ./runs folder the name may be a Hub id, and is tried there.
+    with pytest.raises(AssertionError, match="asked the Hub for owner/name"):
+        load_pretrained(hub, "owner/name", "model.base_model")
 
 
 # -- zero-shot is a choice; the input is never the output --------------------------------------------------------
