@@ -30,6 +30,7 @@ def _cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None)
 
 
 # -- user errors: the message, exit status 2, no traceback ------------------------------------------------------
+@pytest.mark.slow  # two fresh interpreters that import Lightning
 def test_bad_data_exits_2_with_the_message_and_no_traceback(make_config, tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "dialogue": [], "summary": "x"}\n', encoding="utf-8")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import ROOT
 
 # Run in a fresh interpreter in which importing Lightning (under any of its names) fails.
@@ -47,6 +48,7 @@ print(json.dumps({"diary": diary, "lightning_modules": loaded}))
 '''
 
 
+@pytest.mark.slow  # a fresh interpreter that loads, generates and merges
 def test_diary_writer_and_merge_work_with_lightning_blocked(tiny_model_dir: Path, tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", SCRIPT, str(tiny_model_dir), str(tmp_path / "adapter"),
                            str(tmp_path / "merged")], capture_output=True, text=True, cwd=ROOT, timeout=300)

@@ -53,6 +53,7 @@ def holder_cleanup():
         process.wait()
 
 
+@pytest.mark.slow  # a fit held in a second process
 def test_a_second_fit_on_a_locked_run_folder_is_refused_naming_the_holder(make_config: Any, tmp_path: Path,
                                                                          holder_cleanup: list) -> None:
     config = make_config()

@@ -61,6 +61,7 @@ def test_fit_into_a_folder_with_another_runs_checkpoints_is_refused(moved: dict[
     assert "--trainer.default_root_dir" in message and "--ckpt_path last" in message
 
 
+@pytest.mark.slow  # a fit, its resume, and four other commands
 def test_resume_logs_into_the_same_version_and_other_commands_add_none(moved: dict[str, Any], tmp_path: Path,
                                                                          tiny_model_dir: Path) -> None:
     root, config = moved["root"], moved["config"]

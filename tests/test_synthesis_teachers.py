@@ -62,6 +62,7 @@ def test_transformers_teacher_end_to_end_keeps_or_rejects_every_dialogue(tiny_mo
     assert all(r["failed"] and r["attempts"] == 2 for r in rejected)
 
 
+@pytest.mark.slow  # fresh interpreters
 def test_vllm_missing_is_a_clear_error_and_never_imported_otherwise():
     if "vllm" in sys.modules or _installed("vllm"):
         pytest.skip("vllm is installed here; this checks the message where it is not")

@@ -80,6 +80,7 @@ def test_four_accumulated_micro_batches_give_one_batch_of_four(tmp_path, tiny_mo
     _assert_same(accumulated, one_batch(chunk))
 
 
+@pytest.mark.slow  # two processes that train
 def test_two_ddp_ranks_accumulating_give_one_batch_of_four(tmp_path, tiny_model_dir, four_dialogues, one_batch):
     """Two gloo ranks, each accumulating two micro-batches of one dialogue: the four of one step."""
     chunk = 16
