@@ -33,7 +33,7 @@ from diary_lightning.exact_resume import ExactResume
 from diary_lightning.lightning_internals import KeepConfiguredHyperparameters
 from diary_lightning.job_locks import RunLocks
 from diary_lightning.model import DiaryLoRAModule
-from diary_lightning.predictions import PredictionsMismatchError, prediction_identity
+from diary_lightning.predictions import prediction_identity
 from diary_lightning.runs import (
     RunFolder,
     as_list,
@@ -241,12 +241,8 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         self._locks = []
         self._lock(output, "file")
         writer = JsonlPredictionWriter(output, resume=self.config_init["predict"].get("resume_predictions", False))
-        try:
-            writer.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
-                                                      self.datamodule))
-        except PredictionsMismatchError as err:
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
+        writer.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
+                                                  self.datamodule))
         self.datamodule.skip_predict_ids = writer.written_ids()
         self.trainer.callbacks.append(writer)
 

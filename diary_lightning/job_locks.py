@@ -4,11 +4,10 @@ is created there, and the temporaries a killed job left behind removed."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from diary_lightning.checkpointing import checkpoint_dir
-from diary_lightning.locks import JobLock, LockedError, lock_is_needed, remove_stale_temporaries
+from diary_lightning.locks import JobLock, lock_is_needed, remove_stale_temporaries
 
 
 class RunLocks:
@@ -18,11 +17,7 @@ class RunLocks:
         """Refuse at once, before any model is loaded, when another job writes to ``path``."""
         if not lock_is_needed():
             return
-        try:
-            self._locks.append(JobLock(path, what).acquire())
-        except LockedError as err:
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
+        self._locks.append(JobLock(path, what).acquire())
 
     def _lock_run_folder(self, checkpoints_too: bool = True) -> None:
         self._locks: list[JobLock] = []

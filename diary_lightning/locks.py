@@ -22,13 +22,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from diary_lightning.errors import UserError
+
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".diary_lightning.lock"
 
 
-class LockedError(RuntimeError):
-    """Another live job holds the lock."""
+class LockedError(UserError, RuntimeError):
+    """Another live job holds the lock: the CLI reports it as a user error (exit 2)."""
 
 
 def _start_time(pid: int) -> str | None:

@@ -14,10 +14,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from diary_lightning.errors import UserError
 from diary_lightning.generation import GenerationSettings
 
 
-class PredictionsMismatchError(ValueError):
+class PredictionsMismatchError(UserError, ValueError):
     """A ``.partial`` file written by other weights or settings than the resuming predict's."""
 
 

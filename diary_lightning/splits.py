@@ -65,20 +65,15 @@ def split_dialogues(
 def fit_split_warnings(report: Any, callbacks: Sequence[Any]) -> list[str]:
     """:func:`check_fit_splits` for a data report (``prepare.DataReport``) and the trainer's callbacks."""
     monitors = [(type(c).__name__, getattr(c, "monitor", None)) for c in callbacks]
-    skipped = {**report.skipped, "too long for max_length": sum(report.too_long_dropped.values())}
-    return check_fit_splits(report.splits, skipped, monitors)
+    return check_fit_splits(report.splits, monitors)
 
 
-def check_fit_splits(splits: dict[str, int], skipped: dict[str, int],
-                     monitors: Sequence[tuple[str, str | None]] = ()) -> list[str]:
+def check_fit_splits(splits: dict[str, int], monitors: Sequence[tuple[str, str | None]] = ()) -> list[str]:
     """Refuse, before any model is loaded, splits that fit cannot use; returns warnings for those it can.
 
-    ``splits``: dialogues per split; ``skipped``: records skipped, by reason; ``monitors``: (callback name,
-    the metric it watches), e.g. ``("ModelCheckpoint", "val/loss")``."""
-    skips = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()) if n) or "none skipped"
-    if not any(splits.values()):
-        raise ValueError(f"no dialogue is left to train on: every record was skipped ({skips}); "
-                         "see the problems listed above, or run preprocess for the full report")
+    ``splits``: dialogues per split; ``monitors``: (callback name, the metric it watches), e.g.
+    ``("ModelCheckpoint", "val/loss")``. Data with nothing left at all was refused earlier, with the
+    reasons, by :func:`diary_lightning.dropped.check_something_left`."""
     if not splits.get("train"):
         raise ValueError(f"the train split is empty ({splits}); add dialogues or lower data.val_fraction/"
                          "data.test_fraction (with data.split: aihub, the Training folder must hold dialogues)")

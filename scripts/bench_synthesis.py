@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -44,7 +43,7 @@ def ending(rng) -> str:
 
 
 def bench_rules(args: argparse.Namespace) -> dict:
-    from bench_preprocess import generate, shapes
+    from bench_preprocess import generate, shapes, timed
 
     shape_list = shapes(args.like)
     data = args.workdir / f"data-{args.size}-{args.like.name}"
@@ -60,18 +59,10 @@ def bench_rules(args: argparse.Namespace) -> dict:
                "--data.paths", json.dumps([str(data)]), "--data.topics", "null", "--teacher.backend", "rules",
                "--output", str(output), "--progress", "false"]
     load = os.getloadavg()[0]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        sys.stderr.write(done.stderr[-4000:])
-        raise SystemExit("synthesize failed")
-    summary = json.loads(done.stdout)
+    wall, cpu, _, stdout = timed(command, env)
+    summary = json.loads(stdout)
     return {"dialogues": args.size, "cores": os.cpu_count(), "load_before": round(load, 1),
-            "command_wall_s": round(wall, 1),
-            "command_cpu_s": round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 1),
+            "command_wall_s": round(wall, 1), "command_cpu_s": round(cpu, 1),
             "synthesis_wall_s": summary["wall_s"], "synthesis_dialogues_per_s": summary["dialogues_per_s"],
             "kept": summary["kept"], "rejected_by_check": summary["rejected_by_check"]}
 

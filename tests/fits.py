@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,9 @@ from typing import Any
 import torch
 import yaml
 
-from conftest import tiny_config
+from conftest import ROOT, tiny_config
+
+TESTS = Path(__file__).resolve().parent
 
 # 51 training dialogues in batches of 8: 7 batches an epoch. Accumulating 2, the 6 optimizer steps
 # take 12 batches and cross an epoch end, which closes an optimizer step on a single batch.
@@ -52,6 +55,20 @@ def finish(process: subprocess.Popen, returncode: int = 0, timeout: float = 300)
     _, err = process.communicate(timeout=timeout)
     assert process.returncode == returncode, err[-3000:]
     return err
+
+
+def ddp_fit(config: Path, probe_callback: str, probe: Path) -> None:
+    """A fit on two gloo ranks on the CPU, with a probe callback from the tests folder writing under ``probe``."""
+    # The probe module must be importable in the second rank too, which Lightning starts by running this
+    # same command again.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.run(
+        [sys.executable, "-m", "diary_lightning", "fit", "--config", str(config),
+         "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
+         f"--trainer.callbacks+={probe_callback}", "--trainer.callbacks.directory", str(probe)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert process.returncode == 0, process.stderr[-4000:]
 
 
 def run_dir(config: Path) -> Path:

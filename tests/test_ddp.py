@@ -13,10 +13,10 @@ import yaml
 from safetensors.torch import load_file
 
 from conftest import ROOT
+from fits import ddp_fit as ddp_fit_in_subprocesses
 
 pytestmark = pytest.mark.slow  # two processes that train
 
-TESTS = Path(__file__).resolve().parent
 STEPS = 7  # 51 training dialogues, 26 a rank at batch 4: one whole epoch
 
 
@@ -32,16 +32,7 @@ def ddp_fit(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> t
         "model.max_new_tokens": 8, "data.val_generate_samples": 5,  # odd: the ranks generate 3 and 2
     })
     probe = tmp / "probe"
-    # The test helper module must be importable in the second rank too, which Lightning starts by
-    # running this same command again.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.run(
-        [sys.executable, "-m", "diary_lightning", "fit", "--config", str(config),
-         "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
-         "--trainer.callbacks+=ddp_probe.RankProbe", "--trainer.callbacks.directory", str(probe)],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert process.returncode == 0, process.stderr[-4000:]
+    ddp_fit_in_subprocesses(config, "ddp_probe.RankProbe", probe)
     return tmp / "run", probe
 
 

@@ -64,7 +64,7 @@ def test_a_second_fit_on_a_locked_run_folder_is_refused_naming_the_holder(make_c
     second = subprocess.run([sys.executable, "-m", "diary_lightning", "fit", "--config", str(config)], env=_env(),
                             capture_output=True, text=True, timeout=300)
     assert second.returncode == 2, second.stderr[-2000:]
-    message = second.stderr.strip().splitlines()[-1]
+    message = next(line for line in second.stderr.splitlines() if line.startswith("error: "))
     assert f"PID {holder.pid} on {socket.gethostname()} since " in message
     assert "JobLock(sys.argv[1], sys.argv[2]).acquire()" in message  # the holder's command line
     assert str(run) in message
@@ -87,6 +87,20 @@ def test_a_live_holder_on_another_process_is_never_taken_over(tmp_path: Path, ho
     holder_cleanup.append(_holder(tmp_path))
     with pytest.raises(LockedError, match="in use by another job"):
         JobLock(tmp_path, "folder").acquire()
+
+
+def test_a_held_lock_and_a_mismatched_partial_are_reported_as_user_errors(capsys, monkeypatch) -> None:
+    from diary_lightning.errors import DEBUG_ENV, run_reporting_user_errors
+
+    monkeypatch.delenv(DEBUG_ENV, raising=False)
+    for err in (LockedError("runs/x is in use by another job"), PredictionsMismatchError("other weights")):
+        def fail(err=err):
+            raise err
+
+        with pytest.raises(SystemExit) as stopped:
+            run_reporting_user_errors(fail)
+        assert stopped.value.code == 2
+        assert f"error: {err}" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -4,18 +4,14 @@ micro-batches and ranks (diary_lightning.token_mean): the adapter gradient equal
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import ROOT, run_cli, tiny_config
-
-TESTS = Path(__file__).resolve().parent
+from conftest import run_cli, tiny_config
+from fits import ddp_fit
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +82,7 @@ def test_two_ddp_ranks_accumulating_give_one_batch_of_four(tmp_path, tiny_model_
     chunk = 16
     config = _config(tmp_path / "ddp", tiny_model_dir, four_dialogues, 1, 2, chunk)
     probe = tmp_path / "ddp" / "probe"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])}
-    process = subprocess.run(
-        [sys.executable, "-m", "diary_lightning", "fit", "--config", str(config),
-         "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
-         "--trainer.callbacks+=grad_probe.GradProbe", "--trainer.callbacks.directory", str(probe)],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert process.returncode == 0, process.stderr[-4000:]
+    ddp_fit(config, "grad_probe.GradProbe", probe)
     ranks = [load_file(probe / f"rank{r}.safetensors") for r in (0, 1)]
     for name, grad in ranks[0].items():
         assert grad.equal(ranks[1][name]), name
