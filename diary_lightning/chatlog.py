@@ -61,7 +61,9 @@ def is_kakao(lines: list[str]) -> bool:
 def parse_chat_log(text: str) -> list[tuple[str, str]]:
     """(speaker, text) per utterance, in order. Raises :class:`ChatLogError` naming the first line that fits
     no format."""
-    lines = [line.rstrip() for line in text.splitlines()]
+    # Lines end at \n (\r\n, \r) alone: a U+2028 or U+0085 pasted inside a message is part of it, and
+    # str.splitlines() would cut the message there and count lines an editor does not show.
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     return _parse_kakao(lines) if is_kakao(lines) else _parse_plain(lines)
 
 

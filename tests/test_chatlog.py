@@ -46,6 +46,14 @@ def test_plain_speaker_text_lines_are_kept():
     assert parse_chat_log("P01: 오늘 비 왔어\n\nP02: 우산은?\n") == [("P01", "오늘 비 왔어"), ("P02", "우산은?")]
 
 
+def test_a_line_separator_inside_a_message_is_part_of_it():
+    chat = "P01: 오늘 비 왔어\u2028진짜 많이\r\nP02: 우산은?\u0085없었어?\nP03 우산\n"
+    with pytest.raises(ChatLogError, match=r"line 3: no 'speaker:'"):
+        parse_chat_log(chat)
+    assert parse_chat_log(chat.rpartition("P03")[0]) == [("P01", "오늘 비 왔어\u2028진짜 많이"),
+                                                         ("P02", "우산은?\u0085없었어?")]
+
+
 def test_a_line_before_any_kakao_message_is_an_error_naming_it():
     with pytest.raises(ChatLogError, match=r"line 2: not a KakaoTalk message.*'아무 형식도 아닌 줄'") as error:
         parse_chat_log("민지 님과 카카오톡 대화\n아무 형식도 아닌 줄\n[민지] [오후 3:12] 안녕\n")
