@@ -40,6 +40,9 @@ def why_missing(entry: str) -> str:
             if err.errno == errno.ELOOP:
                 return "a symlink loop: its links lead back to themselves and never reach a file"
         return f"a broken symlink to {os.readlink(entry)!r}, which does not exist"
+    if not os.path.isabs(os.path.expanduser(entry)):
+        # A relative path in a config is resolved from where the command runs, not from the config's folder.
+        return f"no such file or directory (resolved from the working directory {os.getcwd()})"
     return "no such file or directory"
 
 

@@ -62,6 +62,17 @@ def test_missing_local_model_is_named_with_the_working_directory(make_config, tm
         run_cli("preprocess", "--config", str(config))
 
 
+def test_a_missing_data_path_names_the_working_directory_it_was_resolved_from(tmp_path, monkeypatch):
+    from diary_lightning.dialogue import DataError, read_dialogues
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DataError, match=rf"data/typo.json.*no such file or directory \(resolved from the working "
+                                        rf"directory {tmp_path}\)"):
+        read_dialogues(["data/typo.json"])
+    with pytest.raises(DataError, match=r"typo.json: no such file or directory\n"):
+        read_dialogues([str(tmp_path / "typo.json")])  # absolute: nothing was resolved
+
+
 def test_a_missing_folder_under_an_existing_one_never_asks_the_hub(tmp_path, monkeypatch):
     from diary_lightning.paths import load_pretrained
 
