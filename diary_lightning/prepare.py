@@ -52,16 +52,25 @@ class DataReport:
         return cls(**data)
 
 
+def _text_features() -> dict[str, Any]:
+    from datasets import Sequence, Value
+
+    return {"id": Value("string"), "summary": Value("string"), "writer": Value("string"),
+            "speakers": Sequence(Value("string")), "texts": Sequence(Value("string"))}
+
+
+def _token_features() -> dict[str, Any]:
+    from datasets import Sequence, Value
+
+    return {"input_ids": Sequence(Value("int32")), "labels": Sequence(Value("int32")),
+            **{name: Value("int32") for name in ("prompt_length", "target_length", "turns_cut", "num_turns")}}
+
+
 def encoded_features() -> Any:
-    from datasets import Features, Sequence, Value
+    from datasets import Features
 
     # Declared, not inferred, so that an empty split still has every column.
-    return Features({
-        "id": Value("string"), "summary": Value("string"), "writer": Value("string"),
-        "speakers": Sequence(Value("string")), "texts": Sequence(Value("string")),
-        "input_ids": Sequence(Value("int32")), "labels": Sequence(Value("int32")),
-        **{name: Value("int32") for name in ("prompt_length", "target_length", "turns_cut", "num_turns")},
-    })
+    return Features({**_text_features(), **_token_features()})
 
 
 def empty_split() -> Any:
@@ -137,7 +146,7 @@ class Encoder:
     def __call__(self, dialogues: Sequence[Dialogue], with_summaries: bool, desc: str) -> Any:
         """A dataset of the encoded dialogues; the turns stay beside the tokens, as the generated-diary
         table shows the dialogue as text."""
-        from datasets import Dataset
+        from datasets import Dataset, Features, concatenate_datasets
 
         if not dialogues:  # map() never calls encode on an empty dataset
             return empty_split()
@@ -152,10 +161,12 @@ class Encoder:
             return encode_batch(tokenizer, template, turns, summaries, max_length)
 
         procs = tokenize_processes(len(dialogues))
+        text = Dataset.from_dict(_turn_columns(dialogues, self.label), features=Features(_text_features()))
         with _single_threaded_tokenizers(procs > 1):
-            return Dataset.from_dict(_turn_columns(dialogues, self.label)).map(
-                encode, batched=True, batch_size=256, desc=desc, features=encoded_features(),
-                num_proc=procs if procs > 1 else None)
+            # map() writes only the token columns; the text columns are joined back without being written again.
+            tokens = text.map(encode, batched=True, batch_size=256, desc=desc, features=Features(_token_features()),
+                              remove_columns=text.column_names, num_proc=procs if procs > 1 else None)
+        return concatenate_datasets([text, tokens], axis=1)
 
 
 def build_splits(result: ReadResult, encoder: Encoder, val_fraction: float, test_fraction: float, seed: int = 0,
