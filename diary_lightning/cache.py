@@ -15,7 +15,7 @@ from diary_lightning.fingerprint import files_digest, tokenizer_digest
 from diary_lightning.prepare import DataReport, empty_split
 from diary_lightning.splits import SPLITS
 
-CACHE_VERSION = 6  # bump when the cached columns, the report or the tokenization change
+CACHE_VERSION = 7  # bump when the cached columns, the report or the tokenization change
 
 
 def cache_root(cache_dir: str | None) -> Path:

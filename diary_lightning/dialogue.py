@@ -133,8 +133,20 @@ class _RecordParser:
             return Dialogue(record_id, (), summary, source=f"{path}#{index}"), None, False, empty
         topic = _dig(record, "header.dialogueInfo.topic") if fmt == "aihub" else record.get("topic")
         disagree = fmt == "aihub" and all(turn_ids) and _turns_disagree([s for s, _ in pairs], turn_ids)
+        writer = None
+        if fmt == "synthesized":
+            # The diary was written as this speaker: training must mark the same one 글쓴이, whatever
+            # data.writer says now.
+            writer = record.get("writer")
+            if not isinstance(writer, str) or not writer.strip():
+                return problem("missing writer", "a synthesized record names its writer in 'writer' (a speaker)",
+                               record_id)
+            writer = self.clean_speaker(writer)
+            if all(t.speaker != writer for t in turns):
+                return problem("writer does not speak", f"the record's writer {writer!r} does not speak in its "
+                                                        "dialogue", record_id)
         dialogue = Dialogue(record_id, turns, summary, topic if isinstance(topic, str) else None,
-                            f"{path}#{index}", aihub_origin(path))
+                            f"{path}#{index}", aihub_origin(path), writer=writer)
         return dialogue, None, disagree, empty
 
 

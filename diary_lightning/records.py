@@ -30,7 +30,8 @@ class Dialogue:
     origin: str | None = None
     """``"train"`` or ``"val"`` when the file sits in AI Hub's Training or Validation folder."""
     writer: str | None = None
-    """The speaker id of the person whose diary it is (set by :func:`diary_lightning.roles.assign_writers`)."""
+    """The speaker id of the person whose diary it is (set by :func:`diary_lightning.roles.assign_writers`, or
+    read from a synthesized record, whose diary was written as that speaker)."""
 
 
 @dataclass(frozen=True)

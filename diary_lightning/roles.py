@@ -132,6 +132,10 @@ def _writer_problem(dialogue: Dialogue, entries: Sequence[str], bots: Sequence[s
                    "writer does not speak", detail)
 
 
+RECORD_WRITER = "the record's writer"
+"""How a dialogue whose record names its writer (synthesize's output) had it chosen: no setting overrides it."""
+
+
 def assign_writers(dialogues: Sequence[Dialogue], writer: str | Sequence[str] | None = None,
                    bots: Sequence[str] = DEFAULT_BOTS, skip_invalid: bool = False,
                    ) -> tuple[list[Dialogue], dict[str, str], list[Problem]]:
@@ -142,6 +146,10 @@ def assign_writers(dialogues: Sequence[Dialogue], writer: str | Sequence[str] | 
     chosen_by: dict[str, str] = {}
     problems: list[Problem] = []
     for dialogue in dialogues:
+        if dialogue.writer is not None:
+            chosen_by[dialogue.id] = RECORD_WRITER
+            chosen.append(dialogue)
+            continue
         try:
             speaker, entry = choose_writer(dialogue, entries, bots)
         except DataError as err:
@@ -156,9 +164,11 @@ def assign_writers(dialogues: Sequence[Dialogue], writer: str | Sequence[str] | 
 
 
 def count_rules(dialogues: Sequence[Dialogue], chosen_by: Mapping[str, str], entries: Sequence[str]) -> dict[str, int]:
-    """How many of ``dialogues`` had their writer chosen by each entry (every entry listed, in order)."""
+    """How many of ``dialogues`` had their writer chosen by each entry (every entry listed, in order), and by
+    their own record (:data:`RECORD_WRITER`) when any was."""
     counts = Counter(chosen_by[d.id] for d in dialogues if d.id in chosen_by)
-    return {entry: counts[entry] for entry in entries}
+    return {entry: counts[entry] for entry in entries} | ({RECORD_WRITER: counts[RECORD_WRITER]}
+                                                         if counts[RECORD_WRITER] else {})
 
 
 def role_labels(speakers_in_order: Sequence[str], writer: str, bots: Sequence[str] = DEFAULT_BOTS,

@@ -103,6 +103,33 @@ def test_preprocess_reports_how_each_split_chose_its_writers(tmp_path: Path, tin
         data.splits()
 
 
+def test_a_synthesized_records_writer_is_the_writer_whatever_data_writer_says(tmp_path: Path,
+                                                                             tiny_model_dir: Path) -> None:
+    from diary_lightning.data import DiaryDataModule
+    from diary_lightning.report import summarize
+    from diary_lightning.roles import RECORD_WRITER
+
+    # Written as 민지 (the second speaker); data.writer's default would choose 준호, the first.
+    diaries = tmp_path / "diaries.jsonl"
+    records = [{"id": f"s{i}", "writer": "민지", "summary": "친구와 놀았다고 한다.", "diary": f"준호랑 놀았다 {i}.",
+                "teacher": {"backend": "rules", "version": 1},
+                "dialogue": [{"speaker": "준호", "text": "뭐해"}, {"speaker": "민지", "text": f"그냥 있어 {i}"}]}
+               for i in range(10)]
+    diaries.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    data = DiaryDataModule(paths=[str(diaries)], tokenizer=str(tiny_model_dir), cache_dir=str(tmp_path / "cache"),
+                           val_fraction=0.0, test_fraction=0.0)
+    assert set(data.splits()["train"]["writer"]) == {"민지"}
+    assert summarize(data)["writer_chosen_by"]["train"] == {"Human": 0, "first": 0, RECORD_WRITER: 10}
+    prompt = data.splits()["train"]["speakers"][0]
+    assert prompt == ["상대1", "글쓴이"]
+
+    records[3]["writer"] = "지호"
+    diaries.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    data = DiaryDataModule(paths=[str(diaries)], tokenizer=str(tiny_model_dir), cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataError, match=r"record 3 \(id 's3'\): the record's writer '지호' does not speak"):
+        data.splits()
+
+
 def test_the_writer_given_at_predict_overrides_what_the_checkpoint_stored(tmp_path: Path, tiny_model_dir: Path) -> None:
     from diary_lightning.data import DiaryDataModule
 
