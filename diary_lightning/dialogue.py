@@ -169,6 +169,24 @@ def _turns_disagree(speakers: list[str], turn_ids: list[Any]) -> bool:
     return speaker_breaks != turn_breaks
 
 
+READ_PROGRESS_DELAY = 2.0
+"""Seconds of reading before the progress bar shows: a chat or the bundled sample reads in less, AI Hub in ~25 s."""
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # load_file names the problem
+        return 0
+
+
+def _read_progress(files: Sequence[Path]) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=sum(_size(p) for p in files), desc="Reading dialogues", unit="B", unit_scale=True,
+                delay=READ_PROGRESS_DELAY, dynamic_ncols=True)
+
+
 def read_dialogues(
     paths: str | Sequence[str],
     *,
@@ -201,33 +219,35 @@ def read_dialogues(
     if found.missing:
         expand_paths(paths, exclude)  # raises, naming every entry
     result.passed_over = found.passed_over
-    for path in found.files:
-        file_fmt, records, parse.check_surrogates = load_file(path, fmt)
-        count = 0
-        for index, record in enumerate(records):
-            dialogue, problem, disagree, empty = parse(file_fmt, record, path, index)
-            if problem is None and dialogue.id in seen:
-                problem = Problem(str(path), index, dialogue.id, "duplicate id",
-                                  f"repeats the dialogue id of {seen[dialogue.id]}; the first one is kept")
-            if problem is not None:
-                result.problems.append(problem)
-                result.skipped[problem.reason] += 1
-                continue
-            seen[dialogue.id] = f"{path}, record {index}"
-            result.empty_utterances += empty
-            if not dialogue.turns:
-                # Not damage: the anonymization policy (``drop``) or blank utterances can empty a dialogue.
-                result.empty_dialogues.append(dialogue.id)
-                result.skipped["empty after cleaning"] += 1
-                continue
-            if wanted is not None and dialogue.topic not in wanted:
-                result.skipped["topic not selected"] += 1
-                continue
-            if disagree:
-                result.turn_mismatches.append(dialogue.id)
-            result.dialogues.append(dialogue)
-            count += 1
-        result.per_file[str(path)] = count
+    with _read_progress(found.files) as progress:
+        for path in found.files:
+            file_fmt, records, parse.check_surrogates = load_file(path, fmt)
+            count = 0
+            for index, record in enumerate(records):
+                dialogue, problem, disagree, empty = parse(file_fmt, record, path, index)
+                if problem is None and dialogue.id in seen:
+                    problem = Problem(str(path), index, dialogue.id, "duplicate id",
+                                      f"repeats the dialogue id of {seen[dialogue.id]}; the first one is kept")
+                if problem is not None:
+                    result.problems.append(problem)
+                    result.skipped[problem.reason] += 1
+                    continue
+                seen[dialogue.id] = f"{path}, record {index}"
+                result.empty_utterances += empty
+                if not dialogue.turns:
+                    # Not damage: the anonymization policy (``drop``) or blank utterances can empty a dialogue.
+                    result.empty_dialogues.append(dialogue.id)
+                    result.skipped["empty after cleaning"] += 1
+                    continue
+                if wanted is not None and dialogue.topic not in wanted:
+                    result.skipped["topic not selected"] += 1
+                    continue
+                if disagree:
+                    result.turn_mismatches.append(dialogue.id)
+                result.dialogues.append(dialogue)
+                count += 1
+            result.per_file[str(path)] = count
+            progress.update(_size(path))
     if result.problems and not skip_invalid:
         raise DataError(result.problems, "Fix these records, or set data.skip_invalid: true to skip them.")
     return result

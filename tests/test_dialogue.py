@@ -99,3 +99,14 @@ def test_file_level_errors(tmp_path: Path):
     odd.write_text('"just a string"', encoding="utf-8")
     with pytest.raises(DataError, match="top level is a str"):
         read_dialogues(odd)
+
+
+def test_a_read_that_takes_a_while_shows_its_progress(sample_dialogues: Path, sample_chats: Path, capsys, monkeypatch):
+    import diary_lightning.dialogue as dialogue
+
+    read_dialogues([str(sample_dialogues), str(sample_chats)], require_summary=False)
+    assert "Reading dialogues" not in capsys.readouterr().err  # a quick read shows no bar
+    monkeypatch.setattr(dialogue, "READ_PROGRESS_DELAY", 0)
+    read_dialogues([str(sample_dialogues), str(sample_chats)], require_summary=False)
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert any(line.startswith("Reading dialogues: 100%") and "B/s" in line for line in bar), bar
