@@ -39,5 +39,5 @@ def check_something_left(report: Any, max_length: int, paths: Any) -> None:
     if long_ones:
         reasons.append(f"{long_ones} longer than data.max_length={max_length} (raise it to keep them)")
     where = ", ".join(report.files) or str(paths)
-    raise DataError([Problem(where, None, None, "no dialogues",
-                             "no dialogue is left to train or evaluate on: " + ("; ".join(reasons) or "none was read"))])
+    detail = "; ".join(reasons) + " (every record was skipped or dropped)" if reasons else "none was read"
+    raise DataError([Problem(where, None, None, "no dialogues", f"no dialogue is left to train or evaluate on: {detail}")])

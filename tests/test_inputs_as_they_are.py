@@ -140,7 +140,7 @@ def _no_model(monkeypatch):
 def test_fit_stops_before_the_model_when_every_record_is_skipped(make_config, tmp_path: Path, monkeypatch):
     path = write_aihub(tmp_path / "a.json", [aihub_record(f"a{i}", CHAT, summary="") for i in range(5)])
     _no_model(monkeypatch)
-    with pytest.raises(ValueError, match=r"no dialogue is left to train or evaluate on: 5 missing summary"):
+    with pytest.raises(ValueError, match=r"no dialogue is left to train or evaluate on: 5 missing summary \(every record was skipped or dropped\)"):
         run_cli("fit", "--config", str(make_config(**{"data.paths": [str(path)], "data.skip_invalid": True})))
 
 
