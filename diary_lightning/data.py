@@ -177,14 +177,14 @@ class DiaryDataModule(L.LightningDataModule):
         elif stage == "predict" and not self.hparams.predict_path:
             raise ValueError("predict needs data.predict_path (a file of dialogues to write diaries for)")
 
-    def _read(self, paths: Any, require_summary: bool) -> Any:
+    def _read(self, paths: Any, require_summary: bool, progress: bool = True) -> Any:
         """The dialogues under ``paths``, each with its writer (``writer_chosen_by``: the entry that chose it)."""
         result = read_dialogues(
             paths, fmt=self.hparams.format, fields=self.fields, require_summary=require_summary,
             anonymization=self.hparams.anonymization, topics=self.hparams.topics if require_summary else None,
             skip_invalid=self.hparams.skip_invalid,
             # A cache inside a data folder holds .json files that are not data.
-            exclude=[cache.cache_root(self.hparams.cache_dir)],
+            exclude=[cache.cache_root(self.hparams.cache_dir)], progress=progress,
         )
         return with_writers(result, self.writer, self.bots, self.hparams.skip_invalid)
 

@@ -180,11 +180,11 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _read_progress(files: Sequence[Path]) -> Any:
+def _read_progress(files: Sequence[Path], enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=sum(_size(p) for p in files), desc="Reading dialogues", unit="B", unit_scale=True,
-                delay=READ_PROGRESS_DELAY, dynamic_ncols=True)
+                delay=READ_PROGRESS_DELAY, dynamic_ncols=True, disable=not enabled)
 
 
 def read_dialogues(
@@ -197,6 +197,7 @@ def read_dialogues(
     topics: Sequence[str] | None = None,
     skip_invalid: bool = False,
     exclude: Sequence[str | os.PathLike] = (),
+    progress: bool = True,
 ) -> ReadResult:
     """Read, clean and validate every dialogue under ``paths``.
 
@@ -207,7 +208,8 @@ def read_dialogues(
     dropped from their turn; a dialogue left with none is skipped and reported
     (``empty_dialogues``), not an error. A dialogue with one speaker is fine.
     Problems with a whole file (missing, not UTF-8, empty, malformed JSON,
-    unknown layout) are always raised. Nothing under ``exclude`` (the cache folder) is read.
+    unknown layout) are always raised. Nothing under ``exclude`` (the cache folder) is read. A read that takes
+    over :data:`READ_PROGRESS_DELAY` seconds shows a progress bar unless ``progress`` is False.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -219,7 +221,7 @@ def read_dialogues(
     if found.missing:
         expand_paths(paths, exclude)  # raises, naming every entry
     result.passed_over = found.passed_over
-    with _read_progress(found.files) as progress:
+    with _read_progress(found.files, progress) as bar:
         for path in found.files:
             file_fmt, records, parse.check_surrogates = load_file(path, fmt)
             count = 0
@@ -247,7 +249,7 @@ def read_dialogues(
                 result.dialogues.append(dialogue)
                 count += 1
             result.per_file[str(path)] = count
-            progress.update(_size(path))
+            bar.update(_size(path))
     if result.problems and not skip_invalid:
         raise DataError(result.problems, "Fix these records, or set data.skip_invalid: true to skip them.")
     return result

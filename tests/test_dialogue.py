@@ -110,3 +110,24 @@ def test_a_read_that_takes_a_while_shows_its_progress(sample_dialogues: Path, sa
     read_dialogues([str(sample_dialogues), str(sample_chats)], require_summary=False)
     bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
     assert any(line.startswith("Reading dialogues: 100%") and "B/s" in line for line in bar), bar
+
+
+def test_progress_false_shows_no_bar_however_long_the_read(sample_dialogues: Path, capsys, monkeypatch):
+    import diary_lightning.dialogue as dialogue
+
+    monkeypatch.setattr(dialogue, "READ_PROGRESS_DELAY", 0)
+    read_dialogues([str(sample_dialogues)], progress=False)
+    assert "Reading dialogues" not in capsys.readouterr().err
+
+
+def test_synthesize_reads_with_its_own_progress_setting(sample_dialogues: Path, capsys, monkeypatch):
+    import diary_lightning.dialogue as dialogue
+    from diary_lightning.data import DiaryDataModule
+    from diary_lightning.synthesis.command import read_for_synthesis
+
+    monkeypatch.setattr(dialogue, "READ_PROGRESS_DELAY", 0)
+    data = DiaryDataModule(paths=[str(sample_dialogues)])
+    assert read_for_synthesis(data, progress=False)
+    assert "Reading dialogues" not in capsys.readouterr().err
+    read_for_synthesis(data, progress=True)
+    assert "Reading dialogues" in capsys.readouterr().err

@@ -26,13 +26,13 @@ def roles_for(dialogue: Dialogue, bots: Sequence[str] = DEFAULT_BOTS, scheme: La
     return Roles(writer, speaker_labels, scheme.writer, (writer,))
 
 
-def read_for_synthesis(datamodule: Any) -> list[Dialogue]:
+def read_for_synthesis(datamodule: Any, progress: bool = True) -> list[Dialogue]:
     """The dialogues ``fit`` would train on (every split: a diary is written for each), read with the same
     paths, format, fields, cleaning, writer, topics and invalid-record policy."""
     if not datamodule.hparams.paths:
         raise ValueError("synthesize needs data.paths (the dialogues with their reference summaries)")
     # The data module's own reader, so that every data setting it honours now or later applies here too.
-    result = datamodule._read(datamodule.hparams.paths, require_summary=True)
+    result = datamodule._read(datamodule.hparams.paths, require_summary=True, progress=progress)
     if result.skipped:
         log.info("synthesize: skipped %s", dict(result.skipped))
     return result.dialogues
@@ -44,7 +44,7 @@ def synthesize(datamodule: Any, output: str | None, teacher: TeacherConfig, chec
         raise ValueError("synthesize needs --output (the JSONL file of diaries to write or complete)")
     template = resolve_prompt(teacher.prompt)
     system = resolve_system(teacher.system)
-    dialogues = read_for_synthesis(datamodule)
+    dialogues = read_for_synthesis(datamodule, progress)
     roles = functools.partial(roles_for, bots=datamodule.bots, scheme=datamodule.label_scheme or LabelScheme())
     run = Synthesis(None, output, template=template, system=system, roles=roles, checks=checks,
                     retries=retries, shard=shard, progress=progress)
