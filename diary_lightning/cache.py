@@ -54,9 +54,17 @@ def load(path: Path) -> tuple[dict[str, Any], DataReport] | None:
 
 def save(path: Path, splits: dict[str, Any], report: DataReport) -> None:
     """Whole or not at all, so an interrupted run never leaves half a cache."""
+    import datasets
     from datasets import DatasetDict
 
     # Another process may have finished the same cache first: its copy is as good as this one.
     with atomic_directory(path, keep_existing=True) as tmp:
-        DatasetDict({name: ds for name, ds in splits.items() if len(ds)}).save_to_disk(str(tmp / "data"))
+        # Saving takes under a second even at AI Hub's scale: its three progress bars would only be noise.
+        shown = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()
+        try:
+            DatasetDict({name: ds for name, ds in splits.items() if len(ds)}).save_to_disk(str(tmp / "data"))
+        finally:
+            if shown:
+                datasets.enable_progress_bars()
         (tmp / "report.json").write_text(json.dumps(report.to_dict(), ensure_ascii=False))

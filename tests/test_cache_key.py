@@ -72,3 +72,16 @@ def test_a_cold_cache_tokenized_by_several_processes_is_the_same(tmp_path: Path,
     two = module([path], tiny_model_dir, tmp_path / "two").splits()["train"]
     assert calls == [2]
     assert two.to_dict() == one.to_dict()
+
+
+def test_saving_the_cache_prints_no_progress_bars_and_leaves_them_on(tmp_path: Path, capsys):
+    import datasets
+    from datasets import Dataset
+
+    from diary_lightning import cache
+    from diary_lightning.prepare import DataReport
+
+    cache.save(tmp_path / "c", {"train": Dataset.from_dict({"id": ["a", "b"]})}, DataReport())
+    assert "Saving the dataset" not in capsys.readouterr().err
+    assert datasets.is_progress_bar_enabled()
+    assert cache.load(tmp_path / "c")[0]["train"]["id"] == ["a", "b"]
