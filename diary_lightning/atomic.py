@@ -6,6 +6,7 @@ version or the new one, never a mix; on failure the temporary is removed and the
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -100,16 +101,17 @@ def restore_interrupted_publish(target: str | os.PathLike) -> bool:
     target = Path(target)
     if target.exists():
         return False
-    for old in sorted(target.parent.glob(f".{glob_escape(target.name)}.*.old"), key=lambda p: p.stat().st_mtime,
+    for old in sorted(target.parent.glob(f".{glob.escape(target.name)}.*.old"), key=lambda p: p.stat().st_mtime,
                       reverse=True):
         if (old / target.name).is_dir():
-            os.replace(old / target.name, target)
+            move_back(old / target.name, target)
             shutil.rmtree(old, ignore_errors=True)
-            logging.getLogger(__name__).warning(
-                "%s was missing (a job was killed while replacing it): put the previous one back", target)
             return True
     return False
 
 
-def glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+def move_back(moved_aside: Path, target: Path) -> None:
+    """Put a folder that a killed publish left moved aside back under its name, saying so."""
+    os.replace(moved_aside, target)
+    logging.getLogger(__name__).warning(
+        "%s was missing (a job was killed while replacing it): put the previous one back", target)

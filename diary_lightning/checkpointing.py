@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from diary_lightning import faults
 from diary_lightning.atomic import atomic_file
 from diary_lightning.export import export_adapter
+from diary_lightning.runs import checkpoint_folder
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +140,4 @@ class ExportAdapter(L.Callback):
 
 
 def checkpoint_dir(trainer: L.Trainer) -> Path:
-    callback = trainer.checkpoint_callback
-    if callback is not None and callback.dirpath:
-        return Path(callback.dirpath)
-    return Path(trainer.default_root_dir) / "checkpoints"
+    return checkpoint_folder(trainer.checkpoint_callbacks, trainer.default_root_dir)

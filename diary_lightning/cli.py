@@ -146,9 +146,13 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
                              f"({config['ckpt_path']} and {self.model.hparams.adapter_path})")
         if "ckpt_path" in config:
             config["ckpt_path"] = resolve_checkpoint(config["ckpt_path"], self.trainer)
+        last = str(checkpoint_dir(self.trainer) / "last.ckpt")
+        if config.get("ckpt_path") == "last" and self.subcommand == "predict":
+            # Named now, so that the diaries' record names the very file. validate and test keep "last" for
+            # Lightning, which warns rather than fails when there is none yet.
+            config["ckpt_path"] = last
         ckpt = config.get("ckpt_path")
-        fill_from_checkpoint(self.model, self.datamodule,
-                             str(checkpoint_dir(self.trainer) / "last.ckpt") if ckpt == "last" else ckpt)
+        fill_from_checkpoint(self.model, self.datamodule, last if ckpt == "last" else ckpt)
         if self.model.hparams.adapter_path:
             # Write as DiaryWriter does with this adapter: the prompt it was trained with (as a checkpoint
             # would restore it), its max_length and its generation settings.
@@ -190,15 +194,11 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         refuse_mixed_runs(checkpoint_dir(self.trainer), self.config_init["fit"].get("ckpt_path"))
         check_writable(self.trainer.default_root_dir)
         self._lock_run_folder(checkpoints_too=False)  # before anything else is created in it
-        if self.trainer.logger is not None and self.trainer.logger.save_dir:
-            check_writable(self.trainer.logger.save_dir)
-        for callback in self.trainer.checkpoint_callbacks:
-            if getattr(callback, "dirpath", None):
-                check_writable(callback.dirpath)
+        logs = [self.trainer.logger.save_dir] if self.trainer.logger is not None else []
+        dirpaths = [getattr(callback, "dirpath", None) for callback in self.trainer.checkpoint_callbacks]
+        for folder in dict.fromkeys(str(f) for f in [*logs, *dirpaths] if f):  # each folder once
+            check_writable(folder)
         self._lock_checkpoints()
-
-    def after_fit(self) -> None:
-        self._unlock()
 
     def before_export(self) -> None:
         self._lock_run_folder()
@@ -206,9 +206,6 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
 
     def export(self, **kwargs: Any) -> Path:
         return self.trainer.export(**kwargs, output=self.config_init["export"].get("output"))
-
-    def after_export(self) -> None:
-        self._unlock()
 
     def synthesize(self, **kwargs: Any) -> dict[str, Any]:
         return self.trainer.synthesize(**kwargs, output=self.config_init["synthesize"].get("output"))
@@ -218,23 +215,13 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         self._ckpt()
         require_adapter_or_zero_shot(self.subcommand, self.config_init[self.subcommand], self.model.hparams)
 
-    def after_validate(self) -> None:
-        self._unlock()
-
-    def before_test(self) -> None:
-        self._lock_run_folder()
-        self._ckpt()
-        require_adapter_or_zero_shot(self.subcommand, self.config_init[self.subcommand], self.model.hparams)
-
-    def after_test(self) -> None:
-        self._unlock()
+    before_test = before_validate
+    # What a job holds is released when it ends (predict also finishes its diaries file first).
+    after_fit = after_export = after_validate = after_test = RunLocks._unlock
 
     def before_predict(self) -> None:
         self._ckpt()
         require_adapter_or_zero_shot(self.subcommand, self.config_init[self.subcommand], self.model.hparams)
-        config = self.config_init["predict"]
-        if config.get("ckpt_path") == "last":  # named now, so that the diaries' record names the very file
-            config["ckpt_path"] = str(checkpoint_dir(self.trainer) / "last.ckpt")
         output = self.config_init["predict"].get("output") or os.path.join(self.trainer.default_root_dir, "predictions.jsonl")
         refuse_output_over_input(output, self.datamodule.hparams.predict_path)
         check_writable(Path(output).parent)

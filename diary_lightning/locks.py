@@ -177,8 +177,8 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
 
 def _put_back(aside: Path, folder: Path) -> None:
     """The folder a killed job moved aside to replace it, back under its name if nothing replaced it."""
+    from diary_lightning.atomic import move_back
+
     for moved in aside.iterdir():
         if not (folder / moved.name).exists():
-            os.replace(moved, folder / moved.name)
-            log.warning("%s was missing (a job was killed while replacing it): put the previous one back",
-                        folder / moved.name)
+            move_back(moved, folder / moved.name)

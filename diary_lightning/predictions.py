@@ -8,27 +8,18 @@ rather than merged into one file that no single model wrote.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from diary_lightning.atomic import write_text
 from diary_lightning.errors import UserError
+from diary_lightning.fingerprint import files_digest
 from diary_lightning.generation import GenerationSettings
 
 
 class PredictionsMismatchError(UserError, ValueError):
     """A ``.partial`` file written by other weights or settings than the resuming predict's."""
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """A content hash: a checkpoint rewritten under the same name is another checkpoint."""
-    digest = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _checkpoint_prompt(ckpt_path: str, datamodule: Any) -> dict[str, Any] | None:
@@ -47,11 +38,12 @@ def prediction_identity(ckpt_path: str | None, model: Any, datamodule: Any) -> d
     # Both: the checkpoint's prompt replaces the configured one, but data.writer and data.bots still apply.
     prompt = {"configured": datamodule.state_dict(), "checkpoint": None}
     if ckpt_path:
-        weights["checkpoint"] = {"path": str(Path(ckpt_path).resolve()), "digest": file_digest(ckpt_path)}
+        weights["checkpoint"] = {"path": str(Path(ckpt_path).resolve()), "digest": files_digest([ckpt_path])}
         prompt["checkpoint"] = _checkpoint_prompt(ckpt_path, datamodule)
     elif h.get("adapter_path"):
         path = Path(h.adapter_path)
-        weights["adapter"] = {"path": str(path.resolve()), "digest": file_digest(path / "adapter_model.safetensors")}
+        weights["adapter"] = {"path": str(path.resolve()),
+                              "digest": files_digest([path / "adapter_model.safetensors"])}
     return {
         "weights": weights,
         "base_model": {key: h[key] for key in ("base_model", "load_in_4bit", "compute_dtype", "double_quant")},
@@ -82,6 +74,4 @@ def check_same_maker(record: Path, identity: dict[str, Any], partial: Path) -> N
 
 
 def write_record(record: Path, identity: dict[str, Any]) -> None:
-    tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_normal(identity), ensure_ascii=False, indent=1), encoding="utf-8")
-    os.replace(tmp, record)
+    write_text(record, json.dumps(_normal(identity), ensure_ascii=False, indent=1))
