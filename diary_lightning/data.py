@@ -20,9 +20,9 @@ from diary_lightning.generation import DiarySettings
 from diary_lightning.lightning_internals import batches_trained_this_epoch, global_seed
 from diary_lightning.prepare import DataReport, Encoder, build_splits, sequence_lengths
 from diary_lightning.prompts import DEFAULT_TEMPLATE, resolve_template
-from diary_lightning.render import PromptFormat, render_chat
+from diary_lightning.render import PromptFormat
 from diary_lightning.resume import ResumableDataLoader
-from diary_lightning.roles import LabelScheme, bot_setting, count_rules, with_writers, writer_setting
+from diary_lightning.roles import LabelScheme, bot_setting, count_rules, prompt_turns, with_writers, writer_setting
 from diary_lightning.sampler import LengthGroupedBatchSampler
 from diary_lightning.splits import fit_split_warnings
 
@@ -130,8 +130,10 @@ class DiaryDataModule(L.LightningDataModule):
                             self.writer, self.bots)
 
     def prompt_turns(self, dialogue: Dialogue, prompt_format: PromptFormat | None = None) -> tuple[Turn, ...]:
-        """The turns under the prompt's labels, as a service renders a chat (the encoder fits ``max_length``)."""
-        return render_chat(dialogue, prompt_format or self.prompt_format, writer=dialogue.writer).turns
+        """The turns under the prompt's labels (the labelling ``render_chat`` gives a service's chat), for the
+        writer the dialogue already has; the encoder fits ``max_length``."""
+        pf = prompt_format or self.prompt_format
+        return prompt_turns(dialogue.turns, dialogue.writer, pf.bots, pf.label_scheme, pf.fixed_labels)
 
     # -- checkpoint: the prompt travels with the adapter --------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ imported from here as well.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ from diary_lightning.records import (
     record_fields,
 )
 from diary_lightning.inputs import find_input_files
-from diary_lightning.sources import FORMATS, aihub_origin, expand_paths, load_file
+from diary_lightning.sources import FORMATS, aihub_origin, existing_files, expand_paths, load_file
 
 __all__ = ["FORMATS", "DataError", "Dialogue", "Problem", "ReadResult", "RecordFields", "Turn", "expand_paths",
            "merge_turns", "parse_record", "read_dialogues", "record_fields"]
@@ -59,17 +60,13 @@ class _RecordParser:
         self.anonymization = anonymization
         self.check_surrogates = False
         """Set per file when its JSON holds surrogate escapes; most files do not, and skip the check."""
-        self._speakers: dict[str, str] = {}
 
-    def clean_speaker(self, speaker: str) -> str:
+    @staticmethod
+    @functools.lru_cache(maxsize=10_000)
+    def clean_speaker(speaker: str) -> str:
         """A speaker is a name on one line of the prompt: a line break in it could start a forged turn. The few
         names of a corpus (P01, P02, ...) are cleaned once each, not once per utterance."""
-        cleaned = self._speakers.get(speaker)
-        if cleaned is None:
-            cleaned = clean_text(speaker, "keep")
-            if len(self._speakers) < 10_000:
-                self._speakers[speaker] = cleaned
-        return cleaned
+        return clean_text(speaker, "keep")
 
     def __call__(self, fmt: str, record: Any, path: Path, index: int) -> tuple[Dialogue | None, Problem | None, bool, int]:
         """Parse one record: (dialogue, problem, turns_disagree, empty utterances dropped).
@@ -180,10 +177,10 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _read_progress(files: Sequence[Path], enabled: bool) -> Any:
+def _read_progress(total: int, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=sum(_size(p) for p in files), desc="Reading dialogues", unit="B", unit_scale=True,
+    return tqdm(total=total, desc="Reading dialogues", unit="B", unit_scale=True,
                 delay=READ_PROGRESS_DELAY, dynamic_ncols=True, disable=not enabled)
 
 
@@ -218,11 +215,11 @@ def read_dialogues(
     result = ReadResult(dialogues=[])
     seen: dict[str, str] = {}  # dialogue id -> where it was first read
     found = find_input_files(paths, exclude)
-    if found.missing:
-        expand_paths(paths, exclude)  # raises, naming every entry
+    files = existing_files(found)
     result.passed_over = found.passed_over
-    with _read_progress(found.files, progress) as bar:
-        for path in found.files:
+    sizes = [_size(path) for path in files]
+    with _read_progress(sum(sizes), progress) as bar:
+        for path, size in zip(files, sizes):
             file_fmt, records, parse.check_surrogates = load_file(path, fmt)
             count = 0
             for index, record in enumerate(records):
@@ -249,7 +246,7 @@ def read_dialogues(
                 result.dialogues.append(dialogue)
                 count += 1
             result.per_file[str(path)] = count
-            bar.update(_size(path))
+            bar.update(size)
     if result.problems and not skip_invalid:
         raise DataError(result.problems, "Fix these records, or set data.skip_invalid: true to skip them.")
     return result

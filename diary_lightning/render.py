@@ -78,18 +78,14 @@ class RenderedChat:
     turns_cut: int = 0
     """The oldest turns dropped to fit ``max_length``."""
 
-    def prompt(self, template: str) -> str:
-        return template.format(dialogue=self.user_message)
-
 
 def to_dialogue(chat: Dialogue | Sequence[Mapping[str, Any]], prompt_format: PromptFormat, *,
-                fields: RecordFields | None = None, source: str = "<chat>", index: int = 0,
-                chat_id: str | None = None) -> Dialogue:
+                fields: RecordFields | None = None, source: str = "<chat>", index: int = 0) -> Dialogue:
     """A list of ``{"speaker", "text"}`` utterances cleaned and merged as training read its files (a
     :class:`Dialogue` passes through); a bad chat raises ``DataError`` naming ``source`` and ``index``."""
     if isinstance(chat, Dialogue):
         return chat
-    record = {"id": chat_id if chat_id is not None else str(index), "dialogue": list(chat)}
+    record = {"id": str(index), "dialogue": list(chat)}
     return parse_record(record, fields=fields, anonymization=prompt_format.anonymization, source=source, index=index)
 
 

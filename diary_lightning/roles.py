@@ -62,14 +62,14 @@ def other_labels(count: int, prefix: str = OTHER_LABEL) -> list[str]:
     return [f"{prefix}{i}" for i in range(1, count + 1)]
 
 
-def writer_setting(value: str | Sequence[str] | None, name: str = "data.writer") -> tuple[str, ...]:
-    """A writer setting as a tuple of entries (None: :data:`DEFAULT_WRITER`), or ValueError naming ``name``."""
+def writer_setting(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """A writer setting as a tuple of entries (None: :data:`DEFAULT_WRITER`), or ValueError naming it."""
     if value is None:
         return DEFAULT_WRITER
     entries = (value,) if isinstance(value, str) else tuple(value)
     bad = [e for e in entries if not isinstance(e, str) or not e.strip()]
     if not entries or bad:
-        raise ValueError(f"{name}={value!r}: give a speaker name (민지, Human, P02), a rule "
+        raise ValueError(f"data.writer={value!r}: give a speaker name (민지, Human, P02), a rule "
                          f"({', '.join(WRITER_RULES)}) or a list of them, tried in order")
     return tuple(e.strip() for e in entries)
 
@@ -91,16 +91,16 @@ def is_bot(speaker: str, bots: Sequence[str] = DEFAULT_BOTS) -> bool:
 
 
 def _apply(entry: str, turns: Sequence[Turn], bots: Sequence[str]) -> str | None:
+    if entry not in WRITER_RULES:  # a speaker name
+        return entry if any(t.speaker == entry for t in turns) else None
     people = [t for t in turns if not is_bot(t.speaker, bots)]
     if entry == "first":
         return people[0].speaker if people else None
-    if entry == "most":
-        written: Counter = Counter()
-        for turn in people:
-            written[turn.speaker] += len(turn.text)
-        # Counter keeps first-seen order among equals: a tie goes to who spoke first.
-        return written.most_common(1)[0][0] if written else None
-    return entry if any(t.speaker == entry for t in turns) else None
+    written: Counter = Counter()  # "most"
+    for turn in people:
+        written[turn.speaker] += len(turn.text)
+    # Counter keeps first-seen order among equals: a tie goes to who spoke first.
+    return written.most_common(1)[0][0] if written else None
 
 
 def choose_writer(dialogue: Dialogue, writer: str | Sequence[str] | None = None,

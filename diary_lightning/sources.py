@@ -22,7 +22,12 @@ FORMATS = ("auto", "aihub", "jsonl", "json", "nikl", "text", "synthesized")
 def expand_paths(paths: str | Sequence[str], exclude: Sequence[str | os.PathLike] = ()) -> list[Path]:
     """Files named by ``paths``: files, directories (searched for .json/.jsonl) and globs; nothing under
     ``exclude``. What directories hold and is not read: :func:`diary_lightning.inputs.find_input_files`."""
-    found = find_input_files(paths, exclude)
+    return existing_files(find_input_files(paths, exclude))
+
+
+def existing_files(found: Any) -> list[Path]:
+    """The files of ``found`` (:func:`diary_lightning.inputs.find_input_files`), or a DataError naming every
+    entry of ``data.paths`` that names nothing."""
     if found.missing:
         raise DataError([Problem(entry, None, None, "missing file", why) for entry, why in found.missing],
                         "Check data.paths (files, directories or glob patterns).")

@@ -85,11 +85,10 @@ class DiaryWriter:
         """
         if not dialogues:
             return []
-        rendered = [render_chat(messages, self.prompt_format, writer=writer, tokenizer=self.tokenizer,
-                                max_length=self.settings.max_length, fields=self.fields, source="write_many",
+        rendered = [render_chat(messages, self.prompt_format, writer=writer, fields=self.fields, source="write_many",
                                 index=i)
                     for i, messages in enumerate(dialogues)]
-        # The turns already fit: encoding cuts nothing more.
+        # One batched encoding cuts the oldest turns of each chat to fit max_length, as predict does.
         encoded = encode_batch(self.tokenizer, self.prompt_format.template, [r.turns for r in rendered], None,
                                self.settings.max_length)
         device = next(self.model.parameters()).device
