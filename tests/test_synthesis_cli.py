@@ -7,6 +7,7 @@ import json
 import pytest
 
 from conftest import run_cli
+from diary_lightning.cli import main
 from diary_lightning.dialogue import read_dialogues
 
 pytestmark = pytest.mark.slow
@@ -60,7 +61,7 @@ def test_user_errors_exit_2_with_the_reason(make_config, tmp_path, capsys):
                                            "--teacher.model"),
                         (("--output", str(tmp_path / "o.jsonl"), "--shard", "2/2"), "0 <= i < n"),
                         (("--output", str(tmp_path / "o.jsonl"), "--teacher.prompt", "요약: {summary}"), "{dialogue}")]:
-        with pytest.raises(SystemExit) as caught:
-            run_cli("synthesize", "--config", str(config), *args)
+        with pytest.raises(SystemExit) as caught:  # the program, which reports user errors
+            main(["synthesize", "--config", str(config), *args])
         assert caught.value.code == 2
         assert words in capsys.readouterr().err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,12 +71,6 @@ class SynthesizeCommand:
             shard: ``i/n``: only the dialogues whose id hashes to shard i of n (several machines share the work).
             progress: Show a progress bar with the rate on stderr.
         """
-        from diary_lightning.synthesis.output import OutputError
-        from diary_lightning.synthesis.teacher import TeacherError
-
-        try:
-            return synthesize(datamodule, output, teacher, checks, retries, shard, progress)
-        except (ValueError, TeacherError, OutputError) as err:
-            # The user's to fix (a setting, the data, the key, the server): the message, not a traceback.
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
+        # A setting, the data, the key or the server is the user's to fix: TeacherError and OutputError are
+        # UserErrors, reported by the CLI like every other (diary_lightning/errors.py).
+        return synthesize(datamodule, output, teacher, checks, retries, shard, progress)

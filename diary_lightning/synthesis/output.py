@@ -17,9 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from diary_lightning.errors import UserError
 
-class OutputError(RuntimeError):
-    pass
+
+class OutputError(UserError, RuntimeError):
+    """An output file that cannot be written or resumed: the message says what to do."""
 
 
 def repair(path: Path) -> int:

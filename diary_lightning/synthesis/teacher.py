@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from diary_lightning.dialogue import Turn
+from diary_lightning.errors import UserError
 
 BACKENDS = ("rules", "openai", "vllm", "transformers")
 
@@ -93,7 +94,7 @@ class Reply:
     error: str | None = None
 
 
-class TeacherError(RuntimeError):
+class TeacherError(UserError, RuntimeError):
     """A problem that no retry can fix (bad API key, unknown model, missing package): the run stops."""
 
 
