@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from diary_lightning import faults
 from diary_lightning.atomic import atomic_file
 from diary_lightning.export import export_adapter
+from diary_lightning.lightning_internals import step_ends_here
 from diary_lightning.runs import checkpoint_folder
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,7 @@ class CheckpointOnSigterm(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        # Lightning steps the optimizer every accumulate_grad_batches batches of an epoch and on its last one.
-        done = batch_idx + 1
-        if done % trainer.accumulate_grad_batches and done != trainer.num_training_batches:
+        if not step_ends_here(trainer, batch_idx):
             return
         # Under DDP the signal may reach some ranks only, and the save is collective: every rank must
         # take the same decision, or the ones that saw nothing would wait at its barrier for ever.

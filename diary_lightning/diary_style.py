@@ -145,17 +145,15 @@ def style_scores(
     for name, values in (("writer_names", writer_names), ("truncated", truncated)):
         if values is not None and len(values) != n:
             raise ValueError(f"{name} has {len(values)} entries for {n} texts")
-    counts = dict.fromkeys(CHECKS, 0)
-    passed = 0
-    for i, text in enumerate(texts):
-        failed = style_failures(
-            text,
-            writer_names=writer_names[i] if writer_names is not None else (),
-            truncated=bool(truncated[i]) if truncated is not None else False,
-        )
-        passed += not failed
-        for check in failed:
-            counts[check] += 1
-    scores = {"diary_style": passed / n if n else 0.0}
-    scores.update({score_name(c): counts[c] / n if n else 0.0 for c in CHECKS})
+    return scores_from_failures([
+        style_failures(text, writer_names=writer_names[i] if writer_names is not None else (),
+                       truncated=bool(truncated[i]) if truncated is not None else False)
+        for i, text in enumerate(texts)])
+
+
+def scores_from_failures(failed: Sequence[Sequence[str]]) -> dict[str, float]:
+    """The scores of :func:`style_scores` from each text's failed checks (:func:`style_failures`). None: all 0."""
+    n = len(failed)
+    scores = {"diary_style": sum(not f for f in failed) / n if n else 0.0}
+    scores.update({score_name(c): sum(c in f for f in failed) / n if n else 0.0 for c in CHECKS})
     return scores

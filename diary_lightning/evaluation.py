@@ -15,7 +15,7 @@ import torch
 
 from diary_lightning.atomic import atomic_file
 from diary_lightning.dialogue import Turn
-from diary_lightning.diary_style import CHECKS, score_name, style_failures
+from diary_lightning.diary_style import scores_from_failures, style_failures
 from diary_lightning.metrics import DiaryTextMetrics, score_pair
 from diary_lightning.prompts import format_dialogue
 
@@ -96,10 +96,7 @@ def corpus_scores(rows: Sequence[Mapping[str, Any]], rouge_tokenizer: str) -> di
     metrics = DiaryTextMetrics(rouge_tokenizer)
     metrics.update([r["diary"] for r in rows], [r["summary"] for r in rows])
     scores = {key: float(value) for key, value in metrics.compute().items()}
-    failed = [row_failures(r) for r in rows]
-    scores["diary_style"] = sum(not f for f in failed) / len(rows)
-    scores.update({score_name(check): sum(check in f for f in failed) / len(rows) for check in CHECKS})
-    return scores
+    return scores | scores_from_failures([row_failures(r) for r in rows])
 
 
 def shorten(text: str, width: int) -> str:

@@ -11,7 +11,6 @@ import torch
 from lightning.pytorch.trainer.states import TrainerFn
 
 from diary_lightning import evaluation
-from diary_lightning.diary_style import style_failures
 from diary_lightning.errors import ConfigError
 from diary_lightning.generation import GenerationSettings, generate_diaries
 from diary_lightning.lightning_internals import logged_step
@@ -246,7 +245,7 @@ class DiaryLoRAModule(L.LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         diaries, truncated = self.generate(batch["input_ids"], batch["attention_mask"])
         return [{"id": i, "diary": d, "truncated": t,
-                 "style_failures": style_failures(d, writer_names=[w], truncated=t)}
+                 "style_failures": evaluation.row_failures({"diary": d, "truncated": t, "writer": w})}
                 for i, d, t, w in zip(batch["id"], diaries, truncated, batch["writer"])]
 
     # -- optimization -------------------------------------------------------------------------------------

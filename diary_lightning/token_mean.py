@@ -30,15 +30,13 @@ class TokenMeanGradients:
         self.tokens += num_scored
         return mean_loss * (num_scored * accumulate_grad_batches)
 
-    def scale(self, params: Iterable[torch.nn.Parameter], world_size: int = 1,
-              sum_over_ranks: Callable[[int], int] | None = None) -> int:
+    def scale(self, params: Iterable[torch.nn.Parameter], world_size: int, sum_over_ranks: Callable[[int], int]) -> None:
         """Divide the step's gradients by its token total over all ranks (times ``world_size``, which DDP
-        has already divided by). Returns the total; gradients are left alone when it is 0, as they are zero."""
+        has already divided by); gradients are left alone when it is 0, as they are zero."""
         tokens, self.tokens = self.tokens, 0
-        total = sum_over_ranks(tokens) if world_size > 1 and sum_over_ranks is not None else tokens
+        total = sum_over_ranks(tokens) if world_size > 1 else tokens
         if total > 0:
             factor = world_size / total
             for param in params:
                 if param.grad is not None:
                     param.grad.mul_(factor)
-        return total

@@ -15,7 +15,7 @@ from pathlib import Path
 
 def main() -> None:
     from diary_lightning.dialogue import read_dialogues
-    from diary_lightning.diary_style import CHECKS, score_name, style_failures, style_scores
+    from diary_lightning.diary_style import scores_from_failures, style_failures, style_scores
     from diary_lightning.roles import assign_writers
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,8 +32,7 @@ def main() -> None:
         # The failures written with each row were checked against that dialogue's writer, which the file omits.
         failed = [r["style_failures"] if "style_failures" in r
                   else style_failures(r["diary"], truncated=bool(r.get("truncated"))) for r in rows]
-        scores = {"diary_style": sum(not f for f in failed) / max(len(rows), 1)}
-        scores.update({score_name(c): sum(c in f for f in failed) / max(len(rows), 1) for c in CHECKS})
+        scores = scores_from_failures(failed)
         print(json.dumps({"generations": path, "texts": len(rows), **scores}, ensure_ascii=False))
 
 
