@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "tests")]
 
+from diary_lightning.synthesis.runner import rejected_path  # noqa: E402
+
 # How AI Hub's summaries end, by share (measured on the sample: about a third reported speech, a fifth speech
 # verbs); the words before them are random, so these endings are what the rules teacher works on.
 ENDINGS = (("다고 한다.", 25), ("라고 한다.", 5), ("에 대해 이야기한다.", 8), ("자고 한다.", 4), ("냐고 묻는다.", 3),
@@ -52,7 +54,7 @@ def bench_rules(args: argparse.Namespace) -> dict:
         generate(shape_list, args.size, data, ending=ending)
         print(f"generated {args.size} dialogues in {time.perf_counter() - start:.1f}s: {data}", file=sys.stderr)
     output = args.workdir / f"diaries-{args.size}.jsonl"
-    for path in (output, output.with_name(output.stem + ".rejected.jsonl")):
+    for path in (output, rejected_path(output)):
         path.unlink(missing_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     command = [sys.executable, "-m", "diary_lightning", "synthesize", "--config", "configs/tiny.yaml",
@@ -83,7 +85,7 @@ def bench_openai(args: argparse.Namespace) -> dict:
                               f"오늘 공원에서 {i}분 동안 달렸다.") for i in range(args.requests)]
         args.workdir.mkdir(parents=True, exist_ok=True)
         output = args.workdir / "openai.jsonl"
-        for path in (output, output.with_name("openai.rejected.jsonl")):
+        for path in (output, rejected_path(output)):
             path.unlink(missing_ok=True)
         teacher = OpenAITeacher(TeacherConfig(backend="openai", model="bench", base_url=url,
                                               concurrency=args.concurrency))

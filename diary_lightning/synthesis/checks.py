@@ -77,15 +77,17 @@ def grounding(diary: str, sources: Iterable[str]) -> float:
     return sum(pair in text for pair in pairs) / len(pairs)
 
 
-@lru_cache(maxsize=8)
-def _grams(text: str, n: int) -> frozenset[str]:
+def _ngrams(text: str, n: int) -> frozenset[str]:
     squeezed = "".join(text.split())
     return frozenset(squeezed[i:i + n] for i in range(len(squeezed) - n + 1))
 
 
+_grams = lru_cache(maxsize=8)(_ngrams)
+"""The instruction's n-grams: one instruction is compared with many diaries."""
+
+
 def copy_share(diary: str, instruction: str, n: int) -> float:
-    squeezed = "".join(diary.split())
-    grams = {squeezed[i:i + n] for i in range(len(squeezed) - n + 1)}
+    grams = _ngrams(diary, n)
     return len(grams & _grams(instruction, n)) / len(grams) if grams else 0.0
 
 

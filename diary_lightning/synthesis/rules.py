@@ -132,9 +132,8 @@ def rewrite(summary: str, writer: str | None = None, speaker_labels: Mapping[str
         # Reported speech becomes what happened (뒤척였다고 한다 -> 뒤척였다), whoever said it. A telling to
         # someone (...에게 간다고 말했다), a suggestion or a question stays a telling, as the plain "...는 이야기를
         # 했다": "...다고 했다" would end the diary in the reported speech of a summary.
-        if _ORDERED.search(sentence):
-            sentence = sentence[:_ORDERED.search(sentence).start()] + _ORDERED.search(sentence).group(0).split("고")[0] \
-                + "는 이야기를 했다"
+        if ordered := _ORDERED.search(sentence):
+            sentence = sentence[:ordered.start()] + ordered.group(0).split("고")[0] + "는 이야기를 했다"
         elif _REPORTED.search(sentence):
             told = _ADDRESSEE.search(sentence)
             for _ in range(3):  # nested: ...했다고 말했다고 한다

@@ -134,7 +134,7 @@ class Synthesis:
             "tokens_in": self.tokens["in"] if self.tokens["reported"] else None,
             "tokens_out": self.tokens["out"] if self.tokens["reported"] else None,
             "wall_s": round(wall, 3), "dialogues_per_s": round(done_now / wall, 2) if wall > 0 else None,
-            "teacher": self.teacher.describe(),
+            "teacher": self._teacher,
         }
 
     def _on_reply(self, request: Request, reply: Reply) -> None:
