@@ -19,6 +19,13 @@ from diary_lightning.tiny import build_tiny_model, sample_data_path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def subprocess_env(*paths: str | os.PathLike, **variables: str) -> dict[str, str]:
+    """This process's environment for a child ``python``: the repository (and ``paths``) importable first,
+    ``variables`` set."""
+    path = os.pathsep.join([str(ROOT), *map(str, paths), os.environ.get("PYTHONPATH", "")])
+    return {**os.environ, "PYTHONPATH": path, **variables}
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 import torch
 import yaml
 
-from conftest import ROOT, tiny_config
+from conftest import subprocess_env, tiny_config
 
 TESTS = Path(__file__).resolve().parent
 
@@ -61,7 +60,7 @@ def ddp_fit(config: Path, probe_callback: str, probe: Path) -> None:
     """A fit on two gloo ranks on the CPU, with a probe callback from the tests folder writing under ``probe``."""
     # The probe module must be importable in the second rank too, which Lightning starts by running this
     # same command again.
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    env = subprocess_env(TESTS)
     process = subprocess.run(
         [sys.executable, "-m", "diary_lightning", "fit", "--config", str(config),
          "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu",

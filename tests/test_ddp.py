@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from conftest import ROOT
+from conftest import subprocess_env
 from fits import ddp_fit as ddp_fit_in_subprocesses
 
 pytestmark = pytest.mark.slow  # two processes that train
@@ -103,7 +102,7 @@ def test_sigterm_to_one_rank_saves_and_stops_every_rank(tmp_path: Path, tiny_mod
         "trainer.max_steps": 10_000, "trainer.val_check_interval": 10_000, "trainer.num_sanity_val_steps": 0,
         "data.val_generate_samples": 0,
     })
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = subprocess_env()
     main = subprocess.Popen(
         [sys.executable, "-m", "diary_lightning", "fit", "--config", str(config),
          "--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"],

@@ -4,7 +4,6 @@ the user's chat is never overwritten; Ctrl-C saves and says how to go on; the co
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 import shutil
 import signal
@@ -16,15 +15,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, run_cli
+from conftest import run_cli, subprocess_env
 from fits import finish, fit_config, run_dir, saved_step, start_fit
 
 from diary_lightning.errors import DEBUG_ENV, ConfigError
 
 
 def _cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    environment = {key: value for key, value in os.environ.items() if key != DEBUG_ENV}
-    environment.update(PYTHONPATH=str(ROOT), **(env or {}))
+    environment = subprocess_env(**(env or {}))
+    if DEBUG_ENV not in (env or {}):
+        environment.pop(DEBUG_ENV, None)
     return subprocess.run([sys.executable, "-m", "diary_lightning", *args], capture_output=True, text=True,
                           cwd=cwd, env=environment, timeout=600)
 

@@ -15,19 +15,18 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, subprocess_env
 
 from diary_lightning.atomic import _publish, owner_tag, restore_interrupted_publish
 from diary_lightning.locks import LOCK_NAME, JobLock, LockedError, remove_stale_temporaries
 from diary_lightning.predictions import PredictionsMismatchError, check_same_maker, write_record
 
-ROOT = Path(__file__).resolve().parents[1]
 HOLD = "import sys, time; from diary_lightning.locks import JobLock; JobLock(sys.argv[1], sys.argv[2]).acquire(); " \
        "print('held', flush=True); time.sleep(600)"
 
 
 def _env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+    return subprocess_env(**extra)
 
 
 def _holder(path: Path, what: str = "folder") -> subprocess.Popen:

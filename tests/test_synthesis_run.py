@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import time
 import pytest
 
 from chat_server import ChatServer
-from conftest import ROOT
+from conftest import ROOT, subprocess_env
 from diary_lightning.dialogue import Dialogue, Turn
 from diary_lightning.synthesis.command import roles_for
 from diary_lightning.synthesis.output import OutputError, OutputLock
@@ -52,7 +51,7 @@ print(synthesis(sys.argv[2], teacher, sync_every=0).run(make_dialogues(300)))
 def test_sigkill_at_any_moment_then_resume_loses_and_duplicates_nothing(tmp_path):
     out = tmp_path / "diaries.jsonl"
     code = DRIVER.format(tests=str(ROOT / "tests"))
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = subprocess_env()
     kills = 0
     with ChatServer(delay=0.01) as server:
         for threshold in (40, 150, 250, None):
