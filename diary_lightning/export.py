@@ -23,7 +23,7 @@ from diary_lightning.atomic import atomic_directory
 from diary_lightning.batching import load_tokenizer
 from diary_lightning.chat_template import build_chat_template
 from diary_lightning.generation import DiarySettings, GenerationSettings, generation_config
-from diary_lightning.loading import DTYPES, adapter_state, check_adapter_checkpoint, load_adapter_state, peft_names
+from diary_lightning.loading import DTYPES, adapter_state, load_adapter_checkpoint, load_adapter_state
 from diary_lightning.paths import absolute_if_local
 
 log = logging.getLogger(__name__)
@@ -85,11 +85,9 @@ def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | 
     their configuration; the model's own weights are put back afterwards.
     """
     saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    saved["state_dict"] = peft_names(saved.get("state_dict", {}))
     current = {k: v.detach().clone() for k, v in adapter_state(pl_module.model).items()}
-    check_adapter_checkpoint(saved, pl_module.hparams, pl_module.model.config, current)
     try:
-        load_adapter_state(pl_module.model, saved["state_dict"])
+        load_adapter_checkpoint(pl_module.model, saved, pl_module.hparams, current)
         if datamodule is None:
             return save_adapter(pl_module.model, target, export_settings(pl_module.hparams, None, None))
         prompt = saved.get(type(datamodule).__qualname__) or datamodule.state_dict()

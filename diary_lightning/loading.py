@@ -82,6 +82,15 @@ def load_adapter_state(model: Any, state: Mapping[str, torch.Tensor]) -> None:
                                    f"e.g. {sorted(unexpected)[0]}")
 
 
+def load_adapter_checkpoint(model: Any, checkpoint: dict[str, Any], hparams: Mapping[str, Any],
+                            expected: Mapping[str, torch.Tensor]) -> None:
+    """Load a Lightning checkpoint's adapter into the PEFT ``model``: its keys renamed to PEFT's (in
+    ``checkpoint["state_dict"]``), checked against ``expected`` (the model's own adapter state) and ``hparams``."""
+    checkpoint["state_dict"] = peft_names(checkpoint.get("state_dict", {}))
+    check_adapter_checkpoint(checkpoint, hparams, model.config, expected)
+    load_adapter_state(model, checkpoint["state_dict"])
+
+
 def peft_names(state: Mapping[str, torch.Tensor], adapter_name: str = "default") -> dict[str, torch.Tensor]:
     """``state`` under PEFT's saved names. Checkpoints of earlier diary_lightning versions hold the adapters
     under the LightningModule's names (``model.`` + PEFT's full name, with the adapter's), which still load."""

@@ -19,9 +19,7 @@ from diary_lightning.loading import (
     adapter_state,
     base_identity,
     build_model,
-    check_adapter_checkpoint,
-    load_adapter_state,
-    peft_names,
+    load_adapter_checkpoint,
 )
 from diary_lightning.loss import check_chunked_loss_support, peft_chunked_loss
 from diary_lightning.metrics import DEFAULT_ROUGE_TOKENIZER
@@ -285,9 +283,7 @@ class DiaryLoRAModule(L.LightningModule):
             "step": logged_step(self.trainer) if self._trainer is not None else 0}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = peft_names(checkpoint.get("state_dict", {}))
-        check_adapter_checkpoint(checkpoint, self.hparams, self.model.config, self.adapter_state_dict())
-        load_adapter_state(self.model, checkpoint["state_dict"])
+        load_adapter_checkpoint(self.model, checkpoint, self.hparams, self.adapter_state_dict())
         # Loaded above, under PEFT's names: nothing is left for Lightning's own (non-strict) load.
         checkpoint["state_dict"] = {}
         progress = checkpoint.get("diary_lightning_progress", {})
