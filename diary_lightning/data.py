@@ -130,8 +130,7 @@ class DiaryDataModule(L.LightningDataModule):
                             self.writer, self.bots)
 
     def prompt_turns(self, dialogue: Dialogue, prompt_format: PromptFormat | None = None) -> tuple[Turn, ...]:
-        """The turns under the prompt's labels (the labelling ``render_chat`` gives a service's chat), for the
-        writer the dialogue already has; the encoder fits ``max_length``."""
+        """The turns under the prompt's labels, as ``render_chat`` labels a service's chat, for the dialogue's writer."""
         pf = prompt_format or self.prompt_format
         return prompt_turns(dialogue.turns, dialogue.writer, pf.bots, pf.label_scheme, pf.fixed_labels)
 
