@@ -1,3 +1,3 @@
-from diary_lightning.cli import main
+from diary_lightning.cli.commands import main
 
 main()

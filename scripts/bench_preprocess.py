@@ -1,6 +1,6 @@
 """Time ``preprocess`` on synthetic dialogues shaped like AI Hub's 한국어 대화 요약, cold and warm.
 
-    python -m diary_lightning.tiny --output runs/tiny-model
+    python -m diary_lightning.model.tiny --output runs/tiny-model
     python scripts/bench_preprocess.py --sizes 71139 280000 --like ../shared/aihub-sample
 
 Each synthetic dialogue copies the shape of a real one drawn at random (speakers in order, characters
@@ -104,7 +104,7 @@ def generate(shape_list: list[dict[str, Any]], count: int, out: Path, seed: int 
             "body": {"dialogue": utterances, "summary": summary},
         })
     folder = out / "Training" / "[라벨]한국어대화요약_train"
-    from diary_lightning.atomic import atomic_directory
+    from diary_lightning.io.atomic import atomic_directory
 
     with atomic_directory(out) as tmp:
         (tmp / folder.relative_to(out)).mkdir(parents=True)

@@ -70,12 +70,11 @@ def bench_rules(args: argparse.Namespace) -> dict:
 
 
 def bench_openai(args: argparse.Namespace) -> dict:
-    from diary_lightning.dialogue import Dialogue, Turn
+    from diary_lightning.data.records import Dialogue, Turn
     from diary_lightning.synthesis.command import roles_for
     from diary_lightning.synthesis.openai_teacher import OpenAITeacher
-    from diary_lightning.synthesis.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM
     from diary_lightning.synthesis.runner import Synthesis
-    from diary_lightning.synthesis.teacher import TeacherConfig
+    from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, TeacherConfig
 
     server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "chat_server.py")], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)

@@ -82,7 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # -- the two workers: each runs in its own process --------------------------------------------------------
 def run_diary_lightning(spec: dict[str, Any]) -> None:
     """One fit through the project's command line, with a trainer that only trains."""
-    from diary_lightning.cli import main
+    from diary_lightning.cli.commands import main
 
     clock = {"class_path": "step_clock.StepClock", "init_args": {"output": spec["result"]}}
     main([
@@ -226,10 +226,10 @@ def prepare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """The model, the tokenized train split (in diary_lightning's cache) and the same examples for TRL."""
     import torch
 
-    from diary_lightning.data import DiaryDataModule
-    from diary_lightning.dialogue import Turn
-    from diary_lightning.prompts import render_prompt
-    from diary_lightning.tiny import build_tiny_model, sample_data_path
+    from diary_lightning.data.prompts import render_prompt
+    from diary_lightning.data.records import Turn
+    from diary_lightning.model.tiny import build_tiny_model, sample_data_path
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     model = args.model or str(build_tiny_model(workdir / f"tiny-h{args.hidden_size}-l{args.num_layers}",
                                                hidden_size=args.hidden_size, num_layers=args.num_layers))

@@ -6,7 +6,7 @@ For every dialogue of each data path and each prompt template: the messages a se
 with training's prompt (the encoded example before its diary, with the turns training kept) and with predict's
 (the same dialogue read as predict input, cut to ``max_length``).
 
-    python -m diary_lightning.tiny --output runs/tiny-model
+    python -m diary_lightning.model.tiny --output runs/tiny-model
     python scripts/chat_template_parity.py --data diary_lightning/resources/sample_dialogues.json ../shared/aihub-sample
 """
 
@@ -24,11 +24,11 @@ def _ids(out: Any) -> list[int]:
 
 
 def measure(path: str, template_name: str, tokenizer_path: str, max_length: int, cache_dir: str) -> dict[str, Any]:
-    from diary_lightning.chat_template import build_chat_template, chat_messages
-    from diary_lightning.data import DiaryDataModule
-    from diary_lightning.dialogue import read_dialogues
-    from diary_lightning.prompts import format_dialogue
-    from diary_lightning.render import PromptFormat, render_chat
+    from diary_lightning.data.dialogue import read_dialogues
+    from diary_lightning.data.encoding import PromptFormat, render_chat
+    from diary_lightning.data.prompts import format_dialogue
+    from diary_lightning.inference.chat_template import build_chat_template, chat_messages
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     data = DiaryDataModule(paths=[path], predict_path=path, tokenizer=tokenizer_path, prompt_template=template_name,
                            max_length=max_length, cache_dir=cache_dir, val_generate_samples=0)
@@ -66,7 +66,7 @@ def measure(path: str, template_name: str, tokenizer_path: str, max_length: int,
 
 
 def main() -> None:
-    from diary_lightning.prompts import TEMPLATES
+    from diary_lightning.data.prompts import TEMPLATES
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", required=True, help="dialogue files or folders (with summaries)")

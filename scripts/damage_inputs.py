@@ -33,10 +33,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from diary_lightning.data import load_tokenizer
-from diary_lightning.dialogue import DataError, read_dialogues
-from diary_lightning.encoding import IGNORE_INDEX, encode_batch
-from diary_lightning.prompts import TEMPLATES, render_prompt
+from diary_lightning.data.dialogue import read_dialogues
+from diary_lightning.data.encoding import IGNORE_INDEX, encode_batch
+from diary_lightning.data.prompts import TEMPLATES, render_prompt
+from diary_lightning.data.records import DataError
+from diary_lightning.model.loading import load_tokenizer
 
 TEMPLATE = TEMPLATES["eeve-diary"]
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -460,7 +461,7 @@ def _(tmp):
 
 @case("folder: the cache (data.cache_dir) inside it", "read")
 def _(tmp):
-    from diary_lightning.data import DiaryDataModule
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     small_aihub(tmp / "d" / "a.json", n=12)
 
@@ -593,7 +594,7 @@ def _(tmp):
 # -- the cache and fit -------------------------------------------------------------------------------------
 
 def cached_train(tmp: Path, path: Path, tokenizer_dir: Path) -> Any:
-    from diary_lightning.data import DiaryDataModule
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     dm = DiaryDataModule(paths=[str(path)], tokenizer=str(tokenizer_dir), cache_dir=str(tmp / "cache"),
                          val_fraction=0.0, test_fraction=0.0)
@@ -632,7 +633,7 @@ def fit_setup(tmp: Path, path: Path, **options: Any) -> Any:
     """What fit does with the data before it loads the model: prepare_data and setup("fit")."""
     from lightning.pytorch.callbacks import ModelCheckpoint
 
-    from diary_lightning.data import DiaryDataModule
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     dm = DiaryDataModule(paths=[str(path)], tokenizer=str(Inputs.tokenizer_dir), cache_dir=str(tmp / "cache"), **options)
     dm.trainer = SimpleNamespace(callbacks=[ModelCheckpoint(monitor="val/loss")], state=SimpleNamespace(fn="fit"),
@@ -662,7 +663,7 @@ def main() -> None:
     parser.add_argument("--aihub", type=Path, default=None, help="AI Hub file or folder (default: the bundled sample)")
     parser.add_argument("--only", default="", help="run the cases whose name holds this text")
     args = parser.parse_args()
-    from diary_lightning.tiny import build_tokenizer, sample_data_path
+    from diary_lightning.model.tiny import build_tokenizer, sample_data_path
 
     source = args.aihub or sample_data_path()
     Inputs.aihub = min(source.glob("*.json"), key=lambda p: p.stat().st_size) if source.is_dir() else source

@@ -14,9 +14,9 @@ from pathlib import Path
 
 
 def main() -> None:
-    from diary_lightning.dialogue import read_dialogues
-    from diary_lightning.diary_style import scores_from_failures, style_failures, style_scores
-    from diary_lightning.roles import assign_writers
+    from diary_lightning.data.dialogue import read_dialogues
+    from diary_lightning.data.roles import assign_writers
+    from diary_lightning.evaluation.diary_style import scores_from_failures, style_failures, style_scores
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="*", default=[], help="dialogue files or folders: their summaries are scored")

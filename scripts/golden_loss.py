@@ -24,9 +24,9 @@ def first_losses(model_dir: str | Path, cache_dir: str | Path, steps: int = STEP
     r 8 with dropout (so the RNG matters), batches of 4 from the bundled dialogues, warm-up then cosine."""
     import lightning as L
 
-    from diary_lightning.data import DiaryDataModule
-    from diary_lightning.model import DiaryLoRAModule
-    from diary_lightning.tiny import sample_data_path
+    from diary_lightning.model.tiny import sample_data_path
+    from diary_lightning.training.datamodule import DiaryDataModule
+    from diary_lightning.training.lora_module import DiaryLoRAModule
 
     losses: list[float] = []
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="a tiny model folder (default: build the tests' one)")
     args = parser.parse_args(argv)
-    from diary_lightning.tiny import build_tiny_model
+    from diary_lightning.model.tiny import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or build_tiny_model(Path(tmp) / "model")  # the tests' fixture: seed 0, no warm-up

@@ -5,7 +5,7 @@
 No weights can be downloaded on a benchmark machine, so the base is built from EEVE-Korean-Instruct-10.8B's
 shape (LlamaForCausalLM: 48 layers, hidden 4096, intermediate 14336, 32 heads, 8 KV heads, vocabulary 40960,
 4096 positions) with random bf16 weights and saved, then loaded by the project's own loading code
-(``diary_lightning.loading.build_model``) in 4-bit NF4 with LoRA, as ``configs/eeve-qlora.yaml`` does.
+(``diary_lightning.model.loading.build_model``) in 4-bit NF4 with LoRA, as ``configs/eeve-qlora.yaml`` does.
 Training runs through a Lightning Trainer and ``DiaryLoRAModule.training_step`` on random full-length
 sequences: for each sequence length, batch 1, 2, 4, ... until memory runs out (or ``--max-batch``).
 
@@ -77,7 +77,7 @@ def build_random_base(args: argparse.Namespace, device: torch.device) -> tuple[P
     if not (path / "tokenizer.json").is_file():
         # So that the folder loads as any hub model does (TRL's side pads with it); the benchmark's ids are
         # random, and the tokenizer's 2,048 ids fit any --vocab above that.
-        from diary_lightning.tiny import build_tokenizer
+        from diary_lightning.model.tiny import build_tokenizer
 
         build_tokenizer().save_pretrained(path)
     return path, json.loads(meta.read_text())["parameters"]
@@ -132,7 +132,7 @@ def _sync(device: torch.device) -> None:
 
 
 def _collate(rows: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
-    from diary_lightning.batching import batch_counts
+    from diary_lightning.data.batching import batch_counts
 
     batch = {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
     return {**batch, **batch_counts(batch["attention_mask"], batch["labels"])}
@@ -155,7 +155,6 @@ class RandomSequences(torch.utils.data.Dataset):
 def measure(module: Any, args: argparse.Namespace, device: torch.device, seq: int, batch: int) -> dict[str, Any] | None:
     """One configuration; None when it runs out of GPU memory."""
     import lightning as L
-
     from step_clock import StepClock  # beside this script
 
     steps = args.warmup + args.steps
@@ -206,8 +205,8 @@ def main(argv: list[str] | None = None) -> None:
 
         run = TRLSide(path, args, device, dtype, optimizer)
     else:
-        from diary_lightning.loading import build_model
-        from diary_lightning.model import DiaryLoRAModule
+        from diary_lightning.model.loading import build_model
+        from diary_lightning.training.lora_module import DiaryLoRAModule
 
         module = DiaryLoRAModule(
             base_model=str(path), compute_dtype=dtype, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
@@ -245,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def write_json(path: Path, report: dict[str, Any]) -> None:
-    from diary_lightning.atomic import write_text
+    from diary_lightning.io.atomic import write_text
 
     write_text(path, json.dumps(report, indent=1))
 

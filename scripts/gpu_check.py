@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                                                           read_json(out / "benchmark-TRL.json"))
     report["seconds"] = round(time.monotonic() - start, 1)
     sys.path.insert(0, str(ROOT))
-    from diary_lightning.atomic import write_text
+    from diary_lightning.io.atomic import write_text
 
     write_text(out / "gpu_check.json", json.dumps(report, indent=1))
     print(f"gpu_check: report {out / 'gpu_check.json'} ({report['seconds']:.0f} s)")

@@ -16,15 +16,14 @@ import resource
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 
 def _step(model_dir: str, seq: int, labelled: float, chunk: int) -> dict[str, float]:
     import torch
 
-    from diary_lightning.batching import batch_counts
-    from diary_lightning.encoding import IGNORE_INDEX
-    from diary_lightning.model import DiaryLoRAModule
+    from diary_lightning.data.batching import batch_counts
+    from diary_lightning.data.encoding import IGNORE_INDEX
+    from diary_lightning.training.lora_module import DiaryLoRAModule
 
     module = DiaryLoRAModule(base_model=model_dir, compute_dtype="float32", lora_dropout=0.0, loss_chunk_size=chunk)
     module.configure_model()

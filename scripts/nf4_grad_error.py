@@ -25,11 +25,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="leave bitsandbytes' CPU repacking on, as before the fix")
     args = parser.parse_args(argv)
 
-    import diary_lightning.loading as loading
-    from diary_lightning.batching import batch_counts
-    from diary_lightning.encoding import IGNORE_INDEX
-    from diary_lightning.model import DiaryLoRAModule
-    from diary_lightning.tiny import build_tiny_model
+    import diary_lightning.model.loading as loading
+    from diary_lightning.data.batching import batch_counts
+    from diary_lightning.data.encoding import IGNORE_INDEX
+    from diary_lightning.model.tiny import build_tiny_model
+    from diary_lightning.training.lora_module import DiaryLoRAModule
 
     if args.repacking:
         loading.keep_nf4_unpacked = lambda model: 0

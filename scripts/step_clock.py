@@ -8,9 +8,9 @@ import time
 from typing import Any
 
 import lightning as L
-
-from diary_lightning.atomic import write_text
 from peak_memory import peak_memory_bytes
+
+from diary_lightning.io.atomic import write_text
 
 
 class StepClock(L.Callback):

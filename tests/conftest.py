@@ -14,7 +14,7 @@ import yaml
 # huggingface_hub's retries (about 45 s per test). Set before transformers is imported, which reads it once.
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from diary_lightning.tiny import build_tiny_model, sample_data_path
+from diary_lightning.model.tiny import build_tiny_model, sample_data_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tokenizer(tiny_model_dir: Path) -> Any:
-    from diary_lightning.batching import load_tokenizer
+    from diary_lightning.model.loading import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir))
 
@@ -91,7 +91,7 @@ def make_config(tmp_path: Path, tiny_model_dir: Path):
 
 def lora_module(model_dir: Path, **hparams: Any) -> Any:
     """A DiaryLoRAModule on the tiny model with its model built (float32, LoRA r 4, no dropout unless given)."""
-    from diary_lightning.model import DiaryLoRAModule
+    from diary_lightning.training.lora_module import DiaryLoRAModule
 
     module = DiaryLoRAModule(base_model=str(model_dir), **{"compute_dtype": "float32", "lora_r": 4, "lora_alpha": 8,
                                                            "lora_dropout": 0.0, **hparams})
@@ -117,7 +117,7 @@ def random_b_module(model_dir: Path, seed: int | None = None, **hparams: Any) ->
 def run_cli(*args: str) -> None:
     """Run the CLI in this process, as ``python -m diary_lightning ARGS`` would, but with user errors raised
     rather than reported with exit status 2, so tests can check them."""
-    from diary_lightning.cli import run
+    from diary_lightning.cli.commands import run
 
     run(list(args))
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 import yaml
-
 from conftest import subprocess_env, tiny_config
 
 TESTS = Path(__file__).resolve().parent

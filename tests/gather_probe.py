@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from diary_lightning.evaluation import gather_rows
+from diary_lightning.evaluation.samples import gather_rows
 
 # Rank r generated positions r, r + 2, ... of the subset a..e.
 SHARDS = [[{"id": "a", "diary": "가"}, {"id": "c", "diary": "다"}, {"id": "e", "diary": "마"}],

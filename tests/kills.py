@@ -1,4 +1,4 @@
-"""A tiny fit killed at a named moment (``diary_lightning.faults``), resumed with ``--ckpt_path last`` until it
+"""A tiny fit killed at a named moment (``diary_lightning.io.faults``), resumed with ``--ckpt_path last`` until it
 finishes, and compared with an uninterrupted one: every logged value, every checkpoint name, every adapter tensor.
 
 Run as a script it prints the table of moments (``python tests/kills.py [MOMENT ...]``; ``KILLS_BASE=DIR`` reuses
@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fits import fit_config, run_dir  # noqa: E402
@@ -126,7 +125,7 @@ def differences(run: Path, expected: Path) -> list[str]:
 def main(moments: list[str]) -> None:
     import tempfile
 
-    from diary_lightning.tiny import build_tiny_model
+    from diary_lightning.model.tiny import build_tiny_model
 
     if os.environ.get("KILLS_BASE"):  # another table's model and uninterrupted run
         base = Path(os.environ["KILLS_BASE"])

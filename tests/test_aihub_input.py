@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from diary_lightning.dialogue import DataError, Turn, read_dialogues, record_fields
-from diary_lightning.splits import split_dialogues
+from diary_lightning.data.dialogue import read_dialogues
+from diary_lightning.data.records import DataError, Turn, record_fields
+from diary_lightning.data.splits import split_dialogues
 
 
 def aihub_record(dialogue_id: str, utterances: list[tuple[str, str]], summary: str = "즐거운 하루였다.",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from diary_lightning.atomic import atomic_directory, atomic_file, write_text
+from diary_lightning.io.atomic import atomic_directory, atomic_file, write_text
 
 
 class _DiskFull(RuntimeError):

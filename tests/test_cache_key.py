@@ -8,8 +8,9 @@ import os
 import shutil
 from pathlib import Path
 
-from diary_lightning.data import DiaryDataModule
 from test_aihub_input import CHAT, aihub_record, write_aihub
+
+from diary_lightning.training.datamodule import DiaryDataModule
 
 
 def module(paths: list[Path], tokenizer: str | Path, cache: Path) -> DiaryDataModule:
@@ -39,7 +40,7 @@ def _swap_two_tokens(tokenizer_dir: Path, first: int, second: int) -> None:
 
 
 def test_a_tokenizer_replaced_at_the_same_path_tokenizes_again(tmp_path: Path, tiny_model_dir: Path):
-    from diary_lightning.data import load_tokenizer
+    from diary_lightning.model.loading import load_tokenizer
 
     tokenizer_dir = tmp_path / "tokenizer"
     shutil.copytree(tiny_model_dir, tokenizer_dir)
@@ -54,7 +55,7 @@ def test_a_tokenizer_replaced_at_the_same_path_tokenizes_again(tmp_path: Path, t
 
 
 def test_a_cold_cache_tokenized_by_several_processes_is_the_same(tmp_path: Path, tiny_model_dir: Path, monkeypatch):
-    import diary_lightning.prepare as data
+    import diary_lightning.data.prepare as data
 
     path = write_aihub(tmp_path / "a.json", [aihub_record(f"a{i}", CHAT[: 1 + i % 3]) for i in range(40)])
     one = module([path], tiny_model_dir, tmp_path / "one").splits()["train"]
@@ -78,8 +79,8 @@ def test_saving_the_cache_prints_no_progress_bars_and_leaves_them_on(tmp_path: P
     import datasets
     from datasets import Dataset
 
-    from diary_lightning import cache
-    from diary_lightning.prepare import DataReport
+    from diary_lightning.data import cache
+    from diary_lightning.data.prepare import DataReport
 
     cache.save(tmp_path / "c", {"train": Dataset.from_dict({"id": ["a", "b"]})}, DataReport())
     assert "Saving the dataset" not in capsys.readouterr().err

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from diary_lightning.chat_template import build_chat_template, chat_messages, system_line
-from diary_lightning.dialogue import DataError, Turn, read_dialogues
-from diary_lightning.encoding import encode_batch
-from diary_lightning.prompts import EEVE_SYSTEM, TEMPLATES, format_dialogue
-from diary_lightning.render import PromptFormat, render_chat
+from diary_lightning.data.dialogue import read_dialogues
+from diary_lightning.data.encoding import PromptFormat, render_chat
+from diary_lightning.data.prompts import EEVE_SYSTEM, TEMPLATES, format_dialogue
+from diary_lightning.data.records import DataError, Turn
+from diary_lightning.inference.chat_template import build_chat_template, chat_messages, system_line
 
 
 def _ids(out: Any) -> list[int]:
@@ -36,7 +36,7 @@ def _served_ids(served: Any, user_message: str, template: str) -> list[int]:
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_chat_template_gives_the_training_prompt_token_for_token(name: str, tokenizer: Any, tiny_model_dir: Path,
                                                                  sample_dialogues: Path, tmp_path: Path) -> None:
-    from diary_lightning.data import DiaryDataModule
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     # A max_length that cuts the oldest turns of some dialogues: the user message holds the turns kept.
     data = DiaryDataModule(paths=[str(sample_dialogues)], tokenizer=str(tiny_model_dir), prompt_template=name,
@@ -57,7 +57,7 @@ def test_chat_template_gives_the_training_prompt_token_for_token(name: str, toke
 def test_render_chat_and_chat_template_give_predicts_prompt(name: str, tokenizer: Any, tiny_model_dir: Path,
                                                             sample_chats: Path, tmp_path: Path) -> None:
     """A service holding only the raw chat messages gets predict's prompt, including the cut to max_length."""
-    from diary_lightning.data import DiaryDataModule
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     data = DiaryDataModule(predict_path=str(sample_chats), tokenizer=str(tiny_model_dir), prompt_template=name,
                            max_length=150, cache_dir=str(tmp_path / "cache"))
@@ -127,8 +127,8 @@ def test_render_chat_reads_a_chat_as_training_reads_a_file(sample_chats: Path) -
 def test_rendering_needs_neither_torch_nor_lightning() -> None:
     code = ("import sys\n"
             "for name in ('torch', 'lightning', 'transformers'): sys.modules[name] = None\n"
-            "from diary_lightning.render import render_chat\n"
-            "from diary_lightning.chat_template import build_chat_template, chat_messages\n"
+            "from diary_lightning.data.encoding import render_chat\n"
+            "from diary_lightning.inference.chat_template import build_chat_template, chat_messages\n"
             "print(render_chat([{'speaker': 'Human', 'text': '안녕'}, {'speaker': 'AI', 'text': '반가워요'}]).user_message)\n")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert out == "글쓴이: 안녕\n챗봇: 반가워요\n"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from diary_lightning.chatlog import ChatLogError, parse_chat_log
-from diary_lightning.dialogue import DataError, read_dialogues
+from diary_lightning.data.chatlog import ChatLogError, parse_chat_log
+from diary_lightning.data.dialogue import read_dialogues
+from diary_lightning.data.records import DataError
 
 PHONE = """민지 님과 카카오톡 대화
 저장한 날짜 : 2024년 1월 6일 오후 12:00

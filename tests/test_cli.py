@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from conftest import ROOT, run_cli
-from diary_lightning.dialogue import DataError
-from diary_lightning.loading import AdapterMismatchError
+
+from diary_lightning.data.records import DataError
+from diary_lightning.model.loading import AdapterMismatchError
 
 
 @pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
@@ -104,6 +104,6 @@ def test_bad_data_stops_before_the_model_loads(make_config, tmp_path, monkeypatc
     def fail(*args, **kwargs):
         raise AssertionError("the model was loaded before the data was checked")
 
-    monkeypatch.setattr("diary_lightning.model.build_model", fail)
+    monkeypatch.setattr("diary_lightning.training.lora_module.build_model", fail)
     with pytest.raises(DataError, match=r"bad.jsonl, record 0 \(id 'a'\): no list of utterances"):
         run_cli("fit", "--config", str(config))

@@ -9,7 +9,6 @@ import math
 
 import pytest
 import torch
-
 from conftest import run_cli
 
 pytestmark = [

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from safetensors.torch import load_file
-
 from conftest import subprocess_env
 from fits import ddp_fit as ddp_fit_in_subprocesses
+from safetensors.torch import load_file
 
 pytestmark = pytest.mark.slow  # two processes that train
 
@@ -70,8 +69,8 @@ def test_validation_gathers_both_ranks_generations(ddp_fit: tuple[Path, Path]) -
     subset order, as one process would."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from diary_lightning.data import DiaryDataModule
-    from diary_lightning.evaluation import TABLE_ROWS
+    from diary_lightning.evaluation.samples import TABLE_ROWS
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     run, _ = ddp_fit
     config = yaml.safe_load((run.parent / "config.yaml").read_text())
@@ -95,7 +94,6 @@ def test_sigterm_to_one_rank_saves_and_stops_every_rank(tmp_path: Path, tiny_mod
 
     import psutil
     import torch
-
     from conftest import tiny_config
 
     config = tiny_config(tmp_path, tiny_model_dir, **{

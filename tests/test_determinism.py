@@ -10,8 +10,8 @@ import pytest
 from fits import finish, fit_config, run_dir, scalars, start_fit
 from safetensors.torch import load_file
 
-from diary_lightning.dialogue import read_dialogues
-from diary_lightning.splits import split_dialogues
+from diary_lightning.data.dialogue import read_dialogues
+from diary_lightning.data.splits import split_dialogues
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from diary_lightning.dialogue import DataError, Turn, merge_turns, read_dialogues
+from diary_lightning.data.dialogue import read_dialogues
+from diary_lightning.data.records import DataError, Turn, merge_turns
 
 
 def test_merge_joins_consecutive_utterances_of_one_speaker():
@@ -102,7 +103,7 @@ def test_file_level_errors(tmp_path: Path):
 
 
 def test_a_read_that_takes_a_while_shows_its_progress(sample_dialogues: Path, sample_chats: Path, capsys, monkeypatch):
-    import diary_lightning.dialogue as dialogue
+    import diary_lightning.data.dialogue as dialogue
 
     read_dialogues([str(sample_dialogues), str(sample_chats)], require_summary=False)
     assert "Reading dialogues" not in capsys.readouterr().err  # a quick read shows no bar
@@ -113,7 +114,7 @@ def test_a_read_that_takes_a_while_shows_its_progress(sample_dialogues: Path, sa
 
 
 def test_progress_false_shows_no_bar_however_long_the_read(sample_dialogues: Path, capsys, monkeypatch):
-    import diary_lightning.dialogue as dialogue
+    import diary_lightning.data.dialogue as dialogue
 
     monkeypatch.setattr(dialogue, "READ_PROGRESS_DELAY", 0)
     read_dialogues([str(sample_dialogues)], progress=False)
@@ -121,9 +122,9 @@ def test_progress_false_shows_no_bar_however_long_the_read(sample_dialogues: Pat
 
 
 def test_synthesize_reads_with_its_own_progress_setting(sample_dialogues: Path, capsys, monkeypatch):
-    import diary_lightning.dialogue as dialogue
-    from diary_lightning.data import DiaryDataModule
+    import diary_lightning.data.dialogue as dialogue
     from diary_lightning.synthesis.command import read_for_synthesis
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     monkeypatch.setattr(dialogue, "READ_PROGRESS_DELAY", 0)
     data = DiaryDataModule(paths=[str(sample_dialogues)])

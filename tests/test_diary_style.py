@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from diary_lightning.diary_style import CHECKS, score_name, style_failures, style_scores
-from diary_lightning.roles import BOT_LABEL, WRITER_LABEL
+from diary_lightning.data.roles import BOT_LABEL, WRITER_LABEL
+from diary_lightning.evaluation.diary_style import CHECKS, score_name, style_failures, style_scores
 
 DIARIES = [
     "오늘 아침에 늦잠을 자서 지각할 뻔했다. 점심에는 팀원들과 돈가스를 먹었는데 정말 맛있었다.",
@@ -135,7 +135,7 @@ def test_style_scores_counts_shares() -> None:
 
 
 def test_importable_without_torch_or_lightning() -> None:
-    code = ("import sys, diary_lightning.diary_style, diary_lightning.roles; "
+    code = ("import sys, diary_lightning.evaluation.diary_style, diary_lightning.data.roles; "
             "bad = [m for m in ('torch', 'lightning', 'transformers') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

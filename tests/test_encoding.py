@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from diary_lightning.dialogue import Dialogue, Turn
-from diary_lightning.encoding import IGNORE_INDEX, PromptTokenizer, encode_batch
-from diary_lightning.prompts import TEMPLATES, render_prompt, resolve_template
-from diary_lightning.splits import assign_split, split_dialogues
+from diary_lightning.data.encoding import IGNORE_INDEX, PromptTokenizer, encode_batch
+from diary_lightning.data.prompts import TEMPLATES, render_prompt, resolve_template
+from diary_lightning.data.records import Dialogue, Turn
+from diary_lightning.data.splits import assign_split, split_dialogues
 
 TURNS = [Turn("P01", "오늘 회사에서 발표했어"), Turn("P02", "잘 됐어?"), Turn("P01", "응 칭찬 받았어 ㅋㅋ")]
 TARGET = "오늘 회사에서 발표를 했는데 칭찬을 받아서 뿌듯했다."

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_cli
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from diary_lightning import evaluation
-from diary_lightning.data import DiaryDataModule
-from diary_lightning.diary_style import CHECKS, score_name, style_failures
-from diary_lightning.metrics import METRIC_KEYS, score_pair
-from conftest import run_cli
+from diary_lightning.evaluation import samples as evaluation
+from diary_lightning.evaluation.diary_style import CHECKS, score_name, style_failures
+from diary_lightning.evaluation.metrics import METRIC_KEYS, score_pair
+from diary_lightning.training.datamodule import DiaryDataModule
 
 ROW_KEYS = {"id", "summary", "diary", "truncated", "style_failures", *METRIC_KEYS}
 STYLE_TAGS = ("diary_style", *(score_name(check) for check in CHECKS))
@@ -147,7 +147,6 @@ def test_generation_subset_is_fixed_by_ids_not_order(tmp_path, tiny_model_dir, s
 def test_rows_gathered_from_ranks_come_back_in_subset_order(tmp_path):
     """Two real processes joined by gloo: each generated its share, each gets every row in subset order."""
     import torch.multiprocessing
-
     from gather_probe import SHARDS, gather_on_rank
 
     torch.multiprocessing.spawn(gather_on_rank, args=(2, str(tmp_path)), nprocs=2)

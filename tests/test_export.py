@@ -1,4 +1,4 @@
-"""Handing the adapter over: export, plain PEFT loading, merge, DiaryWriter, predict from an adapter folder
+"""Handing the adapter over: export, plain PEFT loading, merge, DiaryPipeline, predict from an adapter folder
 and from a plain-text chat log."""
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ import pytest
 import torch
 from conftest import ROOT, run_cli
 
-from diary_lightning.dialogue import DataError, Turn, read_dialogues
-from diary_lightning.diary_style import style_failures
-from diary_lightning.roles import LabelScheme
+from diary_lightning.data.dialogue import read_dialogues
+from diary_lightning.data.records import DataError, Turn
+from diary_lightning.data.roles import LabelScheme
+from diary_lightning.evaluation.diary_style import style_failures
 
 CHAT = "P01: 오늘 비가 많이 와서 #@이름# 만났어\nP02: 우산은 챙겼어?\n\nP01: 아니 그래서 다 젖었어\nP01: 감기 걸릴 것 같아\n"
 
@@ -68,7 +69,7 @@ def test_plain_peft_load_writes_the_diary_predict_wrote(exported: dict[str, Any]
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, GenerationConfig
 
-    from diary_lightning.bnb_cpu import keep_nf4_unpacked
+    from diary_lightning.model.loading import keep_nf4_unpacked
 
     adapter = exported["adapter"]
     # Loaded as a service would, knowing only the folder's standard files and diary_lightning.json.
@@ -105,8 +106,8 @@ def test_the_exported_tokenizer_serves_the_prompt_predict_used(exported: dict[st
     """A model server given the adapter folder builds the prompt from the service's messages."""
     from transformers import AutoTokenizer
 
-    from diary_lightning.chat_template import chat_messages
-    from diary_lightning.render import PromptFormat, render_chat
+    from diary_lightning.data.encoding import PromptFormat, render_chat
+    from diary_lightning.inference.chat_template import chat_messages
 
     adapter = exported["adapter"]
     settings = json.loads((adapter / "diary_lightning.json").read_text(encoding="utf-8"))
@@ -124,9 +125,9 @@ def test_the_exported_tokenizer_serves_the_prompt_predict_used(exported: dict[st
 
 @pytest.mark.slow
 def test_diary_writer_writes_what_predict_wrote(exported: dict[str, Any], sample_chats: Path) -> None:
-    from diary_lightning import DiaryWriter
+    from diary_lightning import DiaryPipeline
 
-    writer = DiaryWriter.from_pretrained(exported["adapter"], batch_size=8)  # data.batch_size of the fit
+    writer = DiaryPipeline.from_pretrained(exported["adapter"], batch_size=8)  # data.batch_size of the fit
     chat = [{"speaker": s.strip(), "text": t.strip()}
             for s, t in (line.split(":", 1) for line in CHAT.splitlines() if line.strip())]
     assert writer.write(chat) == exported["chat_diary"][0]["diary"]
@@ -143,15 +144,15 @@ def test_diary_writer_writes_what_predict_wrote(exported: dict[str, Any], sample
 def test_predict_from_an_adapter_applies_its_settings_as_diary_writer_does(exported: dict[str, Any],
                                                                           tmp_path: Path) -> None:
     """max_length and the generation settings come from the adapter folder for both, whatever the config says."""
-    from diary_lightning import DiaryWriter
-    from diary_lightning.export import read_diary_settings
+    from diary_lightning import DiaryPipeline
+    from diary_lightning.inference.export import read_diary_settings
 
     output = tmp_path / "chat.jsonl"
     run_cli("predict", "--config", exported["config"], "--model.adapter_path", str(exported["adapter"]),
             "--data.predict_path", str(exported["chat"]), "--output", str(output),
             "--model.max_new_tokens", "3", "--model.num_beams", "2", "--data.max_length", "140")
     assert _rows(output) == exported["chat_diary"]
-    writer = DiaryWriter.from_pretrained(exported["adapter"])
+    writer = DiaryPipeline.from_pretrained(exported["adapter"])
     settings = read_diary_settings(exported["adapter"])
     assert writer.settings == settings and settings.generation.max_new_tokens == 64 and settings.max_length == 512
 

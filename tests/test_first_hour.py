@@ -63,7 +63,8 @@ def test_missing_local_model_is_named_with_the_working_directory(make_config, tm
 
 
 def test_a_missing_data_path_names_the_working_directory_it_was_resolved_from(tmp_path, monkeypatch):
-    from diary_lightning.dialogue import DataError, read_dialogues
+    from diary_lightning.data.dialogue import read_dialogues
+    from diary_lightning.data.records import DataError
 
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError, match=rf"data/typo.json.*no such file or directory \(resolved from the working "
@@ -74,7 +75,7 @@ def test_a_missing_data_path_names_the_working_directory_it_was_resolved_from(tm
 
 
 def test_a_missing_folder_under_an_existing_one_never_asks_the_hub(tmp_path, monkeypatch):
-    from diary_lightning.paths import load_pretrained
+    from diary_lightning.model.loading import load_pretrained
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()
@@ -115,8 +116,7 @@ def test_output_equal_to_the_input_is_refused(make_config, tmp_path):
 
 # -- data that does not fit -------------------------------------------------------------------------------------
 def test_too_long_counts_and_warning():
-    from diary_lightning.dropped import too_long
-    from diary_lightning.prepare import DataReport
+    from diary_lightning.data.prepare import DataReport, too_long
 
     report = DataReport(splits={"train": 90, "val": 2, "test": 10}, too_long_dropped={"train": 1, "val": 8, "test": 0})
     line, warnings_ = too_long(report, 512)
@@ -126,7 +126,7 @@ def test_too_long_counts_and_warning():
 
 
 def test_data_with_every_record_dropped_is_an_error(make_config):
-    from diary_lightning.dialogue import DataError
+    from diary_lightning.data.records import DataError
 
     config = make_config(**{"data.max_length": 16})
     with pytest.raises(DataError, match=r"no dialogue is left.*longer than data.max_length=16"):
@@ -141,7 +141,7 @@ def test_preprocess_does_not_need_the_configs_gpu(make_config, capsys):
 
 # -- Ctrl-C ------------------------------------------------------------------------------------------------------
 def test_second_ctrl_c_stops_at_once():
-    from diary_lightning.checkpointing import CheckpointOnSigterm
+    from diary_lightning.training.checkpointing import CheckpointOnSigterm
 
     callback = CheckpointOnSigterm()
     callback._note(signal.SIGINT, None)
@@ -176,7 +176,7 @@ def test_ctrl_c_saves_and_prints_the_resume_command(tmp_path, tiny_model_dir):
 def test_progress_bar_under_max_steps_shows_no_negative_epoch():
     from lightning.pytorch import Trainer
 
-    from diary_lightning.console import progress_bar
+    from diary_lightning.cli.console import progress_bar
 
     bar = progress_bar()
     trainer = Trainer(max_steps=150, callbacks=[bar], logger=False, enable_checkpointing=False,
@@ -189,7 +189,7 @@ def test_progress_bar_under_max_steps_shows_no_negative_epoch():
 
 
 def test_known_noise_is_silenced_but_not_the_autograd_warning(caplog):
-    from diary_lightning.console import silence_known_noise
+    from diary_lightning.cli.console import silence_known_noise
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -209,7 +209,7 @@ def test_known_noise_is_silenced_but_not_the_autograd_warning(caplog):
 def test_best_without_validation_is_the_last_checkpoint(tmp_path):
     from types import SimpleNamespace
 
-    from diary_lightning.cli import resolve_checkpoint
+    from diary_lightning.cli.commands import resolve_checkpoint
 
     last = tmp_path / "last.ckpt"
     # What a fit without validation leaves: the monitored ModelCheckpoint ranked nothing.
@@ -223,10 +223,10 @@ def test_best_without_validation_is_the_last_checkpoint(tmp_path):
 def test_which_errors_are_the_users():
     import json
 
-    from diary_lightning.dialogue import DataError
+    from diary_lightning.data.records import DataError
     from diary_lightning.errors import is_user_error
-    from diary_lightning.loading import AdapterMismatchError
-    from diary_lightning.model import DiaryLoRAModule
+    from diary_lightning.model.loading import AdapterMismatchError
+    from diary_lightning.training.lora_module import DiaryLoRAModule
 
     assert is_user_error(AdapterMismatchError("another base")) and is_user_error(DataError([]))
     assert is_user_error(FileNotFoundError("no such checkpoint")) and is_user_error(ConfigError("bad"))

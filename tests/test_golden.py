@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import ROOT
 
 GOLDEN = [7.634468078613281, 7.63929557800293, 7.607847690582275, 7.5848708152771]

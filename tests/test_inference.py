@@ -1,4 +1,4 @@
-"""Inference without training: DiaryWriter, export's save and merge load and run with Lightning unimportable
+"""Inference without training: DiaryPipeline, export's save and merge load and run with Lightning unimportable
 (and the plain half of the data pipeline imports without it)."""
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ sys.meta_path.insert(0, NoLightning())
 model_dir, adapter, merged = sys.argv[1:4]
 
 import torch
-from diary_lightning import DiaryWriter
-from diary_lightning.batching import load_tokenizer
-from diary_lightning import cache, prepare  # the data pipeline's plain half, too
-from diary_lightning.export import export_settings, merge_adapter, save_adapter
-from diary_lightning.loading import build_model
-from diary_lightning.prompts import TEMPLATES
+from diary_lightning import DiaryPipeline
+from diary_lightning.model.loading import load_tokenizer
+from diary_lightning.data import cache
+from diary_lightning.data import prepare
+from diary_lightning.inference.export import export_settings, merge_adapter, save_adapter
+from diary_lightning.model.loading import build_model
+from diary_lightning.data.prompts import TEMPLATES
 
 hparams = {"base_model": model_dir, "load_in_4bit": True, "compute_dtype": "float32", "double_quant": True,
            "attn_implementation": "sdpa", "trust_remote_code": False, "gradient_checkpointing": False,
@@ -40,7 +41,7 @@ hparams = {"base_model": model_dir, "load_in_4bit": True, "compute_dtype": "floa
 model = build_model(hparams, torch.device("cpu"))
 prompt = {"prompt_template": TEMPLATES["eeve-diary"], "speaker_labels": {"P01": "Human"}, "anonymization": "placeholder"}
 save_adapter(model, adapter, export_settings(hparams, prompt, 256), load_tokenizer(model_dir))
-writer = DiaryWriter.from_pretrained(adapter, device="cpu")
+writer = DiaryPipeline.from_pretrained(adapter, device="cpu")
 diary = writer.write([{"speaker": "P01", "text": "오늘 비가 왔어"}, {"speaker": "P02", "text": "우산은?"}])
 merge_adapter(adapter, merged, "float32")
 loaded = [name for name in sys.modules if name.split(".")[0] in ("lightning", "pytorch_lightning", "lightning_fabric")]
@@ -61,6 +62,6 @@ def test_diary_writer_and_merge_work_with_lightning_blocked(tiny_model_dir: Path
 
 def test_the_blocker_blocks(tmp_path: Path) -> None:
     """The same interpreter set-up makes a module that does need Lightning fail, so the test above can fail."""
-    script = SCRIPT.split("model_dir, adapter")[0] + "import diary_lightning.model\n"
+    script = SCRIPT.split("model_dir, adapter")[0] + "import diary_lightning.training.lora_module\n"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode != 0 and "blocked for this test: lightning" in done.stderr

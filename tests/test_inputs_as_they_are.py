@@ -8,10 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
-from diary_lightning.dialogue import DataError, read_dialogues
 from test_aihub_input import CHAT, aihub_record, write_aihub
+
+from diary_lightning.data.dialogue import read_dialogues
+from diary_lightning.data.records import DataError
 
 
 def jsonl_line(dialogue_id: str, text: str = "안녕") -> str:
@@ -43,7 +44,7 @@ def test_folders_read_upper_case_suffixes_and_follow_symlinked_folders(tmp_path:
 
 
 def test_files_passed_over_are_listed(tmp_path: Path):
-    from diary_lightning.inputs import find_input_files
+    from diary_lightning.data.sources import find_input_files
 
     data = tmp_path / "data"
     write_aihub(data / "a.json", [aihub_record("a", CHAT)])
@@ -70,8 +71,8 @@ def test_preprocess_summary_lists_what_was_passed_over(make_config, tmp_path: Pa
 
 
 def test_a_cache_inside_the_data_folder_is_not_data(tmp_path: Path, tokenizer):
-    from diary_lightning.data import DiaryDataModule
-    from diary_lightning.inputs import find_input_files
+    from diary_lightning.data.sources import find_input_files
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     data = tmp_path / "data"
     write_aihub(data / "a.json", [aihub_record(f"a{i}", CHAT) for i in range(20)])
@@ -119,7 +120,7 @@ def test_a_symlink_loop_given_directly_says_it_is_a_loop(tmp_path: Path):
 
 
 def test_splits_fit_cannot_use():
-    from diary_lightning.splits import check_fit_splits
+    from diary_lightning.data.splits import check_fit_splits
 
     with pytest.raises(ValueError, match="the train split is empty"):
         check_fit_splits({"train": 0, "val": 3, "test": 1})
@@ -134,7 +135,7 @@ def _no_model(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the model was loaded before the splits were checked")
 
-    monkeypatch.setattr("diary_lightning.model.build_model", fail)
+    monkeypatch.setattr("diary_lightning.training.lora_module.build_model", fail)
 
 
 def test_fit_stops_before_the_model_when_every_record_is_skipped(make_config, tmp_path: Path, monkeypatch):

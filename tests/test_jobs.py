@@ -17,11 +17,11 @@ import pytest
 import torch
 from conftest import run_cli, subprocess_env
 
-from diary_lightning.atomic import _publish, owner_tag, restore_interrupted_publish
-from diary_lightning.locks import LOCK_NAME, JobLock, LockedError, remove_stale_temporaries
-from diary_lightning.predictions import PredictionsMismatchError, check_same_maker, write_record
+from diary_lightning.io.atomic import _publish, owner_tag, restore_interrupted_publish
+from diary_lightning.io.lock import LOCK_NAME, JobLock, LockedError, remove_stale_temporaries
+from diary_lightning.training.callbacks import PredictionsMismatchError, check_same_maker, write_record
 
-HOLD = "import sys, time; from diary_lightning.locks import JobLock; JobLock(sys.argv[1], sys.argv[2]).acquire(); " \
+HOLD = "import sys, time; from diary_lightning.io.lock import JobLock; JobLock(sys.argv[1], sys.argv[2]).acquire(); " \
        "print('held', flush=True); time.sleep(600)"
 
 
@@ -150,7 +150,7 @@ def test_a_kill_between_the_two_renames_of_a_publish_keeps_the_previous_folder(t
     (target / "weights").write_text("old")
     tmp.mkdir()
     (tmp / "weights").write_text("new")
-    code = f"from pathlib import Path; from diary_lightning.atomic import _publish; _publish(Path({str(tmp)!r}), Path({str(target)!r}))"
+    code = f"from pathlib import Path; from diary_lightning.io.atomic import _publish; _publish(Path({str(tmp)!r}), Path({str(target)!r}))"
     killed = subprocess.run([sys.executable, "-c", code], env=_env(DIARY_LIGHTNING_KILL_AT="publish"))
     assert killed.returncode == -signal.SIGKILL
     assert not target.exists()  # the moment the kill left: only the moved-aside folder holds the adapter

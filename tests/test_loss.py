@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from diary_lightning.batching import batch_counts
-from diary_lightning.encoding import IGNORE_INDEX
-from diary_lightning.loss import check_chunked_loss_support, chunked_causal_lm_loss
-from diary_lightning.model import DiaryLoRAModule
 from conftest import random_b_module
+
+from diary_lightning.data.batching import batch_counts
+from diary_lightning.data.encoding import IGNORE_INDEX
+from diary_lightning.model.loss import check_chunked_loss_support, chunked_causal_lm_loss
+from diary_lightning.training.lora_module import DiaryLoRAModule
 
 
 def _module(model_dir, **kwargs) -> DiaryLoRAModule:

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torchmetrics.text import ROUGEScore
 
-from diary_lightning.metrics import (
+from diary_lightning.evaluation.metrics import (
     DEFAULT_ROUGE_TOKENIZER,
     METRIC_KEYS,
     ROUGE_TOKENIZERS,

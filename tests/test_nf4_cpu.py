@@ -1,4 +1,4 @@
-"""Gradients through frozen NF4 layers on the CPU stay right after an evaluation (diary_lightning.bnb_cpu)."""
+"""Gradients through frozen NF4 layers on the CPU stay right after an evaluation (diary_lightning.model.loading)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,12 @@ import bitsandbytes as bnb
 import pytest
 import torch
 from bitsandbytes.functional import dequantize_4bit, has_avx512bf16
-
 from conftest import random_b_module
 
-from diary_lightning.batching import batch_counts
-from diary_lightning.encoding import IGNORE_INDEX
-from diary_lightning.loading import load_base
-from diary_lightning.model import DiaryLoRAModule
+from diary_lightning.data.batching import batch_counts
+from diary_lightning.data.encoding import IGNORE_INDEX
+from diary_lightning.model.loading import load_base
+from diary_lightning.training.lora_module import DiaryLoRAModule
 
 pytestmark = pytest.mark.skipif(
     not has_avx512bf16(),
@@ -87,7 +86,7 @@ def test_a_validation_leaves_the_next_steps_gradients_unchanged(tiny_model_dir):
 
 
 def test_inference_models_keep_the_weight_layout_and_compute_dtype(tiny_model_dir):
-    """DiaryWriter and predict load through load_base: after generating, the layers still hold the layout
+    """DiaryPipeline and predict load through load_base: after generating, the layers still hold the layout
     training reads, and eval logits match training-mode ones (the packed kernel computes in bfloat16)."""
     model = load_base(str(tiny_model_dir), load_in_4bit=True, compute_dtype="float32")
     ids = _batch()["input_ids"]

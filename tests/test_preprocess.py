@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
 from test_aihub_input import aihub_tree
 
@@ -45,7 +44,7 @@ def test_preprocess_on_the_aihub_sample(make_config, aihub_sample: Path, capsys,
     def no_reading(*args, **kwargs):
         raise AssertionError("the cache was not reused: the dialogues were read again")
 
-    monkeypatch.setattr("diary_lightning.data.read_dialogues", no_reading)
+    monkeypatch.setattr("diary_lightning.training.datamodule.read_dialogues", no_reading)
     cache = next((config.parent / "cache").iterdir())
     stamp = {p: p.stat().st_mtime_ns for p in cache.rglob("*")}
     with caplog.at_level(logging.INFO):
@@ -68,7 +67,7 @@ def test_preprocess_aihub_folders_as_train_and_val(make_config, tmp_path: Path, 
 
 
 def test_preprocess_reports_bad_input_before_anything_else(make_config, tmp_path: Path):
-    from diary_lightning.dialogue import DataError
+    from diary_lightning.data.records import DataError
 
     bad = tmp_path / "bad.json"
     bad.write_bytes(b'{"data": [{"header": ')
@@ -86,9 +85,9 @@ def test_dialogues_that_cannot_fit_are_dropped_and_counted(make_config, capsys):
 
 
 def test_build_splits_is_a_plain_function_with_a_typed_report(sample_dialogues: Path, tokenizer) -> None:
-    from diary_lightning.dialogue import read_dialogues
-    from diary_lightning.prepare import DataReport, Encoder, build_splits
-    from diary_lightning.prompts import TEMPLATES
+    from diary_lightning.data.dialogue import read_dialogues
+    from diary_lightning.data.prepare import DataReport, Encoder, build_splits
+    from diary_lightning.data.prompts import TEMPLATES
 
     result = read_dialogues(str(sample_dialogues))
     splits, report = build_splits(result, Encoder(tokenizer, TEMPLATES["eeve-diary"], 180), 0.2, 0.2, seed=1)

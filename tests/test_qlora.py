@@ -5,11 +5,10 @@ from __future__ import annotations
 import bitsandbytes as bnb
 import pytest
 import torch
-
 from conftest import lora_module
 
-from diary_lightning.bnb_cpu import keep_nf4_unpacked
-from diary_lightning.model import DiaryLoRAModule
+from diary_lightning.model.loading import keep_nf4_unpacked
+from diary_lightning.training.lora_module import DiaryLoRAModule
 
 
 @pytest.mark.parametrize("gradient_checkpointing", [False, True])
@@ -78,7 +77,7 @@ def test_fit_engages_gradient_checkpointing_and_lora_dropout(tiny_model_dir, sam
     checkpointing silently does nothing (and EEVE runs out of memory)."""
     import lightning as L
 
-    from diary_lightning.data import DiaryDataModule
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     seen: list[tuple[bool, bool, bool]] = []
 
@@ -102,7 +101,7 @@ def test_fit_engages_gradient_checkpointing_and_lora_dropout(tiny_model_dir, sam
 def test_adapter_state_round_trips_under_peft_names_and_refuses_unknown_names(tiny_model_dir):
     """Checkpoints hold the adapters as PEFT saves them; loading a name that matches nothing must fail, not
     load nothing (the loading is otherwise non-strict, as the base is not saved)."""
-    from diary_lightning.loading import AdapterMismatchError, adapter_state, load_adapter_state, peft_names
+    from diary_lightning.model.loading import AdapterMismatchError, adapter_state, load_adapter_state, peft_names
 
     module = lora_module(tiny_model_dir)
     state = adapter_state(module.model)

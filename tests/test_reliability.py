@@ -12,13 +12,13 @@ import yaml
 from conftest import lora_module, run_cli
 from fits import run_dir
 
-from diary_lightning.checkpointing import SafeCheckpointIO
-from diary_lightning.dialogue import read_dialogues
+from diary_lightning.data.dialogue import read_dialogues
 from diary_lightning.errors import ConfigError
-from diary_lightning.loading import AdapterMismatchError, check_adapter_checkpoint
-from diary_lightning.model import DiaryLoRAModule
-from diary_lightning.resume import completed_predictions
-from diary_lightning.tiny import build_tiny_model
+from diary_lightning.model.loading import AdapterMismatchError, check_adapter_checkpoint
+from diary_lightning.model.tiny import build_tiny_model
+from diary_lightning.training.checkpointing import SafeCheckpointIO
+from diary_lightning.training.exact_resume import completed_predictions
+from diary_lightning.training.lora_module import DiaryLoRAModule
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +32,8 @@ def trained(reference_fit: Any) -> dict[str, Any]:
 # -- predict: streamed, resumable, never duplicated ----------------------------------------------------------------
 def _record(config: Path, checkpoint: Path, partial: Path, **model: Any) -> None:
     """What a predict with ``config`` and ``model`` overrides records beside the ``.partial`` it starts."""
-    from diary_lightning.data import DiaryDataModule
-    from diary_lightning.predictions import prediction_identity, write_record
+    from diary_lightning.training.callbacks import prediction_identity, write_record
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     settings = yaml.safe_load(config.read_text())
     module = DiaryLoRAModule(**{**settings["model"], **model})

@@ -11,8 +11,8 @@ import pytest
 from fits import RUN, finish, fit_config, run_dir, saved_step, scalars, start_fit
 from lightning.fabric.utilities.data import _set_sampler_epoch
 
-from diary_lightning.resume import ResumableDataLoader
-from diary_lightning.sampler import LengthGroupedBatchSampler
+from diary_lightning.data.batching import LengthGroupedBatchSampler
+from diary_lightning.training.exact_resume import ResumableDataLoader
 
 
 def _wait_for(path: Path, process: Any, timeout: float = 240) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from diary_lightning.dialogue import DataError, Dialogue, Turn
-from diary_lightning.roles import (
+from diary_lightning.data.records import DataError, Dialogue, Turn
+from diary_lightning.data.roles import (
     BOT_LABEL,
     DEFAULT_WRITER,
     WRITER_LABEL,
@@ -81,8 +81,8 @@ def test_a_bad_writer_setting_names_the_setting(bad: object) -> None:
 
 
 def test_preprocess_reports_how_each_split_chose_its_writers(tmp_path: Path, tiny_model_dir: Path) -> None:
-    from diary_lightning.data import DiaryDataModule
-    from diary_lightning.report import summarize
+    from diary_lightning.data.prepare import summarize
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     chats = tmp_path / "chats.jsonl"
     lines = [{"id": f"s{i}", "summary": "오늘은 바빴다.",
@@ -105,9 +105,9 @@ def test_preprocess_reports_how_each_split_chose_its_writers(tmp_path: Path, tin
 
 def test_a_synthesized_records_writer_is_the_writer_whatever_data_writer_says(tmp_path: Path,
                                                                              tiny_model_dir: Path) -> None:
-    from diary_lightning.data import DiaryDataModule
-    from diary_lightning.report import summarize
-    from diary_lightning.roles import RECORD_WRITER
+    from diary_lightning.data.prepare import summarize
+    from diary_lightning.data.roles import RECORD_WRITER
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     # Written as 민지 (the second speaker); data.writer's default would choose 준호, the first.
     diaries = tmp_path / "diaries.jsonl"
@@ -131,7 +131,7 @@ def test_a_synthesized_records_writer_is_the_writer_whatever_data_writer_says(tm
 
 
 def test_the_writer_given_at_predict_overrides_what_the_checkpoint_stored(tmp_path: Path, tiny_model_dir: Path) -> None:
-    from diary_lightning.data import DiaryDataModule
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     chat = tmp_path / "chat.txt"
     chat.write_text("준호: 잘 들어갔어?\n민지: 응 방금 도착했어\n준호: 다행이다\n", encoding="utf-8")
@@ -152,7 +152,7 @@ def test_the_writer_given_at_predict_overrides_what_the_checkpoint_stored(tmp_pa
 
 
 def test_a_checkpoint_from_before_label_schemes_keeps_its_speaker_labels(tiny_model_dir: Path) -> None:
-    from diary_lightning.data import DiaryDataModule
+    from diary_lightning.training.datamodule import DiaryDataModule
 
     data = DiaryDataModule(tokenizer=str(tiny_model_dir))
     data.load_state_dict({"prompt_template": "{dialogue}", "speaker_labels": {"P01": "Human"}, "anonymization": "keep"})

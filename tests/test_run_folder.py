@@ -88,7 +88,7 @@ def test_resume_logs_into_the_same_version_and_other_commands_add_none(moved: di
 
 def test_export_and_predict_without_config_take_base_and_prompt_from_the_checkpoint(
         moved: dict[str, Any], tmp_path: Path, tiny_model_dir: Path) -> None:
-    from diary_lightning.tiny import sample_data_path
+    from diary_lightning.model.tiny import sample_data_path
 
     checkpoint = moved["root"] / "checkpoints" / "last.ckpt"
     cwd = os.getcwd()

@@ -9,7 +9,7 @@ import torch
 from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from torch.utils.data import SequentialSampler
 
-from diary_lightning.sampler import LengthGroupedBatchSampler, padding_efficiency
+from diary_lightning.data.batching import LengthGroupedBatchSampler, padding_efficiency
 
 _RNG = random.Random(0)
 LENGTHS = [_RNG.randint(10, 500) for _ in range(101)]

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from diary_lightning.dialogue import Turn
+from diary_lightning.data.records import Turn
 from diary_lightning.synthesis.checks import ALL_CHECKS, CheckConfig, check_diary, grounding
-from diary_lightning.synthesis.prompt import DEFAULT_PROMPT
-from diary_lightning.synthesis.teacher import Reply, Request
+from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, Reply, Request
 
 TURNS = (Turn("P01", "오늘 회사에서 신제품 발표를 했는데 생각보다 잘 끝났어"), Turn("P02", "고생했네! 끝나고 뭐 했어?"),
          Turn("P01", "팀 동료들이랑 삼겹살 먹으러 갔지"))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import run_cli
-from diary_lightning.cli import main
-from diary_lightning.dialogue import read_dialogues
+
+from diary_lightning.cli.commands import main
+from diary_lightning.data.dialogue import read_dialogues
 
 pytestmark = pytest.mark.slow
 

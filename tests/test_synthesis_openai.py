@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from chat_server import ChatServer
-from diary_lightning.dialogue import Dialogue, Turn
+
+from diary_lightning.data.records import Dialogue, Turn
 from diary_lightning.synthesis.command import roles_for
 from diary_lightning.synthesis.openai_teacher import OpenAITeacher
-from diary_lightning.synthesis.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM
 from diary_lightning.synthesis.runner import Synthesis
-from diary_lightning.synthesis.teacher import TeacherConfig, TeacherError
+from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, TeacherConfig, TeacherError
 
 KEY = "sk-test-not-a-real-key-8d1f"
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from diary_lightning.synthesis.hangul import attach, has_final
-from diary_lightning.synthesis.rules import rewrite
+from diary_lightning.synthesis.rules import attach, has_final, rewrite
 
 ME, YOU = "SD2000691", "SD2000692"
 LABELS = {ME: "나", YOU: "상대"}
@@ -86,8 +85,8 @@ def test_plain_first_person_text_is_left_alone():
 
 
 def test_on_ai_hub_sample_the_rules_diaries_read_as_diaries_far_more_often_than_the_summaries(aihub_sample):
-    from diary_lightning.dialogue import read_dialogues
-    from diary_lightning.diary_style import style_scores
+    from diary_lightning.data.dialogue import read_dialogues
+    from diary_lightning.evaluation.diary_style import style_scores
     from diary_lightning.synthesis.command import roles_for
     from diary_lightning.synthesis.rules import RulesTeacher
     from diary_lightning.synthesis.teacher import Request

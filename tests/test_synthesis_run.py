@@ -10,16 +10,15 @@ import sys
 import time
 
 import pytest
-
 from chat_server import ChatServer
 from conftest import ROOT, subprocess_env
-from diary_lightning.dialogue import Dialogue, Turn
+
+from diary_lightning.data.records import Dialogue, Turn
+from diary_lightning.io.jsonl import OutputError, OutputLock
 from diary_lightning.synthesis.command import roles_for
-from diary_lightning.synthesis.output import OutputError, OutputLock
-from diary_lightning.synthesis.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM
 from diary_lightning.synthesis.rules import RulesTeacher
 from diary_lightning.synthesis.runner import Synthesis, shard_of
-from diary_lightning.synthesis.teacher import Reply
+from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, Reply
 
 
 def make_dialogues(n: int) -> list[Dialogue]:
@@ -168,7 +167,7 @@ def test_rejected_diaries_are_asked_again_with_retries_and_otherwise_recorded_wi
 
 
 def test_the_output_is_read_back_with_the_diary_as_the_target(tmp_path):
-    from diary_lightning.dialogue import read_dialogues
+    from diary_lightning.data.dialogue import read_dialogues
 
     out = tmp_path / "diaries.jsonl"
     dialogues = make_dialogues(3)

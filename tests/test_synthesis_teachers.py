@@ -7,13 +7,12 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
-from diary_lightning.dialogue import Dialogue, Turn
+
+from diary_lightning.data.records import Dialogue, Turn
 from diary_lightning.synthesis.command import roles_for
-from diary_lightning.synthesis.prompt import DEFAULT_PROMPT, DEFAULT_SYSTEM
 from diary_lightning.synthesis.runner import Synthesis
-from diary_lightning.synthesis.teacher import TeacherConfig, TeacherError, make_teacher
+from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, TeacherConfig, TeacherError, make_teacher
 
 
 def _dialogues() -> list[Dialogue]:
@@ -43,9 +42,9 @@ def test_transformers_teacher_batches_left_padded_like_one_at_a_time(tiny_model_
 
 
 def teacher_prompt(teacher, request):
-    from diary_lightning.synthesis.local import render_chat
+    from diary_lightning.synthesis.local import teacher_prompt_text
 
-    return render_chat(teacher.tokenizer, request.messages)
+    return teacher_prompt_text(teacher.tokenizer, request.messages)
 
 
 def test_transformers_teacher_end_to_end_keeps_or_rejects_every_dialogue(tiny_model_dir, tmp_path):
@@ -69,7 +68,7 @@ def test_vllm_missing_is_a_clear_error_and_never_imported_otherwise():
     with pytest.raises(TeacherError, match=r"pip install 'diary-lightning\[vllm\]'"):
         make_teacher(TeacherConfig(backend="vllm", model="some/model"))
     code = ("import sys; from diary_lightning.synthesis.command import synthesize; "
-            "import diary_lightning.cli; from diary_lightning.synthesis.teacher import TeacherConfig, make_teacher; "
+            "import diary_lightning.cli.commands; from diary_lightning.synthesis.teacher import TeacherConfig, make_teacher; "
             "make_teacher(TeacherConfig()); print(sorted(m for m in ('vllm', 'openai') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr

@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from diary_lightning.batching import load_tokenizer
-from diary_lightning.tiny import build_tiny_model, main, sample_data_path
+from diary_lightning.model.loading import load_tokenizer
+from diary_lightning.model.tiny import build_tiny_model, main, sample_data_path
 
 
 def _chat_loss(model_dir) -> float:

@@ -1,5 +1,5 @@
 """Every target token of an optimizer step weighs the same, however the step's dialogues are split into
-micro-batches and ranks (diary_lightning.token_mean): the adapter gradient equals one big batch's."""
+micro-batches and ranks (diary_lightning.model.loss): the adapter gradient equals one big batch's."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import run_cli, tiny_config
 from fits import ddp_fit
+from safetensors.torch import load_file
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Whether a teacher's diary may be trained on: the diary-style checks plus what only synthesis can check.
 
 The style checks (meta, polite, third person, reported speech, empty, truncated) are
-:func:`diary_lightning.diary_style.style_failures`, the one implementation the metrics use too. Beside them:
+:func:`diary_lightning.evaluation.diary_style.style_failures`, the one implementation the metrics use too. Beside them:
 
 - ``prompt_copy``: the diary repeats the instruction or the dialogue transcript instead of writing;
 - ``length``: its length is outside ``[min_length_ratio, max_length_ratio]`` times the summary's;
@@ -16,8 +16,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from diary_lightning.diary_style import CHECKS as STYLE_CHECKS
-from diary_lightning.diary_style import style_failures
+from diary_lightning.evaluation.diary_style import CHECKS as STYLE_CHECKS
+from diary_lightning.evaluation.diary_style import style_failures
 from diary_lightning.synthesis.teacher import Reply, Request
 
 SYNTHESIS_CHECKS = ("prompt_copy", "length", "speaker_code", "ungrounded")

@@ -7,12 +7,11 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from diary_lightning.dialogue import Dialogue
-from diary_lightning.roles import DEFAULT_BOTS, LabelScheme, choose_writer, role_labels
+from diary_lightning.data.records import Dialogue
+from diary_lightning.data.roles import DEFAULT_BOTS, LabelScheme, choose_writer, role_labels
 from diary_lightning.synthesis.checks import CheckConfig
-from diary_lightning.synthesis.prompt import resolve_prompt, resolve_system
 from diary_lightning.synthesis.runner import Roles, Synthesis, print_summary
-from diary_lightning.synthesis.teacher import TeacherConfig, make_teacher
+from diary_lightning.synthesis.teacher import TeacherConfig, make_teacher, resolve_prompt, resolve_system
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from diary_lightning.synthesis.chat_tokens import chat_prompt_ids
 from diary_lightning.synthesis.teacher import Reply, Request, TeacherConfig, TeacherError
 
 log = logging.getLogger(__name__)
@@ -24,7 +23,7 @@ def _chunks(requests: Iterable[Request], size: int) -> Iterator[list[Request]]:
         yield chunk
 
 
-def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+def teacher_prompt_text(tokenizer: Any, messages: list[dict[str, str]]) -> str:
     """The prompt text the model was tuned on: its chat template, or the plain messages where it has none."""
     if not getattr(tokenizer, "chat_template", None):
         return "\n\n".join(m["content"] for m in messages) + "\n"
@@ -41,7 +40,7 @@ def render_chat(tokenizer: Any, messages: list[dict[str, str]]) -> str:
 
 def prompt_ids(tokenizer: Any, request: Request) -> list[int]:
     """The request's chat prompt as token ids, the data in it read as text (see ``chat_tokens``)."""
-    text = render_chat(tokenizer, request.messages)
+    text = teacher_prompt_text(tokenizer, request.messages)
     return chat_prompt_ids(tokenizer, text, request.messages, add_special_tokens=not tokenizer.chat_template)
 
 
@@ -49,8 +48,7 @@ class TransformersTeacher:
     def __init__(self, config: TeacherConfig) -> None:
         import torch
 
-        from diary_lightning.batching import load_tokenizer
-        from diary_lightning.loading import DTYPES, load_base
+        from diary_lightning.model.loading import DTYPES, load_base, load_tokenizer
 
         if config.batch_size < 1:
             raise ValueError(f"--teacher.batch_size {config.batch_size}: must be >= 1")
@@ -139,3 +137,34 @@ class VLLMTeacher:
 
     def close(self) -> None:
         pass
+
+
+# The token ids of a teacher's chat prompt, with the chat template's own markers as special tokens and the
+# messages' content (the dialogue, the summary) as text: a ``</s>`` someone typed in a chat must not end the
+# teacher's prompt early, nor an ``<|im_start|>`` open a turn of its own.
+
+def _content_spans(text: str, contents: Sequence[str]) -> list[tuple[int, int]]:
+    """Where each message's content lies in the rendered prompt, in order. A template that rewrites content
+    (trims it, say) leaves that message unfound: its special-token strings are then left as the template made them."""
+    spans, position = [], 0
+    for content in contents:
+        start = text.find(content, position) if content else -1
+        if start >= 0:
+            spans.append((start, start + len(content)))
+            position = start + len(content)
+    return spans
+
+
+def chat_prompt_ids(tokenizer: Any, text: str, messages: Sequence[dict[str, str]], add_special_tokens: bool) -> list[int]:
+    """Ids of ``text`` (``messages`` rendered by the chat template): tokenized as a whole, as the model was tuned,
+    except that a special token found inside a message's content is spelled out in ordinary tokens instead."""
+    encoded = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
+    spans = _content_spans(text, [m["content"] for m in messages])
+    special = set(tokenizer.all_special_ids)
+    ids: list[int] = []
+    for token, (start, end) in zip(encoded["input_ids"], encoded["offset_mapping"]):
+        if token in special and start < end and any(a <= start and end <= b for a, b in spans):
+            ids.extend(tokenizer(text[start:end], add_special_tokens=False, split_special_tokens=True)["input_ids"])
+        else:
+            ids.append(token)
+    return ids

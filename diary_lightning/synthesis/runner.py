@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from diary_lightning.dialogue import Dialogue
+from diary_lightning.data.records import Dialogue
+from diary_lightning.io.jsonl import JsonlAppender, OutputLock, read_ids, repair
 from diary_lightning.synthesis.checks import CheckConfig, check_diary
-from diary_lightning.synthesis.output import JsonlAppender, OutputLock, read_ids, repair
-from diary_lightning.synthesis.prompt import build_messages
-from diary_lightning.synthesis.teacher import Reply, Request, Teacher
+from diary_lightning.synthesis.teacher import Reply, Request, Teacher, build_messages
 
 log = logging.getLogger(__name__)
 

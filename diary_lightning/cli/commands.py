@@ -1,0 +1,273 @@
+"""The command line: LightningCLI with fit, validate, test, predict, preprocess and export; merge beside it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.plugins.io import CheckpointIO
+
+from diary_lightning.cli.console import progress_bar, silence_known_noise
+from diary_lightning.cli.runs import (
+    RunFolder,
+    RunLocks,
+    as_list,
+    cpu_when_no_accelerator_needed,
+    fill_from_checkpoint,
+    place_checkpoints,
+    refuse_mixed_runs,
+    refuse_output_over_input,
+    require_adapter_or_zero_shot,
+    resume_command,
+    resumed_log,
+    run_logger,
+)
+from diary_lightning.errors import ConfigError, check_config_syntax, run_reporting_user_errors
+from diary_lightning.io import faults
+from diary_lightning.synthesis.command import SynthesizeCommand
+from diary_lightning.training.callbacks import JsonlPredictionWriter, RunSummary, prediction_identity
+from diary_lightning.training.checkpointing import (
+    CheckpointOnSigterm,
+    ExportAdapter,
+    RngState,
+    SafeCheckpointIO,
+    checkpoint_dir,
+    checkpoint_folder,
+)
+from diary_lightning.training.datamodule import DiaryDataModule
+from diary_lightning.training.exact_resume import ExactResume
+from diary_lightning.training.lightning_internals import KeepConfiguredHyperparameters
+from diary_lightning.training.lora_module import DiaryLoRAModule
+
+log = logging.getLogger(__name__)
+
+
+class DiaryTrainer(SynthesizeCommand, Trainer):
+    def preprocess(self, model: DiaryLoRAModule | None = None, datamodule: DiaryDataModule | None = None) -> dict[str, Any]:
+        """Parse, clean, split and tokenize the data into the cache, and print a JSON summary."""
+        from diary_lightning.data.prepare import summarize
+
+        start = time.perf_counter()
+        summary = summarize(datamodule)
+        log.info("preprocess: data read, tokenized and summarized in %.2fs", time.perf_counter() - start)
+        print(json.dumps(summary, ensure_ascii=False, indent=1))
+        return summary
+
+    def export(self, model: DiaryLoRAModule, datamodule: DiaryDataModule, ckpt_path: str,
+               output: str | None = None) -> Path:
+        """Write a checkpoint's adapter as a PEFT folder with the tokenizer, prompt and generation settings.
+
+        Args:
+            ckpt_path: The checkpoint to export (a path, ``best`` or ``last``).
+            output: The folder to write (``--output``; default: DEFAULT_ROOT_DIR/adapter).
+        """
+        from diary_lightning.inference.export import export_adapter
+
+        if model.hparams.adapter_path:
+            raise ValueError("export takes --ckpt_path; model.adapter_path is already an exported adapter")
+        if ckpt_path == "last":
+            ckpt_path = str(checkpoint_dir(self) / "last.ckpt")
+        if not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint")
+        model.trainer = self  # configure_model loads the base onto this trainer's device
+        model.configure_model()
+        target = export_adapter(model, ckpt_path, output or Path(self.default_root_dir) / "adapter", datamodule)
+        print(target)
+        return target
+
+
+def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
+    """Make ``best`` work in a new process: Lightning only knows it in the process that trained,
+    so it is looked up in the state ModelCheckpoint saved into ``last.ckpt``."""
+    if ckpt_path != "best" or trainer.checkpoint_callback is None:
+        return ckpt_path
+    if trainer.checkpoint_callback.best_model_path:
+        return ckpt_path
+    dirpath = trainer.checkpoint_callback.dirpath
+    last = Path(dirpath or "") / "last.ckpt"
+    if not dirpath or not last.is_file():
+        raise FileNotFoundError(f"--ckpt_path best: no {last} to read the best checkpoint from; give the path instead")
+    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    for key, value in state.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and value.get("best_model_path"):
+            return value["best_model_path"]
+    # No validation ran, so nothing was ranked: the last checkpoint is the best there is, as fit said
+    # when it ended (RunSummary) and as it exported.
+    log.info("--ckpt_path best: %s records no validation, so the best checkpoint is the last: %s", last, last)
+    return str(last)
+
+
+def check_writable(directory: str | os.PathLike) -> None:
+    """Fail at start, not hours later at the first checkpoint, when outputs cannot be written."""
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise ConfigError(f"cannot write to {path}: {err.strerror or err}") from None
+
+
+class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        # export's output is the shared --output below, not an argument of its own.
+        return {**LightningCLI.subcommands(), "preprocess": {"model", "datamodule"},
+                "export": {"model", "datamodule", "output"}, "synthesize": {"model", "datamodule", "output"}}
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        parser.add_argument("--output", type=str | None, default=None,
+                            help="predict: JSONL file for the diaries (default: DEFAULT_ROOT_DIR/predictions.jsonl); "
+                                 "export: the adapter folder (default: DEFAULT_ROOT_DIR/adapter); "
+                                 "synthesize: the JSONL of diaries to write or complete")
+        parser.add_argument("--resume_predictions", type=bool, default=False,
+                            help="predict: keep the diaries an interrupted predict left in OUTPUT.partial and "
+                                 "write only the missing ones")
+        parser.add_argument("--zero_shot", type=bool, default=False,
+                            help="predict: write with the base model alone, no adapter (the zero-shot baseline)")
+        parser.link_arguments("model.base_model", "data.tokenizer")
+        parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
+
+    def _ckpt(self) -> None:
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") and self.model.hparams.adapter_path:
+            raise ValueError(f"give --ckpt_path or --model.adapter_path, not both "
+                             f"({config['ckpt_path']} and {self.model.hparams.adapter_path})")
+        if "ckpt_path" in config:
+            config["ckpt_path"] = resolve_checkpoint(config["ckpt_path"], self.trainer)
+        last = str(checkpoint_dir(self.trainer) / "last.ckpt")
+        if config.get("ckpt_path") == "last" and self.subcommand == "predict":
+            # Named now, so that the diaries' record names the very file. validate and test keep "last" for
+            # Lightning, which warns rather than fails when there is none yet.
+            config["ckpt_path"] = last
+        ckpt = config.get("ckpt_path")
+        fill_from_checkpoint(self.model, self.datamodule, last if ckpt == "last" else ckpt)
+        if self.model.hparams.adapter_path:
+            # Write as DiaryPipeline does with this adapter: the prompt it was trained with (as a checkpoint
+            # would restore it), its max_length and its generation settings.
+            from diary_lightning.inference.export import read_diary_settings
+
+            settings = read_diary_settings(self.model.hparams.adapter_path)
+            self.datamodule.use_settings(settings)
+            self.model.use_generation(settings.generation)
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        config = self.config_init[self.subcommand]
+        plugins = config["trainer"].get("plugins")
+        plugins = list(plugins) if isinstance(plugins, list) else [plugins] if plugins is not None else []
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            kwargs["plugins"] = [*plugins, SafeCheckpointIO()]
+        kwargs.update(self._run_folder(config))
+        kwargs.update(cpu_when_no_accelerator_needed(self.subcommand, config["trainer"]))
+        if config["trainer"].get("enable_progress_bar") is not False and not any(
+                isinstance(c, ProgressBar) for c in as_list(config["trainer"].get("callbacks"))):
+            kwargs["callbacks"] = [*as_list(config["trainer"].get("callbacks")), progress_bar()]
+        if self.subcommand not in ("fit", "validate", "test"):
+            self.save_config_callback = None  # no log folder to save it in
+        return super().instantiate_trainer(**kwargs)
+
+    def _run_folder(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Checkpoints and logs under ``trainer.default_root_dir`` (``diary_lightning/cli/runs.py``)."""
+        trainer = config["trainer"]
+        root = trainer.get("default_root_dir") or os.getcwd()
+        callbacks = as_list(trainer.get("callbacks"))
+        place_checkpoints(callbacks, root)
+        if trainer.get("logger") not in (None, True):
+            return {}  # a logger the config gives, or none (false)
+        version, purge_step = None, None
+        if self.subcommand == "fit":
+            version, purge_step = resumed_log(config.get("ckpt_path"), checkpoint_folder(callbacks, root), root)
+        return {"logger": run_logger(self.subcommand, root, version, purge_step)}
+
+    def before_fit(self) -> None:
+        refuse_mixed_runs(checkpoint_dir(self.trainer), self.config_init["fit"].get("ckpt_path"))
+        check_writable(self.trainer.default_root_dir)
+        self._lock_run_folder(checkpoints_too=False)  # before anything else is created in it
+        logs = [self.trainer.logger.save_dir] if self.trainer.logger is not None else []
+        dirpaths = [getattr(callback, "dirpath", None) for callback in self.trainer.checkpoint_callbacks]
+        for folder in dict.fromkeys(str(f) for f in [*logs, *dirpaths] if f):  # each folder once
+            check_writable(folder)
+        self._lock_checkpoints()
+
+    def before_export(self) -> None:
+        self._lock_run_folder()
+        self._ckpt()
+
+    def export(self, **kwargs: Any) -> Path:
+        return self.trainer.export(**kwargs, output=self.config_init["export"].get("output"))
+
+    def synthesize(self, **kwargs: Any) -> dict[str, Any]:
+        return self.trainer.synthesize(**kwargs, output=self.config_init["synthesize"].get("output"))
+
+    def before_validate(self) -> None:
+        self._lock_run_folder()
+        self._ckpt()
+        require_adapter_or_zero_shot(self.subcommand, self.config_init[self.subcommand], self.model.hparams)
+
+    before_test = before_validate
+    # What a job holds is released when it ends (predict also finishes its diaries file first).
+    after_fit = after_export = after_validate = after_test = RunLocks._unlock
+
+    def before_predict(self) -> None:
+        self._ckpt()
+        require_adapter_or_zero_shot(self.subcommand, self.config_init[self.subcommand], self.model.hparams)
+        output = self.config_init["predict"].get("output") or os.path.join(self.trainer.default_root_dir, "predictions.jsonl")
+        refuse_output_over_input(output, self.datamodule.hparams.predict_path)
+        check_writable(Path(output).parent)
+        self._locks = []
+        self._lock(output, "file")
+        writer = JsonlPredictionWriter(output, resume=self.config_init["predict"].get("resume_predictions", False))
+        writer.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
+                                                  self.datamodule))
+        self.datamodule.skip_predict_ids = writer.written_ids()
+        self.trainer.callbacks.append(writer)
+
+    def after_predict(self) -> None:
+        for callback in self.trainer.callbacks:
+            if isinstance(callback, JsonlPredictionWriter) and self.trainer.is_global_zero:
+                callback.finish()
+        self._unlock()
+
+
+def main(args: list[str] | None = None) -> None:
+    """The program: user errors end with their message and exit status 2 (``diary_lightning/errors.py``)."""
+    silence_known_noise()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    run_reporting_user_errors(run, sys.argv[1:] if args is None else args)
+
+
+def run(argv: list[str]) -> None:
+    """The command line without the error reporting: exceptions propagate (tests call this)."""
+    check_config_syntax(argv)
+    if argv[:1] == ["merge"]:
+        from diary_lightning.inference.export import merge_main
+
+        merge_main(argv[1:])
+        return
+    DiaryCLI(
+        DiaryLoRAModule,
+        DiaryDataModule,
+        trainer_class=DiaryTrainer,
+        trainer_defaults={
+            "callbacks": [ExactResume(), RunSummary(), CheckpointOnSigterm(resume_command(argv)), RngState(),
+                          ExportAdapter(), RunFolder(), *faults.callbacks()],
+            # The data module shards its batches across DDP ranks itself (see LengthGroupedBatchSampler).
+            "use_distributed_sampler": False,
+        },
+        seed_everything_default=42,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"epilog": "merge: fold an exported adapter into its base as a plain transformers model "
+                                 "(python -m diary_lightning merge --help)"},
+        # Given the program's own arguments, LightningCLI reads them itself (it warns when handed them).
+        args=None if argv == sys.argv[1:] else argv,
+    )

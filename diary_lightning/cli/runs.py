@@ -1,0 +1,246 @@
+"""The run folder, and what each subcommand sets up around the trainer.
+
+Everything one run writes lives under ``trainer.default_root_dir``.
+
+``ROOT/checkpoints`` holds the checkpoints and the exported adapter, ``ROOT/tensorboard/version_N`` the
+logs, ``ROOT/predictions.jsonl`` the diaries. The paths are derived here, not repeated in YAML, so one
+flag (``--trainer.default_root_dir runs/nikl``) moves the whole run. A ``dirpath`` or logger given
+explicitly in a config still wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from diary_lightning.errors import ConfigError
+from diary_lightning.io.lock import JobLock, lock_is_needed, remove_stale_temporaries
+from diary_lightning.model.loading import absolute_if_local
+from diary_lightning.training.checkpointing import CHECKPOINTS, checkpoint_dir
+
+log = logging.getLogger(__name__)
+
+LOG_NAME = "tensorboard"
+RUN_STATE_KEY = "diary_lightning_run"
+"""Checkpoint key of what :class:`RunFolder` records for later commands."""
+
+
+def place_checkpoints(callbacks: list[Any], root: str | os.PathLike) -> None:
+    """Point every ModelCheckpoint without a ``dirpath`` at ``ROOT/checkpoints``.
+
+    Lightning's own default is ``ROOT/tensorboard/version_N/checkpoints``: a new folder per run, where
+    ``--ckpt_path last`` could not find the run it should continue.
+    """
+    for callback in callbacks:
+        if isinstance(callback, ModelCheckpoint) and not callback.dirpath:
+            callback.dirpath = os.path.realpath(os.path.expanduser(Path(root) / CHECKPOINTS))
+
+
+def run_logger(subcommand: str, root: str | os.PathLike, version: int | str | None = None,
+               purge_step: int | None = None) -> TensorBoardLogger | bool:
+    """The logger of a subcommand: fit, validate and test log to ``ROOT/tensorboard``; predict, export and
+    preprocess log nothing, so they leave no empty ``version_N`` beside the training run."""
+    if subcommand not in ("fit", "validate", "test"):
+        return False
+    kwargs = {"purge_step": purge_step} if purge_step is not None else {}
+    return TensorBoardLogger(save_dir=str(root), name=LOG_NAME, version=version, **kwargs)
+
+
+def resumed_log(ckpt_path: str | None, checkpoints: Path, root: str | os.PathLike) -> tuple[int | str | None, int | None]:
+    """The TensorBoard version a fit resumed from ``ckpt_path`` continues, and the step from which the
+    interrupted run's events are superseded (TensorBoard hides those, so the curve is one line).
+
+    The version is the one the checkpoint recorded; a checkpoint from before that was recorded
+    continues the newest version of the folder. (None, None) for a fresh fit.
+    """
+    if not ckpt_path:
+        return None, None
+    path = checkpoints / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if ckpt_path == "best" or not path.is_file():
+        return None, None  # resolved (or refused) later; a new version is then the safe choice
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    version = state.get(RUN_STATE_KEY, {}).get("log_version")
+    if version is None:
+        versions = [int(m.group(1)) for p in (Path(root) / LOG_NAME).glob("version_*")
+                    if (m := re.fullmatch(r"version_(\d+)", p.name))]
+        version = max(versions) if versions else None
+    return version, int(state.get("global_step", 0))
+
+
+def refuse_mixed_runs(checkpoints: Path, ckpt_path: str | None) -> None:
+    """A fresh fit into a folder that holds another run's checkpoints would put its own beside them, and
+    ``--ckpt_path best`` could then pick one of the old ones. Refused rather than versioned: the paths
+    a user reads in the docs (``ROOT/checkpoints/last.ckpt``, ``ROOT/checkpoints/adapter``) stay true."""
+    if ckpt_path or not checkpoints.is_dir():
+        return
+    old = sorted(p.name for p in checkpoints.glob("*.ckpt"))
+    if old:
+        shown = ", ".join(old[:3]) + (f" and {len(old) - 3} more" if len(old) > 3 else "")
+        raise ConfigError(
+            f"{checkpoints} already holds the checkpoints of another run ({shown}). Start this run in a new "
+            f"folder (--trainer.default_root_dir runs/NEW), or continue that one (--ckpt_path last)."
+        )
+
+
+class RunFolder(L.Callback):
+    """Records in every checkpoint what a later command needs without the run's config: the TensorBoard
+    version the run logs to (a resumed fit continues it), the base model as an absolute path when it is
+    a local folder, how it was loaded, and ``data.max_length``."""
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        h = pl_module.hparams
+        state: dict[str, Any] = {
+            "base_model": absolute_if_local(h.base_model),
+            "model": {key: h[key] for key in LOADING if key in h},
+        }
+        if isinstance(trainer.logger, TensorBoardLogger):
+            state["log_version"] = trainer.logger.version
+        datamodule = getattr(trainer, "datamodule", None)
+        if datamodule is not None and "max_length" in datamodule.hparams:
+            state["max_length"] = datamodule.hparams.max_length
+        checkpoint[RUN_STATE_KEY] = state
+
+
+LOADING = ("load_in_4bit", "compute_dtype", "double_quant", "attn_implementation")
+"""The model settings that say how the base was loaded, taken from a checkpoint with the base model."""
+
+
+def fill_from_checkpoint(model: Any, datamodule: Any, ckpt_path: str | None) -> None:
+    """Without a configured ``model.base_model``, take it from the checkpoint (or exported adapter) to be
+    used, with the LoRA shape, loading settings and ``data.max_length`` it was trained with. A configured
+    base model means a config was given: then it wins, as every setting of a config does."""
+    h = model.hparams
+    if h.base_model:
+        return
+    if h.adapter_path:
+        from diary_lightning.inference.export import adapter_base_model, read_settings
+
+        settings = read_settings(h.adapter_path)
+        base, loading, max_length, lora = adapter_base_model(h.adapter_path), settings["model"], settings["max_length"], {}
+    elif ckpt_path:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
+        meta, run = state.get("diary_lightning") or {}, state.get(RUN_STATE_KEY) or {}
+        base = run.get("base_model") or meta.get("base_model")
+        if not base:
+            raise ConfigError(f"{ckpt_path} records no base model (not written by diary_lightning?): "
+                              "give --model.base_model")
+        loading, max_length, lora = run.get("model", {}), run.get("max_length"), meta.get("lora", {})
+    else:
+        return  # nothing to take it from: configure_model names the missing setting
+    h.base_model = base
+    for key in LOADING:
+        if key in loading:
+            h[key] = loading[key]
+    for key in ("r", "alpha", "target_modules"):
+        if key in lora:
+            h[f"lora_{key}"] = lora[key]
+    datamodule.hparams.tokenizer = base
+    if max_length:
+        datamodule.hparams.max_length = max_length
+    log.info("model.base_model from %s: %s", h.adapter_path or ckpt_path, base)
+
+
+def as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [] if value is None else [value]
+
+
+def cpu_when_no_accelerator_needed(subcommand: str, trainer: dict[str, Any]) -> dict[str, Any]:
+    """preprocess never loads the model, and export only copies an adapter out of a checkpoint: neither may
+    fail because the config names a GPU this machine lacks. Export keeps the GPU when there is one."""
+    if subcommand == "preprocess" or (subcommand == "export" and not torch.cuda.is_available()
+                                      and trainer.get("accelerator") not in (None, "cpu")):
+        return {"accelerator": "cpu", "devices": 1, "num_nodes": 1, "strategy": "auto"}
+    return {}
+
+
+def refuse_output_over_input(output: str, predict_path: Any) -> None:
+    """``--output chat.txt`` beside ``--data.predict_path chat.txt`` would replace the chat with its diary."""
+    from diary_lightning.data.records import DataError
+    from diary_lightning.data.sources import expand_paths
+
+    if not predict_path:
+        return
+    try:
+        inputs = expand_paths(predict_path)
+    except DataError:
+        return  # reading the input names the problem
+    target = Path(output).resolve()
+    for path in inputs:
+        if path.resolve() == target:
+            raise ConfigError(f"--output {output} is the input file {path}: writing the diaries there would replace "
+                              "it; give another --output")
+
+
+def resume_command(argv: list[str]) -> str | None:
+    """The command that continues a fit after a stop: the same arguments with ``--ckpt_path last``."""
+    if argv[:1] != ["fit"]:
+        return None
+    kept, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--ckpt_path="):
+            skip = False
+            continue
+        if arg == "--ckpt_path":
+            skip = True
+            continue
+        kept.append(arg)
+    on_path = shutil.which("python")
+    python = "python" if on_path and os.path.realpath(on_path) == os.path.realpath(sys.executable) else sys.executable
+    return shlex.join([python, "-m", "diary_lightning", *kept, "--ckpt_path", "last"])
+
+
+def require_adapter_or_zero_shot(subcommand: str, config: dict[str, Any], hparams: Any) -> None:
+    """predict needs an adapter unless zero-shot is asked for; validate and test say when they score the base alone."""
+    adapter = config.get("ckpt_path") or hparams.adapter_path
+    if adapter and config.get("zero_shot"):
+        raise ConfigError(f"--zero_shot true writes with the base model alone; it contradicts the adapter {adapter}")
+    if adapter:
+        return
+    if subcommand == "predict" and not config.get("zero_shot"):
+        raise ConfigError("predict needs an adapter: --ckpt_path CKPT (a checkpoint of fit, or last or best) or "
+                          "--model.adapter_path DIR (an exported adapter folder). To write with the untuned base "
+                          "model, the zero-shot baseline, add --zero_shot true.")
+    log.info("zero-shot: %s the base model %s with no adapter (--ckpt_path or --model.adapter_path gives one)",
+             "writing with" if subcommand == "predict" else "scoring", hparams.base_model)
+
+
+# The CLI's locks: one job per run folder or predictions file (diary_lightning.io.lock), taken before anything
+# is created there, and the temporaries a killed job left behind removed.
+
+class RunLocks:
+    """Mixed into the CLI, which has ``self.trainer``."""
+
+    def _lock(self, path: str | os.PathLike, what: str = "folder") -> None:
+        """Refuse at once, before any model is loaded, when another job writes to ``path``."""
+        if not lock_is_needed():
+            return
+        self._locks.append(JobLock(path, what).acquire())
+
+    def _lock_run_folder(self, checkpoints_too: bool = True) -> None:
+        self._locks: list[JobLock] = []
+        self._lock(self.trainer.default_root_dir)
+        if checkpoints_too:
+            self._lock_checkpoints()
+
+    def _lock_checkpoints(self) -> None:
+        checkpoints = checkpoint_dir(self.trainer)
+        if not checkpoints.resolve().is_relative_to(Path(self.trainer.default_root_dir).resolve()):
+            self._lock(checkpoints)
+        # What a job killed here left: its temporaries, and the adapter it was replacing.
+        for folder in {Path(self.trainer.default_root_dir), checkpoints}:
+            remove_stale_temporaries(folder)
+
+    def _unlock(self) -> None:
+        for lock in getattr(self, "_locks", []):
+            lock.release()

@@ -1,0 +1,182 @@
+"""Handing a trained adapter to other tools: a standard PEFT folder with everything needed to write the same
+diary (tokenizer, prompt, generation settings), and a merged 16-bit model.
+
+Lightning checkpoints are for resuming a run. What a service loads is one of these:
+
+- the adapter folder, with ``peft.PeftModel.from_pretrained(base, folder)`` or :class:`DiaryPipeline`;
+- a merged model, with ``transformers.AutoModelForCausalLM.from_pretrained(folder)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from diary_lightning.inference.chat_template import build_chat_template
+from diary_lightning.io.atomic import atomic_directory
+from diary_lightning.model.generation import DiarySettings, GenerationSettings, generation_config
+from diary_lightning.model.loading import (
+    DTYPES,
+    absolute_if_local,
+    adapter_state,
+    load_adapter_checkpoint,
+    load_adapter_state,
+    load_tokenizer,
+)
+
+log = logging.getLogger(__name__)
+
+SETTINGS_FILE = "diary_lightning.json"
+"""Beside the adapter: prompt template, label scheme, default writer and bots settings, anonymization,
+max_length, how the base was loaded and the generation settings of training."""
+MERGE_DTYPES = ("bfloat16", "float16", "float32")
+
+
+def export_settings(hparams: Mapping[str, Any], prompt: Mapping[str, Any] | None,
+                    max_length: int | None) -> dict[str, Any]:
+    """``diary_lightning.json``: the prompt settings and ``max_length`` of the data, how the base was loaded and
+    how diaries are generated, from the model's hyperparameters."""
+    settings: dict[str, Any] = dict(prompt or {})
+    if max_length is not None:
+        settings["max_length"] = max_length
+    settings["model"] = {key: hparams[key] for key in
+                         ("base_model", "load_in_4bit", "compute_dtype", "double_quant", "attn_implementation")}
+    settings["model"]["base_model"] = absolute_if_local(hparams["base_model"])
+    settings["generation"] = GenerationSettings.from_mapping(hparams).to_dict()
+    return settings
+
+
+def save_adapter(model: Any, target: str | os.PathLike, settings: Mapping[str, Any], tokenizer: Any | None = None) -> Path:
+    """Write the adapter of the PEFT ``model`` to ``target``, whole or not at all: PEFT's own files,
+    ``diary_lightning.json`` and, with a tokenizer, the tokenizer (with a chat template that renders the
+    training prompt, :mod:`diary_lightning.inference.chat_template`) and ``generation_config.json``."""
+    target = Path(target)
+    with atomic_directory(target) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        _record_absolute_base(tmp / "adapter_config.json")
+        if tokenizer is not None:
+            # A model server given this folder builds the training prompt from a service's chat messages.
+            tokenizer.chat_template = build_chat_template(settings["prompt_template"], tokenizer)
+            tokenizer.save_pretrained(str(tmp))
+            generation_config(GenerationSettings.from_mapping(settings["generation"]), tokenizer).save_pretrained(str(tmp))
+        (tmp / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=1), encoding="utf-8")
+    return target
+
+
+def _record_absolute_base(config_file: Path) -> None:
+    """PEFT records the base as it was given; a relative folder would make the adapter load only from the
+    working directory of training (elsewhere transformers would look for it on the Hub)."""
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    base = config.get("base_model_name_or_path")
+    if base and absolute_if_local(base) != base:
+        config["base_model_name_or_path"] = absolute_if_local(base)
+        config_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
+
+
+def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | os.PathLike,
+                   datamodule: Any | None = None) -> Path:
+    """Write the adapter of ``checkpoint`` to ``target`` with :func:`save_adapter`; with a data module also its
+    tokenizer, prompt and ``max_length``.
+
+    The prompt settings are the ones the checkpoint was trained with; the generation settings are
+    ``pl_module``'s. The weights pass through the live PEFT model so that PEFT writes the files and
+    their configuration; the model's own weights are put back afterwards.
+    """
+    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    current = {k: v.detach().clone() for k, v in adapter_state(pl_module.model).items()}
+    try:
+        load_adapter_checkpoint(pl_module.model, saved, pl_module.hparams, current)
+        if datamodule is None:
+            return save_adapter(pl_module.model, target, export_settings(pl_module.hparams, None, None))
+        prompt = saved.get(type(datamodule).__qualname__) or datamodule.state_dict()
+        settings = export_settings(pl_module.hparams, prompt, datamodule.hparams.max_length)
+        return save_adapter(pl_module.model, target, settings, datamodule.tokenizer)
+    finally:
+        load_adapter_state(pl_module.model, current)
+
+
+def read_settings(adapter_path: str | os.PathLike) -> dict[str, Any]:
+    """The ``diary_lightning.json`` of an exported adapter, checked for what writing a diary needs."""
+    path = Path(adapter_path) / SETTINGS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {adapter_path} is not an adapter exported by diary_lightning "
+                                "(python -m diary_lightning export --ckpt_path CKPT --output DIR writes one)")
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    missing = [k for k in ("prompt_template", "anonymization", "max_length", "generation", "model") if k not in settings]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}: export the adapter again with this version "
+                         "(python -m diary_lightning export)")
+    return settings
+
+
+def read_diary_settings(adapter_path: str | os.PathLike) -> DiarySettings:
+    """What decides the diaries the exported adapter writes, besides its weights."""
+    return DiarySettings.from_mapping(read_settings(adapter_path))
+
+
+def adapter_base_model(adapter_path: str | os.PathLike) -> str:
+    """The base model PEFT recorded in ``adapter_config.json``."""
+    path = Path(adapter_path) / "adapter_config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: give a PEFT adapter folder (written by export or by fit)")
+    base = json.loads(path.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{path} names no base_model_name_or_path; give the base model explicitly")
+    return base
+
+
+def merge_adapter(adapter_path: str | os.PathLike, output: str | os.PathLike, dtype: str = "bfloat16",
+                  base_model: str | None = None, trust_remote_code: bool = False) -> Path:
+    """Fold the adapter into a 16-bit copy of its base and save the result to ``output`` as a plain
+    transformers model, with the adapter's tokenizer, generation config and ``diary_lightning.json``.
+
+    The base is loaded in ``dtype``, never in 4 bits: merged into NF4 weights the update would be
+    rounded away to the 4-bit grid.
+    """
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    if dtype not in MERGE_DTYPES:
+        raise ValueError(f"--dtype {dtype}: expected one of {', '.join(MERGE_DTYPES)}")
+    adapter_path, output = Path(adapter_path), Path(output)
+    base = base_model or adapter_base_model(adapter_path)
+    log.info("merging %s into %s (%s)", adapter_path, base, dtype)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
+    merged = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
+    tokenizer_source = adapter_path if (adapter_path / "tokenizer_config.json").is_file() else base
+    tokenizer = load_tokenizer(str(tokenizer_source), trust_remote_code)
+    with atomic_directory(output) as tmp:
+        merged.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        # The training generation settings replace the base's defaults that save_pretrained wrote.
+        for name in ("generation_config.json", SETTINGS_FILE):
+            if (adapter_path / name).is_file():
+                shutil.copyfile(adapter_path / name, tmp / name)
+    return output
+
+
+def merge_main(args: list[str]) -> None:
+    """``merge``: no model or data config, so plain argparse rather than a LightningCLI subcommand."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m diary_lightning merge",
+        description="Merge an exported adapter into a 16-bit copy of its base and save a plain transformers model "
+                    "(AutoModelForCausalLM.from_pretrained(OUTPUT)).")
+    parser.add_argument("--adapter_path", required=True, help="the exported adapter folder")
+    parser.add_argument("--output", required=True, help="the folder to write the merged model to")
+    parser.add_argument("--dtype", default="bfloat16", choices=MERGE_DTYPES,
+                        help="dtype of the merged weights (default: %(default)s; never 4-bit, which would round "
+                             "the adapter's update away)")
+    parser.add_argument("--base_model", default=None,
+                        help="the base model (default: base_model_name_or_path in adapter_config.json)")
+    parser.add_argument("--trust_remote_code", action="store_true", help="allow the base model's own code")
+    options = parser.parse_args(args)
+    print(merge_adapter(options.adapter_path, options.output, options.dtype, options.base_model, options.trust_remote_code))

@@ -1,0 +1,117 @@
+"""Files and folders written whole or not at all: a temporary name beside the target, renamed when complete.
+
+A rename within one directory is atomic, so a reader (or a run resumed after a kill) finds the old
+version or the new one, never a mix; on failure the temporary is removed and the old version stays.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from diary_lightning.io import faults
+
+
+def owner_tag() -> str:
+    """Ends every temporary name, so that the next job on the folder can tell whether its writer is gone
+    (``diary_lightning.io.lock.remove_stale_temporaries``): the PID, and the host for folders that jobs on
+    several machines share (the tokenized cache)."""
+    return f".{os.getpid()}@{socket.gethostname()}"
+
+
+@contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "w", *, encoding: str | None = None,
+                fsync: bool = False) -> Iterator[IO[Any]]:
+    """An open temporary file beside ``path`` (``mode`` ``"w"`` or ``"wb"``), renamed to ``path`` when the
+    block ends without an exception. ``fsync`` flushes it to the disk before the rename, for files a
+    power cut must not lose (checkpoints)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f"{owner_tag()}.tmp")
+    try:
+        with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as f:
+            yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """``Path.write_text`` in UTF-8, whole or not at all."""
+    with atomic_file(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+@contextmanager
+def atomic_directory(path: str | os.PathLike, *, keep_existing: bool = False) -> Iterator[Path]:
+    """An empty temporary folder beside ``path`` to fill; it becomes ``path`` when the block ends without an
+    exception. An existing ``path`` is replaced, or, with ``keep_existing``, kept and the new folder
+    dropped (another process finished the same content first)."""
+    from diary_lightning.io.lock import remove_stale_temporaries
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target.parent)  # what killed jobs left beside it
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=f"{owner_tag()}.tmp"))
+    try:
+        yield tmp
+        faults.reached("folder-write")
+        if not keep_existing:
+            _publish(tmp, target)
+            return
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not target.exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # left only when not published
+
+
+def _publish(tmp: Path, target: Path) -> None:
+    """Rename a finished folder to ``target``. A folder cannot be renamed over another that has files: the old
+    one is moved aside first, so that at every moment a complete folder sits under one of the two names, and
+    :func:`restore_interrupted_publish` puts it back if the job dies between the two renames."""
+    restore_interrupted_publish(target)
+    if not target.exists():
+        os.replace(tmp, target)
+        return
+    old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=f"{owner_tag()}.old"))
+    os.replace(target, old / target.name)
+    faults.reached("publish")
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def restore_interrupted_publish(target: str | os.PathLike) -> bool:
+    """Put back the previous ``target`` folder that a job killed between the two renames of a publish left
+    moved aside, so that a folder once published never goes missing. True if one was put back."""
+    target = Path(target)
+    if target.exists():
+        return False
+    for old in sorted(target.parent.glob(f".{glob.escape(target.name)}.*.old"), key=lambda p: p.stat().st_mtime,
+                      reverse=True):
+        if (old / target.name).is_dir():
+            move_back(old / target.name, target)
+            shutil.rmtree(old, ignore_errors=True)
+            return True
+    return False
+
+
+def move_back(moved_aside: Path, target: Path) -> None:
+    """Put a folder that a killed publish left moved aside back under its name, saying so."""
+    os.replace(moved_aside, target)
+    logging.getLogger(__name__).warning(
+        "%s was missing (a job was killed while replacing it): put the previous one back", target)

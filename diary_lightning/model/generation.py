@@ -1,0 +1,107 @@
+"""How a diary is written: the settings that decide it, saved beside every adapter, and the one call that
+writes diaries, shared by predict, validation and DiaryPipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """The ``model.*`` settings that decide how a diary is generated (see ``DiaryLoRAModule``)."""
+
+    max_new_tokens: int = 256
+    num_beams: int = 1
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> GenerationSettings:
+        """The settings among ``values`` (the model's hyperparameters, or the ``generation`` of a saved file)."""
+        return cls(**{key: values[key] for key in GENERATION_KEYS})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        # Sampling knobs only with sampling on: transformers warns about (or refuses to save) a greedy
+        # configuration that carries a temperature.
+        kwargs = {key: value for key, value in self.to_dict().items() if key not in ("temperature", "top_p")}
+        if self.do_sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p)
+        return kwargs
+
+
+GENERATION_KEYS = tuple(f.name for f in dataclasses.fields(GenerationSettings))
+
+
+@dataclass(frozen=True)
+class DiarySettings:
+    """Everything besides the weights that decides the diary an adapter writes: the prompt, the cleaning,
+    ``max_length`` and the generation settings. Saved as ``diary_lightning.json`` beside an exported
+    adapter; ``predict --model.adapter_path`` and :class:`DiaryPipeline` both apply what it holds."""
+
+    prompt_template: str
+    anonymization: str
+    max_length: int
+    speaker_labels: dict[str, str] = field(default_factory=dict)
+    """The fixed speaker labels of an adapter from before label schemes."""
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    label_scheme: dict[str, str] | None = None
+    """The prompt's role labels (:class:`diary_lightning.data.roles.LabelScheme`); None before label schemes."""
+    writer: tuple[str, ...] | None = None
+    """The writer setting training used: only a default, which ``data.writer`` or a caller's own overrides."""
+    bots: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> DiarySettings:
+        return cls(prompt_template=values["prompt_template"], anonymization=values["anonymization"],
+                   max_length=values["max_length"], speaker_labels=dict(values.get("speaker_labels") or {}),
+                   generation=GenerationSettings.from_mapping(values["generation"]),
+                   label_scheme=dict(values["label_scheme"]) if values.get("label_scheme") is not None else None,
+                   writer=tuple(values["writer"]) if values.get("writer") is not None else None,
+                   bots=tuple(values["bots"]) if values.get("bots") is not None else None)
+
+    def prompt(self) -> dict[str, Any]:
+        """The prompt settings, as the data module's checkpoint state holds them."""
+        prompt: dict[str, Any] = {"prompt_template": self.prompt_template, "anonymization": self.anonymization}
+        if self.label_scheme is not None:
+            prompt["label_scheme"] = dict(self.label_scheme)
+        else:
+            prompt["speaker_labels"] = dict(self.speaker_labels)
+        prompt.update({key: list(value) for key, value in (("writer", self.writer), ("bots", self.bots))
+                       if value is not None})
+        return prompt
+
+
+def generation_config(settings: GenerationSettings, tokenizer: Any) -> Any:
+    """The settings as a transformers ``GenerationConfig``, so plain ``model.generate`` writes the same diary."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(**settings.generate_kwargs(), eos_token_id=tokenizer.eos_token_id,
+                            pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id)
+
+
+def generate_diaries(model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                     settings: GenerationSettings) -> tuple[list[str], list[bool]]:
+    """Diaries for left-padded prompts, and whether each hit ``max_new_tokens`` before EOS."""
+    out = model.generate(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        use_cache=True,
+        **settings.generate_kwargs(),
+    )
+    new = out[:, input_ids.shape[1]:]
+    ended = (new == tokenizer.eos_token_id).any(dim=1)
+    texts = tokenizer.batch_decode(new, skip_special_tokens=True)
+    return [t.strip() for t in texts], [not e for e in ended.tolist()]
