@@ -1,4 +1,4 @@
-"""A tiny fit killed at a named moment (``diary_lightning.io.faults``), resumed with ``--ckpt_path last`` until it
+"""A tiny fit killed at a named moment (``tests/faults.py``), resumed with ``--ckpt_path last`` until it
 finishes, and compared with an uninterrupted one: every logged value, every checkpoint name, every adapter tensor.
 
 Run as a script it prints the table of moments (``python tests/kills.py [MOMENT ...]``; ``KILLS_BASE=DIR`` reuses
@@ -18,6 +18,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fits import fit_config, run_dir  # noqa: E402
+
+FAULTS = Path(__file__).with_name("faults.py")  # the CLI with the fault injector armed
 
 # 51 training dialogues in batches of 8: 7 batches an epoch, accumulating 2. Validation every 4 batches of an
 # epoch lands on steps 2 and 6; step checkpoints every 2 steps land on 2, 4, 6, 8: the shipped configs'
@@ -57,7 +59,7 @@ def _fit(config: Path, *extra: str, kill_at: str | None = None, timeout: float =
     env.pop("DIARY_LIGHTNING_KILL_AT", None)
     if kill_at:
         env["DIARY_LIGHTNING_KILL_AT"] = kill_at
-    return subprocess.run([sys.executable, "-m", "diary_lightning", "fit", "--config", str(config), *extra],
+    return subprocess.run([sys.executable, str(FAULTS), "fit", "--config", str(config), *extra],
                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=timeout)
 
 

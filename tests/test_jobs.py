@@ -17,6 +17,8 @@ import pytest
 import torch
 from conftest import run_cli, subprocess_env
 
+TESTS = Path(__file__).parent
+
 from diary_lightning.io.atomic import _publish, owner_tag, restore_interrupted_publish
 from diary_lightning.io.lock import LOCK_NAME, JobLock, LockedError, remove_stale_temporaries
 from diary_lightning.training.callbacks import PredictionsMismatchError, check_same_maker, write_record
@@ -150,8 +152,8 @@ def test_a_kill_between_the_two_renames_of_a_publish_keeps_the_previous_folder(t
     (target / "weights").write_text("old")
     tmp.mkdir()
     (tmp / "weights").write_text("new")
-    code = f"from pathlib import Path; from diary_lightning.io.atomic import _publish; _publish(Path({str(tmp)!r}), Path({str(target)!r}))"
-    killed = subprocess.run([sys.executable, "-c", code], env=_env(DIARY_LIGHTNING_KILL_AT="publish"))
+    code = f"import faults; faults.arm(); from pathlib import Path; from diary_lightning.io.atomic import _publish; _publish(Path({str(tmp)!r}), Path({str(target)!r}))"
+    killed = subprocess.run([sys.executable, "-c", code], env=subprocess_env(TESTS, DIARY_LIGHTNING_KILL_AT="publish"))
     assert killed.returncode == -signal.SIGKILL
     assert not target.exists()  # the moment the kill left: only the moved-aside folder holds the adapter
 
@@ -182,7 +184,7 @@ def test_a_partial_from_other_settings_or_of_unknown_origin_is_refused(tmp_path:
 
 def _predict(config: Path, ckpt: Path, output: Path, *extra: str, kill_at: str | None = None) -> subprocess.CompletedProcess:
     env = _env(DIARY_LIGHTNING_KILL_AT=kill_at) if kill_at else _env()
-    return subprocess.run([sys.executable, "-m", "diary_lightning", "predict", "--config", str(config),
+    return subprocess.run([sys.executable, str(TESTS / "faults.py"), "predict", "--config", str(config),
                            "--ckpt_path", str(ckpt), "--output", str(output), "--data.eval_batch_size", "2",
                            "--model.max_new_tokens", "3", *extra], env=env, capture_output=True, text=True,
                           timeout=300)

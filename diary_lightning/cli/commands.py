@@ -33,9 +33,8 @@ from diary_lightning.cli.runs import (
     run_logger,
 )
 from diary_lightning.errors import ConfigError, check_config_syntax, run_reporting_user_errors
-from diary_lightning.io import faults
 from diary_lightning.synthesis.command import SynthesizeCommand
-from diary_lightning.training.callbacks import JsonlPredictionWriter, RunSummary, prediction_identity
+from diary_lightning.training.callbacks import PredictionsJsonl, RunSummary, prediction_identity
 from diary_lightning.training.checkpointing import (
     CheckpointOnSigterm,
     ExportAdapter,
@@ -226,7 +225,7 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         check_writable(Path(output).parent)
         self._locks = []
         self._lock(output, "file")
-        writer = JsonlPredictionWriter(output, resume=self.config_init["predict"].get("resume_predictions", False))
+        writer = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions", False))
         writer.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
                                                   self.datamodule))
         self.datamodule.skip_predict_ids = writer.written_ids()
@@ -234,7 +233,7 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
 
     def after_predict(self) -> None:
         for callback in self.trainer.callbacks:
-            if isinstance(callback, JsonlPredictionWriter) and self.trainer.is_global_zero:
+            if isinstance(callback, PredictionsJsonl) and self.trainer.is_global_zero:
                 callback.finish()
         self._unlock()
 
@@ -260,7 +259,7 @@ def run(argv: list[str]) -> None:
         trainer_class=DiaryTrainer,
         trainer_defaults={
             "callbacks": [ExactResume(), RunSummary(), CheckpointOnSigterm(resume_command(argv)), RngState(),
-                          ExportAdapter(), RunFolder(), *faults.callbacks()],
+                          ExportAdapter(), RunFolder()],
             # The data module shards its batches across DDP ranks itself (see LengthGroupedBatchSampler).
             "use_distributed_sampler": False,
         },

@@ -10,12 +10,12 @@ that can mean a wrong result, such as PyTorch's warning that an operation has no
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import warnings
 from typing import Any
 
 from lightning.pytorch.callbacks import ProgressBar, RichProgressBar, TQDMProgressBar
-from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
 
 HARMLESS_LOG_PREFIXES = {
     "bitsandbytes.backends.cpu.ops": ("Failed to load CPU gemm_4bit_forward from kernels-community",),
@@ -76,4 +76,4 @@ class TQDMStepsProgressBar(_StepsMixin, TQDMProgressBar):
 
 def progress_bar() -> ProgressBar:
     """Lightning's progress bar (rich when installed), counting optimizer steps under ``max_steps``."""
-    return RichStepsProgressBar() if _RICH_AVAILABLE else TQDMStepsProgressBar()
+    return RichStepsProgressBar() if importlib.util.find_spec("rich") is not None else TQDMStepsProgressBar()

@@ -12,12 +12,19 @@ import os
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from diary_lightning.io import faults
+# Named points where a durability test may stop the process (tests/faults.py sets the hook); nothing happens
+# at them otherwise. The moments: "checkpoint-write", "checkpoint-saved", "folder-write", "publish".
+fault_hook: Callable[[str], None] | None = None
+
+
+def fault_point(moment: str) -> None:
+    if fault_hook is not None:
+        fault_hook(moment)
 
 
 def owner_tag() -> str:
@@ -67,7 +74,7 @@ def atomic_directory(path: str | os.PathLike, *, keep_existing: bool = False) ->
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=f"{owner_tag()}.tmp"))
     try:
         yield tmp
-        faults.reached("folder-write")
+        fault_point("folder-write")
         if not keep_existing:
             _publish(tmp, target)
             return
@@ -90,7 +97,7 @@ def _publish(tmp: Path, target: Path) -> None:
         return
     old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=f"{owner_tag()}.old"))
     os.replace(target, old / target.name)
-    faults.reached("publish")
+    fault_point("publish")
     os.replace(tmp, target)
     shutil.rmtree(old, ignore_errors=True)
 

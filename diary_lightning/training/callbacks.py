@@ -57,7 +57,7 @@ class RunSummary(L.Callback):
             log.info("best checkpoint: %s", callback.best_model_path or callback.last_model_path)
 
 
-class JsonlPredictionWriter(BasePredictionWriter):
+class PredictionsJsonl(BasePredictionWriter):
     """Writes ``{"id", "diary", "style_failures"}`` lines as batches finish, to ``OUTPUT.partial``; renamed to
     ``OUTPUT`` when complete, so a killed predict never leaves a half-written file under the final name.
 

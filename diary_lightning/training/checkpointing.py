@@ -17,8 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from diary_lightning.inference.export import export_adapter
-from diary_lightning.io import faults
-from diary_lightning.io.atomic import atomic_file
+from diary_lightning.io.atomic import atomic_file, fault_point
 from diary_lightning.training.lightning_internals import step_ends_here
 
 log = logging.getLogger(__name__)
@@ -39,8 +38,8 @@ class SafeCheckpointIO(TorchCheckpointIO):
         with atomic_file(path, "wb", fsync=True) as f:
             torch.save(checkpoint, f)
             f.flush()
-            faults.reached("checkpoint-write")
-        faults.reached("checkpoint-saved")
+            fault_point("checkpoint-write")
+        fault_point("checkpoint-saved")
 
     def load_checkpoint(self, path: Any, map_location: Any = lambda storage, loc: storage,
                         weights_only: bool | None = None) -> dict[str, Any]:

@@ -33,6 +33,15 @@ def batches_trained_this_epoch(trainer: Any) -> int:
     return trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
 
+def attached(module: Any) -> bool:
+    """Whether a LightningModule runs under a trainer (fit, validate, ...) rather than alone (export, tests).
+
+    Why internal: ``LightningModule.trainer`` raises when none is attached; only the private ``_trainer`` tells
+    without raising.
+    """
+    return module._trainer is not None
+
+
 def global_seed() -> int:
     """The seed ``seed_everything`` set, in every DDP rank (0 when none was set).
 

@@ -16,7 +16,7 @@ from diary_lightning.evaluation.metrics import DEFAULT_ROUGE_TOKENIZER, ROUGE_TO
 from diary_lightning.model.generation import GenerationSettings, generate_diaries
 from diary_lightning.model.loading import DTYPES, adapter_state, base_identity, build_model, load_adapter_checkpoint
 from diary_lightning.model.loss import TokenMeanGradients, check_chunked_loss_support, peft_chunked_loss
-from diary_lightning.training.lightning_internals import logged_step
+from diary_lightning.training.lightning_internals import attached, logged_step
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,10 @@ class DiaryLoRAModule(L.LightningModule):
         if not self.hparams.base_model:
             raise ConfigError("model.base_model is not set: give it (--model.base_model or a --config), or a "
                               "--ckpt_path or --model.adapter_path to take it from")
-        if self.hparams.adapter_path and self._trainer is not None and self.trainer.state.fn == TrainerFn.FITTING:
+        if self.hparams.adapter_path and attached(self) and self.trainer.state.fn == TrainerFn.FITTING:
             raise ValueError("model.adapter_path loads a finished adapter for validate, test and predict; "
                              "to continue training use fit --ckpt_path")
-        device = self.trainer.strategy.root_device if self._trainer is not None else torch.device("cpu")
+        device = self.trainer.strategy.root_device if attached(self) else torch.device("cpu")
         self.model = build_model(self.hparams, device)
         # from_pretrained hands the model over in eval mode and Lightning keeps each module's mode at the
         # start of fit; transformers only checkpoints layers in training mode, so without this gradient
@@ -139,7 +139,7 @@ class DiaryLoRAModule(L.LightningModule):
         loss, n_tokens = self._loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=max(n_tokens, 1))
         self._epoch_tokens += float(batch["num_tokens"])
-        accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+        accumulate = self.trainer.accumulate_grad_batches if attached(self) else 1
         # Every target token of the optimizer step weighs the same, whatever its micro-batch and rank:
         # see diary_lightning.model.loss.
         return self._token_mean.loss_to_backward(loss, n_tokens, accumulate)
@@ -272,7 +272,7 @@ class DiaryLoRAModule(L.LightningModule):
         }
         checkpoint["diary_lightning_progress"] = {
             "epoch_tokens": self._epoch_tokens, "epoch": self.current_epoch, "validations": self._validations,
-            "step": logged_step(self.trainer) if self._trainer is not None else 0}
+            "step": logged_step(self.trainer) if attached(self) else 0}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         load_adapter_checkpoint(self.model, checkpoint, self.hparams, self.adapter_state_dict())
