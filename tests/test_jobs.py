@@ -19,8 +19,8 @@ from conftest import run_cli, subprocess_env
 
 TESTS = Path(__file__).parent
 
-from diary_lightning.io.atomic import _publish, owner_tag, restore_interrupted_publish
-from diary_lightning.io.lock import LOCK_NAME, JobLock, LockedError, remove_stale_temporaries
+from diary_lightning.io.atomic import _publish, owner_tag, remove_stale_temporaries, restore_interrupted_publish
+from diary_lightning.io.lock import LOCK_NAME, JobLock, LockedError
 from diary_lightning.training.callbacks import PredictionsMismatchError, check_same_maker, write_record
 
 HOLD = "import sys, time; from diary_lightning.io.lock import JobLock; JobLock(sys.argv[1], sys.argv[2]).acquire(); " \

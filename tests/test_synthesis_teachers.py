@@ -10,9 +10,9 @@ import pytest
 from conftest import ROOT
 
 from diary_lightning.data.records import Dialogue, Turn
-from diary_lightning.synthesis.command import roles_for
+from diary_lightning.synthesis.command import make_teacher, roles_for
 from diary_lightning.synthesis.runner import Synthesis
-from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, TeacherConfig, TeacherError, make_teacher
+from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, TeacherConfig, TeacherError
 
 
 def _dialogues() -> list[Dialogue]:
@@ -68,7 +68,7 @@ def test_vllm_missing_is_a_clear_error_and_never_imported_otherwise():
     with pytest.raises(TeacherError, match=r"pip install 'diary-lightning\[vllm\]'"):
         make_teacher(TeacherConfig(backend="vllm", model="some/model"))
     code = ("import sys; from diary_lightning.synthesis.command import synthesize; "
-            "import diary_lightning.cli.commands; from diary_lightning.synthesis.teacher import TeacherConfig, make_teacher; "
+            "import diary_lightning.cli.commands; from diary_lightning.synthesis.command import make_teacher; from diary_lightning.synthesis.teacher import TeacherConfig; "
             "make_teacher(TeacherConfig()); print(sorted(m for m in ('vllm', 'openai') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr

@@ -25,7 +25,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from diary_lightning.errors import ConfigError
-from diary_lightning.io.lock import JobLock, lock_is_needed, remove_stale_temporaries
+from diary_lightning.io.atomic import remove_stale_temporaries
+from diary_lightning.io.lock import JobLock
 from diary_lightning.model.loading import absolute_if_local
 from diary_lightning.training.checkpointing import CHECKPOINTS, checkpoint_dir
 
@@ -244,3 +245,10 @@ class RunLocks:
     def _unlock(self) -> None:
         for lock in getattr(self, "_locks", []):
             lock.release()
+
+
+def lock_is_needed() -> bool:
+    """Only the first process of a job locks: under DDP the other ranks run the same command."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0

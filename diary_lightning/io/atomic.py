@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -27,9 +28,12 @@ def fault_point(moment: str) -> None:
         fault_hook(moment)
 
 
+log = logging.getLogger(__name__)
+
+
 def owner_tag() -> str:
     """Ends every temporary name, so that the next job on the folder can tell whether its writer is gone
-    (``diary_lightning.io.lock.remove_stale_temporaries``): the PID, and the host for folders that jobs on
+    (:func:`remove_stale_temporaries`): the PID, and the host for folders that jobs on
     several machines share (the tokenized cache)."""
     return f".{os.getpid()}@{socket.gethostname()}"
 
@@ -66,8 +70,6 @@ def atomic_directory(path: str | os.PathLike, *, keep_existing: bool = False) ->
     """An empty temporary folder beside ``path`` to fill; it becomes ``path`` when the block ends without an
     exception. An existing ``path`` is replaced, or, with ``keep_existing``, kept and the new folder
     dropped (another process finished the same content first)."""
-    from diary_lightning.io.lock import remove_stale_temporaries
-
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(target.parent)  # what killed jobs left beside it
@@ -122,3 +124,61 @@ def move_back(moved_aside: Path, target: Path) -> None:
     os.replace(moved_aside, target)
     logging.getLogger(__name__).warning(
         "%s was missing (a job was killed while replacing it): put the previous one back", target)
+
+
+def start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (Linux), None where it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rpartition(")")[2].split()[19]
+
+
+def pid_alive(pid: int, start: str | None = None) -> bool:
+    """Whether process ``pid`` runs on this host (and, given ``start``, is the same process that recorded it)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: alive
+    return start is None or start_time(pid) in (None, start)
+
+
+# -- what killed jobs leave behind -------------------------------------------------------------------------------
+_TEMPORARY = re.compile(r"^\..+\.(\d+)@(.+)\.(tmp|old)$")
+"""What ``diary_lightning.io.atomic`` writes before the rename: ``.NAME.RANDOM.PID@HOST.tmp`` (a file or a folder) and
+the ``.NAME.RANDOM.PID@HOST.old`` a replaced folder waits in."""
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files and folders in ``folder`` whose writing process is gone; returns them. A folder
+    moved aside that no complete folder replaced is put back first."""
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for path in folder.iterdir():
+        match = _TEMPORARY.match(path.name)
+        # Another host's PID means nothing here; a live writer's file is still being written.
+        if not match or match.group(2) != socket.gethostname() or pid_alive(int(match.group(1))):
+            continue
+        if match.group(3) == "old":
+            _put_back(path, folder)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path)
+    if removed:
+        log.warning("Removed %d temporary file(s) left in %s by killed jobs: %s", len(removed), folder,
+                    ", ".join(p.name for p in removed))
+    return removed
+
+
+def _put_back(aside: Path, folder: Path) -> None:
+    """The folder a killed job moved aside to replace it, back under its name if nothing replaced it."""
+    for moved in aside.iterdir():
+        if not (folder / moved.name).exists():
+            move_back(moved, folder / moved.name)

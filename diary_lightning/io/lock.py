@@ -1,5 +1,5 @@
 """One folder, one job: the lock a job takes on the run folder (fit, validate, test, export) or the output file
-(predict) it writes, and the clean-up of what a killed job left there.
+(predict) it writes.
 
 The lock is a file created with ``O_EXCL`` holding its holder as JSON (PID, host, command, since when, and the
 process start time, so a PID reused by an unrelated process does not look alive). A second job is refused at
@@ -15,14 +15,13 @@ import datetime
 import json
 import logging
 import os
-import re
-import shutil
 import socket
 import sys
 from pathlib import Path
 from typing import Any
 
 from diary_lightning.errors import UserError
+from diary_lightning.io.atomic import pid_alive, start_time
 
 log = logging.getLogger(__name__)
 
@@ -31,26 +30,6 @@ LOCK_NAME = ".diary_lightning.lock"
 
 class LockedError(UserError, RuntimeError):
     """Another live job holds the lock: the CLI reports it as a user error (exit 2)."""
-
-
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (Linux), None where it cannot be read."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rpartition(")")[2].split()[19]
-
-
-def pid_alive(pid: int, start: str | None = None) -> bool:
-    """Whether process ``pid`` runs on this host (and, given ``start``, is the same process that recorded it)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # someone else's process: alive
-    return start is None or _start_time(pid) in (None, start)
 
 
 def _command() -> str:
@@ -64,7 +43,7 @@ def _command() -> str:
 def _holder() -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname(), "command": _command(),
             "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "start": _start_time(os.getpid())}
+            "start": start_time(os.getpid())}
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -135,50 +114,3 @@ class JobLock:
         if self.held and (_read(self.file) or {}).get("pid") == os.getpid():
             self.file.unlink(missing_ok=True)
         self.held = False
-
-
-def lock_is_needed() -> bool:
-    """Only the first process of a job locks: under DDP the other ranks run the same command."""
-    from lightning.fabric.utilities.rank_zero import rank_zero_only
-
-    return getattr(rank_zero_only, "rank", 0) == 0
-
-
-# -- what killed jobs leave behind -------------------------------------------------------------------------------
-_TEMPORARY = re.compile(r"^\..+\.(\d+)@(.+)\.(tmp|old)$")
-"""What ``diary_lightning.io.atomic`` writes before the rename: ``.NAME.RANDOM.PID@HOST.tmp`` (a file or a folder) and
-the ``.NAME.RANDOM.PID@HOST.old`` a replaced folder waits in."""
-
-
-def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files and folders in ``folder`` whose writing process is gone; returns them. A folder
-    moved aside that no complete folder replaced is put back first."""
-    folder = Path(folder)
-    removed = []
-    if not folder.is_dir():
-        return removed
-    for path in folder.iterdir():
-        match = _TEMPORARY.match(path.name)
-        # Another host's PID means nothing here; a live writer's file is still being written.
-        if not match or match.group(2) != socket.gethostname() or pid_alive(int(match.group(1))):
-            continue
-        if match.group(3) == "old":
-            _put_back(path, folder)
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-        removed.append(path)
-    if removed:
-        log.warning("Removed %d temporary file(s) left in %s by killed jobs: %s", len(removed), folder,
-                    ", ".join(p.name for p in removed))
-    return removed
-
-
-def _put_back(aside: Path, folder: Path) -> None:
-    """The folder a killed job moved aside to replace it, back under its name if nothing replaced it."""
-    from diary_lightning.io.atomic import move_back
-
-    for moved in aside.iterdir():
-        if not (folder / moved.name).exists():
-            move_back(moved, folder / moved.name)

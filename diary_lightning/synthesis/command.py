@@ -11,7 +11,7 @@ from diary_lightning.data.records import Dialogue
 from diary_lightning.data.roles import DEFAULT_BOTS, LabelScheme, choose_writer, role_labels
 from diary_lightning.synthesis.checks import CheckConfig
 from diary_lightning.synthesis.runner import Roles, Synthesis, print_summary
-from diary_lightning.synthesis.teacher import TeacherConfig, make_teacher, resolve_prompt, resolve_system
+from diary_lightning.synthesis.teacher import BACKENDS, Teacher, TeacherConfig, resolve_prompt, resolve_system
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +73,26 @@ class SynthesizeCommand:
         # A setting, the data, the key or the server is the user's to fix: TeacherError and OutputError are
         # UserErrors, reported by the CLI like every other (diary_lightning/errors.py).
         return synthesize(datamodule, output, teacher, checks, retries, shard, progress)
+
+
+def make_teacher(config: TeacherConfig) -> Teacher:
+    """The teacher for ``config.backend``; heavy packages (openai, vllm, transformers) are imported only here."""
+    if config.backend not in BACKENDS:
+        raise ValueError(f"--teacher.backend {config.backend!r}: expected one of {', '.join(BACKENDS)}")
+    if config.backend != "rules" and not config.model:
+        raise ValueError(f"--teacher.backend {config.backend} needs --teacher.model (the model to ask)")
+    if config.backend == "rules":
+        from diary_lightning.synthesis.rules import RulesTeacher
+
+        return RulesTeacher()
+    if config.backend == "openai":
+        from diary_lightning.synthesis.openai_teacher import OpenAITeacher
+
+        return OpenAITeacher(config)
+    if config.backend == "vllm":
+        from diary_lightning.synthesis.local import VLLMTeacher
+
+        return VLLMTeacher(config)
+    from diary_lightning.synthesis.local import TransformersTeacher
+
+    return TransformersTeacher(config)

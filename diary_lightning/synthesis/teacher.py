@@ -110,29 +110,6 @@ class Teacher(Protocol):
 
 
 
-def make_teacher(config: TeacherConfig) -> Teacher:
-    """The teacher for ``config.backend``; heavy packages (openai, vllm, transformers) are imported only here."""
-    if config.backend not in BACKENDS:
-        raise ValueError(f"--teacher.backend {config.backend!r}: expected one of {', '.join(BACKENDS)}")
-    if config.backend != "rules" and not config.model:
-        raise ValueError(f"--teacher.backend {config.backend} needs --teacher.model (the model to ask)")
-    if config.backend == "rules":
-        from diary_lightning.synthesis.rules import RulesTeacher
-
-        return RulesTeacher()
-    if config.backend == "openai":
-        from diary_lightning.synthesis.openai_teacher import OpenAITeacher
-
-        return OpenAITeacher(config)
-    if config.backend == "vllm":
-        from diary_lightning.synthesis.local import VLLMTeacher
-
-        return VLLMTeacher(config)
-    from diary_lightning.synthesis.local import TransformersTeacher
-
-    return TransformersTeacher(config)
-
-
 # The teacher's prompt: the dialogue with the writer marked, the reference summary as grounding, and what to write.
 
 DEFAULT_SYSTEM = "당신은 대화 기록을 바탕으로 그 사람의 하루 일기를 대신 써 주는 작가입니다."
