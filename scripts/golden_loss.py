@@ -1,10 +1,14 @@
-"""The training loss of the first optimizer steps of a seeded tiny fit: the golden values of
-``tests/test_golden.py``, printed as JSON.
+"""The training loss of the first optimizer steps of the shipped tiny recipe, run through the CLI: the golden
+values of ``tests/test_golden.py``, printed as JSON.
 
-    python scripts/golden_loss.py            # builds the tiny test model in a temporary folder
+    python scripts/golden_loss.py                      # builds the tests' tiny model in a temporary folder
+    python scripts/golden_loss.py --lr_scheduler linear  # the same fit with another schedule, for comparison
 
-Rerun it and paste its output into ``GOLDEN`` in ``tests/test_golden.py`` only when a change is meant to
-alter training (the loss, the data order, the initialisation, the schedule), and say so in the commit.
+The fit is ``configs/tiny.yaml`` with only what a test must change: the model folder, the run and cache
+folders, no validation, a loss logged every step, and STEPS steps, enough that the learning rate has decayed
+for several of them after the warm-up, so that the schedule's shape (cosine or linear) shows in the losses.
+Rerun it and paste its output into ``GOLDEN`` only when a change is meant to alter training (the loss, the
+data order, the initialisation, the schedule), and say so in the commit.
 """
 
 from __future__ import annotations
@@ -13,49 +17,44 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
 
-STEPS = 4
-SEED = 42
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "configs" / "tiny.yaml"
+STEPS = 20  # configs/tiny.yaml warms up for 5: 15 steps of decay
 
 
-def first_losses(model_dir: str | Path, cache_dir: str | Path, steps: int = STEPS) -> list[float]:
-    """``train/loss`` of each of the first ``steps`` optimizer steps of the tiny recipe: 4-bit NF4 base, LoRA
-    r 8 with dropout (so the RNG matters), batches of 4 from the bundled dialogues, warm-up then cosine."""
-    import lightning as L
+def first_losses(model_dir: str | Path, work_dir: str | Path, steps: int = STEPS, lr_scheduler: str | None = None) -> list[float]:
+    """``train/loss`` of each of the first ``steps`` optimizer steps of ``configs/tiny.yaml`` on ``model_dir``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from diary_lightning.model.tiny import sample_data_path
-    from diary_lightning.training.datamodule import DiaryDataModule
-    from diary_lightning.training.lora_module import DiaryLoRAModule
+    from diary_lightning.cli.commands import run
 
-    losses: list[float] = []
-
-    class Record(L.Callback):
-        def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
-            # The logged mean token loss: what training_step returns is scaled for the token-weighted gradient.
-            losses.append(float(trainer.callback_metrics["train/loss"]))
-
-    L.seed_everything(SEED, verbose=False)
-    module = DiaryLoRAModule(base_model=str(model_dir), compute_dtype="float32", lora_r=8, lora_alpha=16,
-                             lora_dropout=0.1, learning_rate=0.01, warmup_steps=2)
-    data = DiaryDataModule(paths=[str(sample_data_path())], tokenizer=str(model_dir), batch_size=4, max_length=512,
-                           val_generate_samples=0, cache_dir=str(cache_dir))
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=steps, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
-                        callbacks=[Record()], default_root_dir=str(cache_dir))
-    trainer.fit(module, datamodule=data)
-    return losses
+    work_dir = Path(work_dir)
+    argv = ["fit", "--config", str(CONFIG), "--model.base_model", str(model_dir),
+            "--data.paths", json.dumps([str(ROOT / "diary_lightning" / "resources" / "sample_dialogues.json")]),
+            "--data.cache_dir", str(work_dir / "cache"), "--trainer.default_root_dir", str(work_dir / "run"),
+            "--trainer.max_steps", str(steps), "--trainer.log_every_n_steps", "1",
+            "--trainer.limit_val_batches", "0", "--trainer.num_sanity_val_steps", "0",
+            "--trainer.enable_progress_bar", "false"]
+    if lr_scheduler:
+        argv += ["--model.lr_scheduler", lr_scheduler]
+    run(argv)
+    (version,) = sorted((work_dir / "run" / "tensorboard").iterdir())
+    events = EventAccumulator(str(version), size_guidance={"scalars": 0})
+    events.Reload()
+    return [event.value for event in events.Scalars("train/loss")]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="a tiny model folder (default: build the tests' one)")
+    parser.add_argument("--lr_scheduler", default=None, help="override the config's schedule (cosine, linear)")
     args = parser.parse_args(argv)
     from diary_lightning.model.tiny import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or build_tiny_model(Path(tmp) / "model")  # the tests' fixture: seed 0, no warm-up
-        print(json.dumps(first_losses(model, Path(tmp) / "cache")))
+        print(json.dumps(first_losses(model, Path(tmp) / "work", lr_scheduler=args.lr_scheduler)))
 
 
 if __name__ == "__main__":
