@@ -86,3 +86,11 @@ def test_plain_packages_import_nothing_of_the_lightning_half() -> None:
         if name.split(".")[1:2] and name.split(".")[1] in PLAIN:
             bad = sorted(m for m in imports_of(path, known) if m.startswith(lightning_half))
             assert not bad, f"{name} imports {bad}"
+
+
+def test_the_package_ignores_the_test_fault_switch() -> None:
+    # The fault injector lives in tests/faults.py; a stray value in a user's environment changes nothing.
+    code = "import diary_lightning.cli.commands, diary_lightning.io.atomic as a; assert a.fault_hook is None"
+    done = subprocess.run([sys.executable, "-c", code], env=subprocess_env(DIARY_LIGHTNING_KILL_AT="bogus"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
