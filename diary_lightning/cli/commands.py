@@ -38,13 +38,12 @@ from diary_lightning.training.callbacks import PredictionsJsonl, RunSummary, pre
 from diary_lightning.training.checkpointing import (
     CheckpointOnSigterm,
     ExportAdapter,
-    RngState,
     SafeCheckpointIO,
     checkpoint_dir,
     checkpoint_folder,
 )
 from diary_lightning.training.datamodule import DiaryDataModule
-from diary_lightning.training.exact_resume import ExactResume
+from diary_lightning.training.exact_resume import ExactResume, RngState
 from diary_lightning.training.lightning_internals import KeepConfiguredHyperparameters
 from diary_lightning.training.lora_module import DiaryLoRAModule
 

@@ -1,4 +1,4 @@
-"""Checkpoints a pre-empted run can rely on: written whole, read safely, saved on SIGTERM, with the RNG inside,
+"""Checkpoints a pre-empted run can rely on: written whole, read safely, saved on SIGTERM,
 and the best adapter exported for PEFT at the end of fit."""
 
 from __future__ import annotations
@@ -105,22 +105,6 @@ class CheckpointOnSigterm(L.Callback):
                     f":\n  {self.resume_command}" if self.resume_command else ".")
         # The shell's convention: 128 + the signal's number (143 for SIGTERM, 130 for Ctrl-C).
         raise SIGTERMException(128 + (self.signum or signal.SIGTERM))
-
-
-class RngState(L.Callback):
-    """Carries the global torch RNG in checkpoints, so dropout after a resume draws the masks the
-    uninterrupted run would have drawn."""
-
-    def state_dict(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"cpu": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            state["cuda"] = torch.cuda.get_rng_state_all()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        torch.set_rng_state(state["cpu"])
-        if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(state["cuda"])
 
 
 class ExportAdapter(L.Callback):

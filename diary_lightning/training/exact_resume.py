@@ -36,19 +36,26 @@ from diary_lightning.training.lightning_internals import (
 log = logging.getLogger(__name__)
 
 
-def rng_snapshot() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate(),
-                             "numpy": np.random.get_state()}
+def rng_snapshot(torch_only: bool = False) -> dict[str, Any]:
+    """The global random state; ``torch_only`` for a checkpoint, which ``torch.load(weights_only=True)`` must read
+    back (NumPy's state is an array it refuses), and which only torch's generators (dropout) need."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
+    if not torch_only:
+        state.update(python=random.getstate(), numpy=np.random.get_state())
     return state
 
 
 def rng_restore(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    if "cuda" in state:
+    """Put back what :func:`rng_snapshot` took (a checkpoint from before the Python and NumPy states were kept
+    holds the torch one alone, under ``cpu``)."""
+    torch.set_rng_state(state["torch"] if "torch" in state else state["cpu"])
+    if "python" in state:
+        random.setstate(state["python"])
+    if "numpy" in state:
+        np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
@@ -222,3 +229,14 @@ def completed_predictions(partial: Path) -> set[str]:
         with open(partial, "r+b") as f:
             f.truncate(keep)
     return done
+
+
+class RngState(L.Callback):
+    """Carries the global random state in checkpoints, so dropout after a resume draws the masks the
+    uninterrupted run would have drawn."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return rng_snapshot(torch_only=True)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        rng_restore(state)
