@@ -110,7 +110,7 @@ def main(argv: list[str]) -> None:
     arm()
     if argv[:1] and argv[0] in TRAINER_COMMANDS:
         argv = [*argv, "--trainer.callbacks+=faults.KillAt"]
-    from diary_lightning.cli import main as cli_main
+    from diary_lightning.cli.commands import main as cli_main
 
     cli_main(argv)
 
