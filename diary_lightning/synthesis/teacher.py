@@ -93,6 +93,9 @@ class Reply:
     truncated: bool = False
     """The teacher stopped at ``max_new_tokens``, not at its end of text."""
     error: str | None = None
+    refused: str | None = None
+    """The teacher's own reason not to keep this diary (the rules teacher's :data:`~diary_lightning.synthesis.rules.REFUSALS`):
+    it goes to the rejected file with that reason, never retried."""
 
 
 class TeacherError(UserError, RuntimeError):
