@@ -56,4 +56,4 @@ def test_checks_can_be_skipped_and_are_validated():
         CheckConfig(skip=["spelling"])
     with pytest.raises(ValueError, match="min < max"):
         CheckConfig(min_length_ratio=2.0, max_length_ratio=1.0)
-    assert len(ALL_CHECKS) == len(set(ALL_CHECKS)) == 10
+    assert len(ALL_CHECKS) == len(set(ALL_CHECKS)) == 14
