@@ -280,3 +280,11 @@ def test_importable_without_torch_or_lightning() -> None:
             "bad = [m for m in ('torch', 'lightning', 'transformers') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_kiwi_loads_once_and_only_when_a_text_is_checked() -> None:
+    code = ("import sys, diary_lightning.evaluation.diary_style as ds; assert 'kiwipiepy' not in sys.modules; "
+            "ds.style_failures('오늘은 바빴다.'); ds.style_scores(['좋았다.', '피곤했다.']); "
+            "from diary_lightning.evaluation.metrics import tokenize_morphemes; tokenize_morphemes('좋았다'); "
+            "assert ds.kiwi.cache_info().misses == 1, ds.kiwi.cache_info()")
+    subprocess.run([sys.executable, "-c", code], check=True)
