@@ -193,6 +193,17 @@ TALK_NOUNS = {"이야기", "얘기", "대화", "토론", "논의", "설명", "�
                "하소연", "자랑", "조언", "불평", "통화", "말"}
 TALK_VERBS = {"말하", "묻", "물어보", "답하", "대답하", "이야기하", "얘기하", "설명하", "토론하", "논의하", "대화하", "추천하",
                "공유하", "제안하", "상의하", "떠들", "주고받"}
+# What may stand between a verb of saying and the final ending and leave it the sentence's predicate: the
+# progressive 고 있, the giving 어 주, the honorific 시 (이야기해 주고 있다, 하신다); anything else (하게 되는데,
+# 하고 회식을 안 갈) makes another predicate the sentence's.
+_HELPERS = {"고", "있", "어", "아", "주", "시"}
+
+
+def is_helper(m: Morpheme, tense: bool = False) -> bool:
+    """A helper between a predicate and its final ending (:data:`_HELPERS`), or with ``tense`` any tense too."""
+    return (m.form in _HELPERS and m.tag in ("EC", "VX", "VV", "EP")) or (tense and m.tag == "EP")
+
+
 _INTENTION = {"려", "으려", "려고", "으려고", "고자", "기로"}
 QUOTE_ENDINGS = {"다고", "라고", "자고", "냐고", "느냐고", "으냐고", "으라고", "ᆫ다고", "는다고", "이라고"}
 
@@ -251,8 +262,7 @@ def _talk_now(morphemes: Sequence[Morpheme], end: int) -> bool:
     토론한다, 이야기를 해 주고 있다. A summary narrates the conversation as it goes; a diary tells it past."""
     i = end - 1
     # Back over a progressive or helping verb (고 있, 어 주) and the honorific 시, never over a past tense.
-    while i >= 0 and (morphemes[i].tag in ("EC", "VX") or (morphemes[i].tag == "EP" and morphemes[i].form == "시")
-                      or (morphemes[i].tag == "VV" and morphemes[i].form in ("주", "있"))):
+    while i >= 0 and is_helper(morphemes[i]):
         i -= 1
     if i < 0:
         return False
@@ -296,11 +306,8 @@ def _reported_now(sentence: Sentence) -> bool:
         return False
     saying = (head.tag.startswith("VV") and head.form in SPEECH_VERBS) or (
         head.form in SPEECH_NOUNS and len(between) > 1 and between[1].tag in ("XSV", "VV") and between[1].form == "하")
-    if not saying:
-        return False
-    # Anything but the honorific 시, a progressive 고 있 and a helping verb would be a different predicate.
-    past = any(m.tag == "EP" and m.form in ("었", "았", "였", "ᆻ", "었었") for m in between)
-    return not past
+    # Only helpers after it, no tense: a past (했다고 하셨다) is what the writer heard.
+    return saying and all(is_helper(m) for m in between[1 if head.tag.startswith("VV") else 2:])
 
 
 def _names_writer(text: str, sentences: Sequence[Sentence], names: Iterable[str]) -> bool:

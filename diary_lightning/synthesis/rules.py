@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from diary_lightning.evaluation.diary_style import (QUOTE_ENDINGS, SPEECH_NOUNS, SPEECH_VERBS, TALK_NOUNS, TALK_VERBS, Morpheme,
-                                         Sentence, analyse, analyse_many, kiwi)
+                                         Sentence, analyse, analyse_many, is_helper, kiwi)
 from diary_lightning.data.roles import OTHER_LABEL
 from diary_lightning.synthesis.teacher import Reply, Request
 
@@ -145,12 +145,14 @@ def _predicate(morphemes: list[Morpheme], end: int) -> list[tuple] | None:
             # 가라고 했다고 말한다: the inner telling already is past; the outer layer only repeats it.
             return [m.joinable() for m in morphemes[:quote]] + [_PLAIN_STATEMENT]
         rest = morphemes[quote + 1 + n:end]
+        if not all(is_helper(m, tense=True) for m in rest):
+            return _plain(morphemes, end) if ending.form.endswith(("요", "니다", "니까", "죠")) else None
         if any(m.tag == "EP" and m.form != "시" for m in rest):
             return _plain(morphemes, end)  # already past: 했다고 했습니다 -> 했다고 했다
         return [m.joinable() for m in morphemes[:quote + 1 + n]] + _past_predicate((), rest)
     # Talk narrated in the present: 이야기한다, 이야기하고 있다 -> 이야기했다.
     i = end - 1
-    while i >= 0 and (morphemes[i].tag in ("EC", "VX") or (morphemes[i].tag == "EP" and morphemes[i].form == "시")):
+    while i >= 0 and is_helper(morphemes[i]):
         i -= 1
     if i >= 0 and morphemes[i].tag != "EP":
         verb = morphemes[i]
@@ -197,8 +199,8 @@ def _rewrite_sentence(sentence: Sentence) -> str | None:
                 "!" if "!" in stop else "?" if "?" in stop and rebuilt[-1][0] != "다" else ".")
     if re.search(r"(니다|니까|요|죠)[.!?]*$", text):
         return None
-    # Kiwi ends a sentence now and then on a connective (끊었고 알면서도...): no stop of our own there.
-    return text if text[-1:] in ".!?" or ending is None else text + "."
+    # Kiwi ends a sentence now and then where the summary has no stop (끊었고 알면서도...): none of ours there.
+    return text if text[-1:] in ".!?" or not stop else text + "."
 
 
 def _surface(summary: str, writer: str | None, speaker_labels: Mapping[str, str] | None,
@@ -212,22 +214,24 @@ def _surface(summary: str, writer: str | None, speaker_labels: Mapping[str, str]
     return normal, " ".join(kept), names
 
 
-def _morphology(normal: str, kept: str, names: Mapping[str, str]) -> tuple[str, str | None]:
-    """The second pass, on Kiwi's analysis of ``kept``, and the verdict."""
-    if not kept:
-        return "", "rules_only_meta"
-    diary = " ".join(rewritten for sentence in analyse(kept) if (rewritten := _rewrite_sentence(sentence)))
+def _morphology(kept: str) -> str:
+    """The second pass, on Kiwi's analysis of ``kept``: the diary ("" when no sentence is left)."""
+    return " ".join(rewritten for sentence in analyse(kept) if (rewritten := _rewrite_sentence(sentence))) if kept else ""
+
+
+def _verdict(normal: str, diary: str, names: Mapping[str, str]) -> str | None:
+    """Why ``diary``, rewritten from the summary ``normal``, is no diary of the writer's (None: it is one)."""
     if not diary:
-        return "", "rules_only_meta"
+        return "rules_only_meta"
     if re.sub(r"[\s.!?]", "", diary) == re.sub(r"[\s.!?]", "", normal):
-        return diary, "rules_unchanged"
+        return "rules_unchanged"
     morphemes = [m for s in analyse(diary) for m in s.morphemes]
     mine = any(m.form in _FIRST_PERSON_WORDS and m.tag == "NP" for m in morphemes)
     others = {OTHER_LABEL, *names.values()} - _FIRST_PERSON_WORDS
     if not mine and any(m.form in others and i + 1 < len(morphemes) and morphemes[i + 1].tag in ("JX", "JKS")
                         for i, m in enumerate(morphemes)):
-        return diary, "rules_other_only"
-    return diary, None
+        return "rules_other_only"
+    return None
 
 
 def rewrite_or_refuse(summary: str, writer: str | None = None, speaker_labels: Mapping[str, str] | None = None,
@@ -236,7 +240,9 @@ def rewrite_or_refuse(summary: str, writer: str | None = None, speaker_labels: M
 
     ``writer`` is the writer's speaker id, ``speaker_labels`` maps the other speakers' ids to the words that name
     them in a diary (default: 상대), ``speakers`` lists the ids in the order they first speak (화자1, 화자2)."""
-    return _morphology(*_surface(summary, writer, speaker_labels, speakers))
+    normal, kept, names = _surface(summary, writer, speaker_labels, speakers)
+    diary = _morphology(kept)
+    return diary, _verdict(normal, diary, names)
 
 
 def rewrite(summary: str, writer: str | None = None, speaker_labels: Mapping[str, str] | None = None,
@@ -263,9 +269,11 @@ class RulesTeacher:
             surfaces = [_surface(r.summary, r.writer, {s: OTHER_LABEL for s in r.speaker_labels if s != r.writer},
                                  [t.speaker for t in r.turns]) for r in batch]
             analyse_many(kept for _, kept, _ in surfaces)
-            replies = [_morphology(*surface) for surface in surfaces]
-            # The runner's style checks analyse each diary: all of this batch's at once, ahead of them.
-            analyse_many(text for text, _ in replies)
+            diaries = [_morphology(kept) for _, kept, _ in surfaces]
+            # The verdicts and then the runner's style checks analyse each diary that changed: all of this
+            # batch's at once, on Kiwi's threads.
+            analyse_many(d for d, (normal, _, _) in zip(diaries, surfaces) if d and d.split() != normal.split())
+            replies = [(d, _verdict(normal, d, names)) for d, (normal, _, names) in zip(diaries, surfaces)]
             for request, (text, refused) in zip(batch, replies):
                 on_reply(request, Reply(text, refused=refused))
 
