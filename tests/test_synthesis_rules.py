@@ -104,9 +104,10 @@ def test_a_writer_known_by_name_is_i():
     assert rewrite("민수는 지영에게 책을 빌려줬다.", "민수", speaker_labels) == "나는 지영에게 책을 빌려줬다."
 
 
-def test_plain_first_person_text_is_left_alone_and_refused_as_unchanged():
+def test_a_diary_already_is_left_alone_and_kept():
     text = "오늘 회사에서 발표를 했다. 생각보다 잘 끝나서 기분이 좋았다!"
-    assert rewrite_or_refuse(text, ME, LABELS) == (text, "rules_unchanged")
+    assert rewrite_or_refuse(text, ME, LABELS) == (text, None)
+    assert rewrite_or_refuse("나는 공원에서 달렸다.", ME, LABELS) == ("나는 공원에서 달렸다.", None)
 
 
 def test_on_ai_hub_sample_the_rules_diaries_read_as_diaries_far_more_often_than_the_summaries(aihub_sample):

@@ -23,7 +23,7 @@ from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, Re
 
 def make_dialogues(n: int) -> list[Dialogue]:
     return [Dialogue(f"dlg-{i:04d}", (Turn("P01", f"오늘 공원에서 {i}분 동안 달렸어"), Turn("P02", "대단하다")),
-                     f"P01은 오늘 공원에서 {i}분 동안 달렸습니다.") for i in range(n)]
+                     f"나는 오늘 공원에서 {i}분 동안 달렸다.") for i in range(n)]
 
 
 def synthesis(output, teacher=None, **kwargs) -> Synthesis:
@@ -140,8 +140,7 @@ class FirstTryPolite:
     def generate(self, requests, on_reply):
         for request in requests:
             self.asked.append((request.id, request.attempt))
-            plain = request.summary.replace("P01은", "나는").replace("달렸습니다", "달렸다")
-            text = plain if request.attempt else plain.replace("달렸다", "달렸습니다")
+            text = request.summary if request.attempt else request.summary.replace("달렸다", "달렸습니다")
             on_reply(request, Reply(text))
 
     def close(self):
