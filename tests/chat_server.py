@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def _diary_from(prompt: str) -> str:
-    start = prompt.find("[요약]\n")
-    end = prompt.find("\n\n[일기]")
+    start = prompt.rfind("[요약]\n")  # the last: the worked examples come before
+    end = prompt.rfind("\n\n[일기]")
     if start < 0 or end < start:
         return "오늘은 친구와 점심을 먹었다."
     return prompt[start + len("[요약]\n"):end].strip()

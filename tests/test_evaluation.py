@@ -168,13 +168,13 @@ def test_corpus_scores_count_truncated_diaries():
 
 def test_samples_table_escapes_and_shortens():
     long_dialogue = "Human: " + "가" * 400 + "\nAI: 끝|"
-    row = {"id": "x", "dialogue": long_dialogue, "summary": "참고", "diary": "일기", "truncated": True}
+    row = {"id": "x", "dialogue": long_dialogue, "summary": "참고", "diary": "일기를 썼다.", "truncated": True}
     (cells,) = _table_rows(evaluation.samples_table([row] * 6, limit=1))
     assert cells[0] == "x"
     assert "<br>" in cells[1] and "\n" not in cells[1]
     assert cells[1].endswith("끝\\|")
     assert " … " in cells[1] and len(cells[1]) < 320
-    assert cells[3] == "일기 *(cut at max_new_tokens)*"
+    assert cells[3] == "일기를 썼다. *(cut at max_new_tokens)*"
     assert cells[4] == "truncated"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import pytest
 
 from diary_lightning.data.records import Turn
@@ -56,4 +57,26 @@ def test_checks_can_be_skipped_and_are_validated():
         CheckConfig(skip=["spelling"])
     with pytest.raises(ValueError, match="min < max"):
         CheckConfig(min_length_ratio=2.0, max_length_ratio=1.0)
-    assert len(ALL_CHECKS) == len(set(ALL_CHECKS)) == 10
+    assert len(ALL_CHECKS) == len(set(ALL_CHECKS)) == 14
+
+
+def test_the_default_prompt_shows_three_worked_examples_in_the_writers_own_voice():
+    from diary_lightning.data.dialogue import Turn
+    from diary_lightning.evaluation.diary_style import analyse_many, style_failures
+    from diary_lightning.synthesis.teacher import build_messages
+
+    turns = (Turn("P01", "오늘 공원에서 달렸어"), Turn("P02", "대단하다"))
+    (user,) = build_messages(DEFAULT_PROMPT, "", turns, "공원에서 달렸다고 한다.", "글쓴이",
+                             {"P01": "글쓴이", "P02": "상대1"})
+    prompt = user["content"]
+    assert "목소리로" in prompt
+    # Each example: a dialogue with the writer marked as the prompt marks them, its summary, the diary.
+    examples = re.findall(r"<예시 \d>\n\[대화\]\n(.*?)\n\[요약\]\n(.*?)\n\[일기\]\n(.*?)\n\n", prompt, re.DOTALL)
+    assert len(examples) == 3
+    assert all("글쓴이: " in dialogue and "{writer}" not in dialogue for dialogue, _, _ in examples)
+    analyse_many(diary for _, _, diary in examples)
+    for _, summary, diary in examples:
+        assert style_failures(diary, writer_names=["글쓴이"]) == [], diary  # what it asks for, it shows
+        assert "reported_speech" in style_failures(summary), summary  # and a summary is not that
+    # The dialogue to write about comes last, after the examples.
+    assert prompt.rstrip().endswith("[대화]\n글쓴이: 오늘 공원에서 달렸어\n상대1: 대단하다\n\n[요약]\n공원에서 달렸다고 한다.\n\n[일기]")

@@ -23,7 +23,7 @@ from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, Re
 
 def make_dialogues(n: int) -> list[Dialogue]:
     return [Dialogue(f"dlg-{i:04d}", (Turn("P01", f"오늘 공원에서 {i}분 동안 달렸어"), Turn("P02", "대단하다")),
-                     f"오늘 공원에서 {i}분 동안 달렸다.") for i in range(n)]
+                     f"나는 오늘 공원에서 {i}분 동안 달렸다.") for i in range(n)]
 
 
 def synthesis(output, teacher=None, **kwargs) -> Synthesis:
@@ -191,3 +191,13 @@ def test_the_prompt_marks_the_writer_the_data_settings_chose():
     prompt = request.messages[-1]["content"]
     assert "글쓴이: 대단하다" in prompt and "상대1: 오늘 공원에서 0분 동안 달렸어" in prompt
     assert request.writer_names == ("P02",)
+
+
+def test_a_summary_the_rules_teacher_cannot_make_the_writers_diary_is_rejected_with_its_reason(tmp_path):
+    dialogues = make_dialogues(2)
+    dialogues[1] = Dialogue("dlg-0001", dialogues[1].turns, "공원에서 달렸다.")  # no one in it: stays the same
+    out = tmp_path / "diaries.jsonl"
+    summary = synthesis(out).run(dialogues)
+    assert (summary["kept"], summary["rejected"], summary["rejected_by_check"]) == (1, 1, {"rules_unchanged": 1})
+    (rejected,) = lines(tmp_path / "diaries.rejected.jsonl")
+    assert rejected["id"] == "dlg-0001" and rejected["failed"] == ["rules_unchanged"]

@@ -93,12 +93,12 @@ def _require_kiwipiepy() -> None:
 
 @functools.cache
 def _kiwi() -> Kiwi:
-    # Building Kiwi loads its model (about a second), so one instance is shared.
-    # It lives here rather than on the metric so that the metric stays picklable.
+    # Building Kiwi loads its model (about a second): the style checks' instance serves here too.
+    # It lives outside the metric so that the metric stays picklable.
     _require_kiwipiepy()
-    from kiwipiepy import Kiwi
+    from diary_lightning.evaluation.diary_style import kiwi
 
-    return Kiwi()
+    return kiwi()
 
 
 def tokenize_morphemes(text: str) -> list[str]:

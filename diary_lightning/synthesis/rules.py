@@ -1,169 +1,285 @@
 """The ``rules`` teacher: a deterministic rewrite of a reference summary into the writer's plain-style diary.
 
-No model, so it is the baseline and the CPU path. Sentence by sentence it drops sentences about the
-conversation itself, turns polite and formal endings plain (했습니다 -> 했다), lets the writer's speaker code
-become the first person (SD2000691은 -> 나는) and the others' codes their labels, and turns reported speech
-back into what happened (뒤척였다고 한다 -> 뒤척였다). It cannot add what a summary leaves out, so a one-line
-summary stays a one-line diary.
+No model, so it is the baseline and the CPU path. Two passes over each summary:
+
+1. On the surface: sentences about the conversation itself are dropped; the writer's speaker code, name,
+   ``화자`` and ``자신``/``본인`` become the first person (SD2000691은 -> 나는), two speakers together ``우리``,
+   the others' codes (typos included) their labels.
+2. On Kiwi's morphemes (:mod:`diary_lightning.evaluation.diary_style` analyses each text once): the final predicate is
+   rebuilt and joined back by Kiwi (:meth:`kiwipiepy.Kiwi.join`), which conjugates it: polite and formal
+   endings become plain (합니다 -> 한다, 예쁩니다 -> 예쁘다, 필요합니다 -> 필요하다: Kiwi's tags tell a verb from an
+   adjective, no list needed); talk narrated in the present becomes past (이야기한다 -> 이야기했다, 가자고 하고
+   있다 -> 가자고 했다); nested reported speech loses its outer layer (가라고 했다고 말한다 -> 가라고 했다). A
+   sentence still polite after that is dropped.
+
+It cannot add what a summary leaves out. A summary it cannot turn into the writer's diary is refused with a
+reason (:data:`REFUSALS`), which the runner writes to the rejected file: every sentence was about the
+conversation, the text came out unchanged as one sentence with no one in it (a summary's gist, no diary of
+anyone's), or it narrates only the other speaker.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from diary_lightning.evaluation.diary_style import (QUOTE_ENDINGS, SPEECH_NOUNS, SPEECH_VERBS, TALK_NOUNS, TALK_VERBS, Morpheme,
+                                         Sentence, analyse, analyse_many, is_helper, kiwi)
 from diary_lightning.data.roles import OTHER_LABEL
 from diary_lightning.synthesis.teacher import Reply, Request
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+REFUSALS = ("rules_only_meta", "rules_unchanged", "rules_other_only")
+"""Why the rules teacher wrote no diary: every sentence was about the conversation; the rewrite changed
+nothing; the diary would narrate only the other speaker."""
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?![0-9])\s*")
 
 # A sentence about the conversation rather than the day (NIKL closes every summary with one).
 _META = re.compile(r"(?<![가-힣])(이|위|본|해당|두 사람의|두 화자의) 대화(에서|는|를|의)|대화를 (나누|나눴|나누었|했|하였|주고받)|"
                    r"(화자|화자들|두 사람|세 사람|참여자)[은는이가]? (.{0,20})?(대화|이야기)[를을]? ?(나누|나눴|나누었|했|한다|하였)|"
                    r"(대화|이야기)[를을]? (요약|정리)|요약하면")
 # Two or more speakers together become "we".
-_TOGETHER = re.compile(r"(두|세|네|다섯) (화자|사람|명)(은|는|이|가|의|도|에게|과|와|끼리)?(?= )")
+_TOGETHER = re.compile(r"(?:(?:두|세|네|다섯) (?:화자|사람|명)|화자들|두 화자들)(은|는|이|가|의|도|에게|과|와|끼리)?(?= )")
 _WE = {"은": "우리는", "는": "우리는", "이": "우리가", "가": "우리가", "의": "우리의", "도": "우리도",
        "에게": "우리에게", "과": "우리와", "와": "우리와", "끼리": "우리끼리", None: "우리"}
 
-# A speaker code with the particle after it; longer particles first so that 에게서 is not read as 에게.
+# A speaker code, 화자 (with its number) or a reflexive, with the particle after it; longer particles first.
 _PARTICLES = "께서|에게서|한테서|에게|한테|이랑|랑|으로|로|은|는|이|가|의|을|를|과|와|도|께|만|씨"
 _CODE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,4}[0-9]{1,9})(" + _PARTICLES + r")?")
+_SPEAKER = re.compile(r"(?<![가-힣])화자 ?([0-9]?)(" + _PARTICLES + r")?(?![가-힣])")
+_SELF = re.compile(r"(?<![가-힣])(?:자신|본인)(" + _PARTICLES + r")?(?![가-힣])")
 _OTHER_PARTY = re.compile(r"(?:상대방|대화자|대화 상대|대화상대)(" + _PARTICLES + r")?")
 _FIRST_PERSON = {"은": "나는", "는": "나는", "이": "내가", "가": "내가", "께서": "내가", "의": "내",
                  "에게": "나에게", "께": "나에게", "에게서": "나에게서", "한테": "나한테", "한테서": "나한테서",
                  "을": "나를", "를": "나를", "과": "나와", "와": "나와", "이랑": "나랑", "랑": "나랑", "도": "나도",
                  "만": "나만", "으로": "나로", "로": "나로", "씨": "나", None: "나"}
+_FIRST_PERSON_WORDS = {"나", "내", "우리", "저", "제"}
 
-# Reported speech at the end of a sentence: a verb of saying, in any tense, after -다고/-라고/-냐고/-자고.
-_SAY = (r" ?(?:서로 |또 |다시 |계속 )?(?:한다|했다|했었다|하였다|해준다|해줬다|(?:말|이야기|얘기|대화|대답|답|설명|전|밝|강조|"
-        r"주장|덧붙|조언|당부|염려|걱정|제안|부탁|물|묻|알려|물어)\S*)$")
-_REPORTED = re.compile(r"(다|라)고" + _SAY)
-# An order (걱정 말라고 한다, 사 달라고 했다) is no statement of fact: its 라 is not the copula's.
-_ORDERED = re.compile(r"(?:(?<![가-힣])[가-힣]|하|말|달|주|으|보|오|가)라고" + _SAY)
-_ADDRESSEE = re.compile(r"[A-Za-z0-9가-힣](에게|한테|께) ")
-_ASKED = re.compile(r"냐고" + _SAY)
-_SUGGESTED = re.compile(r"자고" + _SAY)
-# Speech verbs in the present of a summary become the past of a diary.
-_PAST = {"말한다": "말했다", "이야기한다": "이야기했다", "얘기한다": "얘기했다", "묻는다": "물었다",
-         "물어본다": "물어봤다", "답한다": "답했다", "대답한다": "대답했다", "설명한다": "설명했다",
-         "추천한다": "추천했다", "공유한다": "공유했다", "토론한다": "토론했다", "대화한다": "이야기했다",
-         "알려준다": "알려줬다", "평가한다": "평가했다", "제안한다": "제안했다", "부탁한다": "부탁했다",
-         "조언한다": "조언했다", "권한다": "권했다", "전한다": "전했다", "동의한다": "동의했다", "논의한다": "논의했다"}
-_PAST_END = re.compile(r"(" + "|".join(_PAST) + r")$")
-
-# Plain forms of polite and formal endings. Present-tense verbs take 는다/ㄴ다 and adjectives 다, which an
-# ending alone cannot tell apart: the common adjective stems are listed, the rest are read as verbs.
-_SEUMNIDA = re.compile(r"([가-힣]+?)습니다$")
-_BNIDA = re.compile(r"([가-힣]*)([가-힣])니다$")
-_ADJ_CONSONANT = ("없", "좋", "싫", "많", "적", "작", "높", "낮", "넓", "좁", "깊",
-                  "같", "괜찮", "짧", "밝", "맑", "젊", "옳", "굵", "얇", "귀찮", "그렇", "이렇", "저렇", "어떻", "싶")
-_ADJ_VOWEL = ("크", "쁘", "프", "싸", "다르", "빠르", "느리", "어리", "짜", "아니", "이")
-_ADJ_HA = ("필요", "중요", "행복", "피곤", "편", "깨끗", "따뜻", "시원", "조용", "가능", "유명", "심심", "궁금", "미안",
-           "다행", "비슷", "익숙", "건강", "특별", "솔직", "정확", "간단", "복잡", "충분", "부족", "친절", "대단",
-           "당연", "확실", "답답", "속상", "섭섭", "서운", "우울", "똑똑", "착", "급", "한가", "유익", "위험", "안전",
-           "곤란", "심각", "유용", "저렴", "불안", "소중", "완벽", "신기", "이상", "어색", "편안", "훌륭", "가득")
+_PAST = (("었", "EP", False),)
+_PLAIN_STATEMENT = ("다", "EF", False)
 
 
-def _plain(sentence: str) -> str:
-    """The plain (해라체) form of a sentence ending in 습니다, ㅂ니다 or 어요."""
-    match = _SEUMNIDA.search(sentence)
-    if match:
-        stem = match.group(1)
-        # A stem ending in ㅆ is a past (왔, 했), a future (겠) or 있: all take 다, as adjectives do.
-        adjective = final(stem[-1]) == FINAL_SS or stem.endswith(_ADJ_CONSONANT)
-        return sentence[:match.start()] + stem + ("다" if adjective else "는다")
-    match = _BNIDA.search(sentence)
-    if match and final(match.group(2)) == FINAL_B:
-        stem = match.group(1) + with_final(match.group(2), 0)
-        if stem.endswith("하"):
-            adjective = stem[:-1].endswith(_ADJ_HA)
-        else:
-            adjective = stem.endswith(_ADJ_VOWEL)
-        plain = stem + "다" if adjective else stem[:-1] + with_final(stem[-1], FINAL_N) + "다"
-        return sentence[:match.start()] + plain
-    if sentence.endswith("어요") and len(sentence) > 2 and (final(sentence[-3]) == FINAL_SS or sentence[-3] == "없"):
-        # 했어요, 봤어요, 있어요, 없어요, 겠어요: a past, future or existence stem takes 다 directly.
-        return sentence[:-2] + "다"
-    if sentence.endswith(("이에요", "이어요")):
-        return sentence[:-3] + "이다"
-    if sentence.endswith("예요"):
-        return sentence[:-2] + "다"
-    if sentence.endswith("해요"):
-        return sentence[:-2] + "한다"
-    return sentence
+def _near(code: str, known: Iterable[str]) -> str | None:
+    """The known code ``code`` is a typo of (one letter or digit added, dropped or changed), if exactly one."""
+    def one_edit(a: str, b: str) -> bool:
+        if abs(len(a) - len(b)) > 1:
+            return False
+        if len(a) == len(b):
+            return sum(x != y for x, y in zip(a, b)) == 1
+        short, long = sorted((a, b), key=len)
+        return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+    matches = [k for k in known if one_edit(code, k)]
+    return matches[0] if len(matches) == 1 else None
 
 
-def _speakers(sentence: str, writer: str | None, names: Mapping[str, str]) -> str:
-    """Speaker codes with their particles: the writer's as the first person, the others' as their labels."""
+def _speakers(sentence: str, writer: str | None, names: Mapping[str, str], order: Sequence[str]) -> str:
+    """Speaker codes, 화자, reflexives and the writer's name with their particles: the writer as the first person,
+    the others as their labels."""
 
-    def replace(match: re.Match) -> str:
-        code, particle = match.group(1), match.group(2)
-        if code == writer:
+    def person(code: str | None, particle: str | None, whole: str) -> str:
+        if code is not None and code == writer:
             return _FIRST_PERSON[particle]
-        if code in names:
-            return names[code] if particle in (None, "씨") else attach(names[code], particle)
-        return match.group(0)
+        label = names.get(code, OTHER_LABEL) if code is not None else OTHER_LABEL
+        return label if particle in (None, "씨") else attach(label, particle)
 
-    sentence = _CODE.sub(replace, sentence)
+    def code(match: re.Match) -> str:
+        found = match.group(1)
+        known = [writer, *names] if writer else list(names)
+        if found not in known:
+            found = _near(found, [k for k in known if k]) or found
+            if found not in known and not re.fullmatch(r"P[0-9]{2}|[A-Z]{1,4}[0-9]{5,}", found):
+                return match.group(0)  # KTX1, A4: not a speaker
+        return person(found, match.group(2), match.group(0))
+
+    def speaker(match: re.Match) -> str:
+        number, particle = match.group(1), match.group(2)
+        if not number:
+            # NIKL's summaries tell the day of "the speaker" whose conversation it was: the writer.
+            return _FIRST_PERSON[particle]
+        index = int(number) - 1
+        return person(order[index] if 0 <= index < len(order) else None, particle, match.group(0))
+
+    sentence = _TOGETHER.sub(lambda m: _WE[m.group(1)], sentence)
+    sentence = _CODE.sub(code, sentence)
+    sentence = _SPEAKER.sub(speaker, sentence)
     if writer and not _CODE.fullmatch(writer) and writer in sentence:
         # A writer known by name (a chat app's speaker name) is "I" too.
-        sentence = re.sub(re.escape(writer) + "(" + _PARTICLES + ")?(?![가-힣])",
+        sentence = re.sub(r"(?<![가-힣])" + re.escape(writer) + "(" + _PARTICLES + ")?(?![가-힣])",
                           lambda m: _FIRST_PERSON[m.group(1)], sentence)
-    # AI Hub's summaries call the other person 상대방, a word about the chat rather than the day.
-    sentence = _TOGETHER.sub(lambda m: _WE[m.group(3)], sentence)
-    # AI Hub's summaries call the other person 상대방 or 대화자, and talking 대화: words about the chat, not the day.
     sentence = _OTHER_PARTY.sub(lambda m: attach(OTHER_LABEL, m.group(1) or ""), sentence)
+    # 자신/본인 is whoever the sentence is about: the writer unless someone else is its subject.
+    other_subject = re.search(rf"(?<![가-힣])(?:{re.escape(OTHER_LABEL)}|그녀|그)[은는이가](?![가-힣])", sentence)
+    sentence = _SELF.sub(lambda m: "자기" + (m.group(1) or "") if other_subject else _FIRST_PERSON[m.group(1)], sentence)
     return sentence.replace("대화", "이야기")
 
 
-def rewrite(summary: str, writer: str | None = None, speaker_labels: Mapping[str, str] | None = None) -> str:
-    """The writer's diary from ``summary``: ``writer`` is the writer's speaker id, ``speaker_labels`` maps the other
-    speakers' ids to the words that name them in a diary (default: 상대). Returns "" when every sentence was
-    about the conversation itself."""
+def _saying(between: Sequence[Morpheme]) -> int:
+    """How many morphemes at the start of ``between`` form a verb of saying (말하 -> 1, 이야기 하 -> 2), or 0."""
+    if between and between[0].tag.startswith("VV") and between[0].form in SPEECH_VERBS | TALK_VERBS:
+        return 1
+    if len(between) > 1 and between[0].form in SPEECH_NOUNS | TALK_NOUNS and between[1].form == "하":
+        return 2
+    return 0
+
+
+def _past_predicate(head: Sequence[Morpheme], rest: Sequence[Morpheme]) -> list[tuple]:
+    """``head`` (the verb) made past and plain, keeping the honorific 시 of ``rest`` (하셨다)."""
+    honorific = [m.joinable() for m in rest if m.tag == "EP" and m.form == "시"]
+    return [m.joinable() for m in head] + honorific + list(_PAST) + [_PLAIN_STATEMENT]
+
+
+def _predicate(morphemes: list[Morpheme], end: int) -> list[tuple] | None:
+    """The sentence's morphemes up to ``end`` (its final ending) rebuilt, or None to leave it as it is."""
+    ending = morphemes[end]
+    # Reported speech: the last quoting ending before the final one, and a verb of saying after it.
+    quote = next((i for i in range(end - 1, -1, -1) if (morphemes[i].tag == "EC" and morphemes[i].form in QUOTE_ENDINGS)
+                  or morphemes[i].tag == "JKQ"), None)
+    if quote is not None and (n := _saying(morphemes[quote + 1:end])):
+        inner = next((i for i in range(quote - 1, -1, -1) if (morphemes[i].tag == "EC" and morphemes[i].form in
+                                                              QUOTE_ENDINGS) or morphemes[i].tag == "JKQ"), None)
+        said = morphemes[inner + 1:quote] if inner is not None else []
+        n_inner = _saying(said)
+        if n_inner and said[n_inner:] and all(m.tag == "EP" for m in said[n_inner:]) and any(
+                m.form != "시" for m in said[n_inner:]):
+            # 가라고 했다고 말한다: the inner telling already is past; the outer layer only repeats it.
+            return [m.joinable() for m in morphemes[:quote]] + [_PLAIN_STATEMENT]
+        rest = morphemes[quote + 1 + n:end]
+        if not all(is_helper(m, tense=True) for m in rest):
+            return _plain(morphemes, end) if ending.form.endswith(("요", "니다", "니까", "죠")) else None
+        if any(m.tag == "EP" and m.form != "시" for m in rest):
+            return _plain(morphemes, end)  # already past: 했다고 했습니다 -> 했다고 했다
+        return [m.joinable() for m in morphemes[:quote + 1 + n]] + _past_predicate((), rest)
+    # Talk narrated in the present: 이야기한다, 이야기하고 있다 -> 이야기했다.
+    i = end - 1
+    while i >= 0 and is_helper(morphemes[i]):
+        i -= 1
+    if i >= 0 and morphemes[i].tag != "EP":
+        verb = morphemes[i]
+        noun = morphemes[i - 1] if i > 0 and morphemes[i - 1].tag.startswith("NN") else None
+        if (verb.tag.startswith("VV") and verb.form in TALK_VERBS) or (
+                verb.form == "하" and noun is not None and noun.form in TALK_NOUNS):
+            return [m.joinable() for m in morphemes[:i + 1]] + _past_predicate((), morphemes[i + 1:end])
+    return _plain(morphemes, end) if ending.form.endswith(("요", "니다", "니까", "죠")) else None
+
+
+def _plain(morphemes: list[Morpheme], end: int) -> list[tuple]:
+    """The polite or formal final ending made plain: 다 after a tense or an adjective, ㄴ다/는다 after a verb in the
+    present (Kiwi joins the right one), ㄹ까 for a polite ㄹ까요."""
+    ending = morphemes[end]
+    before = [m.joinable() for m in morphemes[:end]]
+    if ending.form.endswith(("ᆯ까요", "을까요")):
+        return before + [("ᆯ까", "EF", False)]
+    last = morphemes[end - 1] if end > 0 else None
+    # 있다/없다/계시다 take 다 whatever Kiwi calls them.
+    verb = last is not None and last.tag.startswith(("VV", "XSV", "VX")) and last.form not in ("있", "없", "계시")
+    return before + [("ᆫ다", "EF", False) if verb else _PLAIN_STATEMENT]
+
+
+def _rewrite_sentence(sentence: Sentence) -> str | None:
+    """The sentence in the diary's plain past-or-present voice, or None to drop it (still polite)."""
+    morphemes = list(sentence.morphemes)
+    stop = ""
+    while morphemes and morphemes[-1].tag.startswith("S") and morphemes[-1].tag not in ("SL", "SN", "SH"):
+        stop = morphemes.pop().form + stop
+    ending = next((i for i in range(len(morphemes) - 1, -1, -1) if morphemes[i].tag == "EF" and not morphemes[i].quoted),
+                  None)
+    text = sentence.text.strip()
+    if ending is not None and ending == len(morphemes) - 1:
+        rebuilt = _predicate(morphemes, ending)
+        if rebuilt is not None:
+            # Kiwi joins only from the first word that changed; the words before keep their letters (내 stays
+            # 내, not 나의).
+            same = next((i for i, (old, new) in enumerate(zip(morphemes, rebuilt)) if old.joinable() != new),
+                        min(len(morphemes), len(rebuilt)))
+            word = max((i for i in range(same + 1) if i < len(morphemes) and morphemes[i].spaced), default=0)
+            prefix = sentence.text[:morphemes[word].start - sentence.start] if word else ""
+            tail = [(f, t, d if i else False) for i, (f, t, d) in enumerate(rebuilt[word:])]
+            text = (prefix.rstrip() + " " if prefix.strip() else "") + kiwi().join(tail) + (
+                "!" if "!" in stop else "?" if "?" in stop and rebuilt[-1][0] != "다" else ".")
+    if re.search(r"(니다|니까|요|죠)[.!?]*$", text):
+        return None
+    # Kiwi ends a sentence now and then where the summary has no stop (끊었고 알면서도...): none of ours there.
+    return text if text[-1:] in ".!?" or not stop else text + "."
+
+
+def _surface(summary: str, writer: str | None, speaker_labels: Mapping[str, str] | None,
+             speakers: Sequence[str]) -> tuple[str, str, dict[str, str]]:
+    """The first pass: the summary with spaces normalised, its sentences about the day with the speakers
+    named as in a diary (to analyse next), and the other speakers' labels."""
     names = {k: v for k, v in (speaker_labels or {}).items() if k != writer}
-    out = []
-    for raw in _SENTENCE_END.split(" ".join(summary.split())):
-        sentence = raw.rstrip(".!? ")
-        if not sentence or _META.search(sentence):
-            continue
-        sentence = _plain(sentence)
-        # Reported speech becomes what happened (뒤척였다고 한다 -> 뒤척였다), whoever said it. A telling to
-        # someone (...에게 간다고 말했다), a suggestion or a question stays a telling, as the plain "...는 이야기를
-        # 했다": "...다고 했다" would end the diary in the reported speech of a summary.
-        if ordered := _ORDERED.search(sentence):
-            sentence = sentence[:ordered.start()] + ordered.group(0).split("고")[0] + "는 이야기를 했다"
-        elif _REPORTED.search(sentence):
-            told = _ADDRESSEE.search(sentence)
-            for _ in range(3):  # nested: ...했다고 말했다고 한다
-                if told or not _REPORTED.search(sentence):
-                    break
-                sentence = _REPORTED.sub("다", sentence)
-            sentence = _REPORTED.sub(r"\1는 이야기를 했다", sentence)
-        elif _ASKED.search(sentence):
-            sentence = _ASKED.sub("냐는 이야기를 했다", sentence)
-        elif _SUGGESTED.search(sentence):
-            sentence = _SUGGESTED.sub("자는 이야기를 했다", sentence)
-        else:
-            sentence = _PAST_END.sub(lambda m: _PAST[m.group(1)], sentence)
-        sentence = _speakers(sentence, writer, names)
-        out.append(sentence + (raw.rstrip()[-1] if raw.rstrip()[-1:] in "!?" else "."))
-    return " ".join(out)
+    order = list(dict.fromkeys(speakers))
+    normal = " ".join(summary.split())
+    kept = [_speakers(s, writer, names, order) for s in _SENTENCE_END.split(normal) if s and not _META.search(s)]
+    return normal, " ".join(kept), names
+
+
+def _morphology(kept: str) -> str:
+    """The second pass, on Kiwi's analysis of ``kept``: the diary ("" when no sentence is left)."""
+    return " ".join(rewritten for sentence in analyse(kept) if (rewritten := _rewrite_sentence(sentence))) if kept else ""
+
+
+def _verdict(normal: str, diary: str, names: Mapping[str, str]) -> str | None:
+    """Why ``diary``, rewritten from the summary ``normal``, is no diary of the writer's (None: it is one)."""
+    if not diary:
+        return "rules_only_meta"
+    sentences = analyse(diary)
+    morphemes = [m for s in sentences for m in s.morphemes]
+    mine = any(m.form in _FIRST_PERSON_WORDS and m.tag == "NP" for m in morphemes)
+    # Unchanged, one sentence, no one in it: a summary's line (AI Hub's 36-character third-person gist), no
+    # one's diary. Unchanged text with an "I" or a few sentences of its own was a diary already (the bundled
+    # sample's references): the teacher's copy of it is kept.
+    if re.sub(r"[\s.!?]", "", diary) == re.sub(r"[\s.!?]", "", normal) and not mine and len(sentences) < 2:
+        return "rules_unchanged"
+    others = {OTHER_LABEL, *names.values()} - _FIRST_PERSON_WORDS
+    if not mine and any(m.form in others and i + 1 < len(morphemes) and morphemes[i + 1].tag in ("JX", "JKS")
+                        for i, m in enumerate(morphemes)):
+        return "rules_other_only"
+    return None
+
+
+def rewrite_or_refuse(summary: str, writer: str | None = None, speaker_labels: Mapping[str, str] | None = None,
+                      speakers: Sequence[str] = ()) -> tuple[str, str | None]:
+    """The writer's diary from ``summary`` and, when it cannot be one, the reason (:data:`REFUSALS`).
+
+    ``writer`` is the writer's speaker id, ``speaker_labels`` maps the other speakers' ids to the words that name
+    them in a diary (default: 상대), ``speakers`` lists the ids in the order they first speak (화자1, 화자2)."""
+    normal, kept, names = _surface(summary, writer, speaker_labels, speakers)
+    diary = _morphology(kept)
+    return diary, _verdict(normal, diary, names)
+
+
+def rewrite(summary: str, writer: str | None = None, speaker_labels: Mapping[str, str] | None = None,
+            speakers: Sequence[str] = ()) -> str:
+    """The diary of :func:`rewrite_or_refuse`, whatever its verdict ("" when every sentence was about the
+    conversation itself)."""
+    return rewrite_or_refuse(summary, writer, speaker_labels, speakers)[0]
 
 
 class RulesTeacher:
-    """No model: :func:`rewrite` on each request's summary. Instant and deterministic, so retries never help."""
+    """No model: :func:`rewrite_or_refuse` on each request's summary. Deterministic, so retries never help.
+    Requests are taken in batches whose summaries, then diaries, Kiwi analyses together on its worker threads."""
 
     reads_prompt = False
+    batch_size = 2048
 
     def describe(self) -> dict:
-        return {"backend": "rules", "version": 1}
+        return {"backend": "rules", "version": 2}
 
     def generate(self, requests: Iterable[Request], on_reply: Callable[[Request, Reply], None]) -> None:
-        for request in requests:
+        requests = iter(requests)
+        while batch := list(itertools.islice(requests, self.batch_size)):
             # The prompt's labels (상대1, 상대2) are for the teacher; a diary says 상대.
-            others = {speaker: OTHER_LABEL for speaker in request.speaker_labels if speaker != request.writer}
-            on_reply(request, Reply(rewrite(request.summary, request.writer, others)))
+            surfaces = [_surface(r.summary, r.writer, {s: OTHER_LABEL for s in r.speaker_labels if s != r.writer},
+                                 [t.speaker for t in r.turns]) for r in batch]
+            analyse_many(kept for _, kept, _ in surfaces)
+            diaries = [_morphology(kept) for _, kept, _ in surfaces]
+            # The verdicts and then the runner's style checks analyse each diary that changed: all of this
+            # batch's at once, on Kiwi's threads.
+            analyse_many(d for d, (normal, _, _) in zip(diaries, surfaces) if d and d.split() != normal.split())
+            replies = [(d, _verdict(normal, d, names)) for d, (normal, _, names) in zip(diaries, surfaces)]
+            for request, (text, refused) in zip(batch, replies):
+                on_reply(request, Reply(text, refused=refused))
 
     def close(self) -> None:
         pass
@@ -172,18 +288,13 @@ class RulesTeacher:
 # Hangul syllable arithmetic the rules teacher needs: final consonants and the particles that depend on them.
 
 _BASE, _LAST = 0xAC00, 0xD7A3
-FINAL_NONE, FINAL_N, FINAL_L, FINAL_B, FINAL_SS = 0, 4, 8, 17, 20
+FINAL_NONE, FINAL_L = 0, 8
 
 
 def final(syllable: str) -> int | None:
     """The final-consonant index (0: none) of a Hangul syllable, None for any other character."""
     code = ord(syllable)
     return (code - _BASE) % 28 if _BASE <= code <= _LAST else None
-
-
-def with_final(syllable: str, index: int) -> str:
-    code = ord(syllable)
-    return chr(code - (code - _BASE) % 28 + index)
 
 
 # Digits and Latin letters as a Korean reader pronounces them at the end of a code: "P01" ends in 일, "SD2000692" in 이.

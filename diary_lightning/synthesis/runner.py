@@ -149,7 +149,8 @@ class Synthesis:
             self._bar.update(1)
             return
         dialogue = self._by_id[request.id]
-        failed = check_diary(reply, request, self.checks, self.instruction, request.writer_names)
+        failed = [reply.refused] if reply.refused else check_diary(reply, request, self.checks, self.instruction,
+                                                                     request.writer_names)
         if not failed:
             self._kept.write({
                 "id": dialogue.id, "dialogue": dialogue_record(dialogue), "writer": request.writer,
@@ -157,7 +158,7 @@ class Synthesis:
                 "prompt": {"system": self.system, "template": self.template}, "attempt": request.attempt,
             })
             self.counts["kept"] += 1
-        elif request.attempt < self.retries:
+        elif request.attempt < self.retries and not reply.refused:
             self.counts["retried"] += 1
             self._again.append(Request(**{**request.__dict__, "attempt": request.attempt + 1}))
             return
