@@ -1,125 +1,345 @@
-"""The GPU check behind scripts/gpu_check.sh; standard library only until the requirements are in place.
+"""The GPU check behind scripts/gpu_check.sh; standard library only, so that it runs whatever is missing.
 
-Stages, each in its own process with its own time limit, so that one that hangs or runs out of memory
-still leaves a report of the others:
-  1. install what the machine lacks (from ``--wheels``/``DIARY_WHEELS`` without network), keeping its torch;
-  2. ``pytest -m cuda``: bf16-mixed fit and predict through the CLI on a tiny model on ``cuda``;
-  3. ``scripts/gpu_benchmark.py`` at EEVE-10.8B's shape with random weights, for diary_lightning, then TRL;
-  4. one JSON report (``--out``/gpu_check.json) with every stage's result and the ratios of the two sides.
+One command runs every stage to its end, each in its own process group with its own time limit, all inside
+one budget (``--budget``, 470 s by default: under 8 minutes on one H200), so that a stage that fails, hangs
+or runs out of memory still leaves the others' rows:
+
+  install     each package the machine lacks, probed and installed on its own from ``--wheels`` (offline,
+              ``--no-deps`` into WORKDIR/site, the machine's torch untouched); TRL is optional
+  machine     the versions of what was found, each probed on its own
+  tests       ``pytest -m cuda``: bf16-mixed fit and predict through the CLI on a tiny model on ``cuda``
+  base        the random base at EEVE-10.8B's shape, built and saved once (WORKDIR, never ``--out``)
+  recipe      ``gpu_benchmark.py`` with configs/eeve-qlora.yaml's settings (micro-batch 8, real lengths)
+  benchmark_diary_lightning, benchmark_TRL
+              the same batches through diary_lightning and through TRL's SFTTrainer
+
+``gpu_check.json`` is rewritten (temp file, then rename) after every stage and on SIGTERM/SIGINT/SIGHUP or
+exit, in WORKDIR and in ``--out`` (``$OUT`` when set), where the logs are copied too (8 files at most).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_CUDA = "gpu_check: no CUDA device here ({}); nothing to check. Run it on a GPU machine."
-# Imported names of what the check needs, beside torch: the core requirements and the gpu-check extra.
-MODULES = {"lightning": "lightning", "transformers": "transformers", "peft": "peft", "bitsandbytes": "bitsandbytes",
-           "datasets": "datasets", "torchmetrics": "torchmetrics", "tensorboard": "tensorboard",
-           "jsonargparse": "jsonargparse", "tokenizers": "tokenizers", "safetensors": "safetensors",
-           "pytest": "pytest", "hypothesis": "hypothesis", "trl": "trl", "psutil": "psutil", "yaml": "pyyaml",
-           "xxhash": "xxhash"}
 
+
+@dataclass(frozen=True)
+class Package:
+    dist: str  # the name on PyPI, as the wheel's file name spells it once normalized
+    module: str  # the name imported
+    optional: bool = False  # its absence skips the stages that need it, with the reason, and fails nothing
+
+
+# What the check imports beside torch: the core requirements and the gpu-check extra. The GPU machine lacks
+# bitsandbytes, datasets (with dill and multiprocess), jsonargparse (with its signatures extra) and trl;
+# scripts/gpu_wheels.sh carries exactly those.
+PACKAGES = (
+    Package("lightning", "lightning"), Package("transformers", "transformers"), Package("peft", "peft"),
+    Package("torchmetrics", "torchmetrics"), Package("tensorboard", "tensorboard"),
+    Package("tokenizers", "tokenizers"), Package("safetensors", "safetensors"), Package("xxhash", "xxhash"),
+    Package("pyyaml", "yaml"), Package("pytest", "pytest"), Package("hypothesis", "hypothesis"),
+    Package("psutil", "psutil"),
+    Package("bitsandbytes", "bitsandbytes"), Package("dill", "dill"), Package("multiprocess", "multiprocess"),
+    Package("datasets", "datasets"), Package("docstring-parser", "docstring_parser"),
+    Package("typeshed-client", "typeshed_client"), Package("jsonargparse", "jsonargparse"),
+    Package("trl", "trl", optional=True),
+)
+VERSIONS = ("torch", "transformers", "peft", "lightning", "bitsandbytes", "datasets", "jsonargparse", "trl")
 
 SHAPES = {
     "eeve": [],  # gpu_benchmark.py's defaults
     "tiny": ["--layers", "2", "--hidden", "64", "--intermediate", "128", "--heads", "2", "--kv-heads", "1",
              "--vocab", "4096", "--positions", "256"],
 }
+# Seconds per stage on one H200, measured against the 470 s budget: install (a 43 MB bitsandbytes wheel) 60,
+# tests 90, the base (10.8B random bf16 weights initialised on the GPU, 21.6 GB written) 80, then three
+# benchmark stages that each load the base in NF4 (about 40 s) before their steps.
+LIMITS = {"install": 60, "machine": 30, "tests": 90, "base": 80, "recipe": 70,
+          "benchmark_diary_lightning": 70, "benchmark_TRL": 70}
+# Files copied to --out: the report and these logs ($OUT brings back at most 8 files).
+LOGS = ("install.log", "tests.log", "base.log", "recipe.log", "benchmark_diary_lightning.log",
+        "benchmark_TRL.log", "tests.xml")
+LOG_TAIL = 4 * 2**20  # bytes of each log copied: $OUT brings back at most 16 MiB a file
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="CUDA tests, the EEVE-shape benchmark against TRL, one JSON report.")
     parser.add_argument("--wheels", default=os.environ.get("DIARY_WHEELS"),
-                        help="folder of pre-downloaded wheels to install missing requirements from, offline "
-                             "(default: $DIARY_WHEELS; none: pip's index, if the machine can reach it)")
-    parser.add_argument("--out", default="runs/gpu-check", help="report, logs and the random base (default: %(default)s)")
+                        help="folder of wheels (scripts/gpu_wheels.sh) to install what is missing from, offline "
+                             "(default: $DIARY_WHEELS; none: nothing is installed)")
+    parser.add_argument("--workdir", default=os.environ.get("DIARY_GPU_WORKDIR", "/tmp/diary-gpu-check"),
+                        help="the random base, installed packages and logs (default: %(default)s)")
+    parser.add_argument("--out", default=os.environ.get("OUT"),
+                        help="where gpu_check.json and the logs are copied after every stage, never the base "
+                             "(default: $OUT; none: only WORKDIR)")
+    parser.add_argument("--budget", type=float, default=470,
+                        help="seconds for the whole check; a stage gets the smaller of its own limit and what is "
+                             "left, and one with nothing left is skipped (default: %(default)s)")
     parser.add_argument("--seq-lengths", default="512 1024 2048")
     parser.add_argument("--tokens-per-step", type=int, default=8192,
                         help="one batch per sequence length, of this many tokens (default: %(default)s)")
-    parser.add_argument("--skip-benchmark", action="store_true", help="the tests only")
+    parser.add_argument("--skip-benchmark", action="store_true", help="the install and the tests only")
     parser.add_argument("--shape", choices=sorted(SHAPES), default="eeve",
                         help="the benchmark's model: EEVE-10.8B's shape, or a tiny one (default: %(default)s)")
     parser.add_argument("--allow-cpu", action="store_true",
-                        help="go on without CUDA (the CUDA tests skip): a dry run of the check itself, with --shape tiny")
+                        help="go on without CUDA (the CUDA tests skip): a dry run of the check itself, with --shape "
+                             "tiny; the time limits are then 20 times longer")
     return parser.parse_args(argv)
+
+
+# -- the report: written whole after every change, whatever happens next -------------------------------------
+class Report:
+    """``gpu_check.json`` in ``workdir``, and a copy of it and the logs in ``out``; each write replaces the file
+    through a temporary one, so a reader (or a kill) never sees half of it."""
+
+    def __init__(self, workdir: Path, out: Path | None) -> None:
+        self.workdir, self.out = workdir, out
+        self.data: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "finished": False,
+                                     "stages": {}}
+        self.start = time.monotonic()
+
+    def stage(self, name: str, result: dict[str, Any]) -> dict[str, Any]:
+        self.data["stages"][name] = result
+        self.save()
+        return result
+
+    def save(self) -> None:
+        self.data["seconds"] = round(time.monotonic() - self.start, 1)
+        text = json.dumps(self.data, indent=1, default=str)
+        for folder in filter(None, (self.workdir, self.out)):
+            folder.mkdir(parents=True, exist_ok=True)
+            _replace(folder / "gpu_check.json", text.encode())
+        if self.out is not None and self.out.resolve() != self.workdir.resolve():
+            for name in LOGS:
+                log = self.workdir / name
+                if log.is_file():
+                    with log.open("rb") as f:
+                        f.seek(max(0, log.stat().st_size - LOG_TAIL))
+                        _replace(self.out / name, f.read())
+
+
+def _replace(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+# -- stages ------------------------------------------------------------------------------------------------------
+class Check:
+    """Runs stages one after another inside one budget; a signal or exit still writes the report."""
+
+    def __init__(self, report: Report, budget: float, slack: float = 1.0, env: dict[str, str] | None = None,
+                 handle_signals: bool = True) -> None:
+        self.report, self.budget, self.slack = report, budget, slack
+        self.env = env if env is not None else dict(os.environ)
+        self.child: subprocess.Popen | None = None
+        self.current: str | None = None
+        if handle_signals:  # off only where the check runs inside another program (its tests)
+            atexit.register(self.report.save)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._kill_child()
+        why = f"interrupted by {signal.Signals(signum).name}"
+        if self.current:
+            self.report.data["stages"][self.current] = {**self.report.data["stages"].get(self.current, {}),
+                                                        "status": "interrupted", "detail": why}
+        self.report.data["interrupted"] = why
+        self.report.save()
+        os._exit(128 + signum)
+
+    def _kill_child(self) -> None:
+        if self.child is not None and self.child.poll() is None:
+            try:
+                os.killpg(self.child.pid, signal.SIGKILL)  # the stage and every process it started
+            except ProcessLookupError:
+                pass
+            self.child.wait()
+
+    def left(self) -> float:
+        return self.budget * self.slack - (time.monotonic() - self.report.start)
+
+    def limit(self, name: str) -> float:
+        return min(LIMITS.get(name, 60) * self.slack, self.left())
+
+    def skip(self, name: str, why: str) -> dict[str, Any]:
+        print(f"gpu_check: {name}: skipped: {why}", flush=True)
+        return self.report.stage(name, {"status": "skipped", "detail": why})
+
+    def run(self, name: str, command: list[str], log: Path, limit: float | None = None) -> dict[str, Any]:
+        """Run one stage, output to ``log``; past its limit it is killed with every process it started."""
+        limit = self.limit(name) if limit is None else limit
+        if self.left() < 5:
+            return self.skip(name, f"no time left in the {self.budget:.0f} s budget")
+        print(f"gpu_check: {name} (at most {limit:.0f} s, log {log.name})", flush=True)
+        self.current = name
+        self.report.stage(name, {"status": "running", "limit": round(limit), "log": log.name})
+        start = time.monotonic()
+        with log.open("w") as out:
+            self.child = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                          start_new_session=True)
+            try:
+                code: int | None = self.child.wait(timeout=limit)
+            except subprocess.TimeoutExpired:
+                self._kill_child()
+                code = None
+        self.current, self.child = None, None
+        seconds = round(time.monotonic() - start, 1)
+        status = "timeout" if code is None else "ok" if code == 0 else "failed"
+        result = {"status": status, "exit": code, "seconds": seconds, "limit": round(limit), "log": log.name}
+        if status != "ok":
+            result["detail"] = _tail(log)
+        print(f"gpu_check: {name}: {status} in {seconds:.0f} s", flush=True)
+        return self.report.stage(name, result)
+
+
+def _tail(log: Path, lines: int = 12) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# -- install and probe, one package at a time ------------------------------------------------------------------
+_PROBE = r"""
+import importlib, importlib.metadata as md, json, sys
+dist, module = sys.argv[1], sys.argv[2]
+try:
+    importlib.import_module(module)
+except BaseException as e:
+    print(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"[-400:]})); raise SystemExit
+try:
+    version = md.version(dist)
+except md.PackageNotFoundError:
+    version = None
+unmet = []
+try:
+    from packaging.requirements import Requirement
+    for text in md.requires(dist) or []:
+        req = Requirement(text)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        try:
+            found = md.version(req.name)
+        except md.PackageNotFoundError:
+            unmet.append(f"{req} (absent)"); continue
+        if req.specifier and not req.specifier.contains(found, prereleases=True):
+            unmet.append(f"{req} (found {found})")
+except ImportError:
+    pass
+print(json.dumps({"ok": True, "version": version, "unmet": unmet}))
+"""
+
+
+def probe(package: Package, env: dict[str, str]) -> dict[str, Any]:
+    """Import ``package`` in a fresh interpreter: its version, or why not; and its requirements this environment
+    does not meet (wheels are installed without pip's dependency check)."""
+    done = subprocess.run([sys.executable, "-c", _PROBE, package.dist, package.module], capture_output=True,
+                          text=True, env=env, timeout=120)
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        return {"ok": False, "error": done.stderr.strip()[-400:] or f"exit {done.returncode}"}
+    return json.loads(lines[-1])
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def find_wheel(wheels: Path | None, dist: str) -> Path | None:
+    if wheels is None or not wheels.is_dir():
+        return None
+    found = sorted(p for p in wheels.glob("*.whl") if _normalize(p.name.split("-")[0]) == _normalize(dist))
+    return found[-1] if found else None
+
+
+def install(packages: tuple[Package, ...], wheels: Path | None, site: Path, env: dict[str, str],
+            log: Path) -> dict[str, Any]:
+    """One row per package: present, installed (from which wheel), or why it is missing. Each is installed and
+    probed on its own, so one bad wheel costs only what needs it. Installed with ``--no-deps --target``: pip
+    never touches the machine's torch or anything else already there."""
+    rows: dict[str, Any] = {}
+    with log.open("a") as out:
+        for package in packages:
+            found = probe(package, env)
+            if found["ok"]:
+                rows[package.dist] = {"status": "present", "version": found["version"]}
+                continue
+            wheel = find_wheel(wheels, package.dist)
+            if wheel is None:
+                where = f"no {package.dist} wheel in {wheels}" if wheels else "no --wheels folder given"
+                status = "skipped" if package.optional else "missing"
+                rows[package.dist] = {"status": status, "detail": f"{found['error']}; {where}"}
+                continue
+            out.write(f"\n== {wheel.name}\n")
+            out.flush()
+            done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--no-compile",
+                                   "--disable-pip-version-check", "--upgrade", "--target", str(site), str(wheel)],
+                                  stdout=out, stderr=subprocess.STDOUT, env=env)
+            after = probe(package, env) if done.returncode == 0 else {"ok": False, "error": f"pip exit {done.returncode}"}
+            if after["ok"]:
+                rows[package.dist] = {"status": "installed", "version": after["version"], "wheel": wheel.name}
+            else:
+                rows[package.dist] = {"status": "skipped" if package.optional else "failed", "wheel": wheel.name,
+                                      "detail": after["error"]}
+    # Requirements checked once everything is in: a wheel installed early may need one installed later.
+    for package in packages:
+        row = rows[package.dist]
+        if row["status"] == "installed" and (unmet := probe(package, env).get("unmet")):
+            row["unmet"] = unmet
+    return rows
+
+
+def missing_required(rows: dict[str, Any]) -> list[str]:
+    return [dist for dist, row in rows.items() if row["status"] in ("missing", "failed")]
+
+
+def machine(env: dict[str, str]) -> dict[str, Any]:
+    code = ("import json, torch; print(json.dumps({'cuda': torch.version.cuda, 'gpu': torch.cuda.get_device_name(0) "
+            "if torch.cuda.is_available() else None, 'python': __import__('platform').python_version()}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    info: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {
+        "error": done.stderr.strip()[-400:]}
+    for name in VERSIONS:
+        found = probe(Package(name, name), env)
+        info[name] = found["version"] if found["ok"] else f"not importable: {found['error'][-200:]}"
+    return info
 
 
 def cuda_status() -> str | None:
     """None when torch sees a CUDA device, else why not."""
-    probe = ("import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available(), "
-             "torch.cuda.device_count())")
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    probe_code = ("import torch; print(torch.__version__, torch.version.cuda, torch.cuda.is_available(), "
+                  "torch.cuda.device_count())")
+    done = subprocess.run([sys.executable, "-c", probe_code], capture_output=True, text=True)
     if done.returncode != 0:
         return "torch is not installed" if "No module named 'torch'" in done.stderr else done.stderr.strip()[-300:]
     version, cuda, available, count = done.stdout.split()
     return None if available == "True" and int(count) > 0 else f"torch {version}, CUDA build {cuda}, no device visible"
 
 
-def missing_modules() -> list[str]:
-    code = "import importlib.util, sys; print(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))"
-    done = subprocess.run([sys.executable, "-c", code, *MODULES], capture_output=True, text=True, check=True)
-    return done.stdout.split()
-
-
-def requirements() -> list[str]:
-    """The project's core requirements and its gpu-check extra, from pyproject.toml, torch left out: the
-    check runs under whatever torch the machine has."""
-    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    core = re.search(r"^dependencies = \[(.*?)^\]", text, re.S | re.M).group(1)
-    extra = re.search(r"^gpu-check = \[(.*?)\]", text, re.S | re.M).group(1)
-    found = re.findall(r'"([^"]+)"', core + extra)
-    return [r for r in dict.fromkeys(found) if not re.match(r"torch\b(?!metrics)", r)]
-
-
-def install(wheels: str | None, log: Path) -> dict:
-    missing = missing_modules()
-    if not missing:
-        return {"installed": False, "missing": []}
-    command = [sys.executable, "-m", "pip", "install", *requirements()]
-    if wheels:
-        command[4:4] = ["--no-index", "--find-links", str(Path(wheels).resolve())]
-    print(f"gpu_check: installing what is missing ({', '.join(MODULES[m] for m in missing)})"
-          f"{' from ' + wheels if wheels else ''}", flush=True)
-    with log.open("w") as out:
-        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
-    still = missing_modules()
-    if done.returncode or still:
-        hint = ("" if wheels else " Offline? Make a wheel folder (docs/performance.md, 'The wheel folder') "
-                "and pass --wheels DIR.")
-        raise SystemExit(f"gpu_check: could not install {', '.join(MODULES[m] for m in still) or 'the requirements'} "
-                         f"(pip exit {done.returncode}, log {log}).{hint}")
-    return {"installed": True, "missing": [MODULES[m] for m in missing], "wheels": wheels}
-
-
-def run_stage(name: str, command: list[str], log: Path, limit: float) -> dict:
-    """Run one stage with output to ``log``; a stage past ``limit`` seconds is killed, not waited for."""
-    print(f"gpu_check: {name} (at most {limit:.0f} s, log {log})", flush=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    start = time.monotonic()
-    with log.open("w") as out:
-        try:
-            code = subprocess.run(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=limit).returncode
-        except subprocess.TimeoutExpired:
-            code = "timeout"
-    seconds = time.monotonic() - start
-    print(f"gpu_check: {name}: {'ok' if code == 0 else f'FAILED ({code})'} in {seconds:.0f} s", flush=True)
-    return {"exit": code, "seconds": round(seconds, 1), "log": str(log)}
-
-
-def junit_summary(path: Path) -> dict:
+def junit_summary(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    suite = ET.parse(path).getroot()
+    try:
+        suite = ET.parse(path).getroot()
+    except ET.ParseError:
+        return {}
     suite = suite.find("testsuite") if suite.tag == "testsuites" else suite
     cases = {}
     for case in suite.iter("testcase"):
@@ -128,19 +348,53 @@ def junit_summary(path: Path) -> dict:
     return {"cases": cases, **{k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}}
 
 
-def read_json(path: Path) -> dict | None:
-    return json.loads(path.read_text()) if path.is_file() else None
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
-def ratios(ours: dict | None, trl: dict | None) -> list[dict]:
+def ratios(ours: dict | None, trl: dict | None) -> list[dict[str, Any]]:
     """diary_lightning / TRL per (sequence length, batch) both sides measured."""
     if not ours or not trl:
         return []
-    theirs = {(r["seq_length"], r["batch_size"]): r for r in trl["rows"]}
+    theirs = {(r["seq_length"], r["batch_size"]): r for r in trl.get("rows", [])}
     return [{"seq_length": r["seq_length"], "batch_size": r["batch_size"],
              "tokens_per_second": r["tokens_per_second"] / t["tokens_per_second"],
              "peak_memory": r["peak_memory_gib"] / t["peak_memory_gib"]}
-            for r in ours["rows"] if (t := theirs.get((r["seq_length"], r["batch_size"])))]
+            for r in ours.get("rows", []) if (t := theirs.get((r["seq_length"], r["batch_size"])))]
+
+
+def benchmark_stages(check: Check, args: argparse.Namespace, rows: dict[str, Any]) -> None:
+    workdir, report = check.report.workdir, check.report
+    common = [sys.executable, "scripts/gpu_benchmark.py", "--workdir", str(workdir / "random-base"),
+              *SHAPES[args.shape]]
+    base = check.run("base", [*common, "--build-only"], workdir / "base.log")
+    if base["status"] != "ok":
+        for name in ("recipe", "benchmark_diary_lightning", "benchmark_TRL"):
+            check.skip(name, f"no random base (the base stage: {base['status']})")
+        return
+    seqs = args.seq_lengths.split()
+    sides = {
+        # configs/eeve-qlora.yaml's training settings at its max_length, on lengths drawn from the bundled sample.
+        "recipe": ["--recipe", "configs/eeve-qlora.yaml", "--seq-lengths", seqs[len(seqs) // 2],
+                   "--steps", "3", "--warmup", "1"],
+        "benchmark_diary_lightning": ["--seq-lengths", *seqs, "--tokens-per-step", str(args.tokens_per_step),
+                                      "--steps", "3", "--warmup", "1"],
+    }
+    sides["benchmark_TRL"] = [*sides["benchmark_diary_lightning"], "--trl"]
+    for name, flags in sides.items():
+        trl = rows.get("trl", {})
+        if name == "benchmark_TRL" and trl.get("status") not in ("present", "installed"):
+            check.skip(name, f"TRL is not importable: {trl.get('detail', 'not probed')}")
+            continue
+        result = workdir / f"{name}.json"
+        stage = check.run(name, [*common, *flags, "--json", str(result)], workdir / f"{name}.log")
+        # Rows measured before a failure or a timeout are kept: gpu_benchmark.py writes them one by one.
+        report.stage(name, {**stage, **(read_json(result) or {})})
+    report.data["ratio_diary_lightning_over_trl"] = ratios(report.data["stages"].get("benchmark_diary_lightning"),
+                                                           report.data["stages"].get("benchmark_TRL"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,41 +403,49 @@ def main(argv: list[str] | None = None) -> int:
     if why is not None and not args.allow_cpu:
         print(NO_CUDA.format(why))
         return 0
-    # The limits keep a GPU run under 8 minutes; a CPU dry run is slower by far, and only tries the check.
-    slack = 1 if why is None else 20
-    start = time.monotonic()
-    out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "install": install(args.wheels, out / "install.log")}
-    versions = ("import json, torch, transformers, peft, lightning, bitsandbytes, trl; print(json.dumps({m.__name__: "
-                "m.__version__ for m in (torch, transformers, peft, lightning, bitsandbytes, trl)} | {'cuda': "
-                "torch.version.cuda, 'gpu': torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}))")
-    shown = subprocess.run([sys.executable, "-c", versions], capture_output=True, text=True, check=True).stdout
-    report["machine"] = json.loads(shown.strip().splitlines()[-1])
-    junit = out / "tests.xml"
-    report["tests"] = run_stage("CUDA tests", [sys.executable, "-m", "pytest", "-m", "cuda", "-p", "no:cacheprovider",
-                                               "-q", "-rs", f"--junitxml={junit}"], out / "tests.log", 100 * slack)
-    report["tests"].update(junit_summary(junit))
-    if not args.skip_benchmark:
-        bench = [sys.executable, "scripts/gpu_benchmark.py", "--workdir", str(out / "random-base"), *SHAPES[args.shape],
-                 "--seq-lengths", *args.seq_lengths.split(), "--tokens-per-step", str(args.tokens_per_step),
-                 "--steps", "3", "--warmup", "1"]
-        for side, flags in (("diary_lightning", []), ("TRL", ["--trl"])):
-            result = out / f"benchmark-{side}.json"
-            # The first side also builds and saves the random 10.8B base (about 21 GB), which TRL reuses.
-            stage = run_stage(f"benchmark, {side}", [*bench, *flags, "--json", str(result)],
-                              out / f"benchmark-{side}.log", (190 if side == "diary_lightning" else 130) * slack)
-            report[f"benchmark_{side}"] = {**stage, **(read_json(result) or {})}
-        report["ratio_diary_lightning_over_trl"] = ratios(read_json(out / "benchmark-diary_lightning.json"),
-                                                          read_json(out / "benchmark-TRL.json"))
-    report["seconds"] = round(time.monotonic() - start, 1)
-    sys.path.insert(0, str(ROOT))
-    from diary_lightning.io.atomic import write_text
+    workdir = Path(args.workdir).resolve()
+    out = Path(args.out).resolve() if args.out else None
+    if out is not None and (out == workdir or workdir in out.parents):
+        raise SystemExit(f"gpu_check: --out {out} lies inside --workdir {workdir}: the base would be copied back")
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in LOGS:
+        (workdir / name).unlink(missing_ok=True)
+    site = workdir / "site"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), str(site), os.environ.get("PYTHONPATH")]))}
+    report = Report(workdir, out)
+    # The limits keep a GPU run inside the budget; a CPU dry run is slower by far, and only tries the check.
+    check = Check(report, args.budget, slack=1 if why is None else 20, env=env)
+    wheels = Path(args.wheels).resolve() if args.wheels else None
 
-    write_text(out / "gpu_check.json", json.dumps(report, indent=1))
-    print(f"gpu_check: report {out / 'gpu_check.json'} ({report['seconds']:.0f} s)")
-    stages = [report["tests"]] + [report[k] for k in report if k.startswith("benchmark_")]
-    return 0 if all(s["exit"] == 0 for s in stages) else 1
+    check.current = "install"
+    start = time.monotonic()
+    rows = install(PACKAGES, wheels, site, env, workdir / "install.log")
+    check.current = None
+    missing = missing_required(rows)
+    report.stage("install", {"status": "failed" if missing else "ok", "seconds": round(time.monotonic() - start, 1),
+                             "packages": rows, **({"detail": f"missing: {', '.join(missing)}"} if missing else {})})
+    report.stage("machine", {"status": "ok", **machine(env)})
+
+    if missing:
+        check.skip("tests", f"missing required packages: {', '.join(missing)}")
+    else:
+        junit = workdir / "tests.xml"
+        tests = check.run("tests", [sys.executable, "-m", "pytest", "-m", "cuda", "-p", "no:cacheprovider", "-q",
+                                    "-rs", f"--junitxml={junit}"], workdir / "tests.log")
+        report.stage("tests", {**tests, **junit_summary(junit)})
+    if args.skip_benchmark:
+        pass
+    elif missing:
+        for name in ("base", "recipe", "benchmark_diary_lightning", "benchmark_TRL"):
+            check.skip(name, f"missing required packages: {', '.join(missing)}")
+    else:
+        benchmark_stages(check, args, rows)
+    report.data["finished"] = True
+    report.save()
+    print(f"gpu_check: report {workdir / 'gpu_check.json'}{f' and {out}' if out else ''} ({report.data['seconds']:.0f} s)")
+    stages = report.data["stages"].values()
+    return 0 if all(s["status"] in ("ok", "skipped") for s in stages) and not missing else 1
 
 
 if __name__ == "__main__":
