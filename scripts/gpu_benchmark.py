@@ -4,16 +4,22 @@
 
 No weights can be downloaded on a benchmark machine, so the base is built from EEVE-Korean-Instruct-10.8B's
 shape (LlamaForCausalLM: 48 layers, hidden 4096, intermediate 14336, 32 heads, 8 KV heads, vocabulary 40960,
-4096 positions) with random bf16 weights and saved, then loaded by the project's own loading code
-(``diary_lightning.model.loading.build_model``) in 4-bit NF4 with LoRA, as ``configs/eeve-qlora.yaml`` does.
-Training runs through a Lightning Trainer and ``DiaryLoRAModule.training_step`` on random full-length
-sequences: for each sequence length, batch 1, 2, 4, ... until memory runs out (or ``--max-batch``).
+4096 positions) with random bf16 weights and saved (``--build-only`` stops there), then loaded by the
+project's own loading code (``diary_lightning.model.loading.build_model``) in 4-bit NF4 with LoRA.
 
-``--trl`` runs the same configurations through TRL's SFTTrainer instead (the base loaded with a
-``BitsAndBytesConfig`` and a ``peft.LoraConfig``, the same LoRA, optimizer, precision and checkpointing), the
-recipe users compare against; ``scripts/gpu_check.sh`` runs both sides.
+It measures what the recipe runs: the training settings of ``--config`` (configs/eeve-qlora.yaml: the loss
+path with its ``loss_chunk_size``, the optimizer, gradient checkpointing, the residual dtype, LoRA) through
+a Lightning Trainer and ``DiaryLoRAModule.training_step``, on batches whose lengths are drawn from the real
+length distribution of the bundled sample dialogues (scaled so that the longest is the sequence length;
+``--lengths full`` for unpadded full-length rows) and whose labels cover the diary part, as the data
+module's do, so that padding and the chunked loss's work are real. For each sequence length: ``--batch-size``,
+or one batch of ``--tokens-per-step`` tokens, or batch 1, 2, 4, ... until memory runs out.
 
-MFU is 6 · N · tokens/s over the bf16 matmul peak measured on this GPU (N: the base's parameter count).
+``--trl`` runs the same batches through TRL's SFTTrainer instead (scripts/trl_side.py), the recipe users
+compare against; what the two sides still do differently is listed in the JSON (``differences``) and
+printed beside the table. ``scripts/gpu_check.sh`` runs both sides.
+
+MFU is 6 · N · real tokens/s over the bf16 matmul peak measured on this GPU (N: the base's parameter count).
 Every size is a flag, so the same script runs on the CPU at a tiny size (float32, the fp32 matmul peak);
 there peak memory is the process's resident set size, which only grows, so later rows include earlier ones.
 """
@@ -30,6 +36,30 @@ from typing import Any
 
 import torch
 
+ROOT = Path(__file__).resolve().parents[1]
+# The recipe's training settings measured here, with their defaults where a config leaves one out
+# (DiaryLoRAModule's own).
+RECIPE = {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear",
+          "optimizer": "adamw", "gradient_checkpointing": False, "loss_chunk_size": 0, "residual_dtype": "float32",
+          "learning_rate": 2e-4}
+
+
+def recipe_settings(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """The config's model settings, with the command line's overrides."""
+    import yaml
+
+    model = (yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}).get("model") or {}
+    settings = {key: model.get(key, default) for key, default in RECIPE.items()}
+    for key in ("optimizer", "loss_chunk_size", "residual_dtype"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    if args.gradient_checkpointing is not None:
+        settings["gradient_checkpointing"] = args.gradient_checkpointing == "true"
+    if device.type != "cuda" and settings["optimizer"] != "adamw":
+        settings["optimizer"] = "adamw"  # bitsandbytes' 8-bit optimizers need CUDA
+    return settings
+
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -41,23 +71,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     shape.add_argument("--kv-heads", type=int, default=8)
     shape.add_argument("--vocab", type=int, default=40960)
     shape.add_argument("--positions", type=int, default=4096)
+    parser.add_argument("--config", default=str(ROOT / "configs" / "eeve-qlora.yaml"),
+                        help="the recipe whose model settings are measured (default: configs/eeve-qlora.yaml)")
     parser.add_argument("--seq-lengths", type=int, nargs="+", default=[512, 1024, 2048])
+    parser.add_argument("--batch-size", type=int, help="one batch size for every sequence length")
+    parser.add_argument("--lengths", choices=("sample", "full"), default="sample",
+                        help="row lengths: drawn from the bundled sample's distribution, or all full (no padding)")
+    parser.add_argument("--build-only", action="store_true", help="build and save the random base, then stop")
     parser.add_argument("--max-batch", type=int, default=64, help="largest batch tried per sequence length")
     parser.add_argument("--tokens-per-step", type=int,
                         help="one batch per sequence length, of this many tokens (default: batch 1, 2, 4, ...)")
     parser.add_argument("--trl", action="store_true", help="train through TRL's SFTTrainer instead")
     parser.add_argument("--steps", type=int, default=5, help="timed optimizer steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed optimizer steps before them")
-    parser.add_argument("--lora-r", type=int, default=16)
-    parser.add_argument("--lora-alpha", type=int, default=32)
-    parser.add_argument("--no-gradient-checkpointing", action="store_true",
-                        help="keep every activation (configs/eeve-qlora.yaml checkpoints them)")
-    parser.add_argument("--optimizer", help="default: paged_adamw_8bit on a GPU, adamw on the CPU")
+    parser.add_argument("--gradient-checkpointing", choices=("true", "false"), help="default: the config's")
+    parser.add_argument("--loss-chunk-size", type=int, help="default: the config's")
+    parser.add_argument("--residual-dtype", choices=("float32", "bfloat16"), help="default: the config's")
+    parser.add_argument("--optimizer", help="default: the config's (adamw on the CPU when it names a bitsandbytes one)")
     parser.add_argument("--workdir", default="runs/eeve-shape", help="where the random base is saved and reused")
     parser.add_argument("--json", help="write the rows to this file")
     args = parser.parse_args(argv)
     for name in ("layers", "hidden", "intermediate", "heads", "kv_heads", "vocab", "positions", "max_batch", "steps",
-                 "tokens_per_step"):
+                 "tokens_per_step", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}={getattr(args, name)}: expected 1 or more")
     if args.hidden % args.heads or args.heads % args.kv_heads:
@@ -131,41 +166,71 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _collate(rows: list[dict[str, torch.Tensor]]) -> dict[str, Any]:
-    from diary_lightning.data.batching import batch_counts
+def sample_shapes(tokenizer_dir: Path) -> list[tuple[int, int]]:
+    """(tokens, labelled tokens) of every bundled sample dialogue as the data module encodes it for training."""
+    import tempfile
 
-    batch = {key: torch.stack([row[key] for row in rows]) for key in rows[0]}
-    return {**batch, **batch_counts(batch["attention_mask"], batch["labels"])}
+    from diary_lightning.training.datamodule import DiaryDataModule
+    from diary_lightning.model.tiny import sample_data_path
+
+    with tempfile.TemporaryDirectory() as cache:
+        data = DiaryDataModule(paths=[str(sample_data_path())], tokenizer=str(tokenizer_dir), max_length=100_000,
+                               cache_dir=cache, val_fraction=0, test_fraction=0, val_generate_samples=0)
+        train = data.splits()["train"]
+        return [(len(ids), sum(1 for t in labels if t != -100)) for ids, labels in zip(train["input_ids"], train["labels"])]
 
 
-class RandomSequences(torch.utils.data.Dataset):
-    """Full-length sequences of random ids: no padding, every token scored."""
+class Batches(torch.utils.data.Dataset):
+    """Ready-made batches of random ids, the same for both sides: each row's length and labelled share drawn
+    (seeded) from ``shapes`` scaled so that the longest dialogue is ``seq`` tokens, right-padded to the longest
+    row of its batch, labels on the row's last tokens (the diary) as the data module puts them."""
 
-    def __init__(self, count: int, length: int, vocab: int) -> None:
-        self.ids = torch.randint(3, vocab, (count, length), generator=torch.Generator().manual_seed(0))
+    def __init__(self, shapes: list[tuple[int, int]], count: int, batch: int, seq: int, vocab: int) -> None:
+        generator = torch.Generator().manual_seed(0)
+        longest = max(n for n, _ in shapes)
+        self.batches = []
+        for _ in range(count):
+            picks = torch.randint(len(shapes), (batch,), generator=generator).tolist()
+            rows = [(max(2, round(seq * shapes[i][0] / longest)), shapes[i]) for i in picks]
+            width = max(n for n, _ in rows)
+            ids = torch.randint(3, vocab, (batch, width), generator=generator)
+            mask = torch.zeros(batch, width, dtype=torch.long)
+            labels = torch.full((batch, width), -100)
+            for r, (n, (tokens, labelled)) in enumerate(rows):
+                mask[r, :n] = 1
+                scored = max(1, round(n * labelled / tokens))
+                labels[r, n - scored : n] = ids[r, n - scored : n]
+            ids[mask == 0] = 0
+            self.batches.append({"input_ids": ids, "attention_mask": mask, "labels": labels})
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.batches)
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        ids = self.ids[index]
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids.clone()}
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        from diary_lightning.data.batching import batch_counts
+
+        batch = self.batches[index]
+        return {**batch, **batch_counts(batch["attention_mask"], batch["labels"])}
 
 
-def measure(module: Any, args: argparse.Namespace, device: torch.device, seq: int, batch: int) -> dict[str, Any] | None:
+def make_batches(args: argparse.Namespace, shapes: list[tuple[int, int]], seq: int, batch: int) -> Batches:
+    full = [(seq, seq)] if args.lengths == "full" else shapes
+    return Batches(full, args.warmup + args.steps, batch, seq, args.vocab)
+
+
+def measure(module: Any, args: argparse.Namespace, device: torch.device, batches: Batches) -> dict[str, Any] | None:
     """One configuration; None when it runs out of GPU memory."""
     import lightning as L
+
     from step_clock import StepClock  # beside this script
 
-    steps = args.warmup + args.steps
-    data = torch.utils.data.DataLoader(RandomSequences(batch * steps, seq, args.vocab), batch_size=batch,
-                                       collate_fn=_collate)
+    data = torch.utils.data.DataLoader(batches, batch_size=None)  # already batched
     clock = StepClock(skip_steps=args.warmup)
     trainer = L.Trainer(
         accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
         precision="bf16-mixed" if device.type == "cuda" else "32-true",
-        max_steps=steps, limit_val_batches=0, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[clock],
+        max_steps=args.warmup + args.steps, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[clock],
     )
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -179,15 +244,29 @@ def measure(module: Any, args: argparse.Namespace, device: torch.device, seq: in
         if device.type == "cuda":
             torch.cuda.empty_cache()
     result = clock.result
-    return {"seq_length": seq, "batch_size": batch, "seconds_per_step": result["seconds"] / result["steps"],
+    return {"seconds_per_step": result["seconds"] / result["steps"],
             "tokens_per_second": result["real_tokens"] / result["seconds"],
+            "padded_tokens_per_second": result["padded_tokens"] / result["seconds"],
             "peak_memory_gib": result["peak_memory_bytes"] / 2**30}
 
 
 def batch_sizes(args: argparse.Namespace, seq: int) -> list[int]:
+    if args.batch_size:
+        return [args.batch_size]
     if args.tokens_per_step:
         return [max(1, args.tokens_per_step // seq)]
     return [2**i for i in range(args.max_batch.bit_length()) if 2**i <= args.max_batch]
+
+
+# What TRL's SFTTrainer does otherwise on the same batches; the measured ratio includes all of it.
+TRL_DIFFERENCES = [
+    "LoRA weights cast to bf16 for a quantized model (ours: float32 unless residual_dtype bfloat16)",
+    "no prepare_model_for_kbit_training: norms, embeddings and LM head stay bf16, so the residual stream is bf16 "
+    "(ours: float32 unless residual_dtype bfloat16)",
+    "loss from the model's own LM head and cross-entropy (ours: loss_chunk_size labelled tokens at a time)",
+    "entropy and token accuracy computed at every step, each with a host synchronization",
+    "transformers' optimizer names and its AdamW implementation (adamw_torch)",
+]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -196,49 +275,58 @@ def main(argv: list[str] | None = None) -> None:
     dtype = "bfloat16" if device.type == "cuda" else "float32"
     print(f"building the random base on {device}", file=sys.stderr)
     path, parameters = build_random_base(args, device)
+    if args.build_only:
+        print(f"{parameters / 1e9:.2f}B parameters saved in {path}", file=sys.stderr)
+        return
     peak = matmul_peak_flops(device, getattr(torch, dtype))
     print(f"{parameters / 1e9:.2f}B parameters; measured {dtype} matmul peak {peak / 1e12:.1f} TFLOP/s", file=sys.stderr)
+    settings = recipe_settings(args, device)
+    shapes = sample_shapes(path)
     side = "TRL" if args.trl else "diary_lightning"
-    optimizer = args.optimizer or ("paged_adamw_8bit" if device.type == "cuda" else "adamw")
     if args.trl:
         from trl_side import TRLSide
 
-        run = TRLSide(path, args, device, dtype, optimizer)
+        run = TRLSide(path, {**settings, "warmup": args.warmup}, device, dtype)
     else:
         from diary_lightning.model.loading import build_model
         from diary_lightning.training.lora_module import DiaryLoRAModule
 
-        module = DiaryLoRAModule(
-            base_model=str(path), compute_dtype=dtype, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
-            gradient_checkpointing=not args.no_gradient_checkpointing, optimizer=optimizer,
-        )
+        module = DiaryLoRAModule(base_model=str(path), compute_dtype=dtype, **settings)
         # The project's loading code, once: every configuration below trains the same 4-bit base.
         module.model = build_model(module.hparams, device)
 
-        def run(seq: int, batch: int) -> dict[str, Any] | None:
-            return measure(module, args, device, seq, batch)
+        def run(batches: Batches) -> dict[str, Any] | None:
+            return measure(module, args, device, batches)
 
     report = {"side": side, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "parameters": parameters, "peak_flops": peak, "compute_dtype": dtype,
-              "optimizer": optimizer, "gradient_checkpointing": not args.no_gradient_checkpointing, "rows": []}
+              "config": args.config, **settings, "lengths": args.lengths,
+              "differences": TRL_DIFFERENCES if args.trl else [], "rows": []}
     rows = report["rows"]
     for seq in args.seq_lengths:
         for batch in batch_sizes(args, seq):
-            row = run(seq, batch)
+            batches = make_batches(args, shapes, seq, batch)
+            row = run(batches)
             if row is None:
                 print(f"seq {seq}: batch {batch} does not fit", file=sys.stderr)
                 break
-            row["mfu"] = 6 * parameters * row["tokens_per_second"] / peak
+            real = sum(int(b["attention_mask"].sum()) for b in batches.batches)
+            row = {"seq_length": seq, "batch_size": batch, **row,
+                   "padding_efficiency": real / sum(b["attention_mask"].numel() for b in batches.batches),
+                   "mfu": 6 * parameters * row["tokens_per_second"] / peak}
             rows.append(row)
-            print(f"{side} seq {seq} batch {batch}: {row['tokens_per_second']:,.0f} tokens/s, "
+            print(f"{side} seq {seq} batch {batch}: {row['tokens_per_second']:,.0f} real tokens/s, "
                   f"{row['peak_memory_gib']:.1f} GiB, MFU {100 * row['mfu']:.1f}%", file=sys.stderr)
             if args.json:  # after every row: a run stopped by a time limit keeps what it measured
                 write_json(Path(args.json), report)
-    print("| seq length | batch | s / step | tokens / s | peak memory (GiB) | MFU |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| seq length | batch | s / step | real tokens / s | padding efficiency | peak memory (GiB) | MFU |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
         print(f"| {r['seq_length']} | {r['batch_size']} | {r['seconds_per_step']:.3f} | {r['tokens_per_second']:,.0f} "
-              f"| {r['peak_memory_gib']:.2f} | {100 * r['mfu']:.1f}% |")
+              f"| {100 * r['padding_efficiency']:.0f}% | {r['peak_memory_gib']:.2f} | {100 * r['mfu']:.1f}% |")
+    print(f"settings: {', '.join(f'{k} {v}' for k, v in settings.items())}")
+    for line in report["differences"]:
+        print(f"differs from diary_lightning: {line}")
     if args.json:
         write_json(Path(args.json), report)
 
