@@ -143,7 +143,10 @@ def build_model(hparams: Mapping[str, Any], device: torch.device) -> Any:
         # norms to float32), so every path writes the same diary.
         return PeftModel.from_pretrained(model, hparams["adapter_path"])
     checkpointing = {"use_reentrant": False}
-    if hparams["load_in_4bit"]:
+    # PEFT's preparation casts every bf16 weight outside the 4-bit layers (embeddings, norms, LM head) to
+    # float32, so the residual stream runs in float32; residual_dtype bfloat16 leaves them as loaded.
+    bf16_residual = hparams.get("residual_dtype", "float32") == "bfloat16"
+    if hparams["load_in_4bit"] and not bf16_residual:
         model = prepare_model_for_kbit_training(
             model,
             use_gradient_checkpointing=hparams["gradient_checkpointing"],
@@ -163,7 +166,13 @@ def build_model(hparams: Mapping[str, Any], device: torch.device) -> Any:
         target_modules=hparams["target_modules"],
         task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    model = get_peft_model(model, lora)
+    if bf16_residual:
+        # PEFT makes the adapters float32 beside a 4-bit layer; TRL casts them back to bf16, and so does this.
+        for parameter in model.parameters():
+            if parameter.requires_grad:
+                parameter.data = parameter.data.to(torch.bfloat16)
+    return model
 
 
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> Any:

@@ -40,6 +40,7 @@ class DiaryLoRAModule(L.LightningModule):
         optimizer: str = "adamw",
         gradient_checkpointing: bool = False,
         loss_chunk_size: int = 0,
+        residual_dtype: str = "float32",
         attn_implementation: str | None = "sdpa",
         trust_remote_code: bool = False,
         max_new_tokens: int = 256,
@@ -70,9 +71,15 @@ class DiaryLoRAModule(L.LightningModule):
             lr_scheduler: After warm-up: ``cosine`` or ``linear`` decay to zero, or ``constant``.
             optimizer: ``adamw`` (torch), ``adamw_8bit`` or ``paged_adamw_8bit`` (bitsandbytes, GPU).
             gradient_checkpointing: Recompute activations in backward (non-reentrant): much less memory, ~30% slower.
+                Off, a layer keeps its activations for backward, about 34 bytes per token per hidden unit in
+                bf16 (EEVE-10.8B: ~6.5 GiB per 1,000 tokens of the batch over its 48 layers); on, one layer's
+                input (~0.4 GiB per 1,000 tokens) plus one layer recomputed at a time.
             loss_chunk_size: Compute the loss from the final hidden states, this many labelled tokens at a time,
                 recomputing their logits in backward, instead of the full ``seq x vocab`` logits (0: off, the
                 model's own loss). Same value and gradients; less memory at long sequences and large vocabularies.
+            residual_dtype: dtype of the residual stream (embeddings, norms, LM head) and of the LoRA weights with a
+                4-bit base: ``float32`` (PEFT's ``prepare_model_for_kbit_training``: more exact, more memory and
+                casts) or ``bfloat16`` (left as loaded and LoRA cast to bf16, as TRL's SFTTrainer does).
             attn_implementation: transformers attention kernel (``sdpa``, ``eager``, ``flash_attention_2``).
             trust_remote_code: Allow a model repository to run its own code; off unless you trust it.
             max_new_tokens: Longest diary generated, in tokens.
@@ -93,6 +100,7 @@ class DiaryLoRAModule(L.LightningModule):
         super().__init__()
         check_module_settings(optimizer=optimizer, lr_scheduler=lr_scheduler, compute_dtype=compute_dtype,
                               generate_every_n_val=generate_every_n_val, loss_chunk_size=loss_chunk_size,
+                              residual_dtype=residual_dtype,
                               rouge_tokenizer=rouge_tokenizer, adapter_path=adapter_path)
         self.save_hyperparameters()
         self.generation = GenerationSettings.from_mapping(self.hparams)
@@ -210,7 +218,10 @@ class DiaryLoRAModule(L.LightningModule):
         loader = self.trainer.datamodule.generation_dataloader(split, self.global_rank, self.trainer.world_size)
         if loader is None:
             return None
-        rows = evaluation.generate_rows(self, loader, max_batches)
+        # Epoch-end hooks run outside the precision plugin's autocast, which the steps get: without it a bf16-mixed
+        # run would generate with float32 activations through the float32 norms and LM head, at twice the memory.
+        with self.trainer.precision_plugin.forward_context():
+            rows = evaluation.generate_rows(self, loader, max_batches)
         return evaluation.gather_rows(rows, self.global_rank, self.trainer.world_size)
 
     def _score_generations(self, split: str) -> list[dict[str, Any]] | None:
@@ -290,16 +301,23 @@ class DiaryLoRAModule(L.LightningModule):
 
 OPTIMIZERS = ("adamw", "paged_adamw_8bit", "adamw_8bit")
 SCHEDULERS = ("cosine", "linear", "constant")
+RESIDUAL_DTYPES = ("float32", "bfloat16")
 
 
 def check_module_settings(*, optimizer: str, lr_scheduler: str, compute_dtype: str, generate_every_n_val: int,
-                          loss_chunk_size: int, rouge_tokenizer: str, adapter_path: str | None) -> None:
+                          loss_chunk_size: int, rouge_tokenizer: str, adapter_path: str | None,
+                          residual_dtype: str = "float32") -> None:
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"model.optimizer={optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
     if lr_scheduler not in SCHEDULERS:
         raise ValueError(f"model.lr_scheduler={lr_scheduler!r}: expected one of {', '.join(SCHEDULERS)}")
     if compute_dtype not in DTYPES:
         raise ValueError(f"model.compute_dtype={compute_dtype!r}: expected one of {', '.join(DTYPES)}")
+    if residual_dtype not in RESIDUAL_DTYPES:
+        raise ValueError(f"model.residual_dtype={residual_dtype!r}: expected one of {', '.join(RESIDUAL_DTYPES)}")
+    if residual_dtype == "bfloat16" and compute_dtype != "bfloat16":
+        raise ValueError(f"model.residual_dtype=bfloat16 with model.compute_dtype={compute_dtype}: a bf16 residual "
+                         "stream needs bf16 compute; set both, or leave residual_dtype at float32")
     if generate_every_n_val < 1:
         raise ValueError(f"model.generate_every_n_val={generate_every_n_val}: expected 1 or more "
                          "(set data.val_generate_samples: 0 to turn generation off)")
