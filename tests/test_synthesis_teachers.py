@@ -133,15 +133,45 @@ class _FakeLLM:
         return outputs
 
 
-def test_vllm_teacher_hands_chat_prompts_to_the_engine_and_maps_its_outputs(monkeypatch, tokenizer):
+def _fake_vllm(monkeypatch, tokenizer):
     import types
 
     fake = types.SimpleNamespace(LLM=_FakeLLM, SamplingParams=lambda **kw: kw)
     monkeypatch.setitem(sys.modules, "vllm", fake)
-    _FakeLLM.tokenizer, _FakeLLM.calls = tokenizer, []
-    teacher = make_teacher(TeacherConfig(backend="vllm", model="some/model", tensor_parallel_size=2,
+    _FakeLLM.tokenizer, _FakeLLM.calls, _FakeLLM.built = tokenizer, [], {}
+
+
+def test_vllm_runs_on_one_gpu_unless_told(monkeypatch, tokenizer):
+    _fake_vllm(monkeypatch, tokenizer)
+    make_teacher(TeacherConfig(backend="vllm", model="some/model"))
+    assert _FakeLLM.built["tensor_parallel_size"] == 1
+
+
+@pytest.mark.parametrize("size", [3, 0])
+def test_a_tensor_parallel_size_that_cannot_split_the_heads_is_refused_before_the_engine(size, monkeypatch,
+                                                                                         tokenizer, tiny_model_dir):
+    import json
+
+    heads = json.loads((tiny_model_dir / "config.json").read_text())["num_attention_heads"]
+    assert heads % 3  # the tiny model's heads (4 at its default size) are no multiple of 3
+    _fake_vllm(monkeypatch, tokenizer)
+    with pytest.raises(TeacherError, match=f"tensor_parallel_size {size}"):
+        make_teacher(TeacherConfig(backend="vllm", model=str(tiny_model_dir), tensor_parallel_size=size))
+    assert _FakeLLM.built == {}  # no engine was started
+
+
+def test_a_tensor_parallel_size_is_refused_without_vllm_installed(tiny_model_dir):
+    if "vllm" in sys.modules or _installed("vllm"):
+        pytest.skip("vllm is installed here")
+    with pytest.raises(TeacherError, match="attention heads, which 3 GPUs cannot split evenly"):
+        make_teacher(TeacherConfig(backend="vllm", model=str(tiny_model_dir), tensor_parallel_size=3))
+
+
+def test_vllm_teacher_hands_chat_prompts_to_the_engine_and_maps_its_outputs(monkeypatch, tokenizer, tiny_model_dir):
+    _fake_vllm(monkeypatch, tokenizer)
+    teacher = make_teacher(TeacherConfig(backend="vllm", model=str(tiny_model_dir), tensor_parallel_size=2,
                                          temperature=0.0, retry_temperature=0.5, max_new_tokens=77))
-    assert _FakeLLM.built["tensor_parallel_size"] == 2 and _FakeLLM.built["model"] == "some/model"
+    assert _FakeLLM.built["tensor_parallel_size"] == 2 and _FakeLLM.built["model"] == str(tiny_model_dir)
     run = Synthesis(teacher, "unused.jsonl", template=DEFAULT_PROMPT, system=DEFAULT_SYSTEM, roles=roles_for)
     requests = [run.request(d) for d in _dialogues()]
     requests[2].attempt = 1

@@ -1,6 +1,7 @@
 """Teachers that run the model in this process: ``transformers`` (any causal LM, batched, left-padded, 4-bit if
 asked) and ``vllm`` (the offline engine, tensor parallel over the machine's GPUs; an optional extra that is
-imported only when chosen)."""
+imported only when chosen). The vLLM engine runs on one GPU by default; N GPUs run N processes, one
+``--shard i/N`` each (docs/synthesis.md)."""
 
 from __future__ import annotations
 
@@ -98,20 +99,40 @@ class TransformersTeacher:
         pass
 
 
+def check_tensor_parallel(model: str, size: int, trust_remote_code: bool = False) -> None:
+    """Refuse, before any engine starts, a tensor-parallel size that cannot split the model's attention heads
+    (vLLM would refuse it only after loading for minutes; EEVE's 32 heads divide by 1, 2, 4, 8, 16, 32)."""
+    from transformers import AutoConfig
+
+    from diary_lightning.model.loading import load_pretrained
+
+    if size < 1:
+        raise TeacherError(f"--teacher.tensor_parallel_size {size}: expected 1 or more GPUs")
+    if size == 1:
+        return
+    config = load_pretrained(lambda name: AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code),
+                             model, "--teacher.model")
+    heads = getattr(config.get_text_config(), "num_attention_heads", None)
+    if heads and heads % size:
+        fits = [n for n in range(1, heads + 1) if heads % n == 0 and n <= 8]
+        raise TeacherError(
+            f"--teacher.tensor_parallel_size {size}: {model} has {heads} attention heads, which {size} GPUs cannot "
+            f"split evenly; give one of {', '.join(map(str, fits))}, or run one process per GPU with "
+            "--teacher.tensor_parallel_size 1 and --shard i/N (docs/synthesis.md)")
+
+
 class VLLMTeacher:
     def __init__(self, config: TeacherConfig) -> None:
+        check_tensor_parallel(config.model, config.tensor_parallel_size, config.trust_remote_code)
         try:
             import vllm
         except ImportError:
             raise TeacherError("--teacher.backend vllm needs vLLM, which is not installed: pip install "
                                "'diary-lightning[vllm]' on a machine with CUDA GPUs (or use --teacher.backend openai "
                                "against a 'vllm serve' server)") from None
-        import torch
-
         self.config = config
         self.vllm = vllm
-        parallel = config.tensor_parallel_size or max(torch.cuda.device_count(), 1)
-        self.llm = vllm.LLM(model=config.model, tensor_parallel_size=parallel, dtype=config.dtype,
+        self.llm = vllm.LLM(model=config.model, tensor_parallel_size=config.tensor_parallel_size, dtype=config.dtype,
                             gpu_memory_utilization=config.gpu_memory_utilization,
                             trust_remote_code=config.trust_remote_code)
         self.tokenizer = self.llm.get_tokenizer()

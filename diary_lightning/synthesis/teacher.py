@@ -42,7 +42,9 @@ class TeacherConfig:
             call.
         load_in_4bit: ``transformers``: quantize the teacher to 4-bit NF4 (bitsandbytes).
         dtype: ``transformers``/``vllm``: weights dtype (``float32`` on a CPU).
-        tensor_parallel_size: ``vllm``: GPUs to split the model over (default: every visible GPU).
+        tensor_parallel_size: ``vllm``: GPUs to split the model over; it must divide the model's attention heads.
+            Several GPUs are better used by one process each (``--shard i/N``, docs/synthesis.md) when the model
+            fits on one.
         gpu_memory_utilization: ``vllm``: share of each GPU's memory the engine may take.
         trust_remote_code: ``transformers``/``vllm``: allow the model's repository to run its own code.
     """
@@ -62,7 +64,7 @@ class TeacherConfig:
     batch_size: int = 8
     load_in_4bit: bool = False
     dtype: str = "bfloat16"
-    tensor_parallel_size: int | None = None
+    tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
     trust_remote_code: bool = False
 
