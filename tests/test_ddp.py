@@ -125,3 +125,64 @@ def test_sigterm_to_one_rank_saves_and_stops_every_rank(tmp_path: Path, tiny_mod
                 child.kill()
     assert "SIGTERM received" in err and "resume with --ckpt_path last" in err, err[-3000:]
     assert 10 <= torch.load(last, map_location="cpu", weights_only=True)["global_step"] < 10_000
+
+
+# -- predict over the ranks: each generates its share, rank 0 writes one file in the input's order -------------
+def _predict(config: Path, output: Path, *extra: str, ranks: int = 2) -> float:
+    """``predict`` with the fit's last checkpoint on ``ranks`` gloo processes; returns its wall time."""
+    import time
+
+    command = [sys.executable, "-m", "diary_lightning", "predict", "--config", str(config),
+               "--ckpt_path", str(config.parent / "run" / "checkpoints" / "last.ckpt"), "--output", str(output),
+               "--data.eval_batch_size", "2", "--model.max_new_tokens", "4", "--trainer.accelerator", "cpu",
+               "--trainer.devices", str(ranks), *(["--trainer.strategy", "ddp"] if ranks > 1 else []), *extra]
+    start = time.monotonic()
+    done = subprocess.run(command, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return time.monotonic() - start
+
+
+def _input_ids(config: Path) -> list[str]:
+    from diary_lightning.data.dialogue import read_dialogues
+
+    path = yaml.safe_load(config.read_text())["data"]["predict_path"]
+    return [d.id for d in read_dialogues(path, require_summary=False).dialogues]
+
+
+def _ids(output: Path) -> list[str]:
+    return [json.loads(line)["id"] for line in output.read_text(encoding="utf-8").splitlines()]
+
+
+def test_predict_on_two_ranks_writes_each_diary_once_in_input_order(ddp_fit: tuple[Path, Path], tmp_path: Path) -> None:
+    config = ddp_fit[0].parent / "config.yaml"
+    two, one = tmp_path / "two.jsonl", tmp_path / "one.jsonl"
+    seconds = {2: _predict(config, two), 1: _predict(config, one, ranks=1)}
+    print(f"predict wall time: 2 ranks {seconds[2]:.1f} s, 1 process {seconds[1]:.1f} s")
+    assert _ids(two) == _ids(one) == _input_ids(config)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.jsonl", "two.jsonl"]  # no rank files left
+
+
+def test_a_two_rank_predict_resumes_from_every_rank_file(ddp_fit: tuple[Path, Path], tmp_path: Path) -> None:
+    from diary_lightning.training.callbacks import prediction_identity, write_record
+    from diary_lightning.training.datamodule import DiaryDataModule
+    from diary_lightning.training.lora_module import DiaryLoRAModule
+
+    config = ddp_fit[0].parent / "config.yaml"
+    ids = _input_ids(config)
+    output = tmp_path / "diaries.jsonl"
+    partial = output.with_name(output.name + ".partial")
+    # What a killed two-rank predict leaves: rank 0's file and rank 1's, the latter with a torn last line.
+    line = lambda i: json.dumps({"id": i, "diary": f"이미 쓴 일기 {i}", "style_failures": []}, ensure_ascii=False) + "\n"
+    partial.write_text(line(ids[0]) + line(ids[2]), encoding="utf-8")
+    partial.with_name(partial.name + ".rank1").write_text(line(ids[1]) + line(ids[3])[:15], encoding="utf-8")
+    settings = yaml.safe_load(config.read_text())
+    module = DiaryLoRAModule(**{**settings["model"], "max_new_tokens": 4})
+    data = DiaryDataModule(**{**settings["data"], "eval_batch_size": 2}, tokenizer=settings["model"]["base_model"])
+    checkpoint = config.parent / "run" / "checkpoints" / "last.ckpt"
+    write_record(partial.with_name(partial.name + ".json"), prediction_identity(str(checkpoint), module, data))
+
+    _predict(config, output, "--resume_predictions", "true")
+    assert _ids(output) == ids  # every diary once, in the input's order
+    kept = output.read_text(encoding="utf-8").splitlines(keepends=True)[:3]
+    assert kept == [line(ids[0]), line(ids[1]), line(ids[2])]  # the interrupted run's diaries, not regenerated
+    assert [p.name for p in tmp_path.iterdir()] == [output.name]

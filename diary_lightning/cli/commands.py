@@ -233,7 +233,7 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
     def after_predict(self) -> None:
         for callback in self.trainer.callbacks:
             if isinstance(callback, PredictionsJsonl) and self.trainer.is_global_zero:
-                callback.finish()
+                callback.finish(getattr(self.datamodule, "predict_order", None))
         self._unlock()
 
 

@@ -61,8 +61,13 @@ class PredictionsJsonl(BasePredictionWriter):
     """Writes ``{"id", "diary", "style_failures"}`` lines as batches finish, to ``OUTPUT.partial``; renamed to
     ``OUTPUT`` when complete, so a killed predict never leaves a half-written file under the final name.
 
-    With ``resume``, the complete lines an interrupted predict left in ``OUTPUT.partial`` are kept and
-    new lines appended after them; :meth:`written_ids` tells which dialogues to leave out.
+    Under DDP each rank generates its share of the chats (:meth:`DiaryDataModule.predict_dataloader`) and
+    writes it to its own file (``OUTPUT.partial`` for rank 0, ``OUTPUT.partial.rankR`` for the others); at the
+    end rank 0 merges them into one ``OUTPUT`` in the input's order.
+
+    With ``resume``, the complete lines an interrupted predict left in those files are kept and new lines
+    appended after them; :meth:`written_ids` tells which dialogues to leave out, whatever the number of ranks
+    of the interrupted run.
     """
 
     def __init__(self, output: str, resume: bool = False) -> None:
@@ -75,29 +80,41 @@ class PredictionsJsonl(BasePredictionWriter):
         self._file: Any = None
         self.count = 0
 
+    def rank_parts(self) -> list[Path]:
+        """The other ranks' files, of this run or of an interrupted one with any number of ranks."""
+        return sorted(self.partial.parent.glob(self.partial.name + ".rank*"))
+
+    def _mine(self, rank: int) -> Path:
+        return self.partial if rank == 0 else self.partial.with_name(f"{self.partial.name}.rank{rank}")
+
     def check_identity(self, identity: dict[str, Any]) -> None:
         """Keep what makes these diaries, to record beside ``OUTPUT.partial``; when resuming, refuse a
         ``.partial`` that something else made (:func:`diary_lightning.training.callbacks.check_same_maker`)."""
-        if self.resume and self.partial.is_file():
+        if self.resume and (self.partial.is_file() or self.rank_parts()):
             check_same_maker(self.record, identity, self.partial)
         self.identity = identity
 
     def written_ids(self) -> set[str]:
-        """Ids already in ``OUTPUT.partial`` (none unless resuming); a torn last line is cut off."""
+        """Ids already written (none unless resuming), in every rank's file; a torn last line is cut off."""
         from diary_lightning.training.exact_resume import completed_predictions
 
-        done = completed_predictions(self.partial) if self.resume else set()
+        done = set().union(*(completed_predictions(p) for p in [self.partial, *self.rank_parts()])) if self.resume else set()
         self.count = len(done)
         if done:
             log.info("resuming %s: %d diaries already written", self.partial, len(done))
         return done
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        rank = trainer.global_rank
         if trainer.is_global_zero:
             self.output.parent.mkdir(parents=True, exist_ok=True)
             if self.identity is not None:  # before the first diary: a .partial always says who wrote it
                 write_record(self.record, self.identity)
-            self._file = open(self.partial, "a" if self.resume else "w", encoding="utf-8")
+            if not self.resume:  # a fresh predict: no other run's rank files may join the merge
+                for part in self.rank_parts():
+                    if int(part.name.rsplit("rank", 1)[1]) >= trainer.world_size:
+                        part.unlink()
+        self._file = open(self._mine(rank), "a" if self.resume else "w", encoding="utf-8")
 
     def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any, *args: Any) -> None:
         if self._file is None:
@@ -113,15 +130,33 @@ class PredictionsJsonl(BasePredictionWriter):
             return
         self._file.close()
         self._file = None
-        self.finish()
+        trainer.strategy.barrier("predictions written")  # every rank's file complete before rank 0 merges
+        if trainer.is_global_zero:
+            self.finish(getattr(trainer.datamodule, "predict_order", None))
 
-    def finish(self) -> None:
-        """Publish ``OUTPUT.partial`` as ``OUTPUT``. Also called after a resumed predict that found every
-        diary already written, where Lightning skips the loop and its hooks."""
+    def finish(self, order: list[str] | None = None) -> None:
+        """Merge the ranks' files into ``OUTPUT.partial`` in the input's ``order`` (ids) and publish it as
+        ``OUTPUT``. Also called after a resumed predict that found every diary already written, where
+        Lightning skips the loop and its hooks."""
+        parts = self.rank_parts()
+        if parts or order is not None:
+            self._merge(parts, order)
         if self.partial.is_file():
             os.replace(self.partial, self.output)
             self.record.unlink(missing_ok=True)
-            log.info("wrote %d diaries to %s", self.count, self.output)
+            log.info("wrote %d diaries to %s", sum(1 for _ in self.output.open(encoding="utf-8")), self.output)
+
+    def _merge(self, parts: list[Path], order: list[str] | None) -> None:
+        lines: dict[str, str] = {}
+        for path in [self.partial, *parts]:
+            if path.is_file():
+                for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+                    lines.setdefault(json.loads(line)["id"], line)
+        position = {dialogue_id: i for i, dialogue_id in enumerate(order or [])}
+        ordered = sorted(lines, key=lambda i: position.get(i, len(position)))  # stable: unknown ids keep theirs
+        write_text(self.partial, "".join(lines[i] for i in ordered))
+        for part in parts:
+            part.unlink()
 
 
 # What made a predictions file: the weights, the base, the generation settings and the prompt.

@@ -114,6 +114,7 @@ class DiaryDataModule(L.LightningDataModule):
         self.report = DataReport()
         # Dialogues a resumed predict has already written (set by the CLI).
         self.skip_predict_ids: set[str] = set()
+        self.predict_order: list[str] | None = None  # ids of the predict input, in its order
 
     @property
     def tokenizer(self) -> Any:
@@ -303,5 +304,12 @@ class DiaryDataModule(L.LightningDataModule):
         result = self._read(self.hparams.predict_path, require_summary=False)
         dialogues = [d for d in result.dialogues if d.id not in self.skip_predict_ids]
         log.info("predict: writers chosen by %s", count_rules(dialogues, result.writer_chosen_by, self.writer))
+        # The input's order, which the predictions file keeps whatever the ranks (JsonlPredictionWriter).
+        self.predict_order = [d.id for d in result.dialogues]
         dataset = self.encoder()(dialogues, False, "Tokenizing predict")
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        if world > 1:
+            # Each rank generates every world-th chat: predict has no collective step, so the shares may
+            # differ by one, and nothing is generated twice (a DistributedSampler would pad with repeats).
+            dataset = dataset.select(range(rank, len(dataset), world))
         return self._loader(dataset, padding_side="left", batch_size=self._eval_batch_size())
