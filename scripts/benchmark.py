@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--compute-dtype", choices=("float32", "bfloat16"),
                         help="default: bfloat16 on a GPU, float32 on the CPU")
     parser.add_argument("--gradient-checkpointing", action="store_true", help="on both sides (default: off)")
+    parser.add_argument("--loss-chunk-size", type=int, default=0,
+                        help="diary_lightning's model.loss_chunk_size (configs/eeve-qlora.yaml: 2048; default: 0, off)")
     parser.add_argument("--trl-group-by-length", action="store_true",
                         help="give TRL length-grouped batches too (transformers' group_by_length sampler)")
     parser.add_argument("--hidden-size", type=int, default=256, help="of the tiny model built without --model")
@@ -98,6 +100,7 @@ def run_diary_lightning(spec: dict[str, Any]) -> None:
         "--model.lr_scheduler", "cosine",
         "--model.optimizer", "adamw",
         "--model.gradient_checkpointing", str(spec["gradient_checkpointing"]).lower(),
+        "--model.loss_chunk_size", str(spec["loss_chunk_size"]),
         "--data.paths", json.dumps([spec["data"]]),
         "--data.batch_size", str(spec["batch_size"]),
         "--data.max_length", str(spec["max_length"]),
@@ -266,6 +269,7 @@ def prepare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "warmup_steps": args.warmup_steps,
         "max_grad_norm": args.max_grad_norm,
         "gradient_checkpointing": args.gradient_checkpointing,
+        "loss_chunk_size": args.loss_chunk_size,
         "trl_group_by_length": args.trl_group_by_length,
         "train_examples": len(train),
         "train_tokens": {"mean": statistics.mean(lengths), "median": statistics.median(lengths),
@@ -313,6 +317,20 @@ def markdown_table(summary: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def differences(spec: dict[str, Any]) -> list[str]:
+    """What the two sides still do differently on the same examples and settings."""
+    return [
+        "batch order: diary_lightning groups by length; TRL " + ("groups too" if spec["trl_group_by_length"]
+                                                                   else "shuffles (more padding)"),
+        "loss: diary_lightning " + (f"{spec['loss_chunk_size']} labelled tokens' logits at a time"
+                                    if spec["loss_chunk_size"] else "from the full logits")
+        + "; TRL the model's own LM head and cross-entropy",
+        "TRL casts LoRA to bf16 on a quantized bf16 model and computes entropy and token accuracy every step",
+        "diary_lightning's norms, embeddings and LM head in float32 (prepare_model_for_kbit_training), TRL's as "
+        "loaded" + (" (the same here: float32 compute)" if spec["compute_dtype"] == "float32" else ""),
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.worker:
@@ -337,6 +355,9 @@ def main(argv: list[str] | None = None) -> None:
         real = {side: {r["real_tokens"] for r in runs[side]} for side in SIDES}
         summary = summarize(runs)
         print(markdown_table(summary))
+        print("\nWhat differs between the sides, in the ratio above:")
+        for line in differences(spec):
+            print(f"- {line}")
         if real["diary_lightning"] != real["TRL"]:
             print(f"\nReal tokens trained on differ ({sorted(real['diary_lightning'])} vs {sorted(real['TRL'])}): "
                   "the steps cover other subsets of the examples; run one epoch (no --steps) for equal totals.")
