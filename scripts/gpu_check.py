@@ -219,18 +219,13 @@ def _tail(log: Path, lines: int = 12) -> str:
 # -- install and probe, one package at a time ------------------------------------------------------------------
 _PROBE = r"""
 import importlib, importlib.metadata as md, json, sys
-dist, module = sys.argv[1], sys.argv[2]
-try:
-    importlib.import_module(module)
-except BaseException as e:
-    print(json.dumps({"ok": False, "error": f"{type(e).__name__}: {e}"[-400:]})); raise SystemExit
-try:
-    version = md.version(dist)
-except md.PackageNotFoundError:
-    version = None
-unmet = []
-try:
-    from packaging.requirements import Requirement
+
+def unmet_requirements(dist):
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:
+        return []
+    unmet = []
     for text in md.requires(dist) or []:
         req = Requirement(text)
         if req.marker is not None and not req.marker.evaluate({"extra": ""}):
@@ -241,21 +236,49 @@ try:
             unmet.append(f"{req} (absent)"); continue
         if req.specifier and not req.specifier.contains(found, prereleases=True):
             unmet.append(f"{req} (found {found})")
-except ImportError:
-    pass
-print(json.dumps({"ok": True, "version": version, "unmet": unmet}))
+    return unmet
+
+found = {}
+for pair in sys.argv[1:]:
+    dist, module = pair.split("=")
+    try:
+        importlib.import_module(module)
+    except BaseException as e:  # an import can fail in any way: each is reported, none stops the others
+        found[dist] = {"ok": False, "error": f"{type(e).__name__}: {e}"[-400:]}
+        continue
+    try:
+        version = md.version(dist)
+    except md.PackageNotFoundError:
+        version = None
+    found[dist] = {"ok": True, "version": version, "unmet": unmet_requirements(dist)}
+print(json.dumps(found))
 """
 
 
-def probe(package: Package, env: dict[str, str]) -> dict[str, Any]:
-    """Import ``package`` in a fresh interpreter: its version, or why not; and its requirements this environment
-    does not meet (wheels are installed without pip's dependency check)."""
-    done = subprocess.run([sys.executable, "-c", _PROBE, package.dist, package.module], capture_output=True,
-                          text=True, env=env, timeout=120)
+def probe_all(packages: tuple[Package, ...] | list[Package], env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Import each of ``packages`` in one fresh interpreter, each in its own try: its version and the
+    requirements this environment does not meet (wheels are installed without pip's dependency check), or
+    why it does not import."""
+    if not packages:
+        return {}
+    done = subprocess.run([sys.executable, "-c", _PROBE, *(f"{p.dist}={p.module}" for p in packages)],
+                          capture_output=True, text=True, env=env, timeout=300)
     lines = done.stdout.strip().splitlines()
-    if not lines:
-        return {"ok": False, "error": done.stderr.strip()[-400:] or f"exit {done.returncode}"}
-    return json.loads(lines[-1])
+    if lines:
+        try:
+            return json.loads(lines[-1])
+        except ValueError:
+            pass
+    # The interpreter itself died (a crash inside an import): probe one at a time to find which.
+    if len(packages) > 1:
+        return {k: v for p in packages for k, v in probe_all([p], env).items()}
+    why = done.stderr.strip()[-400:] or f"exit {done.returncode}"
+    return {packages[0].dist: {"ok": False, "error": why}}
+
+
+def probe(package: Package, env: dict[str, str]) -> dict[str, Any]:
+    """:func:`probe_all` of one package, in an interpreter of its own."""
+    return probe_all([package], env)[package.dist]
 
 
 def _normalize(name: str) -> str:
@@ -275,9 +298,10 @@ def install(packages: tuple[Package, ...], wheels: Path | None, site: Path, env:
     probed on its own, so one bad wheel costs only what needs it. Installed with ``--no-deps --target``: pip
     never touches the machine's torch or anything else already there."""
     rows: dict[str, Any] = {}
+    before = probe_all(packages, env)  # one interpreter for what is there already: a probe costs seconds
     with log.open("a") as out:
         for package in packages:
-            found = probe(package, env)
+            found = before[package.dist]
             if found["ok"]:
                 rows[package.dist] = {"status": "present", "version": found["version"]}
                 continue
@@ -299,10 +323,10 @@ def install(packages: tuple[Package, ...], wheels: Path | None, site: Path, env:
                 rows[package.dist] = {"status": "skipped" if package.optional else "failed", "wheel": wheel.name,
                                       "detail": after["error"]}
     # Requirements checked once everything is in: a wheel installed early may need one installed later.
-    for package in packages:
-        row = rows[package.dist]
-        if row["status"] == "installed" and (unmet := probe(package, env).get("unmet")):
-            row["unmet"] = unmet
+    installed = [p for p in packages if rows[p.dist]["status"] == "installed"]
+    for dist, after in probe_all(installed, env).items():
+        if after.get("unmet"):
+            rows[dist]["unmet"] = after["unmet"]
     return rows
 
 
@@ -316,8 +340,7 @@ def machine(env: dict[str, str]) -> dict[str, Any]:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     info: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {
         "error": done.stderr.strip()[-400:]}
-    for name in VERSIONS:
-        found = probe(Package(name, name), env)
+    for name, found in probe_all([Package(name, name) for name in VERSIONS], env).items():
         info[name] = found["version"] if found["ok"] else f"not importable: {found['error'][-200:]}"
     return info
 
