@@ -167,8 +167,6 @@ def test_a_cpu_dry_run_writes_the_whole_report(tmp_path):
     tests = stages["tests"]
     assert tests["status"] == "ok" and tests["skipped"] == tests["tests"] >= 2  # the CUDA tests, skipped here
     assert stages["base"]["status"] == "ok"
-    recipe = stages["recipe"]
-    assert recipe["status"] == "ok" and [r["batch_size"] for r in recipe["rows"]] == [8]
     for side in ("diary_lightning", "TRL"):
         bench = stages[f"benchmark_{side}"]
         assert bench["status"] == "ok" and bench["side"] == side
@@ -176,5 +174,6 @@ def test_a_cpu_dry_run_writes_the_whole_report(tmp_path):
     ratios = report["ratio_diary_lightning_over_trl"]
     assert [(r["seq_length"], r["batch_size"]) for r in ratios] == [(32, 4), (64, 2)]
     assert all(r["tokens_per_second"] > 0 and r["peak_memory"] > 0 for r in ratios)
+    assert "recipe" not in report  # seq 1024 at batch 8 only: not measured at this size
     # What comes back to the caller: the report and logs, at most 8 files, never the base.
     assert len(list(out.iterdir())) <= 8 and not (out / "random-base").exists()
