@@ -171,3 +171,16 @@ def test_unwritable_checkpoint_dir_fails_before_training(make_config: Any, tmp_p
     with pytest.raises(ConfigError, match=f"cannot write to {blocker / 'checkpoints'}"):
         run_cli("fit", "--config", str(path))
     assert not (run_dir(path) / "tensorboard").exists()  # nothing trained, nothing logged
+
+
+def test_the_writer_merges_the_rank_files_in_input_order_and_publishes_once(tmp_path: Path) -> None:
+    from diary_lightning.training.callbacks import JsonlPredictionWriter
+
+    writer = JsonlPredictionWriter(str(tmp_path / "out.jsonl"))
+    line = lambda i: json.dumps({"id": i, "diary": f"일기 {i}"}, ensure_ascii=False) + "\n"  # noqa: E731
+    writer.partial.write_text(line("a") + line("c"), encoding="utf-8")  # rank 0's share
+    writer.partial.with_name(writer.partial.name + ".rank1").write_text(line("b") + line("d"), encoding="utf-8")
+    writer.finish(["a", "b", "c", "d"])
+    writer.finish(["a", "b", "c", "d"])  # again, as the CLI's after_predict does after on_predict_end
+    assert (tmp_path / "out.jsonl").read_text(encoding="utf-8") == "".join(map(line, "abcd"))
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]

@@ -139,8 +139,9 @@ class PredictionsJsonl(BasePredictionWriter):
         ``OUTPUT``. Also called after a resumed predict that found every diary already written, where
         Lightning skips the loop and its hooks."""
         parts = self.rank_parts()
-        if parts or order is not None:
-            self._merge(parts, order)
+        if not parts and not self.partial.is_file():
+            return  # published already (on_predict_end, then the CLI's after_predict), or nothing written
+        self._merge(parts, order)
         if self.partial.is_file():
             os.replace(self.partial, self.output)
             self.record.unlink(missing_ok=True)
