@@ -5,7 +5,6 @@ diary_lightning is not imported here, so that this process's memory is TRL's sta
 
 from __future__ import annotations
 
-import argparse
 import gc
 import tempfile
 import time
