@@ -174,9 +174,9 @@ def test_unwritable_checkpoint_dir_fails_before_training(make_config: Any, tmp_p
 
 
 def test_the_writer_merges_the_rank_files_in_input_order_and_publishes_once(tmp_path: Path) -> None:
-    from diary_lightning.training.callbacks import JsonlPredictionWriter
+    from diary_lightning.training.callbacks import PredictionsJsonl
 
-    writer = JsonlPredictionWriter(str(tmp_path / "out.jsonl"))
+    writer = PredictionsJsonl(str(tmp_path / "out.jsonl"))
     line = lambda i: json.dumps({"id": i, "diary": f"일기 {i}"}, ensure_ascii=False) + "\n"  # noqa: E731
     writer.partial.write_text(line("a") + line("c"), encoding="utf-8")  # rank 0's share
     writer.partial.with_name(writer.partial.name + ".rank1").write_text(line("b") + line("d"), encoding="utf-8")

@@ -304,7 +304,7 @@ class DiaryDataModule(L.LightningDataModule):
         result = self._read(self.hparams.predict_path, require_summary=False)
         dialogues = [d for d in result.dialogues if d.id not in self.skip_predict_ids]
         log.info("predict: writers chosen by %s", count_rules(dialogues, result.writer_chosen_by, self.writer))
-        # The input's order, which the predictions file keeps whatever the ranks (JsonlPredictionWriter).
+        # The input's order, which the predictions file keeps whatever the ranks (PredictionsJsonl).
         self.predict_order = [d.id for d in result.dialogues]
         dataset = self.encoder()(dialogues, False, "Tokenizing predict")
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
