@@ -1,4 +1,4 @@
-"""The command line: LightningCLI with fit, validate, test, predict, preprocess and export; merge beside it."""
+"""The command line: LightningCLI with fit, validate, test, predict, preprocess and export; merge and app beside it."""
 
 from __future__ import annotations
 
@@ -252,6 +252,11 @@ def run(argv: list[str]) -> None:
 
         merge_main(argv[1:])
         return
+    if argv[:1] == ["app"]:
+        from diary_lightning.app import main as app_main
+
+        app_main(argv[1:])
+        return
     DiaryCLI(
         DiaryLoRAModule,
         DiaryDataModule,
@@ -265,7 +270,8 @@ def run(argv: list[str]) -> None:
         seed_everything_default=42,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"epilog": "merge: fold an exported adapter into its base as a plain transformers model "
-                                 "(python -m diary_lightning merge --help)"},
+                                 "(python -m diary_lightning merge --help); app: a web page to try an adapter "
+                                 "(python -m diary_lightning app --help)"},
         # Given the program's own arguments, LightningCLI reads them itself (it warns when handed them).
         args=None if argv == sys.argv[1:] else argv,
     )

@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from diary_lightning.errors import ConfigError
+from diary_lightning.inference.export import RUN_STATE_KEY
 from diary_lightning.io.atomic import remove_stale_temporaries
 from diary_lightning.io.lock import JobLock
 from diary_lightning.model.loading import absolute_if_local
@@ -33,8 +34,6 @@ from diary_lightning.training.checkpointing import CHECKPOINTS, checkpoint_dir
 log = logging.getLogger(__name__)
 
 LOG_NAME = "tensorboard"
-RUN_STATE_KEY = "diary_lightning_run"
-"""Checkpoint key of what :class:`RunFolder` records for later commands."""
 
 
 def place_checkpoints(callbacks: list[Any], root: str | os.PathLike) -> None:

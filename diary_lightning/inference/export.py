@@ -116,6 +116,35 @@ def read_settings(adapter_path: str | os.PathLike) -> dict[str, Any]:
     return settings
 
 
+DATAMODULE_STATE_KEY = "DiaryDataModule"
+"""Where Lightning keeps the data module's state (its prompt settings) in a checkpoint: under its class name."""
+RUN_STATE_KEY = "diary_lightning_run"
+"""What ``runs.RunFolder`` records in a checkpoint: the base model as an absolute path, how it was loaded,
+``max_length``."""
+
+
+def checkpoint_settings(checkpoint: Mapping[str, Any], name: str = "the checkpoint") -> dict[str, Any]:
+    """What ``export`` would write into ``diary_lightning.json`` for a checkpoint of fit (``name`` in errors),
+    read from the checkpoint alone, plus its LoRA shape (``lora``): how to write with it without Lightning."""
+    meta, run = checkpoint.get("diary_lightning"), checkpoint.get(RUN_STATE_KEY) or {}
+    prompt, hparams = checkpoint.get(DATAMODULE_STATE_KEY), checkpoint.get("hyper_parameters") or {}
+    if meta is None or prompt is None:
+        raise ValueError(f"{name} was not written by diary_lightning's fit (no adapter metadata or prompt settings): "
+                         "give a checkpoint of fit, or an exported adapter with --model.adapter_path")
+    base = run.get("base_model") or meta.get("base_model")
+    max_length = run.get("max_length") or (checkpoint.get("datamodule_hyper_parameters") or {}).get("max_length")
+    if not base or not max_length:
+        raise ValueError(f"{name} records no {'base model' if not base else 'max_length'}: it was written by an older "
+                         "version; export it with the run's config (python -m diary_lightning export) and give the "
+                         "adapter folder instead")
+    return {**prompt, "max_length": max_length,
+            "model": {"base_model": base, **{k: hparams[k] for k in ("load_in_4bit", "compute_dtype", "double_quant",
+                                                                   "attn_implementation") if k in hparams},
+                      **run.get("model", {})},
+            "generation": GenerationSettings.from_mapping({**GenerationSettings().to_dict(), **hparams}).to_dict(),
+            "lora": dict(meta["lora"])}
+
+
 def read_diary_settings(adapter_path: str | os.PathLike) -> DiarySettings:
     """What decides the diaries the exported adapter writes, besides its weights."""
     return DiarySettings.from_mapping(read_settings(adapter_path))

@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from diary_lightning.data.batching import DiaryCollator
 from diary_lightning.data.encoding import PromptFormat, encode_batch, render_chat
+from diary_lightning.data.prompts import render_prompt
 from diary_lightning.data.records import RecordFields
-from diary_lightning.inference.export import adapter_base_model, read_settings
-from diary_lightning.model.generation import DiarySettings, generate_diaries
-from diary_lightning.model.loading import load_base, load_tokenizer
+from diary_lightning.inference.export import adapter_base_model, checkpoint_settings, read_settings
+from diary_lightning.model.generation import DiarySettings, GenerationSettings, generate_diaries
+from diary_lightning.model.loading import adapter_state, load_adapter_checkpoint, load_base, load_tokenizer
 
 Message = Mapping[str, str]
 """One utterance: ``{"speaker": ..., "text": ...}``."""
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    """A chat ready to generate from: whose diary it is and the prompt the model reads."""
+
+    writer: str
+    """The speaker whose diary it is."""
+    chosen_by: str
+    """The entry of the writer setting that chose ``writer`` (a rule such as ``first``, or the name itself)."""
+    prompt: str
+    """The whole prompt, after the oldest turns were cut to fit ``max_length``."""
+    input_ids: list[int]
+    turns_cut: int
+
+
+@dataclass(frozen=True)
+class WrittenDiary:
+    diary: str
+    truncated: bool
+    """Generation hit ``max_new_tokens`` before the end of the diary."""
+    prompt: PreparedPrompt
 
 
 class DiaryPipeline:
@@ -38,6 +63,18 @@ class DiaryPipeline:
         self.fields = fields or RecordFields()
         self._collate = DiaryCollator(tokenizer.pad_token_id, padding_side="left")
 
+    @staticmethod
+    def _base(base_model: str, loading: Mapping[str, Any], load_in_4bit: bool | None, compute_dtype: str | None,
+              device: torch.device, trust_remote_code: bool) -> Any:
+        """The base as training loaded it (``loading``: the recorded settings), unless told otherwise."""
+        quantized = loading.get("load_in_4bit", True) if load_in_4bit is None else load_in_4bit
+        base = load_base(base_model, load_in_4bit=quantized,
+                         compute_dtype=compute_dtype or loading.get("compute_dtype", "bfloat16"),
+                         double_quant=loading.get("double_quant", True),
+                         attn_implementation=loading.get("attn_implementation"),
+                         trust_remote_code=trust_remote_code, device=device)
+        return base if quantized else base.to(device)  # a 4-bit base is placed while loading
+
     @classmethod
     def from_pretrained(cls, adapter_path: str | os.PathLike, base_model: str | None = None,
                         load_in_4bit: bool | None = None, compute_dtype: str | None = None,
@@ -57,19 +94,45 @@ class DiaryPipeline:
         from peft import PeftModel
 
         settings = read_settings(adapter_path)
-        loading = settings["model"]
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        quantized = loading["load_in_4bit"] if load_in_4bit is None else load_in_4bit
-        base = load_base(base_model or adapter_base_model(adapter_path), load_in_4bit=quantized,
-                         compute_dtype=compute_dtype or loading["compute_dtype"],
-                         double_quant=loading.get("double_quant", True),
-                         attn_implementation=loading.get("attn_implementation"),
-                         trust_remote_code=trust_remote_code, device=device)
-        if not quantized:
-            base = base.to(device)  # a 4-bit base is placed while loading
+        base = cls._base(base_model or adapter_base_model(adapter_path), settings["model"], load_in_4bit,
+                         compute_dtype, device, trust_remote_code)
         model = PeftModel.from_pretrained(base, str(adapter_path))
         return cls(model, load_tokenizer(str(adapter_path), trust_remote_code), DiarySettings.from_mapping(settings),
                    batch_size)
+
+    @classmethod
+    def from_checkpoint(cls, ckpt_path: str | os.PathLike, base_model: str | None = None,
+                        load_in_4bit: bool | None = None, compute_dtype: str | None = None,
+                        device: str | torch.device | None = None, batch_size: int = 8,
+                        trust_remote_code: bool = False) -> DiaryPipeline:
+        """Write with a checkpoint of fit, as ``export`` of it would (without Lightning): the base it names, its
+        adapter weights, the prompt and ``max_length`` it was trained with and its generation settings.
+        The arguments are those of :meth:`from_pretrained`."""
+        from peft import LoraConfig, get_peft_model
+
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        settings = checkpoint_settings(checkpoint, str(ckpt_path))
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        base_model = base_model or settings["model"]["base_model"]
+        base = cls._base(base_model, settings["model"], load_in_4bit, compute_dtype, device, trust_remote_code)
+        lora = settings["lora"]
+        model = get_peft_model(base, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=0.0,
+                                                target_modules=lora["target_modules"], task_type="CAUSAL_LM"))
+        hparams = {"base_model": base_model, "lora_r": lora["r"], "lora_alpha": lora["alpha"],
+                   "target_modules": lora["target_modules"]}
+        load_adapter_checkpoint(model, checkpoint, hparams, adapter_state(model))
+        return cls(model, load_tokenizer(base_model, trust_remote_code), DiarySettings.from_mapping(settings),
+                   batch_size)
+
+    @classmethod
+    def zero_shot(cls, base_model: str, settings: DiarySettings, load_in_4bit: bool = True,
+                  compute_dtype: str = "bfloat16", device: str | torch.device | None = None, batch_size: int = 8,
+                  trust_remote_code: bool = False) -> DiaryPipeline:
+        """Write with the base model alone (the zero-shot baseline), prompted as ``settings`` say."""
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        base = cls._base(base_model, {}, load_in_4bit, compute_dtype, device, trust_remote_code)
+        return cls(base, load_tokenizer(base_model, trust_remote_code), settings, batch_size)
 
     def write(self, dialogue: Sequence[Message], writer: str | Sequence[str] | None = None) -> str:
         """The diary for one chat, a list of ``{"speaker", "text"}`` utterances in order, written as ``writer``
@@ -82,19 +145,42 @@ class DiaryPipeline:
         Every chat is checked before any is generated: a bad one, or one where ``writer`` does not speak,
         raises ``DataError`` naming its index.
         """
+        return [written.diary for written in self.generate(self.prepare(dialogues, writer))]
+
+    def prepare(self, dialogues: Sequence[Sequence[Message]], writer: str | Sequence[str] | None = None,
+                ) -> list[PreparedPrompt]:
+        """The prompts of :meth:`write_many`, each chat checked (``DataError`` naming its index) and its oldest turns
+        cut to fit ``max_length`` as predict does: at least the last turn is kept, even when it alone is too long."""
         if not dialogues:
             return []
         rendered = [render_chat(messages, self.prompt_format, writer=writer, fields=self.fields, source="write_many",
                                 index=i)
                     for i, messages in enumerate(dialogues)]
-        # One batched encoding cuts the oldest turns of each chat to fit max_length, as predict does.
         encoded = encode_batch(self.tokenizer, self.prompt_format.template, [r.turns for r in rendered], None,
                                self.settings.max_length)
+        return [PreparedPrompt(r.dialogue.writer, r.chosen_by, render_prompt(self.prompt_format.template, r.turns[cut:]),
+                               ids, cut)
+                for r, ids, cut in zip(rendered, encoded["input_ids"], encoded["turns_cut"])]
+
+    def generate(self, prompts: Sequence[PreparedPrompt], *, generation: GenerationSettings | None = None,
+                 use_adapter: bool = True, stopping_criteria: Any = None) -> list[WrittenDiary]:
+        """The diaries of :meth:`prepare`'s prompts, ``batch_size`` at a time (left-padded).
+
+        Args:
+            generation: Instead of the saved generation settings.
+            use_adapter: False writes with the base model alone (the adapter switched off meanwhile).
+            stopping_criteria: Passed to ``generate`` (a transformers ``StoppingCriteriaList``).
+        """
         device = next(self.model.parameters()).device
-        diaries: list[str] = []
-        for start in range(0, len(rendered), self.batch_size):
-            batch = self._collate([{"input_ids": ids} for ids in encoded["input_ids"][start:start + self.batch_size]])
-            texts, _ = generate_diaries(self.model, self.tokenizer, batch["input_ids"].to(device),
-                                        batch["attention_mask"].to(device), self.settings.generation)
-            diaries.extend(texts)
-        return diaries
+        switch_off = self.model.disable_adapter() if not use_adapter and hasattr(self.model, "disable_adapter") \
+            else contextlib.nullcontext()
+        written: list[WrittenDiary] = []
+        with switch_off:
+            for start in range(0, len(prompts), self.batch_size):
+                chunk = prompts[start:start + self.batch_size]
+                batch = self._collate([{"input_ids": p.input_ids} for p in chunk])
+                texts, truncated = generate_diaries(self.model, self.tokenizer, batch["input_ids"].to(device),
+                                                    batch["attention_mask"].to(device),
+                                                    generation or self.settings.generation, stopping_criteria)
+                written.extend(WrittenDiary(*row) for row in zip(texts, truncated, chunk))
+        return written

@@ -91,14 +91,16 @@ def generation_config(settings: GenerationSettings, tokenizer: Any) -> Any:
 
 
 def generate_diaries(model: Any, tokenizer: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                     settings: GenerationSettings) -> tuple[list[str], list[bool]]:
-    """Diaries for left-padded prompts, and whether each hit ``max_new_tokens`` before EOS."""
+                     settings: GenerationSettings, stopping_criteria: Any = None) -> tuple[list[str], list[bool]]:
+    """Diaries for left-padded prompts, and whether each hit ``max_new_tokens`` before EOS.
+    ``stopping_criteria``: a transformers ``StoppingCriteriaList`` (the app's progress and cancel button)."""
     out = model.generate(
         input_ids=input_ids,
         attention_mask=attention_mask,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         use_cache=True,
+        stopping_criteria=stopping_criteria,
         **settings.generate_kwargs(),
     )
     new = out[:, input_ids.shape[1]:]

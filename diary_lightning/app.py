@@ -1,0 +1,444 @@
+"""``app``: a web page to try an adapter. Paste or upload a chat, choose whose diary it is, and read one diary per
+day with the diary-style checks it fails and the prompt the model read; beside it, if asked, what the base model
+alone writes. The page's function is also a named API endpoint (``/write``) for scripted checks (docs/serving.md).
+
+Built on :class:`diary_lightning.writer.DiaryWriter`: nothing here imports Lightning, and Gradio (the ``app`` extra)
+only once the page is built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from diary_lightning.clean import DEFAULT_ANONYMIZATION
+from diary_lightning.dialogue import Dialogue, read_dialogues
+from diary_lightning.diary_style import style_failures
+from diary_lightning.errors import ConfigError, UserError, is_user_error
+from diary_lightning.generation import DiarySettings, GenerationSettings
+from diary_lightning.prompts import DEFAULT_TEMPLATE, resolve_template
+from diary_lightning.render import PromptFormat
+from diary_lightning.roles import LabelScheme, choose_writer
+from diary_lightning.writer import DiaryWriter, PreparedPrompt
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "the app needs Gradio: pip install -e '.[app]' (or pip install 'gradio>=6')"
+API_NAME = "write"
+"""The endpoint: ``Client(url).predict(..., api_name="/write")``."""
+ZERO_SHOT_MAX_LENGTH = 1024
+"""``data.max_length`` of a zero-shot run without an adapter to take it from (the data module's default)."""
+EXAMPLE_CHAT = ("민지: 오늘 비가 많이 와서 우산 쓰고 학교 갔어\n"
+                "준호: 우산은 챙겼구나 다행이다\n"
+                "민지: 근데 신발이 다 젖어서 하루 종일 찝찝했어\n"
+                "준호: 내일은 장화 신고 가\n")
+
+
+class Cancelled(Exception):
+    """The page's Stop button: generation ended at its next token."""
+
+
+class Watch:
+    """A transformers stopping criterion that counts the tokens generated (the page's progress bar) and stops
+    generating once :attr:`stop` is set (the Stop button, or a browser that went away)."""
+
+    def __init__(self, total_steps: int) -> None:
+        self.stop = threading.Event()
+        self.steps = 0
+        self.total_steps = max(total_steps, 1)
+        self.stage = "reading the chat"
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        self.steps += 1
+        return torch.full((input_ids.shape[0],), self.stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    @property
+    def fraction(self) -> float:
+        return min(self.steps / self.total_steps, 1.0)
+
+
+def _format_of(text: str) -> str:
+    """The file name a pasted chat is read under, whose suffix picks the format as predict's ``auto`` does: a
+    JSONL record, a JSON list of records, else a chat log (``speaker: text`` lines or a KakaoTalk export, whose PC
+    lines also start with ``[``)."""
+    head = text.lstrip()
+    if head.startswith("{"):
+        return "chat.jsonl"
+    if head.startswith("["):
+        try:
+            json.loads(text)
+            return "chat.json"
+        except ValueError:
+            pass
+    return "chat.txt"
+
+
+def read_chat(text: str = "", upload: str | os.PathLike | None = None,
+              anonymization: str = DEFAULT_ANONYMIZATION) -> list[Dialogue]:
+    """The dialogues of a pasted chat, or of an uploaded file (which wins), read as ``predict`` reads
+    ``data.predict_path``: any format it reads, one dialogue per day where the reader cuts a chat into days.
+    A problem raises a :class:`UserError` with predict's message, naming the file as the user knows it."""
+    with tempfile.TemporaryDirectory(prefix="diary-app-") as tmp:
+        if upload:
+            path = Path(tmp) / Path(upload).name
+            shutil.copyfile(upload, path)
+        elif text.strip():
+            path = Path(tmp) / _format_of(text)
+            path.write_text(text, encoding="utf-8")
+        else:
+            raise UserError("no chat: paste one (speaker: text lines, or a KakaoTalk export) or upload a file")
+        try:
+            result = read_dialogues(str(path), require_summary=False, anonymization=anonymization, progress=False)
+        except UserError as err:
+            raise UserError(str(err).replace(f"{tmp}{os.sep}", "")) from None
+    if not result.dialogues:
+        raise UserError(f"{path.name}: no text is left after cleaning")
+    # A later error (a writer who does not speak) names the dialogue's source: the name the user knows.
+    return [dataclasses.replace(d, source=d.source.replace(f"{tmp}{os.sep}", "")) for d in result.dialogues]
+
+
+def speakers(dialogues: Sequence[Dialogue]) -> list[str]:
+    """Every speaker of the chat, in order of first appearance."""
+    return list(dict.fromkeys(turn.speaker for dialogue in dialogues for turn in dialogue.turns))
+
+
+def default_writers(dialogues: Sequence[Dialogue], prompt_format: PromptFormat) -> list[str]:
+    """Whom the run's writer setting (``data.writer`` as the adapter saved it) chooses in each dialogue; a day it
+    chooses no one in is left out (writing it names the problem)."""
+    pf = prompt_format
+    chosen = []
+    for dialogue in dialogues:
+        try:
+            chosen.append(choose_writer(dialogue, pf.writer, pf.bots)[0])
+        except UserError:
+            continue
+    return list(dict.fromkeys(chosen))
+
+
+def generation_settings(base: GenerationSettings, max_new_tokens: float | None, do_sample: bool | None,
+                        temperature: float | None) -> GenerationSettings:
+    """The run's generation settings with the page's three changed; a bad value is a UserError."""
+    changes: dict[str, Any] = {}
+    if max_new_tokens is not None:
+        if int(max_new_tokens) != max_new_tokens or max_new_tokens < 1:
+            raise UserError(f"max_new_tokens={max_new_tokens}: give a whole number of tokens, at least 1")
+        changes["max_new_tokens"] = int(max_new_tokens)
+    if do_sample is not None:
+        changes["do_sample"] = bool(do_sample)
+    if temperature is not None:
+        if temperature <= 0:
+            raise UserError(f"temperature={temperature}: give a number above 0 (sampling divides by it)")
+        changes["temperature"] = float(temperature)
+    return dataclasses.replace(base, **changes)
+
+
+def _check_lengths(dialogues: Sequence[Dialogue], prompts: Sequence[PreparedPrompt], max_length: int) -> None:
+    """A chat whose last turn alone overflows ``max_length``: predict drops it, the page says so."""
+    for dialogue, prompt in zip(dialogues, prompts):
+        if len(prompt.input_ids) > max_length:
+            raise UserError(f"{dialogue.id}: the chat is too long: with every turn but the last cut, its prompt is "
+                            f"{len(prompt.input_ids)} tokens, over max_length={max_length} of the run (predict drops "
+                            "such a chat); shorten its last message")
+
+
+class DiaryPage:
+    """What the page does, apart from Gradio: one model, one request at a time."""
+
+    def __init__(self, writer: DiaryWriter, source: str, has_adapter: bool = True) -> None:
+        self.writer = writer
+        self.source = source
+        self.has_adapter = has_adapter
+        # One thread owns the model: requests, and a cancelled one's last token, run one after another.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diary-model")
+
+    def describe(self, text: str = "", upload: str | None = None) -> dict[str, Any]:
+        """The speakers of a chat and whom the run's writer setting chooses: what the page shows before writing."""
+        dialogues = read_chat(text, upload, self.writer.settings.anonymization)
+        return {"days": [d.id for d in dialogues], "speakers": speakers(dialogues),
+                "default_writers": default_writers(dialogues, self.writer.prompt_format),
+                "writer_setting": list(self.writer.prompt_format.writer)}
+
+    def write(self, text: str = "", upload: str | None = None, writer: str | None = None,
+              max_new_tokens: float | None = None, do_sample: bool | None = None, temperature: float | None = None,
+              compare: bool = False, watch: Watch | None = None) -> dict[str, Any]:
+        """One diary per dialogue (day) of the chat, as the API returns them; a user's mistake is raised as a
+        :class:`UserError` before anything is generated."""
+        settings = self.writer.settings
+        generation = generation_settings(settings.generation, max_new_tokens, do_sample, temperature)
+        dialogues = read_chat(text, upload, settings.anonymization)
+        who = writer.strip() if writer and writer.strip() else None
+        prompts = self.writer.prepare(dialogues, who)
+        _check_lengths(dialogues, prompts, settings.max_length)
+        compare = compare and self.has_adapter
+        calls = -(-len(prompts) // self.writer.batch_size) * (2 if compare else 1)
+        watch = watch or Watch(0)
+        watch.total_steps = max(calls * generation.max_new_tokens, 1)
+        stopping = [watch]
+
+        def generate(use_adapter: bool) -> list[Any]:
+            watch.stage = "writing" if use_adapter else "writing with the base model alone"
+            written = self.writer.generate(prompts, generation=generation, use_adapter=use_adapter,
+                                           stopping_criteria=stopping)
+            if watch.stop.is_set():
+                raise Cancelled()
+            return written
+
+        diaries = generate(True)
+        base = generate(False) if compare else [None] * len(diaries)
+        days = []
+        for dialogue, written, alone in zip(dialogues, diaries, base):
+            names = [written.prompt.writer]
+            day = {"day": dialogue.id, "writer": written.prompt.writer, "chosen_by": written.prompt.chosen_by,
+                   "diary": written.diary, "truncated": written.truncated,
+                   "style_failures": style_failures(written.diary, writer_names=names, truncated=written.truncated),
+                   "prompt": written.prompt.prompt, "prompt_tokens": len(written.prompt.input_ids),
+                   "turns_cut": written.prompt.turns_cut, "zero_shot": None}
+            if alone is not None:
+                day["zero_shot"] = {"diary": alone.diary, "truncated": alone.truncated,
+                                    "style_failures": style_failures(alone.diary, writer_names=names,
+                                                                     truncated=alone.truncated)}
+            days.append(day)
+        return {"error": None, "speakers": speakers(dialogues), "days": days,
+                "generation": generation.to_dict(), "model": self.source}
+
+    async def serve(self, text: str, upload: str | None, writer: str | None, max_new_tokens: float | None,
+                    do_sample: bool | None, temperature: float | None, compare: bool,
+                    progress: Any = None) -> dict[str, Any]:
+        """:meth:`write` on the model's thread, reporting progress; a user's mistake comes back as ``error`` (the
+        message the command line prints), and a cancelled request stops generating at its next token."""
+        watch = Watch(0)
+        future = self.executor.submit(self.write, text, upload, writer, max_new_tokens, do_sample, temperature,
+                                      compare, watch)
+        try:
+            while not future.done():
+                if progress is not None:
+                    progress(watch.fraction, desc=watch.stage)
+                await asyncio.sleep(0.2)
+            return future.result()
+        except Exception as err:
+            if not is_user_error(err):
+                raise  # a bug: Gradio logs its traceback and shows the page an error without it
+            return {"error": str(err), "speakers": [], "days": [], "generation": None, "model": self.source}
+        finally:
+            watch.stop.set()  # on Stop, asyncio cancels this coroutine here: the model thread stops too
+
+
+def _quiet_gradio() -> None:
+    """Gradio sends usage data and looks for a newer version unless told not to: the page makes no call out."""
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+def import_gradio() -> Any:
+    _quiet_gradio()
+    try:
+        import gradio
+    except ImportError:
+        raise UserError(INSTALL_HINT) from None
+    return gradio
+
+
+CHECK_NOTES = {
+    "meta": "talks about the chat or the writing instead of the day",
+    "polite": "polite endings (-요, -습니다) where a diary uses the plain style",
+    "third_person": "names the writer instead of writing as 나",
+    "reported_speech": "ends on what someone said",
+    "empty": "no text",
+    "truncated": "cut by max_new_tokens before it ended",
+}
+"""What each check of :func:`diary_lightning.diary_style.style_failures` means, in the page's words."""
+
+
+def _checks_line(failures: Sequence[str]) -> str:
+    if not failures:
+        return "✅ passes every diary-style check"
+    return "⚠️ fails: " + "; ".join(f"**{name}** ({CHECK_NOTES.get(name, name)})" for name in failures)
+
+
+def build_page(page: DiaryPage) -> Any:
+    """The Gradio page of ``page``; its write function is the API endpoint ``/write``."""
+    gr = import_gradio()
+    settings = page.writer.settings
+    generation = settings.generation
+    title = "Diary writer" if page.has_adapter else "Diary writer: the base model alone (zero-shot)"
+    with gr.Blocks(title=title, analytics_enabled=False) as blocks:
+        gr.Markdown(f"## {title}\n`{page.source}` · max_length {settings.max_length} tokens · writer by default: "
+                    f"{', '.join(page.writer.prompt_format.writer)} (the run's `data.writer`)")
+        with gr.Row():
+            with gr.Column(scale=3):
+                chat = gr.Textbox(label="Chat: speaker: text lines, a KakaoTalk export, or JSONL records", lines=12,
+                                  max_lines=30, value=EXAMPLE_CHAT)
+                upload = gr.File(label="…or upload a chat file (.txt, .jsonl, .json): it is read instead of the box",
+                                 file_types=[".txt", ".jsonl", ".json"], type="filepath", height=90)
+            with gr.Column(scale=2):
+                found = gr.Markdown()
+                writer = gr.Dropdown(label="Whose diary", choices=[("as the run chooses", "")], value="",
+                                     allow_custom_value=True)
+                with gr.Accordion("Generation settings (the run's by default)", open=False):
+                    max_new_tokens = gr.Number(label="max new tokens", value=generation.max_new_tokens, precision=0,
+                                               minimum=1)
+                    do_sample = gr.Checkbox(label="sample (off: greedy, the same diary every time)",
+                                            value=generation.do_sample)
+                    temperature = gr.Slider(label="temperature (when sampling)", minimum=0.05, maximum=2.0, step=0.05,
+                                            value=generation.temperature)
+                compare = gr.Checkbox(label="also write with the base model alone (zero-shot), beside the adapter",
+                                      value=False, visible=page.has_adapter)
+                with gr.Row():
+                    run = gr.Button("Write the diaries", variant="primary")
+                    stop = gr.Button("Stop", variant="stop")
+        result = gr.JSON(label="result", visible=False)
+
+        @gr.render(inputs=result)
+        def show(data: dict[str, Any] | None) -> None:
+            if not data:
+                return
+            if data.get("error"):
+                gr.Markdown("### The chat cannot be written\n```\n" + data["error"] + "\n```", elem_id="error")
+                return
+            for day in data["days"]:
+                gr.Markdown(f"### {day['day']}\nThe diary of **{day['writer']}** (chosen by: {day['chosen_by']})")
+                with gr.Row(equal_height=True):
+                    with gr.Column():
+                        gr.Textbox(value=day["diary"], label="adapter" if page.has_adapter else "base model alone",
+                                   lines=4, interactive=False, elem_classes="diary")
+                        gr.Markdown(_checks_line(day["style_failures"]))
+                    if day["zero_shot"] is not None:
+                        with gr.Column():
+                            gr.Textbox(value=day["zero_shot"]["diary"], label="base model alone (zero-shot)", lines=4,
+                                       interactive=False)
+                            gr.Markdown(_checks_line(day["zero_shot"]["style_failures"]))
+                cut = f", the {day['turns_cut']} oldest turns cut to fit" if day["turns_cut"] else ""
+                with gr.Accordion(f"The prompt sent ({day['prompt_tokens']} tokens{cut})", open=False):
+                    gr.Textbox(value=day["prompt"], show_label=False, lines=8, max_lines=30, interactive=False)
+
+        def describe(text: str, path: str | None) -> tuple[str, Any]:
+            try:
+                info = page.describe(text, path)
+            except UserError as err:
+                return f"Cannot read the chat yet:\n```\n{err}\n```", gr.update(choices=[("as the run chooses", "")])
+            rule = f"as the run chooses ({', '.join(info['writer_setting'])}): {', '.join(info['default_writers']) or 'no one'}"
+            days = f"{len(info['days'])} days: {', '.join(info['days'])}" if len(info["days"]) > 1 else "one day"
+            return (f"**Speakers**: {', '.join(info['speakers'])}  \n**Days**: {days}",
+                    gr.update(choices=[(rule, ""), *info["speakers"]]))
+
+        for source in (chat.change, upload.change, blocks.load):
+            source(describe, [chat, upload], [found, writer], api_visibility="private", show_progress="hidden",
+                   queue=False)
+
+        async def write(chat: str, chat_file: str | None, writer: str, max_new_tokens: float, do_sample: bool,
+                        temperature: float, compare: bool,
+                        progress: Any = gr.Progress()) -> dict[str, Any]:  # noqa: B008 (how Gradio asks for it)
+            """Write one diary per day of a chat. ``chat_file`` (a file, through gradio_client's ``handle_file``)
+            is read instead of ``chat``; ``writer`` is a speaker name, or "" for the run's rule. Returns
+            ``{"error", "speakers", "days": [{"day", "writer", "chosen_by", "diary", "truncated", "style_failures",
+            "prompt", "prompt_tokens", "turns_cut", "zero_shot"}], "generation", "model"}``; ``error`` holds the
+            message of a chat that cannot be written, as the command line words it."""
+            return await page.serve(chat, chat_file, writer, max_new_tokens, do_sample, temperature, compare, progress)
+
+        event = run.click(write, [chat, upload, writer, max_new_tokens, do_sample, temperature, compare], result,
+                          api_name=API_NAME, concurrency_limit=1, concurrency_id="model")
+        stop.click(None, cancels=[event])
+    blocks.queue(default_concurrency_limit=1)
+    return blocks
+
+
+def _flag(value: str) -> bool:
+    """``true`` or ``false``, as the other subcommands spell their switches (``--zero_shot true``)."""
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m diary_lightning app",
+        description="Serve a web page to try an adapter: paste or upload a chat, choose whose diary, read one diary "
+                    "per day with its diary-style checks and the prompt sent, beside the base model's if asked. "
+                    f"The page is also an API endpoint (/{API_NAME}): see docs/serving.md.")
+    p.add_argument("--ckpt_path", help="a checkpoint of fit (the file; runs/NAME/checkpoints/last.ckpt)")
+    p.add_argument("--model.adapter_path", dest="adapter_path", help="an exported adapter folder")
+    p.add_argument("--zero_shot", type=_flag, default=False,
+                   help="true: the base model alone, no adapter (needs --model.base_model)")
+    p.add_argument("--model.base_model", dest="base_model",
+                   help="the base model (default: the one the adapter or checkpoint was trained on)")
+    p.add_argument("--model.load_in_4bit", dest="load_in_4bit", type=_flag, default=None,
+                   help="load the base in 4 bits (default: as training did; zero-shot: true)")
+    p.add_argument("--model.compute_dtype", dest="compute_dtype", choices=("bfloat16", "float16", "float32"),
+                   help="default: as training did (zero-shot: bfloat16 on a GPU, float32 on the CPU)")
+    p.add_argument("--model.trust_remote_code", dest="trust_remote_code", type=_flag, default=False,
+                   help="allow the base model's repository to run its own code")
+    p.add_argument("--data.max_length", dest="max_length", type=int, default=ZERO_SHOT_MAX_LENGTH,
+                   help="zero-shot only: most tokens of prompt and diary (an adapter brings its own)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (default: the first GPU if there is one)")
+    p.add_argument("--batch_size", type=int, default=8, help="days generated together (default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="the address to serve on (default: %(default)s, this machine only; 0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=7860, help="default: %(default)s")
+    return p
+
+
+def load_writer(options: argparse.Namespace) -> tuple[DiaryWriter, str]:
+    """The model the options name, and how the page names it."""
+    sources = [s for s in (options.ckpt_path, options.adapter_path) if s]
+    if len(sources) > 1:
+        raise ConfigError(f"give --ckpt_path or --model.adapter_path, not both ({sources[0]} and {sources[1]})")
+    if sources and options.zero_shot:
+        raise ConfigError(f"--zero_shot true writes with the base model alone; it contradicts the adapter {sources[0]}")
+    common = {"load_in_4bit": options.load_in_4bit, "compute_dtype": options.compute_dtype, "device": options.device,
+              "batch_size": options.batch_size, "trust_remote_code": options.trust_remote_code}
+    if options.ckpt_path:
+        if options.ckpt_path in ("last", "best") or not Path(options.ckpt_path).is_file():
+            raise FileNotFoundError(f"--ckpt_path {options.ckpt_path}: no such checkpoint file (app takes the "
+                                    "file itself, e.g. runs/tiny/checkpoints/last.ckpt)")
+        return DiaryWriter.from_checkpoint(options.ckpt_path, options.base_model, **common), options.ckpt_path
+    if options.adapter_path:
+        return DiaryWriter.from_pretrained(options.adapter_path, options.base_model, **common), options.adapter_path
+    if not options.zero_shot:
+        raise ConfigError("app needs an adapter: --ckpt_path CKPT (a checkpoint of fit) or --model.adapter_path DIR "
+                          "(an exported adapter folder). To try the untuned base model, add --zero_shot true "
+                          "--model.base_model NAME.")
+    if not options.base_model:
+        raise ConfigError("--zero_shot true needs --model.base_model NAME (a Hub id or a local folder)")
+    device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    settings = DiarySettings(prompt_template=resolve_template(DEFAULT_TEMPLATE), anonymization=DEFAULT_ANONYMIZATION,
+                             max_length=options.max_length, label_scheme=LabelScheme().to_dict())
+    common.update(load_in_4bit=True if options.load_in_4bit is None else options.load_in_4bit, device=device,
+                  compute_dtype=options.compute_dtype or ("float32" if device.type == "cpu" else "bfloat16"))
+    return DiaryWriter.zero_shot(options.base_model, settings, **common), f"{options.base_model} (zero-shot)"
+
+
+def main(argv: list[str]) -> None:
+    """``python -m diary_lightning app``: load the model, then serve the page until interrupted."""
+    options = parser().parse_args(argv)
+    import_gradio()  # before minutes of loading a model, not after
+    start = time.perf_counter()
+    writer, source = load_writer(options)
+    loaded = time.perf_counter()
+    log.info("app: model loaded in %.1f s from %s", loaded - start, source)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own requests to the page, one line each
+    page = DiaryPage(writer, source, has_adapter=not options.zero_shot)
+    blocks = build_page(page)
+    blocks.launch(server_name=options.host, server_port=options.port, prevent_thread_lock=True, quiet=True,
+                  ssr_mode=False, mcp_server=False, show_error=False)
+    log.info("app: serving http://%s:%d (%.1f s after the model was loaded; Ctrl+C stops it)", options.host,
+             options.port, time.perf_counter() - loaded)
+    try:
+        blocks.block_thread()
+    finally:
+        page.executor.shutdown(wait=False, cancel_futures=True)
