@@ -1,0 +1,379 @@
+"""The app: a Gradio page and its /write endpoint on DiaryWriter. The endpoint is called with gradio_client on a
+server started as a user starts it, and checked against DiaryWriter called directly."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from conftest import ROOT, run_cli, subprocess_env
+
+from diary_lightning.app import DiaryPage, Watch, load_writer, parser, read_chat
+from diary_lightning.diary_style import style_failures
+from diary_lightning.errors import ConfigError, UserError
+
+# Nothing may call out: Gradio's usage data and version check are off (the app sets this too).
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+CHAT = "민지: 오늘 비가 많이 와서 우산 쓰고 학교 갔어\n준호: 우산은 챙겼구나\n민지: 근데 신발이 다 젖었어\n"
+TWO_DAYS = ('{"id": "day1", "dialogue": [{"speaker": "민지", "text": "오늘 발표했어"}, {"speaker": "준호", "text": "잘했어?"}]}\n'
+            '{"id": "day2", "dialogue": [{"speaker": "준호", "text": "오늘은 쉬었어"}, {"speaker": "민지", "text": "부럽다"}]}\n')
+KAKAO = ("민지 님과 카카오톡 대화\n저장한 날짜 : 2024년 1월 6일 오후 12:00\n\n2024년 1월 5일 금요일\n"
+         "2024년 1월 5일 오후 3:12, 민지 : 오늘 발표 끝났어\n2024년 1월 5일 오후 3:13, 준호 : 수고했어\n")
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An adapter saved as export saves one, with random lora_B so that it writes other diaries than the base."""
+    import torch
+
+    from diary_lightning.batching import load_tokenizer
+    from diary_lightning.export import export_settings, save_adapter
+    from diary_lightning.loading import build_model
+    from diary_lightning.render import PromptFormat
+
+    hparams = {"base_model": str(tiny_model_dir), "load_in_4bit": False, "compute_dtype": "float32",
+               "double_quant": True, "attn_implementation": "sdpa", "trust_remote_code": False,
+               "gradient_checkpointing": False, "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0,
+               "target_modules": "all-linear", "max_new_tokens": 8, "num_beams": 1, "do_sample": False,
+               "temperature": 1.0, "top_p": 1.0, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+    torch.manual_seed(0)
+    model = build_model(hparams, torch.device("cpu"))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.5)
+    target = tmp_path_factory.mktemp("app") / "adapter"
+    return save_adapter(model, target, export_settings(hparams, PromptFormat().state(), 512),
+                        load_tokenizer(str(tiny_model_dir)))
+
+
+@pytest.fixture(scope="module")
+def writer(adapter: Path) -> Any:
+    from diary_lightning.writer import DiaryWriter
+
+    return DiaryWriter.from_pretrained(adapter, device="cpu")
+
+
+# -- reading the chat ---------------------------------------------------------------------------------------------
+def test_a_pasted_chat_is_read_as_predict_reads_a_file() -> None:
+    [chat] = read_chat(CHAT)
+    assert [t.speaker for t in chat.turns] == ["민지", "준호", "민지"]
+    assert [d.id for d in read_chat(TWO_DAYS)] == ["day1", "day2"]  # JSONL records pasted
+    [kakao] = read_chat(KAKAO)  # timestamps and the header are not speakers
+    assert [(t.speaker, t.text) for t in kakao.turns] == [("민지", "오늘 발표 끝났어"), ("준호", "수고했어")]
+    # A KakaoTalk PC line starts with "[" and still reads as a chat, not as a JSON list.
+    assert [t.speaker for t in read_chat("[민지] [오후 3:12] 안녕\n[준호] [오후 3:13] 응\n")[0].turns] == ["민지", "준호"]
+
+
+def test_an_uploaded_file_is_read_under_its_own_name(tmp_path: Path) -> None:
+    upload = tmp_path / "kakao.txt"
+    upload.write_text("민지: 안녕\n이건 말한 사람이 없다\n", encoding="utf-8")
+    with pytest.raises(UserError) as error:
+        read_chat("준호: 무시되는 글", upload)
+    assert "kakao.txt: line 2: no 'speaker:' before the text" in str(error.value)
+    assert "diary-app-" not in str(error.value)  # the app's temporary folder is nobody's business
+
+
+def test_no_chat_is_a_user_error() -> None:
+    with pytest.raises(UserError, match="no chat: paste one"):
+        read_chat("  \n")
+
+
+# -- what the page writes, against DiaryWriter called directly -------------------------------------------------------
+def test_the_page_writes_what_diary_writer_writes(writer: Any) -> None:
+    page = DiaryPage(writer, "adapter")
+    result = page.write(TWO_DAYS)
+    expected = writer.write_many(read_chat(TWO_DAYS))
+    assert result["error"] is None and result["speakers"] == ["민지", "준호"]
+    assert [d["day"] for d in result["days"]] == ["day1", "day2"]
+    assert [d["diary"] for d in result["days"]] == expected
+    # The run's rule (Human, else the first speaker) chooses each day's writer.
+    assert [(d["writer"], d["chosen_by"]) for d in result["days"]] == [("민지", "first"), ("준호", "first")]
+    for day in result["days"]:
+        assert day["style_failures"] == style_failures(day["diary"], writer_names=[day["writer"]],
+                                                       truncated=day["truncated"])
+        assert "글쓴이: " in day["prompt"] and day["zero_shot"] is None
+
+
+def test_a_chosen_writer_and_generation_settings_are_used(writer: Any) -> None:
+    page = DiaryPage(writer, "adapter")
+    result = page.write(CHAT, writer="준호", max_new_tokens=3)
+    [day] = result["days"]
+    assert (day["writer"], day["chosen_by"]) == ("준호", "준호") and "글쓴이: 우산은 챙겼구나" in day["prompt"]
+    three = dataclasses.replace(writer.settings.generation, max_new_tokens=3)
+    [direct] = writer.generate(writer.prepare(read_chat(CHAT), "준호"), generation=three)
+    assert result["generation"]["max_new_tokens"] == 3 and day["diary"] == direct.diary and day["truncated"]
+
+
+def test_the_zero_shot_column_is_the_base_model_alone(writer: Any, tiny_model_dir: Path) -> None:
+    from diary_lightning.writer import DiaryWriter
+
+    result = DiaryPage(writer, "adapter").write(CHAT, compare=True)
+    base = DiaryWriter.zero_shot(str(tiny_model_dir), writer.settings, load_in_4bit=False, compute_dtype="float32",
+                                 device="cpu")
+    [day] = result["days"]
+    assert day["zero_shot"]["diary"] == base.write_many(read_chat(CHAT))[0]
+    assert day["zero_shot"]["diary"] != day["diary"]  # the adapter is back on after the base had its turn
+    assert day["diary"] == writer.write_many(read_chat(CHAT))[0]
+
+
+def test_mistakes_are_the_command_line_s_messages(writer: Any) -> None:
+    page = DiaryPage(writer, "adapter")
+    with pytest.raises(UserError) as error:
+        page.write(CHAT, writer="철수")
+    message = str(error.value)
+    assert "chat.txt, record 0 (id 'chat'): the writer (철수) does not speak in this dialogue; the speakers are " \
+           "민지, 준호" in message and "diary-app-" not in message
+    with pytest.raises(UserError, match=r"chat: the chat is too long: .* over max_length=512"):
+        page.write("민지: " + "아주 긴 이야기 " * 400)
+    with pytest.raises(UserError, match="max_new_tokens=0"):
+        page.write(CHAT, max_new_tokens=0)
+
+
+def test_a_long_chat_loses_its_oldest_turns_as_predict_would(writer: Any) -> None:
+    chat = "".join(f"민지: 오늘 있었던 일 {i}번째 이야기를 길게 써 본다\n준호: 그랬구나 {i}\n" for i in range(40))
+    [day] = DiaryPage(writer, "adapter").write(chat)["days"]
+    assert day["turns_cut"] > 0 and day["prompt_tokens"] <= 512 and "그랬구나 39" in day["prompt"]
+
+
+def test_serve_returns_a_user_error_as_the_result(writer: Any) -> None:
+    import asyncio
+
+    result = asyncio.run(DiaryPage(writer, "adapter").serve("아무 말", None, "", None, None, None, False))
+    assert result["days"] == [] and "chat.txt: line 1: no 'speaker:' before the text" in result["error"]
+
+
+def test_a_set_watch_stops_generation_at_the_next_token(writer: Any) -> None:
+    watch = Watch(0)
+    watch.stop.set()
+    prompts = writer.prepare(read_chat(CHAT))
+    [written] = writer.generate(prompts, stopping_criteria=[watch])
+    [one] = writer.generate(prompts, generation=dataclasses.replace(writer.settings.generation, max_new_tokens=1))
+    assert watch.steps == 1 and written.diary == one.diary
+
+
+class EndlessWriter:
+    """Stands in for DiaryWriter's generate: it only ends when its stopping criterion says so, as a model that
+    never writes EOS would."""
+
+    def __init__(self, writer: Any) -> None:
+        self.settings, self.prompt_format, self.batch_size = writer.settings, writer.prompt_format, 8
+        self.prepare = writer.prepare
+        self.stopped = threading.Event()
+
+    def generate(self, prompts: Any, *, stopping_criteria: Any, **kwargs: Any) -> list[Any]:
+        [watch] = stopping_criteria
+        while not watch(torch.zeros(1, 1), None).all():
+            time.sleep(0.01)
+        self.stopped.set()
+        return []
+
+
+def test_cancelling_a_request_stops_the_model_thread(writer: Any) -> None:
+    import asyncio
+
+    endless = EndlessWriter(writer)
+    page = DiaryPage(endless, "adapter")
+    progress: list[tuple[float, str]] = []
+
+    async def cancel_midway() -> None:
+        task = asyncio.create_task(page.serve(CHAT, None, "", None, None, None, False,
+                                              lambda fraction, desc: progress.append((fraction, desc))))
+        await asyncio.sleep(1.0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_midway())
+    assert endless.stopped.wait(10)  # the model's thread ended, free for the next request
+    assert progress and progress[-1][1] == "writing" and 0 < progress[-1][0] <= 1
+
+
+# -- the command line ------------------------------------------------------------------------------------------------
+def test_the_options_name_what_is_missing_or_contradicts() -> None:
+    with pytest.raises(ConfigError, match="app needs an adapter: --ckpt_path CKPT"):
+        load_writer(parser().parse_args([]))
+    with pytest.raises(ConfigError, match="give --ckpt_path or --model.adapter_path, not both"):
+        load_writer(parser().parse_args(["--ckpt_path", "a.ckpt", "--model.adapter_path", "adapter"]))
+    with pytest.raises(ConfigError, match="--zero_shot true writes with the base model alone; it contradicts"):
+        load_writer(parser().parse_args(["--model.adapter_path", "adapter", "--zero_shot", "true"]))
+    with pytest.raises(ConfigError, match="--zero_shot true needs --model.base_model"):
+        load_writer(parser().parse_args(["--zero_shot", "true"]))
+    with pytest.raises(FileNotFoundError, match="--ckpt_path last: no such checkpoint file"):
+        load_writer(parser().parse_args(["--ckpt_path", "last"]))
+    assert parser().parse_args([]).host == "127.0.0.1"  # this machine only, unless asked
+
+
+BLOCK = r'''
+import importlib.abc, sys
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in sys.argv[1].split(","):
+            raise ModuleNotFoundError(f"blocked for this test: {name}", name=name)
+        return None
+
+sys.meta_path.insert(0, Block())
+'''
+
+
+def test_without_gradio_the_app_says_how_to_install_it() -> None:
+    script = BLOCK + "from diary_lightning.cli import main\nmain(['app', '--model.adapter_path', 'nowhere'])\n"
+    done = subprocess.run([sys.executable, "-c", script, "gradio"], capture_output=True, text=True, cwd=ROOT,
+                          env=subprocess_env(), timeout=120)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "pip install -e '.[app]'" in done.stderr and "Traceback" not in done.stderr
+
+
+# -- the server, as a user starts it, called through gradio_client ---------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, args: list[str], script: str | None = None, timeout: float = 180) -> None:
+        self.port = free_port()
+        command = ["-m", "diary_lightning"] if script is None else ["-c", script, "lightning,pytorch_lightning"]
+        self.process = subprocess.Popen(
+            [sys.executable, *command, "app", *args, "--port", str(self.port)], cwd=ROOT, text=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=subprocess_env(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1"))
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=1)
+            except queue.Empty:
+                if self.process.poll() is not None:
+                    break
+                continue
+            if line.startswith("app: serving http://"):
+                self.url = f"http://127.0.0.1:{self.port}"
+                return
+        self.stop()
+        raise AssertionError("the app did not start:\n" + "".join(self.log)[-4000:])
+
+    def _read(self) -> None:
+        for line in self.process.stderr:
+            self.log.append(line)
+            self.lines.put(line)
+
+    def client(self) -> Any:
+        from gradio_client import Client
+
+        return Client(self.url, verbose=False)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def call(client: Any, chat: str = "", chat_file: Any = None, writer: str = "", compare: bool = False,
+         max_new_tokens: int = 8) -> dict[str, Any]:
+    return client.predict(chat=chat, chat_file=chat_file, writer=writer, max_new_tokens=max_new_tokens,
+                          do_sample=False, temperature=1.0, compare=compare, api_name="/write")
+
+
+APP_WITHOUT_LIGHTNING = BLOCK + ("import logging\nlogging.basicConfig(level=logging.INFO, format='%(message)s')\n"
+                                 "from diary_lightning.app import main\nmain(sys.argv[3:])\n")
+
+
+@pytest.fixture(scope="module")
+def server(adapter: Path) -> Any:
+    # Started through the app module with Lightning unimportable: the page runs without it.
+    started = Server(["--model.adapter_path", str(adapter)], script=APP_WITHOUT_LIGHTNING)
+    yield started
+    started.stop()
+
+
+@pytest.mark.slow
+def test_the_endpoint_writes_each_day_as_diary_writer_does(server: Server, writer: Any, tmp_path: Path) -> None:
+    client = server.client()
+    result = call(client, TWO_DAYS, compare=True)
+    dialogues = read_chat(TWO_DAYS)
+    assert [d["day"] for d in result["days"]] == ["day1", "day2"]
+    assert [d["diary"] for d in result["days"]] == writer.write_many(dialogues)
+    assert [d["writer"] for d in result["days"]] == [p.writer for p in writer.prepare(dialogues)]
+    for day in result["days"]:
+        assert day["style_failures"] == style_failures(day["diary"], writer_names=[day["writer"]],
+                                                       truncated=day["truncated"])
+    with writer.model.disable_adapter():
+        assert [d["zero_shot"]["diary"] for d in result["days"]] == writer.write_many(dialogues)
+    # A file uploaded through the client is read under its own name.
+    from gradio_client import handle_file
+
+    upload = tmp_path / "kakao.txt"
+    upload.write_text(KAKAO, encoding="utf-8")
+    [day] = call(client, chat_file=handle_file(str(upload)), writer="준호")["days"]
+    assert day["writer"] == "준호" and day["diary"] == writer.write_many(read_chat(KAKAO), writer="준호")[0]
+
+
+@pytest.mark.slow
+def test_a_bad_chat_gets_the_message_and_the_server_goes_on(server: Server) -> None:
+    client = server.client()
+    result = call(client, "이건 대화가 아니다")
+    with pytest.raises(UserError) as error:
+        read_chat("이건 대화가 아니다")
+    assert result["days"] == [] and result["error"] == str(error.value)
+    assert "Traceback" not in "".join(server.log)
+    assert call(client, CHAT)["error"] is None and server.process.poll() is None
+
+
+@pytest.mark.slow
+def test_the_page_serves_and_the_server_stays_offline(server: Server) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(server.url, timeout=30) as response:
+        assert response.status == 200 and b"Diary writer" in response.read()
+    config = json.loads(urllib.request.urlopen(f"{server.url}/config", timeout=30).read())
+    assert any(d.get("api_name") == "write" for d in config["dependencies"])
+    # Gradio's usage report and version check go to its site; neither is sent.
+    assert not any("api.gradio.app" in line for line in server.log)
+
+
+@pytest.mark.slow
+def test_zero_shot_alone_writes_with_the_base_model(tiny_model_dir: Path, writer: Any) -> None:
+    started = Server(["--zero_shot", "true", "--model.base_model", str(tiny_model_dir), "--model.load_in_4bit",
+                      "false", "--data.max_length", "512"])
+    try:
+        [day] = call(started.client(), CHAT, compare=True)["days"]
+    finally:
+        started.stop()
+    with writer.model.disable_adapter():
+        # The built-in prompt is the one the adapter fixture was saved with.
+        assert day["diary"] == writer.write_many(read_chat(CHAT))[0]
+    assert day["zero_shot"] is None  # no adapter, so no second column
+
+
+@pytest.mark.slow
+def test_a_checkpoint_writes_what_its_export_writes(reference_fit: Any, tmp_path: Path) -> None:
+    from diary_lightning.writer import DiaryWriter
+
+    run = reference_fit.wait()
+    checkpoint = run / "checkpoints" / "last.ckpt"
+    run_cli("export", "--config", str(reference_fit.config), "--ckpt_path", str(checkpoint), "--output",
+            str(tmp_path / "adapter"))
+    chats = read_chat(TWO_DAYS)
+    from_checkpoint = DiaryWriter.from_checkpoint(checkpoint, device="cpu")
+    exported = DiaryWriter.from_pretrained(tmp_path / "adapter", device="cpu")
+    assert from_checkpoint.settings == exported.settings
+    assert from_checkpoint.write_many(chats) == exported.write_many(chats)
