@@ -281,11 +281,11 @@ def build_page(page: DiaryPage) -> Any:
         with gr.Row():
             with gr.Column(scale=3):
                 chat = gr.Textbox(label="Chat: speaker: text lines, a KakaoTalk export, or JSONL records", lines=12,
-                                  max_lines=30, value=EXAMPLE_CHAT)
+                                  max_lines=30, value=EXAMPLE_CHAT, elem_id="chat")
                 upload = gr.File(label="…or upload a chat file (.txt, .jsonl, .json): it is read instead of the box",
-                                 file_types=[".txt", ".jsonl", ".json"], type="filepath", height=90)
+                                 file_types=[".txt", ".jsonl", ".json"], type="filepath", height=120)
             with gr.Column(scale=2):
-                found = gr.Markdown()
+                found = gr.Markdown(elem_id="found")
                 writer = gr.Dropdown(label="Whose diary", choices=[("as the run chooses", "")], value="",
                                      allow_custom_value=True)
                 with gr.Accordion("Generation settings (the run's by default)", open=False):
@@ -296,9 +296,9 @@ def build_page(page: DiaryPage) -> Any:
                     temperature = gr.Slider(label="temperature (when sampling)", minimum=0.05, maximum=2.0, step=0.05,
                                             value=generation.temperature)
                 compare = gr.Checkbox(label="also write with the base model alone (zero-shot), beside the adapter",
-                                      value=False, visible=page.has_adapter)
+                                      value=False, visible=page.has_adapter, elem_id="compare")
                 with gr.Row():
-                    run = gr.Button("Write the diaries", variant="primary")
+                    run = gr.Button("Write the diaries", variant="primary", elem_id="write")
                     stop = gr.Button("Stop", variant="stop")
         result = gr.JSON(label="result", visible=False)
 
