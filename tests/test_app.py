@@ -1,5 +1,5 @@
-"""The app: a Gradio page and its /write endpoint on DiaryWriter. The endpoint is called with gradio_client on a
-server started as a user starts it, and checked against DiaryWriter called directly."""
+"""The app: a Gradio page and its /write endpoint on DiaryPipeline. The endpoint is called with gradio_client on a
+server started as a user starts it, and checked against DiaryPipeline called directly."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import pytest
 import torch
 from conftest import ROOT, run_cli, subprocess_env
 
-from diary_lightning.app import DiaryPage, Watch, load_writer, parser, read_chat
-from diary_lightning.diary_style import style_failures
+from diary_lightning.evaluation.diary_style import style_failures
+from diary_lightning.inference.app import DiaryPage, Watch, load_pipeline, parser, read_chat
 from diary_lightning.errors import ConfigError, UserError
 
 # Nothing may call out: Gradio's usage data and version check are off (the app sets this too).
@@ -38,10 +38,10 @@ def adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """An adapter saved as export saves one, with random lora_B so that it writes other diaries than the base."""
     import torch
 
-    from diary_lightning.batching import load_tokenizer
-    from diary_lightning.export import export_settings, save_adapter
-    from diary_lightning.loading import build_model
-    from diary_lightning.render import PromptFormat
+    from diary_lightning.model.loading import load_tokenizer
+    from diary_lightning.inference.export import export_settings, save_adapter
+    from diary_lightning.model.loading import build_model
+    from diary_lightning.data.encoding import PromptFormat
 
     hparams = {"base_model": str(tiny_model_dir), "load_in_4bit": False, "compute_dtype": "float32",
                "double_quant": True, "attn_implementation": "sdpa", "trust_remote_code": False,
@@ -59,10 +59,10 @@ def adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
 
 @pytest.fixture(scope="module")
-def writer(adapter: Path) -> Any:
-    from diary_lightning.writer import DiaryWriter
+def pipeline(adapter: Path) -> Any:
+    from diary_lightning.inference.pipeline import DiaryPipeline
 
-    return DiaryWriter.from_pretrained(adapter, device="cpu")
+    return DiaryPipeline.from_pretrained(adapter, device="cpu")
 
 
 # -- reading the chat ---------------------------------------------------------------------------------------------
@@ -90,11 +90,11 @@ def test_no_chat_is_a_user_error() -> None:
         read_chat("  \n")
 
 
-# -- what the page writes, against DiaryWriter called directly -------------------------------------------------------
-def test_the_page_writes_what_diary_writer_writes(writer: Any) -> None:
-    page = DiaryPage(writer, "adapter")
+# -- what the page writes, against DiaryPipeline called directly -------------------------------------------------------
+def test_the_page_writes_what_diary_writer_writes(pipeline: Any) -> None:
+    page = DiaryPage(pipeline, "adapter")
     result = page.write(TWO_DAYS)
-    expected = writer.write_many(read_chat(TWO_DAYS))
+    expected = pipeline.write_many(read_chat(TWO_DAYS))
     assert result["error"] is None and result["speakers"] == ["민지", "준호"]
     assert [d["day"] for d in result["days"]] == ["day1", "day2"]
     assert [d["diary"] for d in result["days"]] == expected
@@ -106,30 +106,30 @@ def test_the_page_writes_what_diary_writer_writes(writer: Any) -> None:
         assert "글쓴이: " in day["prompt"] and day["zero_shot"] is None
 
 
-def test_a_chosen_writer_and_generation_settings_are_used(writer: Any) -> None:
-    page = DiaryPage(writer, "adapter")
+def test_a_chosen_writer_and_generation_settings_are_used(pipeline: Any) -> None:
+    page = DiaryPage(pipeline, "adapter")
     result = page.write(CHAT, writer="준호", max_new_tokens=3)
     [day] = result["days"]
     assert (day["writer"], day["chosen_by"]) == ("준호", "준호") and "글쓴이: 우산은 챙겼구나" in day["prompt"]
-    three = dataclasses.replace(writer.settings.generation, max_new_tokens=3)
-    [direct] = writer.generate(writer.prepare(read_chat(CHAT), "준호"), generation=three)
+    three = dataclasses.replace(pipeline.settings.generation, max_new_tokens=3)
+    [direct] = pipeline.generate(pipeline.prepare(read_chat(CHAT), "준호"), generation=three)
     assert result["generation"]["max_new_tokens"] == 3 and day["diary"] == direct.diary and day["truncated"]
 
 
-def test_the_zero_shot_column_is_the_base_model_alone(writer: Any, tiny_model_dir: Path) -> None:
-    from diary_lightning.writer import DiaryWriter
+def test_the_zero_shot_column_is_the_base_model_alone(pipeline: Any, tiny_model_dir: Path) -> None:
+    from diary_lightning.inference.pipeline import DiaryPipeline
 
-    result = DiaryPage(writer, "adapter").write(CHAT, compare=True)
-    base = DiaryWriter.zero_shot(str(tiny_model_dir), writer.settings, load_in_4bit=False, compute_dtype="float32",
+    result = DiaryPage(pipeline, "adapter").write(CHAT, compare=True)
+    base = DiaryPipeline.zero_shot(str(tiny_model_dir), pipeline.settings, load_in_4bit=False, compute_dtype="float32",
                                  device="cpu")
     [day] = result["days"]
     assert day["zero_shot"]["diary"] == base.write_many(read_chat(CHAT))[0]
     assert day["zero_shot"]["diary"] != day["diary"]  # the adapter is back on after the base had its turn
-    assert day["diary"] == writer.write_many(read_chat(CHAT))[0]
+    assert day["diary"] == pipeline.write_many(read_chat(CHAT))[0]
 
 
-def test_mistakes_are_the_command_line_s_messages(writer: Any) -> None:
-    page = DiaryPage(writer, "adapter")
+def test_mistakes_are_the_command_line_s_messages(pipeline: Any) -> None:
+    page = DiaryPage(pipeline, "adapter")
     with pytest.raises(UserError) as error:
         page.write(CHAT, writer="철수")
     message = str(error.value)
@@ -141,35 +141,35 @@ def test_mistakes_are_the_command_line_s_messages(writer: Any) -> None:
         page.write(CHAT, max_new_tokens=0)
 
 
-def test_a_long_chat_loses_its_oldest_turns_as_predict_would(writer: Any) -> None:
+def test_a_long_chat_loses_its_oldest_turns_as_predict_would(pipeline: Any) -> None:
     chat = "".join(f"민지: 오늘 있었던 일 {i}번째 이야기를 길게 써 본다\n준호: 그랬구나 {i}\n" for i in range(40))
-    [day] = DiaryPage(writer, "adapter").write(chat)["days"]
+    [day] = DiaryPage(pipeline, "adapter").write(chat)["days"]
     assert day["turns_cut"] > 0 and day["prompt_tokens"] <= 512 and "그랬구나 39" in day["prompt"]
 
 
-def test_serve_returns_a_user_error_as_the_result(writer: Any) -> None:
+def test_serve_returns_a_user_error_as_the_result(pipeline: Any) -> None:
     import asyncio
 
-    result = asyncio.run(DiaryPage(writer, "adapter").serve("아무 말", None, "", None, None, None, False))
+    result = asyncio.run(DiaryPage(pipeline, "adapter").serve("아무 말", None, "", None, None, None, False))
     assert result["days"] == [] and "chat.txt: line 1: no 'speaker:' before the text" in result["error"]
 
 
-def test_a_set_watch_stops_generation_at_the_next_token(writer: Any) -> None:
+def test_a_set_watch_stops_generation_at_the_next_token(pipeline: Any) -> None:
     watch = Watch(0)
     watch.stop.set()
-    prompts = writer.prepare(read_chat(CHAT))
-    [written] = writer.generate(prompts, stopping_criteria=[watch])
-    [one] = writer.generate(prompts, generation=dataclasses.replace(writer.settings.generation, max_new_tokens=1))
+    prompts = pipeline.prepare(read_chat(CHAT))
+    [written] = pipeline.generate(prompts, stopping_criteria=[watch])
+    [one] = pipeline.generate(prompts, generation=dataclasses.replace(pipeline.settings.generation, max_new_tokens=1))
     assert watch.steps == 1 and written.diary == one.diary
 
 
-class EndlessWriter:
-    """Stands in for DiaryWriter's generate: it only ends when its stopping criterion says so, as a model that
+class EndlessPipeline:
+    """Stands in for DiaryPipeline's generate: it only ends when its stopping criterion says so, as a model that
     never writes EOS would."""
 
-    def __init__(self, writer: Any) -> None:
-        self.settings, self.prompt_format, self.batch_size = writer.settings, writer.prompt_format, 8
-        self.prepare = writer.prepare
+    def __init__(self, pipeline: Any) -> None:
+        self.settings, self.prompt_format, self.batch_size = pipeline.settings, pipeline.prompt_format, 8
+        self.prepare = pipeline.prepare
         self.stopped = threading.Event()
 
     def generate(self, prompts: Any, *, stopping_criteria: Any, **kwargs: Any) -> list[Any]:
@@ -180,10 +180,10 @@ class EndlessWriter:
         return []
 
 
-def test_cancelling_a_request_stops_the_model_thread(writer: Any) -> None:
+def test_cancelling_a_request_stops_the_model_thread(pipeline: Any) -> None:
     import asyncio
 
-    endless = EndlessWriter(writer)
+    endless = EndlessPipeline(pipeline)
     page = DiaryPage(endless, "adapter")
     progress: list[tuple[float, str]] = []
 
@@ -203,15 +203,15 @@ def test_cancelling_a_request_stops_the_model_thread(writer: Any) -> None:
 # -- the command line ------------------------------------------------------------------------------------------------
 def test_the_options_name_what_is_missing_or_contradicts() -> None:
     with pytest.raises(ConfigError, match="app needs an adapter: --ckpt_path CKPT"):
-        load_writer(parser().parse_args([]))
+        load_pipeline(parser().parse_args([]))
     with pytest.raises(ConfigError, match="give --ckpt_path or --model.adapter_path, not both"):
-        load_writer(parser().parse_args(["--ckpt_path", "a.ckpt", "--model.adapter_path", "adapter"]))
+        load_pipeline(parser().parse_args(["--ckpt_path", "a.ckpt", "--model.adapter_path", "adapter"]))
     with pytest.raises(ConfigError, match="--zero_shot true writes with the base model alone; it contradicts"):
-        load_writer(parser().parse_args(["--model.adapter_path", "adapter", "--zero_shot", "true"]))
+        load_pipeline(parser().parse_args(["--model.adapter_path", "adapter", "--zero_shot", "true"]))
     with pytest.raises(ConfigError, match="--zero_shot true needs --model.base_model"):
-        load_writer(parser().parse_args(["--zero_shot", "true"]))
+        load_pipeline(parser().parse_args(["--zero_shot", "true"]))
     with pytest.raises(FileNotFoundError, match="--ckpt_path last: no such checkpoint file"):
-        load_writer(parser().parse_args(["--ckpt_path", "last"]))
+        load_pipeline(parser().parse_args(["--ckpt_path", "last"]))
     assert parser().parse_args([]).host == "127.0.0.1"  # this machine only, unless asked
 
 
@@ -229,7 +229,7 @@ sys.meta_path.insert(0, Block())
 
 
 def test_without_gradio_the_app_says_how_to_install_it() -> None:
-    script = BLOCK + "from diary_lightning.cli import main\nmain(['app', '--model.adapter_path', 'nowhere'])\n"
+    script = BLOCK + "from diary_lightning.cli.commands import main\nmain(['app', '--model.adapter_path', 'nowhere'])\n"
     done = subprocess.run([sys.executable, "-c", script, "gradio"], capture_output=True, text=True, cwd=ROOT,
                           env=subprocess_env(), timeout=120)
     assert done.returncode == 2, done.stderr[-3000:]
@@ -294,7 +294,7 @@ def call(client: Any, chat: str = "", chat_file: Any = None, writer: str = "", c
 
 
 APP_WITHOUT_LIGHTNING = BLOCK + ("import logging\nlogging.basicConfig(level=logging.INFO, format='%(message)s')\n"
-                                 "from diary_lightning.app import main\nmain(sys.argv[3:])\n")
+                                 "from diary_lightning.inference.app import main\nmain(sys.argv[3:])\n")
 
 
 @pytest.fixture(scope="module")
@@ -306,25 +306,25 @@ def server(adapter: Path) -> Any:
 
 
 @pytest.mark.slow
-def test_the_endpoint_writes_each_day_as_diary_writer_does(server: Server, writer: Any, tmp_path: Path) -> None:
+def test_the_endpoint_writes_each_day_as_diary_writer_does(server: Server, pipeline: Any, tmp_path: Path) -> None:
     client = server.client()
     result = call(client, TWO_DAYS, compare=True)
     dialogues = read_chat(TWO_DAYS)
     assert [d["day"] for d in result["days"]] == ["day1", "day2"]
-    assert [d["diary"] for d in result["days"]] == writer.write_many(dialogues)
-    assert [d["writer"] for d in result["days"]] == [p.writer for p in writer.prepare(dialogues)]
+    assert [d["diary"] for d in result["days"]] == pipeline.write_many(dialogues)
+    assert [d["writer"] for d in result["days"]] == [p.writer for p in pipeline.prepare(dialogues)]
     for day in result["days"]:
         assert day["style_failures"] == style_failures(day["diary"], writer_names=[day["writer"]],
                                                        truncated=day["truncated"])
-    with writer.model.disable_adapter():
-        assert [d["zero_shot"]["diary"] for d in result["days"]] == writer.write_many(dialogues)
+    with pipeline.model.disable_adapter():
+        assert [d["zero_shot"]["diary"] for d in result["days"]] == pipeline.write_many(dialogues)
     # A file uploaded through the client is read under its own name.
     from gradio_client import handle_file
 
     upload = tmp_path / "kakao.txt"
     upload.write_text(KAKAO, encoding="utf-8")
     [day] = call(client, chat_file=handle_file(str(upload)), writer="준호")["days"]
-    assert day["writer"] == "준호" and day["diary"] == writer.write_many(read_chat(KAKAO), writer="준호")[0]
+    assert day["writer"] == "준호" and day["diary"] == pipeline.write_many(read_chat(KAKAO), writer="준호")[0]
 
 
 @pytest.mark.slow
@@ -351,29 +351,29 @@ def test_the_page_serves_and_the_server_stays_offline(server: Server) -> None:
 
 
 @pytest.mark.slow
-def test_zero_shot_alone_writes_with_the_base_model(tiny_model_dir: Path, writer: Any) -> None:
+def test_zero_shot_alone_writes_with_the_base_model(tiny_model_dir: Path, pipeline: Any) -> None:
     started = Server(["--zero_shot", "true", "--model.base_model", str(tiny_model_dir), "--model.load_in_4bit",
                       "false", "--data.max_length", "512"])
     try:
         [day] = call(started.client(), CHAT, compare=True)["days"]
     finally:
         started.stop()
-    with writer.model.disable_adapter():
+    with pipeline.model.disable_adapter():
         # The built-in prompt is the one the adapter fixture was saved with.
-        assert day["diary"] == writer.write_many(read_chat(CHAT))[0]
+        assert day["diary"] == pipeline.write_many(read_chat(CHAT))[0]
     assert day["zero_shot"] is None  # no adapter, so no second column
 
 
 @pytest.mark.slow
 def test_a_checkpoint_writes_what_its_export_writes(reference_fit: Any, tmp_path: Path) -> None:
-    from diary_lightning.writer import DiaryWriter
+    from diary_lightning.inference.pipeline import DiaryPipeline
 
     run = reference_fit.wait()
     checkpoint = run / "checkpoints" / "last.ckpt"
     run_cli("export", "--config", str(reference_fit.config), "--ckpt_path", str(checkpoint), "--output",
             str(tmp_path / "adapter"))
     chats = read_chat(TWO_DAYS)
-    from_checkpoint = DiaryWriter.from_checkpoint(checkpoint, device="cpu")
-    exported = DiaryWriter.from_pretrained(tmp_path / "adapter", device="cpu")
+    from_checkpoint = DiaryPipeline.from_checkpoint(checkpoint, device="cpu")
+    exported = DiaryPipeline.from_pretrained(tmp_path / "adapter", device="cpu")
     assert from_checkpoint.settings == exported.settings
     assert from_checkpoint.write_many(chats) == exported.write_many(chats)

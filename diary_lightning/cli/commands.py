@@ -253,7 +253,7 @@ def run(argv: list[str]) -> None:
         merge_main(argv[1:])
         return
     if argv[:1] == ["app"]:
-        from diary_lightning.app import main as app_main
+        from diary_lightning.inference.app import main as app_main
 
         app_main(argv[1:])
         return

@@ -2,7 +2,7 @@
 day with the diary-style checks it fails and the prompt the model read; beside it, if asked, what the base model
 alone writes. The page's function is also a named API endpoint (``/write``) for scripted checks (docs/serving.md).
 
-Built on :class:`diary_lightning.writer.DiaryWriter`: nothing here imports Lightning, and Gradio (the ``app`` extra)
+Built on :class:`diary_lightning.inference.pipeline.DiaryPipeline`: nothing here imports Lightning, and Gradio (the ``app`` extra)
 only once the page is built.
 """
 
@@ -25,15 +25,16 @@ from typing import Any
 
 import torch
 
-from diary_lightning.clean import DEFAULT_ANONYMIZATION
-from diary_lightning.dialogue import Dialogue, read_dialogues
-from diary_lightning.diary_style import style_failures
+from diary_lightning.data.clean import DEFAULT_ANONYMIZATION
+from diary_lightning.data.dialogue import read_dialogues
+from diary_lightning.data.encoding import PromptFormat
+from diary_lightning.data.prompts import DEFAULT_TEMPLATE, resolve_template
+from diary_lightning.data.records import Dialogue
+from diary_lightning.data.roles import LabelScheme, choose_writer
 from diary_lightning.errors import ConfigError, UserError, is_user_error
-from diary_lightning.generation import DiarySettings, GenerationSettings
-from diary_lightning.prompts import DEFAULT_TEMPLATE, resolve_template
-from diary_lightning.render import PromptFormat
-from diary_lightning.roles import LabelScheme, choose_writer
-from diary_lightning.writer import DiaryWriter, PreparedPrompt
+from diary_lightning.evaluation.diary_style import style_failures
+from diary_lightning.inference.pipeline import DiaryPipeline, PreparedPrompt
+from diary_lightning.model.generation import DiarySettings, GenerationSettings
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +159,8 @@ def _check_lengths(dialogues: Sequence[Dialogue], prompts: Sequence[PreparedProm
 class DiaryPage:
     """What the page does, apart from Gradio: one model, one request at a time."""
 
-    def __init__(self, writer: DiaryWriter, source: str, has_adapter: bool = True) -> None:
-        self.writer = writer
+    def __init__(self, pipeline: DiaryPipeline, source: str, has_adapter: bool = True) -> None:
+        self.pipeline = pipeline
         self.source = source
         self.has_adapter = has_adapter
         # One thread owns the model: requests, and a cancelled one's last token, run one after another.
@@ -167,31 +168,31 @@ class DiaryPage:
 
     def describe(self, text: str = "", upload: str | None = None) -> dict[str, Any]:
         """The speakers of a chat and whom the run's writer setting chooses: what the page shows before writing."""
-        dialogues = read_chat(text, upload, self.writer.settings.anonymization)
+        dialogues = read_chat(text, upload, self.pipeline.settings.anonymization)
         return {"days": [d.id for d in dialogues], "speakers": speakers(dialogues),
-                "default_writers": default_writers(dialogues, self.writer.prompt_format),
-                "writer_setting": list(self.writer.prompt_format.writer)}
+                "default_writers": default_writers(dialogues, self.pipeline.prompt_format),
+                "writer_setting": list(self.pipeline.prompt_format.writer)}
 
     def write(self, text: str = "", upload: str | None = None, writer: str | None = None,
               max_new_tokens: float | None = None, do_sample: bool | None = None, temperature: float | None = None,
               compare: bool = False, watch: Watch | None = None) -> dict[str, Any]:
         """One diary per dialogue (day) of the chat, as the API returns them; a user's mistake is raised as a
         :class:`UserError` before anything is generated."""
-        settings = self.writer.settings
+        settings = self.pipeline.settings
         generation = generation_settings(settings.generation, max_new_tokens, do_sample, temperature)
         dialogues = read_chat(text, upload, settings.anonymization)
         who = writer.strip() if writer and writer.strip() else None
-        prompts = self.writer.prepare(dialogues, who)
+        prompts = self.pipeline.prepare(dialogues, who)
         _check_lengths(dialogues, prompts, settings.max_length)
         compare = compare and self.has_adapter
-        calls = -(-len(prompts) // self.writer.batch_size) * (2 if compare else 1)
+        calls = -(-len(prompts) // self.pipeline.batch_size) * (2 if compare else 1)
         watch = watch or Watch(0)
         watch.total_steps = max(calls * generation.max_new_tokens, 1)
         stopping = [watch]
 
         def generate(use_adapter: bool) -> list[Any]:
             watch.stage = "writing" if use_adapter else "writing with the base model alone"
-            written = self.writer.generate(prompts, generation=generation, use_adapter=use_adapter,
+            written = self.pipeline.generate(prompts, generation=generation, use_adapter=use_adapter,
                                            stopping_criteria=stopping)
             if watch.stop.is_set():
                 raise Cancelled()
@@ -272,12 +273,12 @@ def _checks_line(failures: Sequence[str]) -> str:
 def build_page(page: DiaryPage) -> Any:
     """The Gradio page of ``page``; its write function is the API endpoint ``/write``."""
     gr = import_gradio()
-    settings = page.writer.settings
+    settings = page.pipeline.settings
     generation = settings.generation
     title = "Diary writer" if page.has_adapter else "Diary writer: the base model alone (zero-shot)"
     with gr.Blocks(title=title, analytics_enabled=False) as blocks:
         gr.Markdown(f"## {title}\n`{page.source}` · max_length {settings.max_length} tokens · writer by default: "
-                    f"{', '.join(page.writer.prompt_format.writer)} (the run's `data.writer`)")
+                    f"{', '.join(page.pipeline.prompt_format.writer)} (the run's `data.writer`)")
         with gr.Row():
             with gr.Column(scale=3):
                 chat = gr.Textbox(label="Chat: speaker: text lines, a KakaoTalk export, or JSONL records", lines=12,
@@ -393,7 +394,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_writer(options: argparse.Namespace) -> tuple[DiaryWriter, str]:
+def load_pipeline(options: argparse.Namespace) -> tuple[DiaryPipeline, str]:
     """The model the options name, and how the page names it."""
     sources = [s for s in (options.ckpt_path, options.adapter_path) if s]
     if len(sources) > 1:
@@ -406,9 +407,9 @@ def load_writer(options: argparse.Namespace) -> tuple[DiaryWriter, str]:
         if options.ckpt_path in ("last", "best") or not Path(options.ckpt_path).is_file():
             raise FileNotFoundError(f"--ckpt_path {options.ckpt_path}: no such checkpoint file (app takes the "
                                     "file itself, e.g. runs/tiny/checkpoints/last.ckpt)")
-        return DiaryWriter.from_checkpoint(options.ckpt_path, options.base_model, **common), options.ckpt_path
+        return DiaryPipeline.from_checkpoint(options.ckpt_path, options.base_model, **common), options.ckpt_path
     if options.adapter_path:
-        return DiaryWriter.from_pretrained(options.adapter_path, options.base_model, **common), options.adapter_path
+        return DiaryPipeline.from_pretrained(options.adapter_path, options.base_model, **common), options.adapter_path
     if not options.zero_shot:
         raise ConfigError("app needs an adapter: --ckpt_path CKPT (a checkpoint of fit) or --model.adapter_path DIR "
                           "(an exported adapter folder). To try the untuned base model, add --zero_shot true "
@@ -420,7 +421,7 @@ def load_writer(options: argparse.Namespace) -> tuple[DiaryWriter, str]:
                              max_length=options.max_length, label_scheme=LabelScheme().to_dict())
     common.update(load_in_4bit=True if options.load_in_4bit is None else options.load_in_4bit, device=device,
                   compute_dtype=options.compute_dtype or ("float32" if device.type == "cpu" else "bfloat16"))
-    return DiaryWriter.zero_shot(options.base_model, settings, **common), f"{options.base_model} (zero-shot)"
+    return DiaryPipeline.zero_shot(options.base_model, settings, **common), f"{options.base_model} (zero-shot)"
 
 
 def main(argv: list[str]) -> None:
@@ -428,11 +429,11 @@ def main(argv: list[str]) -> None:
     options = parser().parse_args(argv)
     import_gradio()  # before minutes of loading a model, not after
     start = time.perf_counter()
-    writer, source = load_writer(options)
+    pipeline, source = load_pipeline(options)
     loaded = time.perf_counter()
     log.info("app: model loaded in %.1f s from %s", loaded - start, source)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own requests to the page, one line each
-    page = DiaryPage(writer, source, has_adapter=not options.zero_shot)
+    page = DiaryPage(pipeline, source, has_adapter=not options.zero_shot)
     blocks = build_page(page)
     blocks.launch(server_name=options.host, server_port=options.port, prevent_thread_lock=True, quiet=True,
                   ssr_mode=False, mcp_server=False, show_error=False)
