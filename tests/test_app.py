@@ -306,7 +306,7 @@ def server(adapter: Path) -> Any:
 
 
 @pytest.mark.slow
-def test_the_endpoint_writes_each_day_as_diary_writer_does(server: Server, pipeline: Any, tmp_path: Path) -> None:
+def test_the_endpoint_writes_each_day_as_the_pipeline_does(server: Server, pipeline: Any, tmp_path: Path) -> None:
     client = server.client()
     result = call(client, TWO_DAYS, compare=True)
     dialogues = read_chat(TWO_DAYS)
