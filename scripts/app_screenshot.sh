@@ -48,11 +48,15 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as seen
 from selenium.webdriver.support.ui import WebDriverWait
 
-# A chat from the bundled training sample, as a user would paste it: the demo's tiny adapter learnt its diary.
-CHAT = """P01: 오늘 저녁에 뭐 먹을지 고민이야
-P02: 나는 김치찌개 먹고 싶어
-P01: 좋다 그럼 같이 먹으러 가자
-P02: 일곱 시에 회사 앞에서 보자"""
+# A chat of the bundled training sample (its second dialogue), as a user would paste it.
+CHAT = """P01: 얘들아 #@이름# 결혼한대!!
+P02: 헐 진짜?? 누구랑?
+P03: 대학 때 그 선배랑 아직 사귀고 있었어?
+P01: 응응 칠 년 연애 끝에 드디어ㅋㅋ
+P01: 청첩장 모임은 다음달에 한대
+P02: 와 시간 진짜 빠르다..
+P03: 축의금 얼마 해야 되지 고민되네
+P01: 우리끼리 맞춰서 하자"""
 
 options = webdriver.ChromeOptions()
 options.binary_location = "/usr/bin/chromium"
@@ -69,7 +73,7 @@ try:
     box.clear()
     box.send_keys(CHAT)
     # The speakers the page found, before anything is written.
-    wait.until(lambda d: "P02" in d.find_element(By.ID, "found").text)
+    wait.until(lambda d: "P03" in d.find_element(By.ID, "found").text)
     driver.find_element(By.CSS_SELECTOR, "#compare input").click()
     driver.find_element(By.ID, "write").click()
     wait.until(lambda d: any(t.get_attribute("value") for t in d.find_elements(By.CSS_SELECTOR, ".diary textarea")))

@@ -19,9 +19,9 @@ import pytest
 import torch
 from conftest import ROOT, run_cli, subprocess_env
 
+from diary_lightning.errors import ConfigError, UserError
 from diary_lightning.evaluation.diary_style import style_failures
 from diary_lightning.inference.app import DiaryPage, Watch, load_pipeline, parser, read_chat
-from diary_lightning.errors import ConfigError, UserError
 
 # Nothing may call out: Gradio's usage data and version check are off (the app sets this too).
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -38,10 +38,9 @@ def adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """An adapter saved as export saves one, with random lora_B so that it writes other diaries than the base."""
     import torch
 
-    from diary_lightning.model.loading import load_tokenizer
-    from diary_lightning.inference.export import export_settings, save_adapter
-    from diary_lightning.model.loading import build_model
     from diary_lightning.data.encoding import PromptFormat
+    from diary_lightning.inference.export import export_settings, save_adapter
+    from diary_lightning.model.loading import build_model, load_tokenizer
 
     hparams = {"base_model": str(tiny_model_dir), "load_in_4bit": False, "compute_dtype": "float32",
                "double_quant": True, "attn_implementation": "sdpa", "trust_remote_code": False,

@@ -55,7 +55,7 @@ class Cancelled(Exception):
 
 class Watch:
     """A transformers stopping criterion that counts the tokens generated (the page's progress bar) and stops
-    generating once :attr:`stop` is set (the Stop button, or a browser that went away)."""
+    generating once :attr:`stop` is set (the Stop button)."""
 
     def __init__(self, total_steps: int) -> None:
         self.stop = threading.Event()
@@ -254,14 +254,14 @@ def import_gradio() -> Any:
 
 
 CHECK_NOTES = {
-    "meta": "talks about the chat or the writing instead of the day",
-    "polite": "polite endings (-요, -습니다) where a diary uses the plain style",
+    "meta": "mentions the conversation, a speaker code or a prompt label instead of the day",
+    "polite": "a polite ending (-요, -습니다) where a diary uses the plain -다",
     "third_person": "names the writer instead of writing as 나",
-    "reported_speech": "ends on what someone said",
-    "empty": "no text",
+    "reported_speech": "ends on what someone said rather than what the writer did or felt",
+    "empty": "no words",
     "truncated": "cut by max_new_tokens before it ended",
 }
-"""What each check of :func:`diary_lightning.diary_style.style_failures` means, in the page's words."""
+"""What each check of :func:`diary_lightning.evaluation.diary_style.style_failures` means, in the page's words."""
 
 
 def _checks_line(failures: Sequence[str]) -> str:
