@@ -90,7 +90,7 @@ def test_no_chat_is_a_user_error() -> None:
 
 
 # -- what the page writes, against DiaryPipeline called directly -------------------------------------------------------
-def test_the_page_writes_what_diary_writer_writes(pipeline: Any) -> None:
+def test_the_page_writes_what_the_pipeline_writes(pipeline: Any) -> None:
     page = DiaryPage(pipeline, "adapter")
     result = page.write(TWO_DAYS)
     expected = pipeline.write_many(read_chat(TWO_DAYS))
