@@ -38,7 +38,7 @@ from diary_lightning.model.generation import DiarySettings, GenerationSettings
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "the app needs Gradio: pip install -e '.[app]' (or pip install 'gradio>=6')"
+INSTALL_HINT = "the app needs Gradio: pip install -e '.[app]' (or pip install 'gradio>=6,<7')"
 API_NAME = "write"
 """The endpoint: ``Client(url).predict(..., api_name="/write")``."""
 ZERO_SHOT_MAX_LENGTH = 1024
