@@ -201,3 +201,24 @@ def test_a_summary_the_rules_teacher_cannot_make_the_writers_diary_is_rejected_w
     assert (summary["kept"], summary["rejected"], summary["rejected_by_check"]) == (1, 1, {"rules_unchanged": 1})
     (rejected,) = lines(tmp_path / "diaries.rejected.jsonl")
     assert rejected["id"] == "dlg-0001" and rejected["failed"] == ["rules_unchanged"]
+
+
+def test_rules_batches_in_worker_processes_write_what_one_process_writes(tmp_path, sample_dialogues):
+    from diary_lightning.data.dialogue import read_dialogues
+
+    # Summaries the rules teacher rewrites, refuses and leaves alone, in batches of 8: several batches per
+    # process, and the last one short.
+    dialogues = [d for d in read_dialogues(str(sample_dialogues)).dialogues if d.summary]
+    dialogues += [Dialogue(f"aihub-{i}", (Turn("P01", "내일 뭐 해?"), Turn("P02", "병원 가")), summary)
+                  for i, summary in enumerate(["P02는 내일 병원에 간다고 한다.", "P01은 주말에 등산을 가자고 한다.",
+                                               "두 사람은 대화를 나눈다.", "점심 메뉴에 대해 이야기하고 있다."] * 3)]
+    outputs = {}
+    for processes in (1, 2):
+        teacher = RulesTeacher(processes=processes)
+        teacher.batch_size = 8
+        output = tmp_path / f"{processes}.jsonl"
+        synthesis(output, teacher).run(dialogues)
+        outputs[processes] = (output.read_text(encoding="utf-8"),
+                              output.with_name(f"{processes}.rejected.jsonl").read_text(encoding="utf-8"))
+    assert outputs[2] == outputs[1]
+    assert outputs[1][0].count("\n") > 8 and outputs[1][1].count("\n") > 1

@@ -40,7 +40,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from diary_lightning.data.roles import BOT_LABEL, OTHER_LABEL, WRITER_LABEL
 
@@ -52,6 +52,16 @@ CHECKS = ("meta", "polite", "chat", "third_person", "reported_speech", "assistan
 _WORDLIKE = re.compile(r"[0-9A-Za-z가-힣]")
 
 
+def usable_cores() -> int:
+    """The cores this process may use, which a container or taskset may limit below ``os.cpu_count()``."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+KIWI_THREADS: int | None = None
+"""Kiwi's worker threads; None: one per usable core, at most 8. A process among several that share the cores
+(the rules teacher's) sets 1 before the first analysis."""
+
+
 @functools.lru_cache(maxsize=None)
 def kiwi() -> Any:
     """The process's one Kiwi analyser, loaded on first use. Its worker threads analyse a batch in parallel
@@ -59,17 +69,16 @@ def kiwi() -> Any:
     from kiwipiepy import Kiwi
 
     start = time.perf_counter()
-    # sched_getaffinity: the cores this process may use, which a container or taskset may limit below cpu_count.
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    analyser = Kiwi(num_workers=max(1, min(cores, 8)))
+    analyser = Kiwi(num_workers=KIWI_THREADS or max(1, min(usable_cores(), 8)))
     seconds = time.perf_counter() - start
     if seconds > 1:
         log.info("loaded the Korean morphological analyser (Kiwi) in %.1f s", seconds)
     return analyser
 
 
-@dataclass(frozen=True)
-class Morpheme:
+class Morpheme(NamedTuple):
+    # A named tuple rather than a frozen dataclass: a 280,000-dialogue synthesis builds some ten million of
+    # them, and a frozen dataclass's __init__ costs several times a tuple's.
     form: str
     tag: str
     """Kiwi's tag without its irregular-conjugation suffix (묻/VV-I -> VV)."""
@@ -115,14 +124,17 @@ def _sentences(text: str, kiwi_sentences: Iterable[Any]) -> tuple[Sentence, ...]
     quotes = [m.span() for m in _QUOTED.finditer(text)]
     out = []
     for sentence in kiwi_sentences:
-        tokens = sentence.tokens
-        # A morpheme follows a space when it starts a word: 봤 is 보 and 었 at one place, 었 no word of its own.
-        morphemes = tuple(
-            Morpheme(t.form, t.tag.split("-")[0], t.start, t.end, any(a < t.start < b for a, b in quotes), t.tag,
-                     t.start > 0 and text[t.start - 1].isspace() and (i == 0 or tokens[i - 1].start < t.start))
-            for i, t in enumerate(tokens))
+        morphemes = []
+        previous = -1
+        for t in sentence.tokens:
+            start, tag = t.start, t.tag
+            # A morpheme follows a space when it starts a word: 봤 is 보 and 었 at one place, 었 no word of its own.
+            morphemes.append(Morpheme(t.form, tag.split("-", 1)[0], start, t.end,
+                                      bool(quotes) and any(a < start < b for a, b in quotes), tag,
+                                      start > 0 and previous < start and text[start - 1].isspace()))
+            previous = start
         if morphemes:
-            out.append(Sentence(sentence.text, morphemes, sentence.start))
+            out.append(Sentence(sentence.text, tuple(morphemes), sentence.start))
     return tuple(out)
 
 
@@ -139,7 +151,12 @@ def analyse(text: str) -> tuple[Sentence, ...]:
     if cached is not None:
         _CACHE.move_to_end(text)
         return cached
-    return _remember(text, _sentences(text, kiwi().split_into_sents(text, return_tokens=True)))
+    return _remember(text, _sentences(text, kiwi().split_into_sents(text, return_tokens=True, return_sub_sents=False)))
+
+
+def remember(text: str, sentences: tuple[Sentence, ...]) -> None:
+    """Cache ``sentences`` as the analysis of ``text``: another process analysed it (the rules teacher's)."""
+    _remember(text, sentences)
 
 
 def analyse_many(texts: Iterable[str]) -> None:
@@ -147,7 +164,7 @@ def analyse_many(texts: Iterable[str]) -> None:
     times faster than one by one on a multi-core machine. Keep a batch under the cache's size (8,192)."""
     todo = list(dict.fromkeys(t for t in texts if t not in _CACHE))
     if todo:
-        for text, result in zip(todo, kiwi().split_into_sents(todo, return_tokens=True)):
+        for text, result in zip(todo, kiwi().split_into_sents(todo, return_tokens=True, return_sub_sents=False)):
             _remember(text, _sentences(text, result))
 
 

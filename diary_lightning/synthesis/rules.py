@@ -20,12 +20,16 @@ anyone's), or it narrates only the other speaker.
 
 from __future__ import annotations
 
+import collections
 import itertools
+import multiprocessing
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 
+from diary_lightning.evaluation import diary_style
 from diary_lightning.evaluation.diary_style import (QUOTE_ENDINGS, SPEECH_NOUNS, SPEECH_VERBS, TALK_NOUNS, TALK_VERBS, Morpheme,
-                                         Sentence, analyse, analyse_many, is_helper, kiwi)
+                                         Sentence, analyse, analyse_many, is_helper, kiwi, remember, usable_cores)
 from diary_lightning.data.roles import OTHER_LABEL
 from diary_lightning.synthesis.teacher import Reply, Request
 
@@ -256,33 +260,79 @@ def rewrite(summary: str, writer: str | None = None, speaker_labels: Mapping[str
     return rewrite_or_refuse(summary, writer, speaker_labels, speakers)[0]
 
 
+def _rewrite_batch(batch: Sequence[tuple[str, str | None, dict[str, str], list[str]]]
+                   ) -> list[tuple[str, str | None, tuple[Sentence, ...] | None]]:
+    """:func:`rewrite_or_refuse` on each ``(summary, writer, speaker_labels, speakers)``, with Kiwi's analysis of
+    each diary not refused, which the runner's style checks read next (another process needs it handed over)."""
+    surfaces = [_surface(*item) for item in batch]
+    analyse_many(kept for _, kept, _ in surfaces)
+    diaries = [_morphology(kept) for _, kept, _ in surfaces]
+    # The verdicts and then the runner's style checks analyse each diary that changed: all of this batch's at
+    # once, on Kiwi's threads.
+    analyse_many(d for d, (normal, _, _) in zip(diaries, surfaces) if d and d.split() != normal.split())
+    verdicts = [_verdict(normal, d, names) for d, (normal, _, names) in zip(diaries, surfaces)]
+    return [(d, refused, analyse(d) if d and refused is None else None) for d, refused in zip(diaries, verdicts)]
+
+
+def _one_kiwi_thread() -> None:
+    diary_style.KIWI_THREADS = 1
+
+
 class RulesTeacher:
     """No model: :func:`rewrite_or_refuse` on each request's summary. Deterministic, so retries never help.
-    Requests are taken in batches whose summaries, then diaries, Kiwi analyses together on its worker threads."""
+
+    Requests are taken in batches whose summaries, then diaries, Kiwi analyses together. Beyond one batch, the
+    batches go to ``processes`` worker processes (default: one per usable core), one Kiwi thread each, while
+    this process runs the checks and writes: Kiwi's threads alone leave the rewrite's and the checks' Python
+    on one core, which at 280,000 dialogues is most of the wall time."""
 
     reads_prompt = False
     batch_size = 2048
+
+    def __init__(self, processes: int | None = None) -> None:
+        self.processes = processes or usable_cores()
 
     def describe(self) -> dict:
         return {"backend": "rules", "version": 2}
 
     def generate(self, requests: Iterable[Request], on_reply: Callable[[Request, Reply], None]) -> None:
         requests = iter(requests)
-        while batch := list(itertools.islice(requests, self.batch_size)):
-            # The prompt's labels (상대1, 상대2) are for the teacher; a diary says 상대.
-            surfaces = [_surface(r.summary, r.writer, {s: OTHER_LABEL for s in r.speaker_labels if s != r.writer},
-                                 [t.speaker for t in r.turns]) for r in batch]
-            analyse_many(kept for _, kept, _ in surfaces)
-            diaries = [_morphology(kept) for _, kept, _ in surfaces]
-            # The verdicts and then the runner's style checks analyse each diary that changed: all of this
-            # batch's at once, on Kiwi's threads.
-            analyse_many(d for d, (normal, _, _) in zip(diaries, surfaces) if d and d.split() != normal.split())
-            replies = [(d, _verdict(normal, d, names)) for d, (normal, _, names) in zip(diaries, surfaces)]
-            for request, (text, refused) in zip(batch, replies):
-                on_reply(request, Reply(text, refused=refused))
+        batch = list(itertools.islice(requests, self.batch_size))
+        # A run of one batch is over before worker processes would have loaded Kiwi.
+        if self.processes < 2 or len(batch) < self.batch_size:
+            while batch:
+                self._reply(batch, _rewrite_batch([_fields(r) for r in batch]), on_reply)
+                batch = list(itertools.islice(requests, self.batch_size))
+            return
+        # spawn, not fork: the parent may already run Kiwi's or torch's threads, which a forked child would lack.
+        with ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_one_kiwi_thread) as pool:
+            in_flight: collections.deque = collections.deque()
+            while batch or in_flight:
+                # Two batches a process: one to work on, one waiting, and the order of replies kept.
+                while batch and len(in_flight) < 2 * self.processes:
+                    in_flight.append((batch, pool.submit(_rewrite_batch, [_fields(r) for r in batch])))
+                    batch = list(itertools.islice(requests, self.batch_size))
+                done, future = in_flight.popleft()
+                self._reply(done, future.result(), on_reply)
+
+    @staticmethod
+    def _reply(batch: Sequence[Request], results: Sequence[tuple[str, str | None, tuple[Sentence, ...] | None]],
+               on_reply: Callable[[Request, Reply], None]) -> None:
+        for request, (text, refused, sentences) in zip(batch, results):
+            if sentences is not None:
+                remember(text, sentences)
+            on_reply(request, Reply(text, refused=refused))
 
     def close(self) -> None:
         pass
+
+
+def _fields(request: Request) -> tuple[str, str | None, dict[str, str], list[str]]:
+    """What :func:`rewrite_or_refuse` reads of a request, small to send to a worker process. The prompt's
+    labels (상대1, 상대2) are for the teacher; a diary says 상대."""
+    return (request.summary, request.writer, {s: OTHER_LABEL for s in request.speaker_labels if s != request.writer},
+            [t.speaker for t in request.turns])
 
 
 # Hangul syllable arithmetic the rules teacher needs: final consonants and the particles that depend on them.
