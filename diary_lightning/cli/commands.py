@@ -32,7 +32,7 @@ from diary_lightning.cli.runs import (
     resumed_log,
     run_logger,
 )
-from diary_lightning.errors import ConfigError, check_config_syntax, run_reporting_user_errors
+from diary_lightning.errors import ConfigError, check_config_syntax, log_to_stderr, run_reporting_user_errors
 from diary_lightning.synthesis.command import SynthesizeCommand
 from diary_lightning.training.callbacks import PredictionsJsonl, RunSummary, prediction_identity
 from diary_lightning.training.checkpointing import (
@@ -240,7 +240,7 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
 def main(args: list[str] | None = None) -> None:
     """The program: user errors end with their message and exit status 2 (``diary_lightning/errors.py``)."""
     silence_known_noise()
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    log_to_stderr()
     run_reporting_user_errors(run, sys.argv[1:] if args is None else args)
 
 

@@ -70,9 +70,9 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", *, encoding: str | Non
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        raise _naming(err, target)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -102,8 +102,20 @@ def atomic_directory(path: str | os.PathLike, *, keep_existing: bool = False) ->
         except OSError:
             if not target.exists():
                 raise
+    except OSError as err:
+        raise _naming(err, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # left only when not published
+
+
+def _naming(err: BaseException, target: Path) -> BaseException:
+    """``err`` with ``target`` as its file when it names none: a write that fails for lack of space raises an
+    OSError without a path, and the user must learn which output did not fit."""
+    if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+        named = OSError(err.errno, err.strerror or str(err), str(target))
+        named.__traceback__ = err.__traceback__
+        return named
+    return err
 
 
 def _publish(tmp: Path, target: Path) -> None:
