@@ -119,3 +119,4 @@ def test_terminal_control_characters_are_escaped_in_messages_and_logs(capsys):
     logged = capsys.readouterr().err
     assert "\x1b" not in logged and "\u202e" not in logged and "\\x1b]0;owned" in logged
 
+
