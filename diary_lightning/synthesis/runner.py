@@ -15,6 +15,7 @@ from typing import Any
 
 from diary_lightning.data.records import Dialogue
 from diary_lightning.io.jsonl import JsonlAppender, OutputLock, read_ids, repair
+from diary_lightning.io.outputs import SYNTHESIS_REJECTS, SYNTHESIZED, Output, check_outputs
 from diary_lightning.synthesis.checks import CheckConfig, check_diary
 from diary_lightning.synthesis.teacher import Reply, Request, Teacher, build_messages
 
@@ -40,6 +41,12 @@ def shard_of(dialogue_id: str, count: int) -> int:
 def rejected_path(output: Path) -> Path:
     return output.with_name(output.name + ".rejected.jsonl") if output.suffix != ".jsonl" else \
         output.with_name(output.name[:-len(".jsonl")] + ".rejected.jsonl")
+
+
+def synthesis_outputs(output: str | Path) -> list[Output]:
+    """What a run writes: the kept diaries and the rejected ones, each only over a file synthesize wrote."""
+    return [Output("--output", output, "file", SYNTHESIZED),
+            Output("--output (its rejected file)", rejected_path(Path(output)), "file", SYNTHESIS_REJECTS)]
 
 
 @dataclass
@@ -90,6 +97,7 @@ class Synthesis:
 
     def run(self, dialogues: Sequence[Dialogue]) -> dict[str, Any]:
         start = time.perf_counter()
+        check_outputs("synthesize", synthesis_outputs(self.output), {})
         self.output.parent.mkdir(parents=True, exist_ok=True)
         lock = OutputLock(self.output)
         try:
