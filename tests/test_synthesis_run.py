@@ -93,7 +93,7 @@ def test_a_torn_last_line_is_cut_and_its_dialogue_written_again(tmp_path):
 
 def test_a_broken_line_in_the_middle_is_an_error_naming_it(tmp_path):
     out = tmp_path / "diaries.jsonl"
-    out.write_text('{"id": "a"}\nnot json\n{"id": "b"}\n')
+    out.write_text('{"id": "a", "diary": "d", "teacher": {}}\nnot json\n{"id": "b"}\n')
     with pytest.raises(OutputError, match="line 2"):
         synthesis(out).run(make_dialogues(3))
 
