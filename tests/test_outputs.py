@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from diary_lightning.outputs import MARKER, Output, OutputOverInputError, check_outputs, folder_with, jsonl_with
+from diary_lightning.io.outputs import MARKER, Output, OutputOverInputError, check_outputs, folder_with, jsonl_with
 
 AIHUB = b'{"numberOfItems": 1, "data": [{"header": {"dialogueInfo": {"dialogueID": "a1"}}, ' \
         b'"body": {"dialogue": [{"participantID": "P01", "utterance": "\xec\x95\x88\xeb\x85\x95"}], "summary": "x"}}]}'
@@ -84,9 +84,9 @@ def run_folder(make_config, tmp_path, tiny_model_dir):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tmp_path / "base")}))
-    from diary_lightning.export import export_settings
-    from diary_lightning.model import DiaryLoRAModule
-    from diary_lightning.prompts import TEMPLATES
+    from diary_lightning.inference.export import export_settings
+    from diary_lightning.training.lora_module import DiaryLoRAModule
+    from diary_lightning.data.prompts import TEMPLATES
 
     settings = export_settings(DiaryLoRAModule(base_model=str(tiny_model_dir)).hparams,
                                {"prompt_template": TEMPLATES["eeve-diary"], "anonymization": "placeholder"}, 512)
@@ -160,7 +160,7 @@ def test_export_refuses_the_checkpoint_folder_and_its_inputs(run_folder, tiny_mo
 
 
 def test_merge_refuses_the_adapter_and_the_base(run_folder, tmp_path):
-    from diary_lightning.export import merge_main
+    from diary_lightning.inference.export import merge_main
 
     _, _, adapter = run_folder
     base = tmp_path / "base"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from diary_lightning.atomic import atomic_directory, atomic_file, write_text
+from diary_lightning.io.atomic import atomic_directory, atomic_file, write_text
 from diary_lightning.errors import DEBUG_ENV, PrintableFormatter, UserError, printable, run_reporting_user_errors
 
 
@@ -60,7 +60,7 @@ def test_a_full_disk_while_publishing_a_folder_names_the_folder(tmp_path, capsys
 
 
 def test_an_unreadable_file_is_the_one_message(tmp_path, capsys):
-    from diary_lightning.fingerprint import files_digest
+    from diary_lightning.data.cache import files_digest
 
     path = tmp_path / "chats.jsonl"
     path.write_text("{}\n")
