@@ -14,7 +14,8 @@ from chat_server import ChatServer
 from conftest import ROOT, subprocess_env
 
 from diary_lightning.data.records import Dialogue, Turn
-from diary_lightning.io.jsonl import OutputError, OutputLock
+from diary_lightning.io.jsonl import OutputError
+from diary_lightning.io.lock import LockedError
 from diary_lightning.synthesis.command import roles_for
 from diary_lightning.synthesis.rules import RulesTeacher
 from diary_lightning.synthesis.runner import Synthesis, shard_of
@@ -119,13 +120,17 @@ def test_shards_split_by_id_whatever_the_order_and_concatenate_to_the_whole(tmp_
 
 def test_a_second_run_on_the_same_output_is_refused(tmp_path):
     out = tmp_path / "diaries.jsonl"
-    lock = OutputLock(out)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from diary_lightning.io.lock import JobLock; "
+                               "JobLock(sys.argv[1], 'file').acquire(); print('held', flush=True); time.sleep(60)",
+                               str(out)], stdout=subprocess.PIPE, text=True, env=subprocess_env())
+    assert holder.stdout.readline().strip() == "held"
     try:
-        with pytest.raises(OutputError, match="another synthesize"):
+        with pytest.raises(LockedError, match=r"in use by another job: PID \d+ .*own --output"):
             synthesis(out).run(make_dialogues(2))
     finally:
-        lock.release()
-    assert synthesis(out).run(make_dialogues(2))["kept"] == 2
+        holder.kill()
+        holder.wait()
+    assert synthesis(out).run(make_dialogues(2))["kept"] == 2  # the lock died with its holder
 
 
 class FirstTryPolite:

@@ -10,7 +10,6 @@ disk's sync rate.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -102,26 +101,5 @@ class JsonlAppender:
     def close(self) -> None:
         if self._fd >= 0:
             self.sync()
-            os.close(self._fd)
-            self._fd = -1
-
-
-class OutputLock:
-    """One synthesize per output file: a second one would write the same ids twice. The lock is on the output
-    file itself (created empty if missing), so nothing is left behind and a killed run's lock dies with it."""
-
-    def __init__(self, output: Path) -> None:
-        self.path = Path(output)
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            raise OutputError(f"{output} is being written by another synthesize; wait for it, or give each run "
-                              "its own --output (e.g. one per --shard)") from None
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = -1

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from diary_lightning.data.records import Dialogue
-from diary_lightning.io.jsonl import JsonlAppender, OutputLock, read_ids, repair
+from diary_lightning.io.jsonl import JsonlAppender, read_ids, repair
+from diary_lightning.io.lock import JobLock
 from diary_lightning.io.outputs import SYNTHESIS_REJECTS, SYNTHESIZED, Output, check_outputs
 from diary_lightning.synthesis.checks import CheckConfig, check_diary
 from diary_lightning.synthesis.teacher import Reply, Request, Teacher, build_messages
@@ -99,7 +100,9 @@ class Synthesis:
         start = time.perf_counter()
         check_outputs("synthesize", synthesis_outputs(self.output), {})
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        lock = OutputLock(self.output)
+        # One run per output: a second would write the same ids twice.
+        lock = JobLock(self.output, "file", busy="Wait for it, or give each run its own --output (one per --shard)")
+        lock.acquire()
         try:
             for path in (self.output, self.rejected):
                 cut = repair(path)
