@@ -203,3 +203,45 @@ def test_preprocess_refuses_a_cache_that_holds_the_data(make_config, tiny_model_
                                                                "--data.cache_dir", str(data)), data)
     assert "lies inside the tokenizer" in refused(lambda: run_cli("preprocess", "--config", str(config),
                                                                   "--data.cache_dir", str(tiny_model_dir / "c")))
+
+
+# -- issue 22: --resume_predictions continues the same input, or is refused naming the first line that is not ----
+
+def _chats(path: Path, texts: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"id": f"c{i}", "dialogue": [{"speaker": "A", "text": t},
+                                                                     {"speaker": "B", "text": "응"}]},
+                                       ensure_ascii=False) + "\n" for i, t in enumerate(texts)), encoding="utf-8")
+    return path
+
+
+def test_resume_predictions_refuses_a_partial_written_for_another_input(make_config, tmp_path):
+    import yaml
+
+    from diary_lightning.training.callbacks import predict_inputs, prediction_identity, write_record
+    from diary_lightning.training.datamodule import DiaryDataModule
+    from diary_lightning.training.lora_module import DiaryLoRAModule
+
+    config = make_config()
+    first = _chats(tmp_path / "first.jsonl", ["오늘 비가 왔어", "우산을 잃어버렸어", "집에 왔어"])
+    output = tmp_path / "diaries.jsonl"
+    partial = output.with_name(output.name + ".partial")
+    partial.write_text('{"id": "c0", "diary": "비", "style_failures": []}\n'
+                       '{"id": "c1", "diary": "우산", "style_failures": []}\n', encoding="utf-8")
+    settings = yaml.safe_load(config.read_text())
+    data = DiaryDataModule(**{**settings["data"], "predict_path": str(first)}, tokenizer=settings["model"]["base_model"])
+    identity = prediction_identity(None, DiaryLoRAModule(**settings["model"]), data)
+    write_record(partial.with_name(partial.name + ".json"), {**identity, "input": predict_inputs(data)})
+    started = partial.read_bytes()
+
+    def resume(chats):
+        run_cli("predict", "--config", str(config), "--zero_shot", "true", "--data.predict_path", str(chats),
+                "--output", str(output), "--resume_predictions", "true")
+
+    other = _chats(tmp_path / "other.jsonl", ["전혀", "다른", "대화"])
+    other.write_text(other.read_text(encoding="utf-8").replace('"c', '"x'), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"line 1 \(id 'c0'\) is for a dialogue that is not in the input"):
+        resume(other)
+    edited = _chats(tmp_path / "edited.jsonl", ["오늘 비가 왔어", "우산을 찾았어", "집에 왔어"])
+    with pytest.raises(ValueError, match=r"line 2 \(id 'c1'\) was written for another text"):
+        resume(edited)
+    assert partial.read_bytes() == started and not output.exists()

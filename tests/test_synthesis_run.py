@@ -206,3 +206,30 @@ def test_a_summary_the_rules_teacher_cannot_make_the_writers_diary_is_rejected_w
     assert (summary["kept"], summary["rejected"], summary["rejected_by_check"]) == (1, 1, {"rules_unchanged": 1})
     (rejected,) = lines(tmp_path / "diaries.rejected.jsonl")
     assert rejected["id"] == "dlg-0001" and rejected["failed"] == ["rules_unchanged"]
+
+
+# -- issue 22: a re-run continues the same input, or is refused naming the first line that is not ---------------
+
+def test_a_rerun_on_other_data_is_refused_naming_the_first_foreign_line(tmp_path):
+    out = tmp_path / "diaries.jsonl"
+    synthesis(out).run(make_dialogues(4))
+    before = out.read_bytes()
+    other = [Dialogue(f"new-{i}", (Turn("P01", "다른 이야기"), Turn("P02", "응")), "다른 이야기를 했다.") for i in range(4)]
+    with pytest.raises(OutputError, match=r"diaries.jsonl: line 1 \(id 'dlg-0000'\) is for a dialogue that is not in "
+                                          r"the input"):
+        synthesis(out).run(other)
+    edited = make_dialogues(4)
+    edited[2] = Dialogue("dlg-0002", (Turn("P01", "고친 문장"), Turn("P02", "대단하다")), edited[2].summary)
+    with pytest.raises(OutputError, match=r"line 3 \(id 'dlg-0002'\) was written for another text"):
+        synthesis(out).run(edited)
+    assert out.read_bytes() == before
+    assert synthesis(out).run(make_dialogues(6))["already_done"] == 4  # more of the same input: continued
+
+
+def test_rejected_lines_are_checked_too(tmp_path):
+    out = tmp_path / "diaries.jsonl"
+    (tmp_path / "diaries.rejected.jsonl").write_text(json.dumps(
+        {"id": "dlg-0001", "failed": ["x"], "diary": "d", "summary": "s", "attempts": 1, "teacher": {},
+         "input": "0000000000000000"}) + "\n")
+    with pytest.raises(OutputError, match=r"rejected.jsonl: line 1 \(id 'dlg-0001'\) was written for another text"):
+        synthesis(out).run(make_dialogues(2))

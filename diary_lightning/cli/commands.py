@@ -35,7 +35,7 @@ from diary_lightning.errors import ConfigError, check_config_syntax, log_to_stde
 from diary_lightning.io import outputs
 from diary_lightning.io.outputs import Output, check_outputs
 from diary_lightning.synthesis.command import SynthesizeCommand
-from diary_lightning.training.callbacks import PredictionsJsonl, RunSummary, prediction_identity
+from diary_lightning.training.callbacks import PredictionsJsonl, RunSummary, prediction_identity, predict_inputs
 from diary_lightning.training.checkpointing import (
     CheckpointOnSigterm,
     ExportAdapter,
@@ -267,7 +267,7 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         self._check_outputs("predict", [
             Output("--output", output, "file", outputs.PREDICTIONS),
             Output("--output", output + ".partial", "file", outputs.PREDICTIONS),
-            Output("--output", output + ".partial.json", "file", lambda p: "weights" in (outputs.first_record(p) or {}))],
+            Output("--output", output + ".partial.json", "file", outputs.json_with("weights"))],
             outputs.data_inputs("the input --data.predict_path", self.datamodule.hparams.predict_path))
         check_writable(Path(output).parent)
         self._locks = []
@@ -275,7 +275,7 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         writer = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions", False))
         writer.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
                                                   self.datamodule))
-        self.datamodule.skip_predict_ids = writer.written_ids()
+        self.datamodule.skip_predict_ids = writer.written_ids(predict_inputs(self.datamodule))
         self.trainer.callbacks.append(writer)
 
     def after_predict(self) -> None:

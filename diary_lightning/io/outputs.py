@@ -133,6 +133,17 @@ def jsonl_with(*keys: str) -> Callable[[Path], bool]:
     return ours
 
 
+def json_with(*keys: str) -> Callable[[Path], bool]:
+    """Recognises a small JSON file (a record beside an output) holding every one of ``keys``."""
+    def ours(path: Path) -> bool:
+        try:
+            value = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(value, dict) and all(key in value for key in keys)
+    return ours
+
+
 def folder_with(*names: str, without: tuple[str, ...] = ()) -> Callable[[Path], bool]:
     """Recognises a folder holding every file of ``names`` and none of ``without``."""
     def ours(path: Path) -> bool:
@@ -142,7 +153,7 @@ def folder_with(*names: str, without: tuple[str, ...] = ()) -> Callable[[Path], 
 
 # -- what each subcommand writes and reads ----------------------------------------------------------------
 
-PREDICTIONS = jsonl_with("id", "diary", "style_failures")
+PREDICTIONS = jsonl_with("id", "diary")
 SYNTHESIZED = jsonl_with("id", "diary", "teacher")
 SYNTHESIS_REJECTS = jsonl_with("id", "failed", "diary")
 EXPORTED = folder_with("diary_lightning.json", "adapter_config.json")

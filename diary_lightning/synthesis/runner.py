@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from diary_lightning.data.records import Dialogue
-from diary_lightning.io.jsonl import JsonlAppender, read_ids, repair
+from diary_lightning.io.jsonl import JsonlAppender, OutputError, first_mismatch, fingerprint, open_for_resume
 from diary_lightning.io.lock import JobLock
 from diary_lightning.io.outputs import SYNTHESIS_REJECTS, SYNTHESIZED, Output, check_outputs
 from diary_lightning.synthesis.checks import CheckConfig, check_diary
@@ -104,14 +104,10 @@ class Synthesis:
         lock = JobLock(self.output, "file", busy="Wait for it, or give each run its own --output (one per --shard)")
         lock.acquire()
         try:
-            for path in (self.output, self.rejected):
-                cut = repair(path)
-                if cut:
-                    log.warning("%s: cut a torn last line (%d bytes) left by an interrupted run", path, cut)
-            # A rejected dialogue is done too: asking again gives the same answer (use --retries for more tries).
-            done = set(read_ids(self.output)) | set(read_ids(self.rejected))
             index, count = self.shard
             mine = [d for d in dialogues if count == 1 or shard_of(d.id, count) == index]
+            # A rejected dialogue is done too: asking again gives the same answer (use --retries for more tries).
+            done = self._written_for(mine)
             todo = [d for d in mine if d.id not in done]
             self.counts["already_done"] = len(mine) - len(todo)
             self._by_id = {d.id: d for d in todo}
@@ -147,6 +143,22 @@ class Synthesis:
             "teacher": self._teacher,
         }
 
+    def _written_for(self, mine: Sequence[Dialogue]) -> set[str]:
+        """The ids already written (kept or rejected), after checking that each line was written for a dialogue
+        of this input as it is now: a re-run on other data would otherwise keep diaries of other texts."""
+        now = {d.id: fingerprint(d.turns, d.summary) for d in mine}
+        done: set[str] = set()
+        for path in (self.output, self.rejected):
+            written = [(record["id"], record.get("input") or (
+                fingerprint(record["dialogue"], record.get("summary")) if isinstance(record.get("dialogue"), list)
+                else None)) for record in open_for_resume(path, "synthesize")]
+            mismatch = first_mismatch(written, now)
+            if mismatch:
+                raise OutputError(f"{path}: {mismatch} (--data.paths, --shard); this output belongs to another "
+                                  "input: give this run its own --output, or move that file away to start over")
+            done.update(id_ for id_, _ in written)
+        return done
+
     def _on_reply(self, request: Request, reply: Reply) -> None:
         if reply.tokens_in is not None or reply.tokens_out is not None:
             self.tokens["reported"] = True
@@ -175,7 +187,8 @@ class Synthesis:
             return
         else:
             self._rejects.write({"id": dialogue.id, "failed": failed, "diary": reply.text, "summary": dialogue.summary,
-                                 "attempts": request.attempt + 1, "teacher": self._teacher})
+                                 "attempts": request.attempt + 1, "teacher": self._teacher,
+                                 "input": fingerprint(dialogue.turns, dialogue.summary)})
             self.counts["rejected"] += 1
             self.failed_checks.update(failed)
         self._bar.update(1)
