@@ -89,7 +89,7 @@ class DiaryPipeline:
                     for i, messages in enumerate(dialogues)]
         # One batched encoding cuts the oldest turns of each chat to fit max_length, as predict does.
         encoded = encode_batch(self.tokenizer, self.prompt_format.template, [r.turns for r in rendered], None,
-                               self.settings.max_length)
+                               self.settings.max_length, diary_room=self.settings.generation.max_new_tokens)
         device = next(self.model.parameters()).device
         diaries: list[str] = []
         for start in range(0, len(rendered), self.batch_size):
