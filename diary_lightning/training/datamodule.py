@@ -197,6 +197,9 @@ class DiaryDataModule(L.LightningDataModule):
             # A cache inside a data folder holds .json files that are not data.
             exclude=[cache.cache_root(self.hparams.cache_dir)], progress=progress,
         )
+        for problem in result.problems:
+            if problem.reason in ("unreadable folder", "unreadable file"):  # skip_invalid: said, never silent
+                log.warning("data.skip_invalid: skipped %s", problem)
         return with_writers(result, self.writer, self.bots, self.hparams.skip_invalid)
 
     def encoder(self) -> Encoder:
