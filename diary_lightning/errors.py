@@ -56,7 +56,8 @@ def os_error_message(err: OSError) -> str:
     path = err.filename if err.filename is not None else "a file"
     name = errno.errorcode.get(err.errno or 0, "")
     what = f"{path}: {err.strerror or err} ({name})" if name else f"{path}: {err.strerror or err}"
-    return (f"{what}. {_OS_ADVICE[err.errno]}. Nothing was half-written: a file or folder being replaced keeps "
+    advice = _OS_ADVICE[err.errno]
+    return (f"{what}. {advice[0].upper()}{advice[1:]}. Nothing was half-written: a file or folder being replaced keeps "
             "its previous version.")
 
 
