@@ -786,13 +786,13 @@ def _(tmp):
     output = tmp / "diaries.jsonl"
     args = ["predict", "--config", str(run["config"]), "--zero_shot", "true", "--model.max_new_tokens", "2",
             "--output", str(output)]
-    env = {"DIARY_LIGHTNING_KILL_AT": "predict@1"}  # the kill switch of the tests: a predict killed midway
+    env = {"DIARY_LIGHTNING_KILL_AT": "predict@3"}  # the kill switch of the tests: a predict killed midway
     killed = subprocess.run([sys.executable, str(TESTS / "faults.py"), *args, "--data.predict_path", str(first),
                              "--data.batch_size", "1"], capture_output=True,
                             text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path]),
                                             **env}, cwd=tmp, timeout=600)
     partial = output.with_name(output.name + ".partial")
-    if not partial.is_file():
+    if not partial.is_file() or not partial.read_text(encoding="utf-8").strip():
         return False, f"could not stage a killed predict: {killed.stderr.strip().splitlines()[-1:]}"
     other = write_jsonl(tmp / "other.jsonl", [json.dumps({**jsonl_record(i), "dialogue": [
         {"speaker": "A", "text": "전혀 다른 대화"}, {"speaker": "B", "text": "응"}]}, ensure_ascii=False)
