@@ -157,7 +157,7 @@ class DiaryPipeline:
                                 index=i)
                     for i, messages in enumerate(dialogues)]
         encoded = encode_batch(self.tokenizer, self.prompt_format.template, [r.turns for r in rendered], None,
-                               self.settings.max_length)
+                               self.settings.max_length, diary_room=self.settings.generation.max_new_tokens)
         return [PreparedPrompt(r.dialogue.writer, r.chosen_by, render_prompt(self.prompt_format.template, r.turns[cut:]),
                                ids, cut)
                 for r, ids, cut in zip(rendered, encoded["input_ids"], encoded["turns_cut"])]
