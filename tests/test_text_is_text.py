@@ -55,9 +55,9 @@ def test_diary_writer_prompt_holds_no_control_token_from_the_chat(tokenizer, tin
 
     seen = []
 
-    def capture(model, tok, input_ids, attention_mask, settings):
+    def capture(model, tok, input_ids, attention_mask, settings, stopping_criteria=None):
         seen.append(input_ids[attention_mask.bool()].tolist())
-        return ["일기"] * len(input_ids), None
+        return ["일기"] * len(input_ids), [False] * len(input_ids)
 
     monkeypatch.setattr(writer_module, "generate_diaries", capture)
     from diary_lightning.model.generation import DiarySettings
