@@ -5,7 +5,11 @@ Plain Python: dialogue parsing imports this, and it imports neither Lightning no
 
 from __future__ import annotations
 
+import errno
+import logging
 import os
+import pickle
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -33,14 +37,92 @@ def _raised_in_package(err: BaseException) -> bool:
     return str(tb.tb_frame.f_globals.get("__name__", "")).startswith("diary_lightning")
 
 
+# What the user can do about an OS error that no retry fixes. A write that fails so leaves nothing half-written
+# (diary_lightning/atomic.py), which the message says, so that nobody goes looking for a damaged file.
+_OS_ADVICE = {
+    errno.ENOSPC: "the disk is full: free space there, or write to another disk (--output, "
+                  "--trainer.default_root_dir, --data.cache_dir)",
+    errno.EDQUOT: "the disk quota is used up: free space there, or write to another disk (--output, "
+                  "--trainer.default_root_dir, --data.cache_dir)",
+    errno.EROFS: "the file system is read-only: write to a writable folder (--output, --trainer.default_root_dir, "
+                 "--data.cache_dir)",
+    errno.EACCES: "permission denied: give this user access to it (chmod, chown) or use another path",
+    errno.EPERM: "the operation is not permitted there: give this user access to it or use another path",
+}
+
+
+def os_error_message(err: OSError) -> str:
+    """``err`` as the one user-error message: the path, what failed, what to do."""
+    path = err.filename if err.filename is not None else "a file"
+    name = errno.errorcode.get(err.errno or 0, "")
+    what = f"{path}: {err.strerror or err} ({name})" if name else f"{path}: {err.strerror or err}"
+    advice = _OS_ADVICE[err.errno]
+    return (f"{what}. {advice[0].upper()}{advice[1:]}. Nothing was half-written: a file or folder being replaced keeps "
+            "its previous version.")
+
+
+def _refused_pickle(err: BaseException) -> str | None:
+    """The message for a file ``torch.load(weights_only=True)`` refused, naming the file (read from the
+    ``torch.load`` frame in the traceback: transformers and PEFT load .bin weights themselves), or None."""
+    if not isinstance(err, pickle.UnpicklingError):
+        return None
+    source, tb = None, err.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == "load" and frame.f_globals.get("__name__") == "torch.serialization":
+            source = frame.f_locals.get("f")
+        tb = tb.tb_next
+    found = re.search(r"unsupported (GLOBAL [\w.]+)", str(err), re.IGNORECASE)
+    what = f" ({found.group(1)})" if found else ""
+    return (f"{source if isinstance(source, (str, os.PathLike)) else 'a weights file'}: refused to load it: it "
+            f"holds pickled code or objects{what}, and only tensors and plain data are loaded, because unpickling "
+            "can run any code. Use a checkpoint or adapter written by diary_lightning (or by transformers as "
+            ".safetensors) from a source you trust.")
+
+
 def is_user_error(err: BaseException) -> bool:
     if isinstance(err, (UserError, FileNotFoundError, NotADirectoryError)):
+        return True
+    if isinstance(err, OSError) and err.errno in _OS_ADVICE:
+        return True
+    if _refused_pickle(err) is not None:
         return True
     return type(err) is ValueError and _raised_in_package(err)
 
 
+# C0 and C1 controls (a line break and a tab excepted) and the bidirectional overrides: in an id or a text
+# quoted in a message they would move the cursor, recolour or rewrite the terminal, or reorder what follows.
+_TERMINAL_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with terminal control characters written as escapes (``\\x1b``), for messages."""
+    return _TERMINAL_CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class PrintableFormatter(logging.Formatter):
+    """A log format whose messages cannot drive the terminal (:func:`printable`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
+def log_to_stderr() -> None:
+    """The program's logging: INFO and up, message only, on stderr, control characters escaped."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+
+
+def message(err: BaseException) -> str:
+    """What the user reads for the user error ``err``."""
+    if isinstance(err, OSError) and err.errno in _OS_ADVICE and not isinstance(err, UserError):
+        return os_error_message(err)
+    return _refused_pickle(err) or str(err)
+
+
 def report(err: BaseException) -> NoReturn:
-    print(f"error: {err}", file=sys.stderr)
+    print(f"error: {printable(message(err))}", file=sys.stderr)
     print(f"(set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
     raise SystemExit(2)
 

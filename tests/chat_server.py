@@ -1,7 +1,9 @@
 """A real HTTP server on 127.0.0.1 that speaks OpenAI's chat-completions API, for the openai teacher's tests and
 its benchmark. Markers in the prompt pick a behaviour: ``MODE401``/``MODE404`` always fail so; ``MODE429``,
 ``MODE500`` and ``MODESLOW`` (answer after ``slow`` seconds) do so on the first call for that prompt only;
-``MODEHANG`` is always slow; ``MODENOCHOICE`` answers with no choices. Otherwise it answers, after ``delay`` seconds, with the prompt's summary."""
+``MODEHANG`` is always slow; ``MODENOCHOICE`` answers with no choices; ``MODEBADJSON`` answers 200 with a body that
+is not JSON on the first call, ``MODEALWAYSBAD`` on every call; ``MODEECHO400``/``MODEECHO500`` fail so with the
+request's Authorization header in the error message (a server that echoes the key). Otherwise it answers, after ``delay`` seconds, with the prompt's summary."""
 
 from __future__ import annotations
 
@@ -44,11 +46,11 @@ class ChatServer:
                     server.inflight += 1
                     server.max_inflight = max(server.max_inflight, server.inflight)
                 try:
-                    status, payload, headers = server.respond(self.path, body)
+                    status, payload, headers = server.respond(self.path, body, self.headers.get("Authorization", ""))
                 finally:
                     with server._lock:
                         server.inflight -= 1
-                data = json.dumps(payload, ensure_ascii=False).encode()
+                data = payload if isinstance(payload, bytes) else json.dumps(payload, ensure_ascii=False).encode()
                 try:
                     self.send_response(status)
                     for key, value in {"Content-Type": "application/json", "Content-Length": str(len(data)),
@@ -64,7 +66,7 @@ class ChatServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
-    def respond(self, path: str, body: dict) -> tuple[int, dict, dict]:
+    def respond(self, path: str, body: dict, authorization: str = "") -> tuple[int, dict | bytes, dict]:
         if path != "/v1/chat/completions":
             return 404, {"error": {"message": f"no route {path}"}}, {}
         prompt = body["messages"][-1]["content"]
@@ -80,6 +82,11 @@ class ChatServer:
             status, headers = 429, {"Retry-After": "0.05"}
         elif "MODE500" in prompt and not seen:
             status = 500
+        elif "MODEECHO400" in prompt or "MODEECHO500" in prompt:
+            status = 400 if "MODEECHO400" in prompt else 500
+            with self._lock:
+                self.statuses[status] += 1
+            return status, {"error": {"message": f"bad request with header {authorization}", "type": "test"}}, {}
         elif "MODEHANG" in prompt or "MODESLOW" in prompt and not seen:
             time.sleep(self.slow)
         elif self.delay:
@@ -88,6 +95,8 @@ class ChatServer:
             self.statuses[status] += 1
         if status != 200:
             return status, {"error": {"message": f"status {status} as asked", "type": "test"}}, headers
+        if "MODEALWAYSBAD" in prompt or "MODEBADJSON" in prompt and not seen:
+            return 200, b'{"id": "chatcmpl-test", "choices": [{"mess', headers
         if "MODENOCHOICE" in prompt:
             return 200, {"id": "chatcmpl-test", "object": "chat.completion", "choices": []}, headers
         text = self.answer(prompt)

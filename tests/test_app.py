@@ -134,10 +134,16 @@ def test_mistakes_are_the_command_line_s_messages(pipeline: Any) -> None:
     message = str(error.value)
     assert "chat.txt, record 0 (id 'chat'): the writer (철수) does not speak in this dialogue; the speakers are " \
            "민지, 준호" in message and "diary-app-" not in message
-    with pytest.raises(UserError, match=r"chat: the chat is too long: .* over max_length=512"):
-        page.write("민지: " + "아주 긴 이야기 " * 400)
+    with pytest.raises(UserError, match=r"chat: the chat is too long: .* 600 new tokens were asked, over max_length=512"):
+        page.write(CHAT, max_new_tokens=600)
     with pytest.raises(UserError, match="max_new_tokens=0"):
         page.write(CHAT, max_new_tokens=0)
+
+
+def test_a_last_message_too_long_alone_is_shortened_from_its_start_as_predict_would(pipeline: Any) -> None:
+    [day] = DiaryPage(pipeline, "adapter").write("민지: 처음 " + "아주 긴 이야기 " * 400 + "끝")["days"]
+    room = pipeline.settings.generation.max_new_tokens
+    assert day["prompt_tokens"] <= 512 - room and "끝" in day["prompt"]
 
 
 def test_a_long_chat_loses_its_oldest_turns_as_predict_would(pipeline: Any) -> None:

@@ -56,3 +56,20 @@ def test_keep_existing_keeps_the_folder_another_process_finished_first(tmp_path:
             (theirs / "report.json").write_text("theirs")
     assert (target / "report.json").read_text() == "theirs"
     assert [p.name for p in tmp_path.iterdir()] == ["cache"]
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_written_files_and_folders_follow_the_umask(tmp_path: Path, mask: int) -> None:
+    import os
+
+    old = os.umask(mask)
+    try:
+        write_text(tmp_path / "file.json", "{}")
+        with atomic_directory(tmp_path / "folder") as tmp:
+            (tmp / "weights").write_text("w")
+        (tmp_path / "plain").write_text("")
+        os.mkdir(tmp_path / "plain-dir")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "file.json").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert (tmp_path / "folder").stat().st_mode & 0o777 == (tmp_path / "plain-dir").stat().st_mode & 0o777 == 0o777 & ~mask

@@ -53,6 +53,11 @@ def test_chat_template_gives_the_training_prompt_token_for_token(name: str, toke
     assert compared > 50 and cut > 0
 
 
+# Short enough that some sample chats are cut, long enough for the longest template (EEVE's system line and the
+# diary instruction) and a turn in the tiny tokenizer.
+LENGTH = 250
+
+
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
 def test_render_chat_and_chat_template_give_predicts_prompt(name: str, tokenizer: Any, tiny_model_dir: Path,
                                                             sample_chats: Path, tmp_path: Path) -> None:
@@ -60,7 +65,7 @@ def test_render_chat_and_chat_template_give_predicts_prompt(name: str, tokenizer
     from diary_lightning.training.datamodule import DiaryDataModule
 
     data = DiaryDataModule(predict_path=str(sample_chats), tokenizer=str(tiny_model_dir), prompt_template=name,
-                           max_length=150, cache_dir=str(tmp_path / "cache"))
+                           max_length=LENGTH, cache_dir=str(tmp_path / "cache"))
     data.setup("predict")
     predicted = dict(row for batch in data.predict_dataloader() for row in _unbatch(batch))
     prompt_format = PromptFormat.from_settings(data.state_dict())
@@ -68,7 +73,7 @@ def test_render_chat_and_chat_template_give_predicts_prompt(name: str, tokenizer
     cut = 0
     for line in sample_chats.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
-        rendered = render_chat(record["dialogue"], prompt_format, tokenizer=tokenizer, max_length=150)
+        rendered = render_chat(record["dialogue"], prompt_format, tokenizer=tokenizer, max_length=LENGTH)
         assert _served_ids(served, rendered.user_message, data.template) == predicted[record["id"]], record["id"]
         assert rendered.dialogue.writer == "Human"
         cut += rendered.turns_cut > 0

@@ -114,3 +114,31 @@ def test_split_depends_on_seed_and_validates_fractions():
     assert [assign_split(i, 0.15, 0.15, 0) for i in ids] != [assign_split(i, 0.15, 0.15, 1) for i in ids]
     with pytest.raises(ValueError, match="sum to less than 1"):
         split_dialogues(_dialogues(3), 0.6, 0.5)
+
+
+# -- issue 22: predict cuts the chat as training does, and never past max_length ----------------------------------
+
+LONG = [Turn("P01" if i % 2 else "P02", f"{i}번째 이야기인데 꽤 길게 말을 하고 있어") for i in range(30)]
+
+
+def test_predict_cuts_the_oldest_turns_leaving_room_for_the_diary_as_training_does(tokenizer):
+    template = TEMPLATES["eeve-diary"]
+    trained = encode_batch(tokenizer, template, [LONG], [TARGET], max_length=256)
+    room = trained["target_length"][0]
+    predicted = encode_batch(tokenizer, template, [LONG], None, max_length=256, diary_room=room)
+    assert predicted["turns_cut"] == trained["turns_cut"] and predicted["turns_cut"][0] > 0
+    assert predicted["input_ids"][0] == trained["input_ids"][0][: trained["prompt_length"][0]]
+    assert len(predicted["input_ids"][0]) + room <= 256
+
+
+def test_predict_shortens_one_message_longer_than_max_length_from_its_start(tokenizer):
+    template = TEMPLATES["eeve-diary"]
+    huge = "아주 긴 메시지 " * 1500 + "그래서 결국 집에 왔어"
+    out = encode_batch(tokenizer, template, [[Turn("P01", "안녕"), Turn("P02", huge)]], None, max_length=512,
+                       diary_room=64)
+    ids = out["input_ids"][0]
+    assert len(ids) <= 512 - 64 and out["turns_cut"] == [2]
+    text = tokenizer.decode(ids, skip_special_tokens=True)
+    assert "그래서 결국 집에 왔어" in text and text.rstrip().endswith("Assistant:")
+    with pytest.raises(ValueError, match="max_new_tokens 600 leaves no room"):
+        encode_batch(tokenizer, template, [LONG], None, max_length=512, diary_room=600)

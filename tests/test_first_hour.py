@@ -108,7 +108,7 @@ def test_output_equal_to_the_input_is_refused(make_config, tmp_path):
     chat = tmp_path / "chat.txt"
     chat.write_text("P01: 오늘 비 왔어\nP02: 우산은?\n", encoding="utf-8")
     config = make_config()
-    with pytest.raises(ConfigError, match=r"is the input file"):
+    with pytest.raises(ValueError, match=r"--output .*chat.txt is the input --data.predict_path"):
         run_cli("predict", "--config", str(config), "--zero_shot", "true", "--data.predict_path", str(chat),
                 "--output", str(chat))
     assert chat.read_text(encoding="utf-8") == "P01: 오늘 비 왔어\nP02: 우산은?\n"

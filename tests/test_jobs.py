@@ -220,3 +220,46 @@ def test_resume_predictions_refuses_another_checkpoint_and_merges_the_same(refer
     ids = [json.loads(line)["id"] for line in lines]
     assert len(ids) == len(set(ids)) > 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["diaries.jsonl", "other.ckpt"]
+
+
+RACE = """import json, sys, time
+from diary_lightning.io.lock import JobLock, LockedError
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+try:
+    JobLock(sys.argv[1], "folder").acquire()
+    print("held", flush=True)
+    time.sleep(3)
+except LockedError:
+    print("refused", flush=True)
+"""
+
+
+def test_jobs_taking_over_a_dead_jobs_lock_at_the_same_moment_never_both_hold_it(tmp_path: Path) -> None:
+    """Issue 22: with the hand-written PID lock, two of them held it in 5 of 100 trials."""
+    for trial in range(8):
+        folder = tmp_path / f"t{trial}"
+        folder.mkdir()
+        (folder / LOCK_NAME).write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname()}))
+        start = time.time() + 1.5  # every process imported and spinning when it comes
+        racers = [subprocess.Popen([sys.executable, "-c", RACE, str(folder), str(start)], env=_env(),
+                                   stdout=subprocess.PIPE, text=True) for _ in range(4)]
+        answers = sorted(p.stdout.readline().strip() for p in racers)
+        for p in racers:
+            p.kill()
+            p.wait()
+        assert answers == ["held", "refused", "refused", "refused"], (trial, answers)
+
+
+def test_a_lock_dies_with_its_process_and_leaves_nothing_after_release(tmp_path: Path) -> None:
+    holder = _holder(tmp_path / "out.jsonl", "file")
+    with pytest.raises(LockedError, match=f"PID {holder.pid} on "):
+        JobLock(tmp_path / "out.jsonl", "file").acquire()
+    holder.kill()
+    holder.wait()
+    lock = JobLock(tmp_path / "out.jsonl", "file").acquire()
+    again = JobLock(tmp_path / "out.jsonl", "file").acquire()  # the same process, after an error: its own
+    again.release()
+    lock.release()
+    assert list(tmp_path.iterdir()) == []

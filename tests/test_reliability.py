@@ -17,7 +17,7 @@ from diary_lightning.errors import ConfigError
 from diary_lightning.model.loading import AdapterMismatchError, check_adapter_checkpoint
 from diary_lightning.model.tiny import build_tiny_model
 from diary_lightning.training.checkpointing import SafeCheckpointIO
-from diary_lightning.training.exact_resume import completed_predictions
+from diary_lightning.io.jsonl import open_for_resume
 from diary_lightning.training.lora_module import DiaryLoRAModule
 
 
@@ -80,9 +80,9 @@ def test_resumed_predict_with_nothing_left_publishes_the_output(trained: dict[st
 def test_completed_predictions_cuts_a_torn_last_line(tmp_path: Path) -> None:
     partial = tmp_path / "out.jsonl.partial"
     partial.write_bytes(b'{"id": "a", "diary": "x"}\n{"id": "b", "diary": "y"}\n{"id": "c", "di')
-    assert completed_predictions(partial) == {"a", "b"}
+    assert [r["id"] for r in open_for_resume(partial, "predict")] == ["a", "b"]
     assert partial.read_bytes() == b'{"id": "a", "diary": "x"}\n{"id": "b", "diary": "y"}\n'
-    assert completed_predictions(tmp_path / "missing") == set()
+    assert open_for_resume(tmp_path / "missing", "predict") == []
 
 
 # -- checkpoints: written whole, read with weights_only ---------------------------------------------------------

@@ -126,3 +126,49 @@ def test_a_failure_while_writing_stops_every_worker(tmp_path):
             t.generate(requests, on_reply)
         t.close()
     assert sum(server.calls.values()) <= 3 + 4  # what was answered, and what was in flight then
+
+
+# -- issue 22: a malformed 200, the effective server, secrets ---------------------------------------------
+
+def test_a_malformed_200_is_retried_and_a_lasting_one_leaves_the_dialogue_for_the_next_run(tmp_path):
+    out = tmp_path / "diaries.jsonl"
+    with ChatServer() as server:
+        first = run(server, [dialogue(0, "MODEBADJSON"), dialogue(1, "MODEALWAYSBAD"), dialogue(2)], out,
+                    max_attempts=2)
+        assert (first["kept"], first["failed"]) == (2, 1), first
+        assert server.calls[max(server.calls, key=lambda p: "MODEBADJSON" in p)] == 2
+        assert server.calls[max(server.calls, key=lambda p: "MODEALWAYSBAD" in p)] == 2
+    assert sorted(json.loads(line)["id"] for line in out.read_text().splitlines()) == ["d000", "d002"]
+
+
+def test_openai_base_url_from_the_environment_is_said_and_recorded(tmp_path, monkeypatch, caplog):
+    out = tmp_path / "diaries.jsonl"
+    with ChatServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        with caplog.at_level("INFO"):
+            summary = run(server, [dialogue(0)], out, base_url=None)
+    assert summary["kept"] == 1
+    assert json.loads(out.read_text())["teacher"]["base_url"] == server.url
+    assert summary["teacher"]["base_url"] == server.url
+    assert any("OPENAI_BASE_URL" in r.getMessage() and server.url in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("marker", ["MODEECHO400", "MODEECHO500"])
+def test_a_key_the_server_echoes_is_redacted_from_messages_and_records(tmp_path, caplog, marker):
+    out = tmp_path / "diaries.jsonl"
+    with ChatServer() as server, caplog.at_level("INFO"):
+        summary = run(server, [dialogue(0, marker), dialogue(1)], out, max_attempts=1)
+    assert (summary["kept"], summary["failed"]) == (1, 1)
+    assert any("bad request with header Bearer ***" in r.getMessage() for r in caplog.records)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert KEY not in logged and KEY not in out.read_text()
+    assert KEY not in (tmp_path / "diaries.rejected.jsonl").read_text()
+
+
+@pytest.mark.parametrize("marker", ["MODE401", "MODE404"])
+def test_credentials_in_the_base_url_are_not_in_the_error(tmp_path, marker):
+    with ChatServer() as server, pytest.raises(TeacherError) as caught:
+        run(server, [dialogue(0, marker)], tmp_path / "d.jsonl",
+            base_url=server.url.replace("http://", "http://alice:s3cret-pw@"))
+    assert "s3cret-pw" not in str(caught.value) and "alice" not in str(caught.value)
+    assert "127.0.0.1" in str(caught.value)

@@ -14,7 +14,8 @@ from chat_server import ChatServer
 from conftest import ROOT, subprocess_env
 
 from diary_lightning.data.records import Dialogue, Turn
-from diary_lightning.io.jsonl import OutputError, OutputLock
+from diary_lightning.io.jsonl import OutputError
+from diary_lightning.io.lock import LockedError
 from diary_lightning.synthesis.command import roles_for
 from diary_lightning.synthesis.rules import RulesTeacher
 from diary_lightning.synthesis.runner import Synthesis, shard_of
@@ -93,7 +94,7 @@ def test_a_torn_last_line_is_cut_and_its_dialogue_written_again(tmp_path):
 
 def test_a_broken_line_in_the_middle_is_an_error_naming_it(tmp_path):
     out = tmp_path / "diaries.jsonl"
-    out.write_text('{"id": "a"}\nnot json\n{"id": "b"}\n')
+    out.write_text('{"id": "a", "diary": "d", "teacher": {}}\nnot json\n{"id": "b"}\n')
     with pytest.raises(OutputError, match="line 2"):
         synthesis(out).run(make_dialogues(3))
 
@@ -119,13 +120,17 @@ def test_shards_split_by_id_whatever_the_order_and_concatenate_to_the_whole(tmp_
 
 def test_a_second_run_on_the_same_output_is_refused(tmp_path):
     out = tmp_path / "diaries.jsonl"
-    lock = OutputLock(out)
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from diary_lightning.io.lock import JobLock; "
+                               "JobLock(sys.argv[1], 'file').acquire(); print('held', flush=True); time.sleep(60)",
+                               str(out)], stdout=subprocess.PIPE, text=True, env=subprocess_env())
+    assert holder.stdout.readline().strip() == "held"
     try:
-        with pytest.raises(OutputError, match="another synthesize"):
+        with pytest.raises(LockedError, match=r"in use by another job: PID \d+ .*own --output"):
             synthesis(out).run(make_dialogues(2))
     finally:
-        lock.release()
-    assert synthesis(out).run(make_dialogues(2))["kept"] == 2
+        holder.kill()
+        holder.wait()
+    assert synthesis(out).run(make_dialogues(2))["kept"] == 2  # the lock died with its holder
 
 
 class FirstTryPolite:
@@ -222,3 +227,30 @@ def test_rules_batches_in_worker_processes_write_what_one_process_writes(tmp_pat
                               output.with_name(f"{processes}.rejected.jsonl").read_text(encoding="utf-8"))
     assert outputs[2] == outputs[1]
     assert outputs[1][0].count("\n") > 8 and outputs[1][1].count("\n") > 1
+
+
+# -- issue 22: a re-run continues the same input, or is refused naming the first line that is not ---------------
+
+def test_a_rerun_on_other_data_is_refused_naming_the_first_foreign_line(tmp_path):
+    out = tmp_path / "diaries.jsonl"
+    synthesis(out).run(make_dialogues(4))
+    before = out.read_bytes()
+    other = [Dialogue(f"new-{i}", (Turn("P01", "다른 이야기"), Turn("P02", "응")), "다른 이야기를 했다.") for i in range(4)]
+    with pytest.raises(OutputError, match=r"diaries.jsonl: line 1 \(id 'dlg-0000'\) is for a dialogue that is not in "
+                                          r"the input"):
+        synthesis(out).run(other)
+    edited = make_dialogues(4)
+    edited[2] = Dialogue("dlg-0002", (Turn("P01", "고친 문장"), Turn("P02", "대단하다")), edited[2].summary)
+    with pytest.raises(OutputError, match=r"line 3 \(id 'dlg-0002'\) was written for another text"):
+        synthesis(out).run(edited)
+    assert out.read_bytes() == before
+    assert synthesis(out).run(make_dialogues(6))["already_done"] == 4  # more of the same input: continued
+
+
+def test_rejected_lines_are_checked_too(tmp_path):
+    out = tmp_path / "diaries.jsonl"
+    (tmp_path / "diaries.rejected.jsonl").write_text(json.dumps(
+        {"id": "dlg-0001", "failed": ["x"], "diary": "d", "summary": "s", "attempts": 1, "teacher": {},
+         "input": "0000000000000000"}) + "\n")
+    with pytest.raises(OutputError, match=r"rejected.jsonl: line 1 \(id 'dlg-0001'\) was written for another text"):
+        synthesis(out).run(make_dialogues(2))

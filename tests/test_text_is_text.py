@@ -55,9 +55,9 @@ def test_diary_writer_prompt_holds_no_control_token_from_the_chat(tokenizer, tin
 
     seen = []
 
-    def capture(model, tok, input_ids, attention_mask, settings):
+    def capture(model, tok, input_ids, attention_mask, settings, stopping_criteria=None):
         seen.append(input_ids[attention_mask.bool()].tolist())
-        return ["일기"] * len(input_ids), None
+        return ["일기"] * len(input_ids), [False] * len(input_ids)
 
     monkeypatch.setattr(writer_module, "generate_diaries", capture)
     from diary_lightning.model.generation import DiarySettings
@@ -89,7 +89,14 @@ def test_a_speaker_or_text_with_line_breaks_cannot_forge_an_assistant_line():
     ("\x1b]0;title\x07제목", "제목"),
     ("#@이\u200b름#님", "(이름)님"),
     ("\u202e거꾸로\u202c", "거꾸로"),
-    ("이모티콘 😀\ufe0f 그대로", "이모티콘 😀\ufe0f 그대로"),
+    # Issue 22: chosen by Unicode property, so these outside the old list go too.
+    ("이모티콘 😀\ufe0f 그대로", "이모티콘 😀 그대로"),  # a variation selector only picks the emoji's style
+    ("a\u061cb\u180ec\u034fd", "abcd"),  # Arabic letter mark, Mongolian vowel separator, grapheme joiner
+    ("태그\U000e0041\U000e0042\U000e007f", "태그"),  # tag characters
+    ("\u3164\u115f\u1160\uffa0", ""),  # Hangul fillers
+    ("글\U000e0101자", "글자"),  # a variation selector of the supplement block
+    ("숫자\u0600기호", "숫자\u0600기호"),  # a format character that is drawn stays
+    ("사용자 정의 \ue000", "사용자 정의 \ue000"),  # private use: fonts draw it
     ("줄\n바꿈\t탭", "줄 바꿈 탭"),
 ])
 def test_cleaning_removes_invisible_and_control_characters(raw: str, clean: str):
@@ -107,6 +114,13 @@ def test_a_summary_of_invisible_characters_is_empty_after_cleaning(tmp_path: Pat
     with pytest.raises(DataError, match=r"z.json, record 0 \(id 'z'\): the summary at 'body.summary' has no text "
                                         r"left after cleaning"):
         read_dialogues(path)
+    assert read_dialogues(path, skip_invalid=True).skipped == {"empty after cleaning": 1}
+
+
+@pytest.mark.parametrize("summary", ["\u3164\u3164", "\U000e0041\U000e0042", "\u061c\u180e\u034f"])
+def test_a_summary_of_fillers_or_tag_characters_is_empty_after_cleaning(tmp_path: Path, summary: str):
+    path = tmp_path / "z.json"
+    path.write_text(json.dumps({"data": [aihub(summary, [("P01", "안녕"), ("P02", "응")])]}))
     assert read_dialogues(path, skip_invalid=True).skipped == {"empty after cleaning": 1}
 
 

@@ -26,15 +26,16 @@ from diary_lightning.cli.runs import (
     fill_from_checkpoint,
     place_checkpoints,
     refuse_mixed_runs,
-    refuse_output_over_input,
     require_adapter_or_zero_shot,
     resume_command,
     resumed_log,
     run_logger,
 )
-from diary_lightning.errors import ConfigError, check_config_syntax, run_reporting_user_errors
+from diary_lightning.errors import ConfigError, check_config_syntax, log_to_stderr, run_reporting_user_errors
+from diary_lightning.io import outputs
+from diary_lightning.io.outputs import Output, check_outputs
 from diary_lightning.synthesis.command import SynthesizeCommand
-from diary_lightning.training.callbacks import PredictionsJsonl, RunSummary, prediction_identity
+from diary_lightning.training.callbacks import PredictionsJsonl, RunSummary, prediction_identity, predict_inputs
 from diary_lightning.training.checkpointing import (
     CheckpointOnSigterm,
     ExportAdapter,
@@ -56,6 +57,7 @@ class DiaryTrainer(SynthesizeCommand, Trainer):
         from diary_lightning.data.prepare import summarize
 
         start = time.perf_counter()
+        refuse_cache_over_input("preprocess", datamodule)
         summary = summarize(datamodule)
         log.info("preprocess: data read, tokenized and summarized in %.2fs", time.perf_counter() - start)
         print(json.dumps(summary, ensure_ascii=False, indent=1))
@@ -82,6 +84,24 @@ class DiaryTrainer(SynthesizeCommand, Trainer):
         target = export_adapter(model, ckpt_path, output or Path(self.default_root_dir) / "adapter", datamodule)
         print(target)
         return target
+
+
+def refuse_cache_over_input(subcommand: str, datamodule: DiaryDataModule) -> None:
+    """The tokenized cache (``data.cache_dir``) may not be or hold a data file, nor lie inside the base model.
+    It may lie inside a data folder: the reader passes over it, and its entries only ever add."""
+    from diary_lightning.data.cache import cache_root
+    from diary_lightning.data.records import DataError
+    from diary_lightning.data.sources import expand_paths
+
+    h = datamodule.hparams
+    root = cache_root(h.cache_dir)
+    try:
+        files = expand_paths(h.paths, exclude=[root]) if h.paths else []
+    except (DataError, OSError):
+        files = []  # reading them names the problem
+    cache = [Output("--data.cache_dir", root, "folder", lambda p: True)]
+    check_outputs(subcommand, cache, {"the data --data.paths": h.paths, "the data file": files}, allowed_inside=[root])
+    check_outputs(subcommand, cache, {"the tokenizer": h.get("tokenizer")})
 
 
 def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
@@ -188,6 +208,16 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         return {"logger": run_logger(self.subcommand, root, version, purge_step)}
 
     def before_fit(self) -> None:
+        h = self.model.hparams
+        # What fit writes in the run folder: the root itself may hold the data (runs under a project folder).
+        logs = [getattr(self.trainer.logger, "root_dir", None) or self.trainer.logger.save_dir] \
+            if self.trainer.logger is not None else []
+        refuse_cache_over_input("fit", self.datamodule)
+        # The checkpoint folder is fit's own: resuming reads from it (--ckpt_path), so it is no input here.
+        check_outputs("fit", [Output("the checkpoint folder", checkpoint_dir(self.trainer), "folder", lambda p: True),
+                              *(Output("the log folder", log, "folder", lambda p: True) for log in logs)], {
+            **outputs.data_inputs("the data --data.paths", self.datamodule.hparams.paths),
+            "the base model": h.get("base_model"), "the adapter --model.adapter_path": h.get("adapter_path")})
         refuse_mixed_runs(checkpoint_dir(self.trainer), self.config_init["fit"].get("ckpt_path"))
         check_writable(self.trainer.default_root_dir)
         self._lock_run_folder(checkpoints_too=False)  # before anything else is created in it
@@ -200,6 +230,20 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
     def before_export(self) -> None:
         self._lock_run_folder()
         self._ckpt()
+        output = self.config_init["export"].get("output") or Path(self.trainer.default_root_dir) / "adapter"
+        # fit exports into CHECKPOINT_DIR/adapter itself: export may refresh that one, and nothing else there.
+        self._check_outputs("export", [Output("--output", output, "folder", outputs.EXPORTED)], {},
+                            allowed_inside=[checkpoint_dir(self.trainer) / "adapter"])
+
+    def _check_outputs(self, subcommand: str, written: list[Output], inputs: dict[str, Any],
+                       allowed_inside: list[Any] = ()) -> None:
+        """The rule of diary_lightning/outputs.py, with what every subcommand of the trainer reads: the
+        checkpoint, the adapter, the base model and the run's checkpoint folder."""
+        config, h = self.config_init[subcommand], self.model.hparams
+        check_outputs(subcommand, written, {
+            **inputs, "the checkpoint --ckpt_path": config.get("ckpt_path"),
+            "the adapter --model.adapter_path": h.get("adapter_path"), "the base model": h.get("base_model"),
+            "the run's checkpoint folder": checkpoint_dir(self.trainer)}, allowed_inside)
 
     def export(self, **kwargs: Any) -> Path:
         return self.trainer.export(**kwargs, output=self.config_init["export"].get("output"))
@@ -220,14 +264,18 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         self._ckpt()
         require_adapter_or_zero_shot(self.subcommand, self.config_init[self.subcommand], self.model.hparams)
         output = self.config_init["predict"].get("output") or os.path.join(self.trainer.default_root_dir, "predictions.jsonl")
-        refuse_output_over_input(output, self.datamodule.hparams.predict_path)
+        self._check_outputs("predict", [
+            Output("--output", output, "file", outputs.PREDICTIONS),
+            Output("--output", output + ".partial", "file", outputs.PREDICTIONS),
+            Output("--output", output + ".partial.json", "file", outputs.json_with("weights"))],
+            outputs.data_inputs("the input --data.predict_path", self.datamodule.hparams.predict_path))
         check_writable(Path(output).parent)
         self._locks = []
         self._lock(output, "file")
         writer = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions", False))
         writer.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
                                                   self.datamodule))
-        self.datamodule.skip_predict_ids = writer.written_ids()
+        self.datamodule.skip_predict_ids = writer.written_ids(predict_inputs(self.datamodule))
         self.trainer.callbacks.append(writer)
 
     def after_predict(self) -> None:
@@ -240,7 +288,7 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
 def main(args: list[str] | None = None) -> None:
     """The program: user errors end with their message and exit status 2 (``diary_lightning/errors.py``)."""
     silence_known_noise()
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    log_to_stderr()
     run_reporting_user_errors(run, sys.argv[1:] if args is None else args)
 
 

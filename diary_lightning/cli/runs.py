@@ -164,24 +164,6 @@ def cpu_when_no_accelerator_needed(subcommand: str, trainer: dict[str, Any]) -> 
     return {}
 
 
-def refuse_output_over_input(output: str, predict_path: Any) -> None:
-    """``--output chat.txt`` beside ``--data.predict_path chat.txt`` would replace the chat with its diary."""
-    from diary_lightning.data.records import DataError
-    from diary_lightning.data.sources import expand_paths
-
-    if not predict_path:
-        return
-    try:
-        inputs = expand_paths(predict_path)
-    except DataError:
-        return  # reading the input names the problem
-    target = Path(output).resolve()
-    for path in inputs:
-        if path.resolve() == target:
-            raise ConfigError(f"--output {output} is the input file {path}: writing the diaries there would replace "
-                              "it; give another --output")
-
-
 def resume_command(argv: list[str]) -> str | None:
     """The command that continues a fit after a stop: the same arguments with ``--ckpt_path last``."""
     if argv[:1] != ["fit"]:

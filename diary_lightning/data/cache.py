@@ -33,7 +33,7 @@ def cache_path(cache_dir: str | None, files: Sequence[Path], tokenizer: Any, tem
         "version": CACHE_VERSION,
         # The bytes, not sizes and times: an edit that keeps both, or a tokenizer replaced at the same path,
         # must not train on what the cache holds.
-        "files": files_digest(files),
+        "files": files_digest(files, unreadable_ok=True),
         "tokenizer": tokenizer_digest(tokenizer),
         "template": template,
         "options": list(options),
@@ -82,15 +82,24 @@ def save(path: Path, splits: dict[str, Any], report: DataReport) -> None:
 _CHUNK = 1 << 20
 
 
-def files_digest(files: Iterable[str | os.PathLike], relative_to: str | os.PathLike | None = None) -> str:
+def files_digest(files: Iterable[str | os.PathLike], relative_to: str | os.PathLike | None = None,
+                 unreadable_ok: bool = False) -> str:
     """One hash of every file's bytes and name (its real path, or its path under ``relative_to``), in the order
-    given: the order the dialogues are read in."""
+    given: the order the dialogues are read in. With ``unreadable_ok`` a file that cannot be opened counts by its
+    name and the reason (the reader then reports it, or skips it with ``data.skip_invalid``)."""
     digest = xxhash.xxh3_128()
     for path in files:
         name = os.path.relpath(path, relative_to) if relative_to is not None else os.path.realpath(path)
         name = name.encode("utf-8", "surrogateescape")
         digest.update(len(name).to_bytes(8, "little") + name)
-        with open(path, "rb") as f:
+        try:
+            f = open(path, "rb")
+        except OSError as err:
+            if not unreadable_ok:
+                raise
+            digest.update(f"unreadable: {err.errno}".encode())
+            continue
+        with f:
             size = os.fstat(f.fileno()).st_size
             digest.update(size.to_bytes(8, "little"))
             while chunk := f.read(_CHUNK):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 ANONYMIZATION_POLICIES = ("placeholder", "keep", "drop")
 DEFAULT_ANONYMIZATION = "placeholder"
@@ -46,23 +47,73 @@ def _placeholder(match: re.Match) -> str:
     return PLACEHOLDERS.get(name, f"({name})")
 
 
-# Characters a reader cannot see but a tokenizer can: a summary of zero-width spaces looks empty and is not, an
-# ANSI colour code pasted from a terminal is learned as text. Removed whole: terminal escape sequences (CSI, OSC
-# and two-byte ESC forms), C0/C1 controls other than whitespace (whitespace becomes a space below), zero-width
-# and joiner characters, bidirectional marks and embeddings, word joiner and invisible operators, the BOM, the
-# soft hyphen. Emoji variation selectors and private-use characters stay: they are visible.
+# Characters a reader cannot see but a tokenizer can: a summary of zero-width spaces or Hangul fillers looks
+# empty and is not, an ANSI colour code pasted from a terminal is learned as text. Chosen by Unicode property,
+# not listed one by one, so that the next invisible character is covered too: every format character (Cf:
+# zero-width and joiner characters, bidirectional marks, the BOM, the soft hyphen, tag characters, the Arabic
+# letter mark, the Mongolian vowel separator...), every control (Cc) that is not whitespace, and the rest of
+# Unicode's default-ignorable code points, which are letters or marks by category but are drawn as nothing:
+# the Hangul fillers (U+3164, U+115F, U+1160, U+FFA0), variation selectors, the combining grapheme joiner.
+# Kept: the prepended concatenation marks (Arabic number signs and the like), which are format characters
+# that are drawn; whitespace, which becomes a space below; private-use characters, which fonts draw.
+_DRAWN_FORMAT = {0x0600, 0x0601, 0x0602, 0x0603, 0x0604, 0x0605, 0x06DD, 0x070F, 0x0890, 0x0891, 0x08E2,
+                 0x110BD, 0x110CD}
+_IGNORABLE_LETTERS_AND_MARKS = [(0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+                                (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0), (0xE0000, 0xE0FFF)]
+
+
+def _invisible_ranges() -> list[tuple[int, int]]:
+    """Code point ranges removed by :func:`remove_invisible`, from the Unicode tables of this Python."""
+    chosen = set()
+    # Format characters lie in the BMP, plane 1 and the tag block of plane 14: no need to scan all 1.1M.
+    for cp in [*range(0x20000), *range(0xE0000, 0xE1000)]:
+        category = unicodedata.category(chr(cp))
+        if (category == "Cf" and cp not in _DRAWN_FORMAT) or (category == "Cc" and not chr(cp).isspace()):
+            chosen.add(cp)
+    for first, last in _IGNORABLE_LETTERS_AND_MARKS:
+        chosen.update(range(first, last + 1))
+    return _runs(chosen)
+
+
+def _runs(code_points: Iterable[int]) -> list[tuple[int, int]]:
+    ranges: list[tuple[int, int]] = []
+    for cp in sorted(code_points):
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1] = (ranges[-1][0], cp)
+        else:
+            ranges.append((cp, cp))
+    return ranges
+
+
+def _char_class(ranges: list[tuple[int, int]]) -> str:
+    return "".join(re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges)
+
+
+_RANGES = _invisible_ranges()
+# Terminal escape sequences go whole (CSI, OSC and two-byte ESC forms), then single invisible characters.
 _INVISIBLE = re.compile(
     r"\x1b(?:\[[0-?]*[ -/]*[@-~]?|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-_])?"
     r"|\x9b[0-?]*[ -/]*[@-~]?"
-    r"|[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
+    f"|[{_char_class(_RANGES)}]"
 )
+# The invisible characters that str.isprintable() calls printable (letters and marks by category).
+_PRINTABLE_INVISIBLE = re.compile(f"[{_char_class(_runs(cp for a, b in _RANGES for cp in range(a, b + 1) if chr(cp).isprintable()))}]")
+
+
+def is_invisible(char: str) -> bool:
+    """True for a character :func:`remove_invisible` removes on its own."""
+    cp = ord(char)
+    return any(first <= cp <= last for first, last in _RANGES)
 
 
 def remove_invisible(text: str) -> str:
-    """``text`` without control characters, terminal escape sequences and zero-width or direction marks."""
-    # isprintable() is False for every character removed here (and for whitespace other than a space), and a C
-    # loop: the regex only runs on the rare text that needs it.
-    return text if text.isprintable() else _INVISIBLE.sub("", text)
+    """``text`` without control characters, terminal escape sequences, format characters and other code points
+    that are drawn as nothing (Hangul fillers, variation selectors, tag characters)."""
+    # isprintable() is False for every control and format character, and a C loop; the few invisible letters
+    # and marks it passes are one more C scan. The substitution only runs on the rare text that needs it.
+    if text.isprintable() and not _PRINTABLE_INVISIBLE.search(text):
+        return text
+    return _INVISIBLE.sub("", text)
 
 
 def one_line(text: str) -> str:

@@ -223,10 +223,21 @@ def read_dialogues(
     found = find_input_files(paths, exclude)
     files = existing_files(found)
     result.passed_over = found.passed_over
+    # An unreadable folder or file is one problem as a damaged record is: an error, or skipped and counted.
+    for folder, why in found.unreadable:
+        result.problems.append(Problem(folder, None, None, "unreadable folder", f"unreadable folder ({why}): its files cannot be listed; give this user access, or remove it from data.paths"))
+        result.skipped["unreadable folder"] += 1
     sizes = [_size(path) for path in files]
     with _read_progress(sum(sizes), progress) as bar:
         for path, size in zip(files, sizes):
-            file_fmt, records, parse.check_surrogates = load_file(path, fmt)
+            try:
+                file_fmt, records, parse.check_surrogates = load_file(path, fmt)
+            except DataError as err:
+                if [p.reason for p in err.problems] != ["unreadable file"]:
+                    raise
+                result.problems.extend(err.problems)
+                result.skipped["unreadable file"] += 1
+                continue
             count = 0
             for index, record in enumerate(records):
                 dialogue, problem, disagree, empty = parse(file_fmt, record, path, index)

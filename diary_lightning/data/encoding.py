@@ -101,6 +101,21 @@ def _fit_turns(prompts: PromptTokenizer, turns: Sequence[Turn], budget: int) -> 
     return best
 
 
+def _fit_last_turn(prompts: PromptTokenizer, turn: Turn, budget: int) -> list[int] | None:
+    """Prompt ids of ``turn`` alone with the start of its text cut off, as much as needed to fit ``budget`` tokens
+    (the end of a message is what the diary follows from); None when even an empty text does not fit."""
+    text = turn.text
+    lo, hi, best = 0, len(text), None  # characters cut
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        ids = prompts([[Turn(turn.speaker, text[mid:])]])[0]
+        if len(ids) <= budget:
+            best, hi = ids, mid - 1
+        else:
+            lo = mid + 1
+    return best
+
+
 def encode_batch(
     tokenizer: Any,
     template: str,
@@ -108,14 +123,22 @@ def encode_batch(
     summaries: Sequence[str] | None,
     max_length: int,
     speaker_labels: Mapping[str, str] | None = None,
+    diary_room: int = 0,
 ) -> dict[str, list]:
     """Token ids and labels for a batch of dialogues.
 
     ``labels`` equal ``input_ids`` on the target and its EOS and are ``IGNORE_INDEX``
-    on the prompt, so only the diary is learned. Without summaries (prediction) the
-    ids are the prompt alone. When prompt and target exceed ``max_length``, the
+    on the prompt, so only the diary is learned. When prompt and target exceed ``max_length``, the
     oldest turns are dropped; the template, the instruction and the target are kept.
+
+    Without summaries (prediction) the ids are the prompt alone, cut the same way to leave ``diary_room`` tokens
+    (the most a diary may take, ``max_new_tokens``) for the diary, so that prompt and diary fit ``max_length``
+    as every training example did. A last turn too long on its own loses the start of its text: a prompt is
+    never longer than that; it is then counted in ``turns_cut`` too.
     """
+    if summaries is None and max_length - diary_room < 1:
+        raise ValueError(f"max_new_tokens {diary_room} leaves no room for the chat in max_length {max_length}: "
+                         "lower model.max_new_tokens or raise data.max_length")
     prompt_tokenizer = PromptTokenizer(tokenizer, template, speaker_labels)
     prompts = prompt_tokenizer(turns)
     if summaries is not None:
@@ -126,8 +149,15 @@ def encode_batch(
     out: dict[str, list] = {"input_ids": [], "labels": [], "prompt_length": [], "target_length": [], "turns_cut": [], "num_turns": []}
     for dialogue, prompt, target in zip(turns, prompts, target_ids):
         cut = 0
-        if len(prompt) + len(target) > max_length and len(dialogue) > 1:
-            prompt, cut = _fit_turns(prompt_tokenizer, dialogue, max_length - len(target))
+        budget = max_length - (len(target) if summaries is not None else diary_room)
+        if len(prompt) > budget and len(dialogue) > 1:
+            prompt, cut = _fit_turns(prompt_tokenizer, dialogue, budget)
+        if summaries is None and len(prompt) > budget and dialogue:
+            shortened = _fit_last_turn(prompt_tokenizer, dialogue[-1], budget)
+            if shortened is None:
+                raise ValueError(f"the prompt template alone is longer than max_length {max_length} minus "
+                                 f"max_new_tokens {diary_room}: raise data.max_length")
+            prompt, cut = shortened, len(dialogue)
         out["input_ids"].append(prompt + target)
         out["labels"].append([IGNORE_INDEX] * len(prompt) + target)
         out["prompt_length"].append(len(prompt))

@@ -143,6 +143,8 @@ class Encoder:
     template: str
     max_length: int
     label: Callable[[Dialogue], Sequence[Turn]] | None = None
+    diary_room: int = 0
+    """Without summaries (predict): tokens kept free for the diary, ``max_new_tokens``."""
 
     def __call__(self, dialogues: Sequence[Dialogue], with_summaries: bool, desc: str) -> Any:
         """A dataset of the encoded dialogues; the turns stay beside the tokens, as the generated-diary
@@ -153,13 +155,13 @@ class Encoder:
             return empty_split()
 
         # Only these travel to datasets' worker processes, not the label function and what it is bound to.
-        tokenizer, template, max_length = self.tokenizer, self.template, self.max_length
+        tokenizer, template, max_length, room = self.tokenizer, self.template, self.max_length, self.diary_room
 
         def encode(batch: dict[str, list]) -> dict[str, list]:
             # The speakers are already the prompt's labels (_turn_columns).
             turns = [[Turn(s, t) for s, t in zip(sp, tx)] for sp, tx in zip(batch["speakers"], batch["texts"])]
             summaries = batch["summary"] if with_summaries else None
-            return encode_batch(tokenizer, template, turns, summaries, max_length)
+            return encode_batch(tokenizer, template, turns, summaries, max_length, diary_room=room)
 
         procs = tokenize_processes(len(dialogues))
         text = Dataset.from_dict(_turn_columns(dialogues, self.label), features=Features(_text_features()))

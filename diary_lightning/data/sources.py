@@ -83,7 +83,8 @@ def load_file(path: Path, fmt: str) -> tuple[str, list[Any], bool]:
     except UnicodeDecodeError as err:
         raise DataError([_decode_problem(path, err, len(raw))]) from None
     except OSError as err:
-        detail = why_missing(str(path)) if err.errno == errno.ELOOP else err.strerror or str(err)
+        detail = why_missing(str(path)) if err.errno == errno.ELOOP else \
+            f"unreadable file ({err.strerror or err}): give this user read access, or remove it from data.paths"
         raise DataError([Problem(str(path), None, None, "unreadable file", detail)]) from None
     if not text.strip():
         raise DataError([Problem(str(path), None, None, "empty file", "the file is empty; remove it from data.paths")])
@@ -146,6 +147,9 @@ class InputFiles:
     back to a folder above it (a loop), a second path to a folder or file already read."""
     missing: list[tuple[str, str]] = field(default_factory=list)
     """``(entry, why)`` for each entry of ``paths`` that names nothing readable."""
+    unreadable: list[tuple[str, str]] = field(default_factory=list)
+    """``(folder, why)`` for each folder that could not be listed (no permission): an error, or with
+    ``data.skip_invalid`` a warning and a count, never a silent loss of its dialogues."""
 
 
 def _inside(path: str, roots: Sequence[str]) -> bool:
@@ -205,6 +209,7 @@ class _DirectoryWalk:
             entries = sorted(os.scandir(path), key=lambda e: e.name)
         except OSError as err:
             self.found.passed_over.append(f"{path}: unreadable folder ({err.strerror or err})")
+            self.found.unreadable.append((str(path), err.strerror or str(err)))
             return True
         for entry in entries:
             child = Path(entry.path)

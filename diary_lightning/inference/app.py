@@ -147,13 +147,15 @@ def generation_settings(base: GenerationSettings, max_new_tokens: float | None, 
     return dataclasses.replace(base, **changes)
 
 
-def _check_lengths(dialogues: Sequence[Dialogue], prompts: Sequence[PreparedPrompt], max_length: int) -> None:
-    """A chat whose last turn alone overflows ``max_length``: predict drops it, the page says so."""
+def _check_lengths(dialogues: Sequence[Dialogue], prompts: Sequence[PreparedPrompt], max_length: int,
+                   max_new_tokens: int) -> None:
+    """The prompts are cut to leave the run's room for the diary, as predict cuts them; more new tokens asked on
+    the page than that room leaves would run past ``max_length``, the length the model was trained to."""
     for dialogue, prompt in zip(dialogues, prompts):
-        if len(prompt.input_ids) > max_length:
-            raise UserError(f"{dialogue.id}: the chat is too long: with every turn but the last cut, its prompt is "
-                            f"{len(prompt.input_ids)} tokens, over max_length={max_length} of the run (predict drops "
-                            "such a chat); shorten its last message")
+        if len(prompt.input_ids) + max_new_tokens > max_length:
+            raise UserError(f"{dialogue.id}: the chat is too long: its prompt is {len(prompt.input_ids)} tokens and "
+                            f"{max_new_tokens} new tokens were asked, over max_length={max_length} of the run; "
+                            "ask for fewer new tokens")
 
 
 class DiaryPage:
@@ -183,7 +185,7 @@ class DiaryPage:
         dialogues = read_chat(text, upload, settings.anonymization)
         who = writer.strip() if writer and writer.strip() else None
         prompts = self.pipeline.prepare(dialogues, who)
-        _check_lengths(dialogues, prompts, settings.max_length)
+        _check_lengths(dialogues, prompts, settings.max_length, generation.max_new_tokens)
         compare = compare and self.has_adapter
         calls = -(-len(prompts) // self.pipeline.batch_size) * (2 if compare else 1)
         watch = watch or Watch(0)

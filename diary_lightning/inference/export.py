@@ -30,6 +30,7 @@ from diary_lightning.model.loading import (
     load_adapter_state,
     load_tokenizer,
 )
+from diary_lightning.io.outputs import MERGED, Output, check_outputs, mark
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,8 @@ def merge_adapter(adapter_path: str | os.PathLike, output: str | os.PathLike, dt
         raise ValueError(f"--dtype {dtype}: expected one of {', '.join(MERGE_DTYPES)}")
     adapter_path, output = Path(adapter_path), Path(output)
     base = base_model or adapter_base_model(adapter_path)
+    check_outputs("merge", [Output("--output", output, "folder", MERGED)],
+                  {"the adapter --adapter_path": adapter_path, "the base model": base})
     log.info("merging %s into %s (%s)", adapter_path, base, dtype)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=DTYPES[dtype], trust_remote_code=trust_remote_code)
     merged = PeftModel.from_pretrained(model, str(adapter_path)).merge_and_unload()
@@ -188,6 +191,7 @@ def merge_adapter(adapter_path: str | os.PathLike, output: str | os.PathLike, dt
         for name in ("generation_config.json", SETTINGS_FILE):
             if (adapter_path / name).is_file():
                 shutil.copyfile(adapter_path / name, tmp / name)
+        mark(tmp, "merge")
     return output
 
 

@@ -12,7 +12,6 @@ import torch
 
 from diary_lightning.data.batching import DiaryCollator
 from diary_lightning.data.encoding import PromptFormat, encode_batch, render_chat
-from diary_lightning.data.prompts import render_prompt
 from diary_lightning.data.records import RecordFields
 from diary_lightning.inference.export import adapter_base_model, checkpoint_settings, read_settings
 from diary_lightning.model.generation import DiarySettings, GenerationSettings, generate_diaries
@@ -157,9 +156,9 @@ class DiaryPipeline:
                                 index=i)
                     for i, messages in enumerate(dialogues)]
         encoded = encode_batch(self.tokenizer, self.prompt_format.template, [r.turns for r in rendered], None,
-                               self.settings.max_length)
-        return [PreparedPrompt(r.dialogue.writer, r.chosen_by, render_prompt(self.prompt_format.template, r.turns[cut:]),
-                               ids, cut)
+                               self.settings.max_length, diary_room=self.settings.generation.max_new_tokens)
+        # The text shown is the ids decoded: what is sent, a last message shortened from its start included.
+        return [PreparedPrompt(r.dialogue.writer, r.chosen_by, self.tokenizer.decode(ids), ids, cut)
                 for r, ids, cut in zip(rendered, encoded["input_ids"], encoded["turns_cut"])]
 
     def generate(self, prompts: Sequence[PreparedPrompt], *, generation: GenerationSettings | None = None,

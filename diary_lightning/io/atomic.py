@@ -38,6 +38,21 @@ def owner_tag() -> str:
     return f".{os.getpid()}@{socket.gethostname()}"
 
 
+def umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` can only read it by setting it, which another
+    thread creating a file at that moment would see)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)  # no /proc (macOS): the only other way
+    os.umask(old)
+    return old
+
+
 @contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", *, encoding: str | None = None,
                 fsync: bool = False) -> Iterator[IO[Any]]:
@@ -48,15 +63,16 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", *, encoding: str | Non
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f"{owner_tag()}.tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # mkstemp makes it 0600: a model server of another user could not read it
         with os.fdopen(fd, mode, encoding=encoding if "b" not in mode else None) as f:
             yield f
             if fsync:
                 f.flush()
                 os.fsync(f.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        raise _naming(err, target)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -75,6 +91,7 @@ def atomic_directory(path: str | os.PathLike, *, keep_existing: bool = False) ->
     remove_stale_temporaries(target.parent)  # what killed jobs left beside it
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=f"{owner_tag()}.tmp"))
     try:
+        tmp.chmod(0o777 & ~umask())  # mkdtemp makes it 0700, as private as a temporary must be, not as published
         yield tmp
         fault_point("folder-write")
         if not keep_existing:
@@ -85,8 +102,20 @@ def atomic_directory(path: str | os.PathLike, *, keep_existing: bool = False) ->
         except OSError:
             if not target.exists():
                 raise
+    except OSError as err:
+        raise _naming(err, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # left only when not published
+
+
+def _naming(err: BaseException, target: Path) -> BaseException:
+    """``err`` with ``target`` as its file when it names none: a write that fails for lack of space raises an
+    OSError without a path, and the user must learn which output did not fit."""
+    if isinstance(err, OSError) and err.filename is None and err.errno is not None:
+        named = OSError(err.errno, err.strerror or str(err), str(target))
+        named.__traceback__ = err.__traceback__
+        return named
+    return err
 
 
 def _publish(tmp: Path, target: Path) -> None:

@@ -1,4 +1,4 @@
-"""Append-only JSONL that survives a SIGKILL at any moment.
+"""The resumable JSONL output of predict and synthesize: append-only, and it survives a SIGKILL at any moment.
 
 Each record goes out as one ``os.write`` of a whole line, so a killed process leaves at most one torn line at
 the end of the file, and the kernel keeps what was written even though the process died. On start a torn
@@ -6,16 +6,23 @@ last line is cut off (its dialogue is simply asked again) and the ids already pr
 writes only the missing ones. ``fsync`` runs at most every ``sync_every`` seconds (0: after every line): it
 guards against a machine crash, which a SIGKILL is not, and per line it would cap a fast teacher at the
 disk's sync rate.
+
+A resumed run must continue the same work: :func:`first_mismatch` compares what is already written (its ids and
+the fingerprint of the dialogue each line was written for) with the input now, and names the first line that
+belongs to another input.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
+import logging
 import os
 import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import xxhash
 
 from diary_lightning.errors import UserError
 
@@ -53,12 +60,11 @@ def repair(path: Path) -> int:
         return size - keep
 
 
-def read_ids(path: Path) -> list[str]:
-    """The ``id`` of every line of ``path`` in order (after :func:`repair`); a line that is not a JSON record
-    with an id is an error naming the file and line."""
+def read_records(path: Path, what: str = "synthesize") -> Iterator[dict[str, Any]]:
+    """Every record of ``path`` in order (after :func:`repair`); a line that is not a JSON record with a string
+    id is an error naming the file and line."""
     if not path.exists():
-        return []
-    ids = []
+        return
     with open(path, encoding="utf-8") as handle:
         for lineno, line in enumerate(handle, 1):
             if not line.strip():
@@ -67,11 +73,41 @@ def read_ids(path: Path) -> list[str]:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
                 raise OutputError(f"{path}, line {lineno}: not JSON ({err.msg}); this file was not written by "
-                                  "synthesize, or was edited: move it away or fix the line") from None
+                                  f"{what}, or was edited: move it away or fix the line") from None
             if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-                raise OutputError(f"{path}, line {lineno}: no string 'id'; not a synthesize output")
-            ids.append(record["id"])
-    return ids
+                raise OutputError(f"{path}, line {lineno}: no string 'id'; not a {what} output")
+            yield record
+
+
+def read_ids(path: Path, what: str = "synthesize") -> list[str]:
+    """The ``id`` of every line of ``path`` in order (after :func:`repair`)."""
+    return [record["id"] for record in read_records(path, what)]
+
+
+def open_for_resume(path: Path, what: str) -> list[dict[str, Any]]:
+    """The complete records of an output an interrupted run left, after cutting off its torn last line."""
+    cut = repair(path)
+    if cut:
+        logging.getLogger(__name__).warning("%s: cut a torn last line (%d bytes) left by an interrupted run", path, cut)
+    return list(read_records(path, what))
+
+
+def fingerprint(turns: Iterable[Any], summary: str | None = None) -> str:
+    """A short hash of a dialogue's content (its turns as speaker and text, and its summary), to tell whether a
+    line already written was written for this dialogue. Turns are ``Turn`` objects or ``{"speaker", "text"}``."""
+    pairs = [[t["speaker"], t["text"]] if isinstance(t, Mapping) else [t.speaker, t.text] for t in turns]
+    return xxhash.xxh3_64_hexdigest(json.dumps([pairs, summary], ensure_ascii=False).encode("utf-8"))
+
+
+def first_mismatch(written: Sequence[tuple[str, str | None]], now: Mapping[str, str]) -> str | None:
+    """The first of ``written`` (id, fingerprint or None when unknown) that is not ``now``'s, described; None
+    when every line belongs to the input of ``now`` (id -> fingerprint)."""
+    for line, (id_, print_) in enumerate(written, 1):
+        if id_ not in now:
+            return f"line {line} (id {id_!r}) is for a dialogue that is not in the input"
+        if print_ is not None and print_ != now[id_]:
+            return f"line {line} (id {id_!r}) was written for another text of that dialogue"
+    return None
 
 
 class JsonlAppender:
@@ -102,26 +138,5 @@ class JsonlAppender:
     def close(self) -> None:
         if self._fd >= 0:
             self.sync()
-            os.close(self._fd)
-            self._fd = -1
-
-
-class OutputLock:
-    """One synthesize per output file: a second one would write the same ids twice. The lock is on the output
-    file itself (created empty if missing), so nothing is left behind and a killed run's lock dies with it."""
-
-    def __init__(self, output: Path) -> None:
-        self.path = Path(output)
-        self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._fd)
-            raise OutputError(f"{output} is being written by another synthesize; wait for it, or give each run "
-                              "its own --output (e.g. one per --shard)") from None
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = -1

@@ -1,11 +1,11 @@
 """One folder, one job: the lock a job takes on the run folder (fit, validate, test, export) or the output file
-(predict) it writes.
+(predict, synthesize) it writes, and the clean-up of what a killed job left there.
 
-The lock is a file created with ``O_EXCL`` holding its holder as JSON (PID, host, command, since when, and the
-process start time, so a PID reused by an unrelated process does not look alive). A second job is refused at
-once with the holder's details; a lock whose process is gone (same host) is taken over with a warning.
-Readers take no lock: predict may read a ``last.ckpt`` a fit is writing, since checkpoints are renamed whole
-into place.
+The lock is an operating-system lock (``flock``, through the ``filelock`` library) on a lock file, so it dies
+with its process: a killed job leaves no lock to take over, and two jobs can never both hold it. The file
+also holds its holder as JSON (PID, host, command, since when), so that a second job is refused at once with
+the holder's details. Readers take no lock: predict may read a ``last.ckpt`` a fit is writing, since
+checkpoints are renamed whole into place.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import filelock
+
 from diary_lightning.errors import UserError
-from diary_lightning.io.atomic import pid_alive, start_time
 
 log = logging.getLogger(__name__)
 
@@ -42,75 +43,76 @@ def _command() -> str:
 
 def _holder() -> dict[str, Any]:
     return {"pid": os.getpid(), "host": socket.gethostname(), "command": _command(),
-            "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "start": start_time(os.getpid())}
+            "since": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 
 def _read(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
-        return {}  # being written this instant, or damaged: treated as held by an unknown job
+    except OSError:
+        return {}
+    try:
+        holder = json.loads(text) if text.strip() else {}
+    except ValueError:
+        return {}  # being written this instant, or damaged
+    return holder if isinstance(holder, dict) else {}
 
 
-def _describe(holder: dict[str, Any]) -> str:
+def _describe(holder: dict[str, Any] | None) -> str:
     if not holder:
-        return "an unknown job (the lock file is empty or damaged)"
+        return "a job that has not said who it is yet (the lock file is empty)"
     return f"PID {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}: {holder.get('command')}"
 
 
-def _is_stale(holder: dict[str, Any]) -> bool:
-    """Left by a job that is gone, or by this very process (a command run again in-process after an error)."""
-    if not holder or holder.get("host") != socket.gethostname():
-        return False
-    pid = int(holder.get("pid", 0))
-    return pid == os.getpid() or not pid_alive(pid, holder.get("start"))
+_HELD: dict[Path, JobLock] = {}
+"""The locks this process holds, by lock file: a command run again in-process after an error takes its own."""
 
 
 class JobLock:
     """The lock of ``path`` (``LOCK_NAME`` inside a folder, or ``FILE.lock`` beside a file); released on
-    :meth:`release` and at interpreter exit."""
+    :meth:`release`, at interpreter exit, and by the operating system when the process dies. ``busy`` is the
+    advice of the refusal message."""
 
-    def __init__(self, path: str | os.PathLike, what: str) -> None:
+    def __init__(self, path: str | os.PathLike, what: str, busy: str | None = None) -> None:
         self.target = Path(path)
         self.what = what
         self.file = self.target / LOCK_NAME if what == "folder" else self.target.with_name(self.target.name + ".lock")
+        self.busy = busy or "Wait for it to finish or write elsewhere"
         self.held = False
+        self._lock: filelock.BaseFileLock | None = None
 
     def acquire(self) -> JobLock:
         self.file.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
-            try:
-                fd = os.open(self.file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = _read(self.file)
-                if holder is None:
-                    continue  # released in between: try again
-                if not _is_stale(holder):
-                    raise LockedError(
-                        f"{self.target} is in use by another job: {_describe(holder)}. Wait for it to finish or "
-                        f"write elsewhere; if that job is gone for good, delete {self.file}.") from None
-                # Renamed aside rather than deleted: of two jobs taking over at once, only one rename succeeds.
-                aside = self.file.with_name(f"{self.file.name}.stale.{os.getpid()}")
-                try:
-                    os.replace(self.file, aside)
-                except FileNotFoundError:
-                    continue
-                aside.unlink(missing_ok=True)
-                if holder.get("pid") != os.getpid():
-                        log.warning("Took over the lock of %s left by a job that is gone (%s).", self.target,
-                                _describe(holder))
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(_holder(), f)
-            self.held = True
-            atexit.register(self.release)
-            return self
-        raise LockedError(f"could not lock {self.target}: {self.file} keeps changing")
+        self._key = key = Path(os.path.realpath(self.file))
+        if key in _HELD:
+            _HELD[key].release()
+        lock = filelock.FileLock(str(self.file), timeout=0)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise LockedError(f"{self.target} is in use by another job: {_describe(_read(self.file))}. "
+                              f"{self.busy}.") from None
+        # Whoever wrote the file before us no longer holds it: the OS released its lock when it died.
+        gone = _read(self.file)
+        if gone and gone.get("pid") != os.getpid():
+            log.warning("Took over the lock of %s left by a job that is gone (%s).", self.target, _describe(gone))
+        with open(self.file, "r+", encoding="utf-8") as f:
+            f.truncate()
+            json.dump(_holder(), f)
+        self._lock, self.held = lock, True
+        _HELD[key] = self
+        atexit.register(self.release)
+        return self
 
     def release(self) -> None:
-        if self.held and (_read(self.file) or {}).get("pid") == os.getpid():
-            self.file.unlink(missing_ok=True)
+        if not self.held or self._lock is None:
+            return
+        # Removed while still held: a job that opened the old file before this sees it unlinked once it gets the
+        # lock, and filelock then opens a new one, so two jobs never hold two files of one name.
+        self.file.unlink(missing_ok=True)
+        self._lock.release()
         self.held = False
+        _HELD.pop(self._key, None)
+

@@ -10,7 +10,8 @@ from typing import Any
 from diary_lightning.data.records import Dialogue
 from diary_lightning.data.roles import DEFAULT_BOTS, LabelScheme, choose_writer, role_labels
 from diary_lightning.synthesis.checks import CheckConfig
-from diary_lightning.synthesis.runner import Roles, Synthesis, print_summary
+from diary_lightning.io.outputs import check_outputs, data_inputs
+from diary_lightning.synthesis.runner import Roles, Synthesis, print_summary, synthesis_outputs
 from diary_lightning.synthesis.teacher import BACKENDS, Teacher, TeacherConfig, resolve_prompt, resolve_system
 
 log = logging.getLogger(__name__)
@@ -37,9 +38,14 @@ def read_for_synthesis(datamodule: Any, progress: bool = True) -> list[Dialogue]
 
 
 def synthesize(datamodule: Any, output: str | None, teacher: TeacherConfig, checks: CheckConfig, retries: int,
-               shard: str, progress: bool) -> dict[str, Any]:
+               shard: str, progress: bool, checkpoints: Any = None) -> dict[str, Any]:
     if not output:
         raise ValueError("synthesize needs --output (the JSONL file of diaries to write or complete)")
+    # Before anything is read or repaired: a torn-line repair of a data file would cut its last record.
+    check_outputs("synthesize", synthesis_outputs(output), {
+        **data_inputs("the data --data.paths", datamodule.hparams.paths),
+        "the teacher model": teacher.model if teacher.backend != "openai" else None,
+        "the run's checkpoint folder": checkpoints})
     template = resolve_prompt(teacher.prompt)
     system = resolve_system(teacher.system)
     dialogues = read_for_synthesis(datamodule, progress)
@@ -72,7 +78,10 @@ class SynthesizeCommand:
         """
         # A setting, the data, the key or the server is the user's to fix: TeacherError and OutputError are
         # UserErrors, reported by the CLI like every other (diary_lightning/errors.py).
-        return synthesize(datamodule, output, teacher, checks, retries, shard, progress)
+        from diary_lightning.training.checkpointing import checkpoint_folder
+
+        return synthesize(datamodule, output, teacher, checks, retries, shard, progress,
+                          checkpoint_folder(self.checkpoint_callbacks, self.default_root_dir))
 
 
 def make_teacher(config: TeacherConfig) -> Teacher:

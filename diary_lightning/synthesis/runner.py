@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from diary_lightning.data.records import Dialogue
-from diary_lightning.io.jsonl import JsonlAppender, OutputLock, read_ids, repair
+from diary_lightning.io.jsonl import JsonlAppender, OutputError, first_mismatch, fingerprint, open_for_resume
+from diary_lightning.io.lock import JobLock
+from diary_lightning.io.outputs import SYNTHESIS_REJECTS, SYNTHESIZED, Output, check_outputs
 from diary_lightning.synthesis.checks import CheckConfig, check_diary
 from diary_lightning.synthesis.teacher import Reply, Request, Teacher, build_messages
 
@@ -40,6 +42,12 @@ def shard_of(dialogue_id: str, count: int) -> int:
 def rejected_path(output: Path) -> Path:
     return output.with_name(output.name + ".rejected.jsonl") if output.suffix != ".jsonl" else \
         output.with_name(output.name[:-len(".jsonl")] + ".rejected.jsonl")
+
+
+def synthesis_outputs(output: str | Path) -> list[Output]:
+    """What a run writes: the kept diaries and the rejected ones, each only over a file synthesize wrote."""
+    return [Output("--output", output, "file", SYNTHESIZED),
+            Output("--output (its rejected file)", rejected_path(Path(output)), "file", SYNTHESIS_REJECTS)]
 
 
 @dataclass
@@ -90,17 +98,16 @@ class Synthesis:
 
     def run(self, dialogues: Sequence[Dialogue]) -> dict[str, Any]:
         start = time.perf_counter()
+        check_outputs("synthesize", synthesis_outputs(self.output), {})
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        lock = OutputLock(self.output)
+        # One run per output: a second would write the same ids twice.
+        lock = JobLock(self.output, "file", busy="Wait for it, or give each run its own --output (one per --shard)")
+        lock.acquire()
         try:
-            for path in (self.output, self.rejected):
-                cut = repair(path)
-                if cut:
-                    log.warning("%s: cut a torn last line (%d bytes) left by an interrupted run", path, cut)
-            # A rejected dialogue is done too: asking again gives the same answer (use --retries for more tries).
-            done = set(read_ids(self.output)) | set(read_ids(self.rejected))
             index, count = self.shard
             mine = [d for d in dialogues if count == 1 or shard_of(d.id, count) == index]
+            # A rejected dialogue is done too: asking again gives the same answer (use --retries for more tries).
+            done = self._written_for(mine)
             todo = [d for d in mine if d.id not in done]
             self.counts["already_done"] = len(mine) - len(todo)
             self._by_id = {d.id: d for d in todo}
@@ -136,6 +143,22 @@ class Synthesis:
             "teacher": self._teacher,
         }
 
+    def _written_for(self, mine: Sequence[Dialogue]) -> set[str]:
+        """The ids already written (kept or rejected), after checking that each line was written for a dialogue
+        of this input as it is now: a re-run on other data would otherwise keep diaries of other texts."""
+        now = {d.id: fingerprint(d.turns, d.summary) for d in mine}
+        done: set[str] = set()
+        for path in (self.output, self.rejected):
+            written = [(record["id"], record.get("input") or (
+                fingerprint(record["dialogue"], record.get("summary")) if isinstance(record.get("dialogue"), list)
+                else None)) for record in open_for_resume(path, "synthesize")]
+            mismatch = first_mismatch(written, now)
+            if mismatch:
+                raise OutputError(f"{path}: {mismatch} (--data.paths, --shard); this output belongs to another "
+                                  "input: give this run its own --output, or move that file away to start over")
+            done.update(id_ for id_, _ in written)
+        return done
+
     def _on_reply(self, request: Request, reply: Reply) -> None:
         if reply.tokens_in is not None or reply.tokens_out is not None:
             self.tokens["reported"] = True
@@ -164,7 +187,8 @@ class Synthesis:
             return
         else:
             self._rejects.write({"id": dialogue.id, "failed": failed, "diary": reply.text, "summary": dialogue.summary,
-                                 "attempts": request.attempt + 1, "teacher": self._teacher})
+                                 "attempts": request.attempt + 1, "teacher": self._teacher,
+                                 "input": fingerprint(dialogue.turns, dialogue.summary)})
             self.counts["rejected"] += 1
             self.failed_checks.update(failed)
         self._bar.update(1)

@@ -16,6 +16,7 @@ from diary_lightning.data.cache import files_digest
 from diary_lightning.data.prepare import DataReport, too_long
 from diary_lightning.errors import UserError
 from diary_lightning.io.atomic import write_text
+from diary_lightning.io.jsonl import JsonlAppender, first_mismatch, fingerprint, open_for_resume
 from diary_lightning.model.generation import GenerationSettings
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,8 @@ class PredictionsJsonl(BasePredictionWriter):
         self.record = self.partial.with_name(self.partial.name + ".json")
         self.resume = resume
         self.identity: dict[str, Any] | None = None
-        self._file: Any = None
+        self._file: JsonlAppender | None = None
+        self.inputs: dict[str, str] = {}
         self.count = 0
 
     def rank_parts(self) -> list[Path]:
@@ -94,11 +96,22 @@ class PredictionsJsonl(BasePredictionWriter):
             check_same_maker(self.record, identity, self.partial)
         self.identity = identity
 
-    def written_ids(self) -> set[str]:
-        """Ids already written (none unless resuming), in every rank's file; a torn last line is cut off."""
-        from diary_lightning.training.exact_resume import completed_predictions
-
-        done = set().union(*(completed_predictions(p) for p in [self.partial, *self.rank_parts()])) if self.resume else set()
+    def written_ids(self, inputs: dict[str, str]) -> set[str]:
+        """Ids already written (none unless resuming), in every rank's file, after cutting off a torn last line and
+        checking that each was written for a dialogue of ``inputs`` (id -> :func:`fingerprint`) as it is now."""
+        self.inputs = inputs
+        if not self.resume:
+            return set()
+        saved = (json.loads(self.record.read_text(encoding="utf-8")).get("input") or {}) if self.record.is_file() else {}
+        done: set[str] = set()
+        for path in [self.partial, *self.rank_parts()]:
+            written = [record["id"] for record in open_for_resume(path, "predict")]
+            mismatch = first_mismatch([(id_, saved.get(id_)) for id_ in written], inputs)
+            if mismatch:
+                raise PredictionsMismatchError(
+                    f"--resume_predictions: {path}: {mismatch} (--data.predict_path). Resume with the same "
+                    f"input, or delete {self.partial} to start over.")
+            done.update(written)
         self.count = len(done)
         if done:
             log.info("resuming %s: %d diaries already written", self.partial, len(done))
@@ -108,22 +121,22 @@ class PredictionsJsonl(BasePredictionWriter):
         rank = trainer.global_rank
         if trainer.is_global_zero:
             self.output.parent.mkdir(parents=True, exist_ok=True)
-            if self.identity is not None:  # before the first diary: a .partial always says who wrote it
-                write_record(self.record, self.identity)
+            if self.identity is not None:  # before the first diary: a .partial always says who wrote it, and for what
+                write_record(self.record, {**self.identity, "input": self.inputs})
             if not self.resume:  # a fresh predict: no other run's rank files may join the merge
                 for part in self.rank_parts():
                     if int(part.name.rsplit("rank", 1)[1]) >= trainer.world_size:
                         part.unlink()
-        self._file = open(self._mine(rank), "a" if self.resume else "w", encoding="utf-8")
+        if not self.resume:
+            self._mine(rank).unlink(missing_ok=True)
+        self._file = JsonlAppender(self._mine(rank))
 
     def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any, *args: Any) -> None:
         if self._file is None:
             return
         for row in prediction:
-            line = {"id": row["id"], "diary": row["diary"], "style_failures": row["style_failures"]}
-            self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
+            self._file.write({"id": row["id"], "diary": row["diary"], "style_failures": row["style_failures"]})
             self.count += 1
-        self._file.flush()
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._file is None:
@@ -199,6 +212,12 @@ def prediction_identity(ckpt_path: str | None, model: Any, datamodule: Any) -> d
         "generation": GenerationSettings.from_mapping(h).to_dict(),
         "prompt": {**prompt, "max_length": datamodule.hparams.max_length},
     }
+
+
+def predict_inputs(datamodule: Any) -> dict[str, str]:
+    """Id -> :func:`fingerprint` of every dialogue predict will write for, as the data module reads them."""
+    result = datamodule._read(datamodule.hparams.predict_path, require_summary=False, progress=False)
+    return {d.id: fingerprint(d.turns) for d in result.dialogues}
 
 
 def _normal(value: Any) -> Any:

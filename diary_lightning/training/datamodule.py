@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -196,6 +197,9 @@ class DiaryDataModule(L.LightningDataModule):
             # A cache inside a data folder holds .json files that are not data.
             exclude=[cache.cache_root(self.hparams.cache_dir)], progress=progress,
         )
+        for problem in result.problems:
+            if problem.reason in ("unreadable folder", "unreadable file"):  # skip_invalid: said, never silent
+                log.warning("data.skip_invalid: skipped %s", problem)
         return with_writers(result, self.writer, self.bots, self.hparams.skip_invalid)
 
     def encoder(self) -> Encoder:
@@ -306,7 +310,15 @@ class DiaryDataModule(L.LightningDataModule):
         log.info("predict: writers chosen by %s", count_rules(dialogues, result.writer_chosen_by, self.writer))
         # The input's order, which the predictions file keeps whatever the ranks (PredictionsJsonl).
         self.predict_order = [d.id for d in result.dialogues]
-        dataset = self.encoder()(dialogues, False, "Tokenizing predict")
+        # Room for the diary, as every training example had: the prompt and max_new_tokens fit max_length.
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        encoder = dataclasses.replace(self.encoder(), diary_room=module.hparams.get("max_new_tokens", 0) if module else 0)
+        dataset = encoder(dialogues, False, "Tokenizing predict")
+        cut = [n for n in dataset["turns_cut"] if n] if len(dataset) else []
+        if cut:
+            log.warning("predict: %d of %d chats lost their oldest turns (%d turns in all) to fit data.max_length %d "
+                        "minus model.max_new_tokens %d, as training cuts them", len(cut), len(dataset), sum(cut),
+                        self.hparams.max_length, encoder.diary_room)
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
         if world > 1:
             # Each rank generates every world-th chat: predict has no collective step, so the shares may

@@ -9,12 +9,9 @@ checkpoint. It also logs the step's metrics only after that checkpoint, so a kil
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import random
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -203,32 +200,6 @@ class ResumableDataLoader(DataLoader):
         sampler.skip_batches = done
         if done:
             log.info("Resuming epoch %d after its first %d batches.", epoch, done)
-
-
-def completed_predictions(partial: Path) -> set[str]:
-    """The ids of the complete lines of a predictions file a killed predict left, cutting off a torn last line.
-
-    A line is complete when it ends with a newline and parses; the file is truncated just after the
-    last such line, so appending to it continues a well-formed JSONL file.
-    """
-    if not partial.is_file():
-        return set()
-    done: set[str] = set()
-    keep = 0
-    with open(partial, "rb") as f:
-        for line in f:
-            if not line.endswith(b"\n"):
-                break
-            try:
-                done.add(json.loads(line)["id"])
-            except (ValueError, KeyError, TypeError):
-                break
-            keep += len(line)
-    if keep != os.path.getsize(partial):
-        log.warning("Dropping an incomplete record at the end of %s.", partial)
-        with open(partial, "r+b") as f:
-            f.truncate(keep)
-    return done
 
 
 class RngState(L.Callback):
