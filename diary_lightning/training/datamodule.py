@@ -58,6 +58,7 @@ class DiaryDataModule(L.LightningDataModule):
         fields: dict[str, str] | None = None,
         topics: list[str] | None = None,
         skip_invalid: bool = False,
+        split_days: bool = True,
         val_generate_samples: int = 32,
         test_generate_samples: int | None = 128,
         group_by_length: bool = True,
@@ -90,6 +91,8 @@ class DiaryDataModule(L.LightningDataModule):
             fields: Field names for JSON/JSONL records: keys ``id``, ``dialogue``, ``speaker``, ``text``, ``summary``.
             topics: Keep only AI Hub dialogues of these topics (e.g. ``개인 및 관계``).
             skip_invalid: Skip and report bad records instead of stopping.
+            split_days: Cut a chat log (KakaoTalk export) into one dialogue per day, as a diary is written per day
+                (ids ``FILE_YYYY-MM-DD``); off: one dialogue per file.
             val_generate_samples: Val dialogues the model writes diaries for at each scored validation, chosen
                 by a stable hash of their ids (0: none). Not capped by ``trainer.limit_val_batches``.
             test_generate_samples: Test dialogues written and scored by ``test``, chosen the same way
@@ -193,7 +196,7 @@ class DiaryDataModule(L.LightningDataModule):
             anonymization=self.hparams.anonymization, topics=self.hparams.topics if require_summary else None,
             skip_invalid=self.hparams.skip_invalid,
             # A cache inside a data folder holds .json files that are not data.
-            exclude=[cache.cache_root(self.hparams.cache_dir)], progress=progress,
+            exclude=[cache.cache_root(self.hparams.cache_dir)], progress=progress, split_days=self.hparams.split_days,
         )
         return with_writers(result, self.writer, self.bots, self.hparams.skip_invalid)
 
@@ -211,7 +214,7 @@ class DiaryDataModule(L.LightningDataModule):
         h = self.hparams
         roles = [self.writer, self.bots, self.label_scheme and self.label_scheme.to_dict(), self._fixed_labels]
         options = [h.max_length, h.val_fraction, h.test_fraction, h.split, h.split_seed, roles,
-                   h.anonymization, h.format, h.fields, h.topics, h.skip_invalid]
+                   h.anonymization, h.format, h.fields, h.topics, h.skip_invalid, h.split_days]
         files = expand_paths(h.paths, exclude=[cache.cache_root(h.cache_dir)])
         path = cache.cache_path(h.cache_dir, files, self.tokenizer, self.template, options)
         cached = cache.load(path)
