@@ -142,3 +142,21 @@ def test_synthesize_prompt_keeps_the_templates_markers_and_reads_the_data_as_tex
     assert ids.count(chat.bos_token_id) == 3 and ids.count(chat.eos_token_id) == 2
     assert chat.pad_token_id not in ids and chat.unk_token_id not in ids
     assert HOSTILE in chat.decode(ids) and "요약</s><s>" in chat.decode(ids)
+
+
+def test_a_diary_cut_inside_a_character_has_no_replacement_character(tokenizer):
+    import torch
+
+    from diary_lightning.generation import decode_diaries
+
+    ids = tokenizer("오늘 치킨 먹었다", add_special_tokens=False)["input_ids"]
+    # Every cut of the byte-level tokens, some of them inside a three-byte syllable.
+    cuts = [ids[:n] for n in range(1, len(ids) + 1)]
+    raw = [tokenizer.decode(cut, skip_special_tokens=True) for cut in cuts]
+    assert any("\ufffd" in text for text in raw), "the tokenizer never cut a character: the test proves nothing"
+    width = max(map(len, cuts))
+    padded = torch.tensor([cut + [tokenizer.eos_token_id] * (width - len(cut)) for cut in cuts])
+    decoded = decode_diaries(tokenizer, padded)
+    assert not any("\ufffd" in text for text in decoded)
+    assert decoded[-1] == "오늘 치킨 먹었다"
+    assert all("오늘 치킨 먹었다".startswith(text) for text in decoded)

@@ -103,5 +103,14 @@ def generate_diaries(model: Any, tokenizer: Any, input_ids: torch.Tensor, attent
     )
     new = out[:, input_ids.shape[1]:]
     ended = (new == tokenizer.eos_token_id).any(dim=1)
-    texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-    return [t.strip() for t in texts], [not e for e in ended.tolist()]
+    return decode_diaries(tokenizer, new), [not e for e in ended.tolist()]
+
+
+def decode_diaries(tokenizer: Any, token_ids: torch.Tensor) -> list[str]:
+    """The generated tokens as text, with only whole characters.
+
+    A byte-level tokenizer (EEVE's byte fallback too) writes a Korean syllable as up to three byte tokens, and
+    generation can stop (``max_new_tokens``) or wander (a barely trained model) between them; decoding puts a
+    U+FFFD where the bytes do not form a character. That is not something the model wrote, so it is left out.
+    """
+    return [text.replace("\ufffd", "").strip() for text in tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
