@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from diary_lightning.cli.console import progress_bar, silence_known_noise
@@ -86,6 +87,26 @@ class DiaryTrainer(SynthesizeCommand, Trainer):
         return target
 
 
+def refuse_missing_config(subcommand: str, config: Any) -> None:
+    """Run without ``--config``, a subcommand lacks the settings a config gives, and the first to be missed
+    (``data.paths``, ``data.tokenizer``) would not say that a config was what was left out."""
+    if config.get("config") or subcommand == "synthesize":
+        return
+    adapter = config.get("ckpt_path") or config.get("model.adapter_path")
+    missing = []
+    if subcommand in ("fit", "validate", "test", "preprocess") and not config.get("data.paths"):
+        missing.append("data.paths")
+    if subcommand == "predict" and not config.get("data.predict_path"):
+        missing.append("data.predict_path")
+    # Outside fit a checkpoint or an exported adapter names its base model (runs.fill_from_checkpoint).
+    if not config.get("model.base_model") and (subcommand in ("fit", "preprocess") or not adapter):
+        missing.append("model.base_model")
+    if missing:
+        raise ConfigError(f"{subcommand} needs {' and '.join(missing)}, and no --config was given: add the run's "
+                          f"config (--config configs/tiny.yaml, or configs/eeve-qlora.yaml), or give "
+                          f"{' and '.join('--' + key for key in missing)} on the command line")
+
+
 def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
     """Make ``best`` work in a new process: Lightning only knows it in the process that trained,
     so it is looked up in the state ModelCheckpoint saved into ``last.ckpt``."""
@@ -118,6 +139,40 @@ def check_writable(directory: str | os.PathLike) -> None:
         raise ConfigError(f"cannot write to {path}: {err.strerror or err}") from None
 
 
+class DiaryArgumentParser(LightningArgumentParser):
+    """The command line's parser: options spelled out in full, and a mistake told in one line.
+
+    An abbreviation would take ``--trainer.max_step 10`` for ``max_steps`` without a word (and a later option
+    could make the same abbreviation mean another one); argparse's answer to a typo is the whole usage, about
+    a hundred lines above the one that matters. ``--help`` still prints the usage."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str, ex: Exception | None = None) -> Any:
+        if not self.exit_on_error:  # jsonargparse parsing a part of the arguments: it handles the error
+            return super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        if message.startswith(UNRECOGNIZED):
+            raise ConfigError(f"{unknown_option_message(message, parser)} (all options: {prog} --help)")
+        raise ConfigError(f"{message}\n(all options: {prog} --help)")
+
+
+UNRECOGNIZED = "unrecognized arguments: "
+
+
+def unknown_option_message(message: str, parser: Any) -> str:
+    """``message`` with the closest known option after each unrecognized one."""
+    known = [option for action in parser._actions for option in action.option_strings if option.startswith("--")]
+    parts = []
+    for given in (arg.split("=", 1)[0] for arg in message[len(UNRECOGNIZED):].split() if arg.startswith("--")):
+        close = difflib.get_close_matches(given, known, n=1, cutoff=0.6)
+        parts.append(f"unknown option {given}" + (f"; did you mean {close[0]}?" if close else ""))
+    return "; ".join(parts) or message
+
+
 class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -137,6 +192,9 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
                             help="predict: write with the base model alone, no adapter (the zero-shot baseline)")
         parser.link_arguments("model.base_model", "data.tokenizer")
         parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
+
+    def before_instantiate_classes(self) -> None:
+        refuse_missing_config(self.subcommand, self.config[self.subcommand])
 
     def _ckpt(self) -> None:
         config = self.config_init[self.subcommand]
@@ -265,8 +323,9 @@ def run(argv: list[str]) -> None:
             "use_distributed_sampler": False,
         },
         seed_everything_default=42,
+        parser_class=DiaryArgumentParser,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"epilog": "merge: fold an exported adapter into its base as a plain transformers model "
+        parser_kwargs={"prog": "python -m diary_lightning", "epilog": "merge: fold an exported adapter into its base as a plain transformers model "
                                  "(python -m diary_lightning merge --help)"},
         # Given the program's own arguments, LightningCLI reads them itself (it warns when handed them).
         args=None if argv == sys.argv[1:] else argv,
