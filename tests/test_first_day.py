@@ -17,7 +17,7 @@ def test_an_abbreviated_option_is_refused_naming_the_full_one(make_config):
 
 
 def test_a_typo_is_one_line_with_the_closest_option_and_no_usage(make_config, capsys):
-    from diary_lightning.cli import main
+    from diary_lightning.cli.commands import main
 
     with pytest.raises(SystemExit) as stopped:
         main(["preprocess", "--config", str(make_config()), "--model.lora_rr", "8"])

@@ -147,7 +147,7 @@ def test_synthesize_prompt_keeps_the_templates_markers_and_reads_the_data_as_tex
 def test_a_diary_cut_inside_a_character_has_no_replacement_character(tokenizer):
     import torch
 
-    from diary_lightning.generation import decode_diaries
+    from diary_lightning.model.generation import decode_diaries
 
     ids = tokenizer("오늘 치킨 먹었다", add_special_tokens=False)["input_ids"]
     # Every cut of the byte-level tokens, some of them inside a three-byte syllable.
