@@ -142,19 +142,24 @@ def test_diary_writer_writes_what_predict_wrote(exported: dict[str, Any], sample
 
 @pytest.mark.slow
 def test_predict_from_an_adapter_applies_its_settings_as_diary_writer_does(exported: dict[str, Any],
-                                                                          tmp_path: Path) -> None:
-    """max_length and the generation settings come from the adapter folder for both, whatever the config says."""
+                                                                          tmp_path: Path, caplog) -> None:
+    """max_length comes from the adapter folder for both; the generation settings too, unless a config or the
+    command line says otherwise, which then wins and is named in the log."""
     from diary_lightning import DiaryPipeline
-    from diary_lightning.inference.export import read_diary_settings
+    from diary_lightning.model.metadata import read_adapter
 
     output = tmp_path / "chat.jsonl"
-    run_cli("predict", "--config", exported["config"], "--model.adapter_path", str(exported["adapter"]),
-            "--data.predict_path", str(exported["chat"]), "--output", str(output),
-            "--model.max_new_tokens", "3", "--model.num_beams", "2", "--data.max_length", "140")
+    run_cli("predict", "--model.adapter_path", str(exported["adapter"]), "--data.predict_path", str(exported["chat"]),
+            "--output", str(output), "--data.max_length", "140")
     assert _rows(output) == exported["chat_diary"]
+    assert "generation settings from" in caplog.text and "max_new_tokens=64" in caplog.text
     writer = DiaryPipeline.from_pretrained(exported["adapter"])
-    settings = read_diary_settings(exported["adapter"])
+    settings = read_adapter(exported["adapter"])
     assert writer.settings == settings and settings.generation.max_new_tokens == 64 and settings.max_length == 512
+    shorter = tmp_path / "shorter.jsonl"
+    run_cli("predict", "--config", exported["config"], "--model.adapter_path", str(exported["adapter"]),
+            "--data.predict_path", str(exported["chat"]), "--output", str(shorter), "--model.max_new_tokens", "3")
+    assert _rows(shorter) != exported["chat_diary"]
 
 
 @pytest.mark.slow

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -20,11 +19,10 @@ from lightning.pytorch.plugins.io import CheckpointIO
 
 from diary_lightning.cli.console import progress_bar, silence_known_noise
 from diary_lightning.cli.runs import (
-    RunFolder,
     RunLocks,
+    apply_run_metadata,
     as_list,
     cpu_when_no_accelerator_needed,
-    fill_from_checkpoint,
     place_checkpoints,
     refuse_mixed_runs,
     refuse_output_over_input,
@@ -35,6 +33,7 @@ from diary_lightning.cli.runs import (
 )
 from diary_lightning.errors import ConfigError, check_config_syntax, run_reporting_user_errors
 from diary_lightning.io import faults
+from diary_lightning.model.metadata import RunMetadata, checkpoint_state, read_adapter
 from diary_lightning.synthesis.command import SynthesizeCommand
 from diary_lightning.training.callbacks import JsonlPredictionWriter, RunSummary, prediction_identity
 from diary_lightning.training.checkpointing import (
@@ -98,13 +97,19 @@ def refuse_missing_config(subcommand: str, config: Any) -> None:
         missing.append("data.paths")
     if subcommand == "predict" and not config.get("data.predict_path"):
         missing.append("data.predict_path")
-    # Outside fit a checkpoint or an exported adapter names its base model (runs.fill_from_checkpoint).
+    # Outside fit a checkpoint or an exported adapter names its base model (runs.apply_run_metadata).
     if not config.get("model.base_model") and (subcommand in ("fit", "preprocess") or not adapter):
         missing.append("model.base_model")
     if missing:
         raise ConfigError(f"{subcommand} needs {' and '.join(missing)}, and no --config was given: add the run's "
                           f"config (--config configs/tiny.yaml, or configs/eeve-qlora.yaml), or give "
                           f"{' and '.join('--' + key for key in missing)} on the command line")
+
+
+def options_given(argv: list[str]) -> set[str]:
+    """The dotted keys given as options on the command line (``--model.max_new_tokens 4`` gives
+    ``model.max_new_tokens``)."""
+    return {arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--")}
 
 
 def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
@@ -118,7 +123,7 @@ def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
     last = Path(dirpath or "") / "last.ckpt"
     if not dirpath or not last.is_file():
         raise FileNotFoundError(f"--ckpt_path best: no {last} to read the best checkpoint from; give the path instead")
-    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    state = checkpoint_state(last)
     for key, value in state.get("callbacks", {}).items():
         if key.startswith("ModelCheckpoint") and value.get("best_model_path"):
             return value["best_model_path"]
@@ -193,6 +198,11 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         parser.link_arguments("model.base_model", "data.tokenizer")
         parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
 
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        # Kept to tell the options given on the command line from a config's and the defaults.
+        self._argv = list(args) if isinstance(args, list) else sys.argv[1:]
+        super().parse_arguments(parser, args)
+
     def before_instantiate_classes(self) -> None:
         refuse_missing_config(self.subcommand, self.config[self.subcommand])
 
@@ -209,15 +219,27 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
             # Lightning, which warns rather than fails when there is none yet.
             config["ckpt_path"] = last
         ckpt = config.get("ckpt_path")
-        fill_from_checkpoint(self.model, self.datamodule, last if ckpt == "last" else ckpt)
-        if self.model.hparams.adapter_path:
-            # Write as DiaryPipeline does with this adapter: the prompt it was trained with (as a checkpoint
-            # would restore it), its max_length and its generation settings.
-            from diary_lightning.inference.export import read_diary_settings
+        ckpt = last if ckpt == "last" else ckpt
+        adapter = self.model.hparams.adapter_path
+        if adapter:
+            from diary_lightning.inference.export import adapter_base_model
 
-            settings = read_diary_settings(self.model.hparams.adapter_path)
-            self.datamodule.use_settings(settings)
-            self.model.use_generation(settings.generation)
+            metadata, base = read_adapter(adapter), adapter_base_model(adapter)
+        elif ckpt and (ckpt != last or Path(last).is_file()):  # a missing last.ckpt: Lightning says so
+            if not Path(ckpt).is_file():
+                raise FileNotFoundError(f"--ckpt_path {ckpt}: no such checkpoint")
+            metadata = RunMetadata.from_checkpoint(checkpoint_state(ckpt))
+            if metadata is None:
+                if not self.model.hparams.base_model:
+                    raise ConfigError(f"{ckpt} records no base model (not written by diary_lightning?): give "
+                                      "--model.base_model")
+                return  # loading it names what is wrong with it
+            base = metadata.base_model
+        else:
+            return
+        # Written as DiaryPipeline writes with this adapter or checkpoint: its prompt, max_length and settings.
+        apply_run_metadata(self.model, self.datamodule, metadata, adapter or ckpt, base, bool(config.get("config")),
+                           options_given(self._argv), adapter=bool(adapter))
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config_init[self.subcommand]
@@ -288,6 +310,8 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         writer.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
                                                   self.datamodule))
         self.datamodule.skip_predict_ids = writer.written_ids()
+        # Every chat read, its writer found and its length checked before the model loads (minutes on EEVE).
+        self.datamodule.predict_dataset()
         self.trainer.callbacks.append(writer)
 
     def after_predict(self) -> None:
@@ -318,7 +342,7 @@ def run(argv: list[str]) -> None:
         trainer_class=DiaryTrainer,
         trainer_defaults={
             "callbacks": [ExactResume(), RunSummary(), CheckpointOnSigterm(resume_command(argv)), RngState(),
-                          ExportAdapter(), RunFolder(), *faults.callbacks()],
+                          ExportAdapter(), *faults.callbacks()],
             # The data module shards its batches across DDP ranks itself (see LengthGroupedBatchSampler).
             "use_distributed_sampler": False,
         },

@@ -11,9 +11,10 @@ import torch
 from diary_lightning.data.batching import DiaryCollator
 from diary_lightning.data.encoding import PromptFormat, encode_batch, render_chat
 from diary_lightning.data.records import RecordFields
-from diary_lightning.inference.export import adapter_base_model, read_settings
-from diary_lightning.model.generation import DiarySettings, generate_diaries
+from diary_lightning.inference.export import adapter_base_model
+from diary_lightning.model.generation import generate_diaries
 from diary_lightning.model.loading import load_base, load_tokenizer
+from diary_lightning.model.metadata import BaseFingerprint, RunMetadata, check_base, read_adapter
 
 Message = Mapping[str, str]
 """One utterance: ``{"speaker": ..., "text": ...}``."""
@@ -28,12 +29,12 @@ class DiaryPipeline:
     >>> writer.write([{"speaker": "준호", "text": "잘 들어갔어?"}, {"speaker": "민지", "text": "응 방금"}], writer="민지")
     """
 
-    def __init__(self, model: Any, tokenizer: Any, settings: DiarySettings, batch_size: int = 8,
+    def __init__(self, model: Any, tokenizer: Any, settings: RunMetadata, batch_size: int = 8,
                  fields: RecordFields | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.settings = settings
-        self.prompt_format = PromptFormat.from_settings(settings.prompt())
+        self.prompt_format = PromptFormat.from_settings(settings.prompt)
         self.batch_size = batch_size
         self.fields = fields or RecordFields()
         self._collate = DiaryCollator(tokenizer.pad_token_id, padding_side="left")
@@ -42,7 +43,7 @@ class DiaryPipeline:
     def from_pretrained(cls, adapter_path: str | os.PathLike, base_model: str | None = None,
                         load_in_4bit: bool | None = None, compute_dtype: str | None = None,
                         device: str | torch.device | None = None, batch_size: int = 8,
-                        trust_remote_code: bool = False) -> DiaryPipeline:
+                        trust_remote_code: bool = False, allow_other_base: bool = False) -> DiaryPipeline:
         """Load the base as training did (4-bit NF4 unless ``load_in_4bit=False``), the adapter and its tokenizer.
 
         Args:
@@ -53,23 +54,27 @@ class DiaryPipeline:
             device: Defaults to the first GPU if there is one, else the CPU.
             batch_size: Dialogues generated together by :meth:`write_many`.
             trust_remote_code: Allow the base model's repository to run its own code.
+            allow_other_base: Load the adapter onto a base of the same shape but other weights than the one it
+                was trained on (refused by default, naming both).
         """
         from peft import PeftModel
 
-        settings = read_settings(adapter_path)
-        loading = settings["model"]
+        settings = read_adapter(adapter_path)
+        loading = settings.loading
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         quantized = loading["load_in_4bit"] if load_in_4bit is None else load_in_4bit
-        base = load_base(base_model or adapter_base_model(adapter_path), load_in_4bit=quantized,
+        base_model = base_model or adapter_base_model(adapter_path)
+        base = load_base(base_model, load_in_4bit=quantized,
                          compute_dtype=compute_dtype or loading["compute_dtype"],
                          double_quant=loading.get("double_quant", True),
                          attn_implementation=loading.get("attn_implementation"),
                          trust_remote_code=trust_remote_code, device=device)
+        check_base(settings.fingerprint, BaseFingerprint.of(base_model, base), allow_other_base,
+                   f"the adapter {adapter_path}")
         if not quantized:
             base = base.to(device)  # a 4-bit base is placed while loading
         model = PeftModel.from_pretrained(base, str(adapter_path))
-        return cls(model, load_tokenizer(str(adapter_path), trust_remote_code), DiarySettings.from_mapping(settings),
-                   batch_size)
+        return cls(model, load_tokenizer(str(adapter_path), trust_remote_code), settings, batch_size)
 
     def write(self, dialogue: Sequence[Message], writer: str | Sequence[str] | None = None) -> str:
         """The diary for one chat, a list of ``{"speaker", "text"}`` utterances in order, written as ``writer``

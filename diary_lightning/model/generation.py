@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -41,45 +41,6 @@ class GenerationSettings:
 
 
 GENERATION_KEYS = tuple(f.name for f in dataclasses.fields(GenerationSettings))
-
-
-@dataclass(frozen=True)
-class DiarySettings:
-    """Everything besides the weights that decides the diary an adapter writes: the prompt, the cleaning,
-    ``max_length`` and the generation settings. Saved as ``diary_lightning.json`` beside an exported
-    adapter; ``predict --model.adapter_path`` and :class:`DiaryPipeline` both apply what it holds."""
-
-    prompt_template: str
-    anonymization: str
-    max_length: int
-    speaker_labels: dict[str, str] = field(default_factory=dict)
-    """The fixed speaker labels of an adapter from before label schemes."""
-    generation: GenerationSettings = field(default_factory=GenerationSettings)
-    label_scheme: dict[str, str] | None = None
-    """The prompt's role labels (:class:`diary_lightning.data.roles.LabelScheme`); None before label schemes."""
-    writer: tuple[str, ...] | None = None
-    """The writer setting training used: only a default, which ``data.writer`` or a caller's own overrides."""
-    bots: tuple[str, ...] | None = None
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> DiarySettings:
-        return cls(prompt_template=values["prompt_template"], anonymization=values["anonymization"],
-                   max_length=values["max_length"], speaker_labels=dict(values.get("speaker_labels") or {}),
-                   generation=GenerationSettings.from_mapping(values["generation"]),
-                   label_scheme=dict(values["label_scheme"]) if values.get("label_scheme") is not None else None,
-                   writer=tuple(values["writer"]) if values.get("writer") is not None else None,
-                   bots=tuple(values["bots"]) if values.get("bots") is not None else None)
-
-    def prompt(self) -> dict[str, Any]:
-        """The prompt settings, as the data module's checkpoint state holds them."""
-        prompt: dict[str, Any] = {"prompt_template": self.prompt_template, "anonymization": self.anonymization}
-        if self.label_scheme is not None:
-            prompt["label_scheme"] = dict(self.label_scheme)
-        else:
-            prompt["speaker_labels"] = dict(self.speaker_labels)
-        prompt.update({key: list(value) for key, value in (("writer", self.writer), ("bots", self.bots))
-                       if value is not None})
-        return prompt
 
 
 def generation_config(settings: GenerationSettings, tokenizer: Any) -> Any:

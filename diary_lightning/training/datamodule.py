@@ -29,7 +29,6 @@ from diary_lightning.data.roles import (
 )
 from diary_lightning.data.sources import expand_paths
 from diary_lightning.data.splits import fit_split_warnings
-from diary_lightning.model.generation import DiarySettings
 from diary_lightning.model.loading import load_tokenizer
 from diary_lightning.training.exact_resume import ResumableDataLoader
 from diary_lightning.training.lightning_internals import batches_trained_this_epoch, global_seed
@@ -114,6 +113,7 @@ class DiaryDataModule(L.LightningDataModule):
         self._tokenizer = None
         self._splits: dict[str, Any] | None = None
         self._generation_sets: dict[str, list[dict[str, Any]]] = {}
+        self._predict: Any = None  # the predict dialogues, tokenized: read before the model loads (predict_dataset)
         self.report = DataReport()
         # Dialogues a resumed predict has already written (set by the CLI).
         self.skip_predict_ids: set[str] = set()
@@ -147,9 +147,20 @@ class DiaryDataModule(L.LightningDataModule):
 
     # -- checkpoint: the prompt travels with the adapter --------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        # The prompt travels in the run's metadata, which the LightningModule writes (model.metadata); Lightning
+        # leaves an empty state out of the checkpoint.
+        return {}
+
+    def prompt_state(self) -> dict[str, Any]:
+        """The prompt settings in force, as the run's metadata records them."""
         return self.prompt_format.state()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """A checkpoint of format 1 kept the prompt as the data module's state."""
+        if state:
+            self.use_prompt(state)
+
+    def use_prompt(self, state: Mapping[str, Any]) -> None:
         """The prompt a model was trained with (template, labels, anonymization) replaces the configured one; the
         stored writer and bots settings only fill in for ``data.writer`` and ``data.bots`` left unset."""
         scheme = LabelScheme.from_dict(state["label_scheme"]) if "label_scheme" in state else None
@@ -161,14 +172,16 @@ class DiaryDataModule(L.LightningDataModule):
             log.warning("Using the prompt template, speaker labels and anonymization saved in the checkpoint.")
             self.template, self.label_scheme, self._fixed_labels, self.hparams.anonymization = saved
         if saved != configured or stored != self._stored:
-            self._stored, self._splits, self._generation_sets = stored, None, {}
+            self._stored, self._splits, self._generation_sets, self._predict = stored, None, {}, None
 
-    def use_settings(self, settings: DiarySettings) -> None:
-        """Encode as an exported adapter was trained to read: its prompt settings and ``max_length``."""
-        self.load_state_dict(settings.prompt())
-        if settings.max_length != (h := self.hparams).max_length:
-            log.warning("Using max_length %d saved with the adapter, not %d.", settings.max_length, h.max_length)
-            h.max_length, self._splits, self._generation_sets = settings.max_length, None, {}
+    def use_metadata(self, metadata: Any) -> None:
+        """Encode as the run was trained to read (:class:`~diary_lightning.model.metadata.RunMetadata`): its prompt
+        settings and ``max_length``."""
+        if metadata.prompt:
+            self.use_prompt(metadata.prompt)
+        if metadata.max_length and metadata.max_length != (h := self.hparams).max_length:
+            log.warning("Using max_length %d saved with the run, not %d.", metadata.max_length, h.max_length)
+            h.max_length, self._splits, self._generation_sets, self._predict = metadata.max_length, None, {}, None
 
     # -- reading and tokenizing ---------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -302,9 +315,24 @@ class DiaryDataModule(L.LightningDataModule):
                           collate_fn=DiaryCollator(self.tokenizer.pad_token_id, "left"),
                           generator=torch.Generator().manual_seed(0))
 
+    def predict_dataset(self) -> Any:
+        """The dialogues to write diaries for, read, checked (files, writer) and tokenized. The CLI calls this
+        before the model loads, so that a bad file or an unknown writer costs seconds, not a model load."""
+        if self._predict is None:
+            if not self.hparams.predict_path:
+                raise ValueError("predict needs data.predict_path (a file of dialogues to write diaries for)")
+            result = self._read(self.hparams.predict_path, require_summary=False)
+            dialogues = [d for d in result.dialogues if d.id not in self.skip_predict_ids]
+            log.info("predict: writers chosen by %s", count_rules(dialogues, result.writer_chosen_by, self.writer))
+            encoded = self.encoder()(dialogues, False, "Tokenizing predict")
+            too_long = [d.id for d, n in zip(dialogues, sequence_lengths(encoded)) if n > self.hparams.max_length]
+            if too_long:
+                # Said before the model loads: the model reads a longer prompt than it was trained on.
+                log.warning("predict: %d dialogue(s) do not fit data.max_length=%d even with only their last turn "
+                            "(%s); their diaries are written from the longer prompt", len(too_long),
+                            self.hparams.max_length, ", ".join(too_long[:10]))
+            self._predict = encoded
+        return self._predict
+
     def predict_dataloader(self) -> DataLoader:
-        result = self._read(self.hparams.predict_path, require_summary=False)
-        dialogues = [d for d in result.dialogues if d.id not in self.skip_predict_ids]
-        log.info("predict: writers chosen by %s", count_rules(dialogues, result.writer_chosen_by, self.writer))
-        dataset = self.encoder()(dialogues, False, "Tokenizing predict")
-        return self._loader(dataset, padding_side="left", batch_size=self._eval_batch_size())
+        return self._loader(self.predict_dataset(), padding_side="left", batch_size=self._eval_batch_size())
