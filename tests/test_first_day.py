@@ -46,3 +46,15 @@ def test_without_a_config_the_error_says_a_config_was_left_out(args, missing):
     with pytest.raises(ConfigError, match=rf"^{missing}.* and no --config was given: add the run's config "
                                           r"\(--config configs/tiny\.yaml"):
         run_cli(*args)
+
+
+# -- preprocess says what max_length cost, as fit does ----------------------------------------------------------
+def test_preprocess_warns_about_dialogues_too_long(make_config, caplog, capsys):
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        run_cli("preprocess", "--config", str(make_config(**{"data.max_length": 190})))
+    assert "preprocess: too long train" in caplog.text
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("train dialogues" in w and "do not fit data.max_length=190" in w and "raise data.max_length" in w
+               for w in warned), warned

@@ -55,11 +55,16 @@ log = logging.getLogger(__name__)
 class DiaryTrainer(SynthesizeCommand, Trainer):
     def preprocess(self, model: DiaryLoRAModule | None = None, datamodule: DiaryDataModule | None = None) -> dict[str, Any]:
         """Parse, clean, split and tokenize the data into the cache, and print a JSON summary."""
-        from diary_lightning.data.prepare import summarize
+        from diary_lightning.data.prepare import summarize, too_long
 
         start = time.perf_counter()
         summary = summarize(datamodule)
         log.info("preprocess: data read, tokenized and summarized in %.2fs", time.perf_counter() - start)
+        # What the data lost to max_length, said as fit's start-up block says it: a count in the JSON is easy to miss.
+        line, warnings = too_long(datamodule.report, datamodule.hparams.max_length)
+        log.info("preprocess: %s", " ".join(line.split()))
+        for warning in warnings:
+            log.warning(warning)
         print(json.dumps(summary, ensure_ascii=False, indent=1))
         return summary
 
