@@ -58,3 +58,69 @@ def test_preprocess_warns_about_dialogues_too_long(make_config, caplog, capsys):
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("train dialogues" in w and "do not fit data.max_length=190" in w and "raise data.max_length" in w
                for w in warned), warned
+
+
+# -- the base model an adapter was trained on -------------------------------------------------------------------
+def _fake_checkpoint(module) -> dict:
+    from diary_lightning.model.metadata import CHECKPOINT_KEY, RunMetadata
+
+    return {CHECKPOINT_KEY: RunMetadata.of_run(module.hparams, {}, 512, module.base_fingerprint).to_dict(),
+            "state_dict": module.adapter_state_dict()}
+
+
+def test_a_base_of_the_same_shape_but_other_weights_is_refused_naming_both(tiny_model_dir, tmp_path):
+    from conftest import lora_module
+
+    from diary_lightning.model.loading import check_adapter_checkpoint
+    from diary_lightning.model.metadata import BaseMismatchError
+    from diary_lightning.model.tiny import build_tiny_model
+
+    trained = lora_module(tiny_model_dir, load_in_4bit=False)
+    checkpoint = _fake_checkpoint(trained)
+    other_dir = build_tiny_model(tmp_path / "other", seed=1)  # the same shape, other weights
+    other = lora_module(other_dir, load_in_4bit=False)
+    assert other.base_fingerprint.config == trained.base_fingerprint.config
+    with pytest.raises(BaseMismatchError, match="other weights") as refused:
+        check_adapter_checkpoint(checkpoint, other.hparams, other.base_fingerprint, other.adapter_state_dict())
+    assert str(tiny_model_dir) in str(refused.value) and str(other_dir) in str(refused.value)
+    assert "--model.allow_other_base true" in str(refused.value)
+    allowed = lora_module(other_dir, load_in_4bit=False, allow_other_base=True)
+    check_adapter_checkpoint(checkpoint, allowed.hparams, allowed.base_fingerprint, allowed.adapter_state_dict())
+    # The same base loaded in 4 bits has the same fingerprint: a 4-bit fit loads on a 16-bit service.
+    assert lora_module(tiny_model_dir, load_in_4bit=True).base_fingerprint == trained.base_fingerprint
+
+
+def test_the_checkpoint_metadata_round_trips_and_reads_format_1():
+    from diary_lightning.model.generation import GenerationSettings
+    from diary_lightning.model.metadata import BaseFingerprint, RunMetadata
+
+    metadata = RunMetadata(prompt={"prompt_template": "{dialogue}", "anonymization": "keep"}, max_length=256,
+                           generation=GenerationSettings(max_new_tokens=64), base_model="/m",
+                           loading={"load_in_4bit": True}, lora={"r": 8, "alpha": 16, "target_modules": "all-linear"},
+                           fingerprint=BaseFingerprint("/m", {"hidden_size": 64}, "abc"), log_version=3)
+    assert RunMetadata.from_checkpoint({"diary_lightning": metadata.to_dict()}) == metadata
+    old = RunMetadata.from_checkpoint({
+        "diary_lightning": {"base_model": "m", "base_identity": {"hidden_size": 64}, "lora": {"r": 8}},
+        "diary_lightning_run": {"base_model": "/abs/m", "model": {"load_in_4bit": True}, "max_length": 512,
+                                "log_version": 0},
+        "DiaryDataModule": {"prompt_template": "{dialogue}", "anonymization": "keep"}})
+    assert (old.base_model, old.max_length, old.log_version, old.format_version) == ("/abs/m", 512, 0, 1)
+    assert old.prompt["prompt_template"] == "{dialogue}" and old.fingerprint.weights is None
+
+
+# -- predict reads every input before the model loads ------------------------------------------------------------
+@pytest.mark.parametrize("problem", ["writer", "file"])
+def test_predict_checks_its_chats_before_loading_the_model(make_config, tmp_path, monkeypatch, problem):
+    from diary_lightning.data.records import DataError
+    from diary_lightning.training import lora_module
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the chats were checked")
+
+    monkeypatch.setattr(lora_module, "build_model", no_model)
+    chat = tmp_path / "chat.txt"
+    chat.write_text("준호: 잘 들어갔어?\n민지: 응 방금 도착했어\n" if problem == "writer" else "준호 잘 들어갔어?\n",
+                    encoding="utf-8")
+    with pytest.raises(DataError, match="does not speak" if problem == "writer" else "no 'speaker:'"):
+        run_cli("predict", "--config", str(make_config()), "--zero_shot", "true", "--data.predict_path", str(chat),
+                "--data.writer", "수아", "--output", str(tmp_path / "out.jsonl"))
