@@ -90,7 +90,8 @@ def test_plain_peft_load_writes_the_diary_predict_wrote(exported: dict[str, Any]
                 "글쓴이: 아니 그래서 다 젖었어 감기 걸릴 것 같아")
     inputs = tokenizer(settings["prompt_template"].format(dialogue=dialogue), return_tensors="pt")
     out = model.generate(**inputs, generation_config=GenerationConfig.from_pretrained(str(adapter)))
-    diary = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    # The bytes of a cut character decode to U+FFFD, which no diary holds (model.generation.decode_diaries).
+    diary = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).replace("\ufffd", "").strip()
 
     truncated = tokenizer.eos_token_id not in out[0, inputs["input_ids"].shape[1]:].tolist()
     failures = style_failures(diary, writer_names=["P01"], truncated=truncated)
