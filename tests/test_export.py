@@ -4,6 +4,7 @@ and from a plain-text chat log."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,7 @@ def test_predict_from_an_adapter_applies_its_settings_as_diary_writer_does(expor
     from diary_lightning import DiaryPipeline
     from diary_lightning.model.metadata import read_adapter
 
+    caplog.set_level(logging.INFO)
     output = tmp_path / "chat.jsonl"
     run_cli("predict", "--model.adapter_path", str(exported["adapter"]), "--data.predict_path", str(exported["chat"]),
             "--output", str(output), "--data.max_length", "140")
