@@ -34,7 +34,7 @@ from diary_lightning.cli.runs import (
 from diary_lightning.errors import ConfigError, check_config_syntax, log_to_stderr, run_reporting_user_errors
 from diary_lightning.io import outputs
 from diary_lightning.io.outputs import Output, check_outputs
-from diary_lightning.model.metadata import RunMetadata, checkpoint_state, read_adapter
+from diary_lightning.model.metadata import RunMetadata, adapter_base_model, checkpoint_state, read_adapter
 from diary_lightning.synthesis.command import SynthesizeCommand
 from diary_lightning.training.callbacks import PredictionsJsonl, RunSummary, predict_inputs, prediction_identity
 from diary_lightning.training.checkpointing import (
@@ -244,8 +244,6 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         ckpt = last if ckpt == "last" else ckpt
         adapter = self.model.hparams.adapter_path
         if adapter:
-            from diary_lightning.inference.export import adapter_base_model
-
             metadata, base = read_adapter(adapter), adapter_base_model(adapter)
         elif ckpt and (ckpt != last or Path(last).is_file()):  # a missing last.ckpt: Lightning says so
             if not Path(ckpt).is_file():

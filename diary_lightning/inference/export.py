@@ -28,7 +28,14 @@ from diary_lightning.model.loading import (
     load_tokenizer,
 )
 from diary_lightning.io.outputs import MERGED, Output, check_outputs, mark
-from diary_lightning.model.metadata import SETTINGS_FILE, BaseFingerprint, RunMetadata, absolute_if_local, checkpoint_state
+from diary_lightning.model.metadata import (
+    SETTINGS_FILE,
+    BaseFingerprint,
+    RunMetadata,
+    absolute_if_local,
+    adapter_base_model,
+    checkpoint_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +99,6 @@ def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | 
         return save_adapter(pl_module.model, target, settings, datamodule.tokenizer)
     finally:
         load_adapter_state(pl_module.model, current)
-
-
-def adapter_base_model(adapter_path: str | os.PathLike) -> str:
-    """The base model PEFT recorded in ``adapter_config.json``."""
-    path = Path(adapter_path) / "adapter_config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: give a PEFT adapter folder (written by export or by fit)")
-    base = json.loads(path.read_text(encoding="utf-8")).get("base_model_name_or_path")
-    if not base:
-        raise ValueError(f"{path} names no base_model_name_or_path; give the base model explicitly")
-    return base
 
 
 def merge_adapter(adapter_path: str | os.PathLike, output: str | os.PathLike, dtype: str = "bfloat16",

@@ -13,12 +13,12 @@ import torch
 from diary_lightning.data.batching import DiaryCollator
 from diary_lightning.data.encoding import PromptFormat, encode_batch, render_chat
 from diary_lightning.data.records import RecordFields
-from diary_lightning.inference.export import adapter_base_model
 from diary_lightning.model.generation import GenerationSettings, generate_diaries
 from diary_lightning.model.loading import adapter_state, load_adapter_checkpoint, load_base, load_tokenizer
 from diary_lightning.model.metadata import (
     BaseFingerprint,
     RunMetadata,
+    adapter_base_model,
     check_base,
     checkpoint_state,
     read_adapter,

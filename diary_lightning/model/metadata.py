@@ -228,3 +228,14 @@ def read_adapter(adapter_path: str | os.PathLike) -> RunMetadata:
         raise ValueError(f"{path} lacks {', '.join(missing)}: export the adapter again with this version "
                          "(python -m diary_lightning export)")
     return RunMetadata.from_dict(values)
+
+
+def adapter_base_model(adapter_path: str | os.PathLike) -> str:
+    """The base model PEFT recorded in ``adapter_config.json``."""
+    path = Path(adapter_path) / "adapter_config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: give a PEFT adapter folder (written by export or by fit)")
+    base = json.loads(path.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{path} names no base_model_name_or_path; give the base model explicitly")
+    return base
