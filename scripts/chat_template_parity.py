@@ -34,7 +34,7 @@ def measure(path: str, template_name: str, tokenizer_path: str, max_length: int,
                            max_length=max_length, cache_dir=cache_dir, val_generate_samples=0)
     served = copy.deepcopy(data.tokenizer)
     served.chat_template = build_chat_template(data.template, data.tokenizer)
-    prompt_format = PromptFormat.from_settings(data.state_dict())
+    prompt_format = PromptFormat.from_settings(data.prompt_state())
 
     def chat_ids(user_message: str) -> list[int]:
         messages = chat_messages(user_message, data.template)

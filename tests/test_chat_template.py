@@ -68,7 +68,7 @@ def test_render_chat_and_chat_template_give_predicts_prompt(name: str, tokenizer
                            max_length=LENGTH, cache_dir=str(tmp_path / "cache"))
     data.setup("predict")
     predicted = dict(row for batch in data.predict_dataloader() for row in _unbatch(batch))
-    prompt_format = PromptFormat.from_settings(data.state_dict())
+    prompt_format = PromptFormat.from_settings(data.prompt_state())
     served = _with_template(tokenizer, data.template)
     cut = 0
     for line in sample_chats.read_text(encoding="utf-8").splitlines():

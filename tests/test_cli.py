@@ -57,9 +57,9 @@ def test_checkpoints_hold_adapters_only(trained, tiny_model_dir):
     keys = list(state["state_dict"])
     assert keys and all("lora_A" in k or "lora_B" in k for k in keys)
     assert state["global_step"] == 6 and state["optimizer_states"]
-    assert state["diary_lightning"]["base_model"] == str(tiny_model_dir)
+    assert state["diary_lightning"]["model"]["base_model"] == str(tiny_model_dir)
     # The prompt travels with the adapter.
-    assert "Assistant:" in state["DiaryDataModule"]["prompt_template"]
+    assert "Assistant:" in state["diary_lightning"]["prompt_template"]
     adapter_bytes = sum(v.numel() * v.element_size() for v in state["state_dict"].values())
     base_bytes = (tiny_model_dir / "model.safetensors").stat().st_size
     assert adapter_bytes < base_bytes / 4

@@ -4,6 +4,7 @@ and from a plain-text chat log."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,8 @@ def test_plain_peft_load_writes_the_diary_predict_wrote(exported: dict[str, Any]
                 "글쓴이: 아니 그래서 다 젖었어 감기 걸릴 것 같아")
     inputs = tokenizer(settings["prompt_template"].format(dialogue=dialogue), return_tensors="pt")
     out = model.generate(**inputs, generation_config=GenerationConfig.from_pretrained(str(adapter)))
-    diary = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    # The bytes of a cut character decode to U+FFFD, which no diary holds (model.generation.decode_diaries).
+    diary = tokenizer.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).replace("\ufffd", "").strip()
 
     truncated = tokenizer.eos_token_id not in out[0, inputs["input_ids"].shape[1]:].tolist()
     failures = style_failures(diary, writer_names=["P01"], truncated=truncated)
@@ -142,19 +144,25 @@ def test_diary_writer_writes_what_predict_wrote(exported: dict[str, Any], sample
 
 @pytest.mark.slow
 def test_predict_from_an_adapter_applies_its_settings_as_diary_writer_does(exported: dict[str, Any],
-                                                                          tmp_path: Path) -> None:
-    """max_length and the generation settings come from the adapter folder for both, whatever the config says."""
+                                                                          tmp_path: Path, caplog) -> None:
+    """max_length comes from the adapter folder for both; the generation settings too, unless a config or the
+    command line says otherwise, which then wins and is named in the log."""
     from diary_lightning import DiaryPipeline
-    from diary_lightning.inference.export import read_diary_settings
+    from diary_lightning.model.metadata import read_adapter
 
+    caplog.set_level(logging.INFO)
     output = tmp_path / "chat.jsonl"
-    run_cli("predict", "--config", exported["config"], "--model.adapter_path", str(exported["adapter"]),
-            "--data.predict_path", str(exported["chat"]), "--output", str(output),
-            "--model.max_new_tokens", "3", "--model.num_beams", "2", "--data.max_length", "140")
+    run_cli("predict", "--model.adapter_path", str(exported["adapter"]), "--data.predict_path", str(exported["chat"]),
+            "--output", str(output), "--data.max_length", "140")
     assert _rows(output) == exported["chat_diary"]
+    assert "generation settings from" in caplog.text and "max_new_tokens=64" in caplog.text
     writer = DiaryPipeline.from_pretrained(exported["adapter"])
-    settings = read_diary_settings(exported["adapter"])
+    settings = read_adapter(exported["adapter"])
     assert writer.settings == settings and settings.generation.max_new_tokens == 64 and settings.max_length == 512
+    shorter = tmp_path / "shorter.jsonl"
+    run_cli("predict", "--config", exported["config"], "--model.adapter_path", str(exported["adapter"]),
+            "--data.predict_path", str(exported["chat"]), "--output", str(shorter), "--model.max_new_tokens", "3")
+    assert _rows(shorter) != exported["chat_diary"]
 
 
 @pytest.mark.slow

@@ -156,7 +156,7 @@ def test_mismatched_checkpoint_is_refused_naming_both_sides(change: str, trained
 
 
 def _check(checkpoint: dict[str, Any], module: DiaryLoRAModule) -> None:
-    check_adapter_checkpoint(checkpoint, module.hparams, module.model.config, module.adapter_state_dict())
+    check_adapter_checkpoint(checkpoint, module.hparams, module.base_fingerprint, module.adapter_state_dict())
 
 
 # -- outputs: unwritable directories fail before training -------------------------------------------------------

@@ -136,12 +136,12 @@ def test_the_writer_given_at_predict_overrides_what_the_checkpoint_stored(tmp_pa
     chat = tmp_path / "chat.txt"
     chat.write_text("준호: 잘 들어갔어?\n민지: 응 방금 도착했어\n준호: 다행이다\n", encoding="utf-8")
     trained = DiaryDataModule(tokenizer=str(tiny_model_dir), writer=["Human", "first"])
-    state = trained.state_dict()
+    state = trained.prompt_state()
     assert state["writer"] == ["Human", "first"] and state["label_scheme"]["writer"] == "글쓴이"
 
     def prompt(writer: str | None) -> str:
         data = DiaryDataModule(predict_path=str(chat), tokenizer=str(tiny_model_dir), writer=writer)
-        data.load_state_dict(state)
+        data.use_prompt(state)
         batch = next(iter(data.predict_dataloader()))
         return data.tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True)
 
@@ -158,7 +158,7 @@ def test_a_checkpoint_from_before_label_schemes_keeps_its_speaker_labels(tiny_mo
     data.load_state_dict({"prompt_template": "{dialogue}", "speaker_labels": {"P01": "Human"}, "anonymization": "keep"})
     dialogue = Dialogue("d", (Turn("P01", "안녕"), Turn("P02", "응")), writer="P01")
     assert data.prompt_turns(dialogue) == (Turn("Human", "안녕"), Turn("P02", "응"))
-    assert data.state_dict()["speaker_labels"] == {"P01": "Human"} and "label_scheme" not in data.state_dict()
+    assert data.prompt_state()["speaker_labels"] == {"P01": "Human"} and "label_scheme" not in data.prompt_state()
 
 
 def test_preprocess_takes_the_writer_on_the_command_line(make_config: Any, capsys: pytest.CaptureFixture) -> None:

@@ -99,10 +99,15 @@ def test_export_and_predict_without_config_take_base_and_prompt_from_the_checkpo
                 "--model.max_new_tokens", "4", "--output", "kakao.jsonl")
     finally:
         os.chdir(cwd)
-    assert [json.loads(line)["id"] for line in (tmp_path / "kakao.jsonl").read_text().splitlines()] == ["sample_kakao"]
+    # The export spans two days: a diary for each.
+    assert [json.loads(line)["id"] for line in (tmp_path / "kakao.jsonl").read_text().splitlines()] == [
+        "sample_kakao_2024-01-05", "sample_kakao_2024-01-06"]
     adapter = tmp_path / "adapter"
     settings = json.loads((adapter / "diary_lightning.json").read_text())
     assert settings["model"]["base_model"] == str(tiny_model_dir.resolve())
+    # Settings travel with the run: the generation settings it trained and validated with, not the defaults.
+    assert settings["generation"]["max_new_tokens"] == 64
+    assert settings["base_fingerprint"]["name"] == str(tiny_model_dir.resolve())
     assert settings["model"]["compute_dtype"] == "float32" and settings["max_length"] == 512  # tiny.yaml's
     assert "Assistant:" in settings["prompt_template"]  # the checkpoint's prompt, not a default
     assert (adapter / "tokenizer_config.json").is_file()

@@ -60,9 +60,9 @@ def test_diary_writer_prompt_holds_no_control_token_from_the_chat(tokenizer, tin
         return ["일기"] * len(input_ids), [False] * len(input_ids)
 
     monkeypatch.setattr(writer_module, "generate_diaries", capture)
-    from diary_lightning.model.generation import DiarySettings
+    from diary_lightning.model.metadata import RunMetadata
 
-    settings = DiarySettings(prompt_template=TEMPLATE, anonymization="placeholder", max_length=512)
+    settings = RunMetadata(prompt={"prompt_template": TEMPLATE, "anonymization": "placeholder"}, max_length=512)
     writer = DiaryPipeline(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer, settings)
     assert writer.write([{"speaker": "P01", "text": HOSTILE}, {"speaker": "P02", "text": "<pad><unk>"}]) == "일기"
     assert seen[0][0] == tokenizer.bos_token_id and not specials(tokenizer) & set(seen[0][1:])
@@ -156,3 +156,21 @@ def test_synthesize_prompt_keeps_the_templates_markers_and_reads_the_data_as_tex
     assert ids.count(chat.bos_token_id) == 3 and ids.count(chat.eos_token_id) == 2
     assert chat.pad_token_id not in ids and chat.unk_token_id not in ids
     assert HOSTILE in chat.decode(ids) and "요약</s><s>" in chat.decode(ids)
+
+
+def test_a_diary_cut_inside_a_character_has_no_replacement_character(tokenizer):
+    import torch
+
+    from diary_lightning.model.generation import decode_diaries
+
+    ids = tokenizer("오늘 치킨 먹었다", add_special_tokens=False)["input_ids"]
+    # Every cut of the byte-level tokens, some of them inside a three-byte syllable.
+    cuts = [ids[:n] for n in range(1, len(ids) + 1)]
+    raw = [tokenizer.decode(cut, skip_special_tokens=True) for cut in cuts]
+    assert any("\ufffd" in text for text in raw), "the tokenizer never cut a character: the test proves nothing"
+    width = max(map(len, cuts))
+    padded = torch.tensor([cut + [tokenizer.eos_token_id] * (width - len(cut)) for cut in cuts])
+    decoded = decode_diaries(tokenizer, padded)
+    assert not any("\ufffd" in text for text in decoded)
+    assert decoded[-1] == "오늘 치킨 먹었다"
+    assert all("오늘 치킨 먹었다".startswith(text) for text in decoded)

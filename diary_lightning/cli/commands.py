@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
+import pickle
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ProgressBar
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from diary_lightning.cli.console import progress_bar, silence_known_noise
 from diary_lightning.cli.runs import (
-    RunFolder,
     RunLocks,
+    apply_run_metadata,
     as_list,
     cpu_when_no_accelerator_needed,
-    fill_from_checkpoint,
     place_checkpoints,
     refuse_mixed_runs,
     require_adapter_or_zero_shot,
@@ -34,8 +34,9 @@ from diary_lightning.cli.runs import (
 from diary_lightning.errors import ConfigError, check_config_syntax, log_to_stderr, run_reporting_user_errors
 from diary_lightning.io import outputs
 from diary_lightning.io.outputs import Output, check_outputs
+from diary_lightning.model.metadata import RunMetadata, adapter_base_model, checkpoint_state, read_adapter
 from diary_lightning.synthesis.command import SynthesizeCommand
-from diary_lightning.training.callbacks import PredictionsJsonl, RunSummary, prediction_identity, predict_inputs
+from diary_lightning.training.callbacks import PredictionsJsonl, RunSummary, predict_inputs, prediction_identity
 from diary_lightning.training.checkpointing import (
     CheckpointOnSigterm,
     ExportAdapter,
@@ -54,12 +55,17 @@ log = logging.getLogger(__name__)
 class DiaryTrainer(SynthesizeCommand, Trainer):
     def preprocess(self, model: DiaryLoRAModule | None = None, datamodule: DiaryDataModule | None = None) -> dict[str, Any]:
         """Parse, clean, split and tokenize the data into the cache, and print a JSON summary."""
-        from diary_lightning.data.prepare import summarize
+        from diary_lightning.data.prepare import summarize, too_long
 
         start = time.perf_counter()
         refuse_cache_over_input("preprocess", datamodule)
         summary = summarize(datamodule)
         log.info("preprocess: data read, tokenized and summarized in %.2fs", time.perf_counter() - start)
+        # What the data lost to max_length, said as fit's start-up block says it: a count in the JSON is easy to miss.
+        line, warnings = too_long(datamodule.report, datamodule.hparams.max_length)
+        log.info("preprocess: %s", " ".join(line.split()))
+        for warning in warnings:
+            log.warning(warning)
         print(json.dumps(summary, ensure_ascii=False, indent=1))
         return summary
 
@@ -102,6 +108,30 @@ def refuse_cache_over_input(subcommand: str, datamodule: DiaryDataModule) -> Non
     cache = [Output("--data.cache_dir", root, "folder", lambda p: True)]
     check_outputs(subcommand, cache, {"the data --data.paths": h.paths, "the data file": files}, allowed_inside=[root])
     check_outputs(subcommand, cache, {"the tokenizer": h.get("tokenizer")})
+def refuse_missing_config(subcommand: str, config: Any) -> None:
+    """Run without ``--config``, a subcommand lacks the settings a config gives, and the first to be missed
+    (``data.paths``, ``data.tokenizer``) would not say that a config was what was left out."""
+    if config.get("config") or subcommand == "synthesize":
+        return
+    adapter = config.get("ckpt_path") or config.get("model.adapter_path")
+    missing = []
+    if subcommand in ("fit", "validate", "test", "preprocess") and not config.get("data.paths"):
+        missing.append("data.paths")
+    if subcommand == "predict" and not config.get("data.predict_path"):
+        missing.append("data.predict_path")
+    # Outside fit a checkpoint or an exported adapter names its base model (runs.apply_run_metadata).
+    if not config.get("model.base_model") and (subcommand in ("fit", "preprocess") or not adapter):
+        missing.append("model.base_model")
+    if missing:
+        raise ConfigError(f"{subcommand} needs {' and '.join(missing)}, and no --config was given: add the run's "
+                          f"config (--config configs/tiny.yaml, or configs/eeve-qlora.yaml), or give "
+                          f"{' and '.join('--' + key for key in missing)} on the command line")
+
+
+def options_given(argv: list[str]) -> set[str]:
+    """The dotted keys given as options on the command line (``--model.max_new_tokens 4`` gives
+    ``model.max_new_tokens``)."""
+    return {arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--")}
 
 
 def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
@@ -115,7 +145,7 @@ def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
     last = Path(dirpath or "") / "last.ckpt"
     if not dirpath or not last.is_file():
         raise FileNotFoundError(f"--ckpt_path best: no {last} to read the best checkpoint from; give the path instead")
-    state = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+    state = checkpoint_state(last)
     for key, value in state.get("callbacks", {}).items():
         if key.startswith("ModelCheckpoint") and value.get("best_model_path"):
             return value["best_model_path"]
@@ -134,6 +164,40 @@ def check_writable(directory: str | os.PathLike) -> None:
             pass
     except OSError as err:
         raise ConfigError(f"cannot write to {path}: {err.strerror or err}") from None
+
+
+class DiaryArgumentParser(LightningArgumentParser):
+    """The command line's parser: options spelled out in full, and a mistake told in one line.
+
+    An abbreviation would take ``--trainer.max_step 10`` for ``max_steps`` without a word (and a later option
+    could make the same abbreviation mean another one); argparse's answer to a typo is the whole usage, about
+    a hundred lines above the one that matters. ``--help`` still prints the usage."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str, ex: Exception | None = None) -> Any:
+        if not self.exit_on_error:  # jsonargparse parsing a part of the arguments: it handles the error
+            return super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        prog = parser.prog.replace(" [options]", "")
+        if message.startswith(UNRECOGNIZED):
+            raise ConfigError(f"{unknown_option_message(message, parser)} (all options: {prog} --help)")
+        raise ConfigError(f"{message}\n(all options: {prog} --help)")
+
+
+UNRECOGNIZED = "unrecognized arguments: "
+
+
+def unknown_option_message(message: str, parser: Any) -> str:
+    """``message`` with the closest known option after each unrecognized one."""
+    known = [option for action in parser._actions for option in action.option_strings if option.startswith("--")]
+    parts = []
+    for given in (arg.split("=", 1)[0] for arg in message[len(UNRECOGNIZED):].split() if arg.startswith("--")):
+        close = difflib.get_close_matches(given, known, n=1, cutoff=0.6)
+        parts.append(f"unknown option {given}" + (f"; did you mean {close[0]}?" if close else ""))
+    return "; ".join(parts) or message
 
 
 class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
@@ -156,6 +220,14 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         parser.link_arguments("model.base_model", "data.tokenizer")
         parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
 
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        # Kept to tell the options given on the command line from a config's and the defaults.
+        self._argv = list(args) if isinstance(args, list) else sys.argv[1:]
+        super().parse_arguments(parser, args)
+
+    def before_instantiate_classes(self) -> None:
+        refuse_missing_config(self.subcommand, self.config[self.subcommand])
+
     def _ckpt(self) -> None:
         config = self.config_init[self.subcommand]
         if config.get("ckpt_path") and self.model.hparams.adapter_path:
@@ -169,15 +241,28 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
             # Lightning, which warns rather than fails when there is none yet.
             config["ckpt_path"] = last
         ckpt = config.get("ckpt_path")
-        fill_from_checkpoint(self.model, self.datamodule, last if ckpt == "last" else ckpt)
-        if self.model.hparams.adapter_path:
-            # Write as DiaryPipeline does with this adapter: the prompt it was trained with (as a checkpoint
-            # would restore it), its max_length and its generation settings.
-            from diary_lightning.inference.export import read_diary_settings
-
-            settings = read_diary_settings(self.model.hparams.adapter_path)
-            self.datamodule.use_settings(settings)
-            self.model.use_generation(settings.generation)
+        ckpt = last if ckpt == "last" else ckpt
+        adapter = self.model.hparams.adapter_path
+        if adapter:
+            metadata, base = read_adapter(adapter), adapter_base_model(adapter)
+        elif ckpt and (ckpt != last or Path(last).is_file()):  # a missing last.ckpt: Lightning says so
+            if not Path(ckpt).is_file():
+                raise FileNotFoundError(f"--ckpt_path {ckpt}: no such checkpoint")
+            try:
+                metadata = RunMetadata.from_checkpoint(checkpoint_state(ckpt))
+            except (RuntimeError, pickle.UnpicklingError, EOFError):
+                return  # not a checkpoint: the output rule is checked first, then loading it names what is wrong
+            if metadata is None:
+                if not self.model.hparams.base_model:
+                    raise ConfigError(f"{ckpt} records no base model (not written by diary_lightning?): give "
+                                      "--model.base_model")
+                return  # loading it names what is wrong with it
+            base = metadata.base_model
+        else:
+            return
+        # Written as DiaryPipeline writes with this adapter or checkpoint: its prompt, max_length and settings.
+        apply_run_metadata(self.model, self.datamodule, metadata, adapter or ckpt, base, bool(config.get("config")),
+                           options_given(self._argv), adapter=bool(adapter))
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config_init[self.subcommand]
@@ -276,6 +361,8 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         writer.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
                                                   self.datamodule))
         self.datamodule.skip_predict_ids = writer.written_ids(predict_inputs(self.datamodule))
+        # Every chat read, its writer found and its length checked before the model loads (minutes on EEVE).
+        self.datamodule.predict_dataset(self.model.hparams.get("max_new_tokens", 0))
         self.trainer.callbacks.append(writer)
 
     def after_predict(self) -> None:
@@ -311,13 +398,15 @@ def run(argv: list[str]) -> None:
         trainer_class=DiaryTrainer,
         trainer_defaults={
             "callbacks": [ExactResume(), RunSummary(), CheckpointOnSigterm(resume_command(argv)), RngState(),
-                          ExportAdapter(), RunFolder()],
+                          ExportAdapter()],
             # The data module shards its batches across DDP ranks itself (see LengthGroupedBatchSampler).
             "use_distributed_sampler": False,
         },
         seed_everything_default=42,
+        parser_class=DiaryArgumentParser,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"epilog": "merge: fold an exported adapter into its base as a plain transformers model "
+        parser_kwargs={"prog": "python -m diary_lightning",
+                       "epilog": "merge: fold an exported adapter into its base as a plain transformers model "
                                  "(python -m diary_lightning merge --help); app: a web page to try an adapter "
                                  "(python -m diary_lightning app --help)"},
         # Given the program's own arguments, LightningCLI reads them itself (it warns when handed them).

@@ -19,16 +19,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from diary_lightning.errors import ConfigError
-from diary_lightning.inference.export import RUN_STATE_KEY
 from diary_lightning.io.atomic import remove_stale_temporaries
 from diary_lightning.io.lock import JobLock
-from diary_lightning.model.loading import absolute_if_local
+from diary_lightning.model.generation import GenerationSettings
+from diary_lightning.model.metadata import RunMetadata, checkpoint_state
 from diary_lightning.training.checkpointing import CHECKPOINTS, checkpoint_dir
 
 log = logging.getLogger(__name__)
@@ -69,8 +68,9 @@ def resumed_log(ckpt_path: str | None, checkpoints: Path, root: str | os.PathLik
     path = checkpoints / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
     if ckpt_path == "best" or not path.is_file():
         return None, None  # resolved (or refused) later; a new version is then the safe choice
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    version = state.get(RUN_STATE_KEY, {}).get("log_version")
+    state = checkpoint_state(path)
+    metadata = RunMetadata.from_checkpoint(state)
+    version = metadata.log_version if metadata is not None else None
     if version is None:
         versions = [int(m.group(1)) for p in (Path(root) / LOG_NAME).glob("version_*")
                     if (m := re.fullmatch(r"version_(\d+)", p.name))]
@@ -93,62 +93,45 @@ def refuse_mixed_runs(checkpoints: Path, ckpt_path: str | None) -> None:
         )
 
 
-class RunFolder(L.Callback):
-    """Records in every checkpoint what a later command needs without the run's config: the TensorBoard
-    version the run logs to (a resumed fit continues it), the base model as an absolute path when it is
-    a local folder, how it was loaded, and ``data.max_length``."""
+def apply_run_metadata(model: Any, datamodule: Any, metadata: RunMetadata, source: str, base_model: str,
+                       config_given: bool, on_command_line: set[str], adapter: bool) -> None:
+    """Settings travel with the run: what a checkpoint or exported adapter (``source``) recorded fills in what no
+    config says.
 
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
-        h = pl_module.hparams
-        state: dict[str, Any] = {
-            "base_model": absolute_if_local(h.base_model),
-            "model": {key: h[key] for key in LOADING if key in h},
-        }
-        if isinstance(trainer.logger, TensorBoardLogger):
-            state["log_version"] = trainer.logger.version
-        datamodule = getattr(trainer, "datamodule", None)
-        if datamodule is not None and "max_length" in datamodule.hparams:
-            state["max_length"] = datamodule.hparams.max_length
-        checkpoint[RUN_STATE_KEY] = state
-
-
-LOADING = ("load_in_4bit", "compute_dtype", "double_quant", "attn_implementation")
-"""The model settings that say how the base was loaded, taken from a checkpoint with the base model."""
-
-
-def fill_from_checkpoint(model: Any, datamodule: Any, ckpt_path: str | None) -> None:
-    """Without a configured ``model.base_model``, take it from the checkpoint (or exported adapter) to be
-    used, with the LoRA shape, loading settings and ``data.max_length`` it was trained with. A configured
-    base model means a config was given: then it wins, as every setting of a config does."""
+    Without a configured ``model.base_model``, the base (``base_model``), how it was loaded, the LoRA shape and
+    ``data.max_length`` come from the run; a configured base means a config was given, and then it wins, as every
+    setting of a config does. The generation settings come from the run when no ``--config`` was given (options
+    on the command line still win); a config whose settings differ wins and is named in the log. The prompt is
+    always the run's, and an adapter's ``max_length`` too: the adapter was trained to read them."""
     h = model.hparams
-    if h.base_model:
-        return
-    if h.adapter_path:
-        from diary_lightning.inference.export import adapter_base_model, read_settings
-
-        settings = read_settings(h.adapter_path)
-        base, loading, max_length, lora = adapter_base_model(h.adapter_path), settings["model"], settings["max_length"], {}
-    elif ckpt_path:
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-        meta, run = state.get("diary_lightning") or {}, state.get(RUN_STATE_KEY) or {}
-        base = run.get("base_model") or meta.get("base_model")
-        if not base:
-            raise ConfigError(f"{ckpt_path} records no base model (not written by diary_lightning?): "
-                              "give --model.base_model")
-        loading, max_length, lora = run.get("model", {}), run.get("max_length"), meta.get("lora", {})
-    else:
-        return  # nothing to take it from: configure_model names the missing setting
-    h.base_model = base
-    for key in LOADING:
-        if key in loading:
-            h[key] = loading[key]
-    for key in ("r", "alpha", "target_modules"):
-        if key in lora:
-            h[f"lora_{key}"] = lora[key]
-    datamodule.hparams.tokenizer = base
-    if max_length:
-        datamodule.hparams.max_length = max_length
-    log.info("model.base_model from %s: %s", h.adapter_path or ckpt_path, base)
+    if not h.base_model:
+        h.base_model = base_model
+        for key, value in metadata.loading.items():
+            if key in h:
+                h[key] = value
+        for key, value in metadata.lora.items():
+            h[f"lora_{key}"] = value
+        datamodule.hparams.tokenizer = base_model
+        if metadata.max_length and not adapter:
+            datamodule.hparams.max_length = metadata.max_length
+        log.info("model.base_model from %s: %s", source, base_model)
+    configured = GenerationSettings.from_mapping(h)
+    saved = metadata.generation.to_dict()
+    differing = {key: (value, saved[key]) for key, value in configured.to_dict().items()
+                 if value != saved[key] and f"model.{key}" not in on_command_line}
+    if differing and config_given:
+        log.info("generation settings: the config's %s, not the %s of %s", ", ".join(
+            f"{key}={mine}" for key, (mine, _) in differing.items()), ", ".join(
+            f"{key}={theirs}" for key, (_, theirs) in differing.items()), source)
+    elif differing:
+        log.info("generation settings from %s: %s", source, ", ".join(f"{key}={theirs}" for key, (_, theirs)
+                                                                    in differing.items()))
+        model.use_generation(GenerationSettings.from_mapping({**configured.to_dict(), **{
+            key: theirs for key, (_, theirs) in differing.items()}}))
+    if adapter:
+        datamodule.use_metadata(metadata)
+    elif metadata.prompt:
+        datamodule.use_prompt(metadata.prompt)
 
 
 def as_list(value: Any) -> list[Any]:

@@ -201,6 +201,7 @@ def read_dialogues(
     skip_invalid: bool = False,
     exclude: Sequence[str | os.PathLike] = (),
     progress: bool = True,
+    split_days: bool = True,
 ) -> ReadResult:
     """Read, clean and validate every dialogue under ``paths``.
 
@@ -212,7 +213,8 @@ def read_dialogues(
     (``empty_dialogues``), not an error. A dialogue with one speaker is fine.
     Problems with a whole file (missing, not UTF-8, empty, malformed JSON,
     unknown layout) are always raised. Nothing under ``exclude`` (the cache folder) is read. A read that takes
-    over :data:`READ_PROGRESS_DELAY` seconds shows a progress bar unless ``progress`` is False.
+    over :data:`READ_PROGRESS_DELAY` seconds shows a progress bar unless ``progress`` is False. A chat log
+    (KakaoTalk export) gives one dialogue per day, or with ``split_days`` off one per file.
     """
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r}: expected one of {', '.join(FORMATS)}")
@@ -231,7 +233,7 @@ def read_dialogues(
     with _read_progress(sum(sizes), progress) as bar:
         for path, size in zip(files, sizes):
             try:
-                file_fmt, records, parse.check_surrogates = load_file(path, fmt)
+                file_fmt, records, parse.check_surrogates = load_file(path, fmt, split_days)
             except DataError as err:
                 if [p.reason for p in err.problems] != ["unreadable file"]:
                     raise

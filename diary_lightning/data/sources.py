@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diary_lightning.data.chatlog import ChatLogError, parse_chat_log
+from diary_lightning.data.chatlog import ChatLogError, parse_chat_days
 from diary_lightning.data.records import DataError, Problem
 
 FORMATS = ("auto", "aihub", "jsonl", "json", "nikl", "text", "synthesized")
@@ -45,14 +45,22 @@ def aihub_origin(path: Path) -> str | None:
     return None
 
 
-def _read_chat_log(path: Path, text: str) -> dict[str, Any]:
+def _read_chat_log(path: Path, text: str, split_days: bool = True) -> list[dict[str, Any]]:
     """A plain-text chat log (``speaker: text`` lines, or a KakaoTalk export: :mod:`diary_lightning.data.chatlog`) as
-    one JSONL-shaped record whose id is the file name without its suffix."""
+    JSONL-shaped records: one per day of a KakaoTalk export (id ``FILE_YYYY-MM-DD``, a diary is written per
+    day), or with ``split_days`` off, or for a log without dates, one for the file (id: the file name without
+    its suffix)."""
     try:
-        utterances = parse_chat_log(text)
+        days = parse_chat_days(text)
     except ChatLogError as err:
         raise DataError([Problem(str(path), None, None, "bad line", str(err))]) from None
-    return {"id": path.stem, "dialogue": [{"speaker": speaker, "text": said} for speaker, said in utterances]}
+
+    def record(record_id: str, utterances: list[tuple[str, str]]) -> dict[str, Any]:
+        return {"id": record_id, "dialogue": [{"speaker": speaker, "text": said} for speaker, said in utterances]}
+
+    if not split_days or len(days) <= 1 and (not days or days[0].date is None):
+        return [record(path.stem, [u for day in days for u in day.utterances])]
+    return [record(f"{path.stem}_{day.date}", day.utterances) for day in days]
 
 
 # A \uD800-\uDFFF escape decodes to a lone surrogate, which no UTF-8 writer downstream accepts.
@@ -75,8 +83,9 @@ def _too_deep(path: Path, where: str = "") -> Problem:
                    f"inside each other more than about {sys.getrecursionlimit()} levels); no dialogue record is")
 
 
-def load_file(path: Path, fmt: str) -> tuple[str, list[Any], bool]:
-    """Decode one file into (format, raw records, may hold lone surrogates), or raise DataError naming the file."""
+def load_file(path: Path, fmt: str, split_days: bool = True) -> tuple[str, list[Any], bool]:
+    """Decode one file into (format, raw records, may hold lone surrogates), or raise DataError naming the file.
+    ``split_days``: a chat log's days become records of their own (:func:`_read_chat_log`)."""
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8-sig")
@@ -92,7 +101,7 @@ def load_file(path: Path, fmt: str) -> tuple[str, list[Any], bool]:
     if fmt == "auto":
         fmt = {".jsonl": "jsonl", ".txt": "text"}.get(path.suffix.lower(), "json")
     if fmt == "text":
-        return "text", [_read_chat_log(path, text)], surrogates
+        return "text", _read_chat_log(path, text, split_days), surrogates
     if fmt in ("jsonl", "synthesized"):
         records = []
         # Records end at "\n" alone: U+2028, U+0085 and the other breaks str.splitlines() knows may stand raw

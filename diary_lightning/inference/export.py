@@ -17,41 +17,36 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from diary_lightning.inference.chat_template import build_chat_template
 from diary_lightning.io.atomic import atomic_directory
-from diary_lightning.model.generation import DiarySettings, GenerationSettings, generation_config
+from diary_lightning.model.generation import GenerationSettings, generation_config
 from diary_lightning.model.loading import (
     DTYPES,
-    absolute_if_local,
     adapter_state,
     load_adapter_checkpoint,
     load_adapter_state,
     load_tokenizer,
 )
 from diary_lightning.io.outputs import MERGED, Output, check_outputs, mark
+from diary_lightning.model.metadata import (
+    SETTINGS_FILE,
+    BaseFingerprint,
+    RunMetadata,
+    absolute_if_local,
+    adapter_base_model,
+    checkpoint_state,
+)
 
 log = logging.getLogger(__name__)
 
-SETTINGS_FILE = "diary_lightning.json"
-"""Beside the adapter: prompt template, label scheme, default writer and bots settings, anonymization,
-max_length, how the base was loaded and the generation settings of training."""
 MERGE_DTYPES = ("bfloat16", "float16", "float32")
 
 
-def export_settings(hparams: Mapping[str, Any], prompt: Mapping[str, Any] | None,
-                    max_length: int | None) -> dict[str, Any]:
-    """``diary_lightning.json``: the prompt settings and ``max_length`` of the data, how the base was loaded and
-    how diaries are generated, from the model's hyperparameters."""
-    settings: dict[str, Any] = dict(prompt or {})
-    if max_length is not None:
-        settings["max_length"] = max_length
-    settings["model"] = {key: hparams[key] for key in
-                         ("base_model", "load_in_4bit", "compute_dtype", "double_quant", "attn_implementation")}
-    settings["model"]["base_model"] = absolute_if_local(hparams["base_model"])
-    settings["generation"] = GenerationSettings.from_mapping(hparams).to_dict()
-    return settings
+def export_settings(hparams: Mapping[str, Any], prompt: Mapping[str, Any] | None, max_length: int | None,
+                    fingerprint: BaseFingerprint | None = None) -> dict[str, Any]:
+    """``diary_lightning.json``: the run's metadata (:class:`~diary_lightning.model.metadata.RunMetadata`) with the
+    prompt settings and ``max_length`` of the data and the model's loading and generation settings."""
+    return RunMetadata.of_run(hparams, prompt or {}, max_length, fingerprint).to_dict()
 
 
 def save_adapter(model: Any, target: str | os.PathLike, settings: Mapping[str, Any], tokenizer: Any | None = None) -> Path:
@@ -90,76 +85,20 @@ def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | 
     ``pl_module``'s. The weights pass through the live PEFT model so that PEFT writes the files and
     their configuration; the model's own weights are put back afterwards.
     """
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    # A copy: the adapter's keys are renamed in it, and the loaded file is shared (metadata.checkpoint_state).
+    saved = dict(checkpoint_state(checkpoint))
     current = {k: v.detach().clone() for k, v in adapter_state(pl_module.model).items()}
     try:
-        load_adapter_checkpoint(pl_module.model, saved, pl_module.hparams, current)
+        load_adapter_checkpoint(pl_module.model, saved, pl_module.hparams, current, pl_module.base_fingerprint)
+        metadata = RunMetadata.from_checkpoint(saved)
+        fingerprint = metadata.fingerprint if metadata is not None else None
         if datamodule is None:
-            return save_adapter(pl_module.model, target, export_settings(pl_module.hparams, None, None))
-        prompt = saved.get(type(datamodule).__qualname__) or datamodule.state_dict()
-        settings = export_settings(pl_module.hparams, prompt, datamodule.hparams.max_length)
+            return save_adapter(pl_module.model, target, export_settings(pl_module.hparams, None, None, fingerprint))
+        prompt = (metadata.prompt if metadata is not None else None) or datamodule.prompt_state()
+        settings = export_settings(pl_module.hparams, prompt, datamodule.hparams.max_length, fingerprint)
         return save_adapter(pl_module.model, target, settings, datamodule.tokenizer)
     finally:
         load_adapter_state(pl_module.model, current)
-
-
-def read_settings(adapter_path: str | os.PathLike) -> dict[str, Any]:
-    """The ``diary_lightning.json`` of an exported adapter, checked for what writing a diary needs."""
-    path = Path(adapter_path) / SETTINGS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: {adapter_path} is not an adapter exported by diary_lightning "
-                                "(python -m diary_lightning export --ckpt_path CKPT --output DIR writes one)")
-    settings = json.loads(path.read_text(encoding="utf-8"))
-    missing = [k for k in ("prompt_template", "anonymization", "max_length", "generation", "model") if k not in settings]
-    if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)}: export the adapter again with this version "
-                         "(python -m diary_lightning export)")
-    return settings
-
-
-DATAMODULE_STATE_KEY = "DiaryDataModule"
-"""Where Lightning keeps the data module's state (its prompt settings) in a checkpoint: under its class name."""
-RUN_STATE_KEY = "diary_lightning_run"
-"""What ``runs.RunFolder`` records in a checkpoint: the base model as an absolute path, how it was loaded,
-``max_length``."""
-
-
-def checkpoint_settings(checkpoint: Mapping[str, Any], name: str = "the checkpoint") -> dict[str, Any]:
-    """What ``export`` would write into ``diary_lightning.json`` for a checkpoint of fit (``name`` in errors),
-    read from the checkpoint alone, plus its LoRA shape (``lora``): how to write with it without Lightning."""
-    meta, run = checkpoint.get("diary_lightning"), checkpoint.get(RUN_STATE_KEY) or {}
-    prompt, hparams = checkpoint.get(DATAMODULE_STATE_KEY), checkpoint.get("hyper_parameters") or {}
-    if meta is None or prompt is None:
-        raise ValueError(f"{name} was not written by diary_lightning's fit (no adapter metadata or prompt settings): "
-                         "give a checkpoint of fit, or an exported adapter with --model.adapter_path")
-    base = run.get("base_model") or meta.get("base_model")
-    max_length = run.get("max_length") or (checkpoint.get("datamodule_hyper_parameters") or {}).get("max_length")
-    if not base or not max_length:
-        raise ValueError(f"{name} records no {'base model' if not base else 'max_length'}: it was written by an older "
-                         "version; export it with the run's config (python -m diary_lightning export) and give the "
-                         "adapter folder instead")
-    return {**prompt, "max_length": max_length,
-            "model": {"base_model": base, **{k: hparams[k] for k in ("load_in_4bit", "compute_dtype", "double_quant",
-                                                                   "attn_implementation") if k in hparams},
-                      **run.get("model", {})},
-            "generation": GenerationSettings.from_mapping({**GenerationSettings().to_dict(), **hparams}).to_dict(),
-            "lora": dict(meta["lora"])}
-
-
-def read_diary_settings(adapter_path: str | os.PathLike) -> DiarySettings:
-    """What decides the diaries the exported adapter writes, besides its weights."""
-    return DiarySettings.from_mapping(read_settings(adapter_path))
-
-
-def adapter_base_model(adapter_path: str | os.PathLike) -> str:
-    """The base model PEFT recorded in ``adapter_config.json``."""
-    path = Path(adapter_path) / "adapter_config.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: give a PEFT adapter folder (written by export or by fit)")
-    base = json.loads(path.read_text(encoding="utf-8")).get("base_model_name_or_path")
-    if not base:
-        raise ValueError(f"{path} names no base_model_name_or_path; give the base model explicitly")
-    return base
 
 
 def merge_adapter(adapter_path: str | os.PathLike, output: str | os.PathLike, dtype: str = "bfloat16",

@@ -13,9 +13,17 @@ import torch
 from diary_lightning.data.batching import DiaryCollator
 from diary_lightning.data.encoding import PromptFormat, encode_batch, render_chat
 from diary_lightning.data.records import RecordFields
-from diary_lightning.inference.export import adapter_base_model, checkpoint_settings, read_settings
-from diary_lightning.model.generation import DiarySettings, GenerationSettings, generate_diaries
+from diary_lightning.model.generation import GenerationSettings, generate_diaries
 from diary_lightning.model.loading import adapter_state, load_adapter_checkpoint, load_base, load_tokenizer
+from diary_lightning.model.metadata import (
+    BaseFingerprint,
+    RunMetadata,
+    adapter_base_model,
+    check_base,
+    checkpoint_state,
+    read_adapter,
+    read_checkpoint,
+)
 
 Message = Mapping[str, str]
 """One utterance: ``{"speaker": ..., "text": ...}``."""
@@ -52,12 +60,12 @@ class DiaryPipeline:
     >>> writer.write([{"speaker": "준호", "text": "잘 들어갔어?"}, {"speaker": "민지", "text": "응 방금"}], writer="민지")
     """
 
-    def __init__(self, model: Any, tokenizer: Any, settings: DiarySettings, batch_size: int = 8,
+    def __init__(self, model: Any, tokenizer: Any, settings: RunMetadata, batch_size: int = 8,
                  fields: RecordFields | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.settings = settings
-        self.prompt_format = PromptFormat.from_settings(settings.prompt())
+        self.prompt_format = PromptFormat.from_settings(settings.prompt)
         self.batch_size = batch_size
         self.fields = fields or RecordFields()
         self._collate = DiaryCollator(tokenizer.pad_token_id, padding_side="left")
@@ -78,7 +86,7 @@ class DiaryPipeline:
     def from_pretrained(cls, adapter_path: str | os.PathLike, base_model: str | None = None,
                         load_in_4bit: bool | None = None, compute_dtype: str | None = None,
                         device: str | torch.device | None = None, batch_size: int = 8,
-                        trust_remote_code: bool = False) -> DiaryPipeline:
+                        trust_remote_code: bool = False, allow_other_base: bool = False) -> DiaryPipeline:
         """Load the base as training did (4-bit NF4 unless ``load_in_4bit=False``), the adapter and its tokenizer.
 
         Args:
@@ -89,43 +97,46 @@ class DiaryPipeline:
             device: Defaults to the first GPU if there is one, else the CPU.
             batch_size: Dialogues generated together by :meth:`write_many`.
             trust_remote_code: Allow the base model's repository to run its own code.
+            allow_other_base: Load the adapter onto a base of the same shape but other weights than the one it
+                was trained on (refused by default, naming both).
         """
         from peft import PeftModel
 
-        settings = read_settings(adapter_path)
+        settings = read_adapter(adapter_path)
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        base = cls._base(base_model or adapter_base_model(adapter_path), settings["model"], load_in_4bit,
-                         compute_dtype, device, trust_remote_code)
+        base_model = base_model or adapter_base_model(adapter_path)
+        base = cls._base(base_model, settings.loading, load_in_4bit, compute_dtype, device, trust_remote_code)
+        check_base(settings.fingerprint, BaseFingerprint.of(base_model, base), allow_other_base,
+                   f"the adapter {adapter_path}")
         model = PeftModel.from_pretrained(base, str(adapter_path))
-        return cls(model, load_tokenizer(str(adapter_path), trust_remote_code), DiarySettings.from_mapping(settings),
-                   batch_size)
+        return cls(model, load_tokenizer(str(adapter_path), trust_remote_code), settings, batch_size)
 
     @classmethod
     def from_checkpoint(cls, ckpt_path: str | os.PathLike, base_model: str | None = None,
                         load_in_4bit: bool | None = None, compute_dtype: str | None = None,
                         device: str | torch.device | None = None, batch_size: int = 8,
-                        trust_remote_code: bool = False) -> DiaryPipeline:
+                        trust_remote_code: bool = False, allow_other_base: bool = False) -> DiaryPipeline:
         """Write with a checkpoint of fit, as ``export`` of it would (without Lightning): the base it names, its
         adapter weights, the prompt and ``max_length`` it was trained with and its generation settings.
         The arguments are those of :meth:`from_pretrained`."""
         from peft import LoraConfig, get_peft_model
 
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        settings = checkpoint_settings(checkpoint, str(ckpt_path))
+        settings = read_checkpoint(ckpt_path)
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        base_model = base_model or settings["model"]["base_model"]
-        base = cls._base(base_model, settings["model"], load_in_4bit, compute_dtype, device, trust_remote_code)
-        lora = settings["lora"]
+        base_model = base_model or settings.base_model
+        base = cls._base(base_model, settings.loading, load_in_4bit, compute_dtype, device, trust_remote_code)
+        check_base(settings.fingerprint, BaseFingerprint.of(base_model, base), allow_other_base,
+                   f"the checkpoint {ckpt_path}")
+        lora = settings.lora
         model = get_peft_model(base, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=0.0,
                                                 target_modules=lora["target_modules"], task_type="CAUSAL_LM"))
         hparams = {"base_model": base_model, "lora_r": lora["r"], "lora_alpha": lora["alpha"],
                    "target_modules": lora["target_modules"]}
-        load_adapter_checkpoint(model, checkpoint, hparams, adapter_state(model))
-        return cls(model, load_tokenizer(base_model, trust_remote_code), DiarySettings.from_mapping(settings),
-                   batch_size)
+        load_adapter_checkpoint(model, checkpoint_state(ckpt_path), hparams, adapter_state(model))
+        return cls(model, load_tokenizer(base_model, trust_remote_code), settings, batch_size)
 
     @classmethod
-    def zero_shot(cls, base_model: str, settings: DiarySettings, load_in_4bit: bool = True,
+    def zero_shot(cls, base_model: str, settings: RunMetadata, load_in_4bit: bool = True,
                   compute_dtype: str = "bfloat16", device: str | torch.device | None = None, batch_size: int = 8,
                   trust_remote_code: bool = False) -> DiaryPipeline:
         """Write with the base model alone (the zero-shot baseline), prompted as ``settings`` say."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -43,45 +43,6 @@ class GenerationSettings:
 GENERATION_KEYS = tuple(f.name for f in dataclasses.fields(GenerationSettings))
 
 
-@dataclass(frozen=True)
-class DiarySettings:
-    """Everything besides the weights that decides the diary an adapter writes: the prompt, the cleaning,
-    ``max_length`` and the generation settings. Saved as ``diary_lightning.json`` beside an exported
-    adapter; ``predict --model.adapter_path`` and :class:`DiaryPipeline` both apply what it holds."""
-
-    prompt_template: str
-    anonymization: str
-    max_length: int
-    speaker_labels: dict[str, str] = field(default_factory=dict)
-    """The fixed speaker labels of an adapter from before label schemes."""
-    generation: GenerationSettings = field(default_factory=GenerationSettings)
-    label_scheme: dict[str, str] | None = None
-    """The prompt's role labels (:class:`diary_lightning.data.roles.LabelScheme`); None before label schemes."""
-    writer: tuple[str, ...] | None = None
-    """The writer setting training used: only a default, which ``data.writer`` or a caller's own overrides."""
-    bots: tuple[str, ...] | None = None
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> DiarySettings:
-        return cls(prompt_template=values["prompt_template"], anonymization=values["anonymization"],
-                   max_length=values["max_length"], speaker_labels=dict(values.get("speaker_labels") or {}),
-                   generation=GenerationSettings.from_mapping(values["generation"]),
-                   label_scheme=dict(values["label_scheme"]) if values.get("label_scheme") is not None else None,
-                   writer=tuple(values["writer"]) if values.get("writer") is not None else None,
-                   bots=tuple(values["bots"]) if values.get("bots") is not None else None)
-
-    def prompt(self) -> dict[str, Any]:
-        """The prompt settings, as the data module's checkpoint state holds them."""
-        prompt: dict[str, Any] = {"prompt_template": self.prompt_template, "anonymization": self.anonymization}
-        if self.label_scheme is not None:
-            prompt["label_scheme"] = dict(self.label_scheme)
-        else:
-            prompt["speaker_labels"] = dict(self.speaker_labels)
-        prompt.update({key: list(value) for key, value in (("writer", self.writer), ("bots", self.bots))
-                       if value is not None})
-        return prompt
-
-
 def generation_config(settings: GenerationSettings, tokenizer: Any) -> Any:
     """The settings as a transformers ``GenerationConfig``, so plain ``model.generate`` writes the same diary."""
     from transformers import GenerationConfig
@@ -105,5 +66,14 @@ def generate_diaries(model: Any, tokenizer: Any, input_ids: torch.Tensor, attent
     )
     new = out[:, input_ids.shape[1]:]
     ended = (new == tokenizer.eos_token_id).any(dim=1)
-    texts = tokenizer.batch_decode(new, skip_special_tokens=True)
-    return [t.strip() for t in texts], [not e for e in ended.tolist()]
+    return decode_diaries(tokenizer, new), [not e for e in ended.tolist()]
+
+
+def decode_diaries(tokenizer: Any, token_ids: torch.Tensor) -> list[str]:
+    """The generated tokens as text, with only whole characters.
+
+    A byte-level tokenizer (EEVE's byte fallback too) writes a Korean syllable as up to three byte tokens, and
+    generation can stop (``max_new_tokens``) or wander (a barely trained model) between them; decoding puts a
+    U+FFFD where the bytes do not form a character. That is not something the model wrote, so it is left out.
+    """
+    return [text.replace("\ufffd", "").strip() for text in tokenizer.batch_decode(token_ids, skip_special_tokens=True)]

@@ -15,41 +15,28 @@ from typing import Any, TypeVar
 
 import torch
 
-from diary_lightning.errors import UserError
+from diary_lightning.model.metadata import AdapterMismatchError, RunMetadata, check_base
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class AdapterMismatchError(UserError, RuntimeError):
-    """A checkpoint whose adapters do not fit the configured model."""
-
-
-def base_identity(config: Any) -> dict[str, Any]:
-    """What must match between the model an adapter was trained on and the one it is loaded into."""
-    keys = ("model_type", "hidden_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
-    return {k: getattr(config, k, None) for k in keys}
-
-
-def check_adapter_checkpoint(checkpoint: Mapping[str, Any], hparams: Mapping[str, Any], config: Any,
+def check_adapter_checkpoint(checkpoint: Mapping[str, Any], hparams: Mapping[str, Any], live: Any,
                              expected: Mapping[str, torch.Tensor]) -> None:
     """Refuse a checkpoint whose adapters would not load fully into the model configured by ``hparams``,
-    whose base has the transformers ``config`` and whose adapter weights are ``expected``.
+    whose base has the fingerprint ``live`` (:class:`~diary_lightning.model.metadata.BaseFingerprint`) and whose
+    adapter weights are ``expected``; or that was trained on another base (unless ``model.allow_other_base``).
 
     Loading is not strict (the base is not saved), so without this check a checkpoint
     from another base model or LoRA shape would load nothing and say nothing.
     """
-    meta = checkpoint.get("diary_lightning")
+    meta = RunMetadata.from_checkpoint(checkpoint)
     saved = checkpoint.get("state_dict", {})
-    where = f"the checkpoint (base {meta['base_model'] if meta else 'unknown'}, LoRA {meta['lora'] if meta else 'unknown'})"
-    here = (f"the configured model (base {hparams['base_model']}, LoRA r={hparams['lora_r']}, "
-            f"alpha={hparams['lora_alpha']}, target_modules={hparams['target_modules']})")
     if meta is None:
         raise AdapterMismatchError("the checkpoint was not written by diary_lightning (no adapter metadata)")
-    if meta["base_identity"] != base_identity(config):
-        raise AdapterMismatchError(
-            f"{where} was trained on a model of shape {meta['base_identity']}, but {here} has shape "
-            f"{base_identity(config)}. Set model.base_model to the base the adapter was trained on."
-        )
+    where = f"the checkpoint (base {meta.base_model}, LoRA {dict(meta.lora)})"
+    here = (f"the configured model (base {hparams['base_model']}, LoRA r={hparams['lora_r']}, "
+            f"alpha={hparams['lora_alpha']}, target_modules={hparams['target_modules']})")
+    check_base(meta.fingerprint, live, bool(hparams.get("allow_other_base")), where)
     missing = sorted(set(expected) - set(saved))
     unexpected = sorted(set(saved) - set(expected))
     wrong_shape = [k for k in set(saved) & set(expected) if saved[k].shape != expected[k].shape]
@@ -84,11 +71,11 @@ def load_adapter_state(model: Any, state: Mapping[str, torch.Tensor]) -> None:
 
 
 def load_adapter_checkpoint(model: Any, checkpoint: dict[str, Any], hparams: Mapping[str, Any],
-                            expected: Mapping[str, torch.Tensor]) -> None:
+                            expected: Mapping[str, torch.Tensor], live: Any) -> None:
     """Load a Lightning checkpoint's adapter into the PEFT ``model``: its keys renamed to PEFT's (in
     ``checkpoint["state_dict"]``), checked against ``expected`` (the model's own adapter state) and ``hparams``."""
     checkpoint["state_dict"] = peft_names(checkpoint.get("state_dict", {}))
-    check_adapter_checkpoint(checkpoint, hparams, model.config, expected)
+    check_adapter_checkpoint(checkpoint, hparams, live, expected)
     load_adapter_state(model, checkpoint["state_dict"])
 
 
@@ -233,13 +220,6 @@ _HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?"
 def looks_local(name: str) -> bool:
     """A name that can only be a path: absolute, ``~``, ``./`` or ``../``, a backslash, or more than one ``/``."""
     return not _HUB_ID.fullmatch(name)
-
-
-def absolute_if_local(name: str) -> str:
-    """An existing local folder as an absolute path (so that what records it loads from any working
-    directory); a Hub id unchanged."""
-    path = Path(name).expanduser()
-    return str(path.resolve()) if path.is_dir() else name
 
 
 def _missing(name: str, what: str, extra: str = "") -> FileNotFoundError:

@@ -18,6 +18,7 @@ from diary_lightning.errors import UserError
 from diary_lightning.io.atomic import write_text
 from diary_lightning.io.jsonl import JsonlAppender, first_mismatch, fingerprint, open_for_resume
 from diary_lightning.model.generation import GenerationSettings
+from diary_lightning.model.metadata import read_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -184,13 +185,6 @@ class PredictionsMismatchError(UserError, ValueError):
     """A ``.partial`` file written by other weights or settings than the resuming predict's."""
 
 
-def _checkpoint_prompt(ckpt_path: str, datamodule: Any) -> dict[str, Any] | None:
-    import torch
-
-    saved = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-    return saved.get(type(datamodule).__qualname__)
-
-
 def prediction_identity(ckpt_path: str | None, model: Any, datamodule: Any) -> dict[str, Any]:
     """What decides the diaries of a predict: the weights (a checkpoint or an adapter, by content), the base, the
     generation settings and the prompt (the configured one, which holds an adapter's once the CLI loaded it, and
@@ -198,10 +192,10 @@ def prediction_identity(ckpt_path: str | None, model: Any, datamodule: Any) -> d
     h = model.hparams
     weights: dict[str, Any] = {"checkpoint": None, "adapter": None}
     # Both: the checkpoint's prompt replaces the configured one, but data.writer and data.bots still apply.
-    prompt = {"configured": datamodule.state_dict(), "checkpoint": None}
+    prompt = {"configured": datamodule.prompt_state(), "checkpoint": None}
     if ckpt_path:
         weights["checkpoint"] = {"path": str(Path(ckpt_path).resolve()), "digest": files_digest([ckpt_path])}
-        prompt["checkpoint"] = _checkpoint_prompt(ckpt_path, datamodule)
+        prompt["checkpoint"] = dict(read_checkpoint(ckpt_path).prompt)
     elif h.get("adapter_path"):
         path = Path(h.adapter_path)
         weights["adapter"] = {"path": str(path.resolve()),

@@ -30,7 +30,6 @@ from diary_lightning.data.roles import (
 )
 from diary_lightning.data.sources import expand_paths
 from diary_lightning.data.splits import fit_split_warnings
-from diary_lightning.model.generation import DiarySettings
 from diary_lightning.model.loading import load_tokenizer
 from diary_lightning.training.exact_resume import ResumableDataLoader
 from diary_lightning.training.lightning_internals import batches_trained_this_epoch, global_seed
@@ -59,6 +58,7 @@ class DiaryDataModule(L.LightningDataModule):
         fields: dict[str, str] | None = None,
         topics: list[str] | None = None,
         skip_invalid: bool = False,
+        split_days: bool = True,
         val_generate_samples: int = 32,
         test_generate_samples: int | None = 128,
         group_by_length: bool = True,
@@ -91,6 +91,8 @@ class DiaryDataModule(L.LightningDataModule):
             fields: Field names for JSON/JSONL records: keys ``id``, ``dialogue``, ``speaker``, ``text``, ``summary``.
             topics: Keep only AI Hub dialogues of these topics (e.g. ``개인 및 관계``).
             skip_invalid: Skip and report bad records instead of stopping.
+            split_days: Cut a chat log (KakaoTalk export) into one dialogue per day, as a diary is written per day
+                (ids ``FILE_YYYY-MM-DD``); off: one dialogue per file.
             val_generate_samples: Val dialogues the model writes diaries for at each scored validation, chosen
                 by a stable hash of their ids (0: none). Not capped by ``trainer.limit_val_batches``.
             test_generate_samples: Test dialogues written and scored by ``test``, chosen the same way
@@ -112,6 +114,8 @@ class DiaryDataModule(L.LightningDataModule):
         self._tokenizer = None
         self._splits: dict[str, Any] | None = None
         self._generation_sets: dict[str, list[dict[str, Any]]] = {}
+        self._predict: Any = None  # the predict dialogues, tokenized: read before the model loads (predict_dataset)
+        self._predict_room = 0
         self.report = DataReport()
         # Dialogues a resumed predict has already written (set by the CLI).
         self.skip_predict_ids: set[str] = set()
@@ -146,9 +150,20 @@ class DiaryDataModule(L.LightningDataModule):
 
     # -- checkpoint: the prompt travels with the adapter --------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        # The prompt travels in the run's metadata, which the LightningModule writes (model.metadata); Lightning
+        # leaves an empty state out of the checkpoint.
+        return {}
+
+    def prompt_state(self) -> dict[str, Any]:
+        """The prompt settings in force, as the run's metadata records them."""
         return self.prompt_format.state()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """A checkpoint of format 1 kept the prompt as the data module's state."""
+        if state:
+            self.use_prompt(state)
+
+    def use_prompt(self, state: Mapping[str, Any]) -> None:
         """The prompt a model was trained with (template, labels, anonymization) replaces the configured one; the
         stored writer and bots settings only fill in for ``data.writer`` and ``data.bots`` left unset."""
         scheme = LabelScheme.from_dict(state["label_scheme"]) if "label_scheme" in state else None
@@ -160,14 +175,16 @@ class DiaryDataModule(L.LightningDataModule):
             log.warning("Using the prompt template, speaker labels and anonymization saved in the checkpoint.")
             self.template, self.label_scheme, self._fixed_labels, self.hparams.anonymization = saved
         if saved != configured or stored != self._stored:
-            self._stored, self._splits, self._generation_sets = stored, None, {}
+            self._stored, self._splits, self._generation_sets, self._predict = stored, None, {}, None
 
-    def use_settings(self, settings: DiarySettings) -> None:
-        """Encode as an exported adapter was trained to read: its prompt settings and ``max_length``."""
-        self.load_state_dict(settings.prompt())
-        if settings.max_length != (h := self.hparams).max_length:
-            log.warning("Using max_length %d saved with the adapter, not %d.", settings.max_length, h.max_length)
-            h.max_length, self._splits, self._generation_sets = settings.max_length, None, {}
+    def use_metadata(self, metadata: Any) -> None:
+        """Encode as the run was trained to read (:class:`~diary_lightning.model.metadata.RunMetadata`): its prompt
+        settings and ``max_length``."""
+        if metadata.prompt:
+            self.use_prompt(metadata.prompt)
+        if metadata.max_length and metadata.max_length != (h := self.hparams).max_length:
+            log.warning("Using max_length %d saved with the run, not %d.", metadata.max_length, h.max_length)
+            h.max_length, self._splits, self._generation_sets, self._predict = metadata.max_length, None, {}, None
 
     # -- reading and tokenizing ---------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -195,7 +212,7 @@ class DiaryDataModule(L.LightningDataModule):
             anonymization=self.hparams.anonymization, topics=self.hparams.topics if require_summary else None,
             skip_invalid=self.hparams.skip_invalid,
             # A cache inside a data folder holds .json files that are not data.
-            exclude=[cache.cache_root(self.hparams.cache_dir)], progress=progress,
+            exclude=[cache.cache_root(self.hparams.cache_dir)], progress=progress, split_days=self.hparams.split_days,
         )
         for problem in result.problems:
             if problem.reason in ("unreadable folder", "unreadable file"):  # skip_invalid: said, never silent
@@ -216,7 +233,7 @@ class DiaryDataModule(L.LightningDataModule):
         h = self.hparams
         roles = [self.writer, self.bots, self.label_scheme and self.label_scheme.to_dict(), self._fixed_labels]
         options = [h.max_length, h.val_fraction, h.test_fraction, h.split, h.split_seed, roles,
-                   h.anonymization, h.format, h.fields, h.topics, h.skip_invalid]
+                   h.anonymization, h.format, h.fields, h.topics, h.skip_invalid, h.split_days]
         files = expand_paths(h.paths, exclude=[cache.cache_root(h.cache_dir)])
         path = cache.cache_path(h.cache_dir, files, self.tokenizer, self.template, options)
         cached = cache.load(path)
@@ -304,21 +321,33 @@ class DiaryDataModule(L.LightningDataModule):
                           collate_fn=DiaryCollator(self.tokenizer.pad_token_id, "left"),
                           generator=torch.Generator().manual_seed(0))
 
+    def predict_dataset(self, diary_room: int | None = None) -> Any:
+        """The dialogues to write diaries for, read, checked (files, writer) and tokenized, each prompt cut to
+        leave ``diary_room`` tokens (``model.max_new_tokens``) for the diary within ``max_length``, as every training
+        example had. The CLI calls this before the model loads, so that a bad file or an unknown writer costs
+        seconds, not a model load."""
+        if self._predict is None or (diary_room is not None and diary_room != self._predict_room):
+            if not self.hparams.predict_path:
+                raise ValueError("predict needs data.predict_path (a file of dialogues to write diaries for)")
+            result = self._read(self.hparams.predict_path, require_summary=False)
+            dialogues = [d for d in result.dialogues if d.id not in self.skip_predict_ids]
+            log.info("predict: writers chosen by %s", count_rules(dialogues, result.writer_chosen_by, self.writer))
+            # The input's order, which the predictions file keeps whatever the ranks (PredictionsJsonl).
+            self.predict_order = [d.id for d in result.dialogues]
+            room = diary_room or 0
+            encoder = dataclasses.replace(self.encoder(), diary_room=room)
+            dataset = encoder(dialogues, False, "Tokenizing predict")
+            cut = [n for n in dataset["turns_cut"] if n] if len(dataset) else []
+            if cut:
+                log.warning("predict: %d of %d chats lost their oldest turns (%d turns in all) to fit data.max_length "
+                            "%d minus model.max_new_tokens %d, as training cuts them", len(cut), len(dataset),
+                            sum(cut), self.hparams.max_length, room)
+            self._predict, self._predict_room = dataset, room
+        return self._predict
+
     def predict_dataloader(self) -> DataLoader:
-        result = self._read(self.hparams.predict_path, require_summary=False)
-        dialogues = [d for d in result.dialogues if d.id not in self.skip_predict_ids]
-        log.info("predict: writers chosen by %s", count_rules(dialogues, result.writer_chosen_by, self.writer))
-        # The input's order, which the predictions file keeps whatever the ranks (PredictionsJsonl).
-        self.predict_order = [d.id for d in result.dialogues]
-        # Room for the diary, as every training example had: the prompt and max_new_tokens fit max_length.
         module = self.trainer.lightning_module if self.trainer is not None else None
-        encoder = dataclasses.replace(self.encoder(), diary_room=module.hparams.get("max_new_tokens", 0) if module else 0)
-        dataset = encoder(dialogues, False, "Tokenizing predict")
-        cut = [n for n in dataset["turns_cut"] if n] if len(dataset) else []
-        if cut:
-            log.warning("predict: %d of %d chats lost their oldest turns (%d turns in all) to fit data.max_length %d "
-                        "minus model.max_new_tokens %d, as training cuts them", len(cut), len(dataset), sum(cut),
-                        self.hparams.max_length, encoder.diary_room)
+        dataset = self.predict_dataset(module.hparams.get("max_new_tokens", 0) if module else None)
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
         if world > 1:
             # Each rank generates every world-th chat: predict has no collective step, so the shares may

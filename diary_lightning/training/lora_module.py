@@ -8,13 +8,15 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
 from diary_lightning.errors import ConfigError
 from diary_lightning.evaluation import samples as evaluation
 from diary_lightning.evaluation.metrics import DEFAULT_ROUGE_TOKENIZER, ROUGE_TOKENIZERS, get_rouge_tokenizer
 from diary_lightning.model.generation import GenerationSettings, generate_diaries
-from diary_lightning.model.loading import DTYPES, adapter_state, base_identity, build_model, load_adapter_checkpoint
+from diary_lightning.model.loading import DTYPES, adapter_state, build_model, load_adapter_checkpoint
+from diary_lightning.model.metadata import CHECKPOINT_KEY, BaseFingerprint, RunMetadata, check_base, read_adapter
 from diary_lightning.model.loss import TokenMeanGradients, check_chunked_loss_support, peft_chunked_loss
 from diary_lightning.training.lightning_internals import attached, logged_step
 
@@ -53,6 +55,7 @@ class DiaryLoRAModule(L.LightningModule):
         generate_every_n_val: int = 1,
         rouge_tokenizer: str = DEFAULT_ROUGE_TOKENIZER,
         adapter_path: str | None = None,
+        allow_other_base: bool = False,
     ) -> None:
         """
         Args:
@@ -96,6 +99,8 @@ class DiaryLoRAModule(L.LightningModule):
             adapter_path: An exported PEFT adapter folder (``export``, or ``CHECKPOINT_DIR/adapter`` after fit) to
                 validate, test or predict with instead of ``--ckpt_path``; its LoRA shape replaces ``lora_*``
                 and its prompt settings are used.
+            allow_other_base: Load a checkpoint or adapter onto a base model of the same shape but other weights
+                than the one it was trained on (refused by default: it writes other diaries than it was trained to).
         """
         super().__init__()
         check_module_settings(optimizer=optimizer, lr_scheduler=lr_scheduler, compute_dtype=compute_dtype,
@@ -105,6 +110,7 @@ class DiaryLoRAModule(L.LightningModule):
         self.save_hyperparameters()
         self.generation = GenerationSettings.from_mapping(self.hparams)
         self.model: Any = None
+        self.base_fingerprint: BaseFingerprint | None = None
         # The frozen base is not in the checkpoint, so loading one must not demand its keys;
         # on_load_checkpoint checks the adapter keys itself.
         self.strict_loading = False
@@ -127,6 +133,10 @@ class DiaryLoRAModule(L.LightningModule):
                              "to continue training use fit --ckpt_path")
         device = self.trainer.strategy.root_device if attached(self) else torch.device("cpu")
         self.model = build_model(self.hparams, device)
+        self.base_fingerprint = BaseFingerprint.of(self.hparams.base_model, self.model)
+        if self.hparams.adapter_path:
+            check_base(read_adapter(self.hparams.adapter_path).fingerprint, self.base_fingerprint,
+                       self.hparams.allow_other_base, f"the adapter {self.hparams.adapter_path}")
         # from_pretrained hands the model over in eval mode and Lightning keeps each module's mode at the
         # start of fit; transformers only checkpoints layers in training mode, so without this gradient
         # checkpointing would silently do nothing. Validation and predict still switch to eval themselves.
@@ -192,9 +202,9 @@ class DiaryLoRAModule(L.LightningModule):
                                 self.generation)
 
     def use_generation(self, settings: GenerationSettings) -> None:
-        """Generate with ``settings`` (an exported adapter's) rather than the configured ones."""
-        if settings != self.generation:
-            log.warning("Generating with the settings saved with the adapter: %s", settings)
+        """Generate with ``settings`` (the run's, when no config gave any) rather than the defaults."""
+        for key, value in settings.to_dict().items():
+            self.hparams[key] = value
         self.generation = settings
 
     # -- generated diaries, scored ----------------------------------------------------------------------
@@ -275,18 +285,25 @@ class DiaryLoRAModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = self.adapter_state_dict()
-        checkpoint["diary_lightning"] = {
-            "base_model": self.hparams.base_model,
-            "base_identity": base_identity(self.model.config),
-            "lora": {"r": self.hparams.lora_r, "alpha": self.hparams.lora_alpha,
-                     "target_modules": self.hparams.target_modules},
-        }
+        # The one place a checkpoint's metadata is written (diary_lightning.model.metadata).
+        trainer = self._trainer
+        datamodule = getattr(trainer, "datamodule", None)
+        # A resumed fit continues the TensorBoard version of the run (cli.runs.resumed_log).
+        logger = trainer.logger if trainer is not None and isinstance(trainer.logger, TensorBoardLogger) else None
+        checkpoint[CHECKPOINT_KEY] = RunMetadata.of_run(
+            self.hparams, datamodule.prompt_state() if datamodule is not None else {},
+            datamodule.hparams.max_length if datamodule is not None else None, self.base_fingerprint,
+            logger.version if logger is not None else None).to_dict()
         checkpoint["diary_lightning_progress"] = {
             "epoch_tokens": self._epoch_tokens, "epoch": self.current_epoch, "validations": self._validations,
             "step": logged_step(self.trainer) if attached(self) else 0}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        load_adapter_checkpoint(self.model, checkpoint, self.hparams, self.adapter_state_dict())
+        load_adapter_checkpoint(self.model, checkpoint, self.hparams, self.adapter_state_dict(), self.base_fingerprint)
+        metadata = RunMetadata.from_checkpoint(checkpoint)
+        datamodule = getattr(self._trainer, "datamodule", None)
+        if metadata is not None and metadata.prompt and datamodule is not None:
+            datamodule.use_prompt(metadata.prompt)
         # Loaded above, under PEFT's names: nothing is left for Lightning's own (non-strict) load.
         checkpoint["state_dict"] = {}
         progress = checkpoint.get("diary_lightning_progress", {})
