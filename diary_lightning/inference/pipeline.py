@@ -125,14 +125,14 @@ class DiaryPipeline:
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         base_model = base_model or settings.base_model
         base = cls._base(base_model, settings.loading, load_in_4bit, compute_dtype, device, trust_remote_code)
-        check_base(settings.fingerprint, BaseFingerprint.of(base_model, base), allow_other_base,
-                   f"the checkpoint {ckpt_path}")
         lora = settings.lora
         model = get_peft_model(base, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=0.0,
                                                 target_modules=lora["target_modules"], task_type="CAUSAL_LM"))
         hparams = {"base_model": base_model, "lora_r": lora["r"], "lora_alpha": lora["alpha"],
-                   "target_modules": lora["target_modules"]}
-        load_adapter_checkpoint(model, checkpoint_state(ckpt_path), hparams, adapter_state(model))
+                   "target_modules": lora["target_modules"], "allow_other_base": allow_other_base}
+        # A shallow copy: the loaded checkpoint is shared by this process's readers, and loading renames its keys.
+        load_adapter_checkpoint(model, dict(checkpoint_state(ckpt_path)), hparams, adapter_state(model),
+                                BaseFingerprint.of(base_model, base))
         return cls(model, load_tokenizer(base_model, trust_remote_code), settings, batch_size)
 
     @classmethod
