@@ -396,12 +396,13 @@ def benchmark_stages(check: Check, args: argparse.Namespace, rows: dict[str, Any
     workdir, report = check.report.workdir, check.report
     common = [sys.executable, "scripts/gpu_benchmark.py", "--workdir", str(workdir / "random-base"),
               *SHAPES[args.shape]]
-    base = check.run("base", [*common, "--build-only"], workdir / "base.log")
+    seqs = args.seq_lengths.split()
+    # The lengths to come are checked against the base's positions as it is built, not minutes later.
+    base = check.run("base", [*common, "--seq-lengths", *seqs, "--build-only"], workdir / "base.log")
     if base["status"] != "ok":
         for name in ("benchmark_diary_lightning", "benchmark_TRL"):
             check.skip(name, f"no random base (the base stage: {base['status']})")
         return
-    seqs = args.seq_lengths.split()
     sides = {"benchmark_diary_lightning": ["--seq-lengths", *seqs, "--tokens-per-step", str(args.tokens_per_step),
                                            "--steps", "3", "--warmup", "1"]}
     sides["benchmark_TRL"] = [*sides["benchmark_diary_lightning"], "--trl"]
