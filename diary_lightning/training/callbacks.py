@@ -210,8 +210,7 @@ def prediction_identity(ckpt_path: str | None, model: Any, datamodule: Any) -> d
 
 def predict_inputs(datamodule: Any) -> dict[str, str]:
     """Id -> :func:`fingerprint` of every dialogue predict will write for, as the data module reads them."""
-    result = datamodule._read(datamodule.hparams.predict_path, require_summary=False, progress=False)
-    return {d.id: fingerprint(d.turns) for d in result.dialogues}
+    return {d.id: fingerprint(d.turns) for d in datamodule.predict_dialogues().dialogues}
 
 
 def _normal(value: Any) -> Any:

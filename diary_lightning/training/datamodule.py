@@ -115,6 +115,7 @@ class DiaryDataModule(L.LightningDataModule):
         self._splits: dict[str, Any] | None = None
         self._generation_sets: dict[str, list[dict[str, Any]]] = {}
         self._predict: Any = None  # the predict dialogues, tokenized: read before the model loads (predict_dataset)
+        self._predict_read: Any = None  # the predict file read once, for the resume check and the dataset
         self._predict_room = 0
         self.report = DataReport()
         # Dialogues a resumed predict has already written (set by the CLI).
@@ -176,6 +177,7 @@ class DiaryDataModule(L.LightningDataModule):
             self.template, self.label_scheme, self._fixed_labels, self.hparams.anonymization = saved
         if saved != configured or stored != self._stored:
             self._stored, self._splits, self._generation_sets, self._predict = stored, None, {}, None
+            self._predict_read = None
 
     def use_metadata(self, metadata: Any) -> None:
         """Encode as the run was trained to read (:class:`~diary_lightning.model.metadata.RunMetadata`): its prompt
@@ -321,15 +323,22 @@ class DiaryDataModule(L.LightningDataModule):
                           collate_fn=DiaryCollator(self.tokenizer.pad_token_id, "left"),
                           generator=torch.Generator().manual_seed(0))
 
+    def predict_dialogues(self) -> Any:
+        """The predict file read, cleaned and given writers, once: the resume check fingerprints these, and
+        :meth:`predict_dataset` tokenizes them."""
+        if self._predict_read is None:
+            if not self.hparams.predict_path:
+                raise ValueError("predict needs data.predict_path (a file of dialogues to write diaries for)")
+            self._predict_read = self._read(self.hparams.predict_path, require_summary=False)
+        return self._predict_read
+
     def predict_dataset(self, diary_room: int | None = None) -> Any:
         """The dialogues to write diaries for, read, checked (files, writer) and tokenized, each prompt cut to
         leave ``diary_room`` tokens (``model.max_new_tokens``) for the diary within ``max_length``, as every training
         example had. The CLI calls this before the model loads, so that a bad file or an unknown writer costs
         seconds, not a model load."""
         if self._predict is None or (diary_room is not None and diary_room != self._predict_room):
-            if not self.hparams.predict_path:
-                raise ValueError("predict needs data.predict_path (a file of dialogues to write diaries for)")
-            result = self._read(self.hparams.predict_path, require_summary=False)
+            result = self.predict_dialogues()
             dialogues = [d for d in result.dialogues if d.id not in self.skip_predict_ids]
             log.info("predict: writers chosen by %s", count_rules(dialogues, result.writer_chosen_by, self.writer))
             # The input's order, which the predictions file keeps whatever the ranks (PredictionsJsonl).
