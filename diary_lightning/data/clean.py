@@ -100,12 +100,6 @@ _INVISIBLE = re.compile(
 _PRINTABLE_INVISIBLE = re.compile(f"[{_char_class(_runs(cp for a, b in _RANGES for cp in range(a, b + 1) if chr(cp).isprintable()))}]")
 
 
-def is_invisible(char: str) -> bool:
-    """True for a character :func:`remove_invisible` removes on its own."""
-    cp = ord(char)
-    return any(first <= cp <= last for first, last in _RANGES)
-
-
 def remove_invisible(text: str) -> str:
     """``text`` without control characters, terminal escape sequences, format characters and other code points
     that are drawn as nothing (Hangul fillers, variation selectors, tag characters)."""

@@ -79,11 +79,6 @@ def read_records(path: Path, what: str = "synthesize") -> Iterator[dict[str, Any
             yield record
 
 
-def read_ids(path: Path, what: str = "synthesize") -> list[str]:
-    """The ``id`` of every line of ``path`` in order (after :func:`repair`)."""
-    return [record["id"] for record in read_records(path, what)]
-
-
 def open_for_resume(path: Path, what: str) -> list[dict[str, Any]]:
     """The complete records of an output an interrupted run left, after cutting off its torn last line."""
     cut = repair(path)
