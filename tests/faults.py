@@ -6,7 +6,9 @@ this. Run a command through this file instead of ``python -m diary_lightning``::
 
     DIARY_LIGHTNING_KILL_AT=MOMENT[@N] python tests/faults.py fit --config ...
 
-and the process dies the N-th time (default 1) it reaches MOMENT:
+and the process dies the N-th time (default 1) it reaches MOMENT. With ``DIARY_LIGHTNING_KILL_WITH=TERM`` (or
+``INT``) it sends itself that signal there instead of SIGKILL and goes on, so that a test of the graceful stop
+knows exactly where the signal landed instead of racing a running fit:
 
 ========================  ==============================================================================
 ``data``                  inside the training loader, fetching a batch
@@ -36,8 +38,12 @@ from diary_lightning.io import atomic
 from diary_lightning.training.lightning_internals import step_ends_here
 
 ENV = "DIARY_LIGHTNING_KILL_AT"
+WITH = "DIARY_LIGHTNING_KILL_WITH"
 MOMENTS = ("data", "step", "checkpoint-write", "checkpoint-saved", "validation", "generation", "folder-write",
            "publish", "predict")
+# The moments only KillAt's hooks see; the others are the package's own fault points. KillAt joins the run
+# through the command line, which the printed resume command repeats, so it is added only when needed.
+CALLBACK_MOMENTS = ("data", "step", "validation", "generation", "predict")
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
 _seen: dict[str, int] = {}
 
@@ -52,14 +58,22 @@ def plan() -> tuple[str, int] | None:
     return name, int(count or 1)
 
 
+def signal_to_send() -> signal.Signals:
+    name = os.environ.get(WITH) or "KILL"
+    if name not in ("KILL", "TERM", "INT"):
+        raise SystemExit(f"{WITH}={name!r}: expected KILL, TERM or INT")
+    return signal.Signals[f"SIG{name}"]
+
+
 def reached(moment: str) -> None:
-    """SIGKILL this process if the plan names ``moment`` and this is its N-th arrival."""
+    """Signal this process (SIGKILL unless told otherwise) if the plan names ``moment`` and this is its N-th
+    arrival."""
     armed = plan()
     if armed is None or armed[0] != moment:
         return
     _seen[moment] = _seen.get(moment, 0) + 1
     if _seen[moment] == armed[1]:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal_to_send())
 
 
 def arm() -> None:
@@ -106,9 +120,10 @@ class KillAt(L.Callback):
 
 
 def main(argv: list[str]) -> None:
-    plan()  # a bad value fails before anything runs
+    armed = plan()  # a bad value fails before anything runs
+    signal_to_send()
     arm()
-    if argv[:1] and argv[0] in TRAINER_COMMANDS:
+    if armed and armed[0] in CALLBACK_MOMENTS and argv[:1] and argv[0] in TRAINER_COMMANDS:
         argv = [*argv, "--trainer.callbacks+=faults.KillAt"]
     from diary_lightning.cli.commands import main as cli_main
 

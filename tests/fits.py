@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import yaml
 from conftest import subprocess_env, tiny_config
 
 TESTS = Path(__file__).resolve().parent
+FAULTS = TESTS / "faults.py"  # the CLI with the fault injector armed
 
 # 51 training dialogues in batches of 8: 7 batches an epoch. Accumulating 2, the 6 optimizer steps
 # take 12 batches and cross an epoch end, which closes an optimizer step on a single batch.
@@ -42,11 +44,16 @@ def fit_config(base: Path, model_dir: Path, name: str, **overrides: Any) -> Path
     return path
 
 
-def start_fit(config: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "diary_lightning", "fit", "--config", str(config), *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
+def start_fit(config: Path, *extra: str, signal_at: str | None = None, signal: str = "KILL") -> subprocess.Popen:
+    """A fit in a subprocess; with ``signal_at`` (a ``tests/faults.py`` moment), one that sends itself
+    ``signal`` there, so a test knows where the run was stopped instead of racing it with a signal from outside."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIARY_LIGHTNING_KILL_")}
+    command = [sys.executable, "-m", "diary_lightning"]
+    if signal_at:
+        env.update(DIARY_LIGHTNING_KILL_AT=signal_at, DIARY_LIGHTNING_KILL_WITH=signal)
+        command = [sys.executable, str(FAULTS)]
+    return subprocess.Popen([*command, "fit", "--config", str(config), *extra],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def finish(process: subprocess.Popen, returncode: int = 0, timeout: float = 300) -> str:

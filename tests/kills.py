@@ -17,9 +17,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from fits import fit_config, run_dir  # noqa: E402
-
-FAULTS = Path(__file__).with_name("faults.py")  # the CLI with the fault injector armed
+from fits import FAULTS, fit_config, run_dir  # noqa: E402
 
 # 51 training dialogues in batches of 8: 7 batches an epoch, accumulating 2. Validation every 4 batches of an
 # epoch lands on steps 2 and 6; step checkpoints every 2 steps land on 2, 4, 6, 8: the shipped configs'

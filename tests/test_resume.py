@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,29 +13,24 @@ from lightning.fabric.utilities.data import _set_sampler_epoch
 from diary_lightning.data.batching import LengthGroupedBatchSampler
 from diary_lightning.training.exact_resume import ResumableDataLoader
 
-
-def _wait_for(path: Path, process: Any, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.is_file():
-        assert process.poll() is None, f"the run ended before its first checkpoint:\n{process.stderr.read()[-3000:]}"
-        assert time.monotonic() < deadline, f"no {path} within {timeout} s"
-        time.sleep(0.05)
+# Where each run is stopped, as tests/faults.py moments. 51 dialogues in batches of 8 make 7 batches an epoch;
+# accumulating 2, steps 1-3 take two batches each and step 4 the epoch's last one alone. The 4th micro-batch
+# that does not end a step is the first of step 5, after the step-4 checkpoint: SIGKILL there loses step 5's
+# first half. SIGTERM as the step-2 checkpoint lands in place asks for a save that waits for the end of step 3,
+# off the every-2-steps cadence, so the checkpoint it leaves can only be the signal's own.
+STOPS = {"sigkill": ("step@4", "KILL", 4), "sigterm": ("checkpoint-saved@1", "TERM", 3)}
 
 
 @pytest.fixture(scope="module")
 def interrupted(reference_fit: Any, tiny_model_dir: Path) -> dict[str, Any]:
-    """Two runs, one killed with SIGKILL and one stopped with SIGTERM after their first step checkpoint,
+    """Two runs, one killed with SIGKILL mid-step and one stopped with SIGTERM after its first step checkpoint,
     then both resumed with --ckpt_path last."""
     base = reference_fit.config.parent.parent
-    configs = {name: fit_config(base, tiny_model_dir, name) for name in ("sigkill", "sigterm")}
-    processes = {name: start_fit(config) for name, config in configs.items()}
-    result: dict[str, Any] = {}
-    for name, sig in (("sigkill", signal.SIGKILL), ("sigterm", signal.SIGTERM)):
-        last = run_dir(configs[name]) / "checkpoints" / "last.ckpt"
-        _wait_for(last, processes[name])
-        processes[name].send_signal(sig)
-        result[name] = {"seen_step": saved_step(last)}
-    result["sigkill"]["returncode"] = processes["sigkill"].wait()
+    configs = {name: fit_config(base, tiny_model_dir, name) for name in STOPS}
+    processes = {name: start_fit(configs[name], signal_at=at, signal=sig) for name, (at, sig, _) in STOPS.items()}
+    result: dict[str, Any] = {"sigkill": {}, "sigterm": {}}
+    processes["sigkill"].communicate(timeout=300)
+    result["sigkill"]["returncode"] = processes["sigkill"].returncode
     result["sigterm"]["stderr"] = finish(processes["sigterm"], returncode=143)
     for name in configs:
         result[name]["resumed_from"] = saved_step(run_dir(configs[name]) / "checkpoints" / "last.ckpt")
@@ -60,7 +54,7 @@ def _assert_continues_like_reference(run: Path, reference: Path, resumed_from: i
 def test_sigkill_then_resume_matches_uninterrupted_run(interrupted: dict[str, Any]) -> None:
     run = interrupted["sigkill"]
     assert run["returncode"] == -signal.SIGKILL
-    assert 0 < run["resumed_from"] < RUN["trainer.max_steps"], "the kill should land mid-run"
+    assert run["resumed_from"] == STOPS["sigkill"][2]
     assert len(scalars(interrupted["reference"], "train/loss")) == RUN["trainer.max_steps"]
     _assert_continues_like_reference(run["run"], interrupted["reference"], run["resumed_from"])
     assert saved_step(run["run"] / "checkpoints" / "last.ckpt") == RUN["trainer.max_steps"]
@@ -70,8 +64,8 @@ def test_sigkill_then_resume_matches_uninterrupted_run(interrupted: dict[str, An
 def test_sigterm_saves_a_checkpoint_and_exits(interrupted: dict[str, Any]) -> None:
     run = interrupted["sigterm"]
     assert "resume with --ckpt_path last" in run["stderr"]
-    # Saved when the signal came, not only at the step cadence.
-    assert run["seen_step"] <= run["resumed_from"] < RUN["trainer.max_steps"]
+    # Saved when the signal came (at the end of the step it interrupted), not only at the step cadence.
+    assert run["resumed_from"] == STOPS["sigterm"][2]
     _assert_continues_like_reference(run["run"], interrupted["reference"], run["resumed_from"])
 
 
