@@ -58,6 +58,43 @@ def test_a_full_disk_while_publishing_a_folder_names_the_folder(tmp_path, capsys
     assert not target.exists() and list(tmp_path.iterdir()) == []
 
 
+def test_a_full_disk_during_a_checkpoint_save_is_the_disk_message_not_torchs(tmp_path, capsys, monkeypatch):
+    """torch.save reports its file's failed write as a RuntimeError of its zip writer; the user must read that
+    the disk is full, and where, and keep the previous checkpoint."""
+    import diary_lightning.io.atomic as atomic
+    from diary_lightning.training.checkpointing import SafeCheckpointIO
+
+    path = tmp_path / "last.ckpt"
+    SafeCheckpointIO().save_checkpoint({"global_step": 1}, path)
+    fdopen = os.fdopen
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f, self.written = f, 0
+
+        def write(self, data):
+            self.written += len(data)
+            if self.written > 4096:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.f.__exit__(*exc)
+
+    monkeypatch.setattr(atomic.os, "fdopen", lambda *a, **k: FullDisk(fdopen(*a, **k)))
+    err = reported(capsys, SafeCheckpointIO().save_checkpoint, {"global_step": 2, "w": torch.zeros(10_000)}, path)
+    assert "disk is full" in err and str(path) in err and "unexpected pos" not in err
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["global_step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
 def test_an_unreadable_file_is_the_one_message(tmp_path, capsys):
     from diary_lightning.data.cache import files_digest
 

@@ -111,6 +111,10 @@ def atomic_directory(path: str | os.PathLike, *, keep_existing: bool = False) ->
 def _naming(err: BaseException, target: Path) -> BaseException:
     """``err`` with ``target`` as its file when it names none: a write that fails for lack of space raises an
     OSError without a path, and the user must learn which output did not fit."""
+    if isinstance(err, RuntimeError) and isinstance(err.__context__, OSError) and err.__context__.errno is not None:
+        # torch.save turns the OSError of its file's write into a RuntimeError about its zip writer
+        # ("unexpected pos ..."), which says nothing of a full disk: the OSError is the news.
+        err = err.__context__
     if isinstance(err, OSError) and err.filename is None and err.errno is not None:
         named = OSError(err.errno, err.strerror or str(err), str(target))
         named.__traceback__ = err.__traceback__
