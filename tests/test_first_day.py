@@ -48,6 +48,15 @@ def test_without_a_config_the_error_says_a_config_was_left_out(args, missing):
         run_cli(*args)
 
 
+def test_a_max_length_over_the_base_models_positions_is_refused_before_its_weights_load(make_config, monkeypatch):
+    import diary_lightning.training.lora_module as lora_module
+
+    monkeypatch.setattr(lora_module, "build_model", lambda *a: pytest.fail("the weights were loaded first"))
+    with pytest.raises(ConfigError, match=r"^data\.max_length=4096 is over the 2048 positions of the base model .*"
+                                          r"set data\.max_length to 2048 or less"):
+        run_cli("fit", "--config", str(make_config(**{"data.max_length": 4096})))
+
+
 # -- preprocess says what max_length cost, as fit does ----------------------------------------------------------
 def test_preprocess_warns_about_dialogues_too_long(make_config, caplog, capsys):
     import logging

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from diary_lightning.errors import ConfigError
 from diary_lightning.model.metadata import AdapterMismatchError, RunMetadata, check_base
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -113,6 +114,21 @@ def load_base(base_model: str, *, load_in_4bit: bool, compute_dtype: str, double
     if load_in_4bit:
         keep_nf4_unpacked(model)  # before any forward: see diary_lightning.model.loading
     return model
+
+
+def check_positions(base_model: str, max_length: int, *, trust_remote_code: bool = False) -> None:
+    """Refuse a ``data.max_length`` over the positions the base model was built for, from its config alone,
+    before the weights load: past ``max_position_embeddings`` a rotary model still runs, on positions it
+    never saw, and writes worse diaries without an error anywhere."""
+    from transformers import AutoConfig
+
+    config = load_pretrained(lambda name: AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code),
+                             base_model, "model.base_model")
+    limit = getattr(config, "max_position_embeddings", None)
+    if isinstance(limit, int) and max_length > limit:
+        raise ConfigError(f"data.max_length={max_length} is over the {limit} positions of the base model "
+                          f"{base_model} (max_position_embeddings in its config.json): set data.max_length to "
+                          f"{limit} or less")
 
 
 def build_model(hparams: Mapping[str, Any], device: torch.device) -> Any:

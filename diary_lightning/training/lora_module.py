@@ -15,7 +15,13 @@ from diary_lightning.errors import ConfigError
 from diary_lightning.evaluation import samples as evaluation
 from diary_lightning.evaluation.metrics import DEFAULT_ROUGE_TOKENIZER, ROUGE_TOKENIZERS, get_rouge_tokenizer
 from diary_lightning.model.generation import GenerationSettings, generate_diaries
-from diary_lightning.model.loading import DTYPES, adapter_state, build_model, load_adapter_checkpoint
+from diary_lightning.model.loading import (
+    DTYPES,
+    adapter_state,
+    build_model,
+    check_positions,
+    load_adapter_checkpoint,
+)
 from diary_lightning.model.metadata import CHECKPOINT_KEY, BaseFingerprint, RunMetadata, check_base, read_adapter
 from diary_lightning.model.loss import TokenMeanGradients, check_chunked_loss_support, peft_chunked_loss
 from diary_lightning.training.lightning_internals import attached, logged_step
@@ -131,6 +137,10 @@ class DiaryLoRAModule(L.LightningModule):
         if self.hparams.adapter_path and attached(self) and self.trainer.state.fn == TrainerFn.FITTING:
             raise ValueError("model.adapter_path loads a finished adapter for validate, test and predict; "
                              "to continue training use fit --ckpt_path")
+        datamodule = getattr(self.trainer, "datamodule", None) if attached(self) else None
+        max_length = datamodule.hparams.get("max_length") if datamodule is not None else None
+        if max_length:
+            check_positions(self.hparams.base_model, max_length, trust_remote_code=self.hparams.trust_remote_code)
         device = self.trainer.strategy.root_device if attached(self) else torch.device("cpu")
         self.model = build_model(self.hparams, device)
         self.base_fingerprint = BaseFingerprint.of(self.hparams.base_model, self.model)
