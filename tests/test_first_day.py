@@ -58,6 +58,27 @@ def test_a_max_length_over_the_base_models_positions_is_refused_before_its_weigh
 
 
 # -- preprocess says what max_length cost, as fit does ----------------------------------------------------------
+def test_preprocess_names_the_file_whose_dialogues_are_too_long(make_config, tmp_path, caplog, capsys):
+    import json
+    import logging
+
+    from conftest import sample_data_path
+
+    long = tmp_path / "long.jsonl"
+    long.write_text("".join(json.dumps({"id": f"long-{i}", "summary": "오늘은 길었다.", "dialogue": [
+        {"speaker": "A", "text": "오늘 뭐 했어?"}, {"speaker": "B", "text": "회사 일이 많았어 " * 120}]},
+        ensure_ascii=False) + "\n" for i in range(20)), encoding="utf-8")
+    config = make_config(**{"data.paths": [str(sample_data_path()), str(long)]})
+    with caplog.at_level(logging.INFO):
+        run_cli("preprocess", "--config", str(config))
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["too_long_by_file"] == {str(long): 20}
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"{long}: 20 of its 20 dialogues (100%) do not fit data.max_length=512 and were dropped; " \
+           "raise data.max_length to keep them" in warned, warned
+    assert not any(str(sample_data_path()) in w for w in warned), warned
+
+
 def test_preprocess_warns_about_dialogues_too_long(make_config, caplog, capsys):
     import logging
 

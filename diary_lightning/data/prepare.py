@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,8 @@ class DataReport:
     """Examples in each split."""
     too_long_dropped: dict[str, int] = field(default_factory=dict)
     """Examples of each split dropped because the last turn and the diary alone exceed ``max_length``."""
+    too_long_by_file: dict[str, int] = field(default_factory=dict)
+    """The same drops counted by the file the dialogues came from, over every split."""
     turns_cut: dict[str, int] = field(default_factory=dict)
     """Examples of each split that lost their oldest turns to fit ``max_length``."""
     writer_chosen_by: dict[str, dict[str, int]] = field(default_factory=dict)
@@ -182,6 +185,8 @@ def build_splits(result: ReadResult, encoder: Encoder, val_fraction: float, test
     encoded = {name: encoder(parts[name], True, f"Tokenizing {name}") for name in SPLITS}
     lengths = {name: sequence_lengths(ds) for name, ds in encoded.items()}
     too_long = {name: int((n > encoder.max_length).sum()) for name, n in lengths.items()}
+    by_file: Counter[str] = Counter(parts[name][i].source.rpartition("#")[0]
+                                    for name in SPLITS for i in np.flatnonzero(lengths[name] > encoder.max_length))
     if any(too_long.values()):
         # The last turn alone plus the target does not fit: nothing sensible is left to learn from.
         encoded = {name: ds.select(np.flatnonzero(lengths[name] <= encoder.max_length))
@@ -195,6 +200,7 @@ def build_splits(result: ReadResult, encoder: Encoder, val_fraction: float, test
         empty_utterances_dropped=result.empty_utterances,
         splits={name: len(ds) for name, ds in encoded.items()},
         too_long_dropped=too_long,
+        too_long_by_file=dict(sorted(by_file.items())),
         turns_cut={name: int((int_column(ds, "turns_cut") > 0).sum()) for name, ds in encoded.items()},
         writer_chosen_by={name: count_rules(parts[name], result.writer_chosen_by, writer) for name in SPLITS},
         passed_over=result.passed_over,
@@ -213,17 +219,25 @@ WARN_FRACTION = 0.05
 
 
 def too_long(report: Any, max_length: int) -> tuple[str, list[str]]:
-    """The start-up line with the dialogues dropped as too long per split, and a warning per split that lost
-    more than WARN_FRACTION of them."""
+    """The start-up line with the dialogues dropped as too long per split, and a warning per split, and per
+    source file when there are several, that lost more than WARN_FRACTION of them."""
     dropped, kept = report.too_long_dropped, report.splits
     counts = ", ".join(f"{name} {n} of {n + kept.get(name, 0)}" for name, n in dropped.items())
     line = f"too long       {counts or 'none'} dropped (longer than data.max_length={max_length} with every turn but the last cut)"
+    fix = "raise data.max_length to keep them"
     warnings = []
     for name, n in dropped.items():
         total = n + kept.get(name, 0)
         if total and n / total > WARN_FRACTION:
             warnings.append(f"{n} of {total} {name} dialogues ({n / total:.0%}) do not fit data.max_length={max_length} "
-                            f"and were dropped; raise data.max_length to keep them")
+                            f"and were dropped; {fix}")
+    # With one file its split warnings already say it all; with several, the one whose chats are long is news.
+    if len(report.files) > 1:
+        for path, n in report.too_long_by_file.items():
+            total = report.files.get(path, 0)
+            if total and n / total > WARN_FRACTION:
+                warnings.append(f"{path}: {n} of its {total} dialogues ({n / total:.0%}) do not fit "
+                                f"data.max_length={max_length} and were dropped; {fix}")
     return line, warnings
 
 
@@ -284,6 +298,7 @@ def summarize(datamodule: Any) -> dict[str, Any]:
         "turns_cut": report.turns_cut,
         "writer_chosen_by": report.writer_chosen_by,
         "too_long_dropped": report.too_long_dropped,
+        "too_long_by_file": report.too_long_by_file,
         "batch_size": batch_size,
         "group_by_length": datamodule.hparams.group_by_length,
         "padding_efficiency": efficiency(datamodule.hparams.group_by_length),
