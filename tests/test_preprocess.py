@@ -12,7 +12,7 @@ from test_aihub_input import aihub_tree
 
 KEYS = {"files", "dialogues", "skipped", "turn_mismatches", "turn_mismatch_ids", "empty_dialogues",
         "empty_utterances_dropped", "splits", "turns_per_dialogue", "prompt_tokens", "target_tokens", "turns_cut",
-        "too_long_dropped", "batch_size", "group_by_length", "padding_efficiency", "padding_efficiency_shuffle",
+        "too_long_dropped", "too_long_by_file", "batch_size", "group_by_length", "padding_efficiency", "padding_efficiency_shuffle",
         "writer_chosen_by", "passed_over"}
 
 
@@ -95,5 +95,6 @@ def test_build_splits_is_a_plain_function_with_a_typed_report(sample_dialogues: 
     assert report.splits == {name: len(ds) for name, ds in splits.items()} and set(report.splits) == {"train", "val", "test"}
     assert sum(report.splits.values()) + sum(report.too_long_dropped.values()) == len(result.dialogues)
     assert sum(report.too_long_dropped.values()) > 0  # 180 tokens: some cannot fit (as the test above)
+    assert report.too_long_by_file == {str(sample_dialogues): sum(report.too_long_dropped.values())}
     assert all(max(ds["prompt_length"], default=0) <= 180 for ds in splits.values())
     assert DataReport.from_dict(report.to_dict()) == report  # what the cache stores and reads back
