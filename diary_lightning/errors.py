@@ -38,7 +38,7 @@ def _raised_in_package(err: BaseException) -> bool:
 
 
 # What the user can do about an OS error that no retry fixes. A write that fails so leaves nothing half-written
-# (diary_lightning/atomic.py), which the message says, so that nobody goes looking for a damaged file.
+# (diary_lightning/io/atomic.py), which the message says, so that nobody goes looking for a damaged file.
 _OS_ADVICE = {
     errno.ENOSPC: "the disk is full: free space there, or write to another disk (--output, "
                   "--trainer.default_root_dir, --data.cache_dir)",

@@ -96,18 +96,15 @@ def refuse_cache_over_input(subcommand: str, datamodule: DiaryDataModule) -> Non
     """The tokenized cache (``data.cache_dir``) may not be or hold a data file, nor lie inside the base model.
     It may lie inside a data folder: the reader passes over it, and its entries only ever add."""
     from diary_lightning.data.cache import cache_root
-    from diary_lightning.data.records import DataError
-    from diary_lightning.data.sources import expand_paths
 
     h = datamodule.hparams
     root = cache_root(h.cache_dir)
-    try:
-        files = expand_paths(h.paths, exclude=[root]) if h.paths else []
-    except (DataError, OSError):
-        files = []  # reading them names the problem
     cache = [Output("--data.cache_dir", root, "folder", lambda p: True)]
-    check_outputs(subcommand, cache, {"the data --data.paths": h.paths, "the data file": files}, allowed_inside=[root])
+    check_outputs(subcommand, cache, outputs.data_inputs("the data --data.paths", h.paths, exclude=[root]),
+                  allowed_inside=[root])
     check_outputs(subcommand, cache, {"the tokenizer": h.get("tokenizer")})
+
+
 def refuse_missing_config(subcommand: str, config: Any) -> None:
     """Run without ``--config``, a subcommand lacks the settings a config gives, and the first to be missed
     (``data.paths``, ``data.tokenizer``) would not say that a config was what was left out."""
@@ -295,12 +292,12 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
     def before_fit(self) -> None:
         h = self.model.hparams
         # What fit writes in the run folder: the root itself may hold the data (runs under a project folder).
-        logs = [getattr(self.trainer.logger, "root_dir", None) or self.trainer.logger.save_dir] \
+        log_roots = [getattr(self.trainer.logger, "root_dir", None) or self.trainer.logger.save_dir] \
             if self.trainer.logger is not None else []
         refuse_cache_over_input("fit", self.datamodule)
         # The checkpoint folder is fit's own: resuming reads from it (--ckpt_path), so it is no input here.
         check_outputs("fit", [Output("the checkpoint folder", checkpoint_dir(self.trainer), "folder", lambda p: True),
-                              *(Output("the log folder", log, "folder", lambda p: True) for log in logs)], {
+                              *(Output("the log folder", log, "folder", lambda p: True) for log in log_roots)], {
             **outputs.data_inputs("the data --data.paths", self.datamodule.hparams.paths),
             "the base model": h.get("base_model"), "the adapter --model.adapter_path": h.get("adapter_path")})
         refuse_mixed_runs(checkpoint_dir(self.trainer), self.config_init["fit"].get("ckpt_path"))
@@ -322,7 +319,7 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
 
     def _check_outputs(self, subcommand: str, written: list[Output], inputs: dict[str, Any],
                        allowed_inside: list[Any] = ()) -> None:
-        """The rule of diary_lightning/outputs.py, with what every subcommand of the trainer reads: the
+        """The rule of diary_lightning/io/outputs.py, with what every subcommand of the trainer reads: the
         checkpoint, the adapter, the base model and the run's checkpoint folder."""
         config, h = self.config_init[subcommand], self.model.hparams
         check_outputs(subcommand, written, {
