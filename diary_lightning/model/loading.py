@@ -116,14 +116,19 @@ def load_base(base_model: str, *, load_in_4bit: bool, compute_dtype: str, double
     return model
 
 
+def load_config(name: str, what: str, trust_remote_code: bool = False) -> Any:
+    """The transformers config of the model ``name`` (``what`` names the setting in errors): what a check can
+    read in a second, before minutes of loading weights."""
+    from transformers import AutoConfig
+
+    return load_pretrained(lambda n: AutoConfig.from_pretrained(n, trust_remote_code=trust_remote_code), name, what)
+
+
 def check_positions(base_model: str, max_length: int, *, trust_remote_code: bool = False) -> None:
     """Refuse a ``data.max_length`` over the positions the base model was built for, from its config alone,
     before the weights load: past ``max_position_embeddings`` a rotary model still runs, on positions it
     never saw, and writes worse diaries without an error anywhere."""
-    from transformers import AutoConfig
-
-    config = load_pretrained(lambda name: AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code),
-                             base_model, "model.base_model")
+    config = load_config(base_model, "model.base_model", trust_remote_code)
     limit = getattr(config, "max_position_embeddings", None)
     if isinstance(limit, int) and max_length > limit:
         raise ConfigError(f"data.max_length={max_length} is over the {limit} positions of the base model "

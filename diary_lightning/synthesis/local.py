@@ -102,16 +102,13 @@ class TransformersTeacher:
 def check_tensor_parallel(model: str, size: int, trust_remote_code: bool = False) -> None:
     """Refuse, before any engine starts, a tensor-parallel size that cannot split the model's attention heads
     (vLLM would refuse it only after loading for minutes; EEVE's 32 heads divide by 1, 2, 4, 8, 16, 32)."""
-    from transformers import AutoConfig
-
-    from diary_lightning.model.loading import load_pretrained
+    from diary_lightning.model.loading import load_config
 
     if size < 1:
         raise TeacherError(f"--teacher.tensor_parallel_size {size}: expected 1 or more GPUs")
     if size == 1:
         return
-    config = load_pretrained(lambda name: AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code),
-                             model, "--teacher.model")
+    config = load_config(model, "--teacher.model", trust_remote_code)
     heads = getattr(config.get_text_config(), "num_attention_heads", None)
     if heads and heads % size:
         fits = [n for n in range(1, heads + 1) if heads % n == 0 and n <= 8]
