@@ -28,12 +28,11 @@ import torch
 from diary_lightning.data.clean import DEFAULT_ANONYMIZATION
 from diary_lightning.data.dialogue import read_dialogues
 from diary_lightning.data.encoding import PromptFormat
-from diary_lightning.data.prompts import DEFAULT_TEMPLATE, resolve_template
 from diary_lightning.data.records import Dialogue
-from diary_lightning.data.roles import LabelScheme, choose_writer
+from diary_lightning.data.roles import choose_writer
 from diary_lightning.errors import ConfigError, UserError, is_user_error
 from diary_lightning.evaluation.diary_style import style_failures
-from diary_lightning.inference.pipeline import DiaryPipeline, PreparedPrompt
+from diary_lightning.inference.pipeline import DiaryPipeline, PreparedPrompt, pick_device
 from diary_lightning.model.generation import GenerationSettings
 from diary_lightning.model.metadata import RunMetadata
 
@@ -419,10 +418,8 @@ def load_pipeline(options: argparse.Namespace) -> tuple[DiaryPipeline, str]:
                           "--model.base_model NAME.")
     if not options.base_model:
         raise ConfigError("--zero_shot true needs --model.base_model NAME (a Hub id or a local folder)")
-    device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    settings = RunMetadata(prompt={"prompt_template": resolve_template(DEFAULT_TEMPLATE),
-                                   "anonymization": DEFAULT_ANONYMIZATION, "label_scheme": LabelScheme().to_dict()},
-                           max_length=options.max_length)
+    device = pick_device(options.device)
+    settings = RunMetadata(prompt=PromptFormat().state(), max_length=options.max_length)
     common.update(load_in_4bit=True if options.load_in_4bit is None else options.load_in_4bit, device=device,
                   compute_dtype=options.compute_dtype or ("float32" if device.type == "cpu" else "bfloat16"))
     return DiaryPipeline.zero_shot(options.base_model, settings, **common), f"{options.base_model} (zero-shot)"

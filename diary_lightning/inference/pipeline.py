@@ -29,6 +29,11 @@ Message = Mapping[str, str]
 """One utterance: ``{"speaker": ..., "text": ...}``."""
 
 
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device``, by default the first GPU if there is one, else the CPU."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 @dataclass(frozen=True)
 class PreparedPrompt:
     """A chat ready to generate from: whose diary it is and the prompt the model reads."""
@@ -72,8 +77,9 @@ class DiaryPipeline:
 
     @staticmethod
     def _base(base_model: str, loading: Mapping[str, Any], load_in_4bit: bool | None, compute_dtype: str | None,
-              device: torch.device, trust_remote_code: bool) -> Any:
+              device: str | torch.device | None, trust_remote_code: bool) -> Any:
         """The base as training loaded it (``loading``: the recorded settings), unless told otherwise."""
+        device = pick_device(device)
         quantized = loading.get("load_in_4bit", True) if load_in_4bit is None else load_in_4bit
         base = load_base(base_model, load_in_4bit=quantized,
                          compute_dtype=compute_dtype or loading.get("compute_dtype", "bfloat16"),
@@ -103,7 +109,6 @@ class DiaryPipeline:
         from peft import PeftModel
 
         settings = read_adapter(adapter_path)
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         base_model = base_model or adapter_base_model(adapter_path)
         base = cls._base(base_model, settings.loading, load_in_4bit, compute_dtype, device, trust_remote_code)
         check_base(settings.fingerprint, BaseFingerprint.of(base_model, base), allow_other_base,
@@ -122,7 +127,6 @@ class DiaryPipeline:
         from peft import LoraConfig, get_peft_model
 
         settings = read_checkpoint(ckpt_path)
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         base_model = base_model or settings.base_model
         base = cls._base(base_model, settings.loading, load_in_4bit, compute_dtype, device, trust_remote_code)
         lora = settings.lora
@@ -140,7 +144,6 @@ class DiaryPipeline:
                   compute_dtype: str = "bfloat16", device: str | torch.device | None = None, batch_size: int = 8,
                   trust_remote_code: bool = False) -> DiaryPipeline:
         """Write with the base model alone (the zero-shot baseline), prompted as ``settings`` say."""
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         base = cls._base(base_model, {}, load_in_4bit, compute_dtype, device, trust_remote_code)
         return cls(base, load_tokenizer(base_model, trust_remote_code), settings, batch_size)
 
