@@ -39,7 +39,8 @@ def adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     import torch
 
     from diary_lightning.data.encoding import PromptFormat
-    from diary_lightning.inference.export import export_settings, save_adapter
+    from diary_lightning.inference.export import save_adapter
+    from diary_lightning.model.metadata import RunMetadata
     from diary_lightning.model.loading import build_model, load_tokenizer
 
     hparams = {"base_model": str(tiny_model_dir), "load_in_4bit": False, "compute_dtype": "float32",
@@ -53,7 +54,7 @@ def adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=0.5)
     target = tmp_path_factory.mktemp("app") / "adapter"
-    return save_adapter(model, target, export_settings(hparams, PromptFormat().state(), 512),
+    return save_adapter(model, target, RunMetadata.of_run(hparams, PromptFormat().state(), 512).to_dict(),
                         load_tokenizer(str(tiny_model_dir)))
 
 

@@ -84,12 +84,13 @@ def run_folder(make_config, tmp_path, tiny_model_dir):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tmp_path / "base")}))
-    from diary_lightning.inference.export import export_settings
+    from diary_lightning.model.metadata import RunMetadata
     from diary_lightning.training.lora_module import DiaryLoRAModule
     from diary_lightning.data.prompts import TEMPLATES
 
-    settings = export_settings(DiaryLoRAModule(base_model=str(tiny_model_dir)).hparams,
-                               {"prompt_template": TEMPLATES["eeve-diary"], "anonymization": "placeholder"}, 512)
+    settings = RunMetadata.of_run(DiaryLoRAModule(base_model=str(tiny_model_dir)).hparams,
+                                  {"prompt_template": TEMPLATES["eeve-diary"], "anonymization": "placeholder"},
+                                  512).to_dict()
     (adapter / "diary_lightning.json").write_text(json.dumps(settings))
     (adapter / "adapter_model.safetensors").write_bytes(b"weights")
     return make_config(), checkpoints, adapter
@@ -179,12 +180,17 @@ def test_merge_refuses_the_adapter_and_the_base(run_folder, tmp_path):
                                                                  str(foreign)]), foreign)
 
 
-def test_fit_refuses_a_run_folder_inside_its_data_or_base(make_config, tiny_model_dir, tmp_path):
+def _data_folder(tmp_path, make_config):
+    """A folder of one JSONL chat, and a config that reads it."""
     data = tmp_path / "data"
     data.mkdir()
     (data / "chats.jsonl").write_text(json.dumps({"id": "j1", "dialogue": [{"speaker": "A", "text": "안녕"}],
                                                   "summary": "s"}) + "\n")
-    config = make_config(**{"data.paths": [str(data)]})
+    return data, make_config(**{"data.paths": [str(data)]})
+
+
+def test_fit_refuses_a_run_folder_inside_its_data_or_base(make_config, tiny_model_dir, tmp_path):
+    data, config = _data_folder(tmp_path, make_config)
     message = refused(lambda: run_cli("fit", "--config", str(config), "--trainer.default_root_dir",
                                       str(data / "run")), data)
     assert "lies inside the data --data.paths" in message
@@ -194,11 +200,7 @@ def test_fit_refuses_a_run_folder_inside_its_data_or_base(make_config, tiny_mode
 
 
 def test_preprocess_refuses_a_cache_that_holds_the_data(make_config, tiny_model_dir, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "chats.jsonl").write_text(json.dumps({"id": "j1", "dialogue": [{"speaker": "A", "text": "안녕"}],
-                                                  "summary": "s"}) + "\n")
-    config = make_config(**{"data.paths": [str(data)]})
+    data, config = _data_folder(tmp_path, make_config)
     assert "is the data --data.paths" in refused(lambda: run_cli("preprocess", "--config", str(config),
                                                                "--data.cache_dir", str(data)), data)
     assert "lies inside the tokenizer" in refused(lambda: run_cli("preprocess", "--config", str(config),

@@ -19,6 +19,7 @@ from typing import Any
 
 from diary_lightning.inference.chat_template import build_chat_template
 from diary_lightning.io.atomic import atomic_directory
+from diary_lightning.io.outputs import MERGED, Output, check_outputs, mark
 from diary_lightning.model.generation import GenerationSettings, generation_config
 from diary_lightning.model.loading import (
     DTYPES,
@@ -27,10 +28,8 @@ from diary_lightning.model.loading import (
     load_adapter_state,
     load_tokenizer,
 )
-from diary_lightning.io.outputs import MERGED, Output, check_outputs, mark
 from diary_lightning.model.metadata import (
     SETTINGS_FILE,
-    BaseFingerprint,
     RunMetadata,
     absolute_if_local,
     adapter_base_model,
@@ -40,13 +39,6 @@ from diary_lightning.model.metadata import (
 log = logging.getLogger(__name__)
 
 MERGE_DTYPES = ("bfloat16", "float16", "float32")
-
-
-def export_settings(hparams: Mapping[str, Any], prompt: Mapping[str, Any] | None, max_length: int | None,
-                    fingerprint: BaseFingerprint | None = None) -> dict[str, Any]:
-    """``diary_lightning.json``: the run's metadata (:class:`~diary_lightning.model.metadata.RunMetadata`) with the
-    prompt settings and ``max_length`` of the data and the model's loading and generation settings."""
-    return RunMetadata.of_run(hparams, prompt or {}, max_length, fingerprint).to_dict()
 
 
 def save_adapter(model: Any, target: str | os.PathLike, settings: Mapping[str, Any], tokenizer: Any | None = None) -> Path:
@@ -93,9 +85,9 @@ def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | 
         metadata = RunMetadata.from_checkpoint(saved)
         fingerprint = metadata.fingerprint if metadata is not None else None
         if datamodule is None:
-            return save_adapter(pl_module.model, target, export_settings(pl_module.hparams, None, None, fingerprint))
+            return save_adapter(pl_module.model, target, RunMetadata.of_run(pl_module.hparams, {}, None, fingerprint).to_dict())
         prompt = (metadata.prompt if metadata is not None else None) or datamodule.prompt_state()
-        settings = export_settings(pl_module.hparams, prompt, datamodule.hparams.max_length, fingerprint)
+        settings = RunMetadata.of_run(pl_module.hparams, prompt, datamodule.hparams.max_length, fingerprint).to_dict()
         return save_adapter(pl_module.model, target, settings, datamodule.tokenizer)
     finally:
         load_adapter_state(pl_module.model, current)
