@@ -10,6 +10,7 @@ explicitly in a config still wins.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -126,8 +127,7 @@ def apply_run_metadata(model: Any, datamodule: Any, metadata: RunMetadata, sourc
     elif differing:
         log.info("generation settings from %s: %s", source, ", ".join(f"{key}={theirs}" for key, (_, theirs)
                                                                     in differing.items()))
-        model.use_generation(GenerationSettings.from_mapping({**configured.to_dict(), **{
-            key: theirs for key, (_, theirs) in differing.items()}}))
+        model.use_generation(dataclasses.replace(configured, **{key: theirs for key, (_, theirs) in differing.items()}))
     if adapter:
         datamodule.use_metadata(metadata)
     elif metadata.prompt:

@@ -176,8 +176,8 @@ class DiaryDataModule(L.LightningDataModule):
             log.warning("Using the prompt template, speaker labels and anonymization saved in the checkpoint.")
             self.template, self.label_scheme, self._fixed_labels, self.hparams.anonymization = saved
         if saved != configured or stored != self._stored:
-            self._stored, self._splits, self._generation_sets, self._predict = stored, None, {}, None
-            self._predict_read = None
+            self._stored, self._predict_read = stored, None  # the writers are chosen while reading
+            self._forget_encoded()
 
     def use_metadata(self, metadata: Any) -> None:
         """Encode as the run was trained to read (:class:`~diary_lightning.model.metadata.RunMetadata`): its prompt
@@ -186,7 +186,12 @@ class DiaryDataModule(L.LightningDataModule):
             self.use_prompt(metadata.prompt)
         if metadata.max_length and metadata.max_length != (h := self.hparams).max_length:
             log.warning("Using max_length %d saved with the run, not %d.", metadata.max_length, h.max_length)
-            h.max_length, self._splits, self._generation_sets, self._predict = metadata.max_length, None, {}, None
+            h.max_length = metadata.max_length
+            self._forget_encoded()
+
+    def _forget_encoded(self) -> None:
+        """Drop what was tokenized under the settings just replaced."""
+        self._splits, self._generation_sets, self._predict = None, {}, None
 
     # -- reading and tokenizing ---------------------------------------------------------------------------
     def prepare_data(self) -> None:
