@@ -5,7 +5,7 @@ each setting runs in a fresh process, whose peak resident memory during the step
 before the step, is reported. The body is kept small so that the logits dominate, as they do per token
 for the real model:
 
-    python scripts/loss_memory.py --vocab 40960 --seq 2048 --labelled 0.25
+    python scripts/benchmarks/loss_memory.py --vocab 40960 --seq 2048 --labelled 0.25
 """
 
 from __future__ import annotations

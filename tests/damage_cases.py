@@ -1,6 +1,7 @@
-"""Damage real input files in many ways and count how many the reader handles correctly.
+"""Damage real input files in many ways: the cases of tests/test_damage_suite.py (one test each), and a script
+that counts how many the reader handles correctly, on any AI Hub file:
 
-    python scripts/damage_inputs.py --aihub ../shared/aihub-sample
+    python tests/damage_cases.py --aihub ../shared/aihub-sample
 
 Takes the smallest AI Hub file under ``--aihub`` (default: the bundled AI Hub-shaped sample) and JSONL and
 NIKL records built here, damages copies of them in a temporary folder (truncations, other encodings, raw
@@ -108,6 +109,7 @@ class Inputs:
     aihub: Path
     tokenizer: Any
     tokenizer_dir: Path
+    model_dir: Path  # the slow cases' tiny model
 
     @classmethod
     def load_aihub(cls) -> dict[str, Any]:
@@ -666,7 +668,7 @@ import hashlib  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
+TESTS = Path(__file__).resolve().parent
 
 
 def fingerprint_of(path: Path) -> str:
@@ -1075,27 +1077,39 @@ SLOW = ("issue 22: synthesize", "issue 22: export", "issue 22: predict --", "iss
         "issue 22: four jobs", "issue 22: DIARY_LIGHTNING_KILL_AT")
 
 
+def starts_the_program(item: Case) -> bool:
+    """Whether the case runs the command line in a child process (the slow ones)."""
+    return item.name.startswith(SLOW)
+
+
+def prepare(work: Path, aihub: Path | None = None) -> None:
+    """The inputs every case reads: the smallest AI Hub file under ``aihub`` (default: the bundled sample) and
+    the tiny tokenizer, saved in ``work``. The slow cases also need ``Inputs.model_dir``, a tiny model."""
+    from diary_lightning.model.tiny import build_tokenizer, sample_data_path
+
+    source = aihub or sample_data_path()
+    Inputs.aihub = min(source.glob("*.json"), key=lambda p: p.stat().st_size) if source.is_dir() else source
+    Inputs.tokenizer_dir = work / "tokenizer"
+    build_tokenizer().save_pretrained(Inputs.tokenizer_dir)
+    Inputs.tokenizer = load_tokenizer(str(Inputs.tokenizer_dir))
+
+
 # -- main --------------------------------------------------------------------------------------------------
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--aihub", type=Path, default=None, help="AI Hub file or folder (default: the bundled sample)")
     parser.add_argument("--only", default="", help="run the cases whose name holds this text")
-    parser.add_argument("--fast", action="store_true", help="leave out the cases that start the program (CI)")
+    parser.add_argument("--fast", action="store_true", help="leave out the cases that start the program")
     args = parser.parse_args()
-    from diary_lightning.model.tiny import build_tiny_model, build_tokenizer, sample_data_path
+    from diary_lightning.model.tiny import build_tiny_model
 
-    source = args.aihub or sample_data_path()
-    Inputs.aihub = min(source.glob("*.json"), key=lambda p: p.stat().st_size) if source.is_dir() else source
-    Inputs.tokenizer = build_tokenizer()
     work = Path(tempfile.mkdtemp(prefix="diary-damage-"))
     try:
-        Inputs.tokenizer_dir = work / "tokenizer"
-        Inputs.tokenizer.save_pretrained(Inputs.tokenizer_dir)
-        Inputs.tokenizer = load_tokenizer(str(Inputs.tokenizer_dir))
+        prepare(work, args.aihub)
         passed = 0
-        chosen = [c for c in CASES if args.only in c.name and not (args.fast and c.name.startswith(SLOW))]
-        if any(c.name.startswith(SLOW) for c in chosen):
+        chosen = [c for c in CASES if args.only in c.name and not (args.fast and starts_the_program(c))]
+        if any(starts_the_program(c) for c in chosen):
             Inputs.model_dir = build_tiny_model(work / "model")
         for index, item in enumerate(chosen):
             tmp = work / f"case{index}"

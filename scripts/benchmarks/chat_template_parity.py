@@ -7,7 +7,7 @@ with training's prompt (the encoded example before its diary, with the turns tra
 (the same dialogue read as predict input, cut to ``max_length``).
 
     python -m diary_lightning.model.tiny --output runs/tiny-model
-    python scripts/chat_template_parity.py --data diary_lightning/resources/sample_dialogues.json ../shared/aihub-sample
+    python scripts/benchmarks/chat_template_parity.py --data diary_lightning/resources/sample_dialogues.json ../shared/aihub-sample
 """
 
 from __future__ import annotations

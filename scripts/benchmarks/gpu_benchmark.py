@@ -1,6 +1,6 @@
 """QLoRA throughput of diary_lightning at EEVE-10.8B's shape, with random weights: tokens/s, peak memory, MFU.
 
-    python scripts/gpu_benchmark.py --workdir /scratch/eeve-shape --json gpu-bench.json
+    python scripts/benchmarks/gpu_benchmark.py --workdir /scratch/eeve-shape --json gpu-bench.json
 
 No weights can be downloaded on a benchmark machine, so the base is built from EEVE-Korean-Instruct-10.8B's
 shape (LlamaForCausalLM: 48 layers, hidden 4096, intermediate 14336, 32 heads, 8 KV heads, vocabulary 40960,
@@ -15,9 +15,9 @@ length distribution of the bundled sample dialogues (scaled so that the longest 
 module's do, so that padding and the chunked loss's work are real. For each sequence length: ``--batch-size``,
 or one batch of ``--tokens-per-step`` tokens, or batch 1, 2, 4, ... until memory runs out.
 
-``--trl`` runs the same batches through TRL's SFTTrainer instead (scripts/trl_side.py), the recipe users
+``--trl`` runs the same batches through TRL's SFTTrainer instead (scripts/benchmarks/trl_side.py), the recipe users
 compare against; what the two sides still do differently is listed in the JSON (``differences``) and
-printed beside the table. ``scripts/gpu_check.sh`` runs both sides.
+printed beside the table. ``scripts/gpu/gpu_check.sh`` runs both sides.
 
 MFU is 6 · N · real tokens/s over the bf16 matmul peak measured on this GPU (N: the base's parameter count).
 Every size is a flag, so the same script runs on the CPU at a tiny size (float32, the fp32 matmul peak);
@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The recipe's training settings measured here, with their defaults where a config leaves one out
 # (DiaryLoRAModule's own).
 RECIPE = {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear",

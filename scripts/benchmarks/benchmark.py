@@ -1,6 +1,6 @@
 """diary_lightning against TRL's SFTTrainer on the same QLoRA work, side by side.
 
-    python scripts/benchmark.py --data /path/to/aihub --steps 100 --batch-size 4 --max-length 512 --json bench.json
+    python scripts/benchmarks/benchmark.py --data /path/to/aihub --steps 100 --batch-size 4 --max-length 512 --json bench.json
 
 Each run is a fresh process, so that its peak memory is its own. The runs alternate (diary_lightning, TRL,
 diary_lightning, TRL, ...) so that a slow spell of a shared machine hits both alike. Both sides get the same

@@ -1,8 +1,8 @@
-"""The demo's two halves (scripts/demo.sh): the chats a short fit learns by heart, and the lines that show what
+"""The demo's two halves (scripts/demo/run.sh): the chats a short fit learns by heart, and the lines that show what
 the tiny model can and cannot do.
 
-    python scripts/demo_show.py four OUT.jsonl            # four bundled dialogues with their diaries
-    python scripts/demo_show.py show TRAINED.jsonl WRITTEN.jsonl UNSEEN.jsonl
+    python scripts/demo/demo_show.py four OUT.jsonl            # four bundled dialogues with their diaries
+    python scripts/demo/demo_show.py show TRAINED.jsonl WRITTEN.jsonl UNSEEN.jsonl
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The diary-style score of reference diaries (the summaries of data files) or of generated ones (a
 ``test_generations.jsonl`` or predict output): the share passing every check, and the share failing each.
 
-    python scripts/diary_style_scores.py --data ../shared/aihub-sample
-    python scripts/diary_style_scores.py --data diary_lightning/resources/sample_dialogues.json
-    python scripts/diary_style_scores.py --generations runs/tiny/tensorboard/version_0/test_generations.jsonl
+    python scripts/benchmarks/diary_style_scores.py --data ../shared/aihub-sample
+    python scripts/benchmarks/diary_style_scores.py --data diary_lightning/resources/sample_dialogues.json
+    python scripts/benchmarks/diary_style_scores.py --generations runs/tiny/tensorboard/version_0/test_generations.jsonl
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The training loss of the first optimizer steps of the shipped tiny recipe, run through the CLI: the golden
 values of ``tests/test_golden.py``, printed as JSON.
 
-    python scripts/golden_loss.py                      # builds the tests' tiny model in a temporary folder
-    python scripts/golden_loss.py --lr_scheduler linear  # the same fit with another schedule, for comparison
+    python tests/golden_loss.py                      # builds the tests' tiny model in a temporary folder
+    python tests/golden_loss.py --lr_scheduler linear  # the same fit with another schedule, for comparison
 
 The fit is ``configs/tiny.yaml`` with only what a test must change: the model folder, the run and cache
 folders, no validation, a loss logged every step, and STEPS steps, enough that the learning rate has decayed

@@ -1,7 +1,7 @@
 """How far a training step's LoRA gradients move after one evaluation forward, on the tiny model (issue 12 §1).
 
-    python scripts/nf4_grad_error.py                 # as the project loads the model: 0
-    python scripts/nf4_grad_error.py --repacking     # bitsandbytes' own behaviour: the error the fix removes
+    python scripts/benchmarks/nf4_grad_error.py                 # as the project loads the model: 0
+    python scripts/benchmarks/nf4_grad_error.py --repacking     # bitsandbytes' own behaviour: the error the fix removes
 
 Builds the tiny random Llama, loads it in NF4 with LoRA (lora_B drawn non-zero, so every adapter gets a
 gradient), and compares the adapter gradients of one training step taken after an eval-mode, no-grad

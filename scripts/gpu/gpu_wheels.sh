@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The wheel set carried to the GPU machine (no network there; at most 64 MiB travels, the repository included):
 # only what its image lacks, for its Python 3.12 on x86-64 Linux, with every platform tag those wheels use.
-#   bash scripts/gpu_wheels.sh [DIR]            (default .whl/, which git ignores; prints the size)
-#   bash scripts/gpu_wheels.sh --no-trl [DIR]   without TRL (the check then skips TRL's side, saying why)
-#   bash scripts/gpu_wheels.sh --korean DIR     kiwipiepy and its model alone, for ROUGE by morpheme: too big
+#   bash scripts/gpu/gpu_wheels.sh [DIR]            (default .whl/, which git ignores; prints the size)
+#   bash scripts/gpu/gpu_wheels.sh --no-trl [DIR]   without TRL (the check then skips TRL's side, saying why)
+#   bash scripts/gpu/gpu_wheels.sh --korean DIR     kiwipiepy and its model alone, for ROUGE by morpheme: too big
 #                                               to travel with the rest (see docs/performance.md)
-# Then on the GPU machine: bash scripts/gpu_check.sh --wheels DIR. Proof that the set is complete:
-# scripts/gpu_wheels_proof.sh.
+# Then on the GPU machine: bash scripts/gpu/gpu_check.sh --wheels DIR. Proof that the set is complete:
+# scripts/gpu/gpu_wheels_proof.sh.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 python=${PYTHON:-$(command -v python3 || command -v python)}
 trl=1
 korean=0

@@ -1,9 +1,9 @@
 """Benchmarks of ``synthesize``: the rules teacher at AI Hub's scale, and the openai teacher's own overhead.
 
-    python scripts/bench_synthesis.py rules --size 280000 --like ../shared/aihub-sample
-    python scripts/bench_synthesis.py openai --requests 5000 --concurrency 32
+    python scripts/benchmarks/bench_synthesis.py rules --size 280000 --like ../shared/aihub-sample
+    python scripts/benchmarks/bench_synthesis.py openai --requests 5000 --concurrency 32
 
-``rules`` writes synthetic dialogues shaped like the sample's (scripts/bench_preprocess.py: speakers,
+``rules`` writes synthetic dialogues shaped like the sample's (scripts/benchmarks/bench_preprocess.py: speakers,
 utterance lengths, summary lengths and topics copied, text random), whose summaries end the way AI Hub's do
 (reported speech, speech verbs, plain statements, now and then a speaker code), and runs the real command in a
 fresh process: ``python -m diary_lightning synthesize --teacher.backend rules``. It reports the command's wall
@@ -27,8 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "tests")]
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # this checkout's package; bench_preprocess is imported from beside this script
 
 from diary_lightning.synthesis.runner import rejected_path  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""TRL's side of scripts/gpu_benchmark.py: the same batches through SFTTrainer, the usual QLoRA recipe.
+"""TRL's side of scripts/benchmarks/gpu_benchmark.py: the same batches through SFTTrainer, the usual QLoRA recipe.
 
 diary_lightning is not imported here, so that this process's memory is TRL's stack alone.
 """

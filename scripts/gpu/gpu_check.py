@@ -1,4 +1,4 @@
-"""The GPU check behind scripts/gpu_check.sh; standard library only, so that it runs whatever is missing.
+"""The GPU check behind scripts/gpu/gpu_check.sh; standard library only, so that it runs whatever is missing.
 
 One command runs every stage to its end, each in its own process group with its own time limit, all inside
 one budget (``--budget``, 470 s by default: under 8 minutes on one H200), so that a stage that fails, hangs
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NO_CUDA = "gpu_check: no CUDA device here ({}); nothing to check. Run it on a GPU machine."
 
 
@@ -48,7 +48,7 @@ class Package:
 
 # What the check imports beside torch: the core requirements and the gpu-check extra. The GPU machine lacks
 # bitsandbytes, datasets (with dill and multiprocess), jsonargparse (with its signatures extra) and trl;
-# scripts/gpu_wheels.sh carries exactly those.
+# scripts/gpu/gpu_wheels.sh carries exactly those.
 PACKAGES = (
     Package("lightning", "lightning"), Package("transformers", "transformers"), Package("peft", "peft"),
     Package("torchmetrics", "torchmetrics"), Package("tensorboard", "tensorboard"),
@@ -83,7 +83,7 @@ LOG_TAIL = 4 * 2**20  # bytes of each log copied: $OUT brings back at most 16 Mi
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="CUDA tests, the EEVE-shape benchmark against TRL, one JSON report.")
     parser.add_argument("--wheels", default=os.environ.get("DIARY_WHEELS"),
-                        help="folder of wheels (scripts/gpu_wheels.sh) to install what is missing from, offline "
+                        help="folder of wheels (scripts/gpu/gpu_wheels.sh) to install what is missing from, offline "
                              "(default: $DIARY_WHEELS; none: nothing is installed)")
     parser.add_argument("--workdir", default=os.environ.get("DIARY_GPU_WORKDIR", "/tmp/diary-gpu-check"),
                         help="the random base, installed packages and logs (default: %(default)s)")
@@ -394,7 +394,7 @@ def ratios(ours: dict | None, trl: dict | None) -> list[dict[str, Any]]:
 
 def benchmark_stages(check: Check, args: argparse.Namespace, rows: dict[str, Any]) -> None:
     workdir, report = check.report.workdir, check.report
-    common = [sys.executable, "scripts/gpu_benchmark.py", "--workdir", str(workdir / "random-base"),
+    common = [sys.executable, "scripts/benchmarks/gpu_benchmark.py", "--workdir", str(workdir / "random-base"),
               *SHAPES[args.shape]]
     seqs = args.seq_lengths.split()
     # The lengths to come are checked against the base's positions as it is built, not minutes later.

@@ -1,7 +1,7 @@
 """Time ``preprocess`` on synthetic dialogues shaped like AI Hub's 한국어 대화 요약, cold and warm.
 
     python -m diary_lightning.model.tiny --output runs/tiny-model
-    python scripts/bench_preprocess.py --sizes 71139 280000 --like ../shared/aihub-sample
+    python scripts/benchmarks/bench_preprocess.py --sizes 71139 280000 --like ../shared/aihub-sample
 
 Each synthetic dialogue copies the shape of a real one drawn at random (speakers in order, characters
 per utterance, characters of the summary, topic), so utterances per dialogue, turns, participants and
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BUNDLED = ROOT / "diary_lightning" / "resources" / "sample_dialogues.json"
 
 # Syllables of everyday Korean; words are 1-4 of them.

@@ -2,14 +2,14 @@
 # The app in a real browser: start `python -m diary_lightning app`, open the page in headless Chromium, type a
 # chat, ask for the base model's diary beside the adapter's, wait for both and save the page as docs/app.png.
 #
-#   bash scripts/app_screenshot.sh                                   # the demo's adapter (bash scripts/demo.sh)
-#   bash scripts/app_screenshot.sh --ckpt_path runs/tiny/checkpoints/last.ckpt
+#   bash scripts/demo/app_screenshot.sh                                   # the demo's adapter (bash scripts/demo/run.sh)
+#   bash scripts/demo/app_screenshot.sh --ckpt_path runs/tiny/checkpoints/last.ckpt
 #
 # Needs Debian's chromium and chromium-driver (and a CJK font for the Korean text), installed below when run as
 # root, and selenium, which drives the browser through that chromedriver (no browser download). Nothing leaves
 # the machine: Gradio's usage report is off and Chromium runs with its background networking off.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 py=${PYTHON:-.venv/bin/python}
 out=${OUT:-docs/app.png}
 args=("$@")

@@ -18,7 +18,7 @@ class StepClock(L.Callback):
 
     The clock runs from the start of training (model loaded, data tokenized) to the end of the last step.
     Real tokens are the ones of the attention mask, padded tokens the whole batch. The counts stay on the
-    device until the end, so the clock adds no synchronization to a step. ``scripts/benchmark.py`` reads it.
+    device until the end, so the clock adds no synchronization to a step. ``scripts/benchmarks/benchmark.py`` reads it.
     """
 
     def __init__(self, output: str | None = None, skip_steps: int = 0) -> None:

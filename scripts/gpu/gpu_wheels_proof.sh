@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Proof, on a CPU machine, that the carried wheel set (scripts/gpu_wheels.sh) is all the GPU machine needs:
+# Proof, on a CPU machine, that the carried wheel set (scripts/gpu/gpu_wheels.sh) is all the GPU machine needs:
 # a Python 3.12 environment holding the GPU machine's versions of its preinstalled packages and nothing of
 # the set, then the set installed from the folder alone (no index), then the CUDA-free parts of the check.
-#   bash scripts/gpu_wheels_proof.sh [WHEELS]        (default .whl; PYTHON312=... picks the interpreter,
+#   bash scripts/gpu/gpu_wheels_proof.sh [WHEELS]        (default .whl; PYTHON312=... picks the interpreter,
 #                                                      PROOF_VENV=... the environment, kept between runs)
 # Needs the package index once, to build the environment; the install from the set does not.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 wheels=$(realpath "${1:-.whl}")
 python312=${PYTHON312:-$(command -v python3.12 || ls /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | head -1)}
 venv=${PROOF_VENV:-/tmp/diary-gpu-proof-py312}
 work=$(mktemp -d /tmp/diary-gpu-proof.XXXXXX)
 [[ -x $python312 ]] || { echo "gpu_wheels_proof.sh: no Python 3.12 here (set PYTHON312)" >&2; exit 2; }
-[[ -d $wheels ]] || { echo "gpu_wheels_proof.sh: no wheel folder $wheels: run scripts/gpu_wheels.sh first" >&2; exit 2; }
+[[ -d $wheels ]] || { echo "gpu_wheels_proof.sh: no wheel folder $wheels: run scripts/gpu/gpu_wheels.sh first" >&2; exit 2; }
 
 # The GPU machine's image as seen there (docs/performance.md): torch 2.11.0 (PyPI's build: CUDA libraries
 # that run on the CPU), transformers 5.17.0, lightning 2.6.6 and the rest of what the check imports.
@@ -39,7 +39,7 @@ echo "== pip's own resolver, from the set alone (no index), against the environm
     bitsandbytes datasets 'jsonargparse[signatures]' trl | tail -1
 
 echo "== the check's install stage: each package from the set on its own, then probed"
-"$py" scripts/gpu_check.py --allow-cpu --skip-benchmark --wheels "$wheels" --workdir "$work/check" --budget 900
+"$py" scripts/gpu/gpu_check.py --allow-cpu --skip-benchmark --wheels "$wheels" --workdir "$work/check" --budget 900
 "$py" - "$work/check/gpu_check.json" <<'EOF'
 import json, sys
 report = json.load(open(sys.argv[1]))

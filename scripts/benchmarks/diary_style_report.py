@@ -2,9 +2,9 @@
 (each a diary or a non-diary of a named kind) and on real summaries (all non-diaries), now and, with
 ``--before REV``, as the checks of that git revision judged them.
 
-    python scripts/diary_style_report.py
-    python scripts/diary_style_report.py --before main --errors
-    python scripts/diary_style_report.py --data ../shared/aihub-sample --before main
+    python scripts/benchmarks/diary_style_report.py
+    python scripts/benchmarks/diary_style_report.py --before main --errors
+    python scripts/benchmarks/diary_style_report.py --data ../shared/aihub-sample --before main
 
 For each split: the share of diaries that pass every check and of non-diaries that fail at least one. Then the
 confusion of each check: how often it fires on diaries (false alarms), on texts of its own kind (hits), and on
@@ -22,7 +22,7 @@ import types
 from collections import Counter, defaultdict
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 LABELLED = sorted((ROOT / "tests" / "data" / "diary_style").glob("*.jsonl"))
 

@@ -2,7 +2,7 @@
 served (the app logs both), and the server's RSS before the first request and after N sequential requests
 through the /write endpoint (gradio_client).
 
-    python scripts/app_memory.py --model.adapter_path runs/tiny/checkpoints/adapter [--requests 20]
+    python scripts/benchmarks/app_memory.py --model.adapter_path runs/tiny/checkpoints/adapter [--requests 20]
 """
 
 from __future__ import annotations
