@@ -40,8 +40,10 @@ def adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 
     from diary_lightning.data.encoding import PromptFormat
     from diary_lightning.inference.export import save_adapter
-    from diary_lightning.model.metadata import RunMetadata
+    from diary_lightning.model.generation import GenerationSettings
     from diary_lightning.model.loading import build_model, load_tokenizer
+    from diary_lightning.model.metadata import RunMetadata
+    from diary_lightning.model.settings import RunSettings
 
     hparams = {"base_model": str(tiny_model_dir), "load_in_4bit": False, "compute_dtype": "float32",
                "double_quant": True, "attn_implementation": "sdpa", "trust_remote_code": False,
@@ -54,7 +56,8 @@ def adapter(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         if "lora_B" in name:
             torch.nn.init.normal_(param, std=0.5)
     target = tmp_path_factory.mktemp("app") / "adapter"
-    return save_adapter(model, target, RunMetadata.of_run(hparams, PromptFormat().state(), 512).to_dict(),
+    settings = RunSettings(PromptFormat(), 512, GenerationSettings.from_mapping(hparams))
+    return save_adapter(model, target, RunMetadata.of_run(hparams, settings),
                         load_tokenizer(str(tiny_model_dir)))
 
 

@@ -41,13 +41,13 @@ def test_chat_template_gives_the_training_prompt_token_for_token(name: str, toke
     # A max_length that cuts the oldest turns of some dialogues: the user message holds the turns kept.
     data = DiaryDataModule(paths=[str(sample_dialogues)], tokenizer=str(tiny_model_dir), prompt_template=name,
                            max_length=200, cache_dir=str(tmp_path / "cache"))
-    served = _with_template(tokenizer, data.template)
+    served = _with_template(tokenizer, data.prompt_format.template)
     compared = cut = 0
     for split in data.splits().values():
         for example in split:
             turns = [Turn(s, t) for s, t in zip(example["speakers"], example["texts"])][example["turns_cut"]:]
             training = example["input_ids"][: example["prompt_length"]]
-            assert _served_ids(served, format_dialogue(turns), data.template) == training, example["id"]
+            assert _served_ids(served, format_dialogue(turns), data.prompt_format.template) == training, example["id"]
             compared += 1
             cut += example["turns_cut"] > 0
     assert compared > 50 and cut > 0
@@ -68,13 +68,13 @@ def test_render_chat_and_chat_template_give_predicts_prompt(name: str, tokenizer
                            max_length=LENGTH, cache_dir=str(tmp_path / "cache"))
     data.setup("predict")
     predicted = dict(row for batch in data.predict_dataloader() for row in _unbatch(batch))
-    prompt_format = PromptFormat.from_settings(data.prompt_state())
-    served = _with_template(tokenizer, data.template)
+    prompt_format = data.prompt_format
+    served = _with_template(tokenizer, data.prompt_format.template)
     cut = 0
     for line in sample_chats.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
         rendered = render_chat(record["dialogue"], prompt_format, tokenizer=tokenizer, max_length=LENGTH)
-        assert _served_ids(served, rendered.user_message, data.template) == predicted[record["id"]], record["id"]
+        assert _served_ids(served, rendered.user_message, data.prompt_format.template) == predicted[record["id"]], record["id"]
         assert rendered.dialogue.writer == "Human"
         cut += rendered.turns_cut > 0
     assert len(predicted) == 8 and cut > 0

@@ -70,9 +70,12 @@ def test_checkpoints_hold_adapters_only(trained, tiny_model_dir):
 @pytest.mark.slow
 def test_resume_continues_the_global_step(trained, tmp_path):
     config, run = trained
-    run_cli("fit", "--config", str(config), "--trainer.max_steps", "8", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"))
+    # Another template configured: the resumed run trains on with the one its checkpoint was trained with.
+    run_cli("fit", "--config", str(config), "--trainer.max_steps", "8", "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+            "--data.prompt_template", "{dialogue}")
     state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert state["global_step"] == 8
+    assert "Assistant:" in state["diary_lightning"]["prompt_template"]
 
 
 @pytest.mark.slow

@@ -92,9 +92,10 @@ def test_preprocess_warns_about_dialogues_too_long(make_config, caplog, capsys):
 
 # -- the base model an adapter was trained on -------------------------------------------------------------------
 def _fake_checkpoint(module) -> dict:
-    from diary_lightning.model.metadata import CHECKPOINT_KEY, RunMetadata
+    from diary_lightning.model.metadata import CHECKPOINT_KEY
+    from diary_lightning.model.settings import RunSettings
 
-    return {CHECKPOINT_KEY: RunMetadata.of_run(module.hparams, {}, 512, module.base_fingerprint).to_dict(),
+    return {CHECKPOINT_KEY: module.run_metadata(RunSettings(None, 512, module.generation), module.base_fingerprint).to_dict(),
             "state_dict": module.adapter_state_dict()}
 
 
@@ -122,10 +123,13 @@ def test_a_base_of_the_same_shape_but_other_weights_is_refused_naming_both(tiny_
 
 def test_the_checkpoint_metadata_round_trips_and_reads_format_1():
     from diary_lightning.model.generation import GenerationSettings
+    from diary_lightning.data.encoding import PromptFormat
     from diary_lightning.model.metadata import BaseFingerprint, RunMetadata
+    from diary_lightning.model.settings import RunSettings
 
-    metadata = RunMetadata(prompt={"prompt_template": "{dialogue}", "anonymization": "keep"}, max_length=256,
-                           generation=GenerationSettings(max_new_tokens=64), base_model="/m",
+    settings = RunSettings(PromptFormat.from_settings({"prompt_template": "{dialogue}", "anonymization": "keep"}),
+                           256, GenerationSettings(max_new_tokens=64))
+    metadata = RunMetadata(settings, base_model="/m",
                            loading={"load_in_4bit": True}, lora={"r": 8, "alpha": 16, "target_modules": "all-linear"},
                            fingerprint=BaseFingerprint("/m", {"hidden_size": 64}, "abc"), log_version=3)
     assert RunMetadata.from_checkpoint({"diary_lightning": metadata.to_dict()}) == metadata
@@ -134,8 +138,8 @@ def test_the_checkpoint_metadata_round_trips_and_reads_format_1():
         "diary_lightning_run": {"base_model": "/abs/m", "model": {"load_in_4bit": True}, "max_length": 512,
                                 "log_version": 0},
         "DiaryDataModule": {"prompt_template": "{dialogue}", "anonymization": "keep"}})
-    assert (old.base_model, old.max_length, old.log_version, old.format_version) == ("/abs/m", 512, 0, 1)
-    assert old.prompt["prompt_template"] == "{dialogue}" and old.fingerprint.weights is None
+    assert (old.base_model, old.settings.max_length, old.log_version, old.format_version) == ("/abs/m", 512, 0, 1)
+    assert old.settings.prompt.template == "{dialogue}" and old.fingerprint.weights is None
 
 
 # -- predict reads every input before the model loads ------------------------------------------------------------

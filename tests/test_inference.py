@@ -31,6 +31,9 @@ from diary_lightning.data import cache
 from diary_lightning.data import prepare
 from diary_lightning.inference.export import merge_adapter, save_adapter
 from diary_lightning.model.metadata import RunMetadata
+from diary_lightning.model.settings import RunSettings
+from diary_lightning.model.generation import GenerationSettings
+from diary_lightning.data.encoding import PromptFormat
 from diary_lightning.model.loading import build_model
 from diary_lightning.data.prompts import TEMPLATES
 
@@ -41,9 +44,10 @@ hparams = {"base_model": model_dir, "load_in_4bit": True, "compute_dtype": "floa
            "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
 model = build_model(hparams, torch.device("cpu"))
 prompt = {"prompt_template": TEMPLATES["eeve-diary"], "speaker_labels": {"P01": "Human"}, "anonymization": "placeholder"}
-save_adapter(model, adapter, RunMetadata.of_run(hparams, prompt, 256).to_dict(), load_tokenizer(model_dir))
-writer = DiaryPipeline.from_pretrained(adapter, device="cpu")
-diary = writer.write([{"speaker": "P01", "text": "오늘 비가 왔어"}, {"speaker": "P02", "text": "우산은?"}])
+settings = RunSettings(PromptFormat.from_settings(prompt), 256, GenerationSettings.from_mapping(hparams))
+save_adapter(model, adapter, RunMetadata.of_run(hparams, settings), load_tokenizer(model_dir))
+pipeline = DiaryPipeline.from_pretrained(adapter, device="cpu")
+diary = pipeline.write([{"speaker": "P01", "text": "오늘 비가 왔어"}, {"speaker": "P02", "text": "우산은?"}])
 merge_adapter(adapter, merged, "float32")
 loaded = [name for name in sys.modules if name.split(".")[0] in ("lightning", "pytorch_lightning", "lightning_fabric")]
 print(json.dumps({"diary": diary, "lightning_modules": loaded}))

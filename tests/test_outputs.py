@@ -84,13 +84,14 @@ def run_folder(make_config, tmp_path, tiny_model_dir):
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tmp_path / "base")}))
-    from diary_lightning.model.metadata import RunMetadata
+    from diary_lightning.data.encoding import PromptFormat
+    from diary_lightning.model.settings import RunSettings
     from diary_lightning.training.lora_module import DiaryLoRAModule
     from diary_lightning.data.prompts import TEMPLATES
 
-    settings = RunMetadata.of_run(DiaryLoRAModule(base_model=str(tiny_model_dir)).hparams,
-                                  {"prompt_template": TEMPLATES["eeve-diary"], "anonymization": "placeholder"},
-                                  512).to_dict()
+    module = DiaryLoRAModule(base_model=str(tiny_model_dir))
+    prompt = PromptFormat.from_settings({"prompt_template": TEMPLATES["eeve-diary"], "anonymization": "placeholder"})
+    settings = module.run_metadata(RunSettings(prompt, 512, module.generation)).to_dict()
     (adapter / "diary_lightning.json").write_text(json.dumps(settings))
     (adapter / "adapter_model.safetensors").write_bytes(b"weights")
     return make_config(), checkpoints, adapter

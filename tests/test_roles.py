@@ -131,17 +131,18 @@ def test_a_synthesized_records_writer_is_the_writer_whatever_data_writer_says(tm
 
 
 def test_the_writer_given_at_predict_overrides_what_the_checkpoint_stored(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from diary_lightning.model.settings import RunSettings
     from diary_lightning.training.datamodule import DiaryDataModule
 
     chat = tmp_path / "chat.txt"
     chat.write_text("준호: 잘 들어갔어?\n민지: 응 방금 도착했어\n준호: 다행이다\n", encoding="utf-8")
     trained = DiaryDataModule(tokenizer=str(tiny_model_dir), writer=["Human", "first"])
-    state = trained.prompt_state()
+    state = trained.prompt_format.state()
     assert state["writer"] == ["Human", "first"] and state["label_scheme"]["writer"] == "글쓴이"
 
     def prompt(writer: str | None) -> str:
         data = DiaryDataModule(predict_path=str(chat), tokenizer=str(tiny_model_dir), writer=writer)
-        data.use_prompt(state)
+        data.adopt(RunSettings(trained.prompt_format))
         batch = next(iter(data.predict_dataloader()))
         return data.tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True)
 
@@ -152,13 +153,17 @@ def test_the_writer_given_at_predict_overrides_what_the_checkpoint_stored(tmp_pa
 
 
 def test_a_checkpoint_from_before_label_schemes_keeps_its_speaker_labels(tiny_model_dir: Path) -> None:
+    from diary_lightning.model.metadata import RunMetadata
     from diary_lightning.training.datamodule import DiaryDataModule
 
     data = DiaryDataModule(tokenizer=str(tiny_model_dir))
-    data.load_state_dict({"prompt_template": "{dialogue}", "speaker_labels": {"P01": "Human"}, "anonymization": "keep"})
+    # Format 1 kept the prompt as the data module's state.
+    data.adopt(RunMetadata.from_checkpoint({"diary_lightning": {"base_model": "m"}, "DiaryDataModule": {
+        "prompt_template": "{dialogue}", "speaker_labels": {"P01": "Human"}, "anonymization": "keep"}}).settings)
     dialogue = Dialogue("d", (Turn("P01", "안녕"), Turn("P02", "응")), writer="P01")
     assert data.prompt_turns(dialogue) == (Turn("Human", "안녕"), Turn("P02", "응"))
-    assert data.prompt_state()["speaker_labels"] == {"P01": "Human"} and "label_scheme" not in data.prompt_state()
+    state = data.prompt_format.state()
+    assert state["speaker_labels"] == {"P01": "Human"} and "label_scheme" not in state
 
 
 def test_preprocess_takes_the_writer_on_the_command_line(make_config: Any, capsys: pytest.CaptureFixture) -> None:

@@ -60,11 +60,12 @@ def test_diary_writer_prompt_holds_no_control_token_from_the_chat(tokenizer, tin
         return ["일기"] * len(input_ids), [False] * len(input_ids)
 
     monkeypatch.setattr(writer_module, "generate_diaries", capture)
-    from diary_lightning.model.metadata import RunMetadata
+    from diary_lightning.data.encoding import PromptFormat
+    from diary_lightning.model.settings import RunSettings
 
-    settings = RunMetadata(prompt={"prompt_template": TEMPLATE, "anonymization": "placeholder"}, max_length=512)
-    writer = DiaryPipeline(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer, settings)
-    assert writer.write([{"speaker": "P01", "text": HOSTILE}, {"speaker": "P02", "text": "<pad><unk>"}]) == "일기"
+    settings = RunSettings(PromptFormat(TEMPLATE, "placeholder"), 512)
+    pipeline = DiaryPipeline(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer, settings)
+    assert pipeline.write([{"speaker": "P01", "text": HOSTILE}, {"speaker": "P02", "text": "<pad><unk>"}]) == "일기"
     assert seen[0][0] == tokenizer.bos_token_id and not specials(tokenizer) & set(seen[0][1:])
 
 

@@ -34,7 +34,8 @@ from diary_lightning.cli.runs import (
 from diary_lightning.errors import ConfigError, check_config_syntax, log_to_stderr, run_reporting_user_errors
 from diary_lightning.io import outputs
 from diary_lightning.io.outputs import Output, check_outputs
-from diary_lightning.model.metadata import RunMetadata, adapter_base_model, checkpoint_state, read_adapter
+from diary_lightning.model.metadata import adapter_base_model, checkpoint_state, read_adapter, read_checkpoint
+from diary_lightning.model.settings import RunFolder
 from diary_lightning.synthesis.command import SynthesizeCommand
 from diary_lightning.training.callbacks import PredictionsJsonl, RunSummary, predict_inputs, prediction_identity
 from diary_lightning.training.checkpointing import (
@@ -43,6 +44,7 @@ from diary_lightning.training.checkpointing import (
     SafeCheckpointIO,
     checkpoint_dir,
     checkpoint_folder,
+    run_folder,
 )
 from diary_lightning.training.datamodule import DiaryDataModule
 from diary_lightning.training.exact_resume import ExactResume, RngState
@@ -62,7 +64,7 @@ class DiaryTrainer(SynthesizeCommand, Trainer):
         summary = summarize(datamodule)
         log.info("preprocess: data read, tokenized and summarized in %.2fs", time.perf_counter() - start)
         # What the data lost to max_length, said as fit's start-up block says it: a count in the JSON is easy to miss.
-        line, warnings = too_long(datamodule.report, datamodule.hparams.max_length)
+        line, warnings = too_long(datamodule.report, datamodule.max_length)
         log.info("preprocess: %s", " ".join(line.split()))
         for warning in warnings:
             log.warning(warning)
@@ -81,13 +83,14 @@ class DiaryTrainer(SynthesizeCommand, Trainer):
 
         if model.hparams.adapter_path:
             raise ValueError("export takes --ckpt_path; model.adapter_path is already an exported adapter")
+        folder = run_folder(self)
         if ckpt_path == "last":
-            ckpt_path = str(checkpoint_dir(self) / "last.ckpt")
+            ckpt_path = str(folder.last_checkpoint)
         if not Path(ckpt_path).is_file():
             raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint")
         model.trainer = self  # configure_model loads the base onto this trainer's device
         model.configure_model()
-        target = export_adapter(model, ckpt_path, output or Path(self.default_root_dir) / "adapter", datamodule)
+        target = export_adapter(model, ckpt_path, output or folder.exported_adapter, datamodule)
         print(target)
         return target
 
@@ -139,7 +142,7 @@ def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
     if trainer.checkpoint_callback.best_model_path:
         return ckpt_path
     dirpath = trainer.checkpoint_callback.dirpath
-    last = Path(dirpath or "") / "last.ckpt"
+    last = RunFolder.at(dirpath or ".", dirpath or ".").last_checkpoint
     if not dirpath or not last.is_file():
         raise FileNotFoundError(f"--ckpt_path best: no {last} to read the best checkpoint from; give the path instead")
     state = checkpoint_state(last)
@@ -225,14 +228,16 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
     def before_instantiate_classes(self) -> None:
         refuse_missing_config(self.subcommand, self.config[self.subcommand])
 
-    def _ckpt(self) -> None:
+    def _adopt_run_settings(self) -> None:
+        """Resolve ``--ckpt_path`` (``best``, ``last``) and take the settings the checkpoint or adapter it names
+        recorded (:func:`apply_run_metadata`): read here, once, before anything is encoded or loaded."""
         config = self.config_init[self.subcommand]
         if config.get("ckpt_path") and self.model.hparams.adapter_path:
             raise ValueError(f"give --ckpt_path or --model.adapter_path, not both "
                              f"({config['ckpt_path']} and {self.model.hparams.adapter_path})")
         if "ckpt_path" in config:
             config["ckpt_path"] = resolve_checkpoint(config["ckpt_path"], self.trainer)
-        last = str(checkpoint_dir(self.trainer) / "last.ckpt")
+        last = str(run_folder(self.trainer).last_checkpoint)
         if config.get("ckpt_path") == "last" and self.subcommand == "predict":
             # Named now, so that the diaries' record names the very file. validate and test keep "last" for
             # Lightning, which warns rather than fails when there is none yet.
@@ -246,7 +251,7 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
             if not Path(ckpt).is_file():
                 raise FileNotFoundError(f"--ckpt_path {ckpt}: no such checkpoint")
             try:
-                metadata = RunMetadata.from_checkpoint(checkpoint_state(ckpt))
+                metadata = read_checkpoint(ckpt, strict=False)
             except (RuntimeError, pickle.UnpicklingError, EOFError):
                 return  # not a checkpoint: the output rule is checked first, then loading it names what is wrong
             if metadata is None:
@@ -308,14 +313,30 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         for folder in dict.fromkeys(str(f) for f in [*logs, *dirpaths] if f):  # each folder once
             check_writable(folder)
         self._lock_checkpoints()
+        self._adopt_resumed_prompt()
+
+    def _adopt_resumed_prompt(self) -> None:
+        """A resumed fit trains on with the prompt its checkpoint was trained with (its other settings are the
+        config's): taken here, before the data is encoded."""
+        ckpt = self.config_init["fit"].get("ckpt_path")
+        path = run_folder(self.trainer).last_checkpoint if ckpt == "last" else Path(ckpt) if ckpt else None
+        if path is None or ckpt == "best" or not path.is_file():
+            return  # nothing to resume, or Lightning names what is wrong
+        try:
+            metadata = read_checkpoint(path, strict=False)
+        except (RuntimeError, pickle.UnpicklingError, EOFError):
+            return  # not a checkpoint: loading it names what is wrong
+        if metadata is not None:
+            self.datamodule.adopt(metadata.settings)
 
     def before_export(self) -> None:
         self._lock_run_folder()
-        self._ckpt()
-        output = self.config_init["export"].get("output") or Path(self.trainer.default_root_dir) / "adapter"
+        self._adopt_run_settings()
+        folder = run_folder(self.trainer)
+        output = self.config_init["export"].get("output") or folder.exported_adapter
         # fit exports into CHECKPOINT_DIR/adapter itself: export may refresh that one, and nothing else there.
         self._check_outputs("export", [Output("--output", output, "folder", outputs.EXPORTED)], {},
-                            allowed_inside=[checkpoint_dir(self.trainer) / "adapter"])
+                            allowed_inside=[folder.fit_adapter])
 
     def _check_outputs(self, subcommand: str, written: list[Output], inputs: dict[str, Any],
                        allowed_inside: list[Any] = ()) -> None:
@@ -335,7 +356,7 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
 
     def before_validate(self) -> None:
         self._lock_run_folder()
-        self._ckpt()
+        self._adopt_run_settings()
         require_adapter_or_zero_shot(self.subcommand, self.config_init[self.subcommand], self.model.hparams)
 
     before_test = before_validate
@@ -343,9 +364,9 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
     after_fit = after_export = after_validate = after_test = RunLocks._unlock
 
     def before_predict(self) -> None:
-        self._ckpt()
+        self._adopt_run_settings()
         require_adapter_or_zero_shot(self.subcommand, self.config_init[self.subcommand], self.model.hparams)
-        output = self.config_init["predict"].get("output") or os.path.join(self.trainer.default_root_dir, "predictions.jsonl")
+        output = self.config_init["predict"].get("output") or str(run_folder(self.trainer).predictions)
         self._check_outputs("predict", [
             Output("--output", output, "file", outputs.PREDICTIONS),
             Output("--output", output + ".partial", "file", outputs.PREDICTIONS),
@@ -354,13 +375,13 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         check_writable(Path(output).parent)
         self._locks = []
         self._lock(output, "file")
-        writer = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions", False))
-        writer.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
-                                                  self.datamodule))
-        self.datamodule.skip_predict_ids = writer.written_ids(predict_inputs(self.datamodule))
+        predictions = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions", False))
+        predictions.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
+                                                       self.datamodule))
+        self.datamodule.skip_predict_ids = predictions.written_ids(predict_inputs(self.datamodule))
         # Every chat read, its writer found and its length checked before the model loads (minutes on EEVE).
-        self.datamodule.predict_dataset(self.model.hparams.get("max_new_tokens", 0))
-        self.trainer.callbacks.append(writer)
+        self.datamodule.predict_dataset(self.model.generation.max_new_tokens)
+        self.trainer.callbacks.append(predictions)
 
     def after_predict(self) -> None:
         for callback in self.trainer.callbacks:

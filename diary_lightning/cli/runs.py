@@ -3,9 +3,9 @@
 Everything one run writes lives under ``trainer.default_root_dir``.
 
 ``ROOT/checkpoints`` holds the checkpoints and the exported adapter, ``ROOT/tensorboard/version_N`` the
-logs, ``ROOT/predictions.jsonl`` the diaries. The paths are derived here, not repeated in YAML, so one
-flag (``--trainer.default_root_dir runs/nikl``) moves the whole run. A ``dirpath`` or logger given
-explicitly in a config still wins.
+logs, ``ROOT/predictions.jsonl`` the diaries (the names: :class:`diary_lightning.model.settings.RunFolder`).
+The paths are derived from ``ROOT``, not repeated in YAML, so one flag (``--trainer.default_root_dir runs/nikl``)
+moves the whole run. A ``dirpath`` or logger given explicitly in a config still wins.
 """
 
 from __future__ import annotations
@@ -27,13 +27,11 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from diary_lightning.errors import ConfigError
 from diary_lightning.io.atomic import remove_stale_temporaries
 from diary_lightning.io.lock import JobLock
-from diary_lightning.model.generation import GenerationSettings
-from diary_lightning.model.metadata import RunMetadata, checkpoint_state
-from diary_lightning.training.checkpointing import CHECKPOINTS, checkpoint_dir
+from diary_lightning.model.metadata import RunMetadata, checkpoint_state, read_checkpoint
+from diary_lightning.model.settings import CHECKPOINTS, LOGS, RunFolder
+from diary_lightning.training.checkpointing import checkpoint_dir
 
 log = logging.getLogger(__name__)
-
-LOG_NAME = "tensorboard"
 
 
 def place_checkpoints(callbacks: list[Any], root: str | os.PathLike) -> None:
@@ -54,7 +52,7 @@ def run_logger(subcommand: str, root: str | os.PathLike, version: int | str | No
     if subcommand not in ("fit", "validate", "test"):
         return False
     kwargs = {"purge_step": purge_step} if purge_step is not None else {}
-    return TensorBoardLogger(save_dir=str(root), name=LOG_NAME, version=version, **kwargs)
+    return TensorBoardLogger(save_dir=str(root), name=LOGS, version=version, **kwargs)
 
 
 def resumed_log(ckpt_path: str | None, checkpoints: Path, root: str | os.PathLike) -> tuple[int | str | None, int | None]:
@@ -66,17 +64,16 @@ def resumed_log(ckpt_path: str | None, checkpoints: Path, root: str | os.PathLik
     """
     if not ckpt_path:
         return None, None
-    path = checkpoints / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    path = RunFolder.at(root, checkpoints).last_checkpoint if ckpt_path == "last" else Path(ckpt_path)
     if ckpt_path == "best" or not path.is_file():
         return None, None  # resolved (or refused) later; a new version is then the safe choice
-    state = checkpoint_state(path)
-    metadata = RunMetadata.from_checkpoint(state)
+    metadata = read_checkpoint(path, strict=False)
     version = metadata.log_version if metadata is not None else None
     if version is None:
-        versions = [int(m.group(1)) for p in (Path(root) / LOG_NAME).glob("version_*")
+        versions = [int(m.group(1)) for p in (Path(root) / LOGS).glob("version_*")
                     if (m := re.fullmatch(r"version_(\d+)", p.name))]
         version = max(versions) if versions else None
-    return version, int(state.get("global_step", 0))
+    return version, int(checkpoint_state(path).get("global_step", 0))
 
 
 def refuse_mixed_runs(checkpoints: Path, ckpt_path: str | None) -> None:
@@ -105,7 +102,8 @@ def apply_run_metadata(model: Any, datamodule: Any, metadata: RunMetadata, sourc
     on the command line still win); a config whose settings differ wins and is named in the log. The prompt is
     always the run's, and an adapter's ``max_length`` too: the adapter was trained to read them."""
     h = model.hparams
-    if not h.base_model:
+    base_from_run = not h.base_model
+    if base_from_run:
         h.base_model = base_model
         for key, value in metadata.loading.items():
             if key in h:
@@ -113,11 +111,9 @@ def apply_run_metadata(model: Any, datamodule: Any, metadata: RunMetadata, sourc
         for key, value in metadata.lora.items():
             h[f"lora_{key}"] = value
         datamodule.hparams.tokenizer = base_model
-        if metadata.max_length and not adapter:
-            datamodule.hparams.max_length = metadata.max_length
         log.info("model.base_model from %s: %s", source, base_model)
-    configured = GenerationSettings.from_mapping(h)
-    saved = metadata.generation.to_dict()
+    configured = model.generation
+    saved = metadata.settings.generation.to_dict()
     differing = {key: (value, saved[key]) for key, value in configured.to_dict().items()
                  if value != saved[key] and f"model.{key}" not in on_command_line}
     if differing and config_given:
@@ -128,10 +124,8 @@ def apply_run_metadata(model: Any, datamodule: Any, metadata: RunMetadata, sourc
         log.info("generation settings from %s: %s", source, ", ".join(f"{key}={theirs}" for key, (_, theirs)
                                                                     in differing.items()))
         model.use_generation(dataclasses.replace(configured, **{key: theirs for key, (_, theirs) in differing.items()}))
-    if adapter:
-        datamodule.use_metadata(metadata)
-    elif metadata.prompt:
-        datamodule.use_prompt(metadata.prompt)
+    # A checkpoint's max_length only without a configured base (no config given); an adapter's always.
+    datamodule.adopt(metadata.settings, max_length=adapter or base_from_run, quietly=not adapter)
 
 
 def as_list(value: Any) -> list[Any]:

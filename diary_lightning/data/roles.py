@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from diary_lightning.data.records import DataError, Dialogue, Problem, Turn
+from diary_lightning.data.records import DataError, Dialogue, Problem, ReadResult, Turn
 
 WRITER_LABEL = "글쓴이"
 """The writer's label in every prompt, whatever name the input used. Not a word a diary uses of its writer,
@@ -110,7 +110,11 @@ def choose_writer(dialogue: Dialogue, writer: str | Sequence[str] | None = None,
     ``writer`` entries are tried in order: a rule of :data:`WRITER_RULES` or a speaker name, which chooses
     only when that speaker speaks. When none chooses, :class:`DataError` names the dialogue.
     """
-    entries = writer_setting(writer)
+    return _choose(dialogue, writer_setting(writer), bots)
+
+
+def _choose(dialogue: Dialogue, entries: tuple[str, ...], bots: Sequence[str]) -> tuple[str, str]:
+    """:func:`choose_writer` with the setting already normalised (once per read, not once per dialogue)."""
     for entry in entries:
         chosen = _apply(entry, dialogue.turns, bots)
         if chosen is not None:
@@ -151,7 +155,7 @@ def assign_writers(dialogues: Sequence[Dialogue], writer: str | Sequence[str] | 
             chosen.append(dialogue)
             continue
         try:
-            speaker, entry = choose_writer(dialogue, entries, bots)
+            speaker, entry = _choose(dialogue, entries, bots)
         except DataError as err:
             problems.extend(err.problems)
             continue
@@ -198,11 +202,11 @@ def prompt_turns(turns: Sequence[Turn], writer: str, bots: Sequence[str] = DEFAU
     return label_turns(turns, role_labels([t.speaker for t in turns], writer, bots, scheme))
 
 
-def with_writers(result: Any, writer: Sequence[str], bots: Sequence[str], skip_invalid: bool) -> Any:
-    """A ``ReadResult`` with each dialogue's writer chosen (``writer_chosen_by``: the entry that chose it); a
+def with_writers(result: ReadResult, writer: Sequence[str], bots: Sequence[str], skip_invalid: bool) -> ReadResult:
+    """A copy of ``result`` with each dialogue's writer chosen (``writer_chosen_by``: the entry that chose it); a
     dialogue with none is a problem, counted as skipped (:func:`assign_writers`)."""
-    result.dialogues, result.writer_chosen_by, problems = assign_writers(result.dialogues, writer, bots, skip_invalid)
-    for problem in problems:
-        result.problems.append(problem)
-        result.skipped[problem.reason] += 1
-    return result
+    dialogues, chosen_by, problems = assign_writers(result.dialogues, writer, bots, skip_invalid)
+    skipped = Counter(result.skipped)
+    skipped.update(problem.reason for problem in problems)
+    return dataclasses.replace(result, dialogues=dialogues, writer_chosen_by=chosen_by,
+                               problems=[*result.problems, *problems], skipped=skipped)

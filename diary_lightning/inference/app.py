@@ -34,15 +34,13 @@ from diary_lightning.errors import ConfigError, UserError, is_user_error
 from diary_lightning.evaluation.diary_style import style_failures
 from diary_lightning.inference.pipeline import DiaryPipeline, PreparedPrompt, pick_device
 from diary_lightning.model.generation import GenerationSettings
-from diary_lightning.model.metadata import RunMetadata
+from diary_lightning.model.settings import DEFAULT_MAX_LENGTH, RunSettings
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "the app needs Gradio: pip install -e '.[app]' (or pip install 'gradio>=6,<7')"
 API_NAME = "write"
 """The endpoint: ``Client(url).predict(..., api_name="/write")``."""
-ZERO_SHOT_MAX_LENGTH = 1024
-"""``data.max_length`` of a zero-shot run without an adapter to take it from (the data module's default)."""
 EXAMPLE_CHAT = ("민지: 오늘 비가 많이 와서 우산 쓰고 학교 갔어\n"
                 "준호: 우산은 챙겼구나 다행이다\n"
                 "민지: 근데 신발이 다 젖어서 하루 종일 찝찝했어\n"
@@ -170,7 +168,7 @@ class DiaryPage:
 
     def describe(self, text: str = "", upload: str | None = None) -> dict[str, Any]:
         """The speakers of a chat and whom the run's writer setting chooses: what the page shows before writing."""
-        dialogues = read_chat(text, upload, self.pipeline.settings.anonymization)
+        dialogues = read_chat(text, upload, self.pipeline.prompt_format.anonymization)
         return {"days": [d.id for d in dialogues], "speakers": speakers(dialogues),
                 "default_writers": default_writers(dialogues, self.pipeline.prompt_format),
                 "writer_setting": list(self.pipeline.prompt_format.writer)}
@@ -182,7 +180,7 @@ class DiaryPage:
         :class:`UserError` before anything is generated."""
         settings = self.pipeline.settings
         generation = generation_settings(settings.generation, max_new_tokens, do_sample, temperature)
-        dialogues = read_chat(text, upload, settings.anonymization)
+        dialogues = read_chat(text, upload, self.pipeline.prompt_format.anonymization)
         who = writer.strip() if writer and writer.strip() else None
         prompts = self.pipeline.prepare(dialogues, who)
         _check_lengths(dialogues, prompts, settings.max_length, generation.max_new_tokens)
@@ -386,7 +384,7 @@ def parser() -> argparse.ArgumentParser:
                    help="default: as training did (zero-shot: bfloat16 on a GPU, float32 on the CPU)")
     p.add_argument("--model.trust_remote_code", dest="trust_remote_code", type=_flag, default=False,
                    help="allow the base model's repository to run its own code")
-    p.add_argument("--data.max_length", dest="max_length", type=int, default=ZERO_SHOT_MAX_LENGTH,
+    p.add_argument("--data.max_length", dest="max_length", type=int, default=DEFAULT_MAX_LENGTH,
                    help="zero-shot only: most tokens of prompt and diary (an adapter brings its own)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: the first GPU if there is one)")
     p.add_argument("--batch_size", type=int, default=8, help="days generated together (default: %(default)s)")
@@ -419,7 +417,7 @@ def load_pipeline(options: argparse.Namespace) -> tuple[DiaryPipeline, str]:
     if not options.base_model:
         raise ConfigError("--zero_shot true needs --model.base_model NAME (a Hub id or a local folder)")
     device = pick_device(options.device)
-    settings = RunMetadata(prompt=PromptFormat().state(), max_length=options.max_length)
+    settings = RunSettings(PromptFormat(), options.max_length)
     common.update(load_in_4bit=True if options.load_in_4bit is None else options.load_in_4bit, device=device,
                   compute_dtype=options.compute_dtype or ("float32" if device.type == "cpu" else "bfloat16"))
     return DiaryPipeline.zero_shot(options.base_model, settings, **common), f"{options.base_model} (zero-shot)"

@@ -9,18 +9,18 @@ Lightning checkpoints are for resuming a run. What a service loads is one of the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from diary_lightning.inference.chat_template import build_chat_template
 from diary_lightning.io.atomic import atomic_directory
 from diary_lightning.io.outputs import MERGED, Output, check_outputs, mark
-from diary_lightning.model.generation import GenerationSettings, generation_config
+from diary_lightning.model.generation import generation_config
 from diary_lightning.model.loading import (
     DTYPES,
     adapter_state,
@@ -34,27 +34,30 @@ from diary_lightning.model.metadata import (
     absolute_if_local,
     adapter_base_model,
     checkpoint_state,
+    read_checkpoint,
 )
+from diary_lightning.model.settings import RunSettings
 
 log = logging.getLogger(__name__)
 
 MERGE_DTYPES = ("bfloat16", "float16", "float32")
 
 
-def save_adapter(model: Any, target: str | os.PathLike, settings: Mapping[str, Any], tokenizer: Any | None = None) -> Path:
+def save_adapter(model: Any, target: str | os.PathLike, metadata: RunMetadata, tokenizer: Any | None = None) -> Path:
     """Write the adapter of the PEFT ``model`` to ``target``, whole or not at all: PEFT's own files,
-    ``diary_lightning.json`` and, with a tokenizer, the tokenizer (with a chat template that renders the
-    training prompt, :mod:`diary_lightning.inference.chat_template`) and ``generation_config.json``."""
+    ``diary_lightning.json`` (``metadata``) and, with a tokenizer, the tokenizer (with a chat template that renders
+    the training prompt, :mod:`diary_lightning.inference.chat_template`) and ``generation_config.json``."""
     target = Path(target)
     with atomic_directory(target) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         _record_absolute_base(tmp / "adapter_config.json")
         if tokenizer is not None:
             # A model server given this folder builds the training prompt from a service's chat messages.
-            tokenizer.chat_template = build_chat_template(settings["prompt_template"], tokenizer)
+            tokenizer.chat_template = build_chat_template(metadata.settings.prompt.template, tokenizer)
             tokenizer.save_pretrained(str(tmp))
-            generation_config(GenerationSettings.from_mapping(settings["generation"]), tokenizer).save_pretrained(str(tmp))
-        (tmp / SETTINGS_FILE).write_text(json.dumps(settings, ensure_ascii=False, indent=1), encoding="utf-8")
+            generation_config(metadata.settings.generation, tokenizer).save_pretrained(str(tmp))
+        (tmp / SETTINGS_FILE).write_text(json.dumps(metadata.to_dict(), ensure_ascii=False, indent=1),
+                                         encoding="utf-8")
     return target
 
 
@@ -73,22 +76,26 @@ def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | 
     """Write the adapter of ``checkpoint`` to ``target`` with :func:`save_adapter`; with a data module also its
     tokenizer, prompt and ``max_length``.
 
-    The prompt settings are the ones the checkpoint was trained with; the generation settings are
-    ``pl_module``'s. The weights pass through the live PEFT model so that PEFT writes the files and
-    their configuration; the model's own weights are put back afterwards.
+    The prompt is the one the checkpoint was trained with; ``max_length`` is ``datamodule``'s and the generation
+    settings are ``pl_module``'s. The weights pass through the live
+    PEFT model so that PEFT writes the files and their configuration; the model's own weights are put back
+    afterwards.
     """
     # A copy: the adapter's keys are renamed in it, and the loaded file is shared (metadata.checkpoint_state).
     saved = dict(checkpoint_state(checkpoint))
     current = {k: v.detach().clone() for k, v in adapter_state(pl_module.model).items()}
     try:
         load_adapter_checkpoint(pl_module.model, saved, pl_module.hparams, current, pl_module.base_fingerprint)
-        metadata = RunMetadata.from_checkpoint(saved)
-        fingerprint = metadata.fingerprint if metadata is not None else None
+        recorded = read_checkpoint(checkpoint, strict=False)
+        fingerprint = recorded.fingerprint if recorded is not None else None
         if datamodule is None:
-            return save_adapter(pl_module.model, target, RunMetadata.of_run(pl_module.hparams, {}, None, fingerprint).to_dict())
-        prompt = (metadata.prompt if metadata is not None else None) or datamodule.prompt_state()
-        settings = RunMetadata.of_run(pl_module.hparams, prompt, datamodule.hparams.max_length, fingerprint).to_dict()
-        return save_adapter(pl_module.model, target, settings, datamodule.tokenizer)
+            return save_adapter(pl_module.model, target,
+                                pl_module.run_metadata(RunSettings(generation=pl_module.generation), fingerprint))
+        settings = datamodule.settings(pl_module.generation)
+        if recorded is not None and recorded.settings.prompt is not None:
+            settings = dataclasses.replace(settings, prompt=recorded.settings.prompt)
+        metadata = pl_module.run_metadata(settings, fingerprint)
+        return save_adapter(pl_module.model, target, metadata, datamodule.tokenizer)
     finally:
         load_adapter_state(pl_module.model, current)
 

@@ -17,13 +17,13 @@ from diary_lightning.model.generation import GenerationSettings, generate_diarie
 from diary_lightning.model.loading import adapter_state, load_adapter_checkpoint, load_base, load_tokenizer
 from diary_lightning.model.metadata import (
     BaseFingerprint,
-    RunMetadata,
     adapter_base_model,
     check_base,
     checkpoint_state,
     read_adapter,
     read_checkpoint,
 )
+from diary_lightning.model.settings import RunSettings
 
 Message = Mapping[str, str]
 """One utterance: ``{"speaker": ..., "text": ...}``."""
@@ -60,17 +60,18 @@ class DiaryPipeline:
     """Writes diaries from chats with an adapter exported by ``export`` (or by fit, into ``CHECKPOINT_DIR/adapter``),
     with the prompt, cleaning, ``max_length`` and generation settings saved beside it: what ``predict`` writes.
 
-    >>> writer = DiaryPipeline.from_pretrained("runs/tiny/checkpoints/adapter")
-    >>> writer.write([{"speaker": "P01", "text": "오늘 비가 왔어"}, {"speaker": "P02", "text": "우산은 챙겼어?"}])
-    >>> writer.write([{"speaker": "준호", "text": "잘 들어갔어?"}, {"speaker": "민지", "text": "응 방금"}], writer="민지")
+    >>> pipeline = DiaryPipeline.from_pretrained("runs/tiny/checkpoints/adapter")
+    >>> pipeline.write([{"speaker": "P01", "text": "오늘 비가 왔어"}, {"speaker": "P02", "text": "우산은 챙겼어?"}])
+    >>> pipeline.write([{"speaker": "준호", "text": "잘 들어갔어?"}, {"speaker": "민지", "text": "응 방금"}], writer="민지")
     """
 
-    def __init__(self, model: Any, tokenizer: Any, settings: RunMetadata, batch_size: int = 8,
+    def __init__(self, model: Any, tokenizer: Any, settings: RunSettings, batch_size: int = 8,
                  fields: RecordFields | None = None) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.settings = settings
-        self.prompt_format = PromptFormat.from_settings(settings.prompt)
+        """The run's prompt, ``max_length`` and generation settings."""
+        self.prompt_format = settings.prompt or PromptFormat()
         self.batch_size = batch_size
         self.fields = fields or RecordFields()
         self._collate = DiaryCollator(tokenizer.pad_token_id, padding_side="left")
@@ -108,13 +109,13 @@ class DiaryPipeline:
         """
         from peft import PeftModel
 
-        settings = read_adapter(adapter_path)
+        metadata = read_adapter(adapter_path)
         base_model = base_model or adapter_base_model(adapter_path)
-        base = cls._base(base_model, settings.loading, load_in_4bit, compute_dtype, device, trust_remote_code)
-        check_base(settings.fingerprint, BaseFingerprint.of(base_model, base), allow_other_base,
+        base = cls._base(base_model, metadata.loading, load_in_4bit, compute_dtype, device, trust_remote_code)
+        check_base(metadata.fingerprint, BaseFingerprint.of(base_model, base), allow_other_base,
                    f"the adapter {adapter_path}")
         model = PeftModel.from_pretrained(base, str(adapter_path))
-        return cls(model, load_tokenizer(str(adapter_path), trust_remote_code), settings, batch_size)
+        return cls(model, load_tokenizer(str(adapter_path), trust_remote_code), metadata.settings, batch_size)
 
     @classmethod
     def from_checkpoint(cls, ckpt_path: str | os.PathLike, base_model: str | None = None,
@@ -126,10 +127,10 @@ class DiaryPipeline:
         The arguments are those of :meth:`from_pretrained`."""
         from peft import LoraConfig, get_peft_model
 
-        settings = read_checkpoint(ckpt_path)
-        base_model = base_model or settings.base_model
-        base = cls._base(base_model, settings.loading, load_in_4bit, compute_dtype, device, trust_remote_code)
-        lora = settings.lora
+        metadata = read_checkpoint(ckpt_path)
+        base_model = base_model or metadata.base_model
+        base = cls._base(base_model, metadata.loading, load_in_4bit, compute_dtype, device, trust_remote_code)
+        lora = metadata.lora
         model = get_peft_model(base, LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=0.0,
                                                 target_modules=lora["target_modules"], task_type="CAUSAL_LM"))
         hparams = {"base_model": base_model, "lora_r": lora["r"], "lora_alpha": lora["alpha"],
@@ -137,10 +138,10 @@ class DiaryPipeline:
         # A shallow copy: the loaded checkpoint is shared by this process's readers, and loading renames its keys.
         load_adapter_checkpoint(model, dict(checkpoint_state(ckpt_path)), hparams, adapter_state(model),
                                 BaseFingerprint.of(base_model, base))
-        return cls(model, load_tokenizer(base_model, trust_remote_code), settings, batch_size)
+        return cls(model, load_tokenizer(base_model, trust_remote_code), metadata.settings, batch_size)
 
     @classmethod
-    def zero_shot(cls, base_model: str, settings: RunMetadata, load_in_4bit: bool = True,
+    def zero_shot(cls, base_model: str, settings: RunSettings, load_in_4bit: bool = True,
                   compute_dtype: str = "bfloat16", device: str | torch.device | None = None, batch_size: int = 8,
                   trust_remote_code: bool = False) -> DiaryPipeline:
         """Write with the base model alone (the zero-shot baseline), prompted as ``settings`` say."""

@@ -1,6 +1,6 @@
 """What a run records besides its weights, in one type: the base model it was trained on (and a fingerprint of
-it), how the base was loaded, the LoRA shape, the prompt settings, ``max_length``, the generation settings and
-the TensorBoard version it logs to.
+it), how the base was loaded, the LoRA shape, its :class:`~diary_lightning.model.settings.RunSettings` (the prompt,
+``max_length``, the generation settings) and the TensorBoard version it logs to.
 
 The LightningModule writes it into every checkpoint (``checkpoint["diary_lightning"]``), ``export`` beside every
 adapter (``diary_lightning.json``, the same keys); :func:`read_checkpoint` and :func:`read_adapter` are the
@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
-from diary_lightning.data.clean import DEFAULT_ANONYMIZATION
+from diary_lightning.data.encoding import PromptFormat
 from diary_lightning.errors import UserError
-from diary_lightning.model.generation import GenerationSettings
+from diary_lightning.model.settings import RunSettings
 
 FORMAT_VERSION = 2
 """1: the keys ``diary_lightning``, ``diary_lightning_run`` and the data module's state, written in three places;
@@ -117,11 +117,8 @@ def check_base(saved: BaseFingerprint | None, live: BaseFingerprint, allow_other
 class RunMetadata:
     """Everything besides the adapter's weights that decides the diaries it writes, and what it was trained on."""
 
-    prompt: Mapping[str, Any]
-    """The prompt settings (:meth:`diary_lightning.data.encoding.PromptFormat.state`): template, label scheme,
-    anonymization, default writer and bots."""
-    max_length: int | None = None
-    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    settings: RunSettings
+    """The prompt, ``max_length`` and generation settings the run writes with."""
     base_model: str | None = None
     loading: Mapping[str, Any] = field(default_factory=dict)
     """How the base was loaded: :data:`LOADING_KEYS`."""
@@ -132,27 +129,25 @@ class RunMetadata:
     """The TensorBoard version the run logs to (checkpoints only): a resumed fit continues it."""
     format_version: int = FORMAT_VERSION
 
-    @property
-    def anonymization(self) -> str:
-        return self.prompt.get("anonymization", DEFAULT_ANONYMIZATION)
-
     @classmethod
-    def of_run(cls, hparams: Mapping[str, Any], prompt: Mapping[str, Any], max_length: int | None,
-               fingerprint: BaseFingerprint | None = None, log_version: int | str | None = None) -> RunMetadata:
-        """From the LightningModule's hyperparameters and the data module's prompt and ``max_length``."""
-        return cls(prompt=dict(prompt), max_length=max_length, generation=GenerationSettings.from_mapping(hparams),
-                   base_model=absolute_if_local(hparams["base_model"]) if hparams.get("base_model") else None,
-                   loading={key: hparams[key] for key in LOADING_KEYS if key in hparams},
-                   lora={"r": hparams["lora_r"], "alpha": hparams["lora_alpha"],
-                         "target_modules": hparams["target_modules"]},
+    def of_run(cls, model: Mapping[str, Any], settings: RunSettings, fingerprint: BaseFingerprint | None = None,
+               log_version: int | str | None = None) -> RunMetadata:
+        """From the LightningModule's own settings (``model``: the base, how it loads, the LoRA shape) and the
+        run's settings."""
+        return cls(settings=settings,
+                   base_model=absolute_if_local(model["base_model"]) if model.get("base_model") else None,
+                   loading={key: model[key] for key in LOADING_KEYS if key in model},
+                   lora={"r": model["lora_r"], "alpha": model["lora_alpha"], "target_modules": model["target_modules"]},
                    fingerprint=fingerprint, log_version=log_version)
 
     # -- one layout on disk, for a checkpoint and an adapter folder ------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """The prompt settings at the top (where readers of ``diary_lightning.json`` have always found them)."""
-        values: dict[str, Any] = {**self.prompt, "max_length": self.max_length,
-                                  "model": {"base_model": self.base_model, **self.loading}, "lora": dict(self.lora),
-                                  "generation": self.generation.to_dict(), "format_version": self.format_version}
+        settings = self.settings.to_dict()
+        generation = settings.pop("generation")
+        values: dict[str, Any] = {**settings, "model": {"base_model": self.base_model, **self.loading},
+                                  "lora": dict(self.lora), "generation": generation,
+                                  "format_version": self.format_version}
         if self.fingerprint is not None:
             values["base_fingerprint"] = dataclasses.asdict(self.fingerprint) | {"config": dict(self.fingerprint.config)}
         if self.log_version is not None:
@@ -164,11 +159,7 @@ class RunMetadata:
         """From :meth:`to_dict`, or the ``diary_lightning.json`` of an adapter exported before format 2."""
         model = dict(values.get("model") or {})
         fingerprint = values.get("base_fingerprint")
-        return cls(prompt={key: values[key] for key in PROMPT_KEYS if values.get(key) is not None},
-                   max_length=values.get("max_length"),
-                   generation=GenerationSettings.from_mapping({**GenerationSettings().to_dict(),
-                                                               **(values.get("generation") or {})}),
-                   base_model=model.pop("base_model", None), loading=model, lora=dict(values.get("lora") or {}),
+        return cls(settings=RunSettings.from_dict(values), base_model=model.pop("base_model", None), loading=model, lora=dict(values.get("lora") or {}),
                    fingerprint=BaseFingerprint(**fingerprint) if fingerprint else None,
                    log_version=values.get("log_version"), format_version=values.get("format_version", 1))
 
@@ -184,13 +175,12 @@ class RunMetadata:
         run = checkpoint.get("diary_lightning_run") or {}
         base = run.get("base_model") or saved.get("base_model")
         shape = saved.get("base_identity")
-        return cls(prompt=dict(checkpoint.get("DiaryDataModule") or {}), max_length=run.get("max_length"),
-                   base_model=base, loading=dict(run.get("model") or {}), lora=dict(saved.get("lora") or {}),
+        prompt = checkpoint.get("DiaryDataModule") or {}
+        settings = RunSettings(PromptFormat.from_settings(prompt) if prompt.get("prompt_template") else None,
+                               run.get("max_length"))
+        return cls(settings=settings, base_model=base, loading=dict(run.get("model") or {}), lora=dict(saved.get("lora") or {}),
                    fingerprint=BaseFingerprint(base, shape) if shape is not None else None,
                    log_version=run.get("log_version"), format_version=1)
-
-
-PROMPT_KEYS = ("prompt_template", "anonymization", "label_scheme", "speaker_labels", "writer", "bots")
 
 
 @functools.lru_cache(maxsize=4)
@@ -205,11 +195,14 @@ def checkpoint_state(path: str | os.PathLike) -> dict[str, Any]:
     return _load(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
 
 
-def read_checkpoint(path: str | os.PathLike) -> RunMetadata:
-    """The metadata of a diary_lightning checkpoint, or an error naming the file."""
+def read_checkpoint(path: str | os.PathLike, strict: bool = True) -> RunMetadata | None:
+    """The metadata of a diary_lightning checkpoint, or an error naming the file; not ``strict``, None for a
+    checkpoint diary_lightning did not write (or whose base it did not record)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"--ckpt_path {path}: no such checkpoint")
     metadata = RunMetadata.from_checkpoint(checkpoint_state(path))
+    if not strict and (metadata is None or not metadata.base_model):
+        return None
     if metadata is None or not metadata.base_model:
         raise UserError(f"{path} records no base model (not written by diary_lightning?): give --model.base_model "
                         "and a --config")

@@ -49,7 +49,8 @@ def synthesize(datamodule: Any, output: str | None, teacher: TeacherConfig, chec
     template = resolve_prompt(teacher.prompt)
     system = resolve_system(teacher.system)
     dialogues = read_for_synthesis(datamodule, progress)
-    roles = functools.partial(roles_for, bots=datamodule.bots, scheme=datamodule.label_scheme or LabelScheme())
+    roles = functools.partial(roles_for, bots=datamodule.prompt_format.bots,
+                              scheme=datamodule.prompt_format.label_scheme or LabelScheme())
     run = Synthesis(None, output, template=template, system=system, roles=roles, checks=checks,
                     retries=retries, shard=shard, progress=progress)
     run.teacher = make_teacher(teacher)  # after every setting is checked: loading a model takes minutes

@@ -17,7 +17,6 @@ from diary_lightning.data.prepare import DataReport, too_long
 from diary_lightning.errors import UserError
 from diary_lightning.io.atomic import write_text
 from diary_lightning.io.jsonl import JsonlAppender, first_mismatch, fingerprint, open_for_resume
-from diary_lightning.model.generation import GenerationSettings
 from diary_lightning.model.metadata import read_checkpoint
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ class RunSummary(L.Callback):
         ]
         if report.skipped:
             lines.append(f"skipped        {report.skipped}")
-        too_long_line, too_long_warnings = too_long(report, trainer.datamodule.hparams.max_length)
+        too_long_line, too_long_warnings = too_long(report, trainer.datamodule.max_length)
         lines.append(too_long_line)
         cut = sum(report.turns_cut.values())
         if cut:
@@ -192,10 +191,11 @@ def prediction_identity(ckpt_path: str | None, model: Any, datamodule: Any) -> d
     h = model.hparams
     weights: dict[str, Any] = {"checkpoint": None, "adapter": None}
     # Both: the checkpoint's prompt replaces the configured one, but data.writer and data.bots still apply.
-    prompt = {"configured": datamodule.prompt_state(), "checkpoint": None}
+    prompt = {"configured": datamodule.prompt_format.state(), "checkpoint": None}
     if ckpt_path:
         weights["checkpoint"] = {"path": str(Path(ckpt_path).resolve()), "digest": files_digest([ckpt_path])}
-        prompt["checkpoint"] = dict(read_checkpoint(ckpt_path).prompt)
+        recorded = read_checkpoint(ckpt_path).settings.prompt
+        prompt["checkpoint"] = recorded.state() if recorded is not None else {}
     elif h.get("adapter_path"):
         path = Path(h.adapter_path)
         weights["adapter"] = {"path": str(path.resolve()),
@@ -203,8 +203,8 @@ def prediction_identity(ckpt_path: str | None, model: Any, datamodule: Any) -> d
     return {
         "weights": weights,
         "base_model": {key: h[key] for key in ("base_model", "load_in_4bit", "compute_dtype", "double_quant")},
-        "generation": GenerationSettings.from_mapping(h).to_dict(),
-        "prompt": {**prompt, "max_length": datamodule.hparams.max_length},
+        "generation": model.generation.to_dict(),
+        "prompt": {**prompt, "max_length": datamodule.max_length},
     }
 
 

@@ -17,6 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from diary_lightning.inference.export import export_adapter
+from diary_lightning.model.settings import CHECKPOINTS, RunFolder
 from diary_lightning.io.atomic import atomic_file, fault_point
 from diary_lightning.training.lightning_internals import step_ends_here
 
@@ -99,7 +100,7 @@ class CheckpointOnSigterm(L.Callback):
         # take the same decision, or the ones that saw nothing would wait at its barrier for ever.
         if not trainer.strategy.reduce_boolean_decision(self.requested, all=False):
             return
-        path = checkpoint_dir(trainer) / "last.ckpt"
+        path = run_folder(trainer).last_checkpoint
         trainer.save_checkpoint(path)
         log.warning("Saved %s at step %d; resume with --ckpt_path last%s", path, trainer.global_step,
                     f":\n  {self.resume_command}" if self.resume_command else ".")
@@ -118,11 +119,8 @@ class ExportAdapter(L.Callback):
         source = (callback.best_model_path or callback.last_model_path) if callback is not None else ""
         if not source or trainer.global_rank != 0:
             return
-        path = export_adapter(pl_module, source, checkpoint_dir(trainer) / "adapter", trainer.datamodule)
+        path = export_adapter(pl_module, source, run_folder(trainer).fit_adapter, trainer.datamodule)
         log.info("exported the adapter of %s to %s", source, path)
-
-
-CHECKPOINTS = "checkpoints"
 
 
 def checkpoint_folder(callbacks: list[Any], root: str | os.PathLike) -> Path:
@@ -135,3 +133,8 @@ def checkpoint_folder(callbacks: list[Any], root: str | os.PathLike) -> Path:
 
 def checkpoint_dir(trainer: L.Trainer) -> Path:
     return checkpoint_folder(trainer.checkpoint_callbacks, trainer.default_root_dir)
+
+
+def run_folder(trainer: L.Trainer) -> RunFolder:
+    """The names of the trainer's run folder, its checkpoints where its ModelCheckpoint puts them."""
+    return RunFolder.at(trainer.default_root_dir, checkpoint_dir(trainer))

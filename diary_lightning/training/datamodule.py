@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -21,6 +20,8 @@ from diary_lightning.data.prepare import DataReport, Encoder, build_splits, chec
 from diary_lightning.data.prompts import DEFAULT_TEMPLATE, resolve_template
 from diary_lightning.data.records import Dialogue, Turn, record_fields
 from diary_lightning.data.roles import (
+    DEFAULT_BOTS,
+    DEFAULT_WRITER,
     LabelScheme,
     bot_setting,
     count_rules,
@@ -31,6 +32,7 @@ from diary_lightning.data.roles import (
 from diary_lightning.data.sources import expand_paths
 from diary_lightning.data.splits import fit_split_warnings
 from diary_lightning.model.loading import load_tokenizer
+from diary_lightning.model.settings import DEFAULT_MAX_LENGTH, RunSettings, adopt_prompt
 from diary_lightning.training.exact_resume import ResumableDataLoader
 from diary_lightning.training.lightning_internals import batches_trained_this_epoch, global_seed
 
@@ -45,7 +47,7 @@ class DiaryDataModule(L.LightningDataModule):
         tokenizer: str | None = None,
         batch_size: int = 1,
         eval_batch_size: int | None = None,
-        max_length: int = 1024,
+        max_length: int = DEFAULT_MAX_LENGTH,
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         split: str = "hash",
@@ -104,12 +106,15 @@ class DiaryDataModule(L.LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
-        self.template = resolve_template(prompt_template)
-        writer_setting(writer)  # a bad value fails here, not when the data is read
-        # None for a checkpoint from before label schemes, which is prompted with its fixed speaker labels.
-        self.label_scheme: LabelScheme | None = LabelScheme()
-        self._fixed_labels: dict[str, str] = {}
-        self._stored: dict[str, Any] = {}  # the writer and bots a checkpoint stored: defaults, data.* override them
+        # data.writer and data.bots normalised here, once (a bad value fails now, not when the data is read);
+        # None when not given, so that what a checkpoint or adapter stored can stand in (adopt).
+        self._writer = writer_setting(writer) if writer is not None else None
+        self._bots = bot_setting(bots) if bots is not None else None
+        self.prompt_format = PromptFormat(resolve_template(prompt_template), anonymization, LabelScheme(), {},
+                                          self._writer or DEFAULT_WRITER, self._bots or DEFAULT_BOTS)
+        """The prompt in force: the configured one, or the one the run being continued or used was trained with."""
+        self.max_length = max_length
+        """``data.max_length``, or the one an adapter was trained with."""
         self.fields = record_fields(fields)
         self._tokenizer = None
         self._splits: dict[str, Any] | None = None
@@ -130,63 +135,35 @@ class DiaryDataModule(L.LightningDataModule):
             self._tokenizer = load_tokenizer(self.hparams.tokenizer, self.hparams.trust_remote_code)
         return self._tokenizer
 
-    @property
-    def writer(self) -> tuple[str, ...]:
-        """The writer setting in force: ``data.writer``, else the stored one, else the default."""
-        return writer_setting(self.hparams.writer if self.hparams.writer is not None else self._stored.get("writer"))
-
-    @property
-    def bots(self) -> tuple[str, ...]:
-        return bot_setting(self.hparams.bots if self.hparams.bots is not None else self._stored.get("bots"))
-
-    @property
-    def prompt_format(self) -> PromptFormat:
-        return PromptFormat(self.template, self.hparams.anonymization, self.label_scheme, self._fixed_labels,
-                            self.writer, self.bots)
+    def settings(self, generation: Any) -> RunSettings:
+        """The run's settings: this module's prompt and ``max_length`` with the model's ``generation``."""
+        return RunSettings(self.prompt_format, self.max_length, generation)
 
     def prompt_turns(self, dialogue: Dialogue, prompt_format: PromptFormat | None = None) -> tuple[Turn, ...]:
         """The turns under the prompt's labels, as ``render_chat`` labels a service's chat, for the dialogue's writer."""
         pf = prompt_format or self.prompt_format
         return prompt_turns(dialogue.turns, dialogue.writer, pf.bots, pf.label_scheme, pf.fixed_labels)
 
-    # -- checkpoint: the prompt travels with the adapter --------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
-        # The prompt travels in the run's metadata, which the LightningModule writes (model.metadata); Lightning
-        # leaves an empty state out of the checkpoint.
-        return {}
-
-    def prompt_state(self) -> dict[str, Any]:
-        """The prompt settings in force, as the run's metadata records them."""
-        return self.prompt_format.state()
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """A checkpoint of format 1 kept the prompt as the data module's state."""
-        if state:
-            self.use_prompt(state)
-
-    def use_prompt(self, state: Mapping[str, Any]) -> None:
-        """The prompt a model was trained with (template, labels, anonymization) replaces the configured one; the
-        stored writer and bots settings only fill in for ``data.writer`` and ``data.bots`` left unset."""
-        scheme = LabelScheme.from_dict(state["label_scheme"]) if "label_scheme" in state else None
-        fixed = {} if scheme is not None else dict(state.get("speaker_labels") or {})
-        saved = (state["prompt_template"], scheme, fixed, state.get("anonymization") or self.hparams.anonymization)
-        configured = (self.template, self.label_scheme, self._fixed_labels, self.hparams.anonymization)
-        stored = {key: state[key] for key in ("writer", "bots") if state.get(key) is not None}
-        if saved != configured:
-            log.warning("Using the prompt template, speaker labels and anonymization saved in the checkpoint.")
-            self.template, self.label_scheme, self._fixed_labels, self.hparams.anonymization = saved
-        if saved != configured or stored != self._stored:
-            self._stored, self._predict_read = stored, None  # the writers are chosen while reading
-            self._forget_encoded()
-
-    def use_metadata(self, metadata: Any) -> None:
-        """Encode as the run was trained to read (:class:`~diary_lightning.model.metadata.RunMetadata`): its prompt
-        settings and ``max_length``."""
-        if metadata.prompt:
-            self.use_prompt(metadata.prompt)
-        if metadata.max_length and metadata.max_length != (h := self.hparams).max_length:
-            log.warning("Using max_length %d saved with the run, not %d.", metadata.max_length, h.max_length)
-            h.max_length = metadata.max_length
+    # -- a run's settings: the prompt travels with the adapter -------------------------------------------
+    def adopt(self, saved: RunSettings, max_length: bool = False, quietly: bool = False) -> None:
+        """Encode as the run of ``saved`` was trained to read: its prompt (``data.writer`` and ``data.bots``, when
+        given, still choose whose diary), and with ``max_length`` its ``max_length`` (said as a warning unless
+        ``quietly``: no ``data.max_length`` was configured to be replaced)."""
+        changed = False
+        if saved.prompt is not None:
+            prompt = adopt_prompt(self.prompt_format, saved.prompt, self._writer, self._bots)
+            before, after = self.prompt_format, prompt
+            if (before.template, before.label_scheme, before.fixed_labels, before.anonymization) != (
+                    after.template, after.label_scheme, after.fixed_labels, after.anonymization):
+                log.warning("Using the prompt template, speaker labels and anonymization saved in the checkpoint.")
+            changed = prompt != self.prompt_format
+            self.prompt_format = prompt
+        if max_length and saved.max_length and saved.max_length != self.max_length:
+            (log.info if quietly else log.warning)("Using max_length %d saved with the run, not %d.",
+                                                   saved.max_length, self.max_length)
+            self.max_length, changed = saved.max_length, True
+        if changed:
+            self._predict_read = None  # the writers are chosen while reading
             self._forget_encoded()
 
     def _forget_encoded(self) -> None:
@@ -216,7 +193,7 @@ class DiaryDataModule(L.LightningDataModule):
         """The dialogues under ``paths``, each with its writer (``writer_chosen_by``: the entry that chose it)."""
         result = read_dialogues(
             paths, fmt=self.hparams.format, fields=self.fields, require_summary=require_summary,
-            anonymization=self.hparams.anonymization, topics=self.hparams.topics if require_summary else None,
+            anonymization=self.prompt_format.anonymization, topics=self.hparams.topics if require_summary else None,
             skip_invalid=self.hparams.skip_invalid,
             # A cache inside a data folder holds .json files that are not data.
             exclude=[cache.cache_root(self.hparams.cache_dir)], progress=progress, split_days=self.hparams.split_days,
@@ -224,11 +201,11 @@ class DiaryDataModule(L.LightningDataModule):
         for problem in result.problems:
             if problem.reason in ("unreadable folder", "unreadable file"):  # skip_invalid: said, never silent
                 log.warning("data.skip_invalid: skipped %s", problem)
-        return with_writers(result, self.writer, self.bots, self.hparams.skip_invalid)
+        return with_writers(result, self.prompt_format.writer, self.prompt_format.bots, self.hparams.skip_invalid)
 
     def encoder(self) -> Encoder:
         prompt_format = self.prompt_format
-        return Encoder(self.tokenizer, self.template, self.hparams.max_length,
+        return Encoder(self.tokenizer, prompt_format.template, self.max_length,
                        lambda dialogue: self.prompt_turns(dialogue, prompt_format))
 
     def splits(self) -> dict[str, Any]:
@@ -238,19 +215,20 @@ class DiaryDataModule(L.LightningDataModule):
         if not self.hparams.paths:
             raise ValueError("data.paths is not set: give the training dialogues (files, directories or globs)")
         h = self.hparams
-        roles = [self.writer, self.bots, self.label_scheme and self.label_scheme.to_dict(), self._fixed_labels]
-        options = [h.max_length, h.val_fraction, h.test_fraction, h.split, h.split_seed, roles,
-                   h.anonymization, h.format, h.fields, h.topics, h.skip_invalid, h.split_days]
+        pf = self.prompt_format
+        roles = [pf.writer, pf.bots, pf.label_scheme and pf.label_scheme.to_dict(), dict(pf.fixed_labels)]
+        options = [self.max_length, h.val_fraction, h.test_fraction, h.split, h.split_seed, roles,
+                   pf.anonymization, h.format, h.fields, h.topics, h.skip_invalid, h.split_days]
         files = expand_paths(h.paths, exclude=[cache.cache_root(h.cache_dir)])
-        path = cache.cache_path(h.cache_dir, files, self.tokenizer, self.template, options)
+        path = cache.cache_path(h.cache_dir, files, self.tokenizer, pf.template, options)
         cached = cache.load(path)
         if cached is not None:
             log.info("Using tokenized data from the cache: %s", path)
         else:
             result = self._read(h.paths, require_summary=True)
             encoded, report = build_splits(result, self.encoder(), h.val_fraction, h.test_fraction, h.split_seed,
-                                           h.split, self.writer)
-            check_something_left(report, h.max_length, h.paths)
+                                           h.split, pf.writer)
+            check_something_left(report, self.max_length, h.paths)
             cache.save(path, encoded, report)
             # Read back from the cache: memory-mapped Arrow rather than lists held in RAM.
             cached = cache.load(path)
@@ -345,7 +323,7 @@ class DiaryDataModule(L.LightningDataModule):
         if self._predict is None or (diary_room is not None and diary_room != self._predict_room):
             result = self.predict_dialogues()
             dialogues = [d for d in result.dialogues if d.id not in self.skip_predict_ids]
-            log.info("predict: writers chosen by %s", count_rules(dialogues, result.writer_chosen_by, self.writer))
+            log.info("predict: writers chosen by %s", count_rules(dialogues, result.writer_chosen_by, self.prompt_format.writer))
             # The input's order, which the predictions file keeps whatever the ranks (PredictionsJsonl).
             self.predict_order = [d.id for d in result.dialogues]
             room = diary_room or 0
@@ -355,13 +333,13 @@ class DiaryDataModule(L.LightningDataModule):
             if cut:
                 log.warning("predict: %d of %d chats lost their oldest turns (%d turns in all) to fit data.max_length "
                             "%d minus model.max_new_tokens %d, as training cuts them", len(cut), len(dataset),
-                            sum(cut), self.hparams.max_length, room)
+                            sum(cut), self.max_length, room)
             self._predict, self._predict_room = dataset, room
         return self._predict
 
     def predict_dataloader(self) -> DataLoader:
         module = self.trainer.lightning_module if self.trainer is not None else None
-        dataset = self.predict_dataset(module.hparams.get("max_new_tokens", 0) if module else None)
+        dataset = self.predict_dataset(module.generation.max_new_tokens if module else None)
         rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
         if world > 1:
             # Each rank generates every world-th chat: predict has no collective step, so the shares may

@@ -1,6 +1,6 @@
 """Every place diary_lightning leans on Lightning beyond its public API, in one module.
 
-Each was checked against lightning 2.6.6 (``pyproject.toml`` allows ``>=2.4,<3``): when upgrading Lightning,
+Each was checked against lightning 2.6.6 (``pyproject.toml`` allows ``>=2.6.0,<2.7``): when upgrading Lightning,
 read the Lightning source named for each and run ``tests/test_resume.py``, ``tests/test_ddp.py`` and
 ``tests/test_cli.py``, which fail if one of them changed.
 """

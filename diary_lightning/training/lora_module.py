@@ -23,12 +23,14 @@ from diary_lightning.model.loading import (
     load_adapter_checkpoint,
 )
 from diary_lightning.model.metadata import CHECKPOINT_KEY, BaseFingerprint, RunMetadata, check_base, read_adapter
+from diary_lightning.model.settings import RunSettings
 from diary_lightning.model.loss import TokenMeanGradients, check_chunked_loss_support, peft_chunked_loss
 from diary_lightning.training.lightning_internals import attached, logged_step
 
 log = logging.getLogger(__name__)
 
-
+GENERATION = GenerationSettings()
+"""The generation settings' defaults, declared once (in GenerationSettings); ``model.*`` flags override them."""
 
 class DiaryLoRAModule(L.LightningModule):
     def __init__(
@@ -51,13 +53,13 @@ class DiaryLoRAModule(L.LightningModule):
         residual_dtype: str = "float32",
         attn_implementation: str | None = "sdpa",
         trust_remote_code: bool = False,
-        max_new_tokens: int = 256,
-        num_beams: int = 1,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
-        repetition_penalty: float = 1.0,
-        no_repeat_ngram_size: int = 0,
+        max_new_tokens: int = GENERATION.max_new_tokens,
+        num_beams: int = GENERATION.num_beams,
+        do_sample: bool = GENERATION.do_sample,
+        temperature: float = GENERATION.temperature,
+        top_p: float = GENERATION.top_p,
+        repetition_penalty: float = GENERATION.repetition_penalty,
+        no_repeat_ngram_size: int = GENERATION.no_repeat_ngram_size,
         generate_every_n_val: int = 1,
         rouge_tokenizer: str = DEFAULT_ROUGE_TOKENIZER,
         adapter_path: str | None = None,
@@ -114,7 +116,9 @@ class DiaryLoRAModule(L.LightningModule):
                               residual_dtype=residual_dtype,
                               rouge_tokenizer=rouge_tokenizer, adapter_path=adapter_path)
         self.save_hyperparameters()
-        self.generation = GenerationSettings.from_mapping(self.hparams)
+        self.generation = GenerationSettings(max_new_tokens, num_beams, do_sample, temperature, top_p,
+                                             repetition_penalty, no_repeat_ngram_size)
+        """The generation settings in force: the ``model.*`` ones, or those a run recorded (use_generation)."""
         self.model: Any = None
         self.base_fingerprint: BaseFingerprint | None = None
         # The frozen base is not in the checkpoint, so loading one must not demand its keys;
@@ -138,7 +142,7 @@ class DiaryLoRAModule(L.LightningModule):
             raise ValueError("model.adapter_path loads a finished adapter for validate, test and predict; "
                              "to continue training use fit --ckpt_path")
         datamodule = getattr(self.trainer, "datamodule", None) if attached(self) else None
-        max_length = datamodule.hparams.get("max_length") if datamodule is not None else None
+        max_length = getattr(datamodule, "max_length", None)
         if max_length:
             check_positions(self.hparams.base_model, max_length, trust_remote_code=self.hparams.trust_remote_code)
         device = self.trainer.strategy.root_device if attached(self) else torch.device("cpu")
@@ -212,10 +216,14 @@ class DiaryLoRAModule(L.LightningModule):
                                 self.generation)
 
     def use_generation(self, settings: GenerationSettings) -> None:
-        """Generate with ``settings`` (the run's, when no config gave any) rather than the defaults."""
-        for key, value in settings.to_dict().items():
-            self.hparams[key] = value
+        """Generate with ``settings`` (the run's, when no config gave any) rather than the configured ones."""
         self.generation = settings
+
+    def run_metadata(self, settings: RunSettings, fingerprint: BaseFingerprint | None = None,
+                     log_version: int | str | None = None) -> RunMetadata:
+        """What a checkpoint or exported adapter of this module records: its base, loading and LoRA shape with
+        the run's ``settings``."""
+        return RunMetadata.of_run(self.hparams, settings, fingerprint, log_version)
 
     # -- generated diaries, scored ----------------------------------------------------------------------
     def on_validation_epoch_end(self) -> None:
@@ -300,20 +308,16 @@ class DiaryLoRAModule(L.LightningModule):
         datamodule = getattr(trainer, "datamodule", None)
         # A resumed fit continues the TensorBoard version of the run (cli.runs.resumed_log).
         logger = trainer.logger if trainer is not None and isinstance(trainer.logger, TensorBoardLogger) else None
-        checkpoint[CHECKPOINT_KEY] = RunMetadata.of_run(
-            self.hparams, datamodule.prompt_state() if datamodule is not None else {},
-            datamodule.hparams.max_length if datamodule is not None else None, self.base_fingerprint,
-            logger.version if logger is not None else None).to_dict()
+        settings = datamodule.settings(self.generation) if datamodule is not None else RunSettings(
+            generation=self.generation)
+        checkpoint[CHECKPOINT_KEY] = self.run_metadata(settings, self.base_fingerprint,
+                                                       logger.version if logger is not None else None).to_dict()
         checkpoint["diary_lightning_progress"] = {
             "epoch_tokens": self._epoch_tokens, "epoch": self.current_epoch, "validations": self._validations,
             "step": logged_step(self.trainer) if attached(self) else 0}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         load_adapter_checkpoint(self.model, checkpoint, self.hparams, self.adapter_state_dict(), self.base_fingerprint)
-        metadata = RunMetadata.from_checkpoint(checkpoint)
-        datamodule = getattr(self._trainer, "datamodule", None)
-        if metadata is not None and metadata.prompt and datamodule is not None:
-            datamodule.use_prompt(metadata.prompt)
         # Loaded above, under PEFT's names: nothing is left for Lightning's own (non-strict) load.
         checkpoint["state_dict"] = {}
         progress = checkpoint.get("diary_lightning_progress", {})

@@ -247,7 +247,7 @@ def prepare(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         for row in train:
             # The turns diary_lightning kept after dropping the oldest ones to fit max_length.
             turns = [Turn(s, t) for s, t in zip(row["speakers"], row["texts"])][row["turns_cut"]:]
-            prompt = render_prompt(datamodule.template, turns)  # the speakers are already the prompt's labels
+            prompt = render_prompt(datamodule.prompt_format.template, turns)  # the speakers are already the prompt's labels
             f.write(json.dumps({"prompt": prompt, "completion": row["summary"] + eos}, ensure_ascii=False) + "\n")
     lengths = [len(ids) for ids in train["input_ids"]]
     return {

@@ -25,7 +25,7 @@ def _ids(out: Any) -> list[int]:
 
 def measure(path: str, template_name: str, tokenizer_path: str, max_length: int, cache_dir: str) -> dict[str, Any]:
     from diary_lightning.data.dialogue import read_dialogues
-    from diary_lightning.data.encoding import PromptFormat, render_chat
+    from diary_lightning.data.encoding import render_chat
     from diary_lightning.data.prompts import format_dialogue
     from diary_lightning.inference.chat_template import build_chat_template, chat_messages
     from diary_lightning.training.datamodule import DiaryDataModule
@@ -33,11 +33,11 @@ def measure(path: str, template_name: str, tokenizer_path: str, max_length: int,
     data = DiaryDataModule(paths=[path], predict_path=path, tokenizer=tokenizer_path, prompt_template=template_name,
                            max_length=max_length, cache_dir=cache_dir, val_generate_samples=0)
     served = copy.deepcopy(data.tokenizer)
-    served.chat_template = build_chat_template(data.template, data.tokenizer)
-    prompt_format = PromptFormat.from_settings(data.prompt_state())
+    served.chat_template = build_chat_template(data.prompt_format.template, data.tokenizer)
+    prompt_format = data.prompt_format
 
     def chat_ids(user_message: str) -> list[int]:
-        messages = chat_messages(user_message, data.template)
+        messages = chat_messages(user_message, data.prompt_format.template)
         return _ids(served.apply_chat_template(messages, add_generation_prompt=True))
 
     # The chats as a service holds them: cleaned and merged by render_chat from the records as read.
