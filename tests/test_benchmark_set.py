@@ -13,6 +13,7 @@ from diary_lightning.evaluation.benchmark import (
     benchmark_files,
     benchmark_root,
     content_problems,
+    datasheet_tables,
     load_benchmark,
 )
 
@@ -51,3 +52,9 @@ def test_every_raw_export_is_an_item_and_ships_with_the_package(items):
     # package-data ships the folder with its subfolders (pyproject.toml: resources/**/*).
     assert Path(__file__).resolve().parents[1].joinpath("pyproject.toml").read_text().count('"resources/**/*"') == 1
     assert benchmark_files()  # the item files are found where the installed package keeps them
+
+
+def test_the_datasheets_tables_are_those_of_the_files(items):
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "benchmark.md").read_text(encoding="utf-8")
+    block = doc.split("<!-- datasheet:start -->\n", 1)[1].split("\n<!-- datasheet:end -->", 1)[0]
+    assert block == datasheet_tables(items), "run: python scripts/benchmark_datasheet.py --write docs/benchmark.md"

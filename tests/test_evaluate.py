@@ -183,6 +183,15 @@ def test_judge_answers_are_read_strictly():
     assert parse_choice("B") == "B" and parse_choice("일기 A가 낫다") == "A" and parse_choice("둘 다") is None
 
 
+def test_the_prompts_in_the_docs_are_the_prompts_sent():
+    from diary_lightning.evaluation.command import WRITE_PROMPT, WRITE_SYSTEM
+    from diary_lightning.evaluation.judge import JUDGE_SYSTEM, PAIRWISE_PROMPT, RUBRIC_PROMPT
+
+    doc = (MINI.parents[2] / "docs" / "benchmark.md").read_text(encoding="utf-8")
+    for prompt in (RUBRIC_PROMPT, PAIRWISE_PROMPT, JUDGE_SYSTEM, WRITE_PROMPT, WRITE_SYSTEM):
+        assert prompt in doc
+
+
 def run_main(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
     from diary_lightning.cli.commands import main
 

@@ -441,6 +441,53 @@ def content_problems(items: Iterable[BenchmarkItem]) -> list[str]:
     return problems
 
 
+LENGTHS = ((0, 12, "short (up to 12 turns)"), (13, 25, "medium (13-25)"), (26, 10_000, "long (26+)"))
+
+
+def datasheet_tables(items: Sequence[BenchmarkItem]) -> str:
+    """The datasheet's tables of what the set holds (docs/benchmark.md), computed from ``items``: a chat item
+    counts once, a raw export once per day."""
+    from collections import Counter
+
+    def table(title: str, rows: Sequence[str], columns: Sequence[str], count: Any) -> list[str]:
+        out = [f"| {title} | " + " | ".join(columns) + " | total |", "|---|" + "---:|" * (len(columns) + 1)]
+        for row in rows:
+            cells = [count(row, column) for column in columns]
+            out.append(f"| {row} | " + " | ".join(map(str, cells)) + f" | {sum(cells)} |")
+        totals = [sum(count(row, column) for row in rows) for column in columns]
+        out.append("| total | " + " | ".join(map(str, totals)) + f" | {sum(totals)} |")
+        return out + [""]
+
+    def length(item: BenchmarkItem) -> str:
+        return next(name for low, high, name in LENGTHS if low <= len(item.dialogue) <= high)
+
+    settings = [s for s in SETTINGS if any(item.setting == s for item in items)]
+    by = Counter((item.setting, item.split) for item in items)
+    topics = Counter((item.topic, item.setting) for item in items)
+    lengths = Counter((length(item), item.setting) for item in items)
+    traps = Counter((trap.kind, item.setting) for item in items for trap in item.traps)
+    exports = Counter({item.export: item.export_format for item in items if item.export}.values())
+    lines = [f"Benchmark version {BENCHMARK_VERSION}: {len(items)} items to write a diary for "
+             f"({sum(item.setting != EXPORT_SETTING for item in items)} chats and "
+             f"{sum(item.setting == EXPORT_SETTING for item in items)} days of "
+             f"{len({item.export for item in items if item.export})} raw exports), "
+             f"{sum(len(item.facts) for item in items)} facts, {sum(len(item.traps) for item in items)} traps.", ""]
+    lines += table("setting", settings, SPLITS, lambda row, column: by[(row, column)])
+    lines += table("topic", [t for t in TOPICS if any(item.topic == t for item in items)], settings,
+                   lambda row, column: topics[(row, column)])
+    lines += table("length", [name for _, _, name in LENGTHS], settings, lambda row, column: lengths[(row, column)])
+    lines += table("trap kind", list(TRAP_KINDS), settings, lambda row, column: traps[(row, column)])
+    if exports:
+        lines += table("export format", sorted(exports), ["exports"], lambda row, column: exports[row])
+    first = sum(item.dialogue[0][0] != item.writer for item in items)
+    busiest = sum(Counter(s for s, _ in item.dialogue).most_common(1)[0][0] != item.writer for item in items)
+    neither = sum(item.dialogue[0][0] != item.writer and Counter(s for s, _ in item.dialogue).most_common(1)[0][0]
+                  != item.writer for item in items)
+    lines += [f"The writer is not the first speaker in {first} items, not the busiest in {busiest}, neither in "
+              f"{neither}."]
+    return "\n".join(lines)
+
+
 __all__ = ["BENCHMARK_VERSION", "SETTINGS", "SPLITS", "TOPICS", "TRAP_KINDS", "BenchmarkItem", "Fact", "Trap",
-           "benchmark_files", "benchmark_root", "content_hash", "content_problems", "falls_into", "has_key", "holds",
+           "benchmark_files", "benchmark_root", "content_hash", "content_problems", "datasheet_tables", "falls_into", "has_key", "holds",
            "load_benchmark", "recalling", "sentences", "squash", "wrong_person"]

@@ -38,9 +38,11 @@ def faithfulness_failures(diary: str, item: BenchmarkItem) -> list[str] | None:
     (their module lands with the companion issue; until then the columns are left out, not zero)."""
     try:
         from diary_lightning.evaluation.faithfulness import faithfulness_failures as check
-    except ImportError:
+    except ModuleNotFoundError as err:
+        if err.name != "diary_lightning.evaluation.faithfulness":
+            raise
         return None
-    return list(check(diary, [{"speaker": s, "text": t} for s, t in item.dialogue], item.writer))
+    return list(check(diary, item.messages(), item.writer))
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,7 @@ def metric_parts(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Ratio]]:
     }
     # The faithfulness checks' columns (the companion issue), where every row of the system carries them.
     if rows and all("faithfulness_failures" in r for r in rows):
+        parts["faithful"] = [(float(not r["faithfulness_failures"]), 1.0) for r in rows]
         for check in FAITHFULNESS_CHECKS:
             parts[f"faithful.{check}"] = [(float(check in r["faithfulness_failures"]), 1.0) for r in rows]
     judged = [r["judge"] for r in rows if r.get("judge")]
@@ -133,7 +136,7 @@ def metric_parts(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Ratio]]:
     return parts
 
 
-HIGHER_IS_BETTER = {"style_pass", "fact_recall", "rougeL", "chrf", "judge.rubric", "judge.win"}
+HIGHER_IS_BETTER = {"style_pass", "fact_recall", "rougeL", "chrf", "faithful", "judge.rubric", "judge.win"}
 
 
 def bootstrap(parts: Sequence[Ratio], samples: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED,
