@@ -252,3 +252,15 @@ def test_evaluate_writes_with_a_checkpoint_and_the_base_model(reference_fit, tin
     # Eight new tokens cannot hold a diary's end: every one of them is cut.
     assert summary["systems"]["tiny"]["overall"]["truncated"]["value"] > 0.5
     assert summary["systems"]["tiny"]["generation_seconds"] > 0
+
+
+def test_the_counter_chrf_equals_torchmetrics(items):
+    from torchmetrics.functional.text import chrf_score
+
+    from diary_lightning.evaluation.metrics import chrf_pair
+
+    texts = [item.reference for item in items.values()] + ["\n".join(item.writer_lines) for item in items.values()]
+    pairs = [(a, b) for a in texts for b in texts[:4]]
+    pairs += [("응", "응"), ("", "오늘은 쉬었다."), ("오늘은 쉬었다.", ""), ("a, b. (c)!", "a b c"), ("ㅋㅋ ㅋㅋ", "ㅋㅋㅋㅋ")]
+    for pred, target in pairs:
+        assert chrf_pair(pred, target) == pytest.approx(float(chrf_score([pred], [[target]])), abs=1e-6), (pred, target)
