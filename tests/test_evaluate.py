@@ -13,7 +13,7 @@ from chat_server import ChatServer
 from diary_lightning.data.records import DataError
 from diary_lightning.errors import ConfigError
 from diary_lightning.evaluation.benchmark import load_benchmark
-from diary_lightning.evaluation.command import evaluate
+from diary_lightning.cli.evaluate import evaluate
 from diary_lightning.evaluation.judge import parse_choice, parse_rubric
 from diary_lightning.evaluation.scoring import Diary, bootstrap, score_diaries, summarize
 
@@ -124,7 +124,7 @@ def test_a_rerun_adds_a_column_and_keeps_the_others(items, tmp_path, monkeypatch
     evaluate(out, predictions=str(first), benchmark=str(MINI), bootstrap_samples=50)
     before = (tmp_path / "out" / "items.jsonl").read_text()
     scored: list[str] = []
-    import diary_lightning.evaluation.command as command
+    import diary_lightning.cli.evaluate as command
 
     real = command.score_diaries
     monkeypatch.setattr(command, "score_diaries", lambda *a, **k: scored.append(a[2]) or real(*a, **k))
@@ -184,7 +184,7 @@ def test_judge_answers_are_read_strictly():
 
 
 def test_the_prompts_in_the_docs_are_the_prompts_sent():
-    from diary_lightning.evaluation.command import WRITE_PROMPT, WRITE_SYSTEM
+    from diary_lightning.cli.evaluate import WRITE_PROMPT, WRITE_SYSTEM
     from diary_lightning.evaluation.judge import JUDGE_SYSTEM, PAIRWISE_PROMPT, RUBRIC_PROMPT
 
     doc = (MINI.parents[2] / "docs" / "benchmark.md").read_text(encoding="utf-8")

@@ -386,7 +386,7 @@ def run(argv: list[str]) -> None:
         merge_main(argv[1:])
         return
     if argv[:1] == ["evaluate"]:
-        from diary_lightning.evaluation.command import main as evaluate_main
+        from diary_lightning.cli.evaluate import main as evaluate_main
 
         evaluate_main(argv[1:])
         return

@@ -1,5 +1,6 @@
 """The optional LLM judge of ``evaluate``: a rubric score of each diary, and a pairwise verdict against the
-reference asked in both orders, through the synthesis teachers' backends (``--judge.backend``, ``--judge.model``).
+reference asked in both orders. The questions and the reading of the answers are here; ``evaluate``
+(:mod:`diary_lightning.cli.evaluate`) asks them through the synthesis teachers' backends (``--judge.backend``).
 
 A judge reads the chat, whose diary it is, and the diary (or two), and answers in a fixed form; an answer it
 cannot read counts as no verdict (``None``), never as a score. Asking the pairwise question twice, with the two
@@ -11,12 +12,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from diary_lightning.data.records import Turn
 from diary_lightning.evaluation.benchmark import BenchmarkItem
-from diary_lightning.synthesis.teacher import Reply, Request, Teacher
 
 RUBRIC = ("faithful", "first_person", "covers_day", "natural_korean")
 
@@ -57,12 +57,6 @@ def _dialogue(item: BenchmarkItem) -> str:
     return format_dialogue([Turn(speaker, text) for speaker, text in item.dialogue])
 
 
-def _request(request_id: str, item: BenchmarkItem, prompt: str) -> Request:
-    turns = tuple(Turn(speaker, text) for speaker, text in item.dialogue)
-    return Request(request_id, [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": prompt}],
-                   turns, "", item.writer, {})
-
-
 def parse_rubric(text: str | None) -> dict[str, int] | None:
     """The four scores of a rubric answer, or None when it holds no JSON object with each as an integer 1-5."""
     if not text:
@@ -84,37 +78,30 @@ def parse_choice(text: str | None) -> str | None:
     return found.group(1) if found else None
 
 
-def judge_rows(rows: Sequence[dict[str, Any]], items: Mapping[str, BenchmarkItem], teacher: Teacher,
-               judge: str, on_progress: Callable[[], None] | None = None) -> None:
-    """Add ``row["judge"]`` to each row: the rubric scores and, for every system but ``reference``, which diary
-    the judge preferred with the system's shown first and with it shown second."""
-    requests: list[Request] = []
-    for n, row in enumerate(rows):
-        item = items[row["id"]]
-        common = {"writer": item.writer, "dialogue": _dialogue(item)}
-        requests.append(_request(f"{n}:rubric", item, RUBRIC_PROMPT.format(diary=row["diary"] or "(빈 일기)",
-                                                                            **common)))
-        if row["system"] != "reference":
-            for order, (first, second) in (("first", (row["diary"], item.reference)),
-                                           ("second", (item.reference, row["diary"]))):
-                requests.append(_request(f"{n}:{order}", item, PAIRWISE_PROMPT.format(first=first, second=second,
-                                                                                      **common)))
-    replies: dict[str, Reply] = {}
+def judge_questions(row: Mapping[str, Any], item: BenchmarkItem) -> dict[str, list[dict[str, str]]]:
+    """The chat messages to ask a judge about one row: ``rubric``, and for every system but ``reference`` the
+    pairwise question with the system's diary shown first (``first``) and second (``second``)."""
+    common = {"writer": item.writer, "dialogue": _dialogue(item)}
 
-    def on_reply(request: Request, reply: Reply) -> None:
-        replies[request.id] = reply
-        if on_progress is not None:
-            on_progress()
+    def ask(prompt: str) -> list[dict[str, str]]:
+        return [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": prompt}]
 
-    teacher.generate(requests, on_reply)
-    for n, row in enumerate(rows):
-        verdict: dict[str, Any] = {"judge": judge, "rubric": parse_rubric(replies[f"{n}:rubric"].text), "pairwise": None}
-        if row["system"] != "reference":
-            # Which diary won when the system's was A, and when it was B.
-            first, second = parse_choice(replies[f"{n}:first"].text), parse_choice(replies[f"{n}:second"].text)
-            verdict["pairwise"] = {"system_first": None if first is None else ("system" if first == "A" else "reference"),
-                                   "system_second": None if second is None else ("system" if second == "B" else "reference")}
-        row["judge"] = verdict
+    questions = {"rubric": ask(RUBRIC_PROMPT.format(diary=row["diary"] or "(빈 일기)", **common))}
+    if row["system"] != "reference":
+        questions["first"] = ask(PAIRWISE_PROMPT.format(first=row["diary"], second=item.reference, **common))
+        questions["second"] = ask(PAIRWISE_PROMPT.format(first=item.reference, second=row["diary"], **common))
+    return questions
+
+
+def verdict(judge: str, answers: Mapping[str, str | None]) -> dict[str, Any]:
+    """A row's ``judge`` entry from the judge's answers to :func:`judge_questions` (None: no answer): the rubric
+    scores, and which diary won with the system's shown first and shown second."""
+    found: dict[str, Any] = {"judge": judge, "rubric": parse_rubric(answers.get("rubric")), "pairwise": None}
+    if "first" in answers:
+        first, second = parse_choice(answers["first"]), parse_choice(answers.get("second"))
+        found["pairwise"] = {"system_first": None if first is None else ("system" if first == "A" else "reference"),
+                             "system_second": None if second is None else ("system" if second == "B" else "reference")}
+    return found
 
 
 def judge_parts(judged: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[float, float]]]:
@@ -141,5 +128,5 @@ def judge_parts(judged: Sequence[Mapping[str, Any]]) -> dict[str, list[tuple[flo
     return parts
 
 
-__all__ = ["JUDGE_SYSTEM", "PAIRWISE_PROMPT", "RUBRIC", "RUBRIC_PROMPT", "judge_parts", "judge_rows", "parse_choice",
-           "parse_rubric"]
+__all__ = ["JUDGE_SYSTEM", "PAIRWISE_PROMPT", "RUBRIC", "RUBRIC_PROMPT", "judge_parts", "judge_questions",
+           "parse_choice", "parse_rubric", "verdict"]

@@ -313,19 +313,34 @@ def without_credentials(url: str | None) -> str | None:
 
 def run_judge(config: TeacherConfig, rows: list[dict[str, Any]], items: Sequence[BenchmarkItem]) -> None:
     """Judge every row this judge has not judged yet (an earlier run's verdicts of the same judge are kept)."""
-    from diary_lightning.evaluation.judge import judge_rows
+    from diary_lightning.evaluation.judge import judge_questions, verdict
     from diary_lightning.synthesis.command import make_teacher
 
     name = f"{config.backend}:{config.model}"
     todo = [row for row in rows if (row.get("judge") or {}).get("judge") != name]
     if not todo:
         return
-    log.info("evaluate: the judge %s reads %d diaries", name, len(todo))
+    by_id = {item.id: item for item in items}
+    requests = []
+    for n, row in enumerate(todo):
+        item = by_id[row["id"]]
+        turns = tuple(Turn(speaker, text) for speaker, text in item.dialogue)
+        for key, messages in judge_questions(row, item).items():
+            requests.append(Request(f"{n}:{key}", messages, turns, "", item.writer, {}))
+    answers: dict[int, dict[str, str | None]] = {n: {} for n in range(len(todo))}
+
+    def on_reply(request: Request, reply: Any) -> None:
+        n, key = request.id.split(":")
+        answers[int(n)][key] = reply.text
+
+    log.info("evaluate: the judge %s reads %d diaries (%d questions)", name, len(todo), len(requests))
     teacher = make_teacher(config)
     try:
-        judge_rows(todo, {item.id: item for item in items}, teacher, name)
+        teacher.generate(requests, on_reply)
     finally:
         teacher.close()
+    for n, row in enumerate(todo):
+        row["judge"] = verdict(name, answers[n])
 
 
 def load_pipeline(kind: str, path: str, common: dict[str, Any]) -> Any:
