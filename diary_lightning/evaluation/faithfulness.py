@@ -79,6 +79,10 @@ _HEARSAY = frozenset({"대", "ᆫ대", "는대", "래", "재", "대요", "래요
 _HEARSAY_LINKS = frozenset({"라는데", "다는데", "자는데", "라던데", "다던데", "ᆫ다는데", "는다는데", "대서", "래서"})
 _SAME_SUBJECT = frozenset({"고", "며", "으며", "면서", "으면서", "고서", "다며", "라며", "자며", "ᆫ다며", "는다며"})
 HONOURED = "someone honoured"
+THING = "a thing"
+"""The owner of a clause whose subject is no person (값이 12만 원 나왔다): nobody's act."""
+UNKNOWN = "unknown"
+"""The owner of a clause after another person's clause over 어서/는데: the writer's or theirs, the text does not say."""
 """The owner of a clause whose predicate honours an unnamed subject (하셨다): never the writer."""
 _TENSE_LINKS = frozenset({"고", "어서", "아서", "어", "아", "서", "고서", "며", "으며"})
 _TOGETHER = re.compile(r"같이|함께|둘이|우리")
@@ -88,8 +92,10 @@ _NATIVE = {"두": 2, "둘": 2, "세": 3, "셋": 3, "석": 3, "네": 4, "넷": 4,
            "열": 10, "열한": 11, "열두": 12, "스무": 20, "스물": 20, "서른": 30, "마흔": 40, "쉰": 50}
 _COUNTERS = ("시간", "시", "분", "명", "개", "번", "잔", "살", "달", "주", "마리", "병", "권", "장", "그릇", "곡", "벌", "판", "층",
              "군데", "바퀴", "켤레", "인분", "통", "km", "킬로")
-_NATIVE_NUMBER = re.compile(r"(?<![가-힣])(" + "|".join(sorted(_NATIVE, key=len, reverse=True)) + r")\s?(?="
+_NATIVE_NUMBER = re.compile(r"(?<![가-힣])(" + "|".join(sorted(_NATIVE, key=len, reverse=True)) + r")\s?("
                             + "|".join(_COUNTERS) + ")")
+_UNIT = re.compile(r"\s?(" + "|".join((*_COUNTERS, "원", "일", "월", "년", "박", "회", "%", "퍼센트", "프로", "점", "kg", "인분",
+                                      "포기", "편", "등", "위", "학년", "교시", "호")) + ")")
 # 셋이서, 넷이: people counted without a counter.
 _NATIVE_COUNT = re.compile(r"(?<![가-힣])(둘|셋|넷|다섯|여섯|일곱|여덟)(?=이서|이|은|도|다)")
 _SINO = {"일": 1, "이": 2, "삼": 3, "사": 4, "오": 5, "육": 6, "칠": 7, "팔": 8, "구": 9}
@@ -143,6 +149,7 @@ class _Text:
     persons: tuple[tuple[str, str], ...] = ()
     """(person word, role) pairs: role ``subject``, ``companion`` or ``other``."""
     second_person: bool = False
+    first_person: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,8 @@ class _Turn:
     """The service's bot: what it says is about the writer or the world, never its own day."""
     names_someone: bool = False
     """A person other than the writer is named in it."""
+    first_person: bool = False
+    """Its speaker speaks of themself in it or in their turns just before (나, 내가, 저는)."""
 
 
 
@@ -214,6 +223,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
                 plan = True
             if form in _SUGGEST_WORDS:
                 suggestion = True
+        elif tag == "SN":
+            lemmas.add(m.form.replace(",", ""))  # 880, 25: numbers tell one person's news from another's
         elif tag in ("VV", "VA", "VCN"):
             lemma, says_no = _lemma(m)
             negated |= says_no
@@ -297,6 +308,12 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
     return found
 
 
+def _thing_subject(part: Sequence[Morpheme], names: frozenset[str]) -> bool:
+    """A noun that is no person takes the subject particle 이/가 (값이 나왔다, 비가 왔다)."""
+    return any(m.tag in ("NNG", "NNP") and m.form not in names and m.form not in RELATIONS and m.form not in GLUE
+               and part[i + 1].tag == "JKS" for i, m in enumerate(part[:-1]))
+
+
 def _analyse_text(text: str, names: frozenset[str]) -> _Text:
     clauses: list[Clause] = []
     lemmas: set[str] = set()
@@ -304,11 +321,12 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
     persons: list[tuple[str, str]] = []
     things: set[str] = set()
     proper: set[str] = set()
-    second = False
+    second = first = False
     for sentence in analyse(text):
         ms = [m for m in sentence.morphemes if m.tag not in ("SF", "SP", "SS", "SE", "SO", "SW", "SB")]
         persons += _persons_in(ms, names)
         second |= any(m.form in _SECOND_PERSON and m.tag == "NP" for m in ms)
+        first |= any(m.form in ("나", "내", "저", "제") and m.tag == "NP" for m in ms)
         for i, m in enumerate(ms):
             if m.tag in ("NNG", "NNP", "SL"):
                 form = m.form.lower()
@@ -332,6 +350,8 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
             clause = _clause(part, k == len(parts) - 1, sentence.question)
             found = _persons_in(part, names)
             subject = next((p for p, role in reversed(found) if role == "subject"), subject)
+            if subject is None and _thing_subject(part, names):
+                subject = THING
             span = _SQUEEZE.sub("", text[part[0].start:part[-1].end])
             hearsay = any((m.tag == "EF" and m.form in _HEARSAY) or (m.tag == "EC" and m.form in _HEARSAY_LINKS)
                           for m in part)
@@ -345,7 +365,7 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
             # A subject reaches the next clause over 고/며 and a quotation (지수가 간다고 했다), not over 어서/는데,
             # whose next clause is as often the writer's (언니가 바빠서 안 물어보기로 했다).
             if not (part[-1].tag == "EC" and (part[-1].form in QUOTE_ENDINGS or part[-1].form in _SAME_SUBJECT)):
-                subject = None
+                subject = UNKNOWN if subject not in (None, "나", THING) else None
         for k in range(len(parsed) - 2, -1, -1):
             here, after = parsed[k], parsed[k + 1]
             link = parts[k][-1]
@@ -359,7 +379,8 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
             clauses.append(clause)
             lemmas |= clause.lemmas
     return _Text(text, _SQUEEZE.sub("", text), tuple(clauses), frozenset(lemmas), frozenset(nouns),
-                 things=frozenset(things), proper=frozenset(proper), persons=tuple(persons), second_person=second)
+                 things=frozenset(things), proper=frozenset(proper), persons=tuple(persons), second_person=second,
+                 first_person=first)
 
 
 # --- numbers -----------------------------------------------------------------------------------------------------
@@ -391,34 +412,37 @@ def _number(token: str) -> float | None:
     return total + section + (float(current) if current else 0.0)
 
 
-def numbers(text: str) -> set[float]:
-    """The numbers ``text`` gives: digits, money amounts (3만 5천원, 삼만 원), native numerals before a counter
-    (두 시간, 세 명) and weekdays (as -1 for 월요일 to -7 for 일요일). 한 (one) is left out: 한 번, 한잔 are idioms more than counts."""
-    found: set[float] = set()
-    rest = text
+def numbers(text: str) -> set[tuple[float, str]]:
+    """The numbers ``text`` gives, each with its unit (``""`` if none): digits (3시, 880, 30%), money amounts (3만
+    5천원, 삼만 원), native numerals before a counter or counting people (두 시간, 셋이) and weekdays (value -1 for
+    월요일 to -7 for 일요일). 한 (one) is left out: 한 번, 한잔 are idioms more than counts."""
+    found: set[tuple[float, str]] = set()
     for match in _MONEY.finditer(text):
         value = _number(match.group(1))
         if value is not None:
-            found.add(value)
+            found.add((value, "원"))
     rest = _MONEY.sub(" ", text)
     for match in _DIGITS.finditer(rest):
         value = _number(match.group(1))
         if value is not None:
-            found.add(value)
-    found.update(float(_NATIVE[m.group(1)]) for m in _NATIVE_NUMBER.finditer(text))
-    found.update(float(_NATIVE[m.group(1)]) for m in _NATIVE_COUNT.finditer(text))
-    found.update(-1.0 - "월화수목금토일".index(m.group(1)) for m in _WEEKDAY.finditer(text))
+            unit = _UNIT.match(rest, match.end())
+            found.add((value, unit.group(1) if unit else ""))
+    found.update((float(_NATIVE[m.group(1)]), m.group(2)) for m in _NATIVE_NUMBER.finditer(text))
+    found.update((float(_NATIVE[m.group(1)]), "명") for m in _NATIVE_COUNT.finditer(text))
+    found.update((-1.0 - "월화수목금토일".index(m.group(1)), "요일") for m in _WEEKDAY.finditer(text))
     return found
 
 
-def _known_number(value: float, chat: set[float]) -> bool:
-    if value in chat:
+def _known_number(number: tuple[float, str], chat: set[tuple[float, str]]) -> bool:
+    value, unit = number
+    values = {v for v, _ in chat}
+    if (value, unit) in chat or (value, "") in chat or (not unit and value in values):
+        return True
+    # 3시 and 15시, 오후 3시: the same hour.
+    if unit == "시" and ((value + 12, "시") in chat or (value - 12, "시") in chat):
         return True
     # 120만 원 where the chat says "카드값 120", 5천 원 for "5천": the chat leaves the unit out.
-    if value >= 1000 and any(value / unit in chat for unit in (1000, 10_000)):
-        return True
-    # 3시 and 15시, 오후 3시: the same hour; 1.5 and 1시간 반 are beyond this check.
-    return 0 < value <= 24 and ((value + 12) in chat or (value - 12) in chat)
+    return value >= 1000 and any((value / scale, u) in chat for scale in (1000, 10_000) for u in ("", "원"))
 
 
 # --- the alignment -----------------------------------------------------------------------------------------------
@@ -472,19 +496,23 @@ def _clause_matches(clause: Clause, turns: Sequence[_Turn]) -> list[tuple[_Turn,
         return []
     others = clause.lemmas - {clause.head}
     out = []
-    for turn in turns:
+    for k, turn in enumerate(turns):
         for c in turn.text.clauses:
             if clause.head in c.lemmas or (clause.head in FEELINGS and c.head == clause.head):
                 # About the same thing: another lemma shared by the clause, or by its turn when it has none.
-                if not others or others & (c.lemmas if c.lemmas - {clause.head} else turn.text.lemmas):
+                context = turn.text.lemmas | (turns[k - 1].text.lemmas if k else frozenset())
+                if not others or others & (c.lemmas if c.lemmas - {clause.head} else context):
                     out.append((turn, c))
             elif (c.head in GLUE or c.head is None) and others and others <= c.lemmas:
                 out.append((turn, c))  # 환불을 받았다 against 환불이 안 됐어: the noun carries it
     return out
 
 
-def _negation_flip(clause: Clause, turns: Sequence[_Turn]) -> str | None:
+def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int]) -> str | None:
     matches = [(t, c) for t, c in _clause_matches(clause, turns) if c.mood in ("statement", "plan")]
+    if clause.owner in (None, "나"):
+        # The writer's own act is compared with what the writer's side of the chat says, not a friend's news.
+        matches = [(t, c) for t, c in matches if id(c) in own] or matches
     if matches and all(c.negated != clause.negated for _, c in matches):
         t, c = matches[0]
         said = "says no" if c.negated else "says yes"
@@ -533,13 +561,15 @@ def _sources(chat: _Chat) -> dict[str, list[Clause]]:
     out: dict[str, list[Clause]] = {"": [], "\0": [], "\1": []}
     for turn in chat.turns:
         for c in turn.text.clauses:
-            third = c.owner is not None and c.owner != "나" and c.owner not in chat.writer_names
+            third = c.owner not in (None, "나", THING, UNKNOWN) and c.owner not in chat.writer_names
             if turn.writer:
                 heard = (c.hearsay or c.quote) and c.owner != "나"
                 out["\0" if (heard and turn.names_someone) or third or c.honorific else "\1" if heard else ""].append(c)
             elif turn.bot or c.you or c.owner in chat.writer_names or (
                     c.mood in ("question", "suggestion") and c.owner != "나"):
                 out[""].append(c)
+            elif not turn.first_person:
+                continue  # 항공권 떴다 1인 32만원: news for the whole chat, nobody's own
             else:
                 out.setdefault(turn.speaker, []).append(c if c.mood in ("statement", "plan")
                                                         else dataclasses.replace(c, mood="statement"))
@@ -555,13 +585,15 @@ def _covered(lemmas: Iterable[str], clauses: Iterable[Clause]) -> set[str]:
 def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
     """A diary sentence's clauses, grouped by whose they are, against whose news the chat makes them."""
     mine: set[str] = set()
+    heads: set[str] = set()
     theirs: dict[str, set[str]] = {}
     for c in sentence.clauses:
-        if c.shared:
+        if c.shared or c.owner in (THING, UNKNOWN):
             continue
         if c.owner is None or c.owner == "나" or c.owner in chat.writer_names:
             if c.quote is None or c.owner is not None:
                 mine |= c.lemmas
+                heads |= {c.head} & c.lemmas
         else:
             theirs.setdefault(c.owner, set()).update(c.lemmas)
     sources = chat.sources
@@ -573,14 +605,19 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
         own = _covered(lemmas, sources[""])
         if person is None:
             own |= _covered(lemmas, sources["\1"])
-            best, who = max(((len(_covered(lemmas, cs)), name) for name, cs in sources.items()
-                             if name not in ("", "\1")), default=(0, ""))
-            if best >= need and len(own) + 1 < best:
+            best, who, theirs_only = 0, "", set()
+            for name, cs in sources.items():
+                covered = _covered(lemmas, cs)
+                if name not in ("", "\1") and len(covered) > best:
+                    best, who, theirs_only = len(covered), name, covered - own
+            # Someone else's news: they say more of it than the writer does, and what only they say is more than
+            # a word, or is what the sentence says happened (청약에 당첨됐다, where 청약 is the writer's too).
+            if best >= need and best > len(own) and (len(theirs_only) >= 2 or theirs_only & heads):
                 who = "somebody the writer tells of" if who == "\0" else who
                 return f"told as the writer's own, but only {who} says it of themself"
             continue
         elsewhere = _covered(lemmas, [c for name, cs in sources.items() if name for c in cs])
-        if len(own) >= need and len(elsewhere) + 1 < len(own):
+        if len(own) >= need and not elsewhere:
             return f"told as {person}'s, but only the writer says it of themself"
         # A speaker named for what another speaker said (group chats).
         speaker = next((t.speaker for t in chat.turns if person in (t.speaker, t.speaker[1:]) and not t.writer), None)
@@ -620,10 +657,12 @@ def _invented(sentence: _Text, chat: _Text, turns: Sequence[_Turn], names: froze
 class _Chat:
     turns: list[_Turn]
     whole: _Text
-    numbers: set[float]
+    numbers: set[tuple[float, str]]
     names: frozenset[str]
     writer_names: frozenset[str]
     sources: dict[str, list[Clause]] = dataclasses.field(default_factory=dict)
+    own: set[int] = dataclasses.field(default_factory=set)
+    """ids of the clauses of the writer's own side (:func:`_sources`' ``""`` and ``"\1"``)."""
 
 
 def _people(texts: Iterable[str]) -> set[str]:
@@ -660,12 +699,14 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
         # A person named in the turn or the two before it: 교수님이 뭐라고 하셨어요? / 주제 너무 넓대.
         someone = any(p != "나" and p not in writer_names for t in [*turns[-2:], None]
                       for p, _ in (text if t is None else t.text).persons)
-        turns.append(_Turn(i, speaker, text, is_writer, about, speaker.strip().casefold() in bots, someone))
+        me = text.first_person or any(t.speaker == speaker and t.text.first_person for t in turns[-3:])
+        turns.append(_Turn(i, speaker, text, is_writer, about, speaker.strip().casefold() in bots, someone, me))
     joined = "\n".join(str(t["text"]) for t in dialogue)
     whole = _Text(joined, _SQUEEZE.sub("", joined), (), frozenset().union(*(t.text.lemmas for t in turns)),
                   frozenset().union(*(t.text.nouns for t in turns)))
     chat = _Chat(turns, whole, numbers(joined), names, writer_names)
     chat.sources = _sources(chat)
+    chat.own = {id(c) for key in ("", "\1") for c in chat.sources[key]}
     return chat
 
 
@@ -679,15 +720,15 @@ def _judge(sentence_text: str, chat: _Chat) -> SentenceEvidence:
     scored = sorted(((_score(content, t.text), t) for t in chat.turns), key=lambda p: (-p[0], p[1].index))
     supporting = tuple((t.index, t.speaker) for s, t in scored if s > 0)[:3]
     failure, reason = None, ""
-    unknown = sorted(v for v in numbers(sentence_text) if not _known_number(v, chat.numbers))
+    unknown = sorted(n for n in numbers(sentence_text) if not _known_number(n, chat.numbers))
     if unknown:
-        shown = ["월화수목금토일"[-1 - int(v)] + "요일" if v < 0 else f"{v:g}" for v in unknown]
+        shown = ["월화수목금토일"[-1 - int(v)] + "요일" if v < 0 else f"{v:g}{u}" for v, u in unknown]
         failure, reason = "wrong_number", f"the chat never gives {', '.join(shown)}"
     if failure is None and (why := _invented(sentence, chat.whole, chat.turns, chat.names)):
         failure, reason = "invented", why
     if failure is None:
         for clause in sentence.clauses:
-            if why := _negation_flip(clause, chat.turns):
+            if why := _negation_flip(clause, chat.turns, chat.own):
                 failure, reason = "negation_flip", why
                 break
     if failure is None:
