@@ -77,6 +77,8 @@ _ANTONYMS = {
 }
 _HEARSAY = frozenset({"대", "ᆫ대", "는대", "래", "재", "대요", "래요", "ᆫ대요", "는대요", "더래", "다더라"})
 _HEARSAY_LINKS = frozenset({"라는데", "다는데", "자는데", "라던데", "다던데", "ᆫ다는데", "는다는데", "대서", "래서"})
+# Common verbs that say little alone but can be flipped (갔다/못 갔다): judged with the sentence's other words.
+_PLAIN_ACTS = frozenset({"가", "오", "보", "있", "물어보", "듣", "말하", "알", "되"})
 _SAME_SUBJECT = frozenset({"고", "며", "으며", "면서", "으면서", "고서", "다며", "라며", "자며", "ᆫ다며", "는다며"})
 HONOURED = "someone honoured"
 THING = "a thing"
@@ -230,6 +232,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             negated |= says_no
             if lemma in ("못하",):
                 negated = True
+            elif lemma == "있" and i >= 2 and ms[i - 2].form in ("적", "수", "줄") and ms[i - 2].tag == "NNB":
+                pass  # 넣어 본 적이 없다: the verb before is what is (not) done
             elif lemma not in GLUE:
                 lemmas.add(lemma)
                 head = lemma
@@ -308,6 +312,15 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
     return found
 
 
+def _together(part: Sequence[Morpheme]) -> bool:
+    """The clause's act is done together (같이 먹었다, 우리는), not 같이 inside a noun's modifier (같이 스터디하는 친구)."""
+    for i, m in enumerate(part):
+        if m.form in ("같이", "함께", "둘이") or (m.form == "우리" and m.tag == "NP"):
+            if not any(x.tag == "ETM" for x in part[i + 1:]):
+                return True
+    return False
+
+
 def _thing_subject(part: Sequence[Morpheme], names: frozenset[str]) -> bool:
     """A noun that is no person takes the subject particle 이/가 (값이 나왔다, 비가 왔다)."""
     return any(m.tag in ("NNG", "NNP") and m.form not in names and m.form not in RELATIONS and m.form not in GLUE
@@ -355,7 +368,7 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
             span = _SQUEEZE.sub("", text[part[0].start:part[-1].end])
             hearsay = any((m.tag == "EF" and m.form in _HEARSAY) or (m.tag == "EC" and m.form in _HEARSAY_LINKS)
                           for m in part)
-            shared = any(role == "companion" and p in names for p, role in found) or bool(_TOGETHER.search(span))
+            shared = any(role == "companion" and p in names for p, role in found) or _together(part)
             honorific = any(m.tag == "EP" and m.form in ("시", "으시") for m in part)
             if honorific and subject in (None, "나"):
                 subject = HONOURED
@@ -490,29 +503,36 @@ def _support(lemmas: frozenset[str], turns: Sequence[_Turn], statements_only: bo
     return best
 
 
-def _clause_matches(clause: Clause, turns: Sequence[_Turn]) -> list[tuple[_Turn, Clause]]:
+def _clause_matches(clause: Clause, turns: Sequence[_Turn], context: frozenset[str] = frozenset(),
+                    ) -> list[tuple[_Turn, Clause]]:
     """Chat clauses about the same thing: the diary clause's head, and another lemma where it has one."""
-    if clause.head is None or clause.head in GLUE and clause.head not in FEELINGS:
+    if clause.head is None or (clause.head in GLUE and clause.head not in FEELINGS and
+                               (clause.head not in _PLAIN_ACTS or not context)):
         return []
-    others = clause.lemmas - {clause.head}
+    # A clause with no word but its verb (왔다, 못 간다고) is about what its sentence is about.
+    others = (clause.lemmas - {clause.head}) or set(context)
     out = []
     for k, turn in enumerate(turns):
         for c in turn.text.clauses:
-            if clause.head in c.lemmas or (clause.head in FEELINGS and c.head == clause.head):
+            if clause.head in c.lemmas or c.head == clause.head:
                 # About the same thing: another lemma shared by the clause, or by its turn when it has none.
-                context = turn.text.lemmas | (turns[k - 1].text.lemmas if k else frozenset())
-                if not others or others & (c.lemmas if c.lemmas - {clause.head} else context):
+                context = turn.text.lemmas | (turns[k - 1].text.lemmas if k and clause.head not in _PLAIN_ACTS
+                                              else frozenset())
+                near = c.lemmas if c.lemmas - {clause.head} else context
+                # A plain verb (가, 있) needs all its words there; a telling one, some.
+                if not others or (others <= near if clause.head in _PLAIN_ACTS else others & near):
                     out.append((turn, c))
-            elif (c.head in GLUE or c.head is None) and others and others <= c.lemmas:
+            elif (c.head in GLUE or c.head is None) and clause.lemmas - {clause.head} and \
+                    clause.lemmas - {clause.head} <= c.lemmas:
                 out.append((turn, c))  # 환불을 받았다 against 환불이 안 됐어: the noun carries it
     return out
 
 
-def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int]) -> str | None:
-    matches = [(t, c) for t, c in _clause_matches(clause, turns) if c.mood in ("statement", "plan")]
+def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], context: frozenset[str]) -> str | None:
+    matches = [(t, c) for t, c in _clause_matches(clause, turns, context) if c.mood in ("statement", "plan")]
     if clause.owner in (None, "나"):
         # The writer's own act is compared with what the writer's side of the chat says, not a friend's news.
-        matches = [(t, c) for t, c in matches if id(c) in own] or matches
+        matches = [(t, c) for t, c in matches if id(c) in own]
     if matches and all(c.negated != clause.negated for _, c in matches):
         t, c = matches[0]
         said = "says no" if c.negated else "says yes"
@@ -612,7 +632,7 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
                     best, who, theirs_only = len(covered), name, covered - own
             # Someone else's news: they say more of it than the writer does, and what only they say is more than
             # a word, or is what the sentence says happened (청약에 당첨됐다, where 청약 is the writer's too).
-            if best >= need and best > len(own) and (len(theirs_only) >= 2 or theirs_only & heads):
+            if best >= need and ((len(theirs_only) >= 2 and best >= len(own)) or (theirs_only & heads and best > len(own))):
                 who = "somebody the writer tells of" if who == "\0" else who
                 return f"told as the writer's own, but only {who} says it of themself"
             continue
@@ -728,7 +748,7 @@ def _judge(sentence_text: str, chat: _Chat) -> SentenceEvidence:
         failure, reason = "invented", why
     if failure is None:
         for clause in sentence.clauses:
-            if why := _negation_flip(clause, chat.turns, chat.own):
+            if why := _negation_flip(clause, chat.turns, chat.own, sentence.lemmas - FEELINGS - chat.names):
                 failure, reason = "negation_flip", why
                 break
     if failure is None:

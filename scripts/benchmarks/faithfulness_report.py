@@ -76,7 +76,7 @@ def wrong_person(item: dict[str, Any], rng: random.Random) -> str | None:
             changed = sentence
             for word in sorted(fact["who_words"], key=len, reverse=True):
                 changed = re.sub(rf"{re.escape(word)}(?:이가|이는|이도|이|가|는|은|도)?\s+", "", changed)
-            changed = _TOLD.sub(r"\1다", changed)
+            changed = _unquote(changed)
             if changed != sentence and changed.strip():
                 return _replace_sentence(reference, sentence, changed)
     others = sorted({t["speaker"] for t in item["dialogue"]} - {writer})
@@ -88,6 +88,30 @@ def wrong_person(item: dict[str, Any], rng: random.Random) -> str | None:
                 changed = f"{name}{'이' if _batchim(name) else '가'} {sentence[:-1]}고 했다."
                 return _replace_sentence(reference, sentence, changed)
     return None
+
+
+def _unquote(sentence: str) -> str:
+    """The sentence with its first quotation made plain: 받았다고 해서 부러웠다 -> 받아서 부러웠다, 간다고 했다 -> 간다."""
+    ms = [m for s in analyse(sentence) for m in s.morphemes]
+    for i, m in enumerate(ms):
+        if m.tag == "EC" and m.form in ("다고", "ᆫ다고", "는다고", "라고", "이라고") and i + 1 < len(ms) and ms[i + 1].form == "하":
+            rest = ms[i + 2:]
+            head = ms[:i]
+            if rest and rest[0].tag == "EP" and len(rest) > 1 and rest[1].tag == "EF":
+                ending = [("다", "EF", False)]  # 간다고 했다 -> 간다
+                tail = rest[2:]
+            else:
+                while head and head[-1].tag == "EP":
+                    head = head[:-1]  # 받았다고 해서 -> 받아서
+                ending = [(rest[0].form, rest[0].kiwi_tag or rest[0].tag, False)] if rest else [("다", "EF", False)]
+                tail = rest[1:]
+            if m.form in ("ᆫ다고", "는다고") and ending[0][0] == "다":
+                ending = [(m.form[:-1], "EF", False)]
+            return kiwi().join([*(x.joinable() for x in head), *ending, *(x.joinable() for x in tail)])
+        if m.tag == "EC" and m.form in ("다고", "ᆫ다고", "는다고") and i + 1 < len(ms):
+            head = [x.joinable() for x in ms[:i]]  # 간다고 따로 다녔다 -> 가고 따로 다녔다
+            return kiwi().join([*head, ("고", "EC", False), *(x.joinable() for x in ms[i + 1:])])
+    return sentence
 
 
 def _bump(match: re.Match[str]) -> str:
