@@ -62,11 +62,13 @@ _SAME = {"남자친구": "남친", "여자친구": "여친", "렌터카": "렌�
 _SECOND_PERSON = frozenset("너 니 네 당신 자기 님 너희".split())
 _NEGATORS = frozenset({"안", "못", "않", "아니", "못하"})
 _PAST = ("었", "았", "였", "ㅆ")
-_SUGGESTION_ENDINGS = frozenset({"자", "ᆯ까", "을까", "세요", "으세요", "시오", "어라", "아라", "라", "렴", "으렴", "ᆸ시다", "읍시다",
+_SUGGESTION_ENDINGS = frozenset({"자", "재", "ᆯ까", "을까", "세요", "으세요", "시오", "어라", "아라", "라", "렴", "으렴", "ᆸ시다", "읍시다",
                                  "ᆯ래", "을래", "래"})
 _PLAN_ENDINGS = frozenset({"ᆯ게", "을게", "ᆯ께", "을께", "려고", "으려고", "려", "으려", "고자", "ᆯ라고", "을라고"})
 _PLAN_WORDS = frozenset({"내일", "이따", "모레", "나중", "예정", "계획", "다음"})
 _SUGGEST_WORDS = frozenset({"추천", "권", "제안", "권하", "추천하", "어떻", "어떠"})
+# Verbs that are done now about a later day: 모레로 미뤘다, 다음 주로 정했다.
+_SCHEDULING = frozenset({"미루", "정하", "예약", "약속", "잡", "연기", "옮기", "바꾸", "결정"})
 _DONE_WORDS = frozenset({"다녀오", "끝내", "마치", "완료", "성공"})
 # A fact and its opposite in other words: 합격했다 where the chat says 떨어졌어.
 _ANTONYMS = {
@@ -131,6 +133,8 @@ class Clause:
     shared: bool = False
     """Done with someone of the chat (지수랑, 같이, 우리)."""
     squeezed: str = ""
+    future: bool = False
+    """It speaks of what is to come (내일, 모레, 다음 주, 이따)."""
     honorific: bool = False
     """The predicate honours its subject (가셨다): never the writer in their own words."""
     you: bool = False
@@ -213,6 +217,7 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
     negated = False
     past = plan = suggestion = False
     forms = [m.form for m in ms]
+    future = False
     for i, m in enumerate(ms):
         tag = m.tag
         if tag in ("NNG", "NNP", "SL", "XR"):
@@ -221,8 +226,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
                 lemmas.add(form)
             if tag != "SL":
                 head = form
-            if form in _PLAN_WORDS and form not in ("다음",):
-                plan = True
+            if form in _PLAN_WORDS and (form != "다음" or (i + 1 < len(ms) and ms[i + 1].form in ("주", "달", "번"))):
+                future = True
             if form in _SUGGEST_WORDS:
                 suggestion = True
         elif tag == "SN":
@@ -266,9 +271,13 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             plan = True
         elif tag == "ETN" and m.form == "기" and i + 1 < len(ms) and ms[i + 1].form == "로":
             plan = True  # 하기로 했다: a decision, not the act
+        elif tag == "ETN" and m.form in ("ᆷ", "음") and i == len(ms) - 1 and i > 0 and ms[i - 1].tag in ("VV", "XSV"):
+            past = True  # 소개팅함, 먹음: the chat's memo style tells what was done
     quote = ms[-1].form if ms and ms[-1].tag == "EC" and ms[-1].form in QUOTE_ENDINGS else None
     if quote is not None and quote in ("자고",) or (quote in ("라고", "으라고") and len(ms) > 1 and ms[-2].tag in ("VV", "VX")):
         suggestion = True
+    if future and not past:
+        plan = True  # 내일 가: what is to come
     if question and last and not suggestion:
         mood = "question"
     elif suggestion:
@@ -277,7 +286,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
         mood = "plan"
     else:
         mood = "statement"
-    return Clause(frozenset(lemmas), head, negated, past and not plan and mood != "suggestion", mood, quote)
+    return Clause(frozenset(lemmas), head, negated, past and not plan and mood != "suggestion", mood, quote,
+                  future=future)
 
 
 def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str, str]]:
@@ -385,6 +395,9 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
             # 보고 왔다, 가서 먹었다: the tense is the last predicate's.
             if link.tag == "EC" and link.form in _TENSE_LINKS and after.past and not here.past and here.mood == "statement":
                 parsed[k] = here = dataclasses.replace(here, past=True)
+            # 찜질이라도 하시는 건 어때요?: the last clause's suggestion is the whole sentence's.
+            if after.mood == "suggestion" and not after.lemmas - _SUGGEST_WORDS and link.tag == "EC" and not here.past:
+                parsed[k] = here = dataclasses.replace(here, mood="suggestion")
             # 해 두시면 어때요?, 가 보면 좋겠다: a suggestion over two clauses.
             if link.tag == "EC" and link.form in ("면", "으면") and (after.mood == "suggestion" or "좋" in after.squeezed):
                 parsed[k] = dataclasses.replace(here, mood="suggestion", past=False)
@@ -550,6 +563,8 @@ def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], contex
 def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset[str]) -> str | None:
     if not (clause.past and clause.mood == "statement" and not clause.negated and clause.quote is None):
         return None
+    if clause.future and clause.head not in _SCHEDULING:
+        return f"told as done, but '{clause.squeezed}' is still to come"
     content = clause.lemmas - FEELINGS - names
     if not content or clause.head in FEELINGS:
         return None
@@ -756,8 +771,6 @@ def _judge(sentence_text: str, chat: _Chat) -> SentenceEvidence:
             failure, reason = "wrong_person", why
         else:
             for clause in sentence.clauses:
-                if clause.owner not in (None, "나", *chat.writer_names) and not clause.shared:
-                    continue  # someone else's act, told as theirs
                 if why := _suggestion_as_done(clause, chat.turns, chat.names):
                     failure, reason = "suggestion_as_done", why
                     break
