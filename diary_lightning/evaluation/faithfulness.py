@@ -56,6 +56,10 @@ RELATIONS = frozenset(
     "룸메이트 짝꿍 애인 남편 아내 와이프 상사 매니저 챗봇 봇 쌤 조카 딸 아들 가족 반장 코치 트레이너 원장 상대 사람 분 "
     "새언니 형수 시어머니 장모님 동기 친구들 애들 남자 여자 부부 형부 매형 올케 이모부 고모부 커플 손님 사장님 "
     "언니분 부모".split())
+# Nouns a diary uses to sum up what the chat tells in other words.
+_GENERIC = frozenset("준비 일정 계획 약속 메뉴 결과 이유 문제 상황 부분 내용 소식 근황 일상 모임 외출 고민 사정 연락 답장 "
+                     "이야기 대화 마무리 시작 정리 얘기 하루 기분 경험 처음 마지막 다행 덕분 때문 생각 사람 이번 "
+                     "여행 선물 축하 위로 응원 부탁 걱정".split())
 # Short forms a chat uses for what a diary spells out.
 _SAME = {"남자친구": "남친", "여자친구": "여친", "렌터카": "렌트", "렌트카": "렌트", "아이스아메리카노": "아아", "편의점": "편의점"}
 
@@ -63,10 +67,12 @@ _SECOND_PERSON = frozenset("너 니 네 당신 자기 님 너희".split())
 _NEGATORS = frozenset({"안", "못", "않", "아니", "못하"})
 _PAST = ("었", "았", "였", "ㅆ")
 _SUGGESTION_ENDINGS = frozenset({"자", "재", "ᆯ까", "을까", "세요", "으세요", "시오", "어라", "아라", "라", "렴", "으렴", "ᆸ시다", "읍시다",
-                                 "ᆯ래", "을래", "래"})
+                                 "ᆯ래", "을래"})
 _PLAN_ENDINGS = frozenset({"ᆯ게", "을게", "ᆯ께", "을께", "려고", "으려고", "려", "으려", "고자", "ᆯ라고", "을라고"})
 _PLAN_WORDS = frozenset({"내일", "이따", "모레", "나중", "예정", "계획", "다음"})
 _SUGGEST_WORDS = frozenset({"추천", "권", "제안", "권하", "추천하", "어떻", "어떠"})
+_TIME_NOUNS = frozenset("주 달 번 주말 아침 점심 저녁 밤 오전 오후 새벽 날 해 이맘때 쯤".split())
+_THOUGHTS = frozenset({"싶", "생각", "알", "모르", "궁금", "고민"})
 # Verbs that are done now about a later day: 모레로 미뤘다, 다음 주로 정했다.
 _SCHEDULING = frozenset({"미루", "정하", "예약", "약속", "잡", "연기", "옮기", "바꾸", "결정"})
 _DONE_WORDS = frozenset({"다녀오", "끝내", "마치", "완료", "성공"})
@@ -98,7 +104,7 @@ _COUNTERS = ("시간", "시", "분", "명", "개", "번", "잔", "살", "달", "
              "군데", "바퀴", "켤레", "인분", "통", "km", "킬로")
 _NATIVE_NUMBER = re.compile(r"(?<![가-힣])(" + "|".join(sorted(_NATIVE, key=len, reverse=True)) + r")\s?("
                             + "|".join(_COUNTERS) + ")")
-_UNIT = re.compile(r"\s?(" + "|".join((*_COUNTERS, "원", "일", "월", "년", "박", "회", "%", "퍼센트", "프로", "점", "kg", "인분",
+_UNIT = re.compile(r"[ \t]?(" + "|".join((*_COUNTERS, "원", "일", "월", "년", "박", "회", "%", "퍼센트", "프로", "점", "kg", "인분",
                                       "포기", "편", "등", "위", "학년", "교시", "호")) + ")")
 # 셋이서, 넷이: people counted without a counter.
 _NATIVE_COUNT = re.compile(r"(?<![가-힣])(둘|셋|넷|다섯|여섯|일곱|여덟)(?=이서|이|은|도|다)")
@@ -106,6 +112,8 @@ _SINO = {"일": 1, "이": 2, "삼": 3, "사": 4, "오": 5, "육": 6, "칠": 7, "
 _UNITS = {"십": 10, "백": 100, "천": 1000, "만": 10_000, "억": 100_000_000}
 # 3만 5천원, 35,000원, 삼만 원, 만 원, 4.5만: a money amount, parsed whole; bare 만/천 only before 원.
 _MONEY = re.compile(r"((?:(?:\d[\d,]*(?:\.\d+)?|[일이삼사오육칠팔구])?\s?[십백천만억]\s?)+(?:\d[\d,]*)?)\s?원")
+# 5만2천5백씩, 3만: an amount with no 원 after it.
+_AMOUNT = re.compile(r"\d[\d,]*[ \t]?[만천백](?:[ \t]?\d[\d,]*[ \t]?[천백])*(?:[ \t]?\d+)?(?![가-힣]*원)")
 _DIGITS = re.compile(r"(?<![0-9A-Za-z.])(\d[\d,]*(?:\.\d+)?)(?![\d.]*[A-Za-z])")
 _WEEKDAY = re.compile(r"([월화수목금토일])(?:요일|욜)")
 _SQUEEZE = re.compile(r"\s+")
@@ -133,8 +141,12 @@ class Clause:
     shared: bool = False
     """Done with someone of the chat (지수랑, 같이, 우리)."""
     squeezed: str = ""
+    copula: bool = False
+    """Its predicate is 이다 (처음이었다): a state, not an act."""
     future: bool = False
     """It speaks of what is to come (내일, 모레, 다음 주, 이따)."""
+    modified_future: bool = False
+    """The time word is inside a modifier or a reason (다음 주 오픈 때문에, 다음 달부터 맡게 됐다는 얘기)."""
     honorific: bool = False
     """The predicate honours its subject (가셨다): never the writer in their own words."""
     you: bool = False
@@ -211,6 +223,16 @@ def _splits(m: Morpheme, following: Morpheme | None) -> bool:
     return m.form not in ("어야", "아야", "야", "게", "지")
 
 
+def _embedded(ms: Sequence[Morpheme], at: int) -> bool:
+    """The negation at ``at`` belongs to a modifier or a noun clause (핸드폰 안 보는 게 어렵다), not the predicate."""
+    for m in ms[at + 1:]:
+        if m.tag in ("ETM", "ETN"):
+            return True
+        if m.tag in ("EF", "EC"):
+            return False
+    return False
+
+
 def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
     lemmas: set[str] = set()
     head = None
@@ -247,9 +269,9 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             if lemma in _SUGGEST_WORDS:
                 suggestion = True
         elif tag == "VX":
-            if m.form in ("않", "못하"):
+            if m.form in ("않", "못하") and not _embedded(ms, i):
                 negated = True
-        elif tag == "MAG" and m.form in ("안", "못"):
+        elif tag == "MAG" and m.form in ("안", "못") and not _embedded(ms, i):
             negated = True
         elif tag == "EP":
             if m.form.startswith(_PAST):
@@ -257,7 +279,7 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             elif m.form == "겠":
                 plan = True
         elif tag == "EF":
-            if m.form in _SUGGESTION_ENDINGS or (m.form in ("어", "아", "어요", "아요") and i > 0 and ms[i - 1].form == "보"
+            if m.form in _SUGGESTION_ENDINGS or (m.form == "래" and i > 0 and ms[i - 1].tag in ("VV", "VX")) or (m.form in ("어", "아", "어요", "아요") and i > 0 and ms[i - 1].form == "보"
                                                  and ms[i - 1].tag == "VX" and not past):
                 suggestion = True
             elif m.form in _PLAN_ENDINGS:
@@ -274,10 +296,22 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
         elif tag == "ETN" and m.form in ("ᆷ", "음") and i == len(ms) - 1 and i > 0 and ms[i - 1].tag in ("VV", "XSV"):
             past = True  # 소개팅함, 먹음: the chat's memo style tells what was done
     quote = ms[-1].form if ms and ms[-1].tag == "EC" and ms[-1].form in QUOTE_ENDINGS else None
+    if quote is None:
+        # 화요일이라고 했다: the quoting particle keeps the quote in the clause of its verb of saying.
+        quote = next((m.form for m in ms if m.tag == "JKQ"), None)
     if quote is not None and quote in ("자고",) or (quote in ("라고", "으라고") and len(ms) > 1 and ms[-2].tag in ("VV", "VX")):
         suggestion = True
     if future and not past:
         plan = True  # 내일 가: what is to come
+    at = next((i for i, m in enumerate(ms) if m.form in _PLAN_WORDS), None)
+    modified = at is not None and any(m.tag in ("ETM", "JKG") or m.form in ("때문", "동안", "전")
+                                      for m in ms[at:])
+    if at is not None and not modified:
+        # 내일부터, 다음 주 금요일에: the time word says when the act is; 다음 주 점심 회비 names a thing.
+        k = at + 1
+        while k < len(ms) and (ms[k].form in _TIME_NOUNS or ms[k].tag in ("SN", "NNB") or ms[k].form.endswith("요일")):
+            k += 1
+        modified = k < len(ms) and not (ms[k].tag in ("JKB", "JX", "MAG") or ms[k].tag.startswith("V"))
     if question and last and not suggestion:
         mood = "question"
     elif suggestion:
@@ -287,7 +321,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
     else:
         mood = "statement"
     return Clause(frozenset(lemmas), head, negated, past and not plan and mood != "suggestion", mood, quote,
-                  future=future)
+                  future=future, modified_future=modified,
+                  copula=any(m.tag == "VCP" for m in ms) and not any(m.tag in ("VV", "XSV") for m in ms))
 
 
 def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str, str]]:
@@ -308,7 +343,7 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
         if person is None:
             continue
         j = i + 1
-        while j < len(ms) and ms[j].tag in ("XSN",):
+        while j < len(ms) and (ms[j].tag == "XSN" or ms[j].form in ("씨", "님")):
             j += 1
         after = ms[j] if j < len(ms) else None
         if after is not None and (after.tag == "JKS" or (after.tag == "JX" and after.form in ("은", "는", "ᆫ", "도"))
@@ -448,6 +483,11 @@ def numbers(text: str) -> set[tuple[float, str]]:
         if value is not None:
             found.add((value, "원"))
     rest = _MONEY.sub(" ", text)
+    for match in _AMOUNT.finditer(rest):
+        value = _number(match.group(0))
+        if value is not None:
+            found.add((value, ""))
+    rest = _AMOUNT.sub(" ", rest)
     for match in _DIGITS.finditer(rest):
         value = _number(match.group(1))
         if value is not None:
@@ -563,10 +603,12 @@ def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], contex
 def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset[str]) -> str | None:
     if not (clause.past and clause.mood == "statement" and not clause.negated and clause.quote is None):
         return None
-    if clause.future and clause.head not in _SCHEDULING:
+    if clause.future and clause.head not in _SCHEDULING and not re.search(r"오늘|어제|아까|방금", clause.squeezed) \
+            and not clause.modified_future:
         return f"told as done, but '{clause.squeezed}' is still to come"
     content = clause.lemmas - FEELINGS - names
-    if not content or clause.head in FEELINGS:
+    if not content or clause.head in FEELINGS or clause.head in _THOUGHTS or clause.honorific or \
+            clause.owner in (HONOURED, UNKNOWN, THING) or clause.copula or "싶" in clause.squeezed:
         return None
     # The chat clauses closest to it: most content lemmas shared, the predicate counting once more.
     scored = []
@@ -576,12 +618,13 @@ def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset
             if shared:
                 scored.append((shared + (c.head == clause.head and c.head is not None), t, c))
     best = max((score for score, _, _ in scored), default=0)
-    if best == 0:
-        return None
+    if best < 2:
+        return None  # one word in common is a topic, not the act
     closest = [(t, c) for score, t, c in scored if score == best]
     if any(c.past and c.mood == "statement" for _, c in closest) or any(c.head in _DONE_WORDS for _, c in closest):
         return None
-    hinted = [(t, c) for t, c in closest if c.mood in ("suggestion", "plan")]
+    # A suggestion from anyone; a plan only from the writer (a friend's plan is no plan of the writer's act).
+    hinted = [(t, c) for t, c in closest if c.mood == "suggestion" or (c.mood == "plan" and t.writer)]
     if not hinted:
         return None
     t, c = hinted[0]
@@ -592,14 +635,17 @@ def _sources(chat: _Chat) -> dict[str, list[Clause]]:
     """The chat's asserting clauses by whose news they are: ``""`` the writer's own (what the writer says of
     themself, and what others and the bot say to or about the writer), ``"\0"`` what the writer passes on from
     somebody named (간대, a third person as subject, an honoured subject), ``"\1"`` what the writer heard from
-    nobody named (취소래), and every other speaker's own by name."""
-    out: dict[str, list[Clause]] = {"": [], "\0": [], "\1": []}
+    nobody named (취소래), ``"\2"`` the writer's words just after someone was named (울었어 answering 아내분
+    반응은?), and every other speaker's own by name."""
+    out: dict[str, list[Clause]] = {"": [], "\0": [], "\1": [], "\2": []}
     for turn in chat.turns:
         for c in turn.text.clauses:
             third = c.owner not in (None, "나", THING, UNKNOWN) and c.owner not in chat.writer_names
             if turn.writer:
                 heard = (c.hearsay or c.quote) and c.owner != "나"
-                out["\0" if (heard and turn.names_someone) or third or c.honorific else "\1" if heard else ""].append(c)
+                key = "\0" if (heard and turn.names_someone) or third or c.honorific else "\1" if heard else ""
+                # An answer to "아내분 반응은 어땠어요?" (울었어) is about the person just named.
+                out["\2" if key == "" and turn.names_someone and c.owner != "나" else key].append(c)
             elif turn.bot or c.you or c.owner in chat.writer_names or (
                     c.mood in ("question", "suggestion") and c.owner != "나"):
                 out[""].append(c)
@@ -639,11 +685,11 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
         need = max(2, (len(lemmas) + 1) // 2)
         own = _covered(lemmas, sources[""])
         if person is None:
-            own |= _covered(lemmas, sources["\1"])
+            own |= _covered(lemmas, sources["\1"] + sources["\2"])
             best, who, theirs_only = 0, "", set()
             for name, cs in sources.items():
                 covered = _covered(lemmas, cs)
-                if name not in ("", "\1") and len(covered) > best:
+                if name not in ("", "\1", "\2") and len(covered) > best:
                     best, who, theirs_only = len(covered), name, covered - own
             # Someone else's news: they say more of it than the writer does, and what only they say is more than
             # a word, or is what the sentence says happened (청약에 당첨됐다, where 청약 is the writer's too).
@@ -652,7 +698,9 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
                 return f"told as the writer's own, but only {who} says it of themself"
             continue
         elsewhere = _covered(lemmas, [c for name, cs in sources.items() if name for c in cs])
-        if len(own) >= need and not elsewhere:
+        # Only a speaker of the chat can be given the writer's words: a relative the writer tells of is told
+        # of in the writer's words.
+        if person in chat.names and len(own) >= need and not elsewhere:
             return f"told as {person}'s, but only the writer says it of themself"
         # A speaker named for what another speaker said (group chats).
         speaker = next((t.speaker for t in chat.turns if person in (t.speaker, t.speaker[1:]) and not t.writer), None)
@@ -668,8 +716,10 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
 
 def _mentioned(noun: str, chat: _Text) -> bool:
     """The chat mentions ``noun``, or a word one syllable off it (유니버설, 유니버셜), or its short form."""
-    if _present(noun, chat) or (noun in _SAME and _SAME[noun] in chat.squeezed):
+    if _present(noun, chat) or (noun in _SAME and _SAME[noun] in chat.squeezed) or noun in _GENERIC:
         return True
+    if len(noun) >= 3 and any(len(word) >= 2 and word in noun for word in chat.nouns):
+        return True  # 자가키트 for 키트
     if len(noun) >= 3:
         return any(len(word) == len(noun) and sum(a != b for a, b in zip(word, noun)) <= 1 for word in chat.nouns) or \
             (len(noun) >= 4 and noun[:2] in chat.squeezed)

@@ -27,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from diary_lightning.data.roles import DEFAULT_BOTS  # noqa: E402
 from diary_lightning.evaluation import diary_style  # noqa: E402
 from diary_lightning.evaluation.diary_style import analyse, kiwi  # noqa: E402
 from diary_lightning.evaluation.faithfulness import (FAILURES, diary_sentences, faithfulness_evidence,  # noqa: E402
@@ -79,7 +80,8 @@ def wrong_person(item: dict[str, Any], rng: random.Random) -> str | None:
             changed = _unquote(changed)
             if changed != sentence and changed.strip():
                 return _replace_sentence(reference, sentence, changed)
-    others = sorted({t["speaker"] for t in item["dialogue"]} - {writer})
+    bots = {b.casefold() for b in DEFAULT_BOTS}
+    others = sorted(s for s in {t["speaker"] for t in item["dialogue"]} - {writer} if s.casefold() not in bots)
     for sentence in sentences:
         if sentence.endswith("었다.") or sentence.endswith("았다.") or sentence.endswith("했다."):
             if not re.search(r"(?:이|가|은|는) ", sentence.split()[0] + " "):
