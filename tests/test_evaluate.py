@@ -110,12 +110,23 @@ def test_predictions_sit_beside_reference_and_baseline(items, tmp_path):
     mine = summary["systems"]["mine"]["overall"]
     assert mine["fact_recall"]["value"] == 0.0 and mine["style_pass"]["value"] == 1.0
     assert summary["systems"]["reference"]["overall"]["fact_recall"]["value"] == 1.0
+    # The faithfulness checks' columns (evaluation/faithfulness.py).
+    assert {"faithful", "faithful.wrong_person", "faithful.negation_flip"} <= set(mine)
     rows = [json.loads(line) for line in (tmp_path / "out" / "items.jsonl").read_text().splitlines()]
     assert len(rows) == 3 * 4 and {r["system"] for r in rows} == {"reference", "baseline", "mine"}
     report = (tmp_path / "out" / "report.md").read_text()
     assert "| metric | reference | baseline | mine |" in report and "### mine" in report and "missed:" in report
     assert (tmp_path / "out" / "metrics.png").stat().st_size > 1000
     assert (tmp_path / "out" / "lengths.png").stat().st_size > 1000
+
+
+def test_without_the_faithfulness_module_its_columns_are_left_out(items, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "diary_lightning.evaluation.faithfulness", None)
+    rows = score_diaries([items["mini-bot-1"]], [Diary("오늘은 쉬었다.")], "s")
+    assert "faithfulness_failures" not in rows[0]
+    assert not any(name.startswith("faithful") for name in summarize(rows, samples=10)["overall"])
 
 
 def test_a_rerun_adds_a_column_and_keeps_the_others(items, tmp_path, monkeypatch):

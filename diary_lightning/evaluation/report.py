@@ -25,8 +25,8 @@ FIXED_SYSTEMS = ("reference", "baseline")
 """Always beside the systems compared: the gold diaries (every metric's ceiling) and the writer's own lines joined
 (a floor)."""
 
-MAIN_METRICS = ("style_pass", "fact_recall", "wrong_person", "trap_rate", "rougeL", "chrf", "truncated")
-SETTING_METRICS = ("style_pass", "fact_recall", "wrong_person", "trap_rate", "chrf")
+MAIN_METRICS = ("style_pass", "fact_recall", "wrong_person", "trap_rate", "faithful", "rougeL", "chrf", "truncated")
+SETTING_METRICS = ("style_pass", "fact_recall", "wrong_person", "trap_rate", "faithful", "chrf")
 
 METRIC_NOTES = {
     "style_pass": "share of diaries passing every diary-style check",
@@ -118,7 +118,7 @@ def report_markdown(summary: Mapping[str, Any], by_system: Mapping[str, Sequence
                                                    if systems[n].get("errors") else "") for n in names]
     settings = sorted({s for system in systems.values() for s in system["by_setting"]})
     lines += ["", "## By setting", ""]
-    for metric in SETTING_METRICS:
+    for metric in (m for m in SETTING_METRICS if m in metrics):
         lines += [f"### {metric}{_direction(metric)}", "", "| setting | " + " | ".join(names) + " |",
                   "|---|" + "---|" * len(names)]
         for setting in settings:

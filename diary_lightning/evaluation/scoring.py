@@ -30,19 +30,19 @@ BOOTSTRAP_SEED = 0
 FAITHFULNESS_CHECKS = ("wrong_person", "suggestion_as_done", "invented", "wrong_number", "negation_flip")
 """The checks of ``diary_lightning.evaluation.faithfulness.faithfulness_failures`` (the companion issue): each
 becomes a column ``faithful.CHECK``, the share of diaries failing it, when that module is there
-(:func:`faithfulness_failures`)."""
+(:func:`faithfulness_check`); ``faithful`` is the share failing none."""
 
 
-def faithfulness_failures(diary: str, item: BenchmarkItem) -> list[str] | None:
-    """The faithfulness checks ``diary`` fails against its chat, or None where the checks are not installed
-    (their module lands with the companion issue; until then the columns are left out, not zero)."""
+def faithfulness_check() -> Any:
+    """``faithfulness_failures(diary, dialogue, writer)`` of the companion issue's module, or None where that
+    module is not installed (then its columns are left out, not zero)."""
     try:
-        from diary_lightning.evaluation.faithfulness import faithfulness_failures as check
+        from diary_lightning.evaluation.faithfulness import faithfulness_failures
     except ModuleNotFoundError as err:
         if err.name != "diary_lightning.evaluation.faithfulness":
             raise
         return None
-    return list(check(diary, item.messages(), item.writer))
+    return faithfulness_failures
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,14 @@ def score_diaries(items: Sequence[BenchmarkItem], diaries: Sequence[Diary], syst
 
     if len(items) != len(diaries):
         raise ValueError(f"{len(diaries)} diaries for {len(items)} items")
-    analyse_many(d.text for d in diaries)  # Kiwi's worker threads for the batch, then cached per text
+    # Kiwi's worker threads for the whole batch, then cached per text: the diaries, and the chats' turns that the
+    # faithfulness checks read (cached across systems, so only the first system pays for them).
+    analyse_many(d.text for d in diaries)
+    faithfulness = faithfulness_check()
+    if faithfulness is not None:
+        turns = list(dict.fromkeys(text for item in items for _, text in item.dialogue))
+        for start in range(0, len(turns), 4096):
+            analyse_many(turns[start:start + 4096])
     rows = []
     for item, diary in zip(items, diaries):
         said = sentences(diary.text)
@@ -95,8 +102,8 @@ def score_diaries(items: Sequence[BenchmarkItem], diaries: Sequence[Diary], syst
         }
         if diary.error:
             row["error"] = diary.error
-        if (faithful := faithfulness_failures(diary.text, item)) is not None:
-            row["faithfulness_failures"] = faithful
+        if faithfulness is not None:
+            row["faithfulness_failures"] = list(faithfulness(diary.text, item.messages(), item.writer))
         rows.append(row)
     return rows
 
@@ -189,9 +196,10 @@ def reasons(row: Mapping[str, Any]) -> list[str]:
 
 def badness(row: Mapping[str, Any]) -> tuple[float, float]:
     """Orders the worst diaries first: traps and wrong attributions (false statements) count twice a missed fact;
-    a style failure or a cut counts as one; ties go to the lower chrF."""
+    a style failure, a cut or a faithfulness failure counts as one; ties go to the lower chrF."""
     points = 2 * (len(row["traps_fallen"]) + len(row["facts_wrong_person"])) + len(row["facts_missed"])
     points += bool(row["style_failures"]) + bool(row["truncated"]) + 3 * bool(row.get("error"))
+    points += len(row.get("faithfulness_failures") or ())
     return -points, row["chrf"]
 
 
