@@ -223,6 +223,19 @@ def test_predictions_with_unknown_or_missing_ids_exit_2(items, tmp_path, capsys,
     assert not (tmp_path / "out").exists()
 
 
+def test_the_output_is_never_an_input_nor_a_folder_evaluate_did_not_write(items, tmp_path):
+    from diary_lightning.io.outputs import OutputOverInputError
+
+    preds = write_predictions(tmp_path / "p.jsonl", dev_predictions(items))
+    with pytest.raises(OutputOverInputError, match="--output .* is the diaries --predictions"):
+        evaluate(str(preds), predictions=str(preds), benchmark=str(MINI))
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputOverInputError, match="already exists and was not written by evaluate"):
+        evaluate(str(tmp_path / "run"), predictions=str(preds), benchmark=str(MINI))
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+
+
 def test_a_test_split_prediction_file_may_hold_dev_ids_too(items, tmp_path):
     preds = write_predictions(tmp_path / "p.jsonl", {k: "오늘은 쉬었다." for k in items})
     summary = evaluate(str(tmp_path / "out"), split="test", predictions=str(preds), benchmark=str(MINI),

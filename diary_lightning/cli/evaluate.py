@@ -30,6 +30,7 @@ from diary_lightning.evaluation.benchmark import (
 )
 from diary_lightning.evaluation.report import FIXED_SYSTEMS, read_folder, write_folder
 from diary_lightning.evaluation.scoring import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, Diary, score_diaries
+from diary_lightning.io.outputs import Output, check_outputs, folder_with
 from diary_lightning.synthesis.teacher import Request, TeacherConfig
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,39 @@ def run_teacher(config: TeacherConfig, items: Sequence[BenchmarkItem]) -> list[D
     return [replies.get(item.id, Diary("", error="no answer")) for item in items]
 
 
+def plan_systems(given: dict[str, list[str]], zero_shot: str | None, teacher: TeacherConfig | None,
+                 items: Sequence[BenchmarkItem], known: set[str]) -> list[tuple[str, dict[str, Any], Any]]:
+    """(name, record, source) of each system asked for, every file read and every path checked before any model
+    loads (minutes on a large base): source is the diaries, a (kind, path) to write with, or the teacher."""
+    planned: list[tuple[str, dict[str, Any], Any]] = []
+    for entry in given["predictions"]:
+        name, path = _named(entry, Path(entry).stem)
+        planned.append((name, {"source": f"the diaries of {path}"}, read_predictions(path, items, known)))
+    for entry in given["ckpt_path"]:
+        name, path = _named(entry, _short(entry))
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"--ckpt_path {path}: no such checkpoint file")
+        planned.append((name, {"source": f"the checkpoint {path}, written as predict writes"}, ("checkpoint", path)))
+    for entry in given["adapter_path"]:
+        name, path = _named(entry, _short(entry))
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"--adapter_path {path}: no such adapter folder")
+        planned.append((name, {"source": f"the adapter {path}, written as predict writes"}, ("adapter", path)))
+    if zero_shot:
+        planned.append((f"zero-shot:{Path(zero_shot.rstrip('/')).name}",
+                        {"source": f"the base model {zero_shot} alone"}, ("zero_shot", zero_shot)))
+    if teacher is not None:
+        where = f" at {without_credentials(teacher.base_url)}" if teacher.base_url else ""
+        planned.append((f"teacher:{teacher.model}", {"source": f"the {teacher.backend} teacher {teacher.model}{where}"},
+                        teacher))
+    names = [name for name, _, _ in planned]
+    for name in names:
+        if name in FIXED_SYSTEMS or names.count(name) > 1:
+            raise ConfigError(f"two systems named {name!r}" if name not in FIXED_SYSTEMS else
+                              f"the name {name!r} is the benchmark's own column: name the system NAME=PATH")
+    return planned
+
+
 def evaluate(
     output: str,
     split: str = "dev",
@@ -233,38 +267,17 @@ def evaluate(
     meta = {"version": BENCHMARK_VERSION, "hash": content_hash(root), "split": split, "items": len(items),
             "bootstrap_samples": bootstrap_samples, "bootstrap_seed": seed, "rouge_tokenizer": rouge_tokenizer}
     out = Path(output)
+    given = {flag: [value] if isinstance(value, str) else list(value or []) for flag, value in (
+        ("predictions", predictions), ("ckpt_path", ckpt_path), ("adapter_path", adapter_path))}
+    paths = {flag: [_named(entry, "")[1] for entry in entries] for flag, entries in given.items()}
+    # Never over what it reads, and only over a folder evaluate wrote (io/outputs.py): --output runs/eeve would
+    # otherwise mix a report into a run folder.
+    check_outputs("evaluate", [Output("--output", out, "folder", folder_with("summary.json", "items.jsonl"))], {
+        "the diaries --predictions": paths["predictions"], "the checkpoint --ckpt_path": paths["ckpt_path"],
+        "the adapter --adapter_path": paths["adapter_path"], "the base model --zero_shot": zero_shot,
+        "the benchmark": root})
     systems, rows = read_folder(out, meta)
-
-    # Every system named and every file read before any model loads (minutes on a large base).
-    planned: list[tuple[str, dict[str, Any], Any]] = []
-    known = {item.id for item in everything}
-    predictions, ckpt_path, adapter_path = (
-        [value] if isinstance(value, str) else list(value or []) for value in (predictions, ckpt_path, adapter_path))
-    for entry in predictions:
-        name, path = _named(entry, Path(entry).stem)
-        planned.append((name, {"source": f"the diaries of {path}"}, read_predictions(path, items, known)))
-    for entry in ckpt_path:
-        name, path = _named(entry, _short(entry))
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"--ckpt_path {path}: no such checkpoint file")
-        planned.append((name, {"source": f"the checkpoint {path}, written as predict writes"}, ("checkpoint", path)))
-    for entry in adapter_path:
-        name, path = _named(entry, _short(entry))
-        if not Path(path).is_dir():
-            raise FileNotFoundError(f"--adapter_path {path}: no such adapter folder")
-        planned.append((name, {"source": f"the adapter {path}, written as predict writes"}, ("adapter", path)))
-    if zero_shot:
-        planned.append((f"zero-shot:{_short(zero_shot).split('/')[-1]}", {"source": f"the base model {zero_shot} alone"},
-                        ("zero_shot", zero_shot)))
-    if teacher is not None:
-        where = f" at {without_credentials(teacher.base_url)}" if teacher.base_url else ""
-        planned.append((f"teacher:{teacher.model}", {"source": f"the {teacher.backend} teacher {teacher.model}{where}"},
-                        teacher))
-    names = [name for name, _, _ in planned]
-    for name in names:
-        if name in FIXED_SYSTEMS or names.count(name) > 1:
-            raise ConfigError(f"two systems named {name!r}" if name not in FIXED_SYSTEMS else
-                              f"the name {name!r} is the benchmark's own column: name the system NAME=PATH")
+    planned = plan_systems(given, zero_shot, teacher, items, {item.id for item in everything})
     for name in FIXED_SYSTEMS:
         if name not in systems:
             planned.insert(FIXED_SYSTEMS.index(name), (name, {"source": "the benchmark's gold diaries" if name ==

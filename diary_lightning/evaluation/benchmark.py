@@ -347,7 +347,8 @@ class _Checker:
                                            str(record["format"])))
         dates = {d.get("date") for d in days if isinstance(d, dict)}
         if unread := [d for d in parsed if d.rsplit("_", 1)[-1] not in dates]:
-            self.problem(line, record_id, f"{record['file']} has days the item has no reference for: {', '.join(unread)}")
+            self.problem(line, record_id, f"{record['file']} has days the item has no reference for: "
+                                          f"{', '.join(unread)}")
         return items
 
 
@@ -412,7 +413,8 @@ def load_benchmark(split: str | None = None, root: str | Path | None = None) -> 
 
 def content_problems(items: Iterable[BenchmarkItem]) -> list[str]:
     """What makes items wrong as a yardstick, beyond the schema: a reference failing the diary-style checks, a
-    fact key absent from the dialogue, a reference that does not recall a fact, a trap whose own claim does not fall into it, or a reference that falls into one."""
+    fact key absent from the dialogue, a reference that does not recall a fact, a trap whose own claim does not
+    fall into it, or a reference that falls into one."""
     from diary_lightning.evaluation.diary_style import analyse_many, style_failures
 
     items = list(items)
@@ -489,5 +491,5 @@ def datasheet_tables(items: Sequence[BenchmarkItem]) -> str:
 
 
 __all__ = ["BENCHMARK_VERSION", "SETTINGS", "SPLITS", "TOPICS", "TRAP_KINDS", "BenchmarkItem", "Fact", "Trap",
-           "benchmark_files", "benchmark_root", "content_hash", "content_problems", "datasheet_tables", "falls_into", "has_key", "holds",
-           "load_benchmark", "recalling", "sentences", "squash", "wrong_person"]
+           "benchmark_files", "benchmark_root", "content_hash", "content_problems", "datasheet_tables", "falls_into",
+           "has_key", "holds", "load_benchmark", "recalling", "sentences", "squash", "wrong_person"]

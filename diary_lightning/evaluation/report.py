@@ -18,6 +18,7 @@ from typing import Any
 from diary_lightning.errors import ConfigError
 from diary_lightning.evaluation.scoring import HIGHER_IS_BETTER, reasons, summarize, worst
 from diary_lightning.io.atomic import atomic_file, write_text
+from diary_lightning.io.outputs import mark
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ def write_folder(output: Path, benchmark: Mapping[str, Any], systems: Mapping[st
                "systems": {name: {**systems[name], **summarize(by_system[name], benchmark["bootstrap_samples"],
                                                                benchmark["bootstrap_seed"])} for name in order}}
     output.mkdir(parents=True, exist_ok=True)
+    mark(output, "evaluate")
     with atomic_file(output / "items.jsonl", "w", encoding="utf-8") as f:
         for name in order:
             for row in by_system[name]:
@@ -171,7 +173,8 @@ def charts(output: Path, summary: Mapping[str, Any], by_system: Mapping[str, Seq
         ax.bar(positions, values, width, yerr=errors, capsize=2, label=name)
     ax.set_xticks(range(len(metrics)), [m + _direction(m) for m in metrics], rotation=20)
     ax.set_ylim(0, 1.05)
-    ax.set_title(f"{summary['benchmark']['split']} split, {summary['benchmark']['items']} items (95% bootstrap intervals)")
+    bench = summary["benchmark"]
+    ax.set_title(f"{bench['split']} split, {bench['items']} items (95% bootstrap intervals)")
     ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     with atomic_file(output / "metrics.png", "wb") as f:
