@@ -288,3 +288,14 @@ def test_the_counter_chrf_equals_torchmetrics(items):
     pairs += [("응", "응"), ("", "오늘은 쉬었다."), ("오늘은 쉬었다.", ""), ("a, b. (c)!", "a b c"), ("ㅋㅋ ㅋㅋ", "ㅋㅋㅋㅋ")]
     for pred, target in pairs:
         assert chrf_pair(pred, target) == pytest.approx(float(chrf_score([pred], [[target]])), abs=1e-6), (pred, target)
+
+
+@pytest.mark.parametrize("tokenizer", ["char", "eojeol"])
+def test_the_bit_parallel_rouge_l_equals_torchmetrics(items, tokenizer):
+    from diary_lightning.evaluation.metrics import rouge_l_pair, score_pair
+
+    texts = [item.reference for item in items.values()] + ["\n".join(item.writer_lines) for item in items.values()]
+    pairs = [(a, b) for a in texts for b in texts[:4]] + [("응", "응"), ("", "오늘은 쉬었다."), ("...", "오늘"), ("a b a", "a a b b")]
+    for pred, target in pairs:
+        expected = score_pair(pred, target, tokenizer)["rougeL"]
+        assert rouge_l_pair(pred, target, tokenizer) == pytest.approx(expected, abs=1e-6), (pred, target)

@@ -230,6 +230,34 @@ def chrf_pair(pred: str, target: str) -> float:
     return total / (_CHRF_CHAR_ORDER + _CHRF_WORD_ORDER)
 
 
+def _lcs_length(a: Sequence[str], b: Sequence[str]) -> int:
+    """The length of the longest common subsequence of ``a`` and ``b``, bit-parallel (Hyyro, 2004): one integer
+    operation per token of ``a`` instead of a row of the dynamic-programming table."""
+    if not a or not b:
+        return 0
+    masks: dict[str, int] = {}
+    for i, token in enumerate(b):
+        masks[token] = masks.get(token, 0) | (1 << i)
+    full = (1 << len(b)) - 1
+    row = full
+    for token in a:
+        matched = row & masks.get(token, 0)
+        row = ((row + matched) | (row - matched)) & full
+    return len(b) - bin(row).count("1")
+
+
+def rouge_l_pair(pred: str, target: str, rouge_tokenizer: str = DEFAULT_ROUGE_TOKENIZER) -> float:
+    """ROUGE-L F1 of one pair, equal to ``score_pair``'s ``rougeL`` (torchmetrics' ``rouge_score`` with this
+    module's tokenizers) without its table of ``len(pred) * len(target)`` Python steps, about 10 ms a diary."""
+    tokenize = get_rouge_tokenizer(rouge_tokenizer)
+    pred_tokens, target_tokens = tokenize(normalize_text(pred)), tokenize(normalize_text(target))
+    lcs = _lcs_length(pred_tokens, target_tokens)
+    if not lcs:
+        return 0.0
+    precision, recall = lcs / len(pred_tokens), lcs / len(target_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
 def score_pair(
     pred: str, target: str, rouge_tokenizer: str = DEFAULT_ROUGE_TOKENIZER
 ) -> dict[str, float]:
@@ -257,6 +285,7 @@ __all__ = [
     "ROUGE_TOKENIZERS",
     "DiaryTextMetrics",
     "chrf_pair",
+    "rouge_l_pair",
     "get_rouge_tokenizer",
     "normalize_text",
     "score_pair",

@@ -60,7 +60,7 @@ def score_diaries(items: Sequence[BenchmarkItem], diaries: Sequence[Diary], syst
                   rouge_tokenizer: str = "char") -> list[dict[str, Any]]:
     """One row per item: the diary and every score of it, as ``items.jsonl`` holds them."""
     from diary_lightning.evaluation.diary_style import analyse_many, style_failures
-    from diary_lightning.evaluation.metrics import score_pair
+    from diary_lightning.evaluation.metrics import chrf_pair, rouge_l_pair
 
     if len(items) != len(diaries):
         raise ValueError(f"{len(diaries)} diaries for {len(items)} items")
@@ -87,8 +87,6 @@ def score_diaries(items: Sequence[BenchmarkItem], diaries: Sequence[Diary], syst
                 if wrong_person(fact, item.writer, said, recalled_in):
                     wrong.append(fact.text)
         fallen = [{"kind": t.kind, "claim": t.claim} for t in item.traps if falls_into(t, said)]
-        text_scores = score_pair(diary.text, item.reference, rouge_tokenizer) if diary.text.strip() else \
-            {"rougeL": 0.0, "chrf": 0.0}
         row = {
             "system": system, "id": item.id, "split": item.split, "setting": item.setting, "topic": item.topic,
             "turns": len(item.dialogue), "diary": diary.text, "truncated": diary.truncated,
@@ -97,7 +95,8 @@ def score_diaries(items: Sequence[BenchmarkItem], diaries: Sequence[Diary], syst
             "facts_of_others_recalled": others, "facts_wrong_person": wrong,
             "traps": {kind: sum(t.kind == kind for t in item.traps) for kind in TRAP_KINDS},
             "traps_fallen": fallen,
-            "rougeL": text_scores["rougeL"], "chrf": text_scores["chrf"],
+            "rougeL": rouge_l_pair(diary.text, item.reference, rouge_tokenizer),
+            "chrf": chrf_pair(diary.text, item.reference),
             "chars": len(squash(diary.text)), "sentences": len(said),
         }
         if diary.error:
