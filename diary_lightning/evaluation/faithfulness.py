@@ -729,6 +729,10 @@ def _mentioned(noun: str, chat: _Text) -> bool:
 def _invented(sentence: _Text, chat: _Text, turns: Sequence[_Turn], names: frozenset[str]) -> str | None:
     novel = sorted(n for n in sentence.things if (len(n) >= 2 or n in sentence.proper) and n not in GLUE
                    and n not in RELATIONS and n not in names and not _mentioned(n, chat))
+    # With nobody but the writer and the bot in the chat, a 친구 or 엄마 who acts in the diary must be in it.
+    if not any(not (t.writer or t.bot) for t in turns):
+        novel += sorted({p for p, role in sentence.persons if role in ("subject", "companion") and p in RELATIONS
+                         and p not in ("상대", "사람", "분") and p not in chat.squeezed and not any(p in t.text.squeezed for t in turns)})
     if not novel:
         return None
     content = sentence.lemmas - FEELINGS
