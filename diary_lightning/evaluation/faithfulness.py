@@ -287,6 +287,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
         elif tag == "EC":
             if m.form in _PLAN_ENDINGS or m.form in ("어야", "아야"):
                 plan = True
+            if m.form == "자" and i == len(ms) - 1 and last:
+                suggestion = True  # 밥 한번 먹자: Kiwi reads a final 자 as a connective
             if m.form in ("면", "으면") and "좋" in forms[i:]:
                 suggestion = True
         elif tag == "ETM" and m.form in ("ᆯ", "을") and i + 1 < len(ms) and ms[i + 1].form in ("거", "것", "예정", "계획"):
