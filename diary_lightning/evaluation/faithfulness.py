@@ -682,9 +682,11 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
     sources = chat.sources
     for person, lemmas in [(None, mine), *theirs.items()]:
         lemmas = set(lemmas) - FEELINGS - chat.names
-        if len(lemmas) < 2:
+        # One word can carry a sentence (다음 주에 제주도에 간다) when it names a thing: a noun of two syllables
+        # or more; a lone verb says too little of whose it is.
+        if not lemmas or (len(lemmas) == 1 and not any(len(x) >= 2 and x in sentence.things for x in lemmas)):
             continue
-        need = max(2, (len(lemmas) + 1) // 2)
+        need = max(min(2, len(lemmas)), (len(lemmas) + 1) // 2)
         own = _covered(lemmas, sources[""])
         if person is None:
             own |= _covered(lemmas, sources["\1"] + sources["\2"])
@@ -695,7 +697,8 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
                     best, who, theirs_only = len(covered), name, covered - own
             # Someone else's news: they say more of it than the writer does, and what only they say is more than
             # a word, or is what the sentence says happened (청약에 당첨됐다, where 청약 is the writer's too).
-            if best >= need and ((len(theirs_only) >= 2 and best >= len(own)) or (theirs_only & heads and best > len(own))):
+            if best >= need and ((len(theirs_only) >= 2 and best >= len(own)) or (theirs_only & heads and best > len(own))
+                                 or (not own and theirs_only == lemmas and who != "\0")):
                 who = "somebody the writer tells of" if who == "\0" else who
                 return f"told as the writer's own, but only {who} says it of themself"
             continue
