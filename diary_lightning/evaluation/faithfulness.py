@@ -287,6 +287,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
         elif tag == "EC":
             if m.form in _PLAN_ENDINGS or m.form in ("어야", "아야"):
                 plan = True
+            if m.form == "자" and i == len(ms) - 1 and last:
+                suggestion = True  # 밥 한번 먹자: Kiwi reads a final 자 as a connective
             if m.form in ("면", "으면") and "좋" in forms[i:]:
                 suggestion = True
         elif tag == "ETM" and m.form in ("ᆯ", "을") and i + 1 < len(ms) and ms[i + 1].form in ("거", "것", "예정", "계획"):
@@ -680,9 +682,11 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
     sources = chat.sources
     for person, lemmas in [(None, mine), *theirs.items()]:
         lemmas = set(lemmas) - FEELINGS - chat.names
-        if len(lemmas) < 2:
+        # One word can carry a sentence (다음 주에 제주도에 간다) when it names a thing: a noun of two syllables
+        # or more; a lone verb says too little of whose it is.
+        if not lemmas or (len(lemmas) == 1 and not any(len(x) >= 2 and x in sentence.things for x in lemmas)):
             continue
-        need = max(2, (len(lemmas) + 1) // 2)
+        need = max(min(2, len(lemmas)), (len(lemmas) + 1) // 2)
         own = _covered(lemmas, sources[""])
         if person is None:
             own |= _covered(lemmas, sources["\1"] + sources["\2"])
@@ -693,7 +697,8 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
                     best, who, theirs_only = len(covered), name, covered - own
             # Someone else's news: they say more of it than the writer does, and what only they say is more than
             # a word, or is what the sentence says happened (청약에 당첨됐다, where 청약 is the writer's too).
-            if best >= need and ((len(theirs_only) >= 2 and best >= len(own)) or (theirs_only & heads and best > len(own))):
+            if best >= need and ((len(theirs_only) >= 2 and best >= len(own)) or (theirs_only & heads and best > len(own))
+                                 or (not own and theirs_only == lemmas and who != "\0")):
                 who = "somebody the writer tells of" if who == "\0" else who
                 return f"told as the writer's own, but only {who} says it of themself"
             continue
@@ -729,6 +734,10 @@ def _mentioned(noun: str, chat: _Text) -> bool:
 def _invented(sentence: _Text, chat: _Text, turns: Sequence[_Turn], names: frozenset[str]) -> str | None:
     novel = sorted(n for n in sentence.things if (len(n) >= 2 or n in sentence.proper) and n not in GLUE
                    and n not in RELATIONS and n not in names and not _mentioned(n, chat))
+    # With nobody but the writer and the bot in the chat, a 친구 or 엄마 who acts in the diary must be in it.
+    if not any(not (t.writer or t.bot) for t in turns):
+        novel += sorted({p for p, role in sentence.persons if role in ("subject", "companion") and p in RELATIONS
+                         and p not in ("상대", "사람", "분") and p not in chat.squeezed and not any(p in t.text.squeezed for t in turns)})
     if not novel:
         return None
     content = sentence.lemmas - FEELINGS

@@ -78,7 +78,10 @@ def wrong_person(item: dict[str, Any], rng: random.Random) -> str | None:
             for word in sorted(fact["who_words"], key=len, reverse=True):
                 changed = re.sub(rf"{re.escape(word)}(?:이가|이는|이도|이|가|는|은|도)?\s+", "", changed)
             changed = _unquote(changed)
-            if changed != sentence and changed.strip():
+            honoured = any(m.tag == "EP" and m.form in ("시", "으시") for x in analyse(changed) for m in x.morphemes)
+            # Only a sentence that now reads as the writer's own act: no one else named, nobody honoured.
+            if changed != sentence and changed.strip() and not honoured and \
+                    not any(word in changed for word in fact["who_words"]):
                 return _replace_sentence(reference, sentence, changed)
     bots = {b.casefold() for b in DEFAULT_BOTS}
     others = sorted(s for s in {t["speaker"] for t in item["dialogue"]} - {writer} if s.casefold() not in bots)
