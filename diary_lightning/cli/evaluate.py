@@ -35,9 +35,6 @@ from diary_lightning.synthesis.teacher import Request, TeacherConfig
 
 log = logging.getLogger(__name__)
 
-ZERO_SHOT_MAX_LENGTH = 1024
-"""Most tokens of prompt and diary for the base model alone (an adapter or checkpoint brings its own), as the app."""
-
 WRITE_SYSTEM = "당신은 대화 기록을 바탕으로 그 사람의 하루 일기를 대신 써 주는 작가입니다."
 
 WRITE_PROMPT = """아래는 "{writer}"의 오늘 대화입니다. "{writer}"의 입장에서, 그 사람의 목소리로 오늘 하루의 일기를 써 주세요.
@@ -359,6 +356,7 @@ def run_judge(config: TeacherConfig, rows: list[dict[str, Any]], items: Sequence
 def load_pipeline(kind: str, path: str, common: dict[str, Any]) -> Any:
     """The DiaryPipeline of a checkpoint, an adapter or a base model alone."""
     from diary_lightning.data.encoding import PromptFormat
+    from diary_lightning.inference.app import ZERO_SHOT_MAX_LENGTH  # the base alone writes as in the app
     from diary_lightning.inference.pipeline import DiaryPipeline, pick_device
     from diary_lightning.model.metadata import RunMetadata
 
