@@ -236,6 +236,18 @@ def test_the_output_is_never_an_input_nor_a_folder_evaluate_did_not_write(items,
     assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
 
 
+def test_the_command_prints_the_main_rates_and_the_reports_path(items, tmp_path, capsys):
+    from diary_lightning.cli.commands import run
+
+    preds = write_predictions(tmp_path / "p.jsonl", dev_predictions(items))
+    run(["evaluate", "--benchmark", str(MINI), "--output", str(tmp_path / "out"), "--predictions", f"mine={preds}",
+         "--bootstrap_samples", "20"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["system", "style_pass", "fact_recall"]
+    assert out[1].split()[:3] == ["reference", "1.000", "1.000"] and out[3].split()[:3] == ["mine", "1.000", "0.000"]
+    assert out[-1] == str(tmp_path / "out" / "report.md")
+
+
 def test_a_test_split_prediction_file_may_hold_dev_ids_too(items, tmp_path):
     preds = write_predictions(tmp_path / "p.jsonl", {k: "오늘은 쉬었다." for k in items})
     summary = evaluate(str(tmp_path / "out"), split="test", predictions=str(preds), benchmark=str(MINI),

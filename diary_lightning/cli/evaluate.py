@@ -392,7 +392,24 @@ def main(argv: list[str]) -> dict[str, Any]:
     except ArgumentError as err:
         raise ConfigError(f"{err}\n(all options: python -m diary_lightning evaluate --help)") from None
     options = p.instantiate(options) if hasattr(p, "instantiate") else p.instantiate_classes(options)
-    return evaluate(**{k: v for k, v in vars(options).items() if not k.startswith("__")})
+    summary = evaluate(**{k: v for k, v in vars(options).items() if not k.startswith("__")})
+    print(summary_table(summary))
+    print(Path(options.output) / "report.md")
+    return summary
 
 
-__all__ = ["WRITE_PROMPT", "baseline_diary", "evaluate", "main", "read_predictions"]
+SHOWN = ("style_pass", "fact_recall", "wrong_person", "trap_rate", "faithful", "chrf")
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """The main rates of every system, one line each, for the terminal (report.md has them all, with intervals)."""
+    shown = [m for m in SHOWN if any(m in s["overall"] for s in summary["systems"].values())]
+    width = max(len(name) for name in summary["systems"])
+    lines = [f"{'system':<{width}}  " + "  ".join(f"{m:>12}" for m in shown)]
+    for name, system in summary["systems"].items():
+        cells = [system["overall"].get(m, {}).get("value") for m in shown]
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{'-' if v is None else f'{v:.3f}':>12}" for v in cells))
+    return "\n".join(lines)
+
+
+__all__ = ["WRITE_PROMPT", "baseline_diary", "evaluate", "main", "read_predictions", "summary_table"]
