@@ -57,4 +57,4 @@ def test_every_raw_export_is_an_item_and_ships_with_the_package(items):
 def test_the_datasheets_tables_are_those_of_the_files(items):
     doc = (Path(__file__).resolve().parents[1] / "docs" / "benchmark.md").read_text(encoding="utf-8")
     block = doc.split("<!-- datasheet:start -->\n", 1)[1].split("\n<!-- datasheet:end -->", 1)[0]
-    assert block == datasheet_tables(items), "run: python scripts/benchmark_datasheet.py --write docs/benchmark.md"
+    assert block == datasheet_tables(items), "run: python scripts/benchmarks/benchmark_datasheet.py --write docs/benchmark.md"

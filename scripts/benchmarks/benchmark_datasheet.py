@@ -1,8 +1,8 @@
 """Print the benchmark datasheet's tables (docs/benchmark.md), computed from the shipped files, or write them
 into the doc between its datasheet markers:
 
-    python scripts/benchmark_datasheet.py                           # print
-    python scripts/benchmark_datasheet.py --write docs/benchmark.md # rewrite the doc's tables
+    python scripts/benchmarks/benchmark_datasheet.py                           # print
+    python scripts/benchmarks/benchmark_datasheet.py --write docs/benchmark.md # rewrite the doc's tables
 """
 
 from __future__ import annotations
