@@ -129,17 +129,17 @@ def test_the_exported_tokenizer_serves_the_prompt_predict_used(exported: dict[st
 def test_diary_writer_writes_what_predict_wrote(exported: dict[str, Any], sample_chats: Path) -> None:
     from diary_lightning import DiaryPipeline
 
-    writer = DiaryPipeline.from_pretrained(exported["adapter"], batch_size=8)  # data.batch_size of the fit
+    pipeline = DiaryPipeline.from_pretrained(exported["adapter"], batch_size=8)  # data.batch_size of the fit
     chat = [{"speaker": s.strip(), "text": t.strip()}
             for s, t in (line.split(":", 1) for line in CHAT.splitlines() if line.strip())]
-    assert writer.write(chat) == exported["chat_diary"][0]["diary"]
+    assert pipeline.write(chat) == exported["chat_diary"][0]["diary"]
 
     dialogues = read_dialogues(str(sample_chats), require_summary=False, anonymization="keep").dialogues
     messages = [[{"speaker": t.speaker, "text": t.text} for t in d.turns] for d in dialogues]
-    assert writer.write_many(messages) == [row["diary"] for row in exported["chats_diaries"]]
-    assert writer.write_many([]) == []
+    assert pipeline.write_many(messages) == [row["diary"] for row in exported["chats_diaries"]]
+    assert pipeline.write_many([]) == []
     with pytest.raises(DataError, match=r"write_many, record 1 \(id '1'\): no text is left after cleaning"):
-        writer.write_many([chat, [{"speaker": "P01", "text": "  "}]])
+        pipeline.write_many([chat, [{"speaker": "P01", "text": "  "}]])
 
 
 @pytest.mark.slow
@@ -156,9 +156,9 @@ def test_predict_from_an_adapter_applies_its_settings_as_diary_writer_does(expor
             "--output", str(output), "--data.max_length", "140")
     assert _rows(output) == exported["chat_diary"]
     assert "generation settings from" in caplog.text and "max_new_tokens=64" in caplog.text
-    writer = DiaryPipeline.from_pretrained(exported["adapter"])
-    settings = read_adapter(exported["adapter"])
-    assert writer.settings == settings and settings.generation.max_new_tokens == 64 and settings.max_length == 512
+    pipeline = DiaryPipeline.from_pretrained(exported["adapter"])
+    settings = read_adapter(exported["adapter"]).settings
+    assert pipeline.settings == settings and settings.generation.max_new_tokens == 64 and settings.max_length == 512
     shorter = tmp_path / "shorter.jsonl"
     run_cli("predict", "--config", exported["config"], "--model.adapter_path", str(exported["adapter"]),
             "--data.predict_path", str(exported["chat"]), "--output", str(shorter), "--model.max_new_tokens", "3")
