@@ -22,7 +22,7 @@ from conftest import ROOT, run_cli, subprocess_env
 from diary_lightning.errors import ConfigError, UserError
 from diary_lightning.evaluation.diary_style import style_failures
 from diary_lightning.evaluation.faithfulness import faithfulness_failures
-from diary_lightning.inference.app import (DiaryPage, Watch, faithfulness, faithfulness_lines, load_pipeline, parser,
+from diary_lightning.inference.app import (AppModel, DiaryPage, Watch, faithfulness, faithfulness_lines, load_pipeline,
                                            read_chat)
 
 # Nothing may call out: Gradio's usage data and version check are off (the app sets this too).
@@ -230,16 +230,34 @@ def test_cancelling_a_request_stops_the_model_thread(pipeline: Any) -> None:
 # -- the command line ------------------------------------------------------------------------------------------------
 def test_the_options_name_what_is_missing_or_contradicts() -> None:
     with pytest.raises(ConfigError, match="app needs an adapter: --ckpt_path CKPT"):
-        load_pipeline(parser().parse_args([]))
+        load_pipeline()
     with pytest.raises(ConfigError, match="give --ckpt_path or --model.adapter_path, not both"):
-        load_pipeline(parser().parse_args(["--ckpt_path", "a.ckpt", "--model.adapter_path", "adapter"]))
+        load_pipeline("a.ckpt", model=AppModel(adapter_path="adapter"))
     with pytest.raises(ConfigError, match="--zero_shot true writes with the base model alone; it contradicts"):
-        load_pipeline(parser().parse_args(["--model.adapter_path", "adapter", "--zero_shot", "true"]))
+        load_pipeline(zero_shot=True, model=AppModel(adapter_path="adapter"))
     with pytest.raises(ConfigError, match="--zero_shot true needs --model.base_model"):
-        load_pipeline(parser().parse_args(["--zero_shot", "true"]))
+        load_pipeline(zero_shot=True)
     with pytest.raises(FileNotFoundError, match="--ckpt_path last: no such checkpoint file"):
-        load_pipeline(parser().parse_args(["--ckpt_path", "last"]))
-    assert parser().parse_args([]).host == "127.0.0.1"  # this machine only, unless asked
+        load_pipeline("last")
+
+
+def test_app_is_parsed_as_every_subcommand_is(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Dotted flags and --config alike, the defaults of serve's signature, a typo named in one line."""
+    from diary_lightning.inference import app
+
+    monkeypatch.setattr(app, "import_gradio", lambda: None)
+    monkeypatch.setattr(app, "load_pipeline", lambda *args: (_ for _ in ()).throw(RuntimeError(args)))
+    config = tmp_path / "app.yaml"
+    config.write_text("model:\n  adapter_path: runs/a/adapter\nport: 9000\n")
+    with pytest.raises(RuntimeError) as raised:
+        run_cli("app", "--config", str(config), "--model.compute_dtype", "float32")
+    ckpt_path, zero_shot, model, data, device, batch_size = raised.value.args[0]
+    assert (ckpt_path, zero_shot, model, data.max_length, batch_size) == (
+        None, False, AppModel(adapter_path="runs/a/adapter", compute_dtype="float32"), 1024, 8)
+    with pytest.raises(ConfigError, match="model.compute_dtype='int4': expected one of bfloat16, float16, float32"):
+        run_cli("app", "--model.compute_dtype", "int4")
+    with pytest.raises(ConfigError, match="unknown option --model.adapter; did you mean --model.adapter_path"):
+        run_cli("app", "--model.adapter", "x")
 
 
 BLOCK = r'''

@@ -30,8 +30,10 @@ def test_every_shipped_config_parses(config: Path, capsys):
 @pytest.mark.slow  # two fresh interpreters that import Lightning
 def test_module_and_console_entry_points_agree():
     out = subprocess.run([sys.executable, "-m", "diary_lightning", "--help"], capture_output=True, text=True, check=True)
-    for subcommand in ("fit", "validate", "test", "predict", "preprocess", "export", "merge"):
-        assert subcommand in out.stdout
+    for subcommand in ("fit", "validate", "test", "predict", "preprocess", "export", "synthesize", "merge", "evaluate",
+                       "app"):
+        assert f"\n    {subcommand} " in out.stdout, subcommand
+    assert out.stdout.split("\n\n")[1].startswith("diary_lightning: fine-tune") and "Lightning Trainer" not in out.stdout
     merge = subprocess.run([sys.executable, "-m", "diary_lightning", "merge", "--help"], capture_output=True,
                            text=True, check=True)
     assert "--adapter_path" in merge.stdout and "--dtype" in merge.stdout

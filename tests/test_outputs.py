@@ -162,7 +162,10 @@ def test_export_refuses_the_checkpoint_folder_and_its_inputs(run_folder, tiny_mo
 
 
 def test_merge_refuses_the_adapter_and_the_base(run_folder, tmp_path):
-    from diary_lightning.inference.export import merge_main
+    from conftest import run_cli
+
+    def merge_main(args):
+        run_cli("merge", *args)
 
     _, _, adapter = run_folder
     base = tmp_path / "base"

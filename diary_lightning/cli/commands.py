@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import sys
 import tempfile
 import time
@@ -34,6 +35,9 @@ from diary_lightning.cli.runs import (
 )
 from diary_lightning.errors import ConfigError, check_config_syntax, log_to_stderr, run_reporting_user_errors
 from diary_lightning.io import outputs
+from diary_lightning.cli.evaluate import evaluate, summary_table
+from diary_lightning.inference.app import serve
+from diary_lightning.inference.export import merge_adapter
 from diary_lightning.io.outputs import Output, check_outputs
 from diary_lightning.model.metadata import adapter_base_model, checkpoint_state, read_adapter, read_checkpoint
 from diary_lightning.model.settings import RunFolder
@@ -49,13 +53,52 @@ from diary_lightning.training.checkpointing import (
 )
 from diary_lightning.training.datamodule import DiaryDataModule
 from diary_lightning.training.exact_resume import ExactResume, RngState
-from diary_lightning.training.lightning_internals import KeepConfiguredHyperparameters
+from diary_lightning.training.lightning_internals import KeepConfiguredHyperparameters, PlainSubcommands
 from diary_lightning.training.lora_module import DiaryLoRAModule
 
 log = logging.getLogger(__name__)
 
 
 class DiaryTrainer(SynthesizeCommand, Trainer):
+    # The command line's own arguments of validate, test and predict, declared in their signatures; the CLI's
+    # before_* hooks act on them (diary_lightning.cli.commands.DiaryCLI), the trainer passes the rest on.
+    def validate(self, model: Any = None, dataloaders: Any = None, ckpt_path: str | None = None, verbose: bool = True,
+                 datamodule: Any = None, weights_only: bool | None = None, zero_shot: bool = False) -> Any:
+        """Score the validation split: loss, ROUGE, chrF and the diary-style checks.
+
+        Args:
+            ckpt_path: The checkpoint to score (a path, ``best`` or ``last``); none: an exported adapter
+                (``--model.adapter_path``) or the base model alone.
+            zero_shot: Score the base model alone, no adapter (the zero-shot baseline).
+        """
+        return super().validate(model, dataloaders, ckpt_path, verbose, datamodule, weights_only)
+
+    def test(self, model: Any = None, dataloaders: Any = None, ckpt_path: str | None = None, verbose: bool = True,
+             datamodule: Any = None, weights_only: bool | None = None, zero_shot: bool = False) -> Any:
+        """Score the test split and write its diaries (test_generations.jsonl beside the logs).
+
+        Args:
+            ckpt_path: The checkpoint to score (a path, ``best`` or ``last``); none: an exported adapter
+                (``--model.adapter_path``) or the base model alone.
+            zero_shot: Score the base model alone, no adapter (the zero-shot baseline).
+        """
+        return super().test(model, dataloaders, ckpt_path, verbose, datamodule, weights_only)
+
+    def predict(self, model: Any = None, dataloaders: Any = None, datamodule: Any = None,
+                return_predictions: bool | None = None, ckpt_path: str | None = None, weights_only: bool | None = None,
+                output: str | None = None, resume_predictions: bool = False, zero_shot: bool = False) -> Any:
+        """Write a diary for every chat of data.predict_path into --output (JSONL).
+
+        Args:
+            ckpt_path: The checkpoint to write with (a path, ``best`` or ``last``), or an exported adapter
+                (``--model.adapter_path``).
+            output: JSONL file for the diaries (default: DEFAULT_ROOT_DIR/predictions.jsonl).
+            resume_predictions: Keep the diaries an interrupted predict left in OUTPUT.partial and write only the
+                missing ones.
+            zero_shot: Write with the base model alone, no adapter (the zero-shot baseline).
+        """
+        return super().predict(model, dataloaders, datamodule, return_predictions, ckpt_path, weights_only)
+
     def preprocess(self, model: DiaryLoRAModule | None = None, datamodule: DiaryDataModule | None = None) -> dict[str, Any]:
         """Parse, clean, split and tokenize the data into the cache, and print a JSON summary."""
         from diary_lightning.data.prepare import summarize, too_long
@@ -78,7 +121,7 @@ class DiaryTrainer(SynthesizeCommand, Trainer):
 
         Args:
             ckpt_path: The checkpoint to export (a path, ``best`` or ``last``).
-            output: The folder to write (``--output``; default: DEFAULT_ROOT_DIR/adapter).
+            output: The adapter folder to write (default: DEFAULT_ROOT_DIR/adapter).
         """
         from diary_lightning.inference.export import export_adapter
 
@@ -185,10 +228,28 @@ class DiaryArgumentParser(LightningArgumentParser):
         prog = parser.prog.replace(" [options]", "")
         if message.startswith(UNRECOGNIZED):
             raise ConfigError(f"{unknown_option_message(message, parser)} (all options: {prog} --help)")
-        raise ConfigError(f"{message}\n(all options: {prog} --help)")
+        raise ConfigError(f"{bad_value_message(message)}\n(all options: {prog} --help)")
 
 
 UNRECOGNIZED = "unrecognized arguments: "
+
+
+def bad_value_message(message: str) -> str:
+    """jsonargparse's report of a value its type refuses (a dozen lines on the Union's subtypes), said in one:
+    ``model.optimizer='sgd': expected one of adamw, paged_adamw_8bit, adamw_8bit``."""
+    key = re.search(r'Parser key "([^"]+)"', message)
+    value = re.search(r"(?:Given|Got) value: (.*)", message)
+    if key is None or value is None:
+        return message
+    choices = re.search(r"Literal\[([^\]]*)\]", message)
+    kind = re.search(r"Expected a <class '(\w+)'>", message)
+    if choices:
+        expected = f"expected one of {', '.join(c.strip().strip(chr(39)) for c in choices.group(1).split(','))}"
+    elif kind:
+        expected = f"expected {'an' if kind.group(1)[0] in 'aeiou' else 'a'} {kind.group(1)}"
+    else:
+        return message
+    return f"{key.group(1)}={value.group(1).strip()!r}: {expected}"
 
 
 def unknown_option_message(message: str, parser: Any) -> str:
@@ -201,23 +262,26 @@ def unknown_option_message(message: str, parser: Any) -> str:
     return "; ".join(parts) or message
 
 
-class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
+class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, PlainSubcommands, LightningCLI):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        # export's output is the shared --output below, not an argument of its own.
         return {**LightningCLI.subcommands(), "preprocess": {"model", "datamodule"},
-                "export": {"model", "datamodule", "output"}, "synthesize": {"model", "datamodule", "output"}}
+                "export": {"model", "datamodule"}, "synthesize": {"model", "datamodule"}}
+
+    def plain_subcommands(self) -> dict[str, Any]:
+        return {"merge": merge_adapter, "evaluate": evaluate, "app": serve}
+
+    def merge(self, **kwargs: Any) -> None:
+        print(merge_adapter(**kwargs))
+
+    def evaluate(self, **kwargs: Any) -> None:
+        print(summary_table(evaluate(**kwargs)))
+        print(Path(kwargs["output"]) / "report.md")
+
+    def app(self, **kwargs: Any) -> None:
+        serve(**kwargs)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
-        parser.add_argument("--output", type=str | None, default=None,
-                            help="predict: JSONL file for the diaries (default: DEFAULT_ROOT_DIR/predictions.jsonl); "
-                                 "export: the adapter folder (default: DEFAULT_ROOT_DIR/adapter); "
-                                 "synthesize: the JSONL of diaries to write or complete")
-        parser.add_argument("--resume_predictions", type=bool, default=False,
-                            help="predict: keep the diaries an interrupted predict left in OUTPUT.partial and "
-                                 "write only the missing ones")
-        parser.add_argument("--zero_shot", type=bool, default=False,
-                            help="predict: write with the base model alone, no adapter (the zero-shot baseline)")
         parser.link_arguments("model.base_model", "data.tokenizer")
         parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
 
@@ -227,7 +291,8 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         super().parse_arguments(parser, args)
 
     def before_instantiate_classes(self) -> None:
-        refuse_missing_config(self.subcommand, self.config[self.subcommand])
+        if self.subcommand not in self.plain_subcommands():
+            refuse_missing_config(self.subcommand, self.config[self.subcommand])
 
     def _adopt_run_settings(self) -> None:
         """Resolve ``--ckpt_path`` (``best``, ``last``) and take the settings the checkpoint or adapter it names
@@ -349,12 +414,6 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
             "the adapter --model.adapter_path": h.get("adapter_path"), "the base model": h.get("base_model"),
             "the run's checkpoint folder": checkpoint_dir(self.trainer)}, allowed_inside)
 
-    def export(self, **kwargs: Any) -> Path:
-        return self.trainer.export(**kwargs, output=self.config_init["export"].get("output"))
-
-    def synthesize(self, **kwargs: Any) -> dict[str, Any]:
-        return self.trainer.synthesize(**kwargs, output=self.config_init["synthesize"].get("output"))
-
     def before_validate(self) -> None:
         self._lock_run_folder()
         self._adopt_run_settings()
@@ -398,24 +457,14 @@ def main(args: list[str] | None = None) -> None:
     run_reporting_user_errors(run, sys.argv[1:] if args is None else args)
 
 
+DESCRIPTION = ("diary_lightning: fine-tune a Korean LLM with QLoRA to write a day's chat as its writer's diary; "
+               "prepare the data, train, score, write diaries, export, merge, compare systems on the benchmark and try the "
+               "adapter.")
+
+
 def run(argv: list[str]) -> None:
     """The command line without the error reporting: exceptions propagate (tests call this)."""
     check_config_syntax(argv)
-    if argv[:1] == ["merge"]:
-        from diary_lightning.inference.export import merge_main
-
-        merge_main(argv[1:])
-        return
-    if argv[:1] == ["evaluate"]:
-        from diary_lightning.cli.evaluate import main as evaluate_main
-
-        evaluate_main(argv[1:])
-        return
-    if argv[:1] == ["app"]:
-        from diary_lightning.inference.app import main as app_main
-
-        app_main(argv[1:])
-        return
     DiaryCLI(
         DiaryLoRAModule,
         DiaryDataModule,
@@ -429,11 +478,11 @@ def run(argv: list[str]) -> None:
         seed_everything_default=42,
         parser_class=DiaryArgumentParser,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"prog": "python -m diary_lightning",
-                       "epilog": "merge: fold an exported adapter into its base as a plain transformers model "
-                                 "(python -m diary_lightning merge --help); evaluate: systems side by side on the "
-                                 "benchmark (python -m diary_lightning evaluate --help); app: a web page to try an adapter "
-                                 "(python -m diary_lightning app --help)"},
+        parser_kwargs={"prog": "python -m diary_lightning", "description": DESCRIPTION,
+                       "fit": {"description": "Train the LoRA adapters on data.paths; checkpoints, logs and the "
+                                              "exported adapter go under trainer.default_root_dir."},
+                       "epilog": "Each subcommand takes --config FILE (YAML) and dotted options (--model.base_model "
+                                 "NAME); python -m diary_lightning SUBCOMMAND --help lists them."},
         # Given the program's own arguments, LightningCLI reads them itself (it warns when handed them).
         args=None if argv == sys.argv[1:] else argv,
     )

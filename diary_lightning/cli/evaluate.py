@@ -370,33 +370,6 @@ def load_pipeline(kind: str, path: str, common: dict[str, Any]) -> Any:
         "compute_dtype": common["compute_dtype"] or ("float32" if device.type == "cpu" else "bfloat16")})
 
 
-def parser() -> Any:
-    """The arguments of :func:`evaluate`, from its signature and docstring (jsonargparse, as the other subcommands'
-    LightningCLI): ``--teacher.backend``, ``--predictions '[a.jsonl, b.jsonl]'``."""
-    from jsonargparse import ArgumentParser
-
-    p = ArgumentParser(prog="python -m diary_lightning evaluate", exit_on_error=False,
-                       description=(evaluate.__doc__ or "").split("\n\n")[0])
-    p.add_function_arguments(evaluate, as_group=False)
-    return p
-
-
-def main(argv: list[str]) -> dict[str, Any]:
-    """``python -m diary_lightning evaluate``: a mistake in the arguments is a user error (exit 2)."""
-    from jsonargparse import ArgumentError
-
-    p = parser()
-    try:
-        options = p.parse_args(argv)
-    except ArgumentError as err:
-        raise ConfigError(f"{err}\n(all options: python -m diary_lightning evaluate --help)") from None
-    options = p.instantiate(options) if hasattr(p, "instantiate") else p.instantiate_classes(options)
-    summary = evaluate(**{k: v for k, v in vars(options).items() if not k.startswith("__")})
-    print(summary_table(summary))
-    print(Path(options.output) / "report.md")
-    return summary
-
-
 SHOWN = ("style_pass", "fact_recall", "wrong_person", "trap_rate", "faithful", "chrf")
 
 
@@ -411,4 +384,4 @@ def summary_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["WRITE_PROMPT", "baseline_diary", "evaluate", "main", "read_predictions", "summary_table"]
+__all__ = ["WRITE_PROMPT", "baseline_diary", "evaluate", "read_predictions", "summary_table"]

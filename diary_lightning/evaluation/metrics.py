@@ -28,7 +28,7 @@ import functools
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 from torch import Tensor, nn
 from torchmetrics.functional.text import rouge_score
@@ -37,7 +37,8 @@ from torchmetrics.text import CHRFScore, ROUGEScore
 if TYPE_CHECKING:
     from kiwipiepy import Kiwi
 
-ROUGE_TOKENIZERS: tuple[str, ...] = ("char", "eojeol", "morpheme")
+RougeTokenizer = Literal["char", "eojeol", "morpheme"]
+ROUGE_TOKENIZERS: tuple[str, ...] = get_args(RougeTokenizer)
 DEFAULT_ROUGE_TOKENIZER = "char"
 METRIC_KEYS: tuple[str, ...] = ("rouge1", "rouge2", "rougeL", "chrf")
 

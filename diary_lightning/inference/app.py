@@ -8,7 +8,6 @@ only once the page is built.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import json
@@ -20,6 +19,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from diary_lightning.evaluation.diary_style import style_failures
 from diary_lightning.evaluation.faithfulness import FAILURES, faithfulness_evidence
 from diary_lightning.inference.pipeline import DiaryPipeline, PreparedPrompt, pick_device
 from diary_lightning.model.generation import GenerationSettings
+from diary_lightning.model.loading import ComputeDtype
 from diary_lightning.model.settings import DEFAULT_MAX_LENGTH, RunSettings
 
 log = logging.getLogger(__name__)
@@ -384,88 +385,97 @@ def build_page(page: DiaryPage) -> Any:
     return blocks
 
 
-def _flag(value: str) -> bool:
-    """``true`` or ``false``, as the other subcommands spell their switches (``--zero_shot true``)."""
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+@dataclass(frozen=True)
+class AppModel:
+    """The model the page writes with (``--model.*``).
+
+    Args:
+        adapter_path: An exported adapter folder.
+        base_model: The base model (default: the one the adapter or checkpoint was trained on).
+        load_in_4bit: Load the base in 4 bits (default: as training did; zero-shot: true).
+        compute_dtype: Default: as training did (zero-shot: bfloat16 on a GPU, float32 on the CPU).
+        trust_remote_code: Allow the base model's repository to run its own code.
+    """
+
+    adapter_path: str | None = None
+    base_model: str | None = None
+    load_in_4bit: bool | None = None
+    compute_dtype: ComputeDtype | None = None
+    trust_remote_code: bool = False
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m diary_lightning app",
-        description="Serve a web page to try an adapter: paste or upload a chat, choose whose diary, read one diary "
-                    "per day with its diary-style checks and the prompt sent, beside the base model's if asked. "
-                    f"The page is also an API endpoint (/{API_NAME}): see docs/serving.md.")
-    p.add_argument("--ckpt_path", help="a checkpoint of fit (the file; runs/NAME/checkpoints/last.ckpt)")
-    p.add_argument("--model.adapter_path", dest="adapter_path", help="an exported adapter folder")
-    p.add_argument("--zero_shot", type=_flag, default=False,
-                   help="true: the base model alone, no adapter (needs --model.base_model)")
-    p.add_argument("--model.base_model", dest="base_model",
-                   help="the base model (default: the one the adapter or checkpoint was trained on)")
-    p.add_argument("--model.load_in_4bit", dest="load_in_4bit", type=_flag, default=None,
-                   help="load the base in 4 bits (default: as training did; zero-shot: true)")
-    p.add_argument("--model.compute_dtype", dest="compute_dtype", choices=("bfloat16", "float16", "float32"),
-                   help="default: as training did (zero-shot: bfloat16 on a GPU, float32 on the CPU)")
-    p.add_argument("--model.trust_remote_code", dest="trust_remote_code", type=_flag, default=False,
-                   help="allow the base model's repository to run its own code")
-    p.add_argument("--data.max_length", dest="max_length", type=int, default=DEFAULT_MAX_LENGTH,
-                   help="zero-shot only: most tokens of prompt and diary (an adapter brings its own)")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default: the first GPU if there is one)")
-    p.add_argument("--batch_size", type=int, default=8, help="days generated together (default: %(default)s)")
-    p.add_argument("--host", default="127.0.0.1",
-                   help="the address to serve on (default: %(default)s, this machine only; 0.0.0.0: every interface)")
-    p.add_argument("--port", type=int, default=7860, help="default: %(default)s")
-    return p
+@dataclass(frozen=True)
+class AppData:
+    """The chats (``--data.*``).
+
+    Args:
+        max_length: Zero-shot only: most tokens of prompt and diary (an adapter brings its own).
+    """
+
+    max_length: int = DEFAULT_MAX_LENGTH
 
 
-def load_pipeline(options: argparse.Namespace) -> tuple[DiaryPipeline, str]:
-    """The model the options name, and how the page names it."""
-    sources = [s for s in (options.ckpt_path, options.adapter_path) if s]
-    if len(sources) > 1:
-        raise ConfigError(f"give --ckpt_path or --model.adapter_path, not both ({sources[0]} and {sources[1]})")
-    if sources and options.zero_shot:
-        raise ConfigError(f"--zero_shot true writes with the base model alone; it contradicts the adapter {sources[0]}")
-    common = {"load_in_4bit": options.load_in_4bit, "compute_dtype": options.compute_dtype, "device": options.device,
-              "batch_size": options.batch_size, "trust_remote_code": options.trust_remote_code}
-    if options.ckpt_path:
-        if options.ckpt_path in ("last", "best") or not Path(options.ckpt_path).is_file():
-            raise FileNotFoundError(f"--ckpt_path {options.ckpt_path}: no such checkpoint file (app takes the "
-                                    "file itself, e.g. runs/tiny/checkpoints/last.ckpt)")
-        return DiaryPipeline.from_checkpoint(options.ckpt_path, options.base_model, **common), options.ckpt_path
-    if options.adapter_path:
-        return DiaryPipeline.from_pretrained(options.adapter_path, options.base_model, **common), options.adapter_path
-    if not options.zero_shot:
-        raise ConfigError("app needs an adapter: --ckpt_path CKPT (a checkpoint of fit) or --model.adapter_path DIR "
-                          "(an exported adapter folder). To try the untuned base model, add --zero_shot true "
-                          "--model.base_model NAME.")
-    if not options.base_model:
-        raise ConfigError("--zero_shot true needs --model.base_model NAME (a Hub id or a local folder)")
-    device = pick_device(options.device)
-    settings = RunSettings(PromptFormat(), options.max_length)
-    common.update(load_in_4bit=True if options.load_in_4bit is None else options.load_in_4bit, device=device,
-                  compute_dtype=options.compute_dtype or ("float32" if device.type == "cpu" else "bfloat16"))
-    return DiaryPipeline.zero_shot(options.base_model, settings, **common), f"{options.base_model} (zero-shot)"
+def serve(ckpt_path: str | None = None, zero_shot: bool = False, model: AppModel = AppModel(),
+          data: AppData = AppData(), device: str | None = None, batch_size: int = 8, host: str = "127.0.0.1",
+          port: int = 7860) -> None:
+    """Serve a web page to try an adapter: paste or upload a chat, choose whose diary, read one diary per day with
+    its diary-style checks and the prompt sent, beside the base model's if asked. The page is also an API endpoint
+    (/write): see docs/serving.md.
 
-
-def main(argv: list[str]) -> None:
-    """``python -m diary_lightning app``: load the model, then serve the page until interrupted."""
-    options = parser().parse_args(argv)
+    Args:
+        ckpt_path: A checkpoint of fit (the file; runs/NAME/checkpoints/last.ckpt).
+        zero_shot: True: the base model alone, no adapter (needs --model.base_model).
+        model: The model the page writes with.
+        data: The chats.
+        device: cpu, cuda or cuda:N (default: the first GPU if there is one).
+        batch_size: Days generated together.
+        host: The address to serve on (default: this machine only; 0.0.0.0: every interface).
+        port: The port to serve on.
+    """
     import_gradio()  # before minutes of loading a model, not after
     start = time.perf_counter()
-    pipeline, source = load_pipeline(options)
+    pipeline, source = load_pipeline(ckpt_path, zero_shot, model, data, device, batch_size)
     loaded = time.perf_counter()
     log.info("app: model loaded in %.1f s from %s", loaded - start, source)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own requests to the page, one line each
-    page = DiaryPage(pipeline, source, has_adapter=not options.zero_shot)
+    page = DiaryPage(pipeline, source, has_adapter=not zero_shot)
     blocks = build_page(page)
-    blocks.launch(server_name=options.host, server_port=options.port, prevent_thread_lock=True, quiet=True,
+    blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
                   ssr_mode=False, mcp_server=False, show_error=False)
-    log.info("app: serving http://%s:%d (%.1f s after the model was loaded; Ctrl+C stops it)", options.host,
-             options.port, time.perf_counter() - loaded)
+    log.info("app: serving http://%s:%d (%.1f s after the model was loaded; Ctrl+C stops it)", host, port,
+             time.perf_counter() - loaded)
     try:
         blocks.block_thread()
     finally:
         page.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def load_pipeline(ckpt_path: str | None = None, zero_shot: bool = False, model: AppModel = AppModel(),
+                  data: AppData = AppData(), device: str | None = None, batch_size: int = 8,
+                  ) -> tuple[DiaryPipeline, str]:
+    """The model :func:`serve`'s arguments name, and how the page names it."""
+    sources = [s for s in (ckpt_path, model.adapter_path) if s]
+    if len(sources) > 1:
+        raise ConfigError(f"give --ckpt_path or --model.adapter_path, not both ({sources[0]} and {sources[1]})")
+    if sources and zero_shot:
+        raise ConfigError(f"--zero_shot true writes with the base model alone; it contradicts the adapter {sources[0]}")
+    common = {"load_in_4bit": model.load_in_4bit, "compute_dtype": model.compute_dtype, "device": device,
+              "batch_size": batch_size, "trust_remote_code": model.trust_remote_code}
+    if ckpt_path:
+        if ckpt_path in ("last", "best") or not Path(ckpt_path).is_file():
+            raise FileNotFoundError(f"--ckpt_path {ckpt_path}: no such checkpoint file (app takes the "
+                                    "file itself, e.g. runs/tiny/checkpoints/last.ckpt)")
+        return DiaryPipeline.from_checkpoint(ckpt_path, model.base_model, **common), ckpt_path
+    if model.adapter_path:
+        return DiaryPipeline.from_pretrained(model.adapter_path, model.base_model, **common), model.adapter_path
+    if not zero_shot:
+        raise ConfigError("app needs an adapter: --ckpt_path CKPT (a checkpoint of fit) or --model.adapter_path DIR "
+                          "(an exported adapter folder). To try the untuned base model, add --zero_shot true "
+                          "--model.base_model NAME.")
+    if not model.base_model:
+        raise ConfigError("--zero_shot true needs --model.base_model NAME (a Hub id or a local folder)")
+    device = pick_device(device)
+    settings = RunSettings(PromptFormat(), data.max_length)
+    common.update(load_in_4bit=True if model.load_in_4bit is None else model.load_in_4bit, device=device,
+                  compute_dtype=model.compute_dtype or ("float32" if device.type == "cpu" else "bfloat16"))
+    return DiaryPipeline.zero_shot(model.base_model, settings, **common), f"{model.base_model} (zero-shot)"

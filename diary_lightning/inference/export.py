@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from diary_lightning.inference.chat_template import build_chat_template
 from diary_lightning.io.atomic import atomic_directory
@@ -23,6 +23,7 @@ from diary_lightning.io.outputs import MERGED, Output, check_outputs, mark
 from diary_lightning.model.generation import generation_config
 from diary_lightning.model.loading import (
     DTYPES,
+    ComputeDtype,
     adapter_state,
     load_adapter_checkpoint,
     load_adapter_state,
@@ -40,7 +41,7 @@ from diary_lightning.model.settings import RunSettings
 
 log = logging.getLogger(__name__)
 
-MERGE_DTYPES = ("bfloat16", "float16", "float32")
+MERGE_DTYPES = get_args(ComputeDtype)
 
 
 def save_adapter(model: Any, target: str | os.PathLike, metadata: RunMetadata, tokenizer: Any | None = None) -> Path:
@@ -100,13 +101,21 @@ def export_adapter(pl_module: Any, checkpoint: str | os.PathLike, target: str | 
         load_adapter_state(pl_module.model, current)
 
 
-def merge_adapter(adapter_path: str | os.PathLike, output: str | os.PathLike, dtype: str = "bfloat16",
+def merge_adapter(adapter_path: str | os.PathLike, output: str | os.PathLike, dtype: ComputeDtype = "bfloat16",
                   base_model: str | None = None, trust_remote_code: bool = False) -> Path:
-    """Fold the adapter into a 16-bit copy of its base and save the result to ``output`` as a plain
-    transformers model, with the adapter's tokenizer, generation config and ``diary_lightning.json``.
+    """Merge an exported adapter into a 16-bit copy of its base and save a plain transformers model
+    (AutoModelForCausalLM.from_pretrained(OUTPUT)), with the adapter's tokenizer, generation config and
+    diary_lightning.json.
 
     The base is loaded in ``dtype``, never in 4 bits: merged into NF4 weights the update would be
     rounded away to the 4-bit grid.
+
+    Args:
+        adapter_path: The exported adapter folder.
+        output: The folder to write the merged model to.
+        dtype: dtype of the merged weights (never 4-bit, which would round the adapter's update away).
+        base_model: The base model (default: base_model_name_or_path in adapter_config.json).
+        trust_remote_code: Allow the base model's repository to run its own code.
     """
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
@@ -131,23 +140,3 @@ def merge_adapter(adapter_path: str | os.PathLike, output: str | os.PathLike, dt
                 shutil.copyfile(adapter_path / name, tmp / name)
         mark(tmp, "merge")
     return output
-
-
-def merge_main(args: list[str]) -> None:
-    """``merge``: no model or data config, so plain argparse rather than a LightningCLI subcommand."""
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m diary_lightning merge",
-        description="Merge an exported adapter into a 16-bit copy of its base and save a plain transformers model "
-                    "(AutoModelForCausalLM.from_pretrained(OUTPUT)).")
-    parser.add_argument("--adapter_path", required=True, help="the exported adapter folder")
-    parser.add_argument("--output", required=True, help="the folder to write the merged model to")
-    parser.add_argument("--dtype", default="bfloat16", choices=MERGE_DTYPES,
-                        help="dtype of the merged weights (default: %(default)s; never 4-bit, which would round "
-                             "the adapter's update away)")
-    parser.add_argument("--base_model", default=None,
-                        help="the base model (default: base_model_name_or_path in adapter_config.json)")
-    parser.add_argument("--trust_remote_code", action="store_true", help="allow the base model's own code")
-    options = parser.parse_args(args)
-    print(merge_adapter(options.adapter_path, options.output, options.dtype, options.base_model, options.trust_remote_code))

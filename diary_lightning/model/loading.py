@@ -11,13 +11,14 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import torch
 
 from diary_lightning.errors import ConfigError
 from diary_lightning.model.metadata import AdapterMismatchError, RunMetadata, check_base
 
+ComputeDtype = Literal["bfloat16", "float16", "float32"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 

@@ -65,6 +65,65 @@ class KeepConfiguredHyperparameters:
         return None
 
 
+class PlainSubcommands:
+    """A LightningCLI mix-in for subcommands that are plain functions beside the trainer's (``merge``, ``app``):
+    parsed by the same parser class (dotted flags, ``--config``, one-line errors), listed in the same ``--help``,
+    their arguments taken from the function's signature and docstring, and nothing instantiated for them.
+
+    Why internal: LightningCLI builds its subcommand parsers in the private ``_add_subcommands`` (with
+    ``_prepare_subcommand_parser``, ``lightning/pytorch/cli.py``) from trainer methods only, instantiates a model,
+    data module and trainer for every subcommand in ``instantiate_classes``, seeds in ``_set_seed`` and runs a
+    subcommand in ``_run_subcommand`` as a trainer method given the model and data module. The CLI method of the
+    subcommand's name runs a plain one, given the function's arguments as parsed.
+    """
+
+    def plain_subcommands(self) -> dict[str, Any]:
+        """Name -> function; the CLI method of the same name runs it."""
+        return {}
+
+    def _add_subcommands(self, parser: Any, **kwargs: Any) -> None:
+        self._subcommand_parsers = {}
+        subcommands = parser.add_subcommands()
+        for name in self.subcommands():
+            fn = getattr(self.trainer_class, name)
+            description = kwargs.get(name, {}).get("description") or _summary(fn)
+            subparser = self._prepare_subcommand_parser(self.trainer_class, name, **{
+                **kwargs.get(name, {}), "description": description})
+            self._subcommand_parsers[name] = subparser
+            subcommands.add_subcommand(name, subparser, help=description)
+        for name, fn in self.plain_subcommands().items():
+            description = _summary(fn)
+            subparser = self.init_parser(description=description, **kwargs.get(name, {}))
+            self._subcommand_method_arguments[name] = subparser.add_function_arguments(fn, as_group=False)
+            self._subcommand_parsers[name] = subparser
+            subcommands.add_subcommand(name, subparser, help=description)
+
+    def instantiate_classes(self) -> None:
+        if self.subcommand in self.plain_subcommands():
+            self.config_init = self.parser.instantiate_classes(self.config)
+            self.model = self.datamodule = self.trainer = None
+            return
+        super().instantiate_classes()
+
+    def _set_seed(self) -> None:
+        if self.subcommand not in self.plain_subcommands():  # nothing of theirs is random
+            super()._set_seed()
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        # Lightning's looks the subcommand up on the trainer, and passes the model and data module, which a plain
+        # function has none of (app's ``model`` is its own argument).
+        if subcommand not in self.plain_subcommands():
+            return super()._run_subcommand(subcommand)
+        config = self.config_init[subcommand]
+        getattr(self, subcommand)(**{key: config[key] for key in self._subcommand_method_arguments[subcommand]})
+        return None
+
+
+def _summary(fn: Any) -> str:
+    """The first paragraph of ``fn``'s docstring, on one line."""
+    return " ".join((fn.__doc__ or "").strip().split("\n\n")[0].split())
+
+
 def step_ends_here(trainer: Any, batch_idx: int) -> bool:
     """Whether the optimizer steps after this batch: every ``accumulate_grad_batches`` batches of an epoch and on
     its last one (public attributes only, as Lightning decides it in ``_TrainingEpochLoop._should_accumulate``)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import lightning as L
 import torch
@@ -13,10 +13,10 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from diary_lightning.errors import ConfigError
 from diary_lightning.evaluation import samples as evaluation
-from diary_lightning.evaluation.metrics import DEFAULT_ROUGE_TOKENIZER, ROUGE_TOKENIZERS, get_rouge_tokenizer
+from diary_lightning.evaluation.metrics import DEFAULT_ROUGE_TOKENIZER, RougeTokenizer, get_rouge_tokenizer
 from diary_lightning.model.generation import GenerationSettings, generate_diaries
 from diary_lightning.model.loading import (
-    DTYPES,
+    ComputeDtype,
     adapter_state,
     build_model,
     check_positions,
@@ -37,7 +37,7 @@ class DiaryLoRAModule(L.LightningModule):
         self,
         base_model: str | None = None,
         load_in_4bit: bool = True,
-        compute_dtype: str = "bfloat16",
+        compute_dtype: ComputeDtype = "bfloat16",
         double_quant: bool = True,
         lora_r: int = 16,
         lora_alpha: int = 32,
@@ -46,11 +46,11 @@ class DiaryLoRAModule(L.LightningModule):
         learning_rate: float = 2e-4,
         weight_decay: float = 0.0,
         warmup_steps: int = 0,
-        lr_scheduler: str = "cosine",
-        optimizer: str = "adamw",
+        lr_scheduler: Scheduler = "cosine",
+        optimizer: Optimizer = "adamw",
         gradient_checkpointing: bool = False,
         loss_chunk_size: int = 0,
-        residual_dtype: str = "float32",
+        residual_dtype: ResidualDtype = "float32",
         attn_implementation: str | None = "sdpa",
         trust_remote_code: bool = False,
         max_new_tokens: int = GENERATION.max_new_tokens,
@@ -61,7 +61,7 @@ class DiaryLoRAModule(L.LightningModule):
         repetition_penalty: float = GENERATION.repetition_penalty,
         no_repeat_ngram_size: int = GENERATION.no_repeat_ngram_size,
         generate_every_n_val: int = 1,
-        rouge_tokenizer: str = DEFAULT_ROUGE_TOKENIZER,
+        rouge_tokenizer: RougeTokenizer = DEFAULT_ROUGE_TOKENIZER,
         adapter_path: str | None = None,
         allow_other_base: bool = False,
     ) -> None:
@@ -113,8 +113,7 @@ class DiaryLoRAModule(L.LightningModule):
         super().__init__()
         check_module_settings(optimizer=optimizer, lr_scheduler=lr_scheduler, compute_dtype=compute_dtype,
                               generate_every_n_val=generate_every_n_val, loss_chunk_size=loss_chunk_size,
-                              residual_dtype=residual_dtype,
-                              rouge_tokenizer=rouge_tokenizer, adapter_path=adapter_path)
+                              residual_dtype=residual_dtype, rouge_tokenizer=rouge_tokenizer, adapter_path=adapter_path)
         self.save_hyperparameters()
         self.generation = GenerationSettings(max_new_tokens, num_beams, do_sample, temperature, top_p,
                                              repetition_penalty, no_repeat_ngram_size)
@@ -332,23 +331,23 @@ class DiaryLoRAModule(L.LightningModule):
 
 
 # The LightningModule's settings checked as it is built: a bad value fails with its name before any model loads.
+# The choices are types, which the command line's parser checks; Python callers get the same check from them.
 
-OPTIMIZERS = ("adamw", "paged_adamw_8bit", "adamw_8bit")
-SCHEDULERS = ("cosine", "linear", "constant")
-RESIDUAL_DTYPES = ("float32", "bfloat16")
+Optimizer = Literal["adamw", "paged_adamw_8bit", "adamw_8bit"]
+Scheduler = Literal["cosine", "linear", "constant"]
+ResidualDtype = Literal["float32", "bfloat16"]
+CHOICES = {"optimizer": Optimizer, "lr_scheduler": Scheduler, "compute_dtype": ComputeDtype,
+           "residual_dtype": ResidualDtype, "rouge_tokenizer": RougeTokenizer}
 
 
-def check_module_settings(*, optimizer: str, lr_scheduler: str, compute_dtype: str, generate_every_n_val: int,
-                          loss_chunk_size: int, rouge_tokenizer: str, adapter_path: str | None,
-                          residual_dtype: str = "float32") -> None:
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"model.optimizer={optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
-    if lr_scheduler not in SCHEDULERS:
-        raise ValueError(f"model.lr_scheduler={lr_scheduler!r}: expected one of {', '.join(SCHEDULERS)}")
-    if compute_dtype not in DTYPES:
-        raise ValueError(f"model.compute_dtype={compute_dtype!r}: expected one of {', '.join(DTYPES)}")
-    if residual_dtype not in RESIDUAL_DTYPES:
-        raise ValueError(f"model.residual_dtype={residual_dtype!r}: expected one of {', '.join(RESIDUAL_DTYPES)}")
+def check_module_settings(*, generate_every_n_val: int, loss_chunk_size: int, adapter_path: str | None,
+                          residual_dtype: str = "float32", compute_dtype: str = "bfloat16",
+                          rouge_tokenizer: str = DEFAULT_ROUGE_TOKENIZER, **choices: str) -> None:
+    given = {**choices, "residual_dtype": residual_dtype, "compute_dtype": compute_dtype,
+             "rouge_tokenizer": rouge_tokenizer}
+    for key, value in given.items():
+        if value not in get_args(CHOICES[key]):
+            raise ValueError(f"model.{key}={value!r}: expected one of {', '.join(get_args(CHOICES[key]))}")
     if residual_dtype == "bfloat16" and compute_dtype != "bfloat16":
         raise ValueError(f"model.residual_dtype=bfloat16 with model.compute_dtype={compute_dtype}: a bf16 residual "
                          "stream needs bf16 compute; set both, or leave residual_dtype at float32")
@@ -357,8 +356,6 @@ def check_module_settings(*, optimizer: str, lr_scheduler: str, compute_dtype: s
                          "(set data.val_generate_samples: 0 to turn generation off)")
     if loss_chunk_size < 0:
         raise ValueError(f"model.loss_chunk_size={loss_chunk_size}: expected 0 (off) or a positive chunk size")
-    if rouge_tokenizer not in ROUGE_TOKENIZERS:
-        raise ValueError(f"model.rouge_tokenizer={rouge_tokenizer!r}: expected one of {', '.join(ROUGE_TOKENIZERS)}")
     get_rouge_tokenizer(rouge_tokenizer)  # a missing kiwipiepy fails here, not at the first validation
     if adapter_path is not None and not (Path(adapter_path) / "adapter_config.json").is_file():
         raise FileNotFoundError(f"model.adapter_path={adapter_path!r}: no adapter_config.json there; give a folder "
