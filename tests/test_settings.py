@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from pathlib import Path
 
@@ -54,3 +55,42 @@ def test_the_run_folder_names_derive_from_its_root_and_checkpoint_folder() -> No
                                                             Path("runs/a/checkpoints/adapter"))
     assert (folder.exported_adapter, folder.predictions) == (Path("runs/a/adapter"), Path("runs/a/predictions.jsonl"))
     assert RunFolder.at("runs/a", "/ckpts").last_checkpoint == Path("/ckpts/last.ckpt")
+
+
+def test_a_runs_recorded_settings_become_the_command_lines_defaults(tmp_path: Path) -> None:
+    import pytest
+    import torch
+    from jsonargparse import Namespace
+
+    from diary_lightning.cli.commands import recorded_run, run_defaults
+    from diary_lightning.errors import ConfigError
+
+    settings = RunSettings(PromptFormat(), 300, GenerationSettings(max_new_tokens=64))
+    metadata = RunMetadata(settings, base_model="/base", loading={"load_in_4bit": False},
+                           lora={"r": 4, "alpha": 8, "target_modules": "all-linear"})
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"diary_lightning": metadata.to_dict()}, ckpt)
+
+    def config(ckpt_path: str | None, adapter_path: str | None = None) -> Namespace:
+        return Namespace(ckpt_path=ckpt_path, model=Namespace(adapter_path=adapter_path, base_model=None),
+                         trainer=Namespace(default_root_dir=str(tmp_path / "run"), callbacks=None))
+
+    read, source, base = recorded_run(config("last"))
+    assert (read, source, base) == (metadata, str(ckpt), "/base")
+    defaults = run_defaults(read, base)
+    assert defaults["model.max_new_tokens"] == 64 and defaults["data.max_length"] == 300
+    assert (defaults["model.lora_r"], defaults["model.target_modules"], defaults["model.load_in_4bit"],
+            defaults["model.base_model"]) == (4, "all-linear", False, "/base")
+    # Every default names an option of the model or the data module.
+    from diary_lightning.training.datamodule import DiaryDataModule
+    from diary_lightning.training.lora_module import DiaryLoRAModule
+
+    options = {f"model.{name}" for name in inspect.signature(DiaryLoRAModule).parameters} | {
+        f"data.{name}" for name in inspect.signature(DiaryDataModule).parameters}
+    assert set(defaults) <= options
+    assert recorded_run(config(None)) is None
+    with pytest.raises(ConfigError, match="give --ckpt_path or --model.adapter_path, not both"):
+        recorded_run(config(str(ckpt), "adapter"))
+    with pytest.raises(FileNotFoundError, match="--ckpt_path nowhere.ckpt: no such checkpoint"):
+        recorded_run(config("nowhere.ckpt"))

@@ -23,7 +23,6 @@ from lightning.pytorch.plugins.io import CheckpointIO
 from diary_lightning.cli.console import progress_bar, silence_known_noise
 from diary_lightning.cli.runs import (
     RunLocks,
-    apply_run_metadata,
     as_list,
     cpu_when_no_accelerator_needed,
     place_checkpoints,
@@ -163,7 +162,7 @@ def refuse_missing_config(subcommand: str, config: Any) -> None:
         missing.append("data.paths")
     if subcommand == "predict" and not config.get("data.predict_path"):
         missing.append("data.predict_path")
-    # Outside fit a checkpoint or an exported adapter names its base model (runs.apply_run_metadata).
+    # Outside fit a checkpoint or an exported adapter names its base model (DiaryCLI.parse_arguments).
     if not config.get("model.base_model") and (subcommand in ("fit", "preprocess") or not adapter):
         missing.append("model.base_model")
     if missing:
@@ -172,10 +171,57 @@ def refuse_missing_config(subcommand: str, config: Any) -> None:
                           f"{' and '.join('--' + key for key in missing)} on the command line")
 
 
-def options_given(argv: list[str]) -> set[str]:
-    """The dotted keys given as options on the command line (``--model.max_new_tokens 4`` gives
-    ``model.max_new_tokens``)."""
-    return {arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--")}
+def recorded_run(config: Any) -> tuple[Any, str, str] | None:
+    """What the checkpoint (``--ckpt_path``: a file, ``last`` or ``best``) or exported adapter
+    (``--model.adapter_path``) a subcommand reads recorded, where it is and the base it names; None with neither,
+    or when loading it will name what is wrong with it."""
+    ckpt, adapter = config.get("ckpt_path"), config["model"].get("adapter_path")
+    if ckpt and adapter:
+        raise ConfigError(f"give --ckpt_path or --model.adapter_path, not both ({ckpt} and {adapter})")
+    if adapter:
+        return read_adapter(adapter), adapter, adapter_base_model(adapter)
+    if not ckpt:
+        return None
+    folder = RunFolder.at(config["trainer"].get("default_root_dir") or os.getcwd(),
+                          configured_checkpoint_dir(config["trainer"].get("callbacks")))
+    path = folder.last_checkpoint if ckpt in ("last", "best") else Path(ckpt)
+    if ckpt in ("last", "best") and not path.is_file():
+        return None  # Lightning, or resolve_checkpoint, says so
+    if not path.is_file():
+        raise FileNotFoundError(f"--ckpt_path {ckpt}: no such checkpoint")
+    if ckpt == "best":
+        path = Path(best_in(path))
+    try:
+        metadata = read_checkpoint(path, strict=False)
+    except (RuntimeError, pickle.UnpicklingError, EOFError):
+        return None  # not a checkpoint: the output rule is checked first, then loading it names what is wrong
+    if metadata is None:
+        if not config["model"].get("base_model"):
+            raise ConfigError(f"{path} records no base model (not written by diary_lightning?): give "
+                              "--model.base_model")
+        return None  # loading it names what is wrong with it
+    return metadata, str(path), metadata.base_model
+
+
+LORA_FLAGS = {"r": "lora_r", "alpha": "lora_alpha", "target_modules": "target_modules"}
+"""The model's flag of each key of a run's recorded LoRA shape."""
+
+
+def run_defaults(metadata: Any, base: str) -> dict[str, Any]:
+    """A run's recorded settings as the dotted keys of the command line."""
+    return {"model.base_model": base, **{f"model.{key}": value for key, value in metadata.loading.items()},
+            **{f"model.{LORA_FLAGS[key]}": value for key, value in metadata.lora.items() if key in LORA_FLAGS},
+            **{f"model.{key}": value for key, value in metadata.settings.generation.to_dict().items()},
+            **({"data.max_length": metadata.settings.max_length} if metadata.settings.max_length else {})}
+
+
+def configured_checkpoint_dir(callbacks: Any) -> str | None:
+    """The ``dirpath`` of a ModelCheckpoint the config gives, as parsed (before the trainer exists)."""
+    for callback in as_list(callbacks):
+        init_args = getattr(callback, "init_args", None) or {}
+        if str(getattr(callback, "class_path", "")).endswith("ModelCheckpoint") and init_args.get("dirpath"):
+            return init_args["dirpath"]
+    return None
 
 
 def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
@@ -189,6 +235,11 @@ def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
     last = RunFolder.at(dirpath or ".", dirpath or ".").last_checkpoint
     if not dirpath or not last.is_file():
         raise FileNotFoundError(f"--ckpt_path best: no {last} to read the best checkpoint from; give the path instead")
+    return best_in(last)
+
+
+def best_in(last: Path) -> str:
+    """The best checkpoint ModelCheckpoint recorded in ``last``."""
     state = checkpoint_state(last)
     for key, value in state.get("callbacks", {}).items():
         if key.startswith("ModelCheckpoint") and value.get("best_model_path"):
@@ -286,51 +337,43 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, PlainSubcommands, Lightn
         parser.link_arguments("model.trust_remote_code", "data.trust_remote_code")
 
     def parse_arguments(self, parser: Any, args: Any) -> None:
-        # Kept to tell the options given on the command line from a config's and the defaults.
-        self._argv = list(args) if isinstance(args, list) else sys.argv[1:]
+        """Settings travel with the run: what the checkpoint or exported adapter a subcommand reads recorded (its
+        base and how it was loaded, the LoRA shape, ``max_length``, the generation settings) are the parser's
+        defaults, which the config and the options given override as they override any default."""
         super().parse_arguments(parser, args)
-
-    def before_instantiate_classes(self) -> None:
-        if self.subcommand not in self.plain_subcommands():
-            refuse_missing_config(self.subcommand, self.config[self.subcommand])
+        subcommand = self.config.get("subcommand")
+        self._recorded = None
+        if subcommand in self.plain_subcommands():
+            return
+        refuse_missing_config(subcommand, self.config[subcommand])  # before a checkpoint named is read
+        if subcommand not in ("validate", "test", "predict", "export"):
+            return
+        self._recorded = recorded_run(self.config[subcommand])
+        if self._recorded is not None:
+            metadata, source, base = self._recorded
+            self._subcommand_parsers[subcommand].set_defaults(run_defaults(metadata, base))
+            super().parse_arguments(parser, args)
+            given = self.config[subcommand]
+            log.info("model.base_model from %s: %s", source, given["model"]["base_model"])
+            taken = {key: value for key, value in metadata.settings.generation.to_dict().items()
+                     if given["model"][key] == value}
+            log.info("generation settings from %s where the config and options give none: %s", source,
+                     ", ".join(f"{key}={value}" for key, value in taken.items()))
 
     def _adopt_run_settings(self) -> None:
-        """Resolve ``--ckpt_path`` (``best``, ``last``) and take the settings the checkpoint or adapter it names
-        recorded (:func:`apply_run_metadata`): read here, once, before anything is encoded or loaded."""
+        """Name the checkpoint ``--ckpt_path`` means for Lightning, and encode as the run read at parsing was
+        trained to read: its prompt, and an adapter's ``max_length``, which no setting overrides."""
         config = self.config_init[self.subcommand]
-        if config.get("ckpt_path") and self.model.hparams.adapter_path:
-            raise ValueError(f"give --ckpt_path or --model.adapter_path, not both "
-                             f"({config['ckpt_path']} and {self.model.hparams.adapter_path})")
         if "ckpt_path" in config:
             config["ckpt_path"] = resolve_checkpoint(config["ckpt_path"], self.trainer)
-        last = str(run_folder(self.trainer).last_checkpoint)
         if config.get("ckpt_path") == "last" and self.subcommand == "predict":
             # Named now, so that the diaries' record names the very file. validate and test keep "last" for
             # Lightning, which warns rather than fails when there is none yet.
-            config["ckpt_path"] = last
-        ckpt = config.get("ckpt_path")
-        ckpt = last if ckpt == "last" else ckpt
-        adapter = self.model.hparams.adapter_path
-        if adapter:
-            metadata, base = read_adapter(adapter), adapter_base_model(adapter)
-        elif ckpt and (ckpt != last or Path(last).is_file()):  # a missing last.ckpt: Lightning says so
-            if not Path(ckpt).is_file():
-                raise FileNotFoundError(f"--ckpt_path {ckpt}: no such checkpoint")
-            try:
-                metadata = read_checkpoint(ckpt, strict=False)
-            except (RuntimeError, pickle.UnpicklingError, EOFError):
-                return  # not a checkpoint: the output rule is checked first, then loading it names what is wrong
-            if metadata is None:
-                if not self.model.hparams.base_model:
-                    raise ConfigError(f"{ckpt} records no base model (not written by diary_lightning?): give "
-                                      "--model.base_model")
-                return  # loading it names what is wrong with it
-            base = metadata.base_model
-        else:
-            return
-        # Written as DiaryPipeline writes with this adapter or checkpoint: its prompt, max_length and settings.
-        apply_run_metadata(self.model, self.datamodule, metadata, adapter or ckpt, base, bool(config.get("config")),
-                           options_given(self._argv), adapter=bool(adapter))
+            config["ckpt_path"] = str(run_folder(self.trainer).last_checkpoint)
+        if self._recorded is not None:
+            metadata, source, _ = self._recorded
+            adapter = source == self.model.hparams.adapter_path
+            self.datamodule.adopt(metadata.settings, max_length=adapter)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config_init[self.subcommand]

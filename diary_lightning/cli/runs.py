@@ -10,7 +10,6 @@ moves the whole run. A ``dirpath`` or logger given explicitly in a config still 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
@@ -27,7 +26,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from diary_lightning.errors import ConfigError
 from diary_lightning.io.atomic import remove_stale_temporaries
 from diary_lightning.io.lock import JobLock
-from diary_lightning.model.metadata import RunMetadata, checkpoint_state, read_checkpoint
+from diary_lightning.model.metadata import checkpoint_state, read_checkpoint
 from diary_lightning.model.settings import CHECKPOINTS, LOGS, RunFolder
 from diary_lightning.training.checkpointing import checkpoint_dir
 
@@ -89,43 +88,6 @@ def refuse_mixed_runs(checkpoints: Path, ckpt_path: str | None) -> None:
             f"{checkpoints} already holds the checkpoints of another run ({shown}). Start this run in a new "
             f"folder (--trainer.default_root_dir runs/NEW), or continue that one (--ckpt_path last)."
         )
-
-
-def apply_run_metadata(model: Any, datamodule: Any, metadata: RunMetadata, source: str, base_model: str,
-                       config_given: bool, on_command_line: set[str], adapter: bool) -> None:
-    """Settings travel with the run: what a checkpoint or exported adapter (``source``) recorded fills in what no
-    config says.
-
-    Without a configured ``model.base_model``, the base (``base_model``), how it was loaded, the LoRA shape and
-    ``data.max_length`` come from the run; a configured base means a config was given, and then it wins, as every
-    setting of a config does. The generation settings come from the run when no ``--config`` was given (options
-    on the command line still win); a config whose settings differ wins and is named in the log. The prompt is
-    always the run's, and an adapter's ``max_length`` too: the adapter was trained to read them."""
-    h = model.hparams
-    base_from_run = not h.base_model
-    if base_from_run:
-        h.base_model = base_model
-        for key, value in metadata.loading.items():
-            if key in h:
-                h[key] = value
-        for key, value in metadata.lora.items():
-            h[f"lora_{key}"] = value
-        datamodule.hparams.tokenizer = base_model
-        log.info("model.base_model from %s: %s", source, base_model)
-    configured = model.generation
-    saved = metadata.settings.generation.to_dict()
-    differing = {key: (value, saved[key]) for key, value in configured.to_dict().items()
-                 if value != saved[key] and f"model.{key}" not in on_command_line}
-    if differing and config_given:
-        log.info("generation settings: the config's %s, not the %s of %s", ", ".join(
-            f"{key}={mine}" for key, (mine, _) in differing.items()), ", ".join(
-            f"{key}={theirs}" for key, (_, theirs) in differing.items()), source)
-    elif differing:
-        log.info("generation settings from %s: %s", source, ", ".join(f"{key}={theirs}" for key, (_, theirs)
-                                                                    in differing.items()))
-        model.use_generation(dataclasses.replace(configured, **{key: theirs for key, (_, theirs) in differing.items()}))
-    # A checkpoint's max_length only without a configured base (no config given); an adapter's always.
-    datamodule.adopt(metadata.settings, max_length=adapter or base_from_run, quietly=not adapter)
 
 
 def as_list(value: Any) -> list[Any]:

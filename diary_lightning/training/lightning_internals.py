@@ -56,9 +56,10 @@ class KeepConfiguredHyperparameters:
 
     Why internal: LightningCLI's private ``_parse_ckpt_path`` (``lightning/pytorch/cli.py``) replaces every
     ``model.*`` setting with the hyperparameters stored in the checkpoint, silently undoing e.g.
-    ``--model.max_new_tokens`` at predict time, and has no switch to turn it off. diary_lightning instead
-    checks the checkpoint against the configured model (``check_adapter_checkpoint``) and names both in
-    the error when they do not fit.
+    ``--model.max_new_tokens`` at predict time, and has no switch to turn it off. diary_lightning instead makes
+    what the checkpoint recorded the parser's defaults (``DiaryCLI.parse_arguments``), which the config and the
+    options override, and checks the checkpoint against the model configured so (``check_adapter_checkpoint``),
+    naming both in the error when they do not fit.
     """
 
     def _parse_ckpt_path(self) -> None:

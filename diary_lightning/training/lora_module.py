@@ -117,7 +117,8 @@ class DiaryLoRAModule(L.LightningModule):
         self.save_hyperparameters()
         self.generation = GenerationSettings(max_new_tokens, num_beams, do_sample, temperature, top_p,
                                              repetition_penalty, no_repeat_ngram_size)
-        """The generation settings in force: the ``model.*`` ones, or those a run recorded (use_generation)."""
+        """The generation settings, declared once (GenerationSettings) and built once, here, from the ``model.*``
+        ones: a run's recorded settings reach them as the command line's defaults."""
         self.model: Any = None
         self.base_fingerprint: BaseFingerprint | None = None
         # The frozen base is not in the checkpoint, so loading one must not demand its keys;
@@ -213,10 +214,6 @@ class DiaryLoRAModule(L.LightningModule):
         """Diaries for left-padded prompts, and whether each hit ``max_new_tokens`` before EOS."""
         return generate_diaries(self.model, self.trainer.datamodule.tokenizer, input_ids, attention_mask,
                                 self.generation)
-
-    def use_generation(self, settings: GenerationSettings) -> None:
-        """Generate with ``settings`` (the run's, when no config gave any) rather than the configured ones."""
-        self.generation = settings
 
     def run_metadata(self, settings: RunSettings, fingerprint: BaseFingerprint | None = None,
                      log_version: int | str | None = None) -> RunMetadata:
