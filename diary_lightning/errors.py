@@ -11,7 +11,7 @@ import os
 import pickle
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
 DEBUG_ENV = "DIARY_LIGHTNING_DEBUG"
@@ -24,6 +24,29 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A setting that cannot work, named with its value and the fix."""
+
+
+_RANGES = {"positive": (lambda v: v > 0, "more than 0"), "at_least_zero": (lambda v: v >= 0, "0 or more"),
+           "share": (lambda v: 0 <= v <= 1, "a share from 0 to 1")}
+
+
+def check_numbers(prefix: str, values: Any, *, positive: Iterable[str] = (), at_least_zero: Iterable[str] = (),
+                  share: Iterable[str] = ()) -> None:
+    """Refuse, in one message naming each setting (``PREFIX.NAME``) and its value, the numeric settings of
+    ``values`` (an object or a mapping) outside their range. ``None`` is left alone (a default chosen later).
+    A bad value found here is a message at start; found by the library that uses it, it is a traceback deep
+    inside a fit, or no error at all (a threshold that rejects everything)."""
+    problems = []
+    for kind, names in (("positive", positive), ("at_least_zero", at_least_zero), ("share", share)):
+        ok, expected = _RANGES[kind]
+        for name in names:
+            value = values.get(name) if isinstance(values, Mapping) else getattr(values, name, None)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+                problems.append(f"{prefix}.{name} {value!r}: expected {expected}")
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def _raised_in_package(err: BaseException) -> bool:
@@ -100,11 +123,48 @@ def printable(text: str) -> str:
     return _TERMINAL_CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+# What a URL may hold that is a secret: a user:password@ before its host, and the value of a query parameter whose
+# name says it is one (?key=..., &access_token=..., &sig=...). Found by the URL's structure, never by searching
+# for the secret's characters, which would also rewrite a diary that happens to hold them.
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>`]+")
+_SECRET_PARAMETER = re.compile(r"key|token|secret|pass|pwd|sig|auth|credential|session|cookie", re.IGNORECASE)
+REDACTED = "***"
+
+
+def redacted_url(url: str, keep_userinfo_mark: bool = True) -> str:
+    """``url`` without its secrets: the user and password before the host (replaced by ``***@``, or dropped
+    without ``keep_userinfo_mark``), and the values of key-like query parameters (names kept, so that the reader
+    sees where a key was)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    if "@" in netloc:
+        netloc = f"{REDACTED}@" * keep_userinfo_mark + netloc.rsplit("@", 1)[1]
+    path, qmark, query = tail.partition("?")
+    if qmark:
+        query, hash_, fragment = query.partition("#")
+        query = "&".join(_redacted_parameter(part) for part in query.split("&")) + hash_ + fragment
+    return f"{scheme}://{netloc}{path}{qmark}{query}"
+
+
+def _redacted_parameter(part: str) -> str:
+    name, eq, value = part.partition("=")
+    return f"{name}={REDACTED}" if eq and value and _SECRET_PARAMETER.search(name) else part
+
+
+def redact_urls(text: str) -> str:
+    """``text`` (a message, a dumped config) with every URL in it :func:`redacted_url`."""
+    return _URL.sub(lambda m: redacted_url(m.group()), text) if "://" in text else text
+
+
 class PrintableFormatter(logging.Formatter):
-    """A log format whose messages cannot drive the terminal (:func:`printable`)."""
+    """A log format whose messages cannot drive the terminal (:func:`printable`) nor show a URL's secrets
+    (:func:`redact_urls`)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return printable(super().format(record))
+        return printable(redact_urls(super().format(record)))
 
 
 def log_to_stderr() -> None:
@@ -122,7 +182,7 @@ def message(err: BaseException) -> str:
 
 
 def report(err: BaseException) -> NoReturn:
-    print(f"error: {printable(message(err))}", file=sys.stderr)
+    print(f"error: {printable(redact_urls(message(err)))}", file=sys.stderr)
     print(f"(set {DEBUG_ENV}=1 for the traceback)", file=sys.stderr)
     raise SystemExit(2)
 

@@ -11,7 +11,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
-from diary_lightning.errors import ConfigError
+from diary_lightning.errors import ConfigError, check_numbers
 from diary_lightning.evaluation import samples as evaluation
 from diary_lightning.evaluation.metrics import DEFAULT_ROUGE_TOKENIZER, ROUGE_TOKENIZERS, get_rouge_tokenizer
 from diary_lightning.model.generation import GenerationSettings, generate_diaries
@@ -114,6 +114,8 @@ class DiaryLoRAModule(L.LightningModule):
                               residual_dtype=residual_dtype,
                               rouge_tokenizer=rouge_tokenizer, adapter_path=adapter_path)
         self.save_hyperparameters()
+        check_numbers("--model", self.hparams, positive=("lora_r", "lora_alpha", "learning_rate"),
+                      at_least_zero=("weight_decay", "warmup_steps"), share=("lora_dropout",))
         self.generation = GenerationSettings.from_mapping(self.hparams)
         self.model: Any = None
         self.base_fingerprint: BaseFingerprint | None = None
