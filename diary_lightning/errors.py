@@ -84,20 +84,50 @@ def os_error_message(err: OSError) -> str:
             "its previous version.")
 
 
-def _refused_pickle(err: BaseException) -> str | None:
-    """The message for a file ``torch.load(weights_only=True)`` refused, naming the file (read from the
-    ``torch.load`` frame in the traceback: transformers and PEFT load .bin weights themselves), or None."""
-    if not isinstance(err, pickle.UnpicklingError):
-        return None
+def _torch_load_source(err: BaseException) -> str | None:
+    """The file of the ``torch.load`` call that raised ``err`` (read from its frame in the traceback:
+    Lightning, transformers and PEFT call it themselves), or None when ``err`` did not come from one."""
     source, tb = None, err.__traceback__
     while tb is not None:
         frame = tb.tb_frame
         if frame.f_code.co_name == "load" and frame.f_globals.get("__name__") == "torch.serialization":
-            source = frame.f_locals.get("f")
+            f = frame.f_locals.get("f")
+            source = str(f) if isinstance(f, (str, os.PathLike)) else "a weights file"
         tb = tb.tb_next
+    return source
+
+
+# What torch.load says of a file that is cut short or is not a torch file at all.
+_DAMAGED = re.compile(r"PytorchStreamReader failed|mmap can only be used with files saved|invalid load key|"
+                      r"archive is corrupted|failed finding central directory", re.IGNORECASE)
+
+
+def _damaged_weights(err: BaseException) -> str | None:
+    """The message for a checkpoint or weights file torch cannot read (cut short, overwritten, not a torch
+    file), naming it, or None."""
+    if not isinstance(err, (RuntimeError, EOFError, pickle.UnpicklingError)) or isinstance(err, UserError):
+        return None
+    if not isinstance(err, EOFError) and not _DAMAGED.search(str(err)):
+        return None
+    source = _torch_load_source(err)
+    if source is None:
+        return None
+    what = str(err).strip().split(". ")[0] or "the file ends too early"
+    return (f"{source}: cannot be read as a checkpoint or weights file: it is damaged, cut short or not written "
+            f"by torch ({what}). diary_lightning never leaves a half-written checkpoint under its name, so this "
+            "one was changed or copied incompletely afterwards: give another checkpoint (the run's checkpoints/ "
+            "folder keeps the best ones beside last.ckpt) or copy it again.")
+
+
+def _refused_pickle(err: BaseException) -> str | None:
+    """The message for a file ``torch.load(weights_only=True)`` refused, naming the file (read from the
+    ``torch.load`` frame in the traceback: transformers and PEFT load .bin weights themselves), or None."""
+    if not isinstance(err, pickle.UnpicklingError) or _DAMAGED.search(str(err)):
+        return None
+    source = _torch_load_source(err)
     found = re.search(r"unsupported (GLOBAL [\w.]+)", str(err), re.IGNORECASE)
     what = f" ({found.group(1)})" if found else ""
-    return (f"{source if isinstance(source, (str, os.PathLike)) else 'a weights file'}: refused to load it: it "
+    return (f"{source or 'a weights file'}: refused to load it: it "
             f"holds pickled code or objects{what}, and only tensors and plain data are loaded, because unpickling "
             "can run any code. Use a checkpoint or adapter written by diary_lightning (or by transformers as "
             ".safetensors) from a source you trust.")
@@ -108,7 +138,7 @@ def is_user_error(err: BaseException) -> bool:
         return True
     if isinstance(err, OSError) and err.errno in _OS_ADVICE:
         return True
-    if _refused_pickle(err) is not None:
+    if _refused_pickle(err) is not None or _damaged_weights(err) is not None:
         return True
     return type(err) is ValueError and _raised_in_package(err)
 
@@ -178,7 +208,7 @@ def message(err: BaseException) -> str:
     """What the user reads for the user error ``err``."""
     if isinstance(err, OSError) and err.errno in _OS_ADVICE and not isinstance(err, UserError):
         return os_error_message(err)
-    return _refused_pickle(err) or str(err)
+    return _refused_pickle(err) or _damaged_weights(err) or str(err)
 
 
 def report(err: BaseException) -> NoReturn:
@@ -192,6 +222,13 @@ def run_reporting_user_errors(fn: Callable[..., Any], *args: Any) -> Any:
     is set. Other exceptions keep their traceback: they are bugs to report."""
     try:
         return fn(*args)
+    except KeyboardInterrupt:
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        # The user's own stop, not a failure to explain with a traceback. What a subcommand keeps and how it
+        # goes on, it says itself (fit's CheckpointOnSigterm, predict's PredictionsJsonl) when stopped midway.
+        print("stopped (Ctrl-C); no output is left half-written under its name", file=sys.stderr)
+        raise SystemExit(130) from None
     except Exception as err:
         if os.environ.get(DEBUG_ENV, "") not in ("", "0") or not is_user_error(err):
             raise

@@ -386,7 +386,8 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         check_writable(Path(output).parent)
         self._locks = []
         self._lock(output, "file")
-        writer = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions", False))
+        writer = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions", False),
+                                  resume_command=resume_command(self._argv))
         writer.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
                                                   self.datamodule))
         self.datamodule.skip_predict_ids = writer.written_ids(predict_inputs(self.datamodule))

@@ -29,6 +29,9 @@ from diary_lightning.synthesis.teacher import Reply, Request, TeacherConfig, Tea
 log = logging.getLogger(__name__)
 
 BASE_URL_ENV = "OPENAI_BASE_URL"
+KEY_LENGTH = 16
+"""A key this long (OpenAI's are over 40 characters) cannot occur in a diary by chance; a shorter one is a
+placeholder that a local server takes (``EMPTY``, ``1``), whose characters any diary may hold."""
 
 
 class OpenAITeacher:
@@ -129,7 +132,8 @@ class OpenAITeacher:
                 # Another 4xx (a prompt too long for the model, say): this request, not the run, is wrong.
                 return Reply(None, error=f"{err.status_code}: {self.redact(_message(err))}")
             reply = _reply(raw.http_response.content)
-            if reply.error is None and any(secret in (reply.text or "") for secret in self._secrets):
+            if reply.error is None and any(len(secret) >= KEY_LENGTH and secret in (reply.text or "")
+                                           for secret in self._secrets):
                 # Not redacted: a diary is data, and one with the key in it must not reach the training set.
                 return Reply(None, error=f"the answer holds the API key from ${c.api_key_env}; not kept")
             if reply.error is None:

@@ -86,6 +86,11 @@ class CheckpointOnSigterm(L.Callback):
             for signum in self.SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._note)
 
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero:
+            log.warning("Stopped at once (Ctrl-C twice): nothing saved since the last checkpoint; resume from it "
+                        "with --ckpt_path last%s", f":\n  {self.resume_command}" if self.resume_command else ".")
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
