@@ -1335,6 +1335,23 @@ def _(tmp):
     return True, notes[0][:110]
 
 
+@case("issue 32: the command line: predict and export --ckpt_path a damaged checkpoint", "message")
+def _(tmp):
+    import torch
+
+    run = tiny_run(tmp)
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, run["ckpt"])
+    run["ckpt"].write_bytes(run["ckpt"].read_bytes()[:3000])  # a copy cut short
+    chats = write_jsonl(tmp / "chats.jsonl", [json.dumps(jsonl_record(i), ensure_ascii=False) for i in range(2)])
+    for args in (["predict", "--data.predict_path", str(chats), "--output", str(tmp / "d.jsonl")],
+                 ["export", "--output", str(tmp / "exported")]):
+        ok, note = clear_message(cli(tmp, args[0], "--config", str(run["config"]), "--ckpt_path", str(run["ckpt"]),
+                                     *args[1:]), str(run["ckpt"]), "damaged")
+        if not ok:
+            return False, f"{args[0]}: {note}"
+    return True, note
+
+
 @case("issue 32: a diary holding U+2028 is published and resumed", "safe")
 def _(tmp):
     from diary_lightning.io.jsonl import JsonlAppender
@@ -1379,9 +1396,9 @@ def _(tmp):
     said = [line for line in stopped.stderr.splitlines() if "Ctrl-C" in line]
     if "Traceback" in stopped.stderr or "KeyboardInterrupt" in stopped.stderr:
         return False, "traceback: " + stopped.stderr.strip().splitlines()[-1][:100]
-    kept = len(partial.read_text(encoding="utf-8").splitlines()) if partial.is_file() else 0
-    ok = (stopped.returncode != 0 and said and "2 diaries kept" in said[0] and str(partial) in said[0]
-          and "--resume_predictions true" in stopped.stderr and kept == 2)
+    kept = len(partial.read_text(encoding="utf-8").split("\n")) - 1 if partial.is_file() else 0
+    ok = (stopped.returncode != 0 and len(said) == 1 and f"{kept} diar" in said[0] and kept > 0
+          and str(partial) in said[0] and "--resume_predictions true" in stopped.stderr)
     return ok, f"exit {stopped.returncode}, {kept} kept: {said[:1]}"
 
 

@@ -146,7 +146,8 @@ class PredictionsJsonl(BasePredictionWriter):
         self._file.close()  # what was written stays, synced: the run it resumes starts from there
         self._file = None
         if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero:
-            log.warning("Stopped (Ctrl-C): %d diaries kept in %s; write the rest with:\n  %s", self.count, self.partial,
+            log.warning("Stopped (Ctrl-C): %d %s kept in %s; write the rest with:\n  %s", self.count,
+                        "diary" if self.count == 1 else "diaries", self.partial,
                         self.resume_command or "the same command and --resume_predictions true")
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
