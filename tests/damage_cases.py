@@ -1230,6 +1230,8 @@ setting_case("checks.min_grounding 1.5", lambda: _checks(min_grounding=1.5), "--
 setting_case("teacher.max_new_tokens 0", lambda: _teacher(max_new_tokens=0), "--teacher.max_new_tokens")
 setting_case("teacher.concurrency 0", lambda: _teacher(concurrency=0), "--teacher.concurrency")
 setting_case("teacher.deadline -1", lambda: _teacher(deadline=-1.0), "--teacher.deadline")
+setting_case("teacher.tensor_parallel_size 0", lambda: _teacher(tensor_parallel_size=0),
+             "--teacher.tensor_parallel_size")
 
 
 @case("issue 32: the command line: trainer.max_steps -5 and checks.copy_ngram 0 exit 2 with the message", "message")
