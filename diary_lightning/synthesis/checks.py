@@ -16,9 +16,9 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from diary_lightning.errors import ConfigError
 from diary_lightning.evaluation.diary_style import CHECKS as STYLE_CHECKS
 from diary_lightning.evaluation.diary_style import style_failures
-from diary_lightning.errors import ConfigError
 from diary_lightning.synthesis.teacher import Reply, Request
 
 SYNTHESIS_CHECKS = ("prompt_copy", "length", "speaker_code", "ungrounded")

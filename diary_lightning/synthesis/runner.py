@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from diary_lightning.data.clean import clean_lines
 from diary_lightning.data.records import Dialogue
 from diary_lightning.io.jsonl import JsonlAppender, OutputError, first_mismatch, fingerprint, open_for_resume
 from diary_lightning.io.lock import JobLock
 from diary_lightning.io.outputs import SYNTHESIS_REJECTS, SYNTHESIZED, Output, check_outputs
-from diary_lightning.data.clean import clean_lines
 from diary_lightning.synthesis.checks import MAX_DIARY_CHARS, CheckConfig, check_diary
 from diary_lightning.synthesis.teacher import Reply, Request, Teacher, build_messages
 
