@@ -1223,7 +1223,7 @@ setting_case("trainer.accumulate_grad_batches 0", lambda: _trainer(accumulate_gr
 setting_case("trainer.limit_val_batches 1.5", lambda: _trainer(limit_val_batches=1.5), "--trainer.limit_val_batches")
 setting_case("model.lora_r 0", lambda: _module(lora_r=0), "--model.lora_r", "0")
 setting_case("model.max_new_tokens 0", lambda: _module(max_new_tokens=0), "--model.max_new_tokens", "0")
-setting_case("model.top_p 0", lambda: _module(top_p=0.0), "--model.top_p")
+setting_case("model.top_p 0 when sampling", lambda: _module(do_sample=True, top_p=0.0), "--model.top_p")
 setting_case("checks.copy_ngram 0", lambda: _checks(copy_ngram=0), "--checks.copy_ngram")
 setting_case("checks.max_copy 0", lambda: _checks(max_copy=0.0), "--checks.max_copy")
 setting_case("checks.min_grounding 1.5", lambda: _checks(min_grounding=1.5), "--checks.min_grounding")

@@ -136,9 +136,9 @@ def check_trainer_numbers(trainer: Any) -> None:
     """The trainer's numeric settings, refused here by name: Lightning takes some of them (``max_steps -5``, a
     negative ``limit_val_batches``) without a word or refuses them with a traceback from deep inside."""
     check_numbers("--trainer", trainer, positive=("accumulate_grad_batches", "num_nodes", "log_every_n_steps",
-                                                  "check_val_every_n_epoch"),
+                                                  "check_val_every_n_epoch", "val_check_interval"),
                   at_least_zero=("min_steps", "gradient_clip_val", "limit_train_batches", "limit_val_batches",
-                                 "limit_test_batches", "limit_predict_batches", "val_check_interval"))
+                                 "limit_test_batches", "limit_predict_batches"))
     problems = [f"--trainer.{key} {trainer.get(key)!r}: expected -1 (no limit) or {low} or more"
                 for key, low in (("max_steps", 1), ("max_epochs", 0), ("num_sanity_val_steps", 0))
                 if trainer.get(key) is not None and trainer.get(key) != -1 and not trainer.get(key) >= low]
