@@ -1290,17 +1290,15 @@ def _(tmp):
 @case("issue 32: the serving prompt (render_chat) keeps room for max_new_tokens as predict does", "safe")
 def _(tmp):
     from diary_lightning.data.encoding import PromptFormat, render_chat
-    from diary_lightning.data.records import Turn
+    from diary_lightning.data.roles import prompt_turns
 
     chat = [{"speaker": "민지" if i % 2 else "준호", "text": f"{i}번째 이야기인데 오늘 있었던 일을 길게 말해 볼게"}
             for i in range(72)]
     pf = PromptFormat()
     rendered = render_chat(chat, pf, writer="민지", tokenizer=Inputs.tokenizer, max_length=512, max_new_tokens=256)
     served = Inputs.tokenizer(pf.template.format(dialogue=rendered.user_message))["input_ids"]
-    turns = [Turn(t.speaker, t.text) for t in rendered.dialogue.turns]
-    from diary_lightning.data.roles import prompt_turns
-
-    labelled = prompt_turns(turns, "민지", pf.bots, pf.label_scheme, pf.fixed_labels)
+    # What predict sends for the same chat: every turn, labelled, cut by the encoder with the diary's room.
+    labelled = prompt_turns(rendered.dialogue.turns, "민지", pf.bots, pf.label_scheme, pf.fixed_labels)
     predicted = encode_batch(Inputs.tokenizer, pf.template, [labelled], None, 512, diary_room=256)["input_ids"][0]
     return served == predicted and len(served) + 256 <= 512, f"{len(served)} prompt tokens + 256 of diary, max 512"
 
