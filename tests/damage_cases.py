@@ -1136,7 +1136,8 @@ def _(tmp):
 @case("issue 32: a key sharing characters with the diary leaves the diary as written", "refuse")
 def _(tmp):
     diary = "13일에 영화를 봤다. 재밌었다."
-    result, _, out, _ = teacher_run(tmp, "", answer=lambda prompt: diary, key="1")
+    # The date is in the chat too, so that the diary is true to it (the faithfulness checks).
+    result, _, out, _ = teacher_run(tmp, "13일에", answer=lambda prompt: diary, key="1")
     if isinstance(result, Exception) or result["kept"] != 1:
         return False, f"not kept: {result if isinstance(result, Exception) else result['rejected_by_check']}"
     kept = json.loads(out.read_text(encoding="utf-8"))["diary"]
