@@ -1209,6 +1209,12 @@ def _teacher(**kwargs: Any) -> Any:
     return TeacherConfig(**kwargs)
 
 
+def _page(*args: str) -> Any:
+    from diary_lightning.inference.app import load_pipeline, parser
+
+    return load_pipeline(parser().parse_args(list(args)))
+
+
 def _trainer(**kwargs: Any) -> Any:
     from diary_lightning.cli.commands import check_trainer_numbers
 
@@ -1231,6 +1237,7 @@ setting_case("checks.min_grounding 1.5", lambda: _checks(min_grounding=1.5), "--
 setting_case("teacher.max_new_tokens 0", lambda: _teacher(max_new_tokens=0), "--teacher.max_new_tokens")
 setting_case("teacher.concurrency 0", lambda: _teacher(concurrency=0), "--teacher.concurrency")
 setting_case("teacher.deadline -1", lambda: _teacher(deadline=-1.0), "--teacher.deadline")
+setting_case("the page's --batch_size 0", lambda: _page("--zero_shot", "true", "--batch_size", "0"), "--batch_size 0")
 setting_case("teacher.tensor_parallel_size 0", lambda: _teacher(tensor_parallel_size=0),
              "--teacher.tensor_parallel_size")
 

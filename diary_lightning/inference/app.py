@@ -470,6 +470,10 @@ def parser() -> argparse.ArgumentParser:
 
 def load_pipeline(options: argparse.Namespace) -> tuple[DiaryPipeline, str]:
     """The model the options name, and how the page names it."""
+    too_small = [f"{flag} {value}: expected 1 or more" for flag, value in
+                 (("--batch_size", options.batch_size), ("--data.max_length", options.max_length)) if value < 1]
+    if too_small:  # before minutes of loading the model
+        raise ConfigError("; ".join(too_small))
     sources = [s for s in (options.ckpt_path, options.adapter_path) if s]
     if len(sources) > 1:
         raise ConfigError(f"give --ckpt_path or --model.adapter_path, not both ({sources[0]} and {sources[1]})")
