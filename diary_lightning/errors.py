@@ -26,6 +26,11 @@ class ConfigError(UserError, ValueError):
     """A setting that cannot work, named with its value and the fix."""
 
 
+class MissingPackageError(UserError, ImportError):
+    """An optional package a setting needs is not installed: the message names it and how to install it, or the
+    setting that does without it."""
+
+
 def _raised_in_package(err: BaseException) -> bool:
     """True when the innermost frame of ``err`` is diary_lightning's own code. The package raises plain
     ValueError only for settings it refuses, so those are user errors; a ValueError from a library is not."""

@@ -42,11 +42,52 @@ def child_env(site: Path) -> dict[str, str]:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the check would run")
-def test_without_cuda_it_says_so_and_exits_0():
+def test_without_cuda_it_fails_loudly_naming_the_interpreter():
+    """On the GPU machine no CUDA means the wrong interpreter: a call that measured nothing must not exit 0."""
     done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu" / "gpu_check.sh")], capture_output=True, text=True,
                           env={**os.environ, "PYTHON": sys.executable}, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("gpu_check: no CUDA device here (torch ") and "nothing to check" in done.stdout
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.startswith(f"gpu_check: no CUDA device here ({sys.executable}: torch ")
+    assert "nothing was checked" in done.stderr
+
+
+def test_the_interpreter_is_python3_unless_named(tmp_path):
+    """`python` may be another interpreter than the image's python3 (which holds its CUDA torch)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, says in (("python", "wrong"), ("python3", "right")):
+        (bin_dir / name).write_text(f"#!/bin/sh\necho {says} \"$@\"\n")
+        (bin_dir / name).chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON"} | {"PATH": f"{bin_dir}:/usr/bin:/bin"}
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu" / "gpu_check.sh"), "--allow-cpu"],
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert done.stdout == "right scripts/gpu/gpu_check.py --allow-cpu\n", done.stdout + done.stderr
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu" / "gpu_check.sh")], capture_output=True, text=True,
+                          env={**env, "PYTHON": "no-such-python"}, timeout=60)
+    assert done.returncode == 3 and "no interpreter 'no-such-python'" in done.stderr
+
+
+def test_the_base_goes_to_dev_shm_only_when_it_has_room(tmp_path, monkeypatch):
+    eeve = gpu_check.base_parameters(gpu_check.SHAPES["eeve"])
+    assert 10.7e9 < eeve < 10.9e9  # EEVE-Korean-10.8B's count, as gpu_benchmark.py builds it
+    free = {"/dev/shm": 30 * 2**30, str(tmp_path): 10**13}
+    monkeypatch.setattr(gpu_check.shutil, "disk_usage", lambda p: type("U", (), {"free": free[str(p)]}))
+    args = gpu_check.parse_args(["--shape", "eeve"])
+    where, room = gpu_check.base_dir(args, tmp_path)
+    assert where == Path("/dev/shm/diary-gpu-check-base") and room["base_bytes"] == 2 * eeve
+    free["/dev/shm"] = 20 * 2**30  # under the 21.6 GB of bf16 weights and the margin
+    where, _ = gpu_check.base_dir(args, tmp_path)
+    assert where == tmp_path / "random-base"
+    where, room = gpu_check.base_dir(gpu_check.parse_args(["--base-dir", str(tmp_path / "b")]), tmp_path)
+    assert where == tmp_path / "b" and room["why"] == "--base-dir"
+
+
+def test_every_stage_runs_offline_and_the_cuda_tests_alone():
+    text = (ROOT / "scripts" / "gpu" / "gpu_check.py").read_text(encoding="utf-8")
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        assert f'"{variable}": "1"' in text
+    assert '"pytest", "tests/test_cuda.py", "-m", "cuda"' in text
+    assert "paged" not in (ROOT / "tests" / "test_cuda.py").read_text(encoding="utf-8").lower()
 
 
 def test_every_requirement_is_probed_and_trl_is_optional():
@@ -56,6 +97,7 @@ def test_every_requirement_is_probed_and_trl_is_optional():
                  "tensorboard", "tokenizers", "safetensors", "xxhash", "pytest", "hypothesis", "trl", "psutil"):
         assert f'"{name}' in text and name in dists
     assert "torch" not in dists  # the check runs under the machine's own torch
+    assert not dists & {"kiwipiepy", "kiwipiepy-model"}  # cannot travel: the check turns the style metric off
     assert [p.dist for p in gpu_check.PACKAGES if p.optional] == ["trl"]
 
 
