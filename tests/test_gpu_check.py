@@ -87,7 +87,7 @@ def test_every_stage_runs_offline_and_the_cuda_tests_alone():
     for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         assert f'"{variable}": "1"' in text
     assert '"pytest", "tests/test_cuda.py", "-m", "cuda"' in text
-    assert "paged" not in (ROOT / "tests" / "test_cuda.py").read_text(encoding="utf-8").lower()
+    assert "paged_adamw" not in (ROOT / "tests" / "test_cuda.py").read_text(encoding="utf-8")
 
 
 def test_every_requirement_is_probed_and_trl_is_optional():
@@ -219,3 +219,54 @@ def test_a_cpu_dry_run_writes_the_whole_report(tmp_path):
     assert "recipe" not in report  # seq 1024 at batch 8 only: not measured at this size
     # What comes back to the caller: the report and logs, at most 8 files, never the base.
     assert len(list(out.iterdir())) <= 8 and not (out / "random-base").exists()
+
+
+# -- without Kiwi: kiwipiepy's model cannot travel to the GPU machine -----------------------------------------
+BLOCK_KIWI = ("import sys, runpy; sys.modules['kiwipiepy'] = sys.modules['kiwipiepy_model'] = None; "
+              "runpy.run_module('diary_lightning', run_name='__main__')")
+
+
+def run_without_kiwi(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in a process where kiwipiepy and its model cannot be imported, as on the GPU machine."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", BLOCK_KIWI, *args], capture_output=True, text=True, env=env,
+                          timeout=900)
+
+
+def test_without_kiwi_the_style_metric_refuses_before_training_and_says_how_to_install(make_config):
+    done = run_without_kiwi("fit", "--config", str(make_config(**{"trainer.max_steps": 1})))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert "pip install kiwipiepy kiwipiepy_model" in done.stderr and "model.style_metric: false" in done.stderr
+
+
+def test_rows_generated_with_the_style_metric_off_score_without_kiwi(monkeypatch):
+    from diary_lightning.evaluation import samples
+
+    def no_kiwi(*args, **kwargs):
+        raise AssertionError("the style checks ran with the style metric off")
+
+    monkeypatch.setattr(samples, "style_failures", no_kiwi)
+    rows = [{"id": "a", "dialogue": "d", "summary": "오늘은 비가 왔다.", "diary": "오늘은 비가 왔다.", "truncated": False,
+             "writer": "", "style_failures": None}]
+    scores = samples.corpus_scores(rows, "char")
+    assert scores["rouge1"] == pytest.approx(1.0) and "diary_style" not in scores and "polite_frac" not in scores
+    assert "(not checked)" in samples.samples_table(rows)
+    assert samples.row_failures(rows[0]) is None
+
+
+@pytest.mark.slow
+def test_without_kiwi_fit_validate_and_predict_run_with_the_style_metric_off(tmp_path, tiny_model_dir):
+    from conftest import tiny_config
+
+    config = tiny_config(tmp_path, tiny_model_dir, **{
+        "trainer.max_steps": 2, "trainer.val_check_interval": 2, "trainer.limit_val_batches": 1,
+        "model.style_metric": False, "model.max_new_tokens": 8, "data.val_generate_samples": 2})
+    done = run_without_kiwi("fit", "--config", str(config))
+    assert done.returncode == 0, done.stderr[-3000:]
+    output = tmp_path / "diaries.jsonl"
+    done = run_without_kiwi("predict", "--config", str(config), "--ckpt_path",
+                            str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "--output", str(output))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert rows and all(r["style_failures"] is None and isinstance(r["diary"], str) for r in rows)
