@@ -78,6 +78,9 @@ SHAPES = {
     "tiny": ["--layers", "2", "--hidden", "64", "--intermediate", "128", "--heads", "2", "--kv-heads", "1",
              "--vocab", "4096", "--positions", "256"],
 }
+# Per shape: the sequence lengths and tokens per step of the training rows, and predict's flags (the tiny
+# model's diaries are cut short: a CPU dry run tries the path, it measures nothing worth the minutes).
+ROWS = {"eeve": ("512 1024 2048", 8192, []), "tiny": ("32 64", 128, ["--max-new-tokens", "16"])}
 # Seconds per stage on one H100/H200, inside the 530 s budget: each is the stage's fixed cost measured in the
 # CPU rehearsal (scripts/gpu/rehearse.sh: imports, Lightning, pytest; docs/performance.md, "Time limits") plus
 # the GPU work estimated from its size, with a margin of about 1.5. No GPU has run it yet. A stage gets the
@@ -114,9 +117,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budget", type=float, default=530,
                         help="seconds for the whole check; a stage gets the smaller of its own limit and what is "
                              "left, and one with nothing left is skipped (default: %(default)s)")
-    parser.add_argument("--seq-lengths", default="512 1024 2048")
-    parser.add_argument("--tokens-per-step", type=int, default=8192,
-                        help="one batch per sequence length, of this many tokens (default: %(default)s)")
+    parser.add_argument("--seq-lengths", help="default: 512 1024 2048 (--shape tiny: 32 64)")
+    parser.add_argument("--tokens-per-step", type=int,
+                        help="one batch per sequence length, of this many tokens (default: 8192; --shape tiny: 128)")
     parser.add_argument("--skip-benchmark", action="store_true", help="the install and the tests only")
     parser.add_argument("--shape", choices=sorted(SHAPES), default="eeve",
                         help="the benchmark's model: EEVE-10.8B's shape, or a tiny one (default: %(default)s)")
@@ -126,7 +129,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--base-dir", default=os.environ.get("DIARY_GPU_BASE_DIR"),
                         help="where the random base is written (default: /dev/shm when it has room for it, "
                              "else WORKDIR)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    seqs, tokens, _ = ROWS[args.shape]
+    args.seq_lengths = args.seq_lengths or seqs
+    args.tokens_per_step = args.tokens_per_step or tokens
+    return args
 
 
 # -- the report: written whole after every change, whatever happens next -------------------------------------
@@ -491,7 +498,7 @@ def benchmark_stages(check: Check, args: argparse.Namespace, rows: dict[str, Any
     train = ["--seq-lengths", *seqs, "--tokens-per-step", str(args.tokens_per_step), "--steps", "3", "--warmup", "1"]
     sides = {
         "benchmark_diary_lightning": train,
-        "predict": ["--predict-batches", "32", "1"],
+        "predict": ["--seq-lengths", *seqs, "--predict-batches", "32", "1", *ROWS[args.shape][2]],
         "benchmark_bf16": [*train, "--config", "configs/eeve-qlora.yaml", "configs/eeve-lora-bf16.yaml"],
         "benchmark_TRL": [*train, "--trl"],
     }
