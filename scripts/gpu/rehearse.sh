@@ -38,7 +38,8 @@ fi
 py=$venv/bin/python
 echo "== environment: $("$py" -c 'import sys, torch, transformers, lightning; print("Python", sys.version.split()[0], "torch", torch.__version__, "transformers", transformers.__version__, "lightning", lightning.__version__)')"
 for module in bitsandbytes datasets dill multiprocess jsonargparse docstring_parser typeshed_client trl kiwipiepy kiwipiepy_model diary_lightning; do
-    if "$py" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$module') is None)" 2>/dev/null; then
+    # From / : the repository's own folder would be found from here.
+    if (cd / && env -u PYTHONPATH "$py" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$module') is None)") 2>/dev/null; then
         echo "rehearse.sh: $venv holds $module, which the device image lacks: remove it or set REHEARSE_VENV" >&2
         exit 1
     fi
