@@ -196,7 +196,7 @@ def test_a_cpu_dry_run_writes_the_whole_report(tmp_path):
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "gpu" / "gpu_check.py"), "--allow-cpu", "--shape", "tiny",
-         "--seq-lengths", "32 64", "--tokens-per-step", "128", "--workdir", str(tmp_path / "work"), "--out", str(out)],
+         "--workdir", str(tmp_path / "work"), "--out", str(out), "--base-dir", str(tmp_path / "base")],
         capture_output=True, text=True, timeout=1500,
     )
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
@@ -208,17 +208,42 @@ def test_a_cpu_dry_run_writes_the_whole_report(tmp_path):
     assert stages["machine"]["gpu"] is None and stages["machine"]["torch"] == torch.__version__
     tests = stages["tests"]
     assert tests["status"] == "ok" and tests["skipped"] == tests["tests"] >= 2  # the CUDA tests, skipped here
-    assert stages["base"]["status"] == "ok"
-    for side in ("diary_lightning", "TRL"):
-        bench = stages[f"benchmark_{side}"]
-        assert bench["status"] == "ok" and bench["side"] == side
+    assert stages["base"]["status"] == "ok" and report["base"]["path"] == str(tmp_path / "base")
+    # The EEVE rows before anything optional: the NF4 benchmark, then the CUDA tests, then the rest.
+    assert list(stages) == ["install", "machine", "base", "benchmark_diary_lightning", "tests", "predict",
+                            "benchmark_bf16", "benchmark_TRL"]
+    for name, side, quantization in (("benchmark_diary_lightning", "diary_lightning", "nf4"),
+                                     ("benchmark_bf16", "diary_lightning", "none (bf16 base)"),
+                                     ("benchmark_TRL", "TRL", "nf4")):
+        bench = stages[name]
+        assert bench["status"] == "ok" and bench["side"] == side and bench["quantization"] == quantization
         assert [(r["seq_length"], r["batch_size"]) for r in bench["rows"]] == [(32, 4), (64, 2)]
-    ratios = report["ratio_diary_lightning_over_trl"]
-    assert [(r["seq_length"], r["batch_size"]) for r in ratios] == [(32, 4), (64, 2)]
-    assert all(r["tokens_per_second"] > 0 and r["peak_memory"] > 0 for r in ratios)
+    for key in ("ratio_diary_lightning_over_trl", "ratio_bf16_over_nf4"):
+        assert [(r["seq_length"], r["batch_size"]) for r in report[key]] == [(32, 4), (64, 2)]
+        assert all(r["tokens_per_second"] > 0 and r["peak_memory"] > 0 for r in report[key])
+    predict = stages["predict"]
+    assert predict["status"] == "ok" and [r["batch_size"] for r in predict["rows"]] == [32, 1]
+    assert [r["diaries"] for r in predict["rows"]] == [32, 2] and all(r["diaries_per_second"] > 0 for r in predict["rows"])
+    assert report["style_metric"].startswith("off (model.style_metric: false)")
     assert "recipe" not in report  # seq 1024 at batch 8 only: not measured at this size
     # What comes back to the caller: the report and logs, at most 8 files, never the base.
     assert len(list(out.iterdir())) <= 8 and not (out / "random-base").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU rehearsal; scripts/gpu/gpu_check.sh runs the real one")
+def test_the_cpu_rehearsal_of_the_device_call_passes():
+    """scripts/gpu/rehearse.sh: the device image's packages alone, the carried set installed with no network,
+    the whole check at tiny size. Builds its environment from the index once (REHEARSE_VENV keeps it)."""
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu" / "rehearse.sh")], capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, timeout=3600)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    assert "rehearse.sh: passed" in done.stdout
+    travel = next(line for line in done.stdout.splitlines() if "of the 64 MiB that travel" in line)
+    assert int(travel.split(" = ")[1].split()[0]) < 64 * 2**20
+    report = json.loads((ROOT / "runs" / "rehearsal-gpu_check.json").read_text())
+    assert report["finished"] and report["stages"]["machine"]["python"].startswith("3.12")
+    assert report["stages"]["install"]["packages"]["bitsandbytes"]["status"] == "installed"
 
 
 # -- without Kiwi: kiwipiepy's model cannot travel to the GPU machine -----------------------------------------
