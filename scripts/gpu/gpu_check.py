@@ -556,8 +556,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = install(PACKAGES, wheels, site, env, workdir / "install.log", check.limit("install"))
     check.current = None
     missing = missing_required(rows)
-    report.stage("install", {"status": "failed" if missing else "ok", "seconds": round(time.monotonic() - start, 1),
-                             "packages": rows, **({"detail": f"missing: {', '.join(missing)}"} if missing else {})})
+    installed = report.stage("install", {"status": "failed" if missing else "ok",
+                                         "seconds": round(time.monotonic() - start, 1), "limit": round(check.limit("install")),
+                                         "packages": rows, **({"detail": f"missing: {', '.join(missing)}"} if missing else {})})
+    print(f"gpu_check: install: {installed['status']} in {installed['seconds']:.0f} s", flush=True)
     start = time.monotonic()
     report.stage("machine", {"status": "ok", **machine(env, check.limit("machine")),
                              "seconds": round(time.monotonic() - start, 1)})
