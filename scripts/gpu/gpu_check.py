@@ -551,13 +551,14 @@ def main(argv: list[str] | None = None) -> int:
     wheels = Path(args.wheels).resolve() if args.wheels else None
 
     check.current = "install"
-    print(f"gpu_check: install (at most {check.limit('install'):.0f} s, log install.log)", flush=True)
+    limit = check.limit("install")
+    print(f"gpu_check: install (at most {limit:.0f} s, log install.log)", flush=True)
     start = time.monotonic()
-    rows = install(PACKAGES, wheels, site, env, workdir / "install.log", check.limit("install"))
+    rows = install(PACKAGES, wheels, site, env, workdir / "install.log", limit)
     check.current = None
     missing = missing_required(rows)
     installed = report.stage("install", {"status": "failed" if missing else "ok",
-                                         "seconds": round(time.monotonic() - start, 1), "limit": round(check.limit("install")),
+                                         "seconds": round(time.monotonic() - start, 1), "limit": round(limit),
                                          "packages": rows, **({"detail": f"missing: {', '.join(missing)}"} if missing else {})})
     print(f"gpu_check: install: {installed['status']} in {installed['seconds']:.0f} s", flush=True)
     start = time.monotonic()
