@@ -405,7 +405,7 @@ def predict_main(args: argparse.Namespace, device: torch.device, dtype: str, pat
     from peak_memory import peak_memory_bytes  # beside this script
 
     module = load_module(path, dtype, settings, device)
-    model = module.model.to(device).eval()
+    model = module.model.eval()  # already on its device: build_model loads the base there (device_map)
     tokenizer = load_tokenizer(str(path))
     seq = max(args.seq_lengths)  # the longest dialogue's prompt at the longest length measured in training
     report = {"side": "predict", "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
