@@ -385,9 +385,11 @@ def missing_required(rows: dict[str, Any]) -> list[str]:
     return [dist for dist, row in rows.items() if row["status"] in ("missing", "failed")]
 
 
-def machine(env: dict[str, str], timeout: float = 120) -> dict[str, Any]:
+def machine(env: dict[str, str], rows: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+    """Python, torch, the GPU; the versions of :data:`VERSIONS` as the install stage found them (its probe
+    imported each already: a second interpreter importing them again would cost as much)."""
     code = ("import json, platform, sys, torch; print(json.dumps({'python': platform.python_version(), "
-            "'interpreter': sys.executable, 'cuda': torch.version.cuda, 'gpu': torch.cuda.get_device_name(0) "
+            "'interpreter': sys.executable, 'torch_version': torch.__version__, 'cuda': torch.version.cuda, 'gpu': torch.cuda.get_device_name(0) "
             "if torch.cuda.is_available() else None, 'gpu_memory_gib': torch.cuda.get_device_properties(0)"
             ".total_memory / 2**30 if torch.cuda.is_available() else None}))")
     try:
@@ -396,8 +398,10 @@ def machine(env: dict[str, str], timeout: float = 120) -> dict[str, Any]:
             "error": done.stderr.strip()[-400:]}
     except subprocess.TimeoutExpired:
         info = {"error": f"torch did not answer in {timeout:.0f} s"}
-    for name, found in probe_all([Package(name, name) for name in VERSIONS], env, timeout).items():
-        info[name] = found["version"] if found["ok"] else f"not importable: {found['error'][-200:]}"
+    for name in VERSIONS[1:]:
+        row = rows.get(name, {})
+        info[name] = row.get("version") or f"not importable: {row.get('detail', 'not probed')[-200:]}"
+    info["torch"] = info.pop("torch_version", None)
     return info
 
 
@@ -562,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
                                          "packages": rows, **({"detail": f"missing: {', '.join(missing)}"} if missing else {})})
     print(f"gpu_check: install: {installed['status']} in {installed['seconds']:.0f} s", flush=True)
     start = time.monotonic()
-    report.stage("machine", {"status": "ok", **machine(env, check.limit("machine")),
+    report.stage("machine", {"status": "ok", **machine(env, rows, check.limit("machine")),
                              "seconds": round(time.monotonic() - start, 1)})
 
     def tests() -> None:

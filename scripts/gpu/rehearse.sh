@@ -51,9 +51,10 @@ travel=$(PYTHON=$py bash scripts/gpu/gpu_wheels.sh "$wheels" 2>/dev/null | tail 
 echo "   $travel"
 
 work=$(mktemp -d /tmp/diary-gpu-rehearse.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-offline=(env -u PYTHONPATH PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
-         PYTHON="$py" DIARY_GPU_BASE_DIR="$work/base")
+# The base goes where the check chooses (/dev/shm when it has room), as on the device; removed at the end.
+trap 'rm -rf "$work" /dev/shm/diary-gpu-check-base' EXIT
+offline=(env -u PYTHONPATH -u DIARY_GPU_BASE_DIR PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 HF_HUB_OFFLINE=1
+         TRANSFORMERS_OFFLINE=1 PYTHON="$py")
 if unshare -n true 2>/dev/null; then
     offline=(unshare -n "${offline[@]}")
     echo "== the check, with no network (a network namespace of its own)"
@@ -92,6 +93,7 @@ if not str(report.get("style_metric", "")).startswith("off"):
     problems.append(f"style_metric: {report.get('style_metric')}")
 machine = stages["machine"]
 print(f"   Python {machine['python']}, torch {machine['torch']}, bitsandbytes {machine['bitsandbytes']}, trl {machine['trl']}")
+print(f"   the base: {report['base']['path']} ({report['base']['why']})")
 for name in ("benchmark_diary_lightning", "benchmark_bf16", "benchmark_TRL", "predict"):
     print(f"   {name}: {len(stages.get(name, {}).get('rows', []))} rows")
 if problems:
