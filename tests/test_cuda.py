@@ -62,4 +62,5 @@ def test_predict_writes_a_diary_per_chat_on_cuda(cuda_fit, sample_chats):
     rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     chats = [json.loads(line)["id"] for line in sample_chats.read_text(encoding="utf-8").splitlines()]
     assert sorted(r["id"] for r in rows) == sorted(chats)
-    assert all(isinstance(r["diary"], str) and r["style_failures"] is None for r in rows)
+    assert all(isinstance(r["diary"], str) and r["style_failures"] is None and r["faithfulness_failures"] is None
+               for r in rows)

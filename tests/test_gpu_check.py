@@ -272,10 +272,12 @@ def test_rows_generated_with_the_style_metric_off_score_without_kiwi(monkeypatch
         raise AssertionError("the style checks ran with the style metric off")
 
     monkeypatch.setattr(samples, "style_failures", no_kiwi)
+    monkeypatch.setattr(samples, "faithfulness_failures", no_kiwi)
     rows = [{"id": "a", "dialogue": "d", "summary": "오늘은 비가 왔다.", "diary": "오늘은 비가 왔다.", "truncated": False,
-             "writer": "", "style_failures": None}]
+             "writer": "P01", "turns": [{"speaker": "P01", "text": "비 온다"}], "style_failures": None,
+             "faithfulness_failures": None}]
     scores = samples.corpus_scores(rows, "char")
-    assert scores["rouge1"] == pytest.approx(1.0) and "diary_style" not in scores and "polite_frac" not in scores
+    assert scores["rouge1"] == pytest.approx(1.0) and set(scores) == {"rouge1", "rouge2", "rougeL", "chrf"}
     assert "(not checked)" in samples.samples_table(rows)
     assert samples.row_failures(rows[0]) is None
 
@@ -294,4 +296,5 @@ def test_without_kiwi_fit_validate_and_predict_run_with_the_style_metric_off(tmp
                             str(tmp_path / "run" / "checkpoints" / "last.ckpt"), "--output", str(output))
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
-    assert rows and all(r["style_failures"] is None and isinstance(r["diary"], str) for r in rows)
+    assert rows and all(r["style_failures"] is None and r["faithfulness_failures"] is None
+                        and isinstance(r["diary"], str) for r in rows)

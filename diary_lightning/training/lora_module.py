@@ -104,10 +104,11 @@ class DiaryLoRAModule(L.LightningModule):
                 (``data.val_generate_samples``) at every n-th validation; ``validate`` always does.
             rouge_tokenizer: Units ROUGE counts: ``char`` (syllables, no dependency), ``eojeol`` (words)
                 or ``morpheme`` (kiwipiepy, the ``korean`` extra).
-            style_metric: Check every generated diary's style with Kiwi (kiwipiepy and kiwipiepy_model): the
-                ``SPLIT/diary_style`` scores and each predicted diary's ``style_failures``. Off, nothing needs
-                Kiwi (a machine it cannot reach, such as the GPU check's): diaries are still generated and
-                ROUGE/chrF scored, and ``style_failures`` is null.
+            style_metric: Check every generated diary with Kiwi (kiwipiepy and kiwipiepy_model): its style
+                (``SPLIT/diary_style`` and the shares per check, each predicted diary's ``style_failures``) and
+                its faithfulness to the chat (``faithfulness_failures``), both of which read Kiwi's morphemes.
+                Off, nothing needs Kiwi (a machine it cannot reach, such as the GPU check's): diaries are still
+                generated and ROUGE/chrF scored, and both failure lists are null.
             adapter_path: An exported PEFT adapter folder (``export``, or ``CHECKPOINT_DIR/adapter`` after fit) to
                 validate, test or predict with instead of ``--ckpt_path``; its LoRA shape replaces ``lora_*``
                 and its prompt settings are used.
@@ -252,7 +253,8 @@ class DiaryLoRAModule(L.LightningModule):
 
     def _score_generations(self, split: str) -> list[dict[str, Any]] | None:
         """Generate for the split's fixed subset; log ``SPLIT/rouge1 ... SPLIT/chrf``, ``SPLIT/diary_style`` and a share
-        per style check (``SPLIT/polite_frac ... SPLIT/truncated_frac``), and the sample table."""
+        per style check (``SPLIT/polite_frac ... SPLIT/truncated_frac``), ``SPLIT/faithful`` and a share per
+        faithfulness failure (``SPLIT/wrong_person_frac``...), and the sample table."""
         rows = self._generations(split)
         if not rows:
             if rows is not None:
@@ -271,10 +273,14 @@ class DiaryLoRAModule(L.LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         diaries, truncated = self.generate(batch["input_ids"], batch["attention_mask"])
-        style = self.hparams.style_metric
+        chats = batch.get("turns") or [None] * len(diaries)
+        if not self.hparams.style_metric:  # no Kiwi: neither the style nor the faithfulness checks
+            return [{"id": i, "diary": d, "truncated": t, "style_failures": None, "faithfulness_failures": None}
+                    for i, d, t in zip(batch["id"], diaries, truncated)]
         return [{"id": i, "diary": d, "truncated": t,
-                 "style_failures": evaluation.row_failures({"diary": d, "truncated": t, "writer": w}) if style else None}
-                for i, d, t, w in zip(batch["id"], diaries, truncated, batch["writer"])]
+                 "style_failures": evaluation.row_failures({"diary": d, "truncated": t, "writer": w}),
+                 "faithfulness_failures": evaluation.row_faithfulness({"diary": d, "turns": c, "writer": w})}
+                for i, d, t, w, c in zip(batch["id"], diaries, truncated, batch["writer"], chats)]
 
     # -- optimization -------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
