@@ -26,6 +26,11 @@ class ConfigError(UserError, ValueError):
     """A setting that cannot work, named with its value and the fix."""
 
 
+class MissingPackageError(UserError, ImportError):
+    """An optional package a setting needs is not installed: the message names it and how to install it, or the
+    setting that does without it."""
+
+
 _RANGES = {"positive": (lambda v: v > 0, "more than 0"), "at_least_zero": (lambda v: v >= 0, "0 or more"),
            "share": (lambda v: 0 <= v <= 1, "a share from 0 to 1")}
 
