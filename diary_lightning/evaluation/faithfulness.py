@@ -287,7 +287,7 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
         elif tag == "EC":
             if m.form in _PLAN_ENDINGS or m.form in ("어야", "아야"):
                 plan = True
-            if m.form == "자" and i == len(ms) - 1 and last:
+            if m.form == "자" and i == len(ms) - 1:
                 suggestion = True  # 밥 한번 먹자: Kiwi reads a final 자 as a connective
             if m.form in ("면", "으면") and "좋" in forms[i:]:
                 suggestion = True
@@ -623,7 +623,8 @@ def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset
     if best < 2:
         return None  # one word in common is a topic, not the act
     closest = [(t, c) for score, t, c in scored if score == best]
-    if any(c.past and c.mood == "statement" for _, c in closest) or any(c.head in _DONE_WORDS for _, c in closest):
+    if any(c.past and c.mood == "statement" and not c.negated for _, c in closest) or \
+            any(c.head in _DONE_WORDS for _, c in closest):
         return None
     # A suggestion from anyone; a plan only from the writer (a friend's plan is no plan of the writer's act).
     hinted = [(t, c) for t, c in closest if c.mood == "suggestion" or (c.mood == "plan" and t.writer)]
