@@ -86,7 +86,7 @@ _ANTONYMS = {
 _HEARSAY = frozenset({"대", "ᆫ대", "는대", "래", "재", "대요", "래요", "ᆫ대요", "는대요", "더래", "다더라"})
 _HEARSAY_LINKS = frozenset({"라는데", "다는데", "자는데", "라던데", "다던데", "ᆫ다는데", "는다는데", "대서", "래서"})
 # Common verbs that say little alone but can be flipped (갔다/못 갔다): judged with the sentence's other words.
-_PLAIN_ACTS = frozenset({"가", "오", "보", "있", "물어보", "듣", "말하", "알", "되"})
+_PLAIN_ACTS = frozenset({"가", "오", "보", "있", "물어보", "듣", "말하", "알", "되", "얘기", "이야기", "말"})
 _SAME_SUBJECT = frozenset({"고", "며", "으며", "면서", "으면서", "고서", "다며", "라며", "자며", "ᆫ다며", "는다며"})
 HONOURED = "someone honoured"
 THING = "a thing"
@@ -757,7 +757,7 @@ class _Chat:
     writer_names: frozenset[str]
     sources: dict[str, list[Clause]] = dataclasses.field(default_factory=dict)
     own: set[int] = dataclasses.field(default_factory=set)
-    """ids of the clauses of the writer's own side (:func:`_sources`' ``""`` and ``"\1"``)."""
+    """ids of the clauses of the writer's own side (:func:`_sources`' ``""``, ``"\1"`` and ``"\2"``)."""
 
 
 def _people(texts: Iterable[str]) -> set[str]:
@@ -801,7 +801,7 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
                   frozenset().union(*(t.text.nouns for t in turns)))
     chat = _Chat(turns, whole, numbers(joined), names, writer_names)
     chat.sources = _sources(chat)
-    chat.own = {id(c) for key in ("", "\1") for c in chat.sources[key]}
+    chat.own = {id(c) for key in ("", "\1", "\2") for c in chat.sources[key]}
     return chat
 
 
