@@ -150,3 +150,21 @@ def test_importable_without_torch_and_kiwi_loads_on_first_check() -> None:
             "f.faithfulness_failures('면접을 봤다.', [{'speaker': 'a', 'text': '면접 봤어'}], 'a'); "
             "from diary_lightning.evaluation.diary_style import kiwi; assert kiwi.cache_info().misses == 1")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_each_predict_line_gains_its_faithfulness_failures(tmp_path) -> None:
+    from diary_lightning.io.jsonl import JsonlAppender
+    from diary_lightning.training.callbacks import PredictionsJsonl
+
+    writer = PredictionsJsonl(str(tmp_path / "diaries.jsonl"))
+    writer._file = JsonlAppender(writer.partial)  # what on_predict_start opens on rank 0
+    rows = [{"id": "a", "diary": TRUE, "truncated": False, "style_failures": [],
+             "faithfulness_failures": samples.row_faithfulness({"diary": TRUE, "turns": KAKAO, "writer": WRITER})},
+            {"id": "b", "diary": "다음 달에 대전으로 이사를 간다.", "truncated": False, "style_failures": [],
+             "faithfulness_failures": ["wrong_person"]}]
+    writer.write_on_batch_end(None, None, rows)
+    writer._file.close()
+    import json
+    lines = [json.loads(line) for line in writer.partial.read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["faithfulness_failures"]) for r in lines] == [("a", []), ("b", ["wrong_person"])]
+    assert set(lines[0]) == {"id", "diary", "style_failures", "faithfulness_failures"}
