@@ -225,7 +225,10 @@ def _splits(m: Morpheme, following: Morpheme | None) -> bool:
 
 def _embedded(ms: Sequence[Morpheme], at: int) -> bool:
     """The negation at ``at`` belongs to a modifier or a noun clause (핸드폰 안 보는 게 어렵다), not the predicate."""
-    for m in ms[at + 1:]:
+    rest = ms[at + 1:]
+    for k, m in enumerate(rest):
+        if m.tag == "ETM" and m.form in ("ᆯ", "을") and k + 1 < len(rest) and rest[k + 1].form in ("거", "것"):
+            return False  # 안 늦을 거다: the future of the predicate itself
         if m.tag in ("ETM", "ETN"):
             return True
         if m.tag in ("EF", "EC"):
@@ -279,7 +282,9 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             elif m.form == "겠":
                 plan = True
         elif tag == "EF":
-            if m.form in _SUGGESTION_ENDINGS or (m.form == "래" and i > 0 and ms[i - 1].tag in ("VV", "VX")) or (m.form in ("어", "아", "어요", "아요") and i > 0 and ms[i - 1].form == "보"
+            if m.form in _SUGGESTION_ENDINGS or (m.form == "래" and i > 0 and ms[i - 1].tag in ("VV", "VX")) or \
+                    (m.form in ("어", "아", "어요", "아요") and i > 0 and ms[i - 1].form == "주" and ms[i - 1].tag == "VX"
+                     and not past) or (m.form in ("어", "아", "어요", "아요") and i > 0 and ms[i - 1].form == "보"
                                                  and ms[i - 1].tag == "VX" and not past):
                 suggestion = True
             elif m.form in _PLAN_ENDINGS:
@@ -624,10 +629,14 @@ def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset
         return None  # one word in common is a topic, not the act
     closest = [(t, c) for score, t, c in scored if score == best]
     if any(c.past and c.mood == "statement" and not c.negated for _, c in closest) or \
-            any(c.head in _DONE_WORDS for _, c in closest):
+            any(c.head in _DONE_WORDS for _, c in closest) or \
+            any(t.writer and c.mood == "statement" and not c.negated and not c.future for t, c in closest):
+        # Told done, or told by the writer as going on (야근 중): the diary may tell it done.
         return None
     # A suggestion from anyone; a plan only from the writer (a friend's plan is no plan of the writer's act).
-    hinted = [(t, c) for t, c in closest if c.mood == "suggestion" or (c.mood == "plan" and t.writer)]
+    # A date told (오픈이 다음 주 월요일이라) or news heard (파트장 달아준대) is no plan of the act.
+    hinted = [(t, c) for t, c in closest if c.mood == "suggestion" or (c.mood == "plan" and t.writer and not c.copula
+                                                                        and not c.hearsay)]
     if not hinted:
         return None
     t, c = hinted[0]
@@ -696,6 +705,8 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
                 covered = _covered(lemmas, cs)
                 if name not in ("", "\1", "\2") and len(covered) > best:
                     best, who, theirs_only = len(covered), name, covered - own
+            if len(lemmas) == 1 and who == "\0":
+                continue  # one word the writer passed on from someone: too little to say whose it is
             # Someone else's news: they say more of it than the writer does, and what only they say is more than
             # a word, or is what the sentence says happened (청약에 당첨됐다, where 청약 is the writer's too).
             if best >= need and ((len(theirs_only) >= 2 and best >= len(own)) or (theirs_only & heads and best > len(own))
