@@ -37,15 +37,36 @@ BENCHMARK = ROOT / "diary_lightning" / "resources" / "benchmark"
 
 
 def load(paths: Sequence[Path], split: str) -> list[dict[str, Any]]:
-    """The chat items (``dialogue`` and ``reference``) of ``split``; the day-by-day exports are left out."""
+    """The items of ``split``: each chat item, and each day of a KakaoTalk export item (its ``file`` read as
+    ``predict`` reads it, one dialogue per day) as an item of its own."""
     items = []
     for path in paths:
         for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                item = json.loads(line)
-                if item.get("split") == split and "dialogue" in item:
-                    items.append(item)
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            if item.get("split") != split:
+                continue
+            if "dialogue" in item:
+                items.append(item)
+            elif "file" in item and "days" in item:
+                items += _export_days(path.parent / item["file"], item)
     return items
+
+
+def _export_days(file: Path, item: dict[str, Any]) -> list[dict[str, Any]]:
+    from diary_lightning.data.dialogue import read_dialogues
+
+    by_day = {d.id.rsplit("_", 1)[-1]: d for d in read_dialogues(str(file), require_summary=False,
+                                                                   progress=False).dialogues}
+    days = []
+    for day in item["days"]:
+        dialogue = by_day.get(day["date"])
+        if dialogue is None:
+            raise SystemExit(f"{file}: no chat on {day['date']}, which {item['id']} gives a reference for")
+        days.append({**day, "id": f"{item['id']}/{day['date']}", "writer": item["writer"],
+                     "dialogue": [{"speaker": t.speaker, "text": t.text} for t in dialogue.turns]})
+    return days
 
 
 # --- the corruptions -------------------------------------------------------------------------------------------
