@@ -59,7 +59,7 @@ RELATIONS = frozenset(
 # Nouns a diary uses to sum up what the chat tells in other words.
 _GENERIC = frozenset("준비 일정 계획 약속 메뉴 결과 이유 문제 상황 부분 내용 소식 근황 일상 모임 외출 고민 사정 연락 답장 "
                      "이야기 대화 마무리 시작 정리 얘기 하루 기분 경험 처음 마지막 다행 덕분 때문 생각 사람 이번 "
-                     "여행 선물 축하 위로 응원 부탁 걱정".split())
+                     "여행 선물 축하 위로 응원 부탁 걱정 진심 말로 정도 덕".split())
 # Short forms a chat uses for what a diary spells out.
 _SAME = {"남자친구": "남친", "여자친구": "여친", "렌터카": "렌트", "렌트카": "렌트", "아이스아메리카노": "아아", "편의점": "편의점"}
 
@@ -69,12 +69,12 @@ _PAST = ("었", "았", "였", "ㅆ")
 _SUGGESTION_ENDINGS = frozenset({"자", "재", "ᆯ까", "을까", "세요", "으세요", "시오", "어라", "아라", "라", "렴", "으렴", "ᆸ시다", "읍시다",
                                  "ᆯ래", "을래"})
 _PLAN_ENDINGS = frozenset({"ᆯ게", "을게", "ᆯ께", "을께", "려고", "으려고", "려", "으려", "고자", "ᆯ라고", "을라고"})
-_PLAN_WORDS = frozenset({"내일", "이따", "모레", "나중", "예정", "계획", "다음"})
+_PLAN_WORDS = frozenset({"내일", "이따", "모레", "나중", "다음"})
 _SUGGEST_WORDS = frozenset({"추천", "권", "제안", "권하", "추천하", "어떻", "어떠"})
 _TIME_NOUNS = frozenset("주 달 번 주말 아침 점심 저녁 밤 오전 오후 새벽 날 해 이맘때 쯤".split())
 _THOUGHTS = frozenset({"싶", "생각", "알", "모르", "궁금", "고민"})
 # Verbs that are done now about a later day: 모레로 미뤘다, 다음 주로 정했다.
-_SCHEDULING = frozenset({"미루", "정하", "예약", "약속", "잡", "연기", "옮기", "바꾸", "결정"})
+_SCHEDULING = frozenset({"미루", "정하", "예약", "약속", "잡", "잡히", "연기", "옮기", "바꾸", "결정", "정해지", "미뤄지"})
 _DONE_WORDS = frozenset({"다녀오", "끝내", "마치", "완료", "성공"})
 # A fact and its opposite in other words: 합격했다 where the chat says 떨어졌어.
 _ANTONYMS = {
@@ -141,6 +141,8 @@ class Clause:
     shared: bool = False
     """Done with someone of the chat (지수랑, 같이, 우리)."""
     squeezed: str = ""
+    obligation: bool = False
+    """-어야 하다/되다: what must be done (advice, when someone else says it)."""
     copula: bool = False
     """Its predicate is 이다 (처음이었다): a state, not an act."""
     future: bool = False
@@ -318,7 +320,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
         k = at + 1
         while k < len(ms) and (ms[k].form in _TIME_NOUNS or ms[k].tag in ("SN", "NNB") or ms[k].form.endswith("요일")):
             k += 1
-        modified = k < len(ms) and not (ms[k].tag in ("JKB", "JX", "MAG") or ms[k].tag.startswith("V"))
+        modified = k < len(ms) and (not (ms[k].tag in ("JKB", "JX", "MAG") or ms[k].tag.startswith("V"))
+                                    or ms[k].form in ("로", "으로"))  # 내일 오전 10시로 잡혔다: set for then
     if question and last and not suggestion:
         mood = "question"
     elif suggestion:
@@ -329,7 +332,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
         mood = "statement"
     return Clause(frozenset(lemmas), head, negated, past and not plan and mood != "suggestion", mood, quote,
                   future=future, modified_future=modified,
-                  copula=any(m.tag == "VCP" for m in ms) and not any(m.tag in ("VV", "XSV") for m in ms))
+                  copula=any(m.tag == "VCP" for m in ms) and not any(m.tag in ("VV", "XSV") for m in ms),
+                  obligation=any(m.tag == "EC" and m.form in ("어야", "아야") for m in ms))
 
 
 def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str, str]]:
@@ -610,6 +614,8 @@ def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], contex
 def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset[str]) -> str | None:
     if not (clause.past and clause.mood == "statement" and not clause.negated and clause.quote is None):
         return None
+    if re.search(r"정도|뻔|것같|수있|수없|듯", clause.squeezed):
+        return None  # 못 내려갈 정도였다, 넘어질 뻔했다: a degree or a near miss, no act told done
     if clause.future and clause.head not in _SCHEDULING and not re.search(r"오늘|어제|아까|방금", clause.squeezed) \
             and not clause.modified_future:
         return f"told as done, but '{clause.squeezed}' is still to come"
@@ -659,7 +665,8 @@ def _sources(chat: _Chat) -> dict[str, list[Clause]]:
                 # An answer to "아내분 반응은 어땠어요?" (울었어) is about the person just named.
                 out["\2" if key == "" and turn.names_someone and c.owner != "나" else key].append(c)
             elif turn.bot or c.you or c.owner in chat.writer_names or (
-                    c.mood in ("question", "suggestion") and c.owner != "나"):
+                    c.mood in ("question", "suggestion") and c.owner != "나") or (c.obligation and c.owner != "나"):
+                # 교수님께 메일 드려야 돼, said to the writer: advice, about the writer's doing
                 out[""].append(c)
             elif not turn.first_person:
                 continue  # 항공권 떴다 1인 32만원: news for the whole chat, nobody's own

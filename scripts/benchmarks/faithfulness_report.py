@@ -38,7 +38,7 @@ BENCHMARK = ROOT / "diary_lightning" / "resources" / "benchmark"
 
 def load(paths: Sequence[Path], split: str) -> list[dict[str, Any]]:
     """The items of ``split``: each chat item, and each day of a KakaoTalk export item (its ``file`` read as
-    ``predict`` reads it, one dialogue per day) as an item of its own."""
+    ``predict`` reads it, one dialogue per day; checked against the chat up to that day) as an item of its own."""
     items = []
     for path in paths:
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -57,15 +57,16 @@ def load(paths: Sequence[Path], split: str) -> list[dict[str, Any]]:
 def _export_days(file: Path, item: dict[str, Any]) -> list[dict[str, Any]]:
     from diary_lightning.data.dialogue import read_dialogues
 
-    by_day = {d.id.rsplit("_", 1)[-1]: d for d in read_dialogues(str(file), require_summary=False,
-                                                                   progress=False).dialogues}
+    dialogues = read_dialogues(str(file), require_summary=False, progress=False).dialogues
+    dates = [d.id.rsplit("_", 1)[-1] for d in dialogues]
     days = []
     for day in item["days"]:
-        dialogue = by_day.get(day["date"])
-        if dialogue is None:
+        if day["date"] not in dates:
             raise SystemExit(f"{file}: no chat on {day['date']}, which {item['id']} gives a reference for")
+        # The chat up to that day: a day's diary may recall what the days before set up (the exam of last week).
+        upto = dialogues[:dates.index(day["date"]) + 1]
         days.append({**day, "id": f"{item['id']}/{day['date']}", "writer": item["writer"],
-                     "dialogue": [{"speaker": t.speaker, "text": t.text} for t in dialogue.turns]})
+                     "dialogue": [{"speaker": t.speaker, "text": t.text} for d in upto for t in d.turns]})
     return days
 
 
