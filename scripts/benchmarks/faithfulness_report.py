@@ -304,6 +304,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = [faithfulness_evidence(diary, item["dialogue"], item["writer"]) for _, _, _, diary, item in rows]
     seconds = time.perf_counter() - start
 
+    # The check synthesize had before: the share of the diary's character pairs found in the chat.
+    from diary_lightning.synthesis.checks import CheckConfig, grounding
+    floor = CheckConfig().min_grounding
+    ungrounded: dict[tuple[str, str], list[int]] = {}
+    for kind, source, _, diary, item in rows:
+        counts = ungrounded.setdefault((source, kind), [0, 0])
+        counts[0] += 1
+        counts[1] += grounding(diary, [t["text"] for t in item["dialogue"]]) < floor
+
     columns = ("none", *FAILURES)
     table: dict[tuple[str, str], Counter[str]] = {}
     caught: dict[tuple[str, str], list[int]] = {}
@@ -341,6 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             n = caught[(source, kind)][0]
             cells = " | ".join(str(table[(source, kind)][c]) for c in columns)
             print(f"| {kind if source == 'reference' else f'{kind} ({source})'} | {n} | {cells} |")
+    print(f"\nfor comparison, synthesize's `ungrounded` (under {floor:.0%} of character pairs in the chat) flags:")
+    for (source, kind), (n, flagged) in ungrounded.items():
+        print(f"  {kind if source == 'reference' else f'{kind} ({source})':<32} {flagged:>3}/{n:<3} ({flagged / n:.0%})")
     print(f"\nKiwi loaded in {load_seconds:.1f} s; {len(rows)} diaries checked in {seconds:.1f} s "
           f"({len(rows) / seconds:.1f} diaries/s, each with its chat analysed, on {diary_style.usable_cores()} cores)")
     return 0
