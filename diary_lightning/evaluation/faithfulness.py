@@ -661,7 +661,8 @@ def _sources(chat: _Chat) -> dict[str, list[Clause]]:
             third = c.owner not in (None, "나", THING, UNKNOWN) and c.owner not in chat.writer_names
             if turn.writer:
                 heard = (c.hearsay or c.quote) and c.owner != "나"
-                key = "\0" if (heard and turn.names_someone) or third or c.honorific else "\1" if heard else ""
+                named_here = any(p != "나" and p not in chat.writer_names for p, _ in turn.text.persons)
+                key = "\0" if (heard and named_here) or third or c.honorific else "\1" if heard else ""
                 # An answer to "아내분 반응은 어땠어요?" (울었어) is about the person just named.
                 out["\2" if key == "" and turn.names_someone and c.owner != "나" else key].append(c)
             elif turn.bot or c.you or c.owner in chat.writer_names or (
@@ -812,7 +813,15 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
         # A person named in the turn or the two before it: 교수님이 뭐라고 하셨어요? / 주제 너무 넓대.
         someone = any(p != "나" and p not in writer_names for t in [*turns[-2:], None]
                       for p, _ in (text if t is None else t.text).persons)
-        me = text.first_person or any(t.speaker == speaker and t.text.first_person for t in turns[-3:])
+        # 나 어제 남친이랑 싸웠어 / 연락 문제로..: a run of one speaker's messages speaks of them throughout.
+        # ...or answers the others' questions about it (헐 어디?? / 인천 검단).
+        me = text.first_person
+        for t in reversed(turns[-3:]):
+            if t.speaker == speaker:
+                me = me or t.first_person
+                break
+            if _asserts_text(t.text) and t.text.lemmas:
+                break
         turns.append(_Turn(i, speaker, text, is_writer, about, speaker.strip().casefold() in bots, someone, me))
     joined = "\n".join(str(t["text"]) for t in dialogue)
     whole = _Text(joined, _SQUEEZE.sub("", joined), (), frozenset().union(*(t.text.lemmas for t in turns)),
