@@ -64,7 +64,6 @@ _GENERIC = frozenset("준비 일정 계획 약속 메뉴 결과 이유 문제 �
 _SAME = {"남자친구": "남친", "여자친구": "여친", "렌터카": "렌트", "렌트카": "렌트", "아이스아메리카노": "아아", "편의점": "편의점"}
 
 _SECOND_PERSON = frozenset("너 니 네 당신 자기 님 너희".split())
-_NEGATORS = frozenset({"안", "못", "않", "아니", "못하"})
 _PAST = ("었", "았", "였", "ㅆ")
 _SUGGESTION_ENDINGS = frozenset({"자", "재", "ᆯ까", "을까", "세요", "으세요", "시오", "어라", "아라", "라", "렴", "으렴", "ᆸ시다", "읍시다",
                                  "ᆯ래", "을래"})
@@ -95,7 +94,6 @@ UNKNOWN = "unknown"
 """The owner of a clause after another person's clause over 어서/는데: the writer's or theirs, the text does not say."""
 """The owner of a clause whose predicate honours an unnamed subject (하셨다): never the writer."""
 _TENSE_LINKS = frozenset({"고", "어서", "아서", "어", "아", "서", "고서", "며", "으며"})
-_TOGETHER = re.compile(r"같이|함께|둘이|우리")
 _COMPANION = frozenset({"랑", "이랑", "와", "과", "하고", "께"})
 
 _NATIVE = {"두": 2, "둘": 2, "세": 3, "셋": 3, "석": 3, "네": 4, "넷": 4, "다섯": 5, "여섯": 6, "일곱": 7, "여덟": 8, "아홉": 9,
@@ -168,7 +166,6 @@ class _Text:
     proper: frozenset[str] = frozenset()
     persons: tuple[tuple[str, str], ...] = ()
     """(person word, role) pairs: role ``subject``, ``companion`` or ``other``."""
-    second_person: bool = False
     first_person: bool = False
 
 
@@ -193,8 +190,6 @@ class _Turn:
     speaker: str
     text: _Text
     writer: bool
-    about_writer: bool = False
-    """Another speaker's turn about the writer (너, the writer's name) or asking or suggesting something."""
     bot: bool = False
     """The service's bot: what it says is about the writer or the world, never its own day."""
     names_someone: bool = False
@@ -390,11 +385,10 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
     persons: list[tuple[str, str]] = []
     things: set[str] = set()
     proper: set[str] = set()
-    second = first = False
+    first = False
     for sentence in analyse(text):
         ms = [m for m in sentence.morphemes if m.tag not in ("SF", "SP", "SS", "SE", "SO", "SW", "SB")]
         persons += _persons_in(ms, names)
-        second |= any(m.form in _SECOND_PERSON and m.tag == "NP" for m in ms)
         first |= any(m.form in ("나", "내", "저", "제") and m.tag == "NP" for m in ms)
         for i, m in enumerate(ms):
             if m.tag in ("NNG", "NNP", "SL"):
@@ -451,7 +445,7 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
             clauses.append(clause)
             lemmas |= clause.lemmas
     return _Text(text, _SQUEEZE.sub("", text), tuple(clauses), frozenset(lemmas), frozenset(nouns),
-                 things=frozenset(things), proper=frozenset(proper), persons=tuple(persons), second_person=second,
+                 things=frozenset(things), proper=frozenset(proper), persons=tuple(persons),
                  first_person=first)
 
 
@@ -545,26 +539,6 @@ def _present(lemma: str, text: _Text) -> bool:
 
 def _score(lemmas: Iterable[str], text: _Text) -> int:
     return sum(_present(lemma, text) for lemma in lemmas)
-
-
-def _statement_text(turn: _Turn) -> frozenset[str]:
-    """The lemmas a turn asserts (its questions and suggestions left out)."""
-    out: set[str] = set()
-    for clause in turn.text.clauses:
-        if clause.mood in ("statement", "plan"):
-            out |= clause.lemmas
-    return frozenset(out)
-
-
-def _support(lemmas: frozenset[str], turns: Sequence[_Turn], statements_only: bool = False) -> int:
-    best = 0
-    for turn in turns:
-        if statements_only:
-            asserted = _statement_text(turn)
-            best = max(best, sum(lemma in asserted for lemma in lemmas))
-        else:
-            best = max(best, _score(lemmas, turn.text))
-    return best
 
 
 def _clause_matches(clause: Clause, turns: Sequence[_Turn], context: frozenset[str] = frozenset(),
@@ -808,8 +782,6 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
         text = _analyse_text(str(turn["text"]), names)
         speaker = str(turn["speaker"])
         is_writer = speaker.strip() == writer.strip()
-        about = not is_writer and (text.second_person or any(p in writer_names for p, _ in text.persons)
-                                   or not _asserts_text(text))
         # A person named in the turn or the two before it: 교수님이 뭐라고 하셨어요? / 주제 너무 넓대.
         someone = any(p != "나" and p not in writer_names for t in [*turns[-2:], None]
                       for p, _ in (text if t is None else t.text).persons)
@@ -822,7 +794,7 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
                 break
             if _asserts_text(t.text) and t.text.lemmas:
                 break
-        turns.append(_Turn(i, speaker, text, is_writer, about, speaker.strip().casefold() in bots, someone, me))
+        turns.append(_Turn(i, speaker, text, is_writer, speaker.strip().casefold() in bots, someone, me))
     joined = "\n".join(str(t["text"]) for t in dialogue)
     whole = _Text(joined, _SQUEEZE.sub("", joined), (), frozenset().union(*(t.text.lemmas for t in turns)),
                   frozenset().union(*(t.text.nouns for t in turns)))

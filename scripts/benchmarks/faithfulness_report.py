@@ -81,9 +81,6 @@ def _batchim(word: str) -> bool:
     return "가" <= last <= "힣" and (ord(last) - 0xAC00) % 28 != 0
 
 
-_TOLD = re.compile(r"([가-힣])(?:다|라)고 (?:했|하셨|말했|그랬)다")
-
-
 def wrong_person(item: dict[str, Any], rng: random.Random) -> str | None:
     """Another person's fact told as the writer's (its subject dropped, ``…다고 했다`` made ``…다``); failing
     that, the writer's fact given to another speaker."""
