@@ -32,7 +32,14 @@ from diary_lightning.cli.runs import (
     resumed_log,
     run_logger,
 )
-from diary_lightning.errors import ConfigError, check_config_syntax, log_to_stderr, run_reporting_user_errors
+from diary_lightning.errors import (
+    ConfigError,
+    check_config_syntax,
+    check_numbers,
+    log_to_stderr,
+    redact_urls,
+    run_reporting_user_errors,
+)
 from diary_lightning.io import outputs
 from diary_lightning.cli.evaluate import evaluate, summary_table
 from diary_lightning.inference.app import serve
@@ -224,6 +231,25 @@ def configured_checkpoint_dir(callbacks: Any) -> str | None:
     return None
 
 
+def check_trainer_numbers(trainer: Any) -> None:
+    """The trainer's numeric settings, refused here by name: Lightning takes some of them (``max_steps -5``, a
+    negative ``limit_val_batches``) without a word or refuses them with a traceback from deep inside."""
+    check_numbers("--trainer", trainer, positive=("accumulate_grad_batches", "num_nodes", "log_every_n_steps",
+                                                  "check_val_every_n_epoch", "val_check_interval"),
+                  at_least_zero=("min_steps", "gradient_clip_val", "limit_train_batches", "limit_val_batches",
+                                 "limit_test_batches", "limit_predict_batches"))
+    problems = [f"--trainer.{key} {trainer.get(key)!r}: expected -1 (no limit) or {low} or more"
+                for key, low in (("max_steps", 1), ("max_epochs", 0), ("num_sanity_val_steps", 0))
+                if trainer.get(key) is not None and trainer.get(key) != -1 and not trainer.get(key) >= low]
+    fractions = [f"--trainer.{key} {trainer.get(key)!r}: a float is a share of the batches, at most 1.0 (or give "
+                 "a count of batches as an integer)" for key in ("limit_train_batches", "limit_val_batches",
+                                                                   "limit_test_batches", "limit_predict_batches",
+                                                                   "val_check_interval")
+                 if isinstance(trainer.get(key), float) and trainer.get(key) > 1]
+    if problems or fractions:
+        raise ConfigError("; ".join(problems + fractions))
+
+
 def resolve_checkpoint(ckpt_path: str | None, trainer: Trainer) -> str | None:
     """Make ``best`` work in a new process: Lightning only knows it in the process that trained,
     so it is looked up in the state ModelCheckpoint saved into ``last.ckpt``."""
@@ -271,6 +297,11 @@ class DiaryArgumentParser(LightningArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+    def dump(self, *args: Any, **kwargs: Any) -> str:
+        # What --print_config prints and the run folder's config.yaml records: a URL's password or key-like
+        # query parameter (--teacher.base_url) is no setting to show or keep.
+        return redact_urls(super().dump(*args, **kwargs))
 
     def error(self, message: str, ex: Exception | None = None) -> Any:
         if not self.exit_on_error:  # jsonargparse parsing a part of the arguments: it handles the error
@@ -340,6 +371,7 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, PlainSubcommands, Lightn
         """Settings travel with the run: what the checkpoint or exported adapter a subcommand reads recorded (its
         base and how it was loaded, the LoRA shape, ``max_length``, the generation settings) are the parser's
         defaults, which the config and the options given override as they override any default."""
+        self._argv = list(args) if isinstance(args, list) else sys.argv[1:]  # for the command that resumes predict
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         self._recorded = None
@@ -359,6 +391,10 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, PlainSubcommands, Lightn
                      if given["model"][key] == value}
             log.info("generation settings from %s where the config and options give none: %s", source,
                      ", ".join(f"{key}={value}" for key, value in taken.items()))
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand not in self.plain_subcommands():
+            check_trainer_numbers(self.config[self.subcommand].get("trainer") or {})
 
     def _adopt_run_settings(self) -> None:
         """Name the checkpoint ``--ckpt_path`` means for Lightning, and encode as the run read at parsing was
@@ -478,7 +514,8 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, PlainSubcommands, Lightn
         check_writable(Path(output).parent)
         self._locks = []
         self._lock(output, "file")
-        predictions = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions", False))
+        predictions = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions", False),
+                                       resume_command=resume_command(self._argv))
         predictions.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
                                                        self.datamodule))
         self.datamodule.skip_predict_ids = predictions.written_ids(predict_inputs(self.datamodule))

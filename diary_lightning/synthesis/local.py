@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -51,8 +52,6 @@ class TransformersTeacher:
 
         from diary_lightning.model.loading import DTYPES, load_base, load_tokenizer
 
-        if config.batch_size < 1:
-            raise ValueError(f"--teacher.batch_size {config.batch_size}: must be >= 1")
         if config.dtype not in DTYPES:
             raise ValueError(f"--teacher.dtype {config.dtype!r}: expected one of {', '.join(DTYPES)}")
         self.config = config
@@ -83,13 +82,21 @@ class TransformersTeacher:
         # One temperature per call: a chunk is all first tries or all retries (the runner retries in rounds).
         temperature = c.temperature if chunk[0].attempt == 0 else c.retry_temperature
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        start = time.monotonic()
         with torch.inference_mode():
+            # max_time: transformers' own stop once the batch has run that long (its MaxTimeCriteria).
             out = self.model.generate(**batch, max_new_tokens=c.max_new_tokens, eos_token_id=tokenizer.eos_token_id,
-                                      pad_token_id=tokenizer.pad_token_id, **sampling)
+                                      pad_token_id=tokenizer.pad_token_id, max_time=c.deadline, **sampling)
+        late = time.monotonic() - start >= c.deadline
         new = out[:, batch["input_ids"].shape[1]:]
         replies = []
         for row, mask in zip(new, batch["attention_mask"]):
             ends = (row == tokenizer.eos_token_id).nonzero()
+            if late and not len(ends) and len(row) < c.max_new_tokens:
+                # Stopped by the deadline, not by max_new_tokens: no verdict on the diary, ask again next run.
+                replies.append(Reply(None, error=f"the batch ran past --teacher.deadline {c.deadline:g} s "
+                                                 f"({c.model} on {self.device})", timed_out=True))
+                continue
             length = int(ends[0]) if len(ends) else len(row)
             text = tokenizer.decode(row[:length], skip_special_tokens=True).strip()
             replies.append(Reply(text, int(mask.sum()), length, truncated=not len(ends)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -13,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from diary_lightning.data.clean import clean_lines
 from diary_lightning.data.records import Dialogue
 from diary_lightning.io.jsonl import JsonlAppender, OutputError, first_mismatch, fingerprint, open_for_resume
 from diary_lightning.io.lock import JobLock
 from diary_lightning.io.outputs import SYNTHESIS_REJECTS, SYNTHESIZED, Output, check_outputs
-from diary_lightning.synthesis.checks import CheckConfig, check_diary
+from diary_lightning.synthesis.checks import MAX_DIARY_CHARS, CheckConfig, check_diary
 from diary_lightning.synthesis.teacher import Reply, Request, Teacher, build_messages
 
 log = logging.getLogger(__name__)
@@ -130,6 +132,12 @@ class Synthesis:
         finally:
             lock.release()
         wall = time.perf_counter() - start
+        if self.counts["timed_out"]:
+            log.warning("the teacher (%s) gave no answer within --teacher.deadline for %d dialogue(s): they stay "
+                        "missing for the next run; a slow or overloaded server (lower --teacher.concurrency) or a "
+                        "deadline too short for it", ", ".join(f"{k} {v}" for k, v in self._teacher.items()
+                                                                  if k in ("backend", "model", "base_url") and v),
+                        self.counts["timed_out"])
         done_now = self.counts["kept"] + self.counts["rejected"]
         return {
             "output": str(self.output), "rejected_output": str(self.rejected), "shard": f"{index}/{count}",
@@ -137,6 +145,7 @@ class Synthesis:
             "kept": self.counts["kept"], "rejected": self.counts["rejected"],
             "rejected_by_check": dict(self.failed_checks.most_common()), "retried": self.counts["retried"],
             "failed": self.counts["failed"],
+            "timed_out": self.counts["timed_out"],
             "tokens_in": self.tokens["in"] if self.tokens["reported"] else None,
             "tokens_out": self.tokens["out"] if self.tokens["reported"] else None,
             "wall_s": round(wall, 3), "dialogues_per_s": round(done_now / wall, 2) if wall > 0 else None,
@@ -167,17 +176,21 @@ class Synthesis:
         if reply.error is not None:
             # Not written anywhere: the id stays missing, so the next run asks again.
             self.counts["failed"] += 1
+            self.counts["timed_out"] += reply.timed_out
             if self.counts["failed"] <= 5:
                 log.warning("dialogue %s: the teacher failed: %s", request.id, reply.error)
             self._bar.update(1)
             return
         dialogue = self._by_id[request.id]
+        # Cut before cleaning: an answer of megabytes is rejected unread (checks.MAX_DIARY_CHARS).
+        raw = reply.text or ""
+        reply = dataclasses.replace(reply, text=clean_lines(raw[:MAX_DIARY_CHARS + 1]))
         failed = [reply.refused] if reply.refused else check_diary(reply, request, self.checks, self.instruction,
                                                                      request.writer_names)
         if not failed:
             self._kept.write({
                 "id": dialogue.id, "dialogue": dialogue_record(dialogue), "writer": request.writer,
-                "summary": dialogue.summary, "diary": reply.text.strip(), "teacher": self._teacher,
+                "summary": dialogue.summary, "diary": reply.text, "teacher": self._teacher,
                 "prompt": {"system": self.system, "template": self.template}, "attempt": request.attempt,
             })
             self.counts["kept"] += 1
@@ -186,9 +199,10 @@ class Synthesis:
             self._again.append(Request(**{**request.__dict__, "attempt": request.attempt + 1}))
             return
         else:
-            self._rejects.write({"id": dialogue.id, "failed": failed, "diary": reply.text, "summary": dialogue.summary,
-                                 "attempts": request.attempt + 1, "teacher": self._teacher,
-                                 "input": fingerprint(dialogue.turns, dialogue.summary)})
+            self._rejects.write({"id": dialogue.id, "failed": failed, "diary": reply.text[:MAX_DIARY_CHARS],
+                                 **({"diary_chars": len(raw)} if len(raw) > MAX_DIARY_CHARS else {}),
+                                 "summary": dialogue.summary, "attempts": request.attempt + 1,
+                                 "teacher": self._teacher, "input": fingerprint(dialogue.turns, dialogue.summary)})
             self.counts["rejected"] += 1
             self.failed_checks.update(failed)
         self._bar.update(1)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from diary_lightning.data.prompts import format_dialogue
 from diary_lightning.data.records import Turn
-from diary_lightning.errors import UserError
+from diary_lightning.errors import ConfigError, UserError, check_numbers
 
 BACKENDS = ("rules", "openai", "vllm", "transformers")
 
@@ -35,7 +35,11 @@ class TeacherConfig:
         retry_temperature: The temperature of a retry (``--retries``), so that a rejected diary can come out
             different.
         concurrency: ``openai``: requests in flight at once.
-        timeout: ``openai``: seconds per request before it counts as failed (and is retried).
+        timeout: ``openai``: seconds one try may wait for the server before it is tried again.
+        deadline: Seconds one dialogue may take over all its tries (``openai``: a server that trickles its answer
+            never trips ``timeout``, which the client counts per read) or one batch may generate
+            (``transformers``); then it counts as failed, the slow teacher is named in the log, and the dialogue
+            stays missing for the next run.
         max_attempts: ``openai``: tries per request on 429, 5xx, timeouts and dropped connections, with exponential
             backoff.
         batch_size: ``transformers``: prompts generated together (left-padded); ``vllm``: prompts handed over per
@@ -60,6 +64,7 @@ class TeacherConfig:
     retry_temperature: float = 0.7
     concurrency: int = 16
     timeout: float = 120.0
+    deadline: float = 600.0
     max_attempts: int = 6
     batch_size: int = 8
     load_in_4bit: bool = False
@@ -67,6 +72,16 @@ class TeacherConfig:
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
     trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        # Checked as the command line builds it: a zero here would fail deep inside a client or engine, or not
+        # at all (a concurrency of 0 answers nothing and reports success).
+        check_numbers("--teacher", self, positive=("max_new_tokens", "concurrency", "max_attempts", "batch_size",
+                                                   "tensor_parallel_size", "timeout", "deadline"),
+                      at_least_zero=("temperature", "retry_temperature"))
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise ConfigError(f"--teacher.gpu_memory_utilization {self.gpu_memory_utilization}: expected a share "
+                              "of the GPU's memory, more than 0 and at most 1")
 
 
 @dataclass
@@ -95,6 +110,8 @@ class Reply:
     truncated: bool = False
     """The teacher stopped at ``max_new_tokens``, not at its end of text."""
     error: str | None = None
+    timed_out: bool = False
+    """The error is the teacher's ``deadline`` passing: the run counts these and names the slow teacher."""
     refused: str | None = None
     """The teacher's own reason not to keep this diary (the rules teacher's :data:`~diary_lightning.synthesis.rules.REFUSALS`):
     it goes to the rejected file with that reason, never retried."""

@@ -31,6 +31,7 @@ from diary_lightning.data.roles import (
 )
 from diary_lightning.data.sources import expand_paths
 from diary_lightning.data.splits import fit_split_warnings
+from diary_lightning.errors import check_numbers
 from diary_lightning.model.loading import load_tokenizer
 from diary_lightning.model.settings import DEFAULT_MAX_LENGTH, RunSettings, adopt_prompt
 from diary_lightning.training.exact_resume import ResumableDataLoader
@@ -106,6 +107,9 @@ class DiaryDataModule(L.LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        check_numbers("--data", self.hparams, positive=("batch_size", "eval_batch_size", "max_length"),
+                      at_least_zero=("num_workers", "val_generate_samples", "test_generate_samples"),
+                      share=("val_fraction", "test_fraction"))
         # data.writer and data.bots normalised here, once (a bad value fails now, not when the data is read);
         # None when not given, so that what a checkpoint or adapter stored can stand in (adopt).
         self._writer = writer_setting(writer) if writer is not None else None
