@@ -96,7 +96,65 @@ def test_morphology_rewrites(summary, diary):
 ])
 def test_a_summary_that_cannot_be_the_writers_diary_is_refused(summary, reason):
     assert rewrite_or_refuse(summary, ME, LABELS)[1] == reason
-    assert set(REFUSALS) == {"rules_only_meta", "rules_unchanged", "rules_other_only"}
+    assert set(REFUSALS) == {"rules_only_meta", "rules_unchanged", "rules_other_only", "rules_unclear_person"}
+
+
+# The bugs issue 29 found by calling the rules teacher, one test each.
+
+def test_a_sentence_ending_in_anida_is_plain_and_kept():
+    # 아니다 ends in 니다 like 합니다, but is no polite ending: it was dropped as one.
+    assert rewrite(f"{ME}은 그건 실수가 아니다.", ME, LABELS) == "나는 그건 실수가 아니다."
+    assert rewrite("시험이 어렵지 않았다. 그래도 쉬운 건 아니다.") == "시험이 어렵지 않았다. 그래도 쉬운 건 아니다."
+    assert rewrite("시험을 봤습니다.") == "시험을 봤다."  # the formal ending still becomes plain
+
+
+@pytest.mark.parametrize("summary, diary", [
+    (f"{YOU}는 자신이 가겠다고 한다.", "자기가 가겠다고"),
+    (f"{YOU}는 본인을 믿는다고 한다.", "자기를 믿는다고"),
+    (f"{YOU}는 자신과 약속했다고 한다.", "자기와 약속했다고"),
+])
+def test_the_others_reflexive_takes_the_particle_jagi_needs(summary, diary):
+    # 자신이 -> 자기이, 본인을 -> 자기을: the old particle kept after a word that now ends in a vowel.
+    assert diary in rewrite(summary, ME, LABELS)
+
+
+@pytest.mark.parametrize("summary, diary", [
+    ("상대방이라도 그렇게 말하면 서운하다.", "상대라도 그렇게 말하면 서운하다."),
+    (f"{ME}이었다면 안 갔을 것이다.", "나였다면 안 갔을 것이다."),
+    (f"{YOU}이라서 다행이다.", "상대라서 다행이다."),
+])
+def test_a_copula_after_a_speaker_is_not_a_subject_particle(summary, diary):
+    # 상대방이라도 was read as 상대방 + 이 and became 상대가라도.
+    assert rewrite(summary, ME, LABELS) == diary
+
+
+def test_sangdae_hwaja_is_the_other_speaker_not_the_writer():
+    # 화자 alone is the writer (NIKL), but 상대 화자 became 상대 나와.
+    assert rewrite(f"{ME}은 상대 화자와 저녁을 먹었다.", ME, LABELS) == "나는 상대와 저녁을 먹었다."
+    assert rewrite("화자는 상대방 화자에게 고맙다고 말한다.", ME, LABELS) == "나는 상대에게 고맙다고 말했다."
+
+
+def test_a_saying_verb_inside_the_sentence_does_not_cut_it():
+    # 했다고 하자 …: the nested-quote rule took 하자 for the sentence's saying verb and cut everything after it.
+    summary = f"{ME}은 할 말 있다고 했다고 하자 {YOU}는 술에 취해서 그런 것 같다는 말을 한다."
+    assert rewrite(summary, ME, LABELS).startswith("나는 할 말 있다고 했다고 하자 상대는 술에 취해서 그런 것 같다는 말을 ")
+    assert rewrite(f"{ME}은 가라고 했다고 말한다.", ME, LABELS) == "나는 가라고 했다."  # the real nested case
+
+
+@pytest.mark.parametrize("summary", [
+    f"{YOU}는 내가 밥을 사겠다고 한다.",
+    "상대방은 나도 그 영화 보고 싶다고 한다.",
+])
+def test_a_first_person_quoted_from_the_other_speaker_is_refused_not_handed_to_the_writer(summary):
+    # The 나/내 is the other speaker's: the diary would say the writer offered to pay.
+    assert rewrite_or_refuse(summary, ME, LABELS)[1] == "rules_unclear_person"
+
+
+def test_an_exchange_with_no_one_named_is_refused_rather_than_guessed():
+    # Two actors, neither named: which one is the writer, only the dialogue tells.
+    assert rewrite_or_refuse("비가 왔냐고 하자 지금은 오지 않지만 내일 온다고 한다.", ME, LABELS)[1] == "rules_unclear_person"
+    # Named, it is clear.
+    assert rewrite_or_refuse(f"{ME}이 비가 왔냐고 하자 {YOU}는 내일 온다고 한다.", ME, LABELS)[1] is None
 
 
 def test_a_writer_known_by_name_is_i():
