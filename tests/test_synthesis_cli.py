@@ -30,7 +30,8 @@ def test_synthesize_then_fit_then_predict(make_config, tmp_path, sample_dialogue
     assert first["summary"] == source[0].summary and first["diary"] != first["summary"]
     assert first["writer"] == source[0].turns[0].speaker  # data.writer's default: the first speaker here
     assert first["dialogue"] == [{"speaker": t.speaker, "text": t.text} for t in source[0].turns]
-    assert first["teacher"] == {"backend": "rules", "version": 2} and "{dialogue}" in first["prompt"]["template"]
+    # The rules teacher reads no prompt: none is recorded for it.
+    assert first["teacher"] == {"backend": "rules", "version": 3} and first["prompt"] is None
 
     # The file says which field is the target: fit trains on the diaries with no other flag.
     trained_on = {d.id: d.summary for d in read_dialogues(out).dialogues}

@@ -348,7 +348,7 @@ class RulesTeacher:
         self.processes = processes or usable_cores()
 
     def describe(self) -> dict:
-        return {"backend": "rules", "version": 2}
+        return {"backend": "rules", "version": 3}
 
     def generate(self, requests: Iterable[Request], on_reply: Callable[[Request, Reply], None]) -> None:
         requests = iter(requests)

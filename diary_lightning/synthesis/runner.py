@@ -16,9 +16,10 @@ from typing import Any
 from diary_lightning.data.records import Dialogue
 from diary_lightning.io.jsonl import JsonlAppender, OutputError, first_mismatch, fingerprint, open_for_resume
 from diary_lightning.io.lock import JobLock
-from diary_lightning.io.outputs import SYNTHESIS_REJECTS, SYNTHESIZED, Output, check_outputs
+from diary_lightning.io.atomic import write_text
+from diary_lightning.io.outputs import SYNTHESIS_MANIFEST, SYNTHESIS_REJECTS, SYNTHESIZED, Output, check_outputs
 from diary_lightning.synthesis.checks import CheckConfig, check_diary
-from diary_lightning.synthesis.teacher import Reply, Request, Teacher, build_messages
+from diary_lightning.synthesis.teacher import Reply, Request, Teacher, fit_messages, instruction_of, prompt_hash
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +41,60 @@ def shard_of(dialogue_id: str, count: int) -> int:
 
 
 def rejected_path(output: Path) -> Path:
-    return output.with_name(output.name + ".rejected.jsonl") if output.suffix != ".jsonl" else \
-        output.with_name(output.name[:-len(".jsonl")] + ".rejected.jsonl")
+    return beside(output, "rejected.jsonl")
+
+
+def beside(output: str | Path, suffix: str) -> Path:
+    """``OUTPUT.suffix`` beside the output (``diaries.jsonl`` -> ``diaries.manifest.json``)."""
+    output = Path(output)
+    stem = output.name[:-len(".jsonl")] if output.suffix == ".jsonl" else output.name
+    return output.with_name(f"{stem}.{suffix}")
+
+
+def manifest_path(output: str | Path) -> Path:
+    return beside(output, "manifest.json")
 
 
 def synthesis_outputs(output: str | Path) -> list[Output]:
-    """What a run writes: the kept diaries and the rejected ones, each only over a file synthesize wrote."""
+    """What a run writes: the kept diaries, the rejected ones and the manifest of its prompts, each only over a
+    file synthesize wrote."""
     return [Output("--output", output, "file", SYNTHESIZED),
-            Output("--output (its rejected file)", rejected_path(Path(output)), "file", SYNTHESIS_REJECTS)]
+            Output("--output (its rejected file)", rejected_path(Path(output)), "file", SYNTHESIS_REJECTS),
+            Output("--output (its manifest)", manifest_path(output), "file", SYNTHESIS_MANIFEST)]
+
+
+def read_manifest(output: str | Path) -> dict[str, Any]:
+    path = manifest_path(output)
+    if not path.exists():
+        return {"prompts": {}}
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise OutputError(f"{path}: not JSON ({err}); it is synthesize's record of the prompts of {output}: move it "
+                          "away to start over") from None
+    manifest.setdefault("prompts", {})
+    return manifest
+
+
+def record_prompt(output: str | Path, system: str, template: str, teacher: dict[str, Any]) -> str:
+    """Add this run's prompt to the manifest beside ``output`` (once, whatever the number of lines) and return
+    the hash each of its lines carries. A resumed run with another prompt adds a second entry."""
+    manifest = read_manifest(output)
+    key = prompt_hash(system, template)
+    if key not in manifest["prompts"]:
+        manifest["prompts"][key] = {"system": system, "template": template, "teacher": teacher}
+        write_text(manifest_path(output), json.dumps(manifest, ensure_ascii=False, indent=1) + "\n")
+    return key
+
+
+def prompt_of(record: dict[str, Any], output: str | Path) -> dict[str, str] | None:
+    """The system message and template a kept line was written with: the manifest's entry for its hash, or the
+    prompt itself on a line of an older output, which carried it whole."""
+    prompt = record.get("prompt")
+    if isinstance(prompt, dict) or prompt is None:
+        return prompt
+    entry = read_manifest(output)["prompts"].get(prompt)
+    return None if entry is None else {"system": entry["system"], "template": entry["template"]}
 
 
 @dataclass
@@ -83,7 +130,7 @@ class Synthesis:
         self.shard = parse_shard(shard)
         self.progress = progress
         self.sync_every = sync_every
-        self.instruction = template.format(dialogue="", summary="", writer="")
+        self.instruction = instruction_of(template)
         self.counts: Counter = Counter()
         self.failed_checks: Counter = Counter()
         self.tokens = {"in": 0, "out": 0, "reported": False}
@@ -91,10 +138,14 @@ class Synthesis:
     def request(self, dialogue: Dialogue, attempt: int = 0) -> Request:
         roles = self.roles(dialogue)
         # The rules teacher reads no prompt: at 280,000 dialogues building them would be a tenth of its time.
-        messages = build_messages(self.template, self.system, dialogue.turns, dialogue.summary or "",
-                                  roles.writer_label, roles.speaker_labels) if getattr(self.teacher, "reads_prompt", True) else []
+        messages, cut = [], 0
+        if getattr(self.teacher, "reads_prompt", True):
+            budget = getattr(self.teacher, "prompt_budget", None)
+            messages, cut = fit_messages(self.template, self.system, dialogue.turns, dialogue.summary or "",
+                                         roles.writer_label, roles.speaker_labels,
+                                         budget.count if budget else None, budget.budget if budget else None)
         return Request(dialogue.id, messages, dialogue.turns, dialogue.summary or "", roles.writer, roles.speaker_labels,
-                       attempt, roles.writer_names)
+                       attempt, roles.writer_names, cut)
 
     def run(self, dialogues: Sequence[Dialogue]) -> dict[str, Any]:
         start = time.perf_counter()
@@ -112,6 +163,9 @@ class Synthesis:
             self.counts["already_done"] = len(mine) - len(todo)
             self._by_id = {d.id: d for d in todo}
             self._teacher = self.teacher.describe()
+            # The prompt once per run, in the manifest; each line names it by hash (3.6 KB a line otherwise).
+            self._prompt = record_prompt(self.output, self.system, self.template, self._teacher) if getattr(
+                self.teacher, "reads_prompt", True) else None
             self._kept = JsonlAppender(self.output, self.sync_every)
             self._rejects = JsonlAppender(self.rejected, self.sync_every)
             self._bar = _progress(len(todo), self.progress)
@@ -136,7 +190,8 @@ class Synthesis:
             "dialogues": len(mine), "already_done": self.counts["already_done"],
             "kept": self.counts["kept"], "rejected": self.counts["rejected"],
             "rejected_by_check": dict(self.failed_checks.most_common()), "retried": self.counts["retried"],
-            "failed": self.counts["failed"],
+            "failed": self.counts["failed"], "prompts_cut": self.counts["prompts_cut"],
+            "turns_cut": self.counts["turns_cut"],
             "tokens_in": self.tokens["in"] if self.tokens["reported"] else None,
             "tokens_out": self.tokens["out"] if self.tokens["reported"] else None,
             "wall_s": round(wall, 3), "dialogues_per_s": round(done_now / wall, 2) if wall > 0 else None,
@@ -172,13 +227,20 @@ class Synthesis:
             self._bar.update(1)
             return
         dialogue = self._by_id[request.id]
+        if request.turns_cut and request.attempt == 0:
+            self.counts["prompts_cut"] += 1
+            self.counts["turns_cut"] += request.turns_cut
+            if self.counts["prompts_cut"] <= 5:
+                log.warning("dialogue %s: its %d oldest turns were left out of the prompt to fit the teacher's "
+                            "context (--teacher.context_length)", request.id, request.turns_cut)
         failed = [reply.refused] if reply.refused else check_diary(reply, request, self.checks, self.instruction,
                                                                      request.writer_names)
         if not failed:
             self._kept.write({
                 "id": dialogue.id, "dialogue": dialogue_record(dialogue), "writer": request.writer,
                 "summary": dialogue.summary, "diary": reply.text.strip(), "teacher": self._teacher,
-                "prompt": {"system": self.system, "template": self.template}, "attempt": request.attempt,
+                "prompt": self._prompt, "attempt": request.attempt,
+                **({"turns_cut": request.turns_cut} if request.turns_cut else {}),
             })
             self.counts["kept"] += 1
         elif request.attempt < self.retries and not reply.refused:
