@@ -324,3 +324,31 @@ def test_a_prompt_over_the_teachers_context_loses_its_oldest_turns_and_the_summa
     by_id = {r["id"]: r for r in lines(out)}
     assert by_id["long"]["turns_cut"] == 8 and "turns_cut" not in by_id[short.id]
     assert len(by_id["long"]["dialogue"]) == 30  # the record keeps the whole chat
+
+
+class SameDiary(FirstTryPolite):
+    """Writes one diary for every chat that mentions a park, whatever else it says."""
+
+    def generate(self, requests, on_reply):
+        for request in requests:
+            on_reply(request, Reply("공원에서 달렸다." if "공원" in request.summary else request.summary))
+
+
+def test_the_same_chat_twice_and_the_same_diary_for_two_chats_are_kept_once(tmp_path):
+    from dataclasses import replace
+
+    dialogues = make_dialogues(3)
+    # The first chat again from another file: another id, other speaker codes, other spacing.
+    again = Dialogue("other-file-0", tuple(Turn({"P01": "A", "P02": "B"}[t.speaker], t.text.replace(" ", "  ") + "!")
+                                           for t in dialogues[0].turns), dialogues[0].summary)
+    out = tmp_path / "diaries.jsonl"
+    summary = synthesis(out, SameDiary()).run([*dialogues, again])
+    assert summary["kept"] == 1 and summary["rejected_by_check"] == {"duplicate_diary": 2, "duplicate_dialogue": 1}
+    rejected = {r["id"]: r for r in lines(tmp_path / "diaries.rejected.jsonl")}
+    assert rejected["other-file-0"]["same_as"] == "dlg-0000"
+    assert rejected["dlg-0001"]["failed"] == ["duplicate_diary"] and rejected["dlg-0001"]["same_as"] == "dlg-0000"
+    # Resumed with a new chat: its diary is still compared with the ones already kept.
+    new = replace(dialogues[0], id="dlg-new", turns=(Turn("P01", "새 이야기"),))
+    assert synthesis(out, SameDiary()).run([*dialogues, again, new])["rejected_by_check"] == {"duplicate_diary": 1}
+    # Different chats with different diaries are all kept.
+    assert synthesis(tmp_path / "fine.jsonl").run(make_dialogues(3))["kept"] == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import sys
 import time
 from collections import Counter
@@ -159,6 +160,7 @@ class Synthesis:
             mine = [d for d in dialogues if count == 1 or shard_of(d.id, count) == index]
             # A rejected dialogue is done too: asking again gives the same answer (use --retries for more tries).
             done = self._written_for(mine)
+            twins = duplicate_dialogues(mine)
             todo = [d for d in mine if d.id not in done]
             self.counts["already_done"] = len(mine) - len(todo)
             self._by_id = {d.id: d for d in todo}
@@ -170,7 +172,12 @@ class Synthesis:
             self._rejects = JsonlAppender(self.rejected, self.sync_every)
             self._bar = _progress(len(todo), self.progress)
             try:
-                pending: Iterator[Request] = (self.request(d) for d in todo)
+                # The same chat twice (in two files, or twice in one): one diary, the other copy recorded as a
+                # duplicate, so that training does not see it twice.
+                for dialogue in (d for d in todo if d.id in twins):
+                    self._reject(dialogue, ["duplicate_dialogue"], None, 1, same_as=twins[dialogue.id])
+                    self._bar.update(1)
+                pending: Iterator[Request] = (self.request(d) for d in todo if d.id not in twins)
                 while True:
                     self._again: list[Request] = []
                     self.teacher.generate(pending, self._on_reply)
@@ -203,10 +210,14 @@ class Synthesis:
         of this input as it is now: a re-run on other data would otherwise keep diaries of other texts."""
         now = {d.id: fingerprint(d.turns, d.summary) for d in mine}
         done: set[str] = set()
+        self._diaries: dict[str, str] = {}
         for path in (self.output, self.rejected):
+            records = list(open_for_resume(path, "synthesize"))
             written = [(record["id"], record.get("input") or (
                 fingerprint(record["dialogue"], record.get("summary")) if isinstance(record.get("dialogue"), list)
-                else None)) for record in open_for_resume(path, "synthesize")]
+                else None)) for record in records]
+            if path == self.output:
+                self._diaries.update((squeezed(r.get("diary") or ""), r["id"]) for r in records)
             mismatch = first_mismatch(written, now)
             if mismatch:
                 raise OutputError(f"{path}: {mismatch} (--data.paths, --shard); this output belongs to another "
@@ -235,7 +246,14 @@ class Synthesis:
                             "context (--teacher.context_length)", request.id, request.turns_cut)
         failed = [reply.refused] if reply.refused else check_diary(reply, request, self.checks, self.instruction,
                                                                      request.writer_names)
+        twin = self._diaries.get(squeezed(reply.text or "")) if not failed else None
+        if twin is not None:
+            # The same diary for two different chats teaches the model that it fits both: kept once.
+            self._reject(dialogue, ["duplicate_diary"], reply.text, request.attempt + 1, same_as=twin)
+            self._bar.update(1)
+            return
         if not failed:
+            self._diaries[squeezed(reply.text)] = dialogue.id
             self._kept.write({
                 "id": dialogue.id, "dialogue": dialogue_record(dialogue), "writer": request.writer,
                 "summary": dialogue.summary, "diary": reply.text.strip(), "teacher": self._teacher,
@@ -248,12 +266,42 @@ class Synthesis:
             self._again.append(Request(**{**request.__dict__, "attempt": request.attempt + 1}))
             return
         else:
-            self._rejects.write({"id": dialogue.id, "failed": failed, "diary": reply.text, "summary": dialogue.summary,
-                                 "attempts": request.attempt + 1, "teacher": self._teacher,
-                                 "input": fingerprint(dialogue.turns, dialogue.summary)})
-            self.counts["rejected"] += 1
-            self.failed_checks.update(failed)
+            self._reject(dialogue, failed, reply.text, request.attempt + 1)
         self._bar.update(1)
+
+    def _reject(self, dialogue: Dialogue, failed: list[str], diary: str | None, attempts: int,
+                same_as: str | None = None) -> None:
+        self._rejects.write({"id": dialogue.id, "failed": failed, "diary": diary, "summary": dialogue.summary,
+                             "attempts": attempts, "teacher": self._teacher,
+                             "input": fingerprint(dialogue.turns, dialogue.summary),
+                             **({"same_as": same_as} if same_as else {})})
+        self.counts["rejected"] += 1
+        self.failed_checks.update(failed)
+
+
+_NOT_TEXT = re.compile(r"[\W_]+")
+
+
+def squeezed(text: str) -> str:
+    """``text`` without spaces, punctuation or case: two texts that differ only there are the same text."""
+    return _NOT_TEXT.sub("", text).lower()
+
+
+def duplicate_dialogues(dialogues: Sequence[Dialogue]) -> dict[str, str]:
+    """Dialogue id -> the id of an earlier dialogue with the same turns (whatever their speaker ids, spaces or
+    punctuation): the same chat read from two files, or twice from one. The first in input order is kept, so the
+    choice is the same on a resumed run."""
+    first: dict[str, str] = {}
+    twins: dict[str, str] = {}
+    for dialogue in dialogues:
+        key = "\n".join(squeezed(t.text) for t in dialogue.turns)
+        if not key.strip():
+            continue  # nothing but emoji and marks: no text to call the same
+        if key in first and first[key] != dialogue.id:
+            twins[dialogue.id] = first[key]
+        else:
+            first.setdefault(key, dialogue.id)
+    return twins
 
 
 def _progress(total: int, enabled: bool) -> Any:
