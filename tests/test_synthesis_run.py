@@ -352,3 +352,25 @@ def test_the_same_chat_twice_and_the_same_diary_for_two_chats_are_kept_once(tmp_
     assert synthesis(out, SameDiary()).run([*dialogues, again, new])["rejected_by_check"] == {"duplicate_diary": 1}
     # Different chats with different diaries are all kept.
     assert synthesis(tmp_path / "fine.jsonl").run(make_dialogues(3))["kept"] == 3
+
+
+def test_a_report_beside_the_output_counts_reasons_and_lengths_and_shows_random_triples(tmp_path):
+    import re
+
+    dialogues = make_dialogues(30)
+    out = tmp_path / "diaries.jsonl"
+    summary = synthesis(out, FirstTryPolite(), retries=0).run(dialogues[:6])  # all rejected: polite
+    summary = synthesis(out, FirstTryPolite(), retries=1).run(dialogues)  # resumed: the rest kept
+    report = tmp_path / "diaries.report.md"
+    assert summary["report"] == str(report)
+    text = report.read_text(encoding="utf-8")
+    # The whole output, both runs: 24 kept, 6 rejected as polite.
+    assert "30 dialogues judged: **24 kept (80.0%)**, 6 rejected (20.0%)" in text
+    assert "| `polite` | 6 | 20.0% |" in text and "| `meta` | 0 | 0.0% |" in text
+    lengths = {name: int(n) for name, n in re.findall(r"^\| (dialogue|summary|diary) \| (\d+) \|", text, re.M)}
+    assert lengths == {"dialogue": 30, "summary": 30, "diary": 24}
+    triples = re.findall(r"^\| `dlg-\d+`<br>", text, re.M)
+    assert len(triples) == 20
+    assert "**P01**: 오늘 공원에서" in text  # the writer marked in the dialogue
+    for chart in ("diaries.report.lengths.png", "diaries.report.rejected.png"):
+        assert f"![{chart}]({chart})" in text and (tmp_path / chart).read_bytes()[:4] == b"\x89PNG"

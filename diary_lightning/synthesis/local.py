@@ -71,7 +71,9 @@ def tokenizer_budget(config: TeacherConfig) -> "TokenBudget | None":
     that has no tokenizer of its own here (``openai``, ``--dry_run``); None, said in the log, where none can."""
     from diary_lightning.model.loading import load_config, load_tokenizer
 
-    name = config.tokenizer or config.model
+    # An openai model is a server's name for it, no path or hub id to load (asking the hub would be network
+    # access the user did not ask for).
+    name = config.tokenizer or (config.model if config.backend in ("transformers", "vllm") else None)
     if not name:
         return None
     try:

@@ -20,6 +20,7 @@ from diary_lightning.io.lock import JobLock
 from diary_lightning.io.atomic import write_text
 from diary_lightning.io.outputs import SYNTHESIS_MANIFEST, SYNTHESIS_REJECTS, SYNTHESIZED, Output, check_outputs
 from diary_lightning.synthesis.checks import CheckConfig, check_diary
+from diary_lightning.synthesis.report import write_report
 from diary_lightning.synthesis.teacher import Reply, Request, Teacher, fit_messages, instruction_of, prompt_hash
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class Synthesis:
 
     def __init__(self, teacher: Teacher, output: str | Path, *, template: str, system: str, roles: Any,
                  checks: CheckConfig | None = None, retries: int = 0, shard: str = "0/1", progress: bool = True,
-                 sync_every: float = 1.0) -> None:
+                 sync_every: float = 1.0, report: bool = True) -> None:
         if retries < 0:
             raise ValueError(f"--retries {retries}: must be >= 0")
         self.teacher = teacher
@@ -131,6 +132,8 @@ class Synthesis:
         self.shard = parse_shard(shard)
         self.progress = progress
         self.sync_every = sync_every
+        self.report = report
+        """Write OUTPUT.report.md and its charts at the end (:mod:`diary_lightning.synthesis.report`)."""
         self.instruction = instruction_of(template)
         self.counts: Counter = Counter()
         self.failed_checks: Counter = Counter()
@@ -188,6 +191,7 @@ class Synthesis:
                 self._bar.close()
                 self._kept.close()
                 self._rejects.close()
+            report = write_report(self.output, self.rejected, mine) if self.report else None
         finally:
             lock.release()
         wall = time.perf_counter() - start
@@ -202,7 +206,7 @@ class Synthesis:
             "tokens_in": self.tokens["in"] if self.tokens["reported"] else None,
             "tokens_out": self.tokens["out"] if self.tokens["reported"] else None,
             "wall_s": round(wall, 3), "dialogues_per_s": round(done_now / wall, 2) if wall > 0 else None,
-            "teacher": self._teacher,
+            "teacher": self._teacher, "report": str(report) if report else None,
         }
 
     def _written_for(self, mine: Sequence[Dialogue]) -> set[str]:

@@ -49,9 +49,9 @@ class TeacherConfig:
             fits on one.
         gpu_memory_utilization: ``vllm``: share of each GPU's memory the engine may take.
         trust_remote_code: ``transformers``/``vllm``: allow the model's repository to run its own code.
-        tokenizer: The teacher's tokenizer (a local path or hub id), to count prompts in its tokens: ``openai``
-            and ``--dry_run`` (default: ``model`` when it names a local or cached model). ``transformers`` and
-            ``vllm`` use the model's own.
+        tokenizer: The teacher's tokenizer (a local path or hub id), to count prompts in its tokens and cut them
+            to its context: ``openai`` (none by default: prompts go uncut) and ``--dry_run`` (default: ``model``'s
+            for ``transformers`` and ``vllm``, which always use their model's own).
         context_length: The most tokens the teacher reads, prompt and diary together (default: its config's
             ``max_position_embeddings``). A prompt longer than this less ``max_new_tokens`` loses its oldest
             turns, and the summary counts them (``prompts_cut``, ``turns_cut``).
