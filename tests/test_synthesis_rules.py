@@ -186,10 +186,19 @@ def test_on_ai_hub_sample_the_rules_diaries_read_as_diaries_far_more_often_than_
     names = [r.writer_names for r in kept]
     raw = style_scores([r.summary for r in requests], writer_names=[r.writer_names for r in requests])
     rules = style_scores([replies[r.id].text for r in kept], writer_names=names)
-    # Measured on the 1,875-dialogue sample: 0.56 of the summaries pass; of the 0.45 the rules teacher keeps
-    # (0.54 come out unchanged and are refused), 0.99 pass.
+    # Measured on the 1,875-dialogue sample: 0.56 of the summaries pass; of the 0.29 the rules teacher keeps
+    # (0.54 come out unchanged, 0.16 leave who did what to a guess: refused), 0.99 pass.
     assert raw["diary_style"] < 0.65
-    assert 0.3 < len(kept) / len(requests) < 0.7
+    assert 0.2 < len(kept) / len(requests) < 0.7
     assert rules["diary_style"] >= 0.97, rules
     assert rules["reported_speech_frac"] < 0.01 < 0.25 < raw["reported_speech_frac"]
     assert not any(re.search(r"(니다|[가-힣]요)[.!?]*$", replies[r.id].text) for r in kept)
+
+
+def test_a_summary_naming_no_one_whose_words_are_the_others_is_refused():
+    # AI Hub: "하루 종일 술 먹고 게임 하면서 놀았다고 한다" names no one; the dialogue shows it is the other's day.
+    summary = "하루 종일 술 먹고 게임 하면서 놀았다고 한다."
+    said_by_other = ("뭐하고 놀았어? 그때? ㅋㅋㅋ 그놈의 술 ㅋㅋㅋ", "그냥 뭐 하루종일 술먹고 ㅋㅋㅋ 그리고 겜하고 그랬지")
+    assert rewrite_or_refuse(summary, ME, LABELS, said=said_by_other)[1] == "rules_unclear_person"
+    # The same words from the writer: the writer's day.
+    assert rewrite_or_refuse(summary, ME, LABELS, said=said_by_other[::-1])[1] is None

@@ -16,7 +16,8 @@ It cannot add what a summary leaves out. A summary it cannot turn into the write
 reason (:data:`REFUSALS`), which the runner writes to the rejected file: every sentence was about the
 conversation, the text came out unchanged as one sentence with no one in it (a summary's gist, no diary of
 anyone's), it narrates only the other speaker, or it leaves who did what to a guess (a 나 in the other's
-reported words; one speaker's words and the other's answer with no one named).
+reported words; one speaker's words and the other's answer with no one named; no one named, and the dialogue
+shows the words are the other speaker's).
 """
 
 from __future__ import annotations
@@ -276,8 +277,32 @@ def _unclear_person(normal: str, names: Mapping[str, str]) -> bool:
     return False
 
 
-def _verdict(normal: str, diary: str, names: Mapping[str, str]) -> str | None:
-    """Why ``diary``, rewritten from the summary ``normal``, is no diary of the writer's (None: it is one)."""
+_HANGUL_WORD = re.compile(r"[가-힣]+")
+# What every summary says: its saying verbs and endings, no one's words.
+_SUMMARY_PAIRS = {"한다", "했다", "이야", "야기", "기한", "말한", "고한", "다고", "라고", "하고", "있다", "대해", "해서"}
+OTHERS_WORDS_MARGIN = 0.1
+"""How much more of a subjectless summary's wording must come from the other speaker's turns than from the
+writer's for the rules teacher to refuse it (on AI Hub's sample these are the other's news told without a
+subject: 하루 종일 술 먹고 게임 하면서 놀았다고 한다)."""
+
+
+def _pairs(text: str) -> set[str]:
+    return {word[i:i + 2] for word in _HANGUL_WORD.findall(text) for i in range(len(word) - 1)}
+
+
+def _more_the_others(normal: str, said: tuple[str, str]) -> bool:
+    """Whether the summary's words come clearly more from the other speaker's turns than from the writer's:
+    ``said`` is (the writer's words, the others' words)."""
+    pairs = _pairs(normal) - _SUMMARY_PAIRS
+    if not pairs or not all(said):
+        return False
+    mine, theirs = (sum(pair in text for pair in pairs) / len(pairs) for text in said)
+    return theirs > mine + OTHERS_WORDS_MARGIN
+
+
+def _verdict(normal: str, diary: str, names: Mapping[str, str], said: tuple[str, str] = ("", "")) -> str | None:
+    """Why ``diary``, rewritten from the summary ``normal``, is no diary of the writer's (None: it is one).
+    ``said`` is what the writer and the others said in the dialogue, which tells whose a subjectless summary is."""
     if not diary:
         return "rules_only_meta"
     if _unclear_person(normal, names):
@@ -294,18 +319,22 @@ def _verdict(normal: str, diary: str, names: Mapping[str, str]) -> str | None:
     if not mine and any(m.form in others and i + 1 < len(morphemes) and morphemes[i + 1].tag in ("JX", "JKS")
                         for i, m in enumerate(morphemes)):
         return "rules_other_only"
+    if not mine and _more_the_others(normal, said):
+        # No one named, and the dialogue shows the words are the other's: a rewrite would make them the writer's.
+        return "rules_unclear_person"
     return None
 
 
 def rewrite_or_refuse(summary: str, writer: str | None = None, speaker_labels: Mapping[str, str] | None = None,
-                      speakers: Sequence[str] = ()) -> tuple[str, str | None]:
+                      speakers: Sequence[str] = (), said: tuple[str, str] = ("", "")) -> tuple[str, str | None]:
     """The writer's diary from ``summary`` and, when it cannot be one, the reason (:data:`REFUSALS`).
 
     ``writer`` is the writer's speaker id, ``speaker_labels`` maps the other speakers' ids to the words that name
-    them in a diary (default: 상대), ``speakers`` lists the ids in the order they first speak (화자1, 화자2)."""
+    them in a diary (default: 상대), ``speakers`` lists the ids in the order they first speak (화자1, 화자2),
+    ``said`` is (what the writer said, what the others said) in the dialogue."""
     normal, kept, names = _surface(summary, writer, speaker_labels, speakers)
     diary = _morphology(kept)
-    return diary, _verdict(normal, diary, names)
+    return diary, _verdict(normal, diary, names, said)
 
 
 def rewrite(summary: str, writer: str | None = None, speaker_labels: Mapping[str, str] | None = None,
@@ -315,17 +344,17 @@ def rewrite(summary: str, writer: str | None = None, speaker_labels: Mapping[str
     return rewrite_or_refuse(summary, writer, speaker_labels, speakers)[0]
 
 
-def _rewrite_batch(batch: Sequence[tuple[str, str | None, dict[str, str], list[str]]]
+def _rewrite_batch(batch: Sequence[tuple[str, str | None, dict[str, str], list[str], tuple[str, str]]]
                    ) -> list[tuple[str, str | None, tuple[Sentence, ...] | None]]:
-    """:func:`rewrite_or_refuse` on each ``(summary, writer, speaker_labels, speakers)``, with Kiwi's analysis of
-    each diary not refused, which the runner's style checks read next (another process needs it handed over)."""
-    surfaces = [_surface(*item) for item in batch]
+    """:func:`rewrite_or_refuse` on each ``(summary, writer, speaker_labels, speakers, said)``, with Kiwi's analysis
+    of each diary not refused, which the runner's style checks read next (another process needs it handed over)."""
+    surfaces = [_surface(*item[:4]) for item in batch]
     analyse_many(kept for _, kept, _ in surfaces)
     diaries = [_morphology(kept) for _, kept, _ in surfaces]
     # The verdicts and then the runner's style checks analyse each diary that changed: all of this batch's at
     # once, on Kiwi's threads.
     analyse_many(d for d, (normal, _, _) in zip(diaries, surfaces) if d and d.split() != normal.split())
-    verdicts = [_verdict(normal, d, names) for d, (normal, _, names) in zip(diaries, surfaces)]
+    verdicts = [_verdict(normal, d, names, item[4]) for d, (normal, _, names), item in zip(diaries, surfaces, batch)]
     return [(d, refused, analyse(d) if d and refused is None else None) for d, refused in zip(diaries, verdicts)]
 
 
@@ -383,11 +412,13 @@ class RulesTeacher:
         pass
 
 
-def _fields(request: Request) -> tuple[str, str | None, dict[str, str], list[str]]:
+def _fields(request: Request) -> tuple[str, str | None, dict[str, str], list[str], tuple[str, str]]:
     """What :func:`rewrite_or_refuse` reads of a request, small to send to a worker process. The prompt's
     labels (상대1, 상대2) are for the teacher; a diary says 상대."""
+    said = (" ".join(t.text for t in request.turns if t.speaker == request.writer),
+            " ".join(t.text for t in request.turns if t.speaker != request.writer))
     return (request.summary, request.writer, {s: OTHER_LABEL for s in request.speaker_labels if s != request.writer},
-            [t.speaker for t in request.turns])
+            [t.speaker for t in request.turns], said)
 
 
 # Hangul syllable arithmetic the rules teacher needs: final consonants and the particles that depend on them.
