@@ -116,3 +116,11 @@ def test_the_length_asked_for_follows_the_chat():
                         for i in range(40)))
     assert "1~2문장 안팎" in short and "5~8문장 안팎" in long
     assert diary_length([Turn("P01", "가" * 300)]) == "2~4문장"
+
+
+def test_the_summary_names_the_speakers_as_the_dialogue_labels_them():
+    from diary_lightning.data.dialogue import Turn
+
+    # NIKL's summaries name speakers by code; the dialogue shows 글쓴이 and 상대1.
+    prompt = render((Turn("P01", "주말에 등산 갔어"), Turn("P02", "좋았겠다")), "P01은 등산을 갔고 P02는 부러워했습니다. P012는 없다.")
+    assert "글쓴이는 등산을 갔고 상대1은 부러워했습니다. P012는 없다." in prompt

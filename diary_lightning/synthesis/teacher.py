@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -252,6 +253,19 @@ def build_messages(template: str, system: str, turns: Sequence[Turn], summary: s
     return fit_messages(template, system, turns, summary, writer_label, speaker_labels)[0]
 
 
+def labelled(summary: str, speaker_labels: Mapping[str, str]) -> str:
+    """The summary with the speaker ids the dialogue shows as labels written as those labels (NIKL's
+    SD2000691은 -> 글쓴이는): a teacher that reads 글쓴이 in the dialogue and SD2000691 in the summary must
+    otherwise guess that they are one person."""
+    from diary_lightning.synthesis.rules import attach
+
+    for speaker, label in speaker_labels.items():
+        if speaker and speaker != label and speaker in summary:
+            summary = re.sub(rf"(?<![A-Za-z0-9]){re.escape(speaker)}(은|는|이|가|을|를|과|와)?(?![A-Za-z0-9가-힣])",
+                             lambda m: attach(label, m.group(1)) if m.group(1) else label, summary)
+    return summary
+
+
 TokenCounter = Callable[[list[dict[str, str]]], int]
 """The number of the teacher's tokens its rendered prompt of these messages takes."""
 
@@ -262,6 +276,8 @@ def fit_messages(template: str, system: str, turns: Sequence[Turn], summary: str
     """The messages of :func:`build_messages` and how many of the oldest turns were left out so that the prompt
     takes at most ``budget`` tokens (by ``count``); the newest turn is always kept. The length asked for
     follows the whole chat, not the part that fits."""
+    summary = labelled(summary, speaker_labels)
+
     def build(dropped: int) -> list[dict[str, str]]:
         user = template.format(dialogue=format_dialogue(turns[dropped:], speaker_labels), summary=summary,
                                writer=writer_label, length=diary_length(turns))
