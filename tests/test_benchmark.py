@@ -1,5 +1,5 @@
-"""The benchmarks cannot rot: scripts/benchmark.py (diary_lightning against TRL) and scripts/gpu_benchmark.py
-run end to end on the CPU at tiny size, a couple of steps each."""
+"""The benchmarks cannot rot: scripts/benchmarks/benchmark.py (diary_lightning against TRL) and
+scripts/benchmarks/gpu_benchmark.py run end to end on the CPU at tiny size, a couple of steps each."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import pytest
 from conftest import ROOT
 
 pytestmark = pytest.mark.slow
+BENCHMARKS = ROOT / "scripts" / "benchmarks"
 
 
 def test_side_by_side_benchmark_runs_both_sides(tiny_model_dir, tmp_path):
     out = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--model", str(tiny_model_dir), "--steps", "2",
+        [sys.executable, str(BENCHMARKS / "benchmark.py"), "--model", str(tiny_model_dir), "--steps", "2",
          "--pairs", "1", "--batch-size", "2", "--max-length", "256", "--workdir", str(tmp_path / "work"),
          "--json", str(out)],
         capture_output=True, text=True,
@@ -38,7 +39,7 @@ def test_side_by_side_benchmark_runs_both_sides(tiny_model_dir, tmp_path):
 def test_gpu_benchmark_runs_at_tiny_size_on_the_cpu(tmp_path):
     out = tmp_path / "gpu.json"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "gpu_benchmark.py"), "--layers", "2", "--hidden", "64",
+        [sys.executable, str(BENCHMARKS / "gpu_benchmark.py"), "--layers", "2", "--hidden", "64",
          "--intermediate", "128", "--heads", "2", "--kv-heads", "1", "--vocab", "512", "--positions", "128",
          "--seq-lengths", "32", "--max-batch", "2", "--steps", "2", "--warmup", "1",
          "--workdir", str(tmp_path / "work"), "--json", str(out)],

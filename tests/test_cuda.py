@@ -1,5 +1,5 @@
 """The recipe's GPU path at tiny size: bf16-mixed fit and predict through the CLI on ``cuda`` with NF4, paged
-8-bit AdamW, gradient checkpointing and the chunked loss. Skipped without a CUDA GPU; scripts/gpu_check.sh
+8-bit AdamW, gradient checkpointing and the chunked loss. Skipped without a CUDA GPU; scripts/gpu/gpu_check.sh
 runs them (``pytest -m cuda``) on one."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from conftest import run_cli
 
 pytestmark = [
     pytest.mark.cuda,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: scripts/gpu_check.sh runs these on one"),
+    pytest.mark.skipif(not torch.cuda.is_available(),
+                       reason="needs a CUDA GPU: scripts/gpu/gpu_check.sh runs these on one"),
 ]
 STEPS = 20
 

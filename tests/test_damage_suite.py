@@ -1,20 +1,35 @@
-"""The damage suite (scripts/damage_inputs.py): its fast part, every case handled. The cases that start the program
-(outputs over inputs, a resumed predict on other data, the lock race) run with ``python scripts/damage_inputs.py``."""
+"""The damage suite (tests/damage_cases.py), one test per case, each named by its case: a damaged input or a
+hostile run handled as its kind says (error, skip, read, kept, refuse, message, safe). The cases that start the
+program (outputs over inputs, a resumed predict on other data, the lock race) are marked slow."""
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
+from pathlib import Path
 
-from conftest import ROOT, subprocess_env
+import damage_cases
+import pytest
 
 
-def test_every_fast_case_of_the_damage_suite_is_handled():
-    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "damage_inputs.py"), "--fast"], env=subprocess_env(),
-                            capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    failed = [line for line in result.stdout.splitlines() if line.startswith("FAIL")]
-    assert not failed, "\n".join(failed)
-    passed, total = map(int, re.search(r"handled correctly: (\d+) of (\d+)", result.stdout).groups())
-    assert passed == total >= 90
+def as_param(item: damage_cases.Case) -> object:
+    marks = [pytest.mark.slow] if damage_cases.starts_the_program(item) else []
+    return pytest.param(item, id=item.name, marks=marks)
+
+
+@pytest.fixture(scope="session")
+def damage_inputs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    damage_cases.prepare(tmp_path_factory.mktemp("damage"))
+
+
+def test_every_case_has_its_own_name() -> None:
+    names = [item.name for item in damage_cases.CASES]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    assert sum(not damage_cases.starts_the_program(item) for item in damage_cases.CASES) >= 90
+
+
+@pytest.mark.parametrize("item", [as_param(item) for item in damage_cases.CASES])
+def test_damage_case_is_handled(item: damage_cases.Case, damage_inputs: None, tmp_path: Path,
+                                request: pytest.FixtureRequest) -> None:
+    if damage_cases.starts_the_program(item):
+        damage_cases.Inputs.model_dir = request.getfixturevalue("tiny_model_dir")
+    ok, note = item.run(tmp_path)
+    assert ok, f"[{item.kind}] {item.name}: {note}"

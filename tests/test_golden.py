@@ -1,6 +1,6 @@
 """Numbers that must not drift: the training loss of the first optimizer steps of the shipped tiny recipe.
 
-GOLDEN was produced by ``python scripts/golden_loss.py`` (torch 2.13.0 CPU, transformers 5.25.0, peft 0.21.2,
+GOLDEN was produced by ``python tests/golden_loss.py`` (torch 2.13.0 CPU, transformers 5.25.0, peft 0.21.2,
 bitsandbytes 0.50.2's CPU NF4 path), which runs ``fit`` through the CLI on ``configs/tiny.yaml``; GOLDEN_LINEAR by
 the same with ``--lr_scheduler linear``. A change that moves these values changes what training computes: the
 data order, the prompt, the masking, the initialisation, the loss or the schedule. Rerun the script and update
@@ -13,12 +13,11 @@ steps. The first two steps, before those settings differ, are the old values to 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+import golden_loss  # beside this test
 import pytest
 import torch
-from conftest import ROOT
 
 GOLDEN = [
     7.634468078613281, 7.63929557800293, 7.61078405380249, 7.611597537994385, 7.5662665367126465,
@@ -35,22 +34,15 @@ GOLDEN_LINEAR = [
 RTOL = 5e-5
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("golden_loss", ROOT / "scripts" / "golden_loss.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_golden_run_is_long_enough_to_tell_the_schedules_apart() -> None:
     # Cosine and linear decay share the warm-up and differ more as the decay goes on: the tolerance must be
     # far below that difference, or a schedule swapped by mistake would pass.
-    assert len(GOLDEN) == _script().STEPS
+    assert len(GOLDEN) == golden_loss.STEPS
     difference = (torch.tensor(GOLDEN) - torch.tensor(GOLDEN_LINEAR)).abs() / torch.tensor(GOLDEN)
     assert float(difference.max()) > 5 * RTOL
 
 
 @pytest.mark.slow
 def test_first_steps_of_the_tiny_recipe_keep_their_loss(tiny_model_dir: Path, tmp_path: Path) -> None:
-    losses = _script().first_losses(tiny_model_dir, tmp_path / "work")
+    losses = golden_loss.first_losses(tiny_model_dir, tmp_path / "work")
     torch.testing.assert_close(torch.tensor(losses), torch.tensor(GOLDEN), rtol=RTOL, atol=0)

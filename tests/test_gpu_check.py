@@ -1,4 +1,4 @@
-"""scripts/gpu_check.sh: one command that runs to its end and leaves gpu_check.json whatever fails.
+"""scripts/gpu/gpu_check.sh: one command that runs to its end and leaves gpu_check.json whatever fails.
 
 The CPU-testable parts: the install of each package on its own from a wheel folder, TRL optional, the stage
 runner (time limits, the budget, the report after a kill), and a whole dry run at tiny size."""
@@ -19,7 +19,7 @@ import pytest
 import torch
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "scripts" / "gpu"))
 import gpu_check  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def child_env(site: Path) -> dict[str, str]:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the check would run")
 def test_without_cuda_it_says_so_and_exits_0():
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_check.sh")], capture_output=True, text=True,
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "gpu" / "gpu_check.sh")], capture_output=True, text=True,
                           env={**os.environ, "PYTHON": sys.executable}, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("gpu_check: no CUDA device here (torch ") and "nothing to check" in done.stdout
@@ -110,7 +110,7 @@ def test_a_killed_check_leaves_its_report_in_out(tmp_path):
     driver = tmp_path / "driver.py"
     driver.write_text(textwrap.dedent(f"""
         import sys, time
-        sys.path.insert(0, {str(ROOT / 'scripts')!r})
+        sys.path.insert(0, {str(ROOT / 'scripts' / 'gpu')!r})
         import gpu_check
         from pathlib import Path
         report = gpu_check.Report(Path({str(tmp_path / 'work')!r}), Path({str(tmp_path / 'out')!r}))
@@ -149,11 +149,11 @@ def test_ratios_pair_rows_of_the_same_shape():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU dry run; scripts/gpu_check.sh runs the real one")
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU dry run; scripts/gpu/gpu_check.sh runs the real one")
 def test_a_cpu_dry_run_writes_the_whole_report(tmp_path):
     out = tmp_path / "out"
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "gpu_check.py"), "--allow-cpu", "--shape", "tiny",
+        [sys.executable, str(ROOT / "scripts" / "gpu" / "gpu_check.py"), "--allow-cpu", "--shape", "tiny",
          "--seq-lengths", "32 64", "--tokens-per-step", "128", "--workdir", str(tmp_path / "work"), "--out", str(out)],
         capture_output=True, text=True, timeout=1500,
     )
