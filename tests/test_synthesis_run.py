@@ -305,7 +305,8 @@ class CountsCharacters(FirstTryPolite):
 
 def test_a_prompt_over_the_teachers_context_loses_its_oldest_turns_and_the_summary_says_so(tmp_path):
     turns = tuple(Turn("P01" if i % 2 == 0 else "P02", f"{i}번째 이야기 " + "가" * 50) for i in range(30))
-    long = Dialogue("long", turns, "나는 오늘 공원에서 달렸다.")
+    # What the diary says is in the chat (the faithfulness check would reject it otherwise).
+    long = Dialogue("long", turns[:-2] + (Turn("P01", "오늘 공원에서 달렸어 " + "가" * 44), turns[-1]), "나는 오늘 공원에서 달렸다.")
     short = make_dialogues(1)[0]
     full = synthesis("unused.jsonl", FirstTryPolite()).request(long).messages
     size = sum(len(m["content"]) for m in full)
@@ -348,7 +349,7 @@ def test_the_same_chat_twice_and_the_same_diary_for_two_chats_are_kept_once(tmp_
     assert rejected["other-file-0"]["same_as"] == "dlg-0000"
     assert rejected["dlg-0001"]["failed"] == ["duplicate_diary"] and rejected["dlg-0001"]["same_as"] == "dlg-0000"
     # Resumed with a new chat: its diary is still compared with the ones already kept.
-    new = replace(dialogues[0], id="dlg-new", turns=(Turn("P01", "새 이야기"),))
+    new = replace(dialogues[0], id="dlg-new", turns=(Turn("P01", "오늘은 공원에서 달렸어, 새 이야기"),))
     assert synthesis(out, SameDiary()).run([*dialogues, again, new])["rejected_by_check"] == {"duplicate_diary": 1}
     # Different chats with different diaries are all kept.
     assert synthesis(tmp_path / "fine.jsonl").run(make_dialogues(3))["kept"] == 3
