@@ -144,8 +144,8 @@ class SynthesizeCommand:
             progress: Show a progress bar with the rate on stderr.
             report: Write OUTPUT.report.md and its charts (kept and rejected by reason, lengths, random triples).
             dry_run: Call no teacher and write nothing: print this many prompts as the teacher reads them, and
-                the whole input's prompt and expected diary tokens (in ``--teacher.tokenizer``'s tokens, else
-                ``--teacher.model``'s where it is here, else characters); 0 prints only the totals.
+                the whole input's prompt and expected diary tokens (in ``--teacher.tokenizer``'s tokens, else the
+                model's own for ``transformers``/``vllm``, else characters); 0 prints only the totals.
         """
         # A setting, the data, the key or the server is the user's to fix: TeacherError and OutputError are
         # UserErrors, reported by the CLI like every other (diary_lightning/errors.py).

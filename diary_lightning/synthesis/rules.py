@@ -313,13 +313,16 @@ def _verdict(normal: str, diary: str, names: Mapping[str, str], said: tuple[str,
     # Unchanged, one sentence, no one in it: a summary's line (AI Hub's 36-character third-person gist), no
     # one's diary. Unchanged text with an "I" or a few sentences of its own was a diary already (the bundled
     # sample's references): the teacher's copy of it is kept.
-    if re.sub(r"[\s.!?]", "", diary) == re.sub(r"[\s.!?]", "", normal) and not mine and len(sentences) < 2:
+    unchanged = re.sub(r"[\s.!?]", "", diary) == re.sub(r"[\s.!?]", "", normal)
+    if unchanged and not mine and len(sentences) < 2:
         return "rules_unchanged"
     others = {OTHER_LABEL, *names.values()} - _FIRST_PERSON_WORDS
     if not mine and any(m.form in others and i + 1 < len(morphemes) and morphemes[i + 1].tag in ("JX", "JKS")
                         for i, m in enumerate(morphemes)):
         return "rules_other_only"
-    if not mine and _more_the_others(normal, said):
+    # A text the rewrite left as it was is a diary already (the bundled sample's references), whose words are
+    # the writer's to tell whoever said them first.
+    if not mine and not unchanged and _more_the_others(normal, said):
         # No one named, and the dialogue shows the words are the other's: a rewrite would make them the writer's.
         return "rules_unclear_person"
     return None
