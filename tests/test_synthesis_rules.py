@@ -203,5 +203,5 @@ def test_a_summary_naming_no_one_whose_words_are_the_others_is_refused():
     # The same words from the writer: the writer's day.
     assert rewrite_or_refuse(summary, ME, LABELS, said=said_by_other[::-1])[1] is None
     # A diary already (the rewrite changes nothing) is the writer's to tell, whoever said the words first.
-    diary = "친구들과 다이어트를 시작했는데 한 명이 벌써 떡볶이를 먹었다."
+    diary = "친구들과 다이어트를 시작했는데 한 명이 벌써 떡볶이를 먹었다. 다 같이 웃었다."
     assert rewrite_or_refuse(diary, ME, LABELS, said=("ㅋㅋ", "나 벌써 떡볶이 먹었어 다이어트 시작했는데"))[1] is None
