@@ -153,6 +153,8 @@ def test_a_first_person_quoted_from_the_other_speaker_is_refused_not_handed_to_t
 def test_an_exchange_with_no_one_named_is_refused_rather_than_guessed():
     # Two actors, neither named: which one is the writer, only the dialogue tells.
     assert rewrite_or_refuse("비가 왔냐고 하자 지금은 오지 않지만 내일 온다고 한다.", ME, LABELS)[1] == "rules_unclear_person"
+    assert rewrite_or_refuse("연어를 사 오라고 하지만 이미 버스를 타서 다음에 사 가겠다고 한다.", ME, LABELS)[1] == \
+        "rules_unclear_person"
     # Named, it is clear.
     assert rewrite_or_refuse(f"{ME}이 비가 왔냐고 하자 {YOU}는 내일 온다고 한다.", ME, LABELS)[1] is None
 

@@ -252,7 +252,7 @@ def _morphology(kept: str) -> str:
 
 
 # One speaker's words and the other's answer in one sentence (…다고 하자 …다고 한다, …냐고 묻자 …): two actors.
-_EXCHANGE = re.compile(r"(?:고|며|면서) (?:하자|묻자|하니|하니까|말하자|물어보자|얘기하자|이야기하자)|(?:다|냐)는 말에")
+_EXCHANGE = re.compile(r"(?:고|며|면서) (?:하자|묻자|하니|하니까|하지만|말하자|물어보자|얘기하자|이야기하자)|(?:다|냐)는 말에")
 # Whatever names a speaker in a summary: a code, 화자, the other party, a reflexive, a first person, 우리.
 _ANYONE = re.compile(r"[A-Za-z]{1,4}[0-9]{1,9}|화자|상대|대화자|자신|본인|두 사람|(?<![가-힣])(?:나|내|저|제|우리)"
                      r"(?:[는가도를의]|랑|와|한테|에게)?(?![가-힣])")
