@@ -286,8 +286,12 @@ class Synthesis:
         self._bar.update(1)
 
     def _reject(self, dialogue: Dialogue, failed: list[str], diary: str | None, attempts: int,
-                same_as: str | None = None) -> None:
-        self._rejects.write({"id": dialogue.id, "failed": failed, "diary": diary, "summary": dialogue.summary,
+                same_as: str | None = None, raw_chars: int = 0) -> None:
+        # A reply of megabytes keeps its head and its length, not its whole text (checks.MAX_DIARY_CHARS).
+        self._rejects.write({"id": dialogue.id, "failed": failed,
+                             "diary": diary[:MAX_DIARY_CHARS] if diary is not None else None,
+                             **({"diary_chars": raw_chars} if raw_chars > MAX_DIARY_CHARS else {}),
+                             "summary": dialogue.summary,
                              "attempts": attempts, "teacher": self._teacher,
                              "input": fingerprint(dialogue.turns, dialogue.summary),
                              **({"same_as": same_as} if same_as else {})})
