@@ -17,11 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def _diary_from(prompt: str) -> str:
-    start = prompt.rfind("[요약]\n")  # the last: the worked examples come before
-    end = prompt.rfind("\n\n[일기]")
-    if start < 0 or end < start:
+    start = prompt.rfind("[요약]")  # the last: the worked examples come before
+    start = prompt.find("\n", start) + 1 if start >= 0 else -1
+    end = prompt.find("\n\n", start) if start > 0 else -1
+    if start <= 0 or end < start:
         return "오늘은 친구와 점심을 먹었다."
-    return prompt[start + len("[요약]\n"):end].strip()
+    return prompt[start:end].strip()
 
 
 class ChatServer:

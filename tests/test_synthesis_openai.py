@@ -59,7 +59,9 @@ def test_answers_and_retries_429_500_and_timeouts_with_bounded_concurrency(tmp_p
     assert by_id["d003"]["diary"] == dialogues[3].summary
     assert by_id["d003"]["teacher"] == {"backend": "openai", "model": "teacher-m", "base_url": server.url,
                                         "temperature": 0.0, "max_new_tokens": 384}
-    assert by_id["d003"]["prompt"]["template"] == DEFAULT_PROMPT
+    from diary_lightning.synthesis.runner import prompt_of
+
+    assert prompt_of(by_id["d003"], out)["template"] == DEFAULT_PROMPT
     assert server.authorization == {f"Bearer {KEY}"}
     assert KEY not in out.read_text()
 

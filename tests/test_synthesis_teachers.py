@@ -197,3 +197,33 @@ def test_vllm_teacher_hands_chat_prompts_to_the_engine_and_maps_its_outputs(monk
     first = replies[0][1]
     assert first.text == "오늘 일기 0" and first.truncated and first.tokens_out == 3 and first.tokens_in > 0
     assert not replies[1][1].truncated
+
+
+def test_a_teacher_without_a_chat_template_gets_a_clear_assistant_cue(tokenizer):
+    import copy
+
+    from diary_lightning.synthesis.local import teacher_prompt_text
+
+    plain = copy.copy(tokenizer)
+    plain.chat_template = None
+    text = teacher_prompt_text(plain, [{"role": "system", "content": "S"}, {"role": "user", "content": "U\n[일기]"}])
+    # Not the messages run together: the model is told whose turn comes next.
+    assert text == "S\nHuman: U\n[일기]\nAssistant:\n"
+
+
+def test_prompts_are_counted_in_the_teachers_tokens_and_cut_to_its_context(tokenizer):
+    from diary_lightning.data.records import Turn
+    from diary_lightning.synthesis.local import TokenBudget, prompt_ids
+    from diary_lightning.synthesis.teacher import fit_messages
+
+    turns = tuple(Turn("P01" if i % 2 else "P02", f"{i}번 말 " * 20) for i in range(40))
+    labels = {"P01": "글쓴이", "P02": "상대1"}
+    whole, cut = fit_messages(DEFAULT_PROMPT, DEFAULT_SYSTEM, turns, "요약", "글쓴이", labels)
+    tokens = len(prompt_ids(tokenizer, whole))
+    budget = TokenBudget(tokenizer, tokens - 100 + 384, max_new_tokens=384)
+    assert budget.budget == tokens - 100 and budget.count(whole) == tokens
+    fitted, cut = fit_messages(DEFAULT_PROMPT, DEFAULT_SYSTEM, turns, "요약", "글쓴이", labels, budget.count, budget.budget)
+    assert cut > 0 and budget.count(fitted) <= budget.budget
+    assert budget.count(fit_messages(DEFAULT_PROMPT, DEFAULT_SYSTEM, turns[cut - 1:], "요약", "글쓴이", labels)[0]) > budget.budget
+    with pytest.raises(TeacherError, match="max_new_tokens"):
+        TokenBudget(tokenizer, 300, max_new_tokens=384)

@@ -225,7 +225,7 @@ _QUESTION_WORDS = {"뭐", "무엇", "왜", "어디", "언제", "어떻", "누구
 # Speaker codes: AI Hub's P01..P09, NIKL's SD2000691 (two letters, seven digits) and their typos (SSD2000851).
 _CODE = re.compile(r"(?<![0-9A-Za-z])(?:P[0-9]{2}|[A-Z]{1,4}[0-9]{5,})(?![0-9])")
 _OUTSIDE_NAMES = re.compile(r"그녀|사용자|화자 ?[0-9]|(?<![가-힣])이 사람(?:은|이|의|도)(?![가-힣])|"
-                            r"(?:^|(?<=[\s.!?]))(?:(?:두|세|네) (?:사람|명)(?:은|이|의|도|끼리)|둘은|둘 다 |셋은) ")
+                            r"(?:^|(?<=[.!?]\s)|(?<=\n))(?:(?:두|세|네) (?:사람|명)(?:은|이|의|도|끼리)|둘은|둘 다 |셋은) ")
 _PAIR = (re.compile(r"(?<![가-힣])한 사람(?:은|이)(?![가-힣])"), re.compile(r"(?<![가-힣])다른 (?:한 )?사람(?:은|이)(?![가-힣])"))
 # Particles and endings a name may carry and still be that name: 민지는, 민지에게서, 민지였다.
 _PARTICLE_TAGS = ("J", "VCP", "E", "XSN", "S")

@@ -156,6 +156,7 @@ def folder_with(*names: str, without: tuple[str, ...] = ()) -> Callable[[Path], 
 PREDICTIONS = jsonl_with("id", "diary")
 SYNTHESIZED = jsonl_with("id", "diary", "teacher")
 SYNTHESIS_REJECTS = jsonl_with("id", "failed", "diary")
+SYNTHESIS_MANIFEST = json_with("prompts")
 EXPORTED = folder_with("diary_lightning.json", "adapter_config.json")
 MERGED = folder_with("diary_lightning.json", "config.json", without=("adapter_config.json",))
 

@@ -53,6 +53,11 @@ class OpenAITeacher:
             logging.getLogger(name).setLevel(logging.WARNING)
         self.config = config
         self.openai = openai
+        # The server counts its own tokens; to cut a prompt to its context before sending, the teacher's tokenizer
+        # must be here too (--teacher.tokenizer).
+        from diary_lightning.synthesis.local import tokenizer_budget
+
+        self.prompt_budget = tokenizer_budget(config) if config.tokenizer else None
         self._secrets = [key] if key != "unused" else []
         self._loop = asyncio.new_event_loop()
         # The client's own retries and backoff (it honours Retry-After); max_attempts counts the first try.
