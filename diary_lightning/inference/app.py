@@ -495,6 +495,19 @@ def serve(ckpt_path: str | None = None, zero_shot: bool = False, model: AppModel
         page.executor.shutdown(wait=False, cancel_futures=True)
 
 
+def main(argv: list[str]) -> None:
+    """:func:`serve` with its arguments parsed from its signature, as ``python -m diary_lightning app`` parses them,
+    without Lightning: a service's machine may run the page with the inference dependencies alone."""
+    import inspect
+
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(prog="python -m diary_lightning app", description=(serve.__doc__ or "").split("\n\n")[0])
+    parser.add_function_arguments(serve, as_group=False)
+    options = parser.instantiate_classes(parser.parse_args(argv))
+    serve(**{name: options[name] for name in inspect.signature(serve).parameters})
+
+
 def load_pipeline(ckpt_path: str | None = None, zero_shot: bool = False, model: AppModel = AppModel(),
                   data: AppData = AppData(), device: str | None = None, batch_size: int = 8,
                   ) -> tuple[DiaryPipeline, str]:

@@ -46,7 +46,8 @@ def dry_run_prompts(datamodule: Any, teacher: TeacherConfig, shard: str, count: 
     template, system = resolve_prompt(teacher.prompt), resolve_system(teacher.system)
     budget = tokenizer_budget(teacher) if teacher.backend != "rules" or teacher.tokenizer else None
     dialogues = read_for_synthesis(datamodule, progress)
-    roles = functools.partial(roles_for, bots=datamodule.bots, scheme=datamodule.label_scheme or LabelScheme())
+    roles = functools.partial(roles_for, bots=datamodule.prompt_format.bots,
+                              scheme=datamodule.prompt_format.label_scheme or LabelScheme())
     run = Synthesis(budget and _Counting(budget), "unused.jsonl", template=template, system=system, roles=roles,
                     shard=shard, progress=False)
     index, shards = run.shard
