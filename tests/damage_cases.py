@@ -1073,6 +1073,132 @@ def _(tmp):
     return modes == ("0o755", "0o644"), f"folder {modes[0]}, checkpoint {modes[1]} under umask 022"
 
 
+# -- issue 32: chat parsing (linear time, real dates, lines read as what they can be) ----------------------------
+
+def chat_file(tmp: Path, text: str) -> Path:
+    path = tmp / "chat.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def chat_days(tmp: Path, text: str) -> Any:
+    return read_dialogues([str(chat_file(tmp, text))], require_summary=False).dialogues
+
+
+def days_are(want: list[tuple[str, list[str]]]) -> Callable[[Any], str | None]:
+    """The dialogues' ids' dates and texts, in order (the reader joins a message's lines with spaces)."""
+    want = [(date, [" ".join(text.split()) for text in texts]) for date, texts in want]
+
+    def check(dialogues: Any) -> str | None:
+        got = [(d.id.rpartition("_")[2], [t.text for t in d.turns]) for d in dialogues]
+        return None if got == want else f"read {got}"
+    return check
+
+
+@case("issue 32: chat: a 2 MB continuation line is read in linear time", "safe")
+def _(tmp):
+    import time
+
+    from diary_lightning.data.chatlog import parse_chat_days
+
+    first = "2024년 1월 5일 오후 3:12, 민지 : 안녕\n"
+    # Each shape made a backtracking pattern quadratic (the system-line pattern over its 님이, invited, ...).
+    bodies = ["가" * 2_000_000, "준호님이 " * 400_000, " invited " * 220_000, "a " * 1_000_000 + "left this chatroom"]
+    took = []
+    for body in bodies:
+        start = time.perf_counter()
+        days = parse_chat_days(first + body + "\n")
+        took.append(time.perf_counter() - start)
+        if days[0].utterances[0][1] != "안녕\n" + body.strip():
+            return False, "the long line was not kept as the message's continuation"
+    # Linear: well under a second each on an idle machine; the quadratic pattern took minutes. A generous bound
+    # for a loaded test machine.
+    return max(took) < 10, f"slowest {max(took):.2f} s of {len(bodies)} 2 MB lines"
+
+
+def impossible_date_case(name: str, text: str, line: int) -> None:
+    @case(f"issue 32: chat: {name} is refused naming the line", "error")
+    def _(tmp):
+        path = chat_file(tmp, text)
+        return raises_clearly(lambda: read_dialogues([str(path)], require_summary=False), path, f"line {line}",
+                              "no such date")
+
+
+impossible_date_case("2024년 2월 30일", "2024년 2월 30일 오후 3:12, 민지 : 안녕\n", 1)
+impossible_date_case("month 13, day 45", "3/14/24, 8:03 AM, 수아 : hi\n13/45/24, 8:04 AM, 수아 : hi\n", 2)
+impossible_date_case("a dashed date line of 31 April",
+                     "--------------- 2024년 4월 31일 화요일 ---------------\n[민지] [오후 3:12] 안녕\n", 1)
+
+
+@case("issue 32: chat: day-first numeric dates (UK, AU) read day first", "read")
+def _(tmp):
+    text = "14/03/2025, 08:41, 서연 : 안녕\n15/03/2025, 09:00, 서연 : 또 안녕\n"
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2025-03-14", ["안녕"]), ("2025-03-15", ["또 안녕"])]))
+
+
+@case("issue 32: chat: '8 January 2024 at 08:41' read as 8 January", "read")
+def _(tmp):
+    text = "Monday, 8 January 2024\n8 January 2024 at 08:41, 서연 : 안녕\n"
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2024-01-08", ["안녕"])]))
+
+
+@case("issue 32: chat: 7/03/2025 read day first where the file's dates in words say so", "read")
+def _(tmp):
+    text = "Friday, 7 March 2025\n7/03/2025, 08:41, 서연 : 안녕\n8/03/2025, 08:42, 서연 : 또\n"
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2025-03-07", ["안녕"]), ("2025-03-08", ["또"])]))
+
+
+@case("issue 32: chat: day first and month first in one file refused", "error")
+def _(tmp):
+    path = chat_file(tmp, "14/03/2025, 08:41, 서연 : 안녕\n3/15/25, 8:03 AM, 수아 : hi\n")
+    return raises_clearly(lambda: read_dialogues([str(path)], require_summary=False), path, "line 2",
+                          "day first (line 1)")
+
+
+@case("issue 32: chat: an unknown date format named with the formats read", "error")
+def _(tmp):
+    path = chat_file(tmp, "2024-01-08 08:41, 서연 : 안녕\n")
+    return raises_clearly(lambda: read_dialogues([str(path)], require_summary=False), path, "line 1",
+                          "not read here", "2024년 1월 5일", "14/03/2025", "14 March 2025")
+
+
+@case("issue 32: chat: a message line reading like a date line stays in its message and day", "read")
+def _(tmp):
+    text = ("2024년 1월 8일 월요일\n2024년 1월 8일 오후 3:12, 민지 : 다음 일정\n2024년 1월 9일 화요일\n"
+            "2024년 1월 8일 오후 3:13, 준호 : 알았어\n2024년 1월 9일 화요일\n2024년 1월 9일 오전 9:00, 민지 : 좋은 아침\n")
+    return read_ok(lambda: chat_days(tmp, text), days_are([
+        ("2024-01-08", ["다음 일정\n2024년 1월 9일 화요일", "알았어"]), ("2024-01-09", ["좋은 아침"])]))
+
+
+@case("issue 32: chat: two exports joined (a BOM mid-file) keep their two days", "read")
+def _(tmp):
+    text = ("\ufeff민지 님과 카카오톡 대화\n저장한 날짜 : 2024-01-06 12:00:00\n\n"
+            "--------------- 2024년 1월 5일 금요일 ---------------\n[민지] [오후 3:12] 첫째 날\n"
+            "\ufeff민지 님과 카카오톡 대화\n저장한 날짜 : 2024-01-07 12:00:00\n\n"
+            "\ufeff--------------- 2024년 1월 6일 토요일 ---------------\n[민지] [오후 3:12] 둘째 날\n")
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2024-01-05", ["첫째 날"]), ("2024-01-06", ["둘째 날"])]))
+
+
+@case("issue 32: chat: message lines that read like an export header are kept", "read")
+def _(tmp):
+    text = ("Talk with 수아\nDate Saved : 3/16/25, 9:00 AM\n\n3/14/25, 8:03 AM, 수아 : 내일 할 일\n"
+            "Talk with mom tomorrow\n엄마랑 처음으로 카카오톡 대화\n")
+    return read_ok(lambda: chat_days(tmp, text), days_are([
+        ("2025-03-14", ["내일 할 일\nTalk with mom tomorrow\n엄마랑 처음으로 카카오톡 대화"])]))
+
+
+@case("issue 32: chat: a URL line is not the speaker 'https'", "error")
+def _(tmp):
+    path = chat_file(tmp, "P01: 이거 봐\nhttps://example.com/a\n")
+    return raises_clearly(lambda: read_dialogues([str(path)], require_summary=False), path, "line 2", "web address")
+
+
+@case("issue 32: chat: a URL line continues a KakaoTalk message", "read")
+def _(tmp):
+    text = "2024년 1월 5일 오후 3:12, 민지 : 이거 봐\nhttps://example.com/a\n"
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2024-01-05", ["이거 봐\nhttps://example.com/a"])]))
+
+
 SLOW = ("issue 22: synthesize", "issue 22: export", "issue 22: predict --", "issue 22: merge",
         "issue 22: four jobs", "issue 22: DIARY_LIGHTNING_KILL_AT")
 
