@@ -209,9 +209,10 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
                             help="predict: JSONL file for the diaries (default: DEFAULT_ROOT_DIR/predictions.jsonl); "
                                  "export: the adapter folder (default: DEFAULT_ROOT_DIR/adapter); "
                                  "synthesize: the JSONL of diaries to write or complete")
-        parser.add_argument("--resume_predictions", type=bool, default=False,
+        parser.add_argument("--resume_predictions", type=bool | None, default=None,
                             help="predict: keep the diaries an interrupted predict left in OUTPUT.partial and "
-                                 "write only the missing ones")
+                                 "write only the missing ones (default: when the same weights, settings and inputs "
+                                 "wrote them; true: refuse otherwise; false: start over)")
         parser.add_argument("--zero_shot", type=bool, default=False,
                             help="predict: write with the base model alone, no adapter (the zero-shot baseline)")
         parser.link_arguments("model.base_model", "data.tokenizer")
@@ -348,13 +349,14 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         output = self.config_init["predict"].get("output") or os.path.join(self.trainer.default_root_dir, "predictions.jsonl")
         self._check_outputs("predict", [
             Output("--output", output, "file", outputs.PREDICTIONS),
-            Output("--output", output + ".partial", "file", outputs.PREDICTIONS),
-            Output("--output", output + ".partial.json", "file", outputs.json_with("weights"))],
-            outputs.data_inputs("the input --data.predict_path", self.datamodule.hparams.predict_path))
+            Output("--output", output + ".partial", "file", outputs.PREDICTIONS_PARTIAL),
+            Output("--output", output + ".partial.json", "file", outputs.PREDICTIONS_RECORD)], {
+            **outputs.data_inputs("the input --data.predict_path", self.datamodule.hparams.predict_path),
+            **outputs.data_inputs("the training data --data.paths", self.datamodule.hparams.paths)})
         check_writable(Path(output).parent)
         self._locks = []
         self._lock(output, "file")
-        writer = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions", False))
+        writer = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions"))
         writer.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
                                                   self.datamodule))
         self.datamodule.skip_predict_ids = writer.written_ids(predict_inputs(self.datamodule))

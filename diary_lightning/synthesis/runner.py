@@ -16,7 +16,7 @@ from typing import Any
 from diary_lightning.data.records import Dialogue
 from diary_lightning.io.jsonl import JsonlAppender, OutputError, first_mismatch, fingerprint, open_for_resume
 from diary_lightning.io.lock import JobLock
-from diary_lightning.io.outputs import SYNTHESIS_REJECTS, SYNTHESIZED, Output, check_outputs
+from diary_lightning.io.outputs import SYNTHESIS_REJECTS, SYNTHESIZED, Output, check_outputs, claim
 from diary_lightning.synthesis.checks import CheckConfig, check_diary
 from diary_lightning.synthesis.teacher import Reply, Request, Teacher, build_messages
 
@@ -114,6 +114,10 @@ class Synthesis:
             self._teacher = self.teacher.describe()
             self._kept = JsonlAppender(self.output, self.sync_every)
             self._rejects = JsonlAppender(self.rejected, self.sync_every)
+            # Marked before the first line: what is under these names now is synthesize's to resume or repair
+            # (an unmarked earlier output was checked line by line against this input first).
+            claim(self.output, "synthesize")
+            claim(self.rejected, "synthesize")
             self._bar = _progress(len(todo), self.progress)
             try:
                 pending: Iterator[Request] = (self.request(d) for d in todo)
