@@ -8,7 +8,7 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,11 +107,11 @@ class Synthesis:
             index, count = self.shard
             mine = [d for d in dialogues if count == 1 or shard_of(d.id, count) == index]
             # A rejected dialogue is done too: asking again gives the same answer (use --retries for more tries).
+            self._teacher = self.teacher.describe()
             done = self._written_for(mine)
             todo = [d for d in mine if d.id not in done]
             self.counts["already_done"] = len(mine) - len(todo)
             self._by_id = {d.id: d for d in todo}
-            self._teacher = self.teacher.describe()
             self._kept = JsonlAppender(self.output, self.sync_every)
             self._rejects = JsonlAppender(self.rejected, self.sync_every)
             # Marked before the first line: what is under these names now is synthesize's to resume or repair
@@ -151,15 +151,19 @@ class Synthesis:
         """The ids already written (kept or rejected), after checking that each line was written for a dialogue
         of this input as it is now: a re-run on other data would otherwise keep diaries of other texts."""
         now = {d.id: fingerprint(d.turns, d.summary) for d in mine}
+        by_id = {d.id: d for d in mine}
         done: set[str] = set()
         for path in (self.output, self.rejected):
+            records = open_for_resume(path, "synthesize")
             written = [(record["id"], record.get("input") or (
                 fingerprint(record["dialogue"], record.get("summary")) if isinstance(record.get("dialogue"), list)
-                else None)) for record in open_for_resume(path, "synthesize")]
+                else None)) for record in records]
             mismatch = first_mismatch(written, now)
             if mismatch:
                 raise OutputError(f"{path}: {mismatch} (--data.paths, --shard); this output belongs to another "
                                   "input: give this run its own --output, or move that file away to start over")
+            check_same_making(path, records, self._teacher, {"system": self.system, "template": self.template},
+                              lambda id_: self.roles(by_id[id_]).writer)
             done.update(id_ for id_, _ in written)
         return done
 
@@ -196,6 +200,39 @@ class Synthesis:
             self.counts["rejected"] += 1
             self.failed_checks.update(failed)
         self._bar.update(1)
+
+
+TEACHER_IDENTITY = ("backend", "model", "version")
+"""What names a teacher in a record's ``teacher``; its sampling settings and server address may change on resume."""
+
+
+def check_same_making(path: Path, records: Sequence[dict[str, Any]], teacher: dict[str, Any],
+                      prompt: dict[str, Any], writer_of: Callable[[str], str | None]) -> None:
+    """Refuse to continue ``path`` when a line already in it was made otherwise than this run makes its own: by
+    another teacher (``teacher``, its :data:`TEACHER_IDENTITY`), with another prompt (system and template), or as
+    another writer's diary (``writer_of`` an id, from ``data.writer``). One output holds one making of diaries; a
+    mix would train on two teachers or two writers without a word. The one place this is decided."""
+    mine = {key: teacher.get(key) for key in TEACHER_IDENTITY}
+    for line, record in enumerate(records, 1):
+        where = f"{path}, line {line} (id {record['id']!r})"
+        then = record.get("teacher")
+        if isinstance(then, dict) and {key: then.get(key) for key in TEACHER_IDENTITY} != mine:
+            problem = (f"written by the teacher {_named(then)}, and this run asks {_named(teacher)} "
+                       "(--teacher.backend, --teacher.model)")
+        elif isinstance(record.get("prompt"), dict) and record["prompt"] != prompt:
+            changed = " and ".join(key for key in ("system", "template") if record["prompt"].get(key) != prompt[key])
+            problem = f"written with another prompt {changed} than this run's (--teacher.prompt, --teacher.system)"
+        elif "writer" in record and record["writer"] != writer_of(record["id"]):
+            problem = (f"written as {record['writer']!r}'s diary, and this run writes {writer_of(record['id'])!r}'s "
+                       "(--data.writer)")
+        else:
+            continue
+        raise OutputError(f"{where}: {problem}. One output holds the diaries of one teacher, prompt and writer: give "
+                          "this run its own --output, or move that file away to start over.")
+
+
+def _named(teacher: dict[str, Any]) -> str:
+    return " ".join(str(teacher[key]) for key in TEACHER_IDENTITY if teacher.get(key) is not None)
 
 
 def _progress(total: int, enabled: bool) -> Any:
