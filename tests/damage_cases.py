@@ -1199,6 +1199,308 @@ def _(tmp):
     return read_ok(lambda: chat_days(tmp, text), days_are([("2024-01-05", ["이거 봐\nhttps://example.com/a"])]))
 
 
+# -- issue 32: outputs (file identity, marks, the lock's name, paths that cannot be outputs) ---------------------
+
+def synthesized(tmp: Path, n: int = 3, name: str = "diaries.jsonl", **kwargs: Any) -> tuple[Path, Any, Any]:
+    """A real synthesize output of ``n`` dialogues (the rules teacher), the run's summary and the dialogues."""
+    from diary_lightning.data.records import Dialogue, Turn
+    from diary_lightning.synthesis.command import roles_for
+    from diary_lightning.synthesis.rules import RulesTeacher
+    from diary_lightning.synthesis.runner import Synthesis
+    from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM
+
+    dialogues = [Dialogue(f"d{i}", (Turn("P01", f"오늘 공원에서 {i}분 동안 달렸어"), Turn("P02", "대단하다")),
+                          f"P01은 오늘 공원에서 {i}분 동안 달렸다.") for i in range(n)]
+    settings = {"template": DEFAULT_PROMPT, "system": DEFAULT_SYSTEM, "roles": roles_for, **kwargs}
+    teacher = settings.pop("teacher", None) or RulesTeacher()
+    out = tmp / name
+    return out, Synthesis(teacher, out, progress=False, **settings).run(dialogues), dialogues
+
+
+def refused_output(call: Callable[[], Any], *needles: str, untouched: tuple[Path, ...] = ()) -> tuple[bool, str]:
+    """``call`` ends as the command line ends a user error: one message (every needle in it), exit 2, no traceback,
+    and every file of ``untouched`` as it was."""
+    import io
+    from contextlib import redirect_stderr
+
+    from diary_lightning.errors import run_reporting_user_errors
+
+    before = {p: p.read_bytes() if p.is_file() else None for p in untouched}
+    err = io.StringIO()
+    try:
+        with redirect_stderr(err):
+            run_reporting_user_errors(call)
+    except SystemExit as stop:
+        text = err.getvalue()
+        missing = [n for n in needles if n not in text]
+        changed = [p.name for p in untouched if (p.read_bytes() if p.is_file() else None) != before[p]]
+        if stop.code != 2 or missing or changed:
+            return False, f"exit {stop.code}, missing {missing}, changed {changed}: {text[:150]}"
+        return True, text.splitlines()[0][:120]
+    except Exception as raised:  # noqa: BLE001 - the point is to see what escapes
+        return False, f"traceback: {type(raised).__name__}: {str(raised)[:100]}"
+    return False, "no error"
+
+
+def predict_outputs(output: Path | str) -> list[Any]:
+    """What predict writes, as the command line checks them."""
+    from diary_lightning.io import outputs
+
+    return [outputs.Output("--output", output, "file", outputs.PREDICTIONS),
+            outputs.Output("--output", f"{output}.partial", "file", outputs.PREDICTIONS_PARTIAL),
+            outputs.Output("--output", f"{output}.partial.json", "file", outputs.PREDICTIONS_RECORD)]
+
+
+@case("issue 32: synthesize --output a hard link of its data (no final newline) is refused, the data kept", "kept")
+def _(tmp):
+    from diary_lightning.io.outputs import check_outputs, data_inputs
+    from diary_lightning.synthesis.runner import synthesis_outputs
+
+    data = write_jsonl(tmp / "data" / "chats.jsonl", [json.dumps(jsonl_record(i), ensure_ascii=False) for i in range(3)],
+                       newline="\n").resolve()
+    data.write_bytes(data.read_bytes().rstrip(b"\n"))
+    link = tmp / "out.jsonl"
+    os.link(data, link)
+    return refused_output(lambda: check_outputs("synthesize", synthesis_outputs(link),
+                                                data_inputs("the data --data.paths", [str(tmp / "data")])),
+                          str(link), "is the data", untouched=(data,))
+
+
+def predict_over_synthesize_case(which: str) -> None:
+    @case(f"issue 32: predict --output over synthesize's {which} file is refused", "kept")
+    def _(tmp):
+        from diary_lightning.io.outputs import check_outputs
+        from diary_lightning.synthesis.runner import rejected_path
+
+        out, _, _ = synthesized(tmp)
+        target = out if which == "kept" else rejected_path(out)
+        target.write_text(target.read_text() or json.dumps({"id": "x", "failed": ["f"], "diary": "d"}) + "\n")
+        return refused_output(lambda: check_outputs("predict", predict_outputs(target), {}),
+                              str(target), "not written by predict", untouched=(target,))
+
+
+predict_over_synthesize_case("kept")
+predict_over_synthesize_case("rejected")
+
+
+@case("issue 32: a user's file of predict's shape is not predict's; predict's own is replaced", "kept")
+def _(tmp):
+    from diary_lightning.io.outputs import check_outputs, claim
+
+    mine = tmp / "preds.jsonl"
+    mine.write_text(json.dumps({"id": "x", "diary": "내 일기", "style_failures": []}, ensure_ascii=False) + "\n")
+    ok, note = refused_output(lambda: check_outputs("predict", predict_outputs(mine), {}), "not written by predict",
+                              untouched=(mine,))
+    if not ok:
+        return False, "a user's file: " + note
+    claim(mine, "predict")
+    check_outputs("predict", predict_outputs(mine), {})  # now it is predict's: replaced without a word
+    # A file moved in under the name of predict's output is not predict's, whatever its mark beside it says.
+    other = tmp / "other.jsonl"
+    other.write_text(mine.read_text())
+    os.replace(other, mine)
+    return refused_output(lambda: check_outputs("predict", predict_outputs(mine), {}), "not written by predict",
+                          untouched=(mine,))
+
+
+@case("issue 32: an older synthesize output (no mark) resumes, and is marked", "read")
+def _(tmp):
+    from diary_lightning.io.outputs import claimed, mark_path
+
+    out, first, dialogues = synthesized(tmp, n=2)
+    mark_path(out).unlink()
+    mark_path(out.with_name("diaries.rejected.jsonl")).unlink()  # as an older version left them
+    _, second, _ = synthesized(tmp, n=4)
+    ok = (second["already_done"], second["kept"] + second["rejected"]) == (2, 2) and claimed(out, "synthesize")
+    return ok, f"already done {second['already_done']}, new {second['kept'] + second['rejected']}, marked {claimed(out, 'synthesize')}"
+
+
+@case("issue 32: an unmarked output with a torn last line is not cut", "kept")
+def _(tmp):
+    from diary_lightning.io.outputs import mark_path
+
+    out, _, _ = synthesized(tmp, n=2)
+    mark_path(out).unlink()
+    with open(out, "ab") as handle:
+        handle.write(b'{"id": "d2", "dia')
+    return refused_output(lambda: synthesized(tmp, n=3), str(out), "carries no mark of synthesize", untouched=(out,))
+
+
+@case("issue 32: a user's own OUT.lock beside the output is left alone", "kept")
+def _(tmp):
+    from diary_lightning.io.lock import JobLock
+
+    out = tmp / "out.jsonl"
+    theirs = tmp / "out.jsonl.lock"
+    theirs.write_text("my notes\n")
+    lock = JobLock(out, "file").acquire()
+    lock.release()
+    return theirs.read_text() == "my notes\n", "kept" if theirs.exists() else "removed"
+
+
+@case("issue 32: a foreign file under the lock's own name is refused, left alone", "refuse")
+def _(tmp):
+    from diary_lightning.io.lock import JobLock, lock_path
+
+    out = tmp / "out.jsonl"
+    foreign = lock_path(out, "file")
+    foreign.write_text("not a lock\n")
+    return refused_output(lambda: JobLock(out, "file").acquire(), str(foreign), "left as it is", untouched=(foreign,))
+
+
+def path_case(name: str, make: Callable[[Path], str], *needles: str) -> None:
+    @case(f"issue 32: output {name}: one message naming the path, exit 2", "message")
+    def _(tmp):
+        from diary_lightning.io.outputs import check_outputs
+        from diary_lightning.synthesis.runner import synthesis_outputs
+
+        output = make(tmp)
+        ok, note = refused_output(lambda: check_outputs("predict", predict_outputs(output), {}), output, *needles)
+        if not ok:
+            return False, "predict: " + note
+        return refused_output(lambda: check_outputs("synthesize", synthesis_outputs(output), {}), output, *needles)
+
+
+def _fifo(tmp: Path) -> str:
+    os.mkfifo(tmp / "pipe")
+    return str(tmp / "pipe")
+
+
+def _under_a_file(tmp: Path) -> str:
+    (tmp / "notes.txt").write_text("mine")
+    return str(tmp / "notes.txt" / "preds.jsonl")
+
+
+def _loop(tmp: Path) -> str:
+    os.symlink(tmp / "b", tmp / "a")
+    os.symlink(tmp / "a", tmp / "b")
+    return str(tmp / "a")
+
+
+path_case("a FIFO (unseekable)", _fifo, "FIFO", "not a regular file")
+path_case("under a file (FileExistsError)", _under_a_file, "is a file, not a folder")
+path_case("a name over the file system's limit (ENAMETOOLONG)", lambda tmp: str(tmp / ("n" * 300)), "longer than")
+path_case("a symlink loop (ELOOP)", _loop, "symlink loop")
+path_case("with a trailing slash", lambda tmp: str(tmp / "preds") + "/", "ends with a slash")
+
+
+@case("issue 32: an existing folder where synthesize writes a file is one message", "message")
+def _(tmp):
+    (tmp / "diaries.rejected.jsonl").mkdir()
+    return refused_output(lambda: synthesized(tmp), str(tmp / "diaries.rejected.jsonl"), "is a folder")
+
+
+# -- issue 32: resumes ---------------------------------------------------------------------------------------------
+
+def remade_case(name: str, change: dict[str, Any], needle: str) -> None:
+    @case(f"issue 32: synthesize re-run into its output with another {name} is refused, never mixed", "refuse")
+    def _(tmp):
+        out, _, _ = synthesized(tmp, n=2)
+        return refused_output(lambda: synthesized(tmp, n=4, **change), str(out), needle, untouched=(out,))
+
+
+class _OtherTeacher:
+    """The rules teacher under another model's name."""
+
+    def __new__(cls):
+        from diary_lightning.synthesis.rules import RulesTeacher
+
+        teacher = RulesTeacher()
+        teacher.describe = lambda: {"backend": "openai", "model": "other-model"}
+        return teacher
+
+
+def _writer_roles(dialogue: Any) -> Any:
+    from diary_lightning.synthesis.command import roles_for
+    from diary_lightning.synthesis.runner import Roles
+
+    roles = roles_for(dialogue)
+    return Roles("P02", roles.speaker_labels, roles.writer_label, ("P02",))
+
+
+remade_case("teacher model", {"teacher": _OtherTeacher()}, "other-model")
+remade_case("prompt template", {"template": "{dialogue}\n{summary}\n다른 지시: {writer}의 일기"}, "another prompt")
+remade_case("writer (--data.writer)", {"roles": _writer_roles}, "--data.writer")
+
+
+def _partial(tmp: Path, identity: dict[str, Any], inputs: dict[str, str]) -> Any:
+    """What a predict killed after two diaries left, and a new writer for the same output."""
+    from diary_lightning.training.callbacks import PredictionsJsonl, write_record
+
+    out = tmp / "preds.jsonl"
+    writer = PredictionsJsonl(str(out))
+    write_record(writer.record, {**identity, "input": inputs})
+    writer.partial.write_text("".join(json.dumps({"id": i, "diary": "일기", "style_failures": []}) + "\n"
+                                      for i in list(inputs)[:2]))
+    return PredictionsJsonl(str(out))
+
+
+@case("issue 32: predict re-run on the same inputs resumes by default and says so", "safe")
+def _(tmp):
+    import logging
+
+    identity = {"weights": {"checkpoint": "c", "adapter": None}, "generation": {}}
+    inputs = {"a": "1", "b": "2", "c": "3"}
+    writer = _partial(tmp, identity, inputs)
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda r: seen.append(r.getMessage())
+    package = logging.getLogger("diary_lightning")
+    level = package.level
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    try:
+        writer.check_identity(identity)
+        done = writer.written_ids(inputs)
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
+    said = any("resuming" in line and "2 diaries already written" in line for line in seen)
+    return done == {"a", "b"} and said, f"skips {sorted(done)}, said {seen[-1:] or 'nothing'}"
+
+
+@case("issue 32: predict re-run with other weights or inputs starts over, saying so", "safe")
+def _(tmp):
+    identity = {"weights": {"checkpoint": "c", "adapter": None}, "generation": {}}
+    inputs = {"a": "1", "b": "2", "c": "3"}
+    (tmp / "w").mkdir()
+    writer = _partial(tmp / "w", identity, inputs)
+    writer.check_identity({**identity, "weights": {"checkpoint": "other", "adapter": None}})
+    skipped = writer.written_ids(inputs)
+    other_weights = (writer.resume, skipped)
+    writer = _partial(tmp / "w", identity, inputs)
+    writer.check_identity(identity)
+    skipped = writer.written_ids({"a": "changed", "b": "2", "c": "3"})
+    other_inputs = (writer.resume, skipped)
+    ok = other_weights == (False, set()) and other_inputs == (False, set())
+    return ok, f"other weights: {other_weights}, other inputs: {other_inputs}"
+
+
+@case("issue 32: fit --ckpt_path last onto other training data is refused, or confirmed", "refuse")
+def _(tmp):
+    import torch
+
+    from diary_lightning.cli.runs import refuse_other_training_data
+    from diary_lightning.training.datamodule import DiaryDataModule
+
+    data = write_jsonl(tmp / "data" / "a.jsonl", [json.dumps(jsonl_record(i), ensure_ascii=False) for i in range(3)])
+    checkpoints = tmp / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    datamodule = DiaryDataModule(paths=[str(tmp / "data")], tokenizer=str(Inputs.tokenizer_dir))
+    torch.save({"DiaryDataModule": {"training_data": datamodule.training_data_fingerprint()}},
+               checkpoints / "last.ckpt")
+    refuse_other_training_data(checkpoints, "last", datamodule, confirmed=False)  # the same data: continues
+    moved = DiaryDataModule(paths=[str(tmp / "moved")], tokenizer=str(Inputs.tokenizer_dir))
+    os.rename(tmp / "data", tmp / "moved")
+    refuse_other_training_data(checkpoints, "last", moved, confirmed=False)  # moved, not changed: continues
+    with open(tmp / "moved" / "a.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(jsonl_record(9), ensure_ascii=False) + "\n")
+    other = DiaryDataModule(paths=[str(tmp / "moved")], tokenizer=str(Inputs.tokenizer_dir))
+    refuse_other_training_data(checkpoints, "last", other, confirmed=True)  # confirmed: continues
+    return refused_output(lambda: refuse_other_training_data(checkpoints, "last", other, confirmed=False),
+                          str(checkpoints / "last.ckpt"), "other data", "--resume_other_data true")
+
+
 SLOW = ("issue 22: synthesize", "issue 22: export", "issue 22: predict --", "issue 22: merge",
         "issue 22: four jobs", "issue 22: DIARY_LIGHTNING_KILL_AT")
 

@@ -26,6 +26,7 @@ from diary_lightning.cli.runs import (
     cpu_when_no_accelerator_needed,
     place_checkpoints,
     refuse_mixed_runs,
+    refuse_other_training_data,
     require_adapter_or_zero_shot,
     resume_command,
     resumed_log,
@@ -213,6 +214,8 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
                             help="predict: keep the diaries an interrupted predict left in OUTPUT.partial and "
                                  "write only the missing ones (default: when the same weights, settings and inputs "
                                  "wrote them; true: refuse otherwise; false: start over)")
+        parser.add_argument("--resume_other_data", type=bool, default=False,
+                            help="fit --ckpt_path: continue the run on other training data than it was trained on")
         parser.add_argument("--zero_shot", type=bool, default=False,
                             help="predict: write with the base model alone, no adapter (the zero-shot baseline)")
         parser.link_arguments("model.base_model", "data.tokenizer")
@@ -302,6 +305,8 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
             **outputs.data_inputs("the data --data.paths", self.datamodule.hparams.paths),
             "the base model": h.get("base_model"), "the adapter --model.adapter_path": h.get("adapter_path")})
         refuse_mixed_runs(checkpoint_dir(self.trainer), self.config_init["fit"].get("ckpt_path"))
+        refuse_other_training_data(checkpoint_dir(self.trainer), self.config_init["fit"].get("ckpt_path"),
+                                   self.datamodule, self.config_init["fit"].get("resume_other_data", False))
         check_writable(self.trainer.default_root_dir)
         self._lock_run_folder(checkpoints_too=False)  # before anything else is created in it
         logs = [self.trainer.logger.save_dir] if self.trainer.logger is not None else []
