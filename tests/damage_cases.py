@@ -1201,19 +1201,47 @@ def _(tmp):
 
 # -- issue 32: outputs (file identity, marks, the lock's name, paths that cannot be outputs) ---------------------
 
-def synthesized(tmp: Path, n: int = 3, name: str = "diaries.jsonl", **kwargs: Any) -> tuple[Path, Any, Any]:
-    """A real synthesize output of ``n`` dialogues (the rules teacher), the run's summary and the dialogues."""
+class _Refusing:
+    """A teacher that declines every dialogue (its reason recorded, as the rules teacher's refusals are): a run writes
+    its rejected lines without loading the style checks' analyser."""
+
+    reads_prompt = False
+
+    def __init__(self, model: str = "rules") -> None:
+        self.model = model
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "rules", "version": 2} if self.model == "rules" else {"backend": "openai", "model": self.model}
+
+    def generate(self, requests: Any, on_reply: Callable[[Any, Any], None]) -> None:
+        from diary_lightning.synthesis.teacher import Reply
+
+        for request in requests:
+            on_reply(request, Reply("나는 오늘 달렸다.", refused="declined"))
+
+
+def synthesized(tmp: Path, n: int = 3, name: str = "diaries.jsonl", kept: int = 0,
+                **kwargs: Any) -> tuple[Path, Any, Any]:
+    """A synthesize run over ``n`` dialogues into ``tmp/name`` (every diary rejected by the teacher), after an
+    earlier run that kept the first ``kept`` (as the rules teacher with the default prompt writes them); the output,
+    the run's summary and the dialogues."""
     from diary_lightning.data.records import Dialogue, Turn
+    from diary_lightning.io.outputs import claim
     from diary_lightning.synthesis.command import roles_for
-    from diary_lightning.synthesis.rules import RulesTeacher
-    from diary_lightning.synthesis.runner import Synthesis
+    from diary_lightning.synthesis.runner import Synthesis, kept_record
     from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM
 
     dialogues = [Dialogue(f"d{i}", (Turn("P01", f"오늘 공원에서 {i}분 동안 달렸어"), Turn("P02", "대단하다")),
                           f"P01은 오늘 공원에서 {i}분 동안 달렸다.") for i in range(n)]
-    settings = {"template": DEFAULT_PROMPT, "system": DEFAULT_SYSTEM, "roles": roles_for, **kwargs}
-    teacher = settings.pop("teacher", None) or RulesTeacher()
     out = tmp / name
+    if kept:
+        prompt = {"system": DEFAULT_SYSTEM, "template": DEFAULT_PROMPT}
+        out.write_text("".join(json.dumps(kept_record(d, roles_for(d).writer, "나는 오늘 달렸다.", _Refusing().describe(),
+                                                      prompt), ensure_ascii=False) + "\n" for d in dialogues[:kept]),
+                       encoding="utf-8")
+        claim(out, "synthesize")
+    settings = {"template": DEFAULT_PROMPT, "system": DEFAULT_SYSTEM, "roles": roles_for, **kwargs}
+    teacher = settings.pop("teacher", None) or _Refusing()
     return out, Synthesis(teacher, out, progress=False, **settings).run(dialogues), dialogues
 
 
@@ -1272,9 +1300,8 @@ def predict_over_synthesize_case(which: str) -> None:
         from diary_lightning.io.outputs import check_outputs
         from diary_lightning.synthesis.runner import rejected_path
 
-        out, _, _ = synthesized(tmp)
+        out, _, _ = synthesized(tmp, kept=2)
         target = out if which == "kept" else rejected_path(out)
-        target.write_text(target.read_text() or json.dumps({"id": "x", "failed": ["f"], "diary": "d"}) + "\n")
         return refused_output(lambda: check_outputs("predict", predict_outputs(target), {}),
                               str(target), "not written by predict", untouched=(target,))
 
@@ -1307,11 +1334,11 @@ def _(tmp):
 def _(tmp):
     from diary_lightning.io.outputs import claimed, mark_path
 
-    out, first, dialogues = synthesized(tmp, n=2)
+    out, _, _ = synthesized(tmp, n=3, kept=2)
     mark_path(out).unlink()
     mark_path(out.with_name("diaries.rejected.jsonl")).unlink()  # as an older version left them
-    _, second, _ = synthesized(tmp, n=4)
-    ok = (second["already_done"], second["kept"] + second["rejected"]) == (2, 2) and claimed(out, "synthesize")
+    _, second, _ = synthesized(tmp, n=5)
+    ok = (second["already_done"], second["kept"] + second["rejected"]) == (3, 2) and claimed(out, "synthesize")
     return ok, f"already done {second['already_done']}, new {second['kept'] + second['rejected']}, marked {claimed(out, 'synthesize')}"
 
 
@@ -1319,7 +1346,7 @@ def _(tmp):
 def _(tmp):
     from diary_lightning.io.outputs import mark_path
 
-    out, _, _ = synthesized(tmp, n=2)
+    out, _, _ = synthesized(tmp, n=2, kept=2)
     mark_path(out).unlink()
     with open(out, "ab") as handle:
         handle.write(b'{"id": "d2", "dia')
@@ -1395,19 +1422,8 @@ def _(tmp):
 def remade_case(name: str, change: dict[str, Any], needle: str) -> None:
     @case(f"issue 32: synthesize re-run into its output with another {name} is refused, never mixed", "refuse")
     def _(tmp):
-        out, _, _ = synthesized(tmp, n=2)
+        out, _, _ = synthesized(tmp, n=2, kept=2)
         return refused_output(lambda: synthesized(tmp, n=4, **change), str(out), needle, untouched=(out,))
-
-
-class _OtherTeacher:
-    """The rules teacher under another model's name."""
-
-    def __new__(cls):
-        from diary_lightning.synthesis.rules import RulesTeacher
-
-        teacher = RulesTeacher()
-        teacher.describe = lambda: {"backend": "openai", "model": "other-model"}
-        return teacher
 
 
 def _writer_roles(dialogue: Any) -> Any:
@@ -1418,7 +1434,7 @@ def _writer_roles(dialogue: Any) -> Any:
     return Roles("P02", roles.speaker_labels, roles.writer_label, ("P02",))
 
 
-remade_case("teacher model", {"teacher": _OtherTeacher()}, "other-model")
+remade_case("teacher model", {"teacher": _Refusing("other-model")}, "other-model")
 remade_case("prompt template", {"template": "{dialogue}\n{summary}\n다른 지시: {writer}의 일기"}, "another prompt")
 remade_case("writer (--data.writer)", {"roles": _writer_roles}, "--data.writer")
 

@@ -64,6 +64,13 @@ def dialogue_record(dialogue: Dialogue) -> list[dict[str, str]]:
     return [{"speaker": t.speaker, "text": t.text} for t in dialogue.turns]
 
 
+def kept_record(dialogue: Dialogue, writer: str | None, diary: str, teacher: dict[str, Any], prompt: dict[str, str],
+                attempt: int = 0) -> dict[str, Any]:
+    """A line of the output: the dialogue, whose diary, the diary, and what made it (:func:`check_same_making`)."""
+    return {"id": dialogue.id, "dialogue": dialogue_record(dialogue), "writer": writer, "summary": dialogue.summary,
+            "diary": diary, "teacher": teacher, "prompt": prompt, "attempt": attempt}
+
+
 class Synthesis:
     """One run over ``dialogues`` into ``output`` (and ``OUTPUT.rejected.jsonl``)."""
 
@@ -183,11 +190,8 @@ class Synthesis:
         failed = [reply.refused] if reply.refused else check_diary(reply, request, self.checks, self.instruction,
                                                                      request.writer_names)
         if not failed:
-            self._kept.write({
-                "id": dialogue.id, "dialogue": dialogue_record(dialogue), "writer": request.writer,
-                "summary": dialogue.summary, "diary": reply.text.strip(), "teacher": self._teacher,
-                "prompt": {"system": self.system, "template": self.template}, "attempt": request.attempt,
-            })
+            self._kept.write(kept_record(dialogue, request.writer, reply.text.strip(), self._teacher,
+                                         {"system": self.system, "template": self.template}, request.attempt))
             self.counts["kept"] += 1
         elif request.attempt < self.retries and not reply.refused:
             self.counts["retried"] += 1
