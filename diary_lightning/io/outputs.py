@@ -64,15 +64,17 @@ def _local(paths: str | os.PathLike | Iterable[str | os.PathLike] | None) -> lis
     return [p for p in paths if p and os.path.lexists(os.path.expanduser(p))]
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def _identity(path: str | os.PathLike) -> tuple[int, int] | None:
+    """The file at ``path`` (device and inode, as ``os.path.samefile`` compares), None when there is none."""
     try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
+        found = os.stat(os.path.expanduser(path))
+    except (OSError, ValueError):
+        return None
+    return found.st_dev, found.st_ino
 
 
-def _relation(output: Path, input_: Path) -> str | None:
-    if output == input_ or _same_file(output, input_):
+def _relation(output: Path, input_: Path, same_file: bool = False) -> str | None:
+    if output == input_ or same_file:
         return "is"
     if output in input_.parents:
         return "contains"
@@ -89,11 +91,12 @@ def check_outputs(subcommand: str, outputs: Iterable[Output],
     ``allowed_inside`` lists the outputs that may lie inside an input folder by design (fit's exported adapter
     in its checkpoint folder)."""
     allowed = {_real(p) for p in allowed_inside}
-    real_inputs = [(label, p, _real(p)) for label, paths in inputs.items() for p in _local(paths)]
+    real_inputs = [(label, p, _real(p), _identity(p)) for label, paths in inputs.items() for p in _local(paths)]
     for out in outputs:
         target = _real(out.path)
-        for label, given, real in real_inputs:
-            relation = _relation(target, real)
+        identity = _identity(out.path)
+        for label, given, real, its_identity in real_inputs:
+            relation = _relation(target, real, identity is not None and identity == its_identity)
             if relation is None or (relation == "lies inside" and target in allowed):
                 continue
             raise OutputOverInputError(
