@@ -1116,6 +1116,20 @@ def _(tmp):
     return max(took) < 10, f"slowest {max(took):.2f} s of {len(bodies)} 2 MB lines"
 
 
+@case("issue 32: chat: the page reads a pasted export with a 2 MB line of system-line words in linear time", "safe")
+def _(tmp):
+    import time
+
+    from diary_lightning.inference.app import read_chat
+
+    text = "2024년 1월 5일 오후 3:12, 민지 : 안녕\n" + "준호님이 " * 400_000 + "\n2024년 1월 5일 오후 3:13, 준호 : 응\n"
+    start = time.perf_counter()
+    dialogues = read_chat(text)
+    took = time.perf_counter() - start
+    # The whole read (parse, clean, anonymize) of 2 MB: seconds at most; the backtracking pattern did not end.
+    return len(dialogues) == 1 and took < 20, f"{took:.2f} s, {len(dialogues)} dialogue(s)"
+
+
 def impossible_date_case(name: str, text: str, line: int) -> None:
     @case(f"issue 32: chat: {name} is refused naming the line", "error")
     def _(tmp):
