@@ -18,8 +18,9 @@ from diary_lightning.io.jsonl import OutputError
 from diary_lightning.io.lock import LockedError
 from diary_lightning.synthesis.command import roles_for
 from diary_lightning.synthesis.rules import RulesTeacher
+from diary_lightning.synthesis.openai_teacher import OpenAITeacher
 from diary_lightning.synthesis.runner import Synthesis, shard_of
-from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, Reply
+from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, Reply, TeacherConfig
 
 
 def make_dialogues(n: int) -> list[Dialogue]:
@@ -76,9 +77,15 @@ def test_sigkill_at_any_moment_then_resume_loses_and_duplicates_nothing(tmp_path
     assert kills == 3
     assert len(ids) == len(set(ids)) == 300
     assert set(ids) == {d.id for d in make_dialogues(300)}
-    # A rerun finds nothing left to do.
-    again = synthesis(out).run(make_dialogues(300))
+    # A rerun with the same teacher finds nothing left to do (another teacher is refused: one output, one teacher).
+    teacher = OpenAITeacher(TeacherConfig(backend="openai", model="m", base_url="http://127.0.0.1:9/v1"))
+    try:
+        again = synthesis(out, teacher).run(make_dialogues(300))
+    finally:
+        teacher.close()
     assert (again["already_done"], again["kept"]) == (300, 0)
+    with pytest.raises(OutputError, match="written by the teacher openai m, and this run asks rules"):
+        synthesis(out).run(make_dialogues(300))
 
 
 def test_a_torn_last_line_is_cut_and_its_dialogue_written_again(tmp_path):
