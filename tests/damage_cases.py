@@ -1298,13 +1298,15 @@ def _(tmp):
     from diary_lightning.io.outputs import check_outputs, data_inputs
     from diary_lightning.synthesis.runner import synthesis_outputs
 
-    data = write_jsonl(tmp / "data" / "chats.jsonl", [json.dumps(jsonl_record(i), ensure_ascii=False) for i in range(3)],
-                       newline="\n").resolve()
+    # The data: an earlier synthesize output (a format fit and synthesize read), of synthesize's own shape.
+    (tmp / "data").mkdir()
+    made, _, _ = synthesized(tmp / "data", n=3, kept=3)
+    data = made.resolve()
     data.write_bytes(data.read_bytes().rstrip(b"\n"))
     link = tmp / "out.jsonl"
     os.link(data, link)
     return refused_output(lambda: check_outputs("synthesize", synthesis_outputs(link),
-                                                data_inputs("the data --data.paths", [str(tmp / "data")])),
+                                                data_inputs("the data --data.paths", [str(data)])),
                           str(link), "is the data", untouched=(data,))
 
 
