@@ -1193,6 +1193,13 @@ def _(tmp):
     return read_ok(lambda: chat_days(tmp, text), days_are([("2024-01-05", ["첫째 날"]), ("2024-01-06", ["둘째 날"])]))
 
 
+@case("issue 32: chat: two exports joined without a BOM: the second header is no one's words", "read")
+def _(tmp):
+    text = ("2024년 1월 5일 오후 3:12, 민지 : 첫째 날\n\n민지 님과 카카오톡 대화\n저장한 날짜 : 2024년 1월 7일 오전 9:30\n\n"
+            "2024년 1월 6일 토요일\n2024년 1월 6일 오후 3:12, 민지 : 둘째 날\n")
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2024-01-05", ["첫째 날"]), ("2024-01-06", ["둘째 날"])]))
+
+
 @case("issue 32: chat: message lines that read like an export header are kept", "read")
 def _(tmp):
     text = ("Talk with 수아\nDate Saved : 3/16/25, 9:00 AM\n\n3/14/25, 8:03 AM, 수아 : 내일 할 일\n"

@@ -63,8 +63,12 @@ PHONE_SYSTEM = re.compile(rf"{_DATE},? {_TIME}, .+")
 PC_MESSAGE = re.compile(rf"\[(?P<speaker>[^\]]+)\] \[{_TIME}\] (?P<text>.*)")
 # Korean puts the weekday after the date, English before it. The PC app frames the line with dashes.
 DATE_LINE = re.compile(rf"(?P<dashes>-+ )?(?:{_WEEKDAY} )?{_DATE}(?: {_WEEKDAY})?(?: -+)?")
-HEADER = re.compile(r".+ 카카오톡 대화|저장한 날짜 ?: .*|Talk with .+|Date Saved ?: .*|.+ KakaoTalk Chats?")
-"""An export's first lines (after a BOM too: exports joined into one file); elsewhere such a line is text."""
+_TITLE = r".+ 카카오톡 대화|Talk with .+|.+ KakaoTalk Chats?"
+_SAVED = r"저장한 날짜 ?: .*|Date Saved ?: .*"
+HEADER = re.compile(rf"{_TITLE}|{_SAVED}")
+"""An export's first lines (after a BOM too, or as a title and its saved date: exports joined into one file);
+elsewhere such a line is text."""
+TITLE, SAVED = re.compile(_TITLE), re.compile(_SAVED)
 
 _SYSTEM_ENDS = ("들어왔습니다.", "나갔습니다.", "초대했습니다.", "내보냈습니다.")
 _SYSTEM_ENDS_EN = (" joined this chatroom.", " left this chatroom.", " has been removed from this chatroom.",
@@ -253,9 +257,21 @@ def _following(lines: list[str]) -> list[tuple[str | None, re.Match[str] | None]
     return after
 
 
+def _joined_headers(lines: list[str]) -> set[int]:
+    """The lines of a header in the middle of a file (exports joined without a BOM): a title line whose next line
+    is its saved date, the two together."""
+    found: set[int] = set()
+    filled = [index for index, line in enumerate(lines) if line.strip()]
+    for here, after in zip(filled, filled[1:]):
+        if SAVED.fullmatch(lines[after]) and TITLE.fullmatch(lines[here]):
+            found.update((here, after))
+    return found
+
+
 def _parse_kakao(lines: list[str]) -> list[ChatDay]:
     starts_export = [line.startswith(BOM) for line in lines]
     lines = [line.lstrip(BOM) for line in lines]
+    joined = _joined_headers(lines)
     day_first = _numeric_order(lines)
     following = _following(lines)
     days: list[ChatDay] = [ChatDay(None)]
@@ -281,7 +297,7 @@ def _parse_kakao(lines: list[str]) -> list[ChatDay]:
     in_header = True  # an export's header can only be at its start
     for index, line in enumerate(lines):
         lineno = index + 1
-        if starts_export[index]:  # another export joined on: its header, then its own days
+        if starts_export[index] or index in joined:  # another export joined on: its header, then its own days
             in_header, current = True, None
         if not line.strip():
             continue
