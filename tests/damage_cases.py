@@ -879,8 +879,10 @@ def _(tmp):
         os.scandir = real
 
 
-def teacher_run(tmp: Path, marker: str, **settings: Any) -> tuple[Any, str, Path]:
-    """A synthesize run of one dialogue against the test chat server; (summary or error, log text, output)."""
+def teacher_run(tmp: Path, marker: str, answer: Any = None, key: str = "sk-damage-suite-secret-0042",
+                **settings: Any) -> tuple[Any, str, Path]:
+    """A synthesize run of one dialogue against the test chat server (answering with ``answer(prompt)`` if
+    given); ``settings`` go to the teacher's config. (summary or error, log text, output, server URL)."""
     import logging
 
     sys.path.insert(0, str(TESTS))
@@ -892,7 +894,7 @@ def teacher_run(tmp: Path, marker: str, **settings: Any) -> tuple[Any, str, Path
     from diary_lightning.synthesis.runner import Synthesis
     from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, TeacherConfig
 
-    os.environ["DAMAGE_KEY"] = "sk-damage-suite-secret-0042"
+    os.environ["DAMAGE_KEY"] = key
     records_ = logging.getLogger()
     seen: list[str] = []
     handler = logging.Handler()
@@ -901,12 +903,12 @@ def teacher_run(tmp: Path, marker: str, **settings: Any) -> tuple[Any, str, Path
     out = tmp / "d.jsonl"
     dialogue = Dialogue("x1", (Turn("P01", f"{marker} 오늘 영화 봤어"), Turn("P02", "재밌었어?")), "영화를 봤다.")
     try:
-        with ChatServer() as server:
+        with ChatServer(**({"answer": answer} if answer else {})) as server:
             base = settings.pop("base_url", server.url)
-            teacher = OpenAITeacher(TeacherConfig(backend="openai", model="m", api_key_env="DAMAGE_KEY", timeout=2,
-                                                  max_attempts=2, concurrency=1,
+            config = {"timeout": 2, "max_attempts": 2, "concurrency": 1, **settings}
+            teacher = OpenAITeacher(TeacherConfig(backend="openai", model="m", api_key_env="DAMAGE_KEY",
                                                   base_url=server.url.replace("http://", "http://al:pw-77@")
-                                                  if base == "CREDENTIALS" else base))
+                                                  if base == "CREDENTIALS" else base, **config))
             try:
                 result = Synthesis(teacher, out, template=DEFAULT_PROMPT, system=DEFAULT_SYSTEM, roles=roles_for,
                                    progress=False).run([dialogue])
@@ -1226,8 +1228,6 @@ class _Refusing:
     """A teacher that declines every dialogue (its reason recorded, as the rules teacher's refusals are): a run writes
     its rejected lines without loading the style checks' analyser."""
 
-    reads_prompt = False
-
     def __init__(self, model: str = "rules") -> None:
         self.model = model
 
@@ -1249,21 +1249,21 @@ def synthesized(tmp: Path, n: int = 3, name: str = "diaries.jsonl", kept: int = 
     from diary_lightning.data.records import Dialogue, Turn
     from diary_lightning.io.outputs import claim
     from diary_lightning.synthesis.command import roles_for
-    from diary_lightning.synthesis.runner import Synthesis, kept_record
+    from diary_lightning.synthesis.runner import Synthesis, kept_record, record_prompt
     from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM
 
     dialogues = [Dialogue(f"d{i}", (Turn("P01", f"오늘 공원에서 {i}분 동안 달렸어"), Turn("P02", "대단하다")),
                           f"P01은 오늘 공원에서 {i}분 동안 달렸다.") for i in range(n)]
     out = tmp / name
     if kept:
-        prompt = {"system": DEFAULT_SYSTEM, "template": DEFAULT_PROMPT}
+        prompt = record_prompt(out, DEFAULT_SYSTEM, DEFAULT_PROMPT, _Refusing().describe())
         out.write_text("".join(json.dumps(kept_record(d, roles_for(d).writer, "나는 오늘 달렸다.", _Refusing().describe(),
                                                       prompt), ensure_ascii=False) + "\n" for d in dialogues[:kept]),
                        encoding="utf-8")
         claim(out, "synthesize")
     settings = {"template": DEFAULT_PROMPT, "system": DEFAULT_SYSTEM, "roles": roles_for, **kwargs}
     teacher = settings.pop("teacher", None) or _Refusing()
-    return out, Synthesis(teacher, out, progress=False, **settings).run(dialogues), dialogues
+    return out, Synthesis(teacher, out, progress=False, report=False, **settings).run(dialogues), dialogues
 
 
 def refused_output(call: Callable[[], Any], *needles: str, untouched: tuple[Path, ...] = ()) -> tuple[bool, str]:
@@ -1540,8 +1540,343 @@ def _(tmp):
                           str(checkpoints / "last.ckpt"), "other data", "--resume_other_data true")
 
 
+# -- issue 32: teachers, settings, secrets, the page, and what stops with a traceback ---------------------------
+
+@case("issue 32: a teacher slower than --teacher.deadline fails that dialogue, and is named", "safe")
+def _(tmp):
+    # MODEHANG answers after 2 s; the client's own timeout (per read) is longer, the deadline shorter.
+    result, logged, _, url = teacher_run(tmp, "MODEHANG", timeout=30, deadline=0.5, max_attempts=1)
+    if isinstance(result, Exception):
+        return False, f"the run aborted: {type(result).__name__}: {str(result)[:80]}"
+    named = url in logged and "--teacher.deadline" in logged
+    ok = result["failed"] == 1 and result["timed_out"] == 1 and result["kept"] == 0 and named
+    return ok, f"failed {result['failed']}, timed out {result['timed_out']}, teacher named in the log: {named}"
+
+
+@case("issue 32: a 2 MB answer is rejected unread, and stored cut", "safe")
+def _(tmp):
+    from diary_lightning.synthesis.checks import MAX_DIARY_CHARS
+
+    huge = "오늘은 영화를 봤다. " * 200_000  # 2.2 M characters: the style checks alone took ~55 s of CPU on it
+    result, _, out, _ = teacher_run(tmp, "", answer=lambda prompt: huge, timeout=60)
+    if isinstance(result, Exception):
+        return False, f"the run aborted: {type(result).__name__}: {str(result)[:80]}"
+    rejected = out.with_name("d.rejected.jsonl")
+    [record] = [json.loads(line) for line in rejected.read_text(encoding="utf-8").splitlines()]
+    ok = (result["rejected_by_check"] == {"length": 1} and len(record["diary"]) <= MAX_DIARY_CHARS
+          and record["diary_chars"] == len(huge))
+    return ok, f"rejected by {result['rejected_by_check']}, stored {len(record['diary'])} of {record.get('diary_chars')}"
+
+
+@case("issue 32: an answer far too long fails 'length' even with that check skipped", "safe")
+def _(tmp):
+    from diary_lightning.data.records import Turn
+    from diary_lightning.synthesis.checks import CheckConfig, check_diary
+    from diary_lightning.synthesis.teacher import Reply, Request
+
+    request = Request("x", [], (Turn("A", "영화 봤어"),), "영화를 봤다.", "A", {"A": "글쓴이"})
+    failed = check_diary(Reply("영화를 봤다. " * 300_000), request, CheckConfig(skip=["length"]), "지시문")
+    return failed == ["length"], f"failed {failed}"
+
+
+@case("issue 32: token counts that are not numbers fail that dialogue only", "safe")
+def _(tmp):
+    result, logged, _, _ = teacher_run(tmp, "MODEBADUSAGE")
+    if isinstance(result, Exception):
+        return False, f"the run aborted: {type(result).__name__}: {str(result)[:80]}"
+    return result["failed"] == 1 and "usage" in logged, f"failed {result['failed']}: {logged[-100:]}"
+
+
+@case("issue 32: terminal escapes and control characters are stripped from a teacher's diary", "refuse")
+def _(tmp):
+    dirty = "영화를 봤다.\x1b[2J\x1b]0;pwned\x07 재밌었다.\u200b\x08"
+    result, _, out, _ = teacher_run(tmp, "", answer=lambda prompt: dirty)
+    if isinstance(result, Exception) or result["kept"] != 1:
+        return False, f"not kept: {result if isinstance(result, Exception) else result['rejected_by_check']}"
+    diary = json.loads(out.read_text(encoding="utf-8"))["diary"]
+    left = [c for c in diary if not c.isprintable() and c != "\n"]
+    return not left and diary == "영화를 봤다. 재밌었다.", f"kept {diary!r}"
+
+
+@case("issue 32: a key sharing characters with the diary leaves the diary as written", "refuse")
+def _(tmp):
+    diary = "13일에 영화를 봤다. 재밌었다."
+    # The date is in the chat too, so that the diary is true to it (the faithfulness checks).
+    result, _, out, _ = teacher_run(tmp, "13일에", answer=lambda prompt: diary, key="1")
+    if isinstance(result, Exception) or result["kept"] != 1:
+        return False, f"not kept: {result if isinstance(result, Exception) else result['rejected_by_check']}"
+    kept = json.loads(out.read_text(encoding="utf-8"))["diary"]
+    return kept == diary, f"kept {kept!r}"
+
+
+@case("issue 32: a key in --teacher.base_url's query string is in no record, message or summary", "refuse")
+def _(tmp):
+    from diary_lightning.synthesis.openai_teacher import OpenAITeacher
+    from diary_lightning.synthesis.teacher import TeacherConfig
+
+    os.environ["DAMAGE_KEY"] = "unused-here"
+    url = "http://al:pw-77@127.0.0.1:9/v1?api-version=2024-06&api_key=QSECRET-31337&sig=SIG-4242"
+    teacher = OpenAITeacher(TeacherConfig(backend="openai", model="m", api_key_env="DAMAGE_KEY", base_url=url))
+    try:
+        shown = json.dumps(teacher.describe()) + teacher.redact(f"404 for url '{url}/chat/completions'")
+    finally:
+        teacher.close()
+    leaked = [s for s in ("QSECRET-31337", "SIG-4242", "pw-77") if s in shown]
+    return not leaked and "api-version=2024-06" in shown, f"leaked {leaked}" if leaked else shown[:110]
+
+
+@case("issue 32: the command line: --print_config hides a base_url's password and key", "refuse")
+def _(tmp):
+    url = "http://al:pw-77@127.0.0.1:8000/v1?key=QSECRET-31337"
+    result = cli(tmp, "synthesize", "--teacher.backend", "openai", "--teacher.base_url", url, "--print_config")
+    shown = result.stdout + result.stderr
+    line = next((line.strip() for line in shown.splitlines() if "base_url" in line), "no base_url printed")
+    ok = result.returncode == 0 and "pw-77" not in shown and "QSECRET" not in shown and "127.0.0.1:8000" in line
+    return ok, f"exit {result.returncode}: {line[:100]}"
+
+
+def setting_case(name: str, make: Callable[[], Any], *named: str) -> None:
+    @case(f"issue 32: {name} is refused up front, naming the setting", "message")
+    def _(tmp):
+        from diary_lightning.errors import ConfigError
+
+        try:
+            make()
+        except ConfigError as err:
+            missing = [n for n in named if n not in str(err)]
+            return not missing, f"lacks {missing}: {err}" if missing else str(err)[:110]
+        except Exception as err:  # noqa: BLE001 - the point is to see what escapes
+            return False, f"{type(err).__name__}: {str(err)[:100]}"
+        return False, "accepted"
+
+
+def _data(**kwargs: Any) -> Any:
+    from diary_lightning.training.datamodule import DiaryDataModule
+
+    return DiaryDataModule(paths=[str(Inputs.aihub)], tokenizer=str(Inputs.tokenizer_dir), **kwargs)
+
+
+def _module(**kwargs: Any) -> Any:
+    from diary_lightning.training.lora_module import DiaryLoRAModule
+
+    return DiaryLoRAModule(base_model="unused", **kwargs)
+
+
+def _checks(**kwargs: Any) -> Any:
+    from diary_lightning.synthesis.checks import CheckConfig
+
+    return CheckConfig(**kwargs)
+
+
+def _teacher(**kwargs: Any) -> Any:
+    from diary_lightning.synthesis.teacher import TeacherConfig
+
+    return TeacherConfig(**kwargs)
+
+
+def _page(*args: str) -> Any:
+    from diary_lightning.inference.app import load_pipeline, parser
+
+    return load_pipeline(parser().parse_args(list(args)))
+
+
+def _trainer(**kwargs: Any) -> Any:
+    from diary_lightning.cli.commands import check_trainer_numbers
+
+    return check_trainer_numbers(kwargs)
+
+
+setting_case("data.batch_size 0", lambda: _data(batch_size=0), "--data.batch_size", "0")
+setting_case("data.batch_size -1", lambda: _data(batch_size=-1), "--data.batch_size", "-1")
+setting_case("data.eval_batch_size 0", lambda: _data(eval_batch_size=0), "--data.eval_batch_size")
+setting_case("trainer.max_steps -5", lambda: _trainer(max_steps=-5), "--trainer.max_steps", "-5")
+setting_case("trainer.accumulate_grad_batches 0", lambda: _trainer(accumulate_grad_batches=0),
+             "--trainer.accumulate_grad_batches")
+setting_case("trainer.limit_val_batches 1.5", lambda: _trainer(limit_val_batches=1.5), "--trainer.limit_val_batches")
+setting_case("model.lora_r 0", lambda: _module(lora_r=0), "--model.lora_r", "0")
+setting_case("model.max_new_tokens 0", lambda: _module(max_new_tokens=0), "--model.max_new_tokens", "0")
+setting_case("model.top_p 0 when sampling", lambda: _module(do_sample=True, top_p=0.0), "--model.top_p")
+setting_case("checks.copy_ngram 0", lambda: _checks(copy_ngram=0), "--checks.copy_ngram")
+setting_case("checks.max_copy 0", lambda: _checks(max_copy=0.0), "--checks.max_copy")
+setting_case("checks.min_grounding 1.5", lambda: _checks(min_grounding=1.5), "--checks.min_grounding")
+setting_case("teacher.max_new_tokens 0", lambda: _teacher(max_new_tokens=0), "--teacher.max_new_tokens")
+setting_case("teacher.concurrency 0", lambda: _teacher(concurrency=0), "--teacher.concurrency")
+setting_case("teacher.deadline -1", lambda: _teacher(deadline=-1.0), "--teacher.deadline")
+setting_case("the page's --batch_size 0", lambda: _page("--zero_shot", "true", "--batch_size", "0"), "--batch_size 0")
+setting_case("teacher.tensor_parallel_size 0", lambda: _teacher(tensor_parallel_size=0),
+             "--teacher.tensor_parallel_size")
+
+
+@case("issue 32: the command line: trainer.max_steps -5 and checks.copy_ngram 0 exit 2 with the message", "message")
+def _(tmp):
+    run = tiny_run(tmp)
+    notes = []
+    for args, needle in ((["fit", "--trainer.max_steps", "-5"], "--trainer.max_steps -5"),
+                         (["synthesize", "--checks.copy_ngram", "0", "--output", str(tmp / "d.jsonl")],
+                          "--checks.copy_ngram 0")):
+        ok, note = clear_message(cli(tmp, args[0], "--config", str(run["config"]), *args[1:]), needle)
+        if not ok:
+            return False, f"{args[0]}: {note}"
+        notes.append(note)
+    return True, notes[0]
+
+
+@case("issue 32: the page deletes an uploaded chat once read, and reads it again from memory", "safe")
+def _(tmp):
+    from diary_lightning.inference.app import DiaryPage, read_chat
+
+    folder = tmp / "gradio" / "0f3a"  # as Gradio keeps an upload: a folder of its own under its cache
+    folder.mkdir(parents=True)
+    upload = folder / "kakao.txt"
+    upload.write_text("민지: 오늘 병원 다녀왔어\n준호: 괜찮아?\n", encoding="utf-8")
+    page = DiaryPage(pipeline=None, source="unused")
+    first = read_chat("", page.upload(upload))
+    if upload.exists() or folder.exists():
+        return False, "the uploaded chat is still on disk after it was read"
+    again = read_chat("", page.upload(upload))  # the page reads it twice: who speaks, then the diary
+    same = [t.text for t in first[0].turns] == [t.text for t in again[0].turns] == ["오늘 병원 다녀왔어", "괜찮아?"]
+    return same and first[0].source.startswith("kakao.txt"), f"read as {first[0].source}: {[t.text for t in again[0].turns]}"
+
+
+@case("issue 32: an exported folder's safetensors weights and a JSONL output follow the umask", "safe")
+def _(tmp):
+    import torch
+    from safetensors.torch import save_file
+
+    from diary_lightning.io.atomic import atomic_directory
+    from diary_lightning.io.jsonl import JsonlAppender
+
+    old = os.umask(0o002)
+    try:
+        with atomic_directory(tmp / "adapter") as folder:
+            save_file({"w": torch.zeros(2)}, str(folder / "adapter_model.safetensors"))  # as PEFT saves it
+        appender = JsonlAppender(tmp / "diaries.jsonl")
+        appender.write({"id": "a"})
+        appender.close()
+    finally:
+        os.umask(old)
+    modes = (oct((tmp / "adapter" / "adapter_model.safetensors").stat().st_mode & 0o777),
+             oct((tmp / "diaries.jsonl").stat().st_mode & 0o777))
+    return modes == ("0o664", "0o664"), f"weights {modes[0]}, JSONL {modes[1]} under umask 002"
+
+
+@case("issue 32: the serving prompt (render_chat) keeps room for max_new_tokens as predict does", "safe")
+def _(tmp):
+    from diary_lightning.data.encoding import PromptFormat, render_chat
+    from diary_lightning.data.roles import prompt_turns
+
+    chat = [{"speaker": "민지" if i % 2 else "준호", "text": f"{i}번째 이야기인데 오늘 있었던 일을 길게 말해 볼게"}
+            for i in range(72)]
+    pf = PromptFormat()
+    rendered = render_chat(chat, pf, writer="민지", tokenizer=Inputs.tokenizer, max_length=512, max_new_tokens=256)
+    served = Inputs.tokenizer(pf.template.format(dialogue=rendered.user_message))["input_ids"]
+    # What predict sends for the same chat: every turn, labelled, cut by the encoder with the diary's room.
+    labelled = prompt_turns(rendered.dialogue.turns, "민지", pf.bots, pf.label_scheme, pf.fixed_labels)
+    predicted = encode_batch(Inputs.tokenizer, pf.template, [labelled], None, 512, diary_room=256)["input_ids"][0]
+    return served == predicted and len(served) + 256 <= 512, f"{len(served)} prompt tokens + 256 of diary, max 512"
+
+
+@case("issue 32: a damaged checkpoint is one message naming it", "message")
+def _(tmp):
+    import io
+    from contextlib import redirect_stderr
+
+    import torch
+
+    from diary_lightning.errors import run_reporting_user_errors
+    from diary_lightning.model.metadata import checkpoint_state
+
+    whole = tmp / "whole.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, whole)
+    notes = []
+    for name, data in (("cut.ckpt", whole.read_bytes()[:3000]), ("empty.ckpt", b""), ("text.ckpt", b"not a checkpoint")):
+        path = tmp / name
+        path.write_bytes(data)
+        err = io.StringIO()
+        try:
+            with redirect_stderr(err):
+                run_reporting_user_errors(checkpoint_state, path)
+        except SystemExit as stop:
+            text = err.getvalue()
+            if stop.code != 2 or str(path) not in text or "damaged" not in text:
+                return False, f"{name}: exit {stop.code}: {text[:100]}"
+            notes.append(text.splitlines()[0])
+            continue
+        except Exception as raised:  # noqa: BLE001 - the point is to see what escapes
+            return False, f"{name}: traceback: {type(raised).__name__}: {str(raised)[:80]}"
+        return False, f"{name}: loaded"
+    return True, notes[0][:110]
+
+
+@case("issue 32: the command line: predict and export --ckpt_path a damaged checkpoint", "message")
+def _(tmp):
+    import torch
+
+    run = tiny_run(tmp)
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, run["ckpt"])
+    run["ckpt"].write_bytes(run["ckpt"].read_bytes()[:3000])  # a copy cut short
+    chats = write_jsonl(tmp / "chats.jsonl", [json.dumps(jsonl_record(i), ensure_ascii=False) for i in range(2)])
+    for args in (["predict", "--data.predict_path", str(chats), "--output", str(tmp / "d.jsonl")],
+                 ["export", "--output", str(tmp / "exported")]):
+        ok, note = clear_message(cli(tmp, args[0], "--config", str(run["config"]), "--ckpt_path", str(run["ckpt"]),
+                                     *args[1:]), str(run["ckpt"]), "damaged")
+        if not ok:
+            return False, f"{args[0]}: {note}"
+    return True, note
+
+
+@case("issue 32: a diary holding U+2028 is published and resumed", "safe")
+def _(tmp):
+    from diary_lightning.io.jsonl import JsonlAppender
+    from diary_lightning.training.callbacks import PredictionsJsonl
+
+    rows = [{"id": "a", "diary": "첫 줄\u2028둘째 줄\u2029\x85끝", "style_failures": []},
+            {"id": "b", "diary": "보통 일기", "style_failures": []}]
+    output = tmp / "diaries.jsonl"
+    writer = PredictionsJsonl(str(output))
+    appender = JsonlAppender(writer.partial)
+    for row in rows[::-1]:
+        appender.write(row)
+    appender.close()
+    try:
+        writer.finish(["a", "b"])
+        published = [json.loads(line) for line in output.read_text(encoding="utf-8").split("\n") if line]
+        # A resume of a .partial holding it: the ids written are read back, and the merge publishes them.
+        resumed = PredictionsJsonl(str(tmp / "again.jsonl"), resume=True)
+        appender = JsonlAppender(resumed.partial)
+        appender.write(rows[0])
+        appender.close()
+        done = resumed.written_ids({"a": "x", "b": "y"})
+        resumed.finish(["a", "b"])
+        again = [json.loads(line) for line in (tmp / "again.jsonl").read_text(encoding="utf-8").split("\n") if line]
+    except Exception as err:  # noqa: BLE001 - the point is to see what escapes
+        return False, f"{type(err).__name__}: {str(err)[:100]}"
+    return published == rows and done == {"a"} and again == rows[:1], f"published {len(published)}, resumed {done}"
+
+
+@case("issue 32: the command line: Ctrl-C during predict says what was kept and how to go on", "message")
+def _(tmp):
+    run = tiny_run(tmp)
+    chats = write_jsonl(tmp / "chats.jsonl", [json.dumps(jsonl_record(i), ensure_ascii=False) for i in range(4)])
+    output = tmp / "diaries.jsonl"
+    stopped = subprocess.run(
+        [sys.executable, str(TESTS / "faults.py"), "predict", "--config", str(run["config"]), "--zero_shot", "true",
+         "--model.max_new_tokens", "2", "--data.batch_size", "1", "--data.predict_path", str(chats),
+         "--output", str(output)], capture_output=True, text=True, cwd=tmp, timeout=600,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path]),
+             "DIARY_LIGHTNING_KILL_AT": "predict@2", "DIARY_LIGHTNING_KILL_WITH": "INT"})
+    partial = output.with_name(output.name + ".partial")
+    said = [line for line in stopped.stderr.splitlines() if "Ctrl-C" in line]
+    if "Traceback" in stopped.stderr or "KeyboardInterrupt" in stopped.stderr:
+        return False, "traceback: " + stopped.stderr.strip().splitlines()[-1][:100]
+    kept = len(partial.read_text(encoding="utf-8").split("\n")) - 1 if partial.is_file() else 0
+    ok = (stopped.returncode != 0 and len(said) == 1 and f"{kept} diar" in said[0] and kept > 0
+          and str(partial) in said[0] and "--resume_predictions true" in stopped.stderr)
+    return ok, f"exit {stopped.returncode}, {kept} kept: {said[:1]}"
+
+
 SLOW = ("issue 22: synthesize", "issue 22: export", "issue 22: predict --", "issue 22: merge",
-        "issue 22: four jobs", "issue 22: DIARY_LIGHTNING_KILL_AT")
+        "issue 22: four jobs", "issue 22: DIARY_LIGHTNING_KILL_AT", "issue 32: the command line")
 
 
 def starts_the_program(item: Case) -> bool:

@@ -168,22 +168,28 @@ def cpu_when_no_accelerator_needed(subcommand: str, trainer: dict[str, Any]) -> 
     return {}
 
 
+RESUME_OPTIONS = {"fit": ("--ckpt_path", "last"), "predict": ("--resume_predictions", "true")}
+"""What continues a stopped run of each subcommand."""
+
+
 def resume_command(argv: list[str]) -> str | None:
-    """The command that continues a fit after a stop: the same arguments with ``--ckpt_path last``."""
-    if argv[:1] != ["fit"]:
+    """The command that continues a fit or a predict after a stop: the same arguments with ``--ckpt_path last``
+    (fit) or ``--resume_predictions true`` (predict)."""
+    if argv[:1] not in ([name] for name in RESUME_OPTIONS):
         return None
+    option, value = RESUME_OPTIONS[argv[0]]
     kept, skip = [], False
     for arg in argv:
-        if skip or arg.startswith("--ckpt_path="):
+        if skip or arg.startswith(f"{option}="):
             skip = False
             continue
-        if arg == "--ckpt_path":
+        if arg == option:
             skip = True
             continue
         kept.append(arg)
     on_path = shutil.which("python")
     python = "python" if on_path and os.path.realpath(on_path) == os.path.realpath(sys.executable) else sys.executable
-    return shlex.join([python, "-m", "diary_lightning", *kept, "--ckpt_path", "last"])
+    return shlex.join([python, "-m", "diary_lightning", *kept, option, value])
 
 
 def require_adapter_or_zero_shot(subcommand: str, config: dict[str, Any], hparams: Any) -> None:

@@ -37,6 +37,7 @@ or transformers.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import os
 import re
@@ -47,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from diary_lightning.data.roles import BOT_LABEL, OTHER_LABEL, WRITER_LABEL
+from diary_lightning.errors import MissingPackageError
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +67,24 @@ KIWI_THREADS: int | None = None
 (the rules teacher's) sets 1 before the first analysis."""
 
 
+KIWI_INSTALL = ("pip install kiwipiepy kiwipiepy_model (kiwipiepy's model ships as a separate package); or set "
+                "model.style_metric: false to train, validate and generate without the style scores")
+
+
+def require_kiwi(what: str = "the diary-style checks") -> None:
+    """Raise :class:`~diary_lightning.errors.MissingPackageError` (an ``ImportError``) saying how to install Kiwi when kiwipiepy or its model package is absent; checked by
+    the finder alone, so that a run can refuse before training rather than deep inside its first validation."""
+    missing = [name for name in ("kiwipiepy", "kiwipiepy_model") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingPackageError(f"{what}: needs Kiwi, the Korean morphological analyser, and {' and '.join(missing)} "
+                          f"{'is' if len(missing) == 1 else 'are'} not installed: {KIWI_INSTALL}")
+
+
 @functools.lru_cache(maxsize=None)
 def kiwi() -> Any:
     """The process's one Kiwi analyser, loaded on first use. Its worker threads analyse a batch in parallel
     (:func:`analyse_many`); a single text runs on the caller's thread."""
+    require_kiwi()
     from kiwipiepy import Kiwi
 
     start = time.perf_counter()

@@ -129,7 +129,7 @@ class JsonlAppender:
     def __init__(self, path: Path, sync_every: float = 1.0) -> None:
         self.path = Path(path)
         self.sync_every = sync_every
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # as the umask says
         self._synced = time.monotonic()
         self._dirty = False
 

@@ -281,6 +281,7 @@ PREDICTIONS_PARTIAL = beside(".json", json_with("weights"))
 PREDICTIONS_RECORD = json_with("weights")
 SYNTHESIZED = jsonl_with("id", "diary", "teacher")
 SYNTHESIS_REJECTS = jsonl_with("id", "failed", "diary")
+SYNTHESIS_MANIFEST = json_with("prompts")
 EXPORTED = folder_with("diary_lightning.json", "adapter_config.json")
 MERGED = folder_with("diary_lightning.json", "config.json", without=("adapter_config.json",))
 

@@ -74,8 +74,9 @@ class PredictionsJsonl(BasePredictionWriter):
     wrote those lines, and otherwise starts over; each says so.
     """
 
-    def __init__(self, output: str, resume: bool | None = None) -> None:
+    def __init__(self, output: str, resume: bool | None = None, resume_command: str | None = None) -> None:
         super().__init__(write_interval="batch")
+        self.resume_command = resume_command
         self.output = Path(output)
         self.partial = self.output.with_name(self.output.name + ".partial")
         self.record = self.partial.with_name(self.partial.name + ".json")
@@ -165,6 +166,16 @@ class PredictionsJsonl(BasePredictionWriter):
                               "faithfulness_failures": row.get("faithfulness_failures")})
             self.count += 1
 
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if self._file is None:
+            return
+        self._file.close()  # what was written stays, synced: the run it resumes starts from there
+        self._file = None
+        if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero:
+            log.warning("Stopped (Ctrl-C): %d %s kept in %s; write the rest with:\n  %s", self.count,
+                        "diary" if self.count == 1 else "diaries", self.partial,
+                        self.resume_command or "the same command and --resume_predictions true")
+
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._file is None:
             return
@@ -193,8 +204,11 @@ class PredictionsJsonl(BasePredictionWriter):
         lines: dict[str, str] = {}
         for path in [self.partial, *parts]:
             if path.is_file():
-                for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-                    lines.setdefault(json.loads(line)["id"], line)
+                # Records end at "\n" alone: a diary may hold U+2028 or another break str.splitlines() cuts at,
+                # which json.dumps(ensure_ascii=False) leaves raw.
+                for line in path.read_text(encoding="utf-8").split("\n"):
+                    if line:
+                        lines.setdefault(json.loads(line)["id"], line + "\n")
         position = {dialogue_id: i for i, dialogue_id in enumerate(order or [])}
         ordered = sorted(lines, key=lambda i: position.get(i, len(position)))  # stable: unknown ids keep theirs
         write_text(self.partial, "".join(lines[i] for i in ordered))

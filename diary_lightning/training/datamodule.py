@@ -30,6 +30,7 @@ from diary_lightning.data.roles import (
 )
 from diary_lightning.data.sources import expand_paths
 from diary_lightning.data.splits import fit_split_warnings
+from diary_lightning.errors import check_numbers
 from diary_lightning.model.loading import load_tokenizer
 from diary_lightning.training.exact_resume import ResumableDataLoader
 from diary_lightning.training.lightning_internals import batches_trained_this_epoch, global_seed
@@ -104,6 +105,9 @@ class DiaryDataModule(L.LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        check_numbers("--data", self.hparams, positive=("batch_size", "eval_batch_size", "max_length"),
+                      at_least_zero=("num_workers", "val_generate_samples", "test_generate_samples"),
+                      share=("val_fraction", "test_fraction"))
         self.template = resolve_template(prompt_template)
         writer_setting(writer)  # a bad value fails here, not when the data is read
         # None for a checkpoint from before label schemes, which is prompted with its fixed speaker labels.
