@@ -82,7 +82,8 @@ def read_manifest(output: str | Path) -> dict[str, Any]:
 
 def record_prompt(output: str | Path, system: str, template: str, teacher: dict[str, Any]) -> str:
     """Add this run's prompt to the manifest beside ``output`` (once, whatever the number of lines) and return
-    the hash each of its lines carries. A resumed run with another prompt adds a second entry."""
+    the hash each of its lines carries. A resumed run with another prompt is refused before this
+    (:func:`check_same_making`); the manifest of several runs' outputs joined may hold several."""
     manifest = read_manifest(output)
     key = prompt_hash(system, template)
     if key not in manifest["prompts"]:
