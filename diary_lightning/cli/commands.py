@@ -27,6 +27,7 @@ from diary_lightning.cli.runs import (
     cpu_when_no_accelerator_needed,
     place_checkpoints,
     refuse_mixed_runs,
+    refuse_other_training_data,
     require_adapter_or_zero_shot,
     resume_command,
     resumed_log,
@@ -241,9 +242,12 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
                             help="predict: JSONL file for the diaries (default: DEFAULT_ROOT_DIR/predictions.jsonl); "
                                  "export: the adapter folder (default: DEFAULT_ROOT_DIR/adapter); "
                                  "synthesize: the JSONL of diaries to write or complete")
-        parser.add_argument("--resume_predictions", type=bool, default=False,
+        parser.add_argument("--resume_predictions", type=bool | None, default=None,
                             help="predict: keep the diaries an interrupted predict left in OUTPUT.partial and "
-                                 "write only the missing ones")
+                                 "write only the missing ones (default: when the same weights, settings and inputs "
+                                 "wrote them; true: refuse otherwise; false: start over)")
+        parser.add_argument("--resume_other_data", type=bool, default=False,
+                            help="fit --ckpt_path: continue the run on other training data than it was trained on")
         parser.add_argument("--zero_shot", type=bool, default=False,
                             help="predict: write with the base model alone, no adapter (the zero-shot baseline)")
         parser.link_arguments("model.base_model", "data.tokenizer")
@@ -334,6 +338,8 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
             **outputs.data_inputs("the data --data.paths", self.datamodule.hparams.paths),
             "the base model": h.get("base_model"), "the adapter --model.adapter_path": h.get("adapter_path")})
         refuse_mixed_runs(checkpoint_dir(self.trainer), self.config_init["fit"].get("ckpt_path"))
+        refuse_other_training_data(checkpoint_dir(self.trainer), self.config_init["fit"].get("ckpt_path"),
+                                   self.datamodule, self.config_init["fit"].get("resume_other_data", False))
         check_writable(self.trainer.default_root_dir)
         self._lock_run_folder(checkpoints_too=False)  # before anything else is created in it
         logs = [self.trainer.logger.save_dir] if self.trainer.logger is not None else []
@@ -381,13 +387,14 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         output = self.config_init["predict"].get("output") or os.path.join(self.trainer.default_root_dir, "predictions.jsonl")
         self._check_outputs("predict", [
             Output("--output", output, "file", outputs.PREDICTIONS),
-            Output("--output", output + ".partial", "file", outputs.PREDICTIONS),
-            Output("--output", output + ".partial.json", "file", outputs.json_with("weights"))],
-            outputs.data_inputs("the input --data.predict_path", self.datamodule.hparams.predict_path))
+            Output("--output", output + ".partial", "file", outputs.PREDICTIONS_PARTIAL),
+            Output("--output", output + ".partial.json", "file", outputs.PREDICTIONS_RECORD)], {
+            **outputs.data_inputs("the input --data.predict_path", self.datamodule.hparams.predict_path),
+            **outputs.data_inputs("the training data --data.paths", self.datamodule.hparams.paths)})
         check_writable(Path(output).parent)
         self._locks = []
         self._lock(output, "file")
-        writer = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions", False),
+        writer = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions"),
                                   resume_command=resume_command(self._argv))
         writer.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
                                                   self.datamodule))
