@@ -1075,6 +1075,471 @@ def _(tmp):
     return modes == ("0o755", "0o644"), f"folder {modes[0]}, checkpoint {modes[1]} under umask 022"
 
 
+# -- issue 32: chat parsing (linear time, real dates, lines read as what they can be) ----------------------------
+
+def chat_file(tmp: Path, text: str) -> Path:
+    path = tmp / "chat.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def chat_days(tmp: Path, text: str) -> Any:
+    return read_dialogues([str(chat_file(tmp, text))], require_summary=False).dialogues
+
+
+def days_are(want: list[tuple[str, list[str]]]) -> Callable[[Any], str | None]:
+    """The dialogues' ids' dates and texts, in order (the reader joins a message's lines with spaces)."""
+    want = [(date, [" ".join(text.split()) for text in texts]) for date, texts in want]
+
+    def check(dialogues: Any) -> str | None:
+        got = [(d.id.rpartition("_")[2], [t.text for t in d.turns]) for d in dialogues]
+        return None if got == want else f"read {got}"
+    return check
+
+
+@case("issue 32: chat: a 2 MB continuation line is read in linear time", "safe")
+def _(tmp):
+    import time
+
+    from diary_lightning.data.chatlog import parse_chat_days
+
+    first = "2024년 1월 5일 오후 3:12, 민지 : 안녕\n"
+    # Each shape made a backtracking pattern quadratic (the system-line pattern over its 님이, invited, ...).
+    bodies = ["가" * 2_000_000, "준호님이 " * 400_000, " invited " * 220_000, "a " * 1_000_000 + "left this chatroom"]
+    took = []
+    for body in bodies:
+        start = time.perf_counter()
+        days = parse_chat_days(first + body + "\n")
+        took.append(time.perf_counter() - start)
+        if days[0].utterances[0][1] != "안녕\n" + body.strip():
+            return False, "the long line was not kept as the message's continuation"
+    # Linear: well under a second each on an idle machine; the quadratic pattern took minutes. A generous bound
+    # for a loaded test machine.
+    return max(took) < 10, f"slowest {max(took):.2f} s of {len(bodies)} 2 MB lines"
+
+
+@case("issue 32: chat: the page reads a pasted export with a 2 MB line of system-line words in linear time", "safe")
+def _(tmp):
+    import time
+
+    from diary_lightning.inference.app import read_chat
+
+    text = "2024년 1월 5일 오후 3:12, 민지 : 안녕\n" + "준호님이 " * 400_000 + "\n2024년 1월 5일 오후 3:13, 준호 : 응\n"
+    start = time.perf_counter()
+    dialogues = read_chat(text)
+    took = time.perf_counter() - start
+    # The whole read (parse, clean, anonymize) of 2 MB: seconds at most; the backtracking pattern did not end.
+    return len(dialogues) == 1 and took < 20, f"{took:.2f} s, {len(dialogues)} dialogue(s)"
+
+
+def impossible_date_case(name: str, text: str, line: int) -> None:
+    @case(f"issue 32: chat: {name} is refused naming the line", "error")
+    def _(tmp):
+        path = chat_file(tmp, text)
+        return raises_clearly(lambda: read_dialogues([str(path)], require_summary=False), path, f"line {line}",
+                              "no such date")
+
+
+impossible_date_case("2024년 2월 30일", "2024년 2월 30일 오후 3:12, 민지 : 안녕\n", 1)
+impossible_date_case("month 13, day 45", "3/14/24, 8:03 AM, 수아 : hi\n13/45/24, 8:04 AM, 수아 : hi\n", 2)
+impossible_date_case("a dashed date line of 31 April",
+                     "--------------- 2024년 4월 31일 화요일 ---------------\n[민지] [오후 3:12] 안녕\n", 1)
+
+
+@case("issue 32: chat: day-first numeric dates (UK, AU) read day first", "read")
+def _(tmp):
+    text = "14/03/2025, 08:41, 서연 : 안녕\n15/03/2025, 09:00, 서연 : 또 안녕\n"
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2025-03-14", ["안녕"]), ("2025-03-15", ["또 안녕"])]))
+
+
+@case("issue 32: chat: '8 January 2024 at 08:41' read as 8 January", "read")
+def _(tmp):
+    text = "Monday, 8 January 2024\n8 January 2024 at 08:41, 서연 : 안녕\n"
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2024-01-08", ["안녕"])]))
+
+
+@case("issue 32: chat: 7/03/2025 read day first where the file's dates in words say so", "read")
+def _(tmp):
+    text = "Friday, 7 March 2025\n7/03/2025, 08:41, 서연 : 안녕\n8/03/2025, 08:42, 서연 : 또\n"
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2025-03-07", ["안녕"]), ("2025-03-08", ["또"])]))
+
+
+@case("issue 32: chat: day first and month first in one file refused", "error")
+def _(tmp):
+    path = chat_file(tmp, "14/03/2025, 08:41, 서연 : 안녕\n3/15/25, 8:03 AM, 수아 : hi\n")
+    return raises_clearly(lambda: read_dialogues([str(path)], require_summary=False), path, "line 2",
+                          "day first (line 1)")
+
+
+@case("issue 32: chat: an unknown date format named with the formats read", "error")
+def _(tmp):
+    path = chat_file(tmp, "2024-01-08 08:41, 서연 : 안녕\n")
+    return raises_clearly(lambda: read_dialogues([str(path)], require_summary=False), path, "line 1",
+                          "not read here", "2024년 1월 5일", "14/03/2025", "14 March 2025")
+
+
+@case("issue 32: chat: a message line reading like a date line stays in its message and day", "read")
+def _(tmp):
+    text = ("2024년 1월 8일 월요일\n2024년 1월 8일 오후 3:12, 민지 : 다음 일정\n2024년 1월 9일 화요일\n"
+            "2024년 1월 8일 오후 3:13, 준호 : 알았어\n2024년 1월 9일 화요일\n2024년 1월 9일 오전 9:00, 민지 : 좋은 아침\n")
+    return read_ok(lambda: chat_days(tmp, text), days_are([
+        ("2024-01-08", ["다음 일정\n2024년 1월 9일 화요일", "알았어"]), ("2024-01-09", ["좋은 아침"])]))
+
+
+@case("issue 32: chat: two exports joined (a BOM mid-file) keep their two days", "read")
+def _(tmp):
+    text = ("\ufeff민지 님과 카카오톡 대화\n저장한 날짜 : 2024-01-06 12:00:00\n\n"
+            "--------------- 2024년 1월 5일 금요일 ---------------\n[민지] [오후 3:12] 첫째 날\n"
+            "\ufeff민지 님과 카카오톡 대화\n저장한 날짜 : 2024-01-07 12:00:00\n\n"
+            "\ufeff--------------- 2024년 1월 6일 토요일 ---------------\n[민지] [오후 3:12] 둘째 날\n")
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2024-01-05", ["첫째 날"]), ("2024-01-06", ["둘째 날"])]))
+
+
+@case("issue 32: chat: two exports joined without a BOM: the second header is no one's words", "read")
+def _(tmp):
+    text = ("2024년 1월 5일 오후 3:12, 민지 : 첫째 날\n\n민지 님과 카카오톡 대화\n저장한 날짜 : 2024년 1월 7일 오전 9:30\n\n"
+            "2024년 1월 6일 토요일\n2024년 1월 6일 오후 3:12, 민지 : 둘째 날\n")
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2024-01-05", ["첫째 날"]), ("2024-01-06", ["둘째 날"])]))
+
+
+@case("issue 32: chat: message lines that read like an export header are kept", "read")
+def _(tmp):
+    text = ("Talk with 수아\nDate Saved : 3/16/25, 9:00 AM\n\n3/14/25, 8:03 AM, 수아 : 내일 할 일\n"
+            "Talk with mom tomorrow\n엄마랑 처음으로 카카오톡 대화\n")
+    return read_ok(lambda: chat_days(tmp, text), days_are([
+        ("2025-03-14", ["내일 할 일\nTalk with mom tomorrow\n엄마랑 처음으로 카카오톡 대화"])]))
+
+
+@case("issue 32: chat: a URL line is not the speaker 'https'", "error")
+def _(tmp):
+    path = chat_file(tmp, "P01: 이거 봐\nhttps://example.com/a\n")
+    return raises_clearly(lambda: read_dialogues([str(path)], require_summary=False), path, "line 2", "web address")
+
+
+@case("issue 32: chat: a URL line continues a KakaoTalk message", "read")
+def _(tmp):
+    text = "2024년 1월 5일 오후 3:12, 민지 : 이거 봐\nhttps://example.com/a\n"
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2024-01-05", ["이거 봐\nhttps://example.com/a"])]))
+
+
+# -- issue 32: outputs (file identity, marks, the lock's name, paths that cannot be outputs) ---------------------
+
+class _Refusing:
+    """A teacher that declines every dialogue (its reason recorded, as the rules teacher's refusals are): a run writes
+    its rejected lines without loading the style checks' analyser."""
+
+    def __init__(self, model: str = "rules") -> None:
+        self.model = model
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "rules", "version": 2} if self.model == "rules" else {"backend": "openai", "model": self.model}
+
+    def generate(self, requests: Any, on_reply: Callable[[Any, Any], None]) -> None:
+        from diary_lightning.synthesis.teacher import Reply
+
+        for request in requests:
+            on_reply(request, Reply("나는 오늘 달렸다.", refused="declined"))
+
+
+def synthesized(tmp: Path, n: int = 3, name: str = "diaries.jsonl", kept: int = 0,
+                **kwargs: Any) -> tuple[Path, Any, Any]:
+    """A synthesize run over ``n`` dialogues into ``tmp/name`` (every diary rejected by the teacher), after an
+    earlier run that kept the first ``kept`` (as the rules teacher with the default prompt writes them); the output,
+    the run's summary and the dialogues."""
+    from diary_lightning.data.records import Dialogue, Turn
+    from diary_lightning.io.outputs import claim
+    from diary_lightning.synthesis.command import roles_for
+    from diary_lightning.synthesis.runner import Synthesis, kept_record, record_prompt
+    from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM
+
+    dialogues = [Dialogue(f"d{i}", (Turn("P01", f"오늘 공원에서 {i}분 동안 달렸어"), Turn("P02", "대단하다")),
+                          f"P01은 오늘 공원에서 {i}분 동안 달렸다.") for i in range(n)]
+    out = tmp / name
+    if kept:
+        prompt = record_prompt(out, DEFAULT_SYSTEM, DEFAULT_PROMPT, _Refusing().describe())
+        out.write_text("".join(json.dumps(kept_record(d, roles_for(d).writer, "나는 오늘 달렸다.", _Refusing().describe(),
+                                                      prompt), ensure_ascii=False) + "\n" for d in dialogues[:kept]),
+                       encoding="utf-8")
+        claim(out, "synthesize")
+    settings = {"template": DEFAULT_PROMPT, "system": DEFAULT_SYSTEM, "roles": roles_for, **kwargs}
+    teacher = settings.pop("teacher", None) or _Refusing()
+    return out, Synthesis(teacher, out, progress=False, report=False, **settings).run(dialogues), dialogues
+
+
+def refused_output(call: Callable[[], Any], *needles: str, untouched: tuple[Path, ...] = ()) -> tuple[bool, str]:
+    """``call`` ends as the command line ends a user error: one message (every needle in it), exit 2, no traceback,
+    and every file of ``untouched`` as it was."""
+    import io
+    from contextlib import redirect_stderr
+
+    from diary_lightning.errors import run_reporting_user_errors
+
+    before = {p: p.read_bytes() if p.is_file() else None for p in untouched}
+    err = io.StringIO()
+    try:
+        with redirect_stderr(err):
+            run_reporting_user_errors(call)
+    except SystemExit as stop:
+        text = err.getvalue()
+        missing = [n for n in needles if n not in text]
+        changed = [p.name for p in untouched if (p.read_bytes() if p.is_file() else None) != before[p]]
+        if stop.code != 2 or missing or changed:
+            return False, f"exit {stop.code}, missing {missing}, changed {changed}: {text[:150]}"
+        return True, text.splitlines()[0][:120]
+    except Exception as raised:  # noqa: BLE001 - the point is to see what escapes
+        return False, f"traceback: {type(raised).__name__}: {str(raised)[:100]}"
+    return False, "no error"
+
+
+def predict_outputs(output: Path | str) -> list[Any]:
+    """What predict writes, as the command line checks them."""
+    from diary_lightning.io import outputs
+
+    return [outputs.Output("--output", output, "file", outputs.PREDICTIONS),
+            outputs.Output("--output", f"{output}.partial", "file", outputs.PREDICTIONS_PARTIAL),
+            outputs.Output("--output", f"{output}.partial.json", "file", outputs.PREDICTIONS_RECORD)]
+
+
+@case("issue 32: synthesize --output a hard link of its data (no final newline) is refused, the data kept", "kept")
+def _(tmp):
+    from diary_lightning.io.outputs import check_outputs, data_inputs
+    from diary_lightning.synthesis.runner import synthesis_outputs
+
+    # The data: an earlier synthesize output (a format fit and synthesize read), of synthesize's own shape.
+    (tmp / "data").mkdir()
+    made, _, _ = synthesized(tmp / "data", n=3, kept=3)
+    data = made.resolve()
+    data.write_bytes(data.read_bytes().rstrip(b"\n"))
+    link = tmp / "out.jsonl"
+    os.link(data, link)
+    return refused_output(lambda: check_outputs("synthesize", synthesis_outputs(link),
+                                                data_inputs("the data --data.paths", [str(data)])),
+                          str(link), "is the data", untouched=(data,))
+
+
+def predict_over_synthesize_case(which: str) -> None:
+    @case(f"issue 32: predict --output over synthesize's {which} file is refused", "kept")
+    def _(tmp):
+        from diary_lightning.io.outputs import check_outputs
+        from diary_lightning.synthesis.runner import rejected_path
+
+        out, _, _ = synthesized(tmp, kept=2)
+        target = out if which == "kept" else rejected_path(out)
+        return refused_output(lambda: check_outputs("predict", predict_outputs(target), {}),
+                              str(target), "not written by predict", untouched=(target,))
+
+
+predict_over_synthesize_case("kept")
+predict_over_synthesize_case("rejected")
+
+
+@case("issue 32: a user's file of predict's shape is not predict's; predict's own is replaced", "kept")
+def _(tmp):
+    from diary_lightning.io.outputs import check_outputs, claim
+
+    mine = tmp / "preds.jsonl"
+    mine.write_text(json.dumps({"id": "x", "diary": "내 일기", "style_failures": []}, ensure_ascii=False) + "\n")
+    ok, note = refused_output(lambda: check_outputs("predict", predict_outputs(mine), {}), "not written by predict",
+                              untouched=(mine,))
+    if not ok:
+        return False, "a user's file: " + note
+    claim(mine, "predict")
+    check_outputs("predict", predict_outputs(mine), {})  # now it is predict's: replaced without a word
+    # A file moved in under the name of predict's output is not predict's, whatever its mark beside it says.
+    other = tmp / "other.jsonl"
+    other.write_text(mine.read_text())
+    os.replace(other, mine)
+    return refused_output(lambda: check_outputs("predict", predict_outputs(mine), {}), "not written by predict",
+                          untouched=(mine,))
+
+
+@case("issue 32: an older synthesize output (no mark) resumes, and is marked", "read")
+def _(tmp):
+    from diary_lightning.io.outputs import claimed, mark_path
+
+    out, _, _ = synthesized(tmp, n=3, kept=2)
+    mark_path(out).unlink()
+    mark_path(out.with_name("diaries.rejected.jsonl")).unlink()  # as an older version left them
+    _, second, _ = synthesized(tmp, n=5)
+    ok = (second["already_done"], second["kept"] + second["rejected"]) == (3, 2) and claimed(out, "synthesize")
+    return ok, f"already done {second['already_done']}, new {second['kept'] + second['rejected']}, marked {claimed(out, 'synthesize')}"
+
+
+@case("issue 32: an unmarked output with a torn last line is not cut", "kept")
+def _(tmp):
+    from diary_lightning.io.outputs import mark_path
+
+    out, _, _ = synthesized(tmp, n=2, kept=2)
+    mark_path(out).unlink()
+    with open(out, "ab") as handle:
+        handle.write(b'{"id": "d2", "dia')
+    return refused_output(lambda: synthesized(tmp, n=3), str(out), "carries no mark of synthesize", untouched=(out,))
+
+
+@case("issue 32: a user's own OUT.lock beside the output is left alone", "kept")
+def _(tmp):
+    from diary_lightning.io.lock import JobLock
+
+    out = tmp / "out.jsonl"
+    theirs = tmp / "out.jsonl.lock"
+    theirs.write_text("my notes\n")
+    lock = JobLock(out, "file").acquire()
+    lock.release()
+    return theirs.read_text() == "my notes\n", "kept" if theirs.exists() else "removed"
+
+
+@case("issue 32: a foreign file under the lock's own name is refused, left alone", "refuse")
+def _(tmp):
+    from diary_lightning.io.lock import JobLock, lock_path
+
+    out = tmp / "out.jsonl"
+    foreign = lock_path(out, "file")
+    foreign.write_text("not a lock\n")
+    return refused_output(lambda: JobLock(out, "file").acquire(), str(foreign), "left as it is", untouched=(foreign,))
+
+
+def path_case(name: str, make: Callable[[Path], str], *needles: str) -> None:
+    @case(f"issue 32: output {name}: one message naming the path, exit 2", "message")
+    def _(tmp):
+        from diary_lightning.io.outputs import check_outputs
+        from diary_lightning.synthesis.runner import synthesis_outputs
+
+        output = make(tmp)
+        ok, note = refused_output(lambda: check_outputs("predict", predict_outputs(output), {}), output, *needles)
+        if not ok:
+            return False, "predict: " + note
+        return refused_output(lambda: check_outputs("synthesize", synthesis_outputs(output), {}), output, *needles)
+
+
+def _fifo(tmp: Path) -> str:
+    os.mkfifo(tmp / "pipe")
+    return str(tmp / "pipe")
+
+
+def _under_a_file(tmp: Path) -> str:
+    (tmp / "notes.txt").write_text("mine")
+    return str(tmp / "notes.txt" / "preds.jsonl")
+
+
+def _loop(tmp: Path) -> str:
+    os.symlink(tmp / "b", tmp / "a")
+    os.symlink(tmp / "a", tmp / "b")
+    return str(tmp / "a")
+
+
+path_case("a FIFO (unseekable)", _fifo, "FIFO", "not a regular file")
+path_case("under a file (FileExistsError)", _under_a_file, "is a file, not a folder")
+path_case("a name over the file system's limit (ENAMETOOLONG)", lambda tmp: str(tmp / ("n" * 300)), "longer than")
+path_case("a symlink loop (ELOOP)", _loop, "symlink loop")
+path_case("with a trailing slash", lambda tmp: str(tmp / "preds") + "/", "ends with a slash")
+
+
+@case("issue 32: an existing folder where synthesize writes a file is one message", "message")
+def _(tmp):
+    (tmp / "diaries.rejected.jsonl").mkdir()
+    return refused_output(lambda: synthesized(tmp), str(tmp / "diaries.rejected.jsonl"), "is a folder")
+
+
+# -- issue 32: resumes ---------------------------------------------------------------------------------------------
+
+def remade_case(name: str, change: dict[str, Any], needle: str) -> None:
+    @case(f"issue 32: synthesize re-run into its output with another {name} is refused, never mixed", "refuse")
+    def _(tmp):
+        out, _, _ = synthesized(tmp, n=2, kept=2)
+        return refused_output(lambda: synthesized(tmp, n=4, **change), str(out), needle, untouched=(out,))
+
+
+def _writer_roles(dialogue: Any) -> Any:
+    from diary_lightning.synthesis.command import roles_for
+    from diary_lightning.synthesis.runner import Roles
+
+    roles = roles_for(dialogue)
+    return Roles("P02", roles.speaker_labels, roles.writer_label, ("P02",))
+
+
+remade_case("teacher model", {"teacher": _Refusing("other-model")}, "other-model")
+remade_case("prompt template", {"template": "{dialogue}\n{summary}\n다른 지시: {writer}의 일기"}, "another prompt")
+remade_case("writer (--data.writer)", {"roles": _writer_roles}, "--data.writer")
+
+
+def _partial(tmp: Path, identity: dict[str, Any], inputs: dict[str, str]) -> Any:
+    """What a predict killed after two diaries left, and a new writer for the same output."""
+    from diary_lightning.training.callbacks import PredictionsJsonl, write_record
+
+    out = tmp / "preds.jsonl"
+    writer = PredictionsJsonl(str(out))
+    write_record(writer.record, {**identity, "input": inputs})
+    writer.partial.write_text("".join(json.dumps({"id": i, "diary": "일기", "style_failures": []}) + "\n"
+                                      for i in list(inputs)[:2]))
+    return PredictionsJsonl(str(out))
+
+
+@case("issue 32: predict re-run on the same inputs resumes by default and says so", "safe")
+def _(tmp):
+    import logging
+
+    identity = {"weights": {"checkpoint": "c", "adapter": None}, "generation": {}}
+    inputs = {"a": "1", "b": "2", "c": "3"}
+    writer = _partial(tmp, identity, inputs)
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda r: seen.append(r.getMessage())
+    package = logging.getLogger("diary_lightning")
+    level = package.level
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    try:
+        writer.check_identity(identity)
+        done = writer.written_ids(inputs)
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
+    said = any("resuming" in line and "2 diaries already written" in line for line in seen)
+    return done == {"a", "b"} and said, f"skips {sorted(done)}, said {seen[-1:] or 'nothing'}"
+
+
+@case("issue 32: predict re-run with other weights or inputs starts over, saying so", "safe")
+def _(tmp):
+    identity = {"weights": {"checkpoint": "c", "adapter": None}, "generation": {}}
+    inputs = {"a": "1", "b": "2", "c": "3"}
+    (tmp / "w").mkdir()
+    writer = _partial(tmp / "w", identity, inputs)
+    writer.check_identity({**identity, "weights": {"checkpoint": "other", "adapter": None}})
+    skipped = writer.written_ids(inputs)
+    other_weights = (writer.resume, skipped)
+    writer = _partial(tmp / "w", identity, inputs)
+    writer.check_identity(identity)
+    skipped = writer.written_ids({"a": "changed", "b": "2", "c": "3"})
+    other_inputs = (writer.resume, skipped)
+    ok = other_weights == (False, set()) and other_inputs == (False, set())
+    return ok, f"other weights: {other_weights}, other inputs: {other_inputs}"
+
+
+@case("issue 32: fit --ckpt_path last onto other training data is refused, or confirmed", "refuse")
+def _(tmp):
+    import torch
+
+    from diary_lightning.cli.runs import refuse_other_training_data
+    from diary_lightning.training.datamodule import DiaryDataModule
+
+    data = write_jsonl(tmp / "data" / "a.jsonl", [json.dumps(jsonl_record(i), ensure_ascii=False) for i in range(3)])
+    checkpoints = tmp / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    datamodule = DiaryDataModule(paths=[str(tmp / "data")], tokenizer=str(Inputs.tokenizer_dir))
+    torch.save({"DiaryDataModule": {"training_data": datamodule.training_data_fingerprint()}},
+               checkpoints / "last.ckpt")
+    refuse_other_training_data(checkpoints, "last", datamodule, confirmed=False)  # the same data: continues
+    moved = DiaryDataModule(paths=[str(tmp / "moved")], tokenizer=str(Inputs.tokenizer_dir))
+    os.rename(tmp / "data", tmp / "moved")
+    refuse_other_training_data(checkpoints, "last", moved, confirmed=False)  # moved, not changed: continues
+    with open(tmp / "moved" / "a.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(jsonl_record(9), ensure_ascii=False) + "\n")
+    other = DiaryDataModule(paths=[str(tmp / "moved")], tokenizer=str(Inputs.tokenizer_dir))
+    refuse_other_training_data(checkpoints, "last", other, confirmed=True)  # confirmed: continues
+    return refused_output(lambda: refuse_other_training_data(checkpoints, "last", other, confirmed=False),
+                          str(checkpoints / "last.ckpt"), "other data", "--resume_other_data true")
+
+
 # -- issue 32: teachers, settings, secrets, the page, and what stops with a traceback ---------------------------
 
 @case("issue 32: a teacher slower than --teacher.deadline fails that dialogue, and is named", "safe")

@@ -18,8 +18,9 @@ from diary_lightning.io.jsonl import OutputError
 from diary_lightning.io.lock import LockedError
 from diary_lightning.synthesis.command import roles_for
 from diary_lightning.synthesis.rules import RulesTeacher
+from diary_lightning.synthesis.openai_teacher import OpenAITeacher
 from diary_lightning.synthesis.runner import Synthesis, shard_of
-from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, Reply
+from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, Reply, TeacherConfig
 
 
 def make_dialogues(n: int) -> list[Dialogue]:
@@ -76,9 +77,15 @@ def test_sigkill_at_any_moment_then_resume_loses_and_duplicates_nothing(tmp_path
     assert kills == 3
     assert len(ids) == len(set(ids)) == 300
     assert set(ids) == {d.id for d in make_dialogues(300)}
-    # A rerun finds nothing left to do.
-    again = synthesis(out).run(make_dialogues(300))
+    # A rerun with the same teacher finds nothing left to do (another teacher is refused: one output, one teacher).
+    teacher = OpenAITeacher(TeacherConfig(backend="openai", model="m", base_url="http://127.0.0.1:9/v1"))
+    try:
+        again = synthesis(out, teacher).run(make_dialogues(300))
+    finally:
+        teacher.close()
     assert (again["already_done"], again["kept"]) == (300, 0)
+    with pytest.raises(OutputError, match="written by the teacher openai m, and this run asks rules"):
+        synthesis(out).run(make_dialogues(300))
 
 
 def test_a_torn_last_line_is_cut_and_its_dialogue_written_again(tmp_path):
@@ -269,12 +276,14 @@ def test_the_prompt_is_recorded_once_in_a_manifest_and_each_line_carries_its_has
     assert [r["prompt"] for r in records] == [key] * 3
     assert all(DEFAULT_PROMPT[:40] not in json.dumps(r, ensure_ascii=False) for r in records)  # not on every line
     assert prompt_of(records[0], out) == {"system": DEFAULT_SYSTEM, "template": DEFAULT_PROMPT}
-    # A resumed run with another prompt adds its own entry; the first one stays.
-    Synthesis(FirstTryPolite(), out, template="{dialogue}\n{summary}", system="", roles=roles_for,
-              progress=False, retries=1).run(make_dialogues(5))
-    manifest = json.loads(manifest_path(out).read_text(encoding="utf-8"))
-    assert len(manifest["prompts"]) == 2 and key in manifest["prompts"]
-    assert prompt_of(lines(out)[-1], out) == {"system": "", "template": "{dialogue}\n{summary}"}
+    # A resumed run with another prompt is refused (issue 32: one output, one making of diaries), the manifest and
+    # the lines as they were.
+    before = out.read_bytes()
+    with pytest.raises(OutputError, match="another prompt"):
+        Synthesis(FirstTryPolite(), out, template="{dialogue}\n{summary}", system="", roles=roles_for,
+                  progress=False, retries=1).run(make_dialogues(5))
+    assert list(json.loads(manifest_path(out).read_text(encoding="utf-8"))["prompts"]) == [key]
+    assert out.read_bytes() == before
 
 
 def test_an_older_output_with_the_prompt_on_every_line_still_reads(tmp_path):
@@ -284,10 +293,10 @@ def test_an_older_output_with_the_prompt_on_every_line_still_reads(tmp_path):
     out = tmp_path / "old.jsonl"
     old = {"id": "dlg-0000", "dialogue": [{"speaker": "P01", "text": "오늘 공원에서 0분 동안 달렸어"},
                                            {"speaker": "P02", "text": "대단하다"}], "writer": "P01",
-           "summary": "나는 오늘 공원에서 0분 동안 달렸다.", "diary": "공원에서 달렸다.", "teacher": {"backend": "x"},
-           "prompt": {"system": "s", "template": "{dialogue}{summary}"}, "attempt": 0}
+           "summary": "나는 오늘 공원에서 0분 동안 달렸다.", "diary": "공원에서 달렸다.", "teacher": {"backend": "scripted"},
+           "prompt": {"system": DEFAULT_SYSTEM, "template": DEFAULT_PROMPT}, "attempt": 0}
     out.write_text(json.dumps(old, ensure_ascii=False) + "\n", encoding="utf-8")
-    assert prompt_of(old, out) == {"system": "s", "template": "{dialogue}{summary}"}
+    assert prompt_of(old, out) == {"system": DEFAULT_SYSTEM, "template": DEFAULT_PROMPT}
     assert read_dialogues(out).dialogues[0].summary == "공원에서 달렸다."
     # Resumed by this version: the old line counts as done, the new ones carry a hash.
     summary = synthesis(out, FirstTryPolite(), retries=1).run(make_dialogues(2))

@@ -27,6 +27,7 @@ from diary_lightning.cli.runs import (
     cpu_when_no_accelerator_needed,
     place_checkpoints,
     refuse_mixed_runs,
+    refuse_other_training_data,
     require_adapter_or_zero_shot,
     resume_command,
     resumed_log,
@@ -66,8 +67,19 @@ log = logging.getLogger(__name__)
 
 
 class DiaryTrainer(SynthesizeCommand, Trainer):
-    # The command line's own arguments of validate, test and predict, declared in their signatures; the CLI's
+    # The command line's own arguments of fit, validate, test and predict, declared in their signatures; the CLI's
     # before_* hooks act on them (diary_lightning.cli.commands.DiaryCLI), the trainer passes the rest on.
+    def fit(self, model: Any, train_dataloaders: Any = None, val_dataloaders: Any = None, datamodule: Any = None,
+            ckpt_path: str | None = None, weights_only: bool | None = None, resume_other_data: bool = False) -> None:
+        """Train the LoRA adapters on data.paths; checkpoints, logs and the exported adapter go under
+        trainer.default_root_dir.
+
+        Args:
+            ckpt_path: The checkpoint to continue (a path, or ``last``).
+            resume_other_data: With --ckpt_path: continue the run on other training data than it was trained on.
+        """
+        return super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, weights_only)
+
     def validate(self, model: Any = None, dataloaders: Any = None, ckpt_path: str | None = None, verbose: bool = True,
                  datamodule: Any = None, weights_only: bool | None = None, zero_shot: bool = False) -> Any:
         """Score the validation split: loss, ROUGE, chrF and the diary-style checks.
@@ -92,7 +104,7 @@ class DiaryTrainer(SynthesizeCommand, Trainer):
 
     def predict(self, model: Any = None, dataloaders: Any = None, datamodule: Any = None,
                 return_predictions: bool | None = None, ckpt_path: str | None = None, weights_only: bool | None = None,
-                output: str | None = None, resume_predictions: bool = False, zero_shot: bool = False) -> Any:
+                output: str | None = None, resume_predictions: bool | None = None, zero_shot: bool = False) -> Any:
         """Write a diary for every chat of data.predict_path into --output (JSONL).
 
         Args:
@@ -100,7 +112,8 @@ class DiaryTrainer(SynthesizeCommand, Trainer):
                 (``--model.adapter_path``).
             output: JSONL file for the diaries (default: DEFAULT_ROOT_DIR/predictions.jsonl).
             resume_predictions: Keep the diaries an interrupted predict left in OUTPUT.partial and write only the
-                missing ones.
+                missing ones (default: when the same weights, settings and inputs wrote them; true: refuse
+                otherwise; false: start over).
             zero_shot: Write with the base model alone, no adapter (the zero-shot baseline).
         """
         return super().predict(model, dataloaders, datamodule, return_predictions, ckpt_path, weights_only)
@@ -451,6 +464,8 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, PlainSubcommands, Lightn
             **outputs.data_inputs("the data --data.paths", self.datamodule.hparams.paths),
             "the base model": h.get("base_model"), "the adapter --model.adapter_path": h.get("adapter_path")})
         refuse_mixed_runs(checkpoint_dir(self.trainer), self.config_init["fit"].get("ckpt_path"))
+        refuse_other_training_data(checkpoint_dir(self.trainer), self.config_init["fit"].get("ckpt_path"),
+                                   self.datamodule, self.config_init["fit"].get("resume_other_data", False))
         check_writable(self.trainer.default_root_dir)
         self._lock_run_folder(checkpoints_too=False)  # before anything else is created in it
         logs = [self.trainer.logger.save_dir] if self.trainer.logger is not None else []
@@ -508,13 +523,14 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, PlainSubcommands, Lightn
         output = self.config_init["predict"].get("output") or str(run_folder(self.trainer).predictions)
         self._check_outputs("predict", [
             Output("--output", output, "file", outputs.PREDICTIONS),
-            Output("--output", output + ".partial", "file", outputs.PREDICTIONS),
-            Output("--output", output + ".partial.json", "file", outputs.json_with("weights"))],
-            outputs.data_inputs("the input --data.predict_path", self.datamodule.hparams.predict_path))
+            Output("--output", output + ".partial", "file", outputs.PREDICTIONS_PARTIAL),
+            Output("--output", output + ".partial.json", "file", outputs.PREDICTIONS_RECORD)], {
+            **outputs.data_inputs("the input --data.predict_path", self.datamodule.hparams.predict_path),
+            **outputs.data_inputs("the training data --data.paths", self.datamodule.hparams.paths)})
         check_writable(Path(output).parent)
         self._locks = []
         self._lock(output, "file")
-        predictions = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions", False),
+        predictions = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions"),
                                        resume_command=resume_command(self._argv))
         predictions.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
                                                        self.datamodule))
@@ -559,8 +575,6 @@ def run(argv: list[str]) -> None:
         parser_class=DiaryArgumentParser,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"prog": "python -m diary_lightning", "description": DESCRIPTION,
-                       "fit": {"description": "Train the LoRA adapters on data.paths; checkpoints, logs and the "
-                                              "exported adapter go under trainer.default_root_dir."},
                        "epilog": "Each subcommand takes --config FILE (YAML) and dotted options (--model.base_model "
                                  "NAME); python -m diary_lightning SUBCOMMAND --help lists them."},
         # Given the program's own arguments, LightningCLI reads them itself (it warns when handed them).

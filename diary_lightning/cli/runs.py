@@ -90,6 +90,27 @@ def refuse_mixed_runs(checkpoints: Path, ckpt_path: str | None) -> None:
         )
 
 
+def refuse_other_training_data(checkpoints: Path, ckpt_path: str | None, datamodule: Any, confirmed: bool) -> None:
+    """A fit resumed from a checkpoint continues on the data it was trained on: one run, one dataset. Other data
+    (files added, removed or edited) is refused before the model loads, unless ``confirmed``
+    (``--resume_other_data true``); a checkpoint that records no data (older ones) is taken as it is."""
+    if not ckpt_path or ckpt_path == "best":
+        return
+    path = RunFolder.at(checkpoints.parent, checkpoints).last_checkpoint if ckpt_path == "last" else Path(ckpt_path)
+    if not path.is_file():
+        return  # Lightning names a missing checkpoint
+    saved = (checkpoint_state(path).get(type(datamodule).__qualname__) or {}).get("training_data")
+    if saved is None or saved == datamodule.training_data_fingerprint():
+        return
+    if confirmed:
+        log.warning("--resume_other_data: continuing %s on other training data than it was trained on", path)
+        return
+    raise ConfigError(
+        f"--ckpt_path {ckpt_path}: {path} was trained on other data than --data.paths {datamodule.hparams.paths} "
+        "holds now (files added, removed or edited). Continue this run on it with --resume_other_data true, or "
+        "start a new run (--trainer.default_root_dir runs/NEW).")
+
+
 def as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [] if value is None else [value]
 

@@ -10,7 +10,7 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from diary_lightning.data.records import Dialogue
 from diary_lightning.io.jsonl import JsonlAppender, OutputError, first_mismatch, fingerprint, open_for_resume
 from diary_lightning.io.lock import JobLock
 from diary_lightning.io.atomic import write_text
-from diary_lightning.io.outputs import SYNTHESIS_MANIFEST, SYNTHESIS_REJECTS, SYNTHESIZED, Output, check_outputs
+from diary_lightning.io.outputs import SYNTHESIS_MANIFEST, SYNTHESIS_REJECTS, SYNTHESIZED, Output, check_outputs, claim
 from diary_lightning.synthesis.checks import MAX_DIARY_CHARS, CheckConfig, check_diary
 from diary_lightning.synthesis.report import write_report
 from diary_lightning.synthesis.teacher import Reply, Request, Teacher, fit_messages, instruction_of, prompt_hash
@@ -82,7 +82,8 @@ def read_manifest(output: str | Path) -> dict[str, Any]:
 
 def record_prompt(output: str | Path, system: str, template: str, teacher: dict[str, Any]) -> str:
     """Add this run's prompt to the manifest beside ``output`` (once, whatever the number of lines) and return
-    the hash each of its lines carries. A resumed run with another prompt adds a second entry."""
+    the hash each of its lines carries. A resumed run with another prompt is refused before this
+    (:func:`check_same_making`); the manifest of several runs' outputs joined may hold several."""
     manifest = read_manifest(output)
     key = prompt_hash(system, template)
     if key not in manifest["prompts"]:
@@ -113,6 +114,15 @@ class Roles:
 
 def dialogue_record(dialogue: Dialogue) -> list[dict[str, str]]:
     return [{"speaker": t.speaker, "text": t.text} for t in dialogue.turns]
+
+
+def kept_record(dialogue: Dialogue, writer: str | None, diary: str, teacher: dict[str, Any], prompt: str | None,
+                attempt: int = 0, turns_cut: int = 0) -> dict[str, Any]:
+    """A line of the output: the dialogue, whose diary, the diary, and what made it (the prompt by its hash in the
+    manifest, :func:`record_prompt`; :func:`check_same_making`)."""
+    return {"id": dialogue.id, "dialogue": dialogue_record(dialogue), "writer": writer, "summary": dialogue.summary,
+            "diary": diary, "teacher": teacher, "prompt": prompt, "attempt": attempt,
+            **({"turns_cut": turns_cut} if turns_cut else {})}
 
 
 class Synthesis:
@@ -164,17 +174,21 @@ class Synthesis:
             index, count = self.shard
             mine = [d for d in dialogues if count == 1 or shard_of(d.id, count) == index]
             # A rejected dialogue is done too: asking again gives the same answer (use --retries for more tries).
+            self._teacher = self.teacher.describe()
             done = self._written_for(mine)
             twins = duplicate_dialogues(mine)
             todo = [d for d in mine if d.id not in done]
             self.counts["already_done"] = len(mine) - len(todo)
             self._by_id = {d.id: d for d in todo}
-            self._teacher = self.teacher.describe()
             # The prompt once per run, in the manifest; each line names it by hash (3.6 KB a line otherwise).
             self._prompt = record_prompt(self.output, self.system, self.template, self._teacher) if getattr(
                 self.teacher, "reads_prompt", True) else None
             self._kept = JsonlAppender(self.output, self.sync_every)
             self._rejects = JsonlAppender(self.rejected, self.sync_every)
+            # Marked before the first line: what is under these names now is synthesize's to resume or repair
+            # (an unmarked earlier output was checked line by line against this input first).
+            claim(self.output, "synthesize")
+            claim(self.rejected, "synthesize")
             self._bar = _progress(len(todo), self.progress)
             try:
                 # The same chat twice (in two files, or twice in one): one diary, the other copy recorded as a
@@ -221,6 +235,7 @@ class Synthesis:
         """The ids already written (kept or rejected), after checking that each line was written for a dialogue
         of this input as it is now: a re-run on other data would otherwise keep diaries of other texts."""
         now = {d.id: fingerprint(d.turns, d.summary) for d in mine}
+        by_id = {d.id: d for d in mine}
         done: set[str] = set()
         self._diaries: dict[str, str] = {}
         for path in (self.output, self.rejected):
@@ -234,6 +249,10 @@ class Synthesis:
             if mismatch:
                 raise OutputError(f"{path}: {mismatch} (--data.paths, --shard); this output belongs to another "
                                   "input: give this run its own --output, or move that file away to start over")
+            reads_prompt = getattr(self.teacher, "reads_prompt", True)
+            check_same_making(path, records, self._teacher,
+                              prompt_hash(self.system, self.template) if reads_prompt else None,
+                              lambda id_: self.roles(by_id[id_]).writer)
             done.update(id_ for id_, _ in written)
         return done
 
@@ -270,12 +289,8 @@ class Synthesis:
             return
         if not failed:
             self._diaries[squeezed(reply.text)] = dialogue.id
-            self._kept.write({
-                "id": dialogue.id, "dialogue": dialogue_record(dialogue), "writer": request.writer,
-                "summary": dialogue.summary, "diary": reply.text.strip(), "teacher": self._teacher,
-                "prompt": self._prompt, "attempt": request.attempt,
-                **({"turns_cut": request.turns_cut} if request.turns_cut else {}),
-            })
+            self._kept.write(kept_record(dialogue, request.writer, reply.text.strip(), self._teacher, self._prompt,
+                                         request.attempt, request.turns_cut))
             self.counts["kept"] += 1
         elif request.attempt < self.retries and not reply.refused:
             self.counts["retried"] += 1
@@ -287,12 +302,11 @@ class Synthesis:
 
     def _reject(self, dialogue: Dialogue, failed: list[str], diary: str | None, attempts: int,
                 same_as: str | None = None, raw_chars: int = 0) -> None:
-        # A reply of megabytes keeps its head and its length, not its whole text (checks.MAX_DIARY_CHARS).
+        # An answer over the limit is stored cut, with its length (raw_chars: the answer as the teacher sent it).
         self._rejects.write({"id": dialogue.id, "failed": failed,
                              "diary": diary[:MAX_DIARY_CHARS] if diary is not None else None,
                              **({"diary_chars": raw_chars} if raw_chars > MAX_DIARY_CHARS else {}),
-                             "summary": dialogue.summary,
-                             "attempts": attempts, "teacher": self._teacher,
+                             "summary": dialogue.summary, "attempts": attempts, "teacher": self._teacher,
                              "input": fingerprint(dialogue.turns, dialogue.summary),
                              **({"same_as": same_as} if same_as else {})})
         self.counts["rejected"] += 1
@@ -322,6 +336,44 @@ def duplicate_dialogues(dialogues: Sequence[Dialogue]) -> dict[str, str]:
         else:
             first.setdefault(key, dialogue.id)
     return twins
+
+
+TEACHER_IDENTITY = ("backend", "model", "version")
+"""What names a teacher in a record's ``teacher``; its sampling settings and server address may change on resume."""
+
+
+def check_same_making(path: Path, records: Sequence[dict[str, Any]], teacher: dict[str, Any],
+                      prompt: str | None, writer_of: Callable[[str], str | None]) -> None:
+    """Refuse to continue ``path`` when a line already in it was made otherwise than this run makes its own: by
+    another teacher (``teacher``, its :data:`TEACHER_IDENTITY`), with another prompt (``prompt``: the
+    :func:`~diary_lightning.synthesis.teacher.prompt_hash` of its system message and template; None for a teacher
+    that reads none), or as another writer's diary (``writer_of`` an id, from ``data.writer``). One output holds
+    one making of diaries; a mix would train on two teachers or two writers without a word. The one place this is
+    decided."""
+    mine = {key: teacher.get(key) for key in TEACHER_IDENTITY}
+    for line, record in enumerate(records, 1):
+        where = f"{path}, line {line} (id {record['id']!r})"
+        then = record.get("teacher")
+        written_with = record.get("prompt")
+        if isinstance(written_with, dict):  # an older output carried the prompt whole
+            written_with = prompt_hash(written_with.get("system", ""), written_with.get("template", ""))
+        if isinstance(then, dict) and {key: then.get(key) for key in TEACHER_IDENTITY} != mine:
+            problem = (f"written by the teacher {_named(then)}, and this run asks {_named(teacher)} "
+                       "(--teacher.backend, --teacher.model)")
+        elif prompt is not None and written_with is not None and written_with != prompt:
+            problem = (f"written with another prompt (hash {written_with}; this run's is {prompt}) "
+                       "(--teacher.prompt, --teacher.system)")
+        elif "writer" in record and record["writer"] != writer_of(record["id"]):
+            problem = (f"written as {record['writer']!r}'s diary, and this run writes {writer_of(record['id'])!r}'s "
+                       "(--data.writer)")
+        else:
+            continue
+        raise OutputError(f"{where}: {problem}. One output holds the diaries of one teacher, prompt and writer: give "
+                          "this run its own --output, or move that file away to start over.")
+
+
+def _named(teacher: dict[str, Any]) -> str:
+    return " ".join(str(teacher[key]) for key in TEACHER_IDENTITY if teacher.get(key) is not None)
 
 
 def _progress(total: int, enabled: bool) -> Any:

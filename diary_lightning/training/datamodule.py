@@ -122,6 +122,7 @@ class DiaryDataModule(L.LightningDataModule):
         self.fields = record_fields(fields)
         self._tokenizer = None
         self._splits: dict[str, Any] | None = None
+        self._data_fingerprint: str | None = None
         self._generation_sets: dict[str, list[dict[str, Any]]] = {}
         self._predict: Any = None  # the predict dialogues, tokenized: read before the model loads (predict_dataset)
         self._predict_read: Any = None  # the predict file read once, for the resume check and the dataset
@@ -148,7 +149,20 @@ class DiaryDataModule(L.LightningDataModule):
         pf = prompt_format or self.prompt_format
         return prompt_turns(dialogue.turns, dialogue.writer, pf.bots, pf.label_scheme, pf.fixed_labels)
 
-    # -- a run's settings: the prompt travels with the adapter -------------------------------------------
+    # -- checkpoint: the prompt travels with the adapter --------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        # The prompt travels in the run's metadata, which the LightningModule writes (model.metadata). What fit
+        # trains on is recorded here: a resumed fit refuses other data (cli/runs.py refuse_other_training_data).
+        fitting = self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
+        return {"training_data": self.training_data_fingerprint()} if fitting and self.hparams.paths else {}
+
+    def training_data_fingerprint(self) -> str:
+        """:func:`diary_lightning.data.cache.data_fingerprint` of the training data, computed once."""
+        if self._data_fingerprint is None:
+            self._data_fingerprint = cache.data_fingerprint(
+                expand_paths(self.hparams.paths, exclude=[cache.cache_root(self.hparams.cache_dir)]))
+        return self._data_fingerprint
+
     def adopt(self, saved: RunSettings, max_length: bool = False, quietly: bool = False) -> None:
         """Encode as the run of ``saved`` was trained to read: its prompt (``data.writer`` and ``data.bots``, when
         given, still choose whose diary), and with ``max_length`` its ``max_length`` (said as a warning unless
