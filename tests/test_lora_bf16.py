@@ -55,11 +55,11 @@ def test_gradients_reach_the_adapters_alone_and_move_them(trained):
 def test_the_saved_adapter_loads_back_onto_the_bf16_base(trained, tiny_model_dir, tmp_path):
     from diary_lightning.data.encoding import PromptFormat
     from diary_lightning.inference.export import save_adapter
-    from diary_lightning.model.metadata import RunMetadata
+    from diary_lightning.model.settings import RunSettings
 
     module, *_, batch = trained
     # As fit exports it (CHECKPOINT_DIR/adapter): PEFT's files and the run's settings beside them.
-    save_adapter(module.model, tmp_path / "adapter", RunMetadata.of_run(module.hparams, PromptFormat().state(), 512).to_dict())
+    save_adapter(module.model, tmp_path / "adapter", module.run_metadata(RunSettings(PromptFormat(), 512, module.generation)))
     loaded = lora_module(tiny_model_dir, load_in_4bit=False, compute_dtype="bfloat16",
                          adapter_path=str(tmp_path / "adapter"))
     module.model.eval()
