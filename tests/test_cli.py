@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,13 @@ from diary_lightning.model.loading import AdapterMismatchError
 
 @pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_parses(config: Path, capsys):
+    # A config layered on another says so in the command its header gives: parsed as that command reads it.
+    header = re.search(r"^#\s+python -m diary_lightning fit (.*)$", config.read_text(encoding="utf-8"), re.M)
+    layers = re.findall(r"--config (\S+)", header.group(1)) if header else []
+    configs = [str(ROOT / layer) for layer in layers] if layers else [str(config)]
+    assert str(config) in configs, f"{config.name}: its header's command does not use it"
     with pytest.raises(SystemExit) as exit_info:
-        run_cli("fit", "--config", str(config), "--print_config")
+        run_cli("fit", *(arg for path in configs for arg in ("--config", path)), "--print_config")
     assert exit_info.value.code in (0, None)
     parsed = yaml.safe_load(capsys.readouterr().out)
     assert parsed["model"]["base_model"] and parsed["data"]["paths"]

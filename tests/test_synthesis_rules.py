@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from diary_lightning.synthesis.rules import REFUSALS, attach, has_final, rewrite, rewrite_or_refuse
+from diary_lightning.data.hangul import attach, has_final
+from diary_lightning.synthesis.rules import REFUSALS, rewrite, rewrite_or_refuse
 
 ME, YOU = "SD2000691", "SD2000692"
 LABELS = {ME: "나", YOU: "상대"}

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from diary_lightning.data.hangul import attach
 from diary_lightning.data.prompts import format_dialogue
 from diary_lightning.data.records import Turn
 from diary_lightning.errors import ConfigError, UserError, check_numbers
@@ -274,8 +275,6 @@ def labelled(summary: str, speaker_labels: Mapping[str, str]) -> str:
     """The summary with the speaker ids the dialogue shows as labels written as those labels (NIKL's
     SD2000691은 -> 글쓴이는): a teacher that reads 글쓴이 in the dialogue and SD2000691 in the summary must
     otherwise guess that they are one person."""
-    from diary_lightning.synthesis.rules import attach
-
     for speaker, label in speaker_labels.items():
         if speaker and speaker != label and speaker in summary:
             summary = re.sub(rf"(?<![A-Za-z0-9]){re.escape(speaker)}(은|는|이|가|을|를|과|와)?(?![A-Za-z0-9가-힣])",
