@@ -260,7 +260,9 @@ class DiaryLoRAModule(L.LightningModule):
             # The step Lightning gives the scalars logged here (one less than global_step during fit),
             # so the table sits beside them in TensorBoard.
             step = logged_step(self.trainer)
-            evaluation.log_samples_table(self.loggers, f"{split}/samples", rows, step)
+            for logger in self.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    logger.experiment.add_text(f"{split}/samples", evaluation.samples_table(rows), global_step=step)
         return rows
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
