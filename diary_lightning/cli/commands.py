@@ -19,6 +19,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from diary_lightning.cli.console import progress_bar, silence_known_noise
+from diary_lightning.cli.preflight import check_command_line
 from diary_lightning.cli.runs import (
     RunLocks,
     apply_run_metadata,
@@ -378,6 +379,7 @@ def main(args: list[str] | None = None) -> None:
 
 def run(argv: list[str]) -> None:
     """The command line without the error reporting: exceptions propagate (tests call this)."""
+    check_command_line(argv)  # again, for callers that come in here (python -m checked before importing torch)
     check_config_syntax(argv)
     if argv[:1] == ["merge"]:
         from diary_lightning.inference.export import merge_main
