@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # torch first, pinned: a bare requirement would pull a multi-GB CUDA build.
-.venv/bin/pip install -q torch==2.13.0 -e .
+# The dev extras too: the README's next command, the tests, runs in this venv.
+.venv/bin/pip install -q torch==2.13.0 -e '.[dev]'
 py=.venv/bin/python
 $py -m diary_lightning.model.tiny --output runs/tiny-model --force   # seconds: random weights pre-trained on the chats
 # The demo's runs start afresh: fit refuses a folder that holds another run's checkpoints.
