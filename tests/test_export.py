@@ -52,7 +52,7 @@ def exported(reference_fit: Any, tmp_path_factory: pytest.TempPathFactory) -> di
 def test_export_writes_a_standard_peft_folder(exported: dict[str, Any], tiny_model_dir: Path) -> None:
     adapter = exported["adapter"]
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                 "generation_config.json", "diary_lightning.json"):
+                 "generation_config.json", "diary_lightning.json", "README.md"):
         assert (adapter / name).is_file(), name
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == str(tiny_model_dir)
@@ -63,6 +63,12 @@ def test_export_writes_a_standard_peft_folder(exported: dict[str, Any], tiny_mod
     # fit's own export at the end of the run has the same parts.
     at_fit_end = exported["run"] / "checkpoints" / "adapter"
     assert sorted(p.name for p in at_fit_end.iterdir()) == sorted(p.name for p in adapter.iterdir())
+    # The model card replaces PEFT's empty one; fit's export read the data, so its card counts it.
+    card = (adapter / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n") and "More Information Needed" not in card
+    assert settings["prompt_template"] in card and "| LoRA r |" in card and "step " in card
+    fit_card = (at_fit_end / "README.md").read_text(encoding="utf-8")
+    assert "Examples per split: train " in fit_card and "sample_dialogues.json" in fit_card
 
 
 @pytest.mark.slow

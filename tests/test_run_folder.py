@@ -44,12 +44,21 @@ def test_default_root_dir_moves_checkpoints_logs_and_adapter(moved: dict[str, An
     assert not moved["configured_root"].exists()  # the config's own default_root_dir stays untouched
 
 
-def test_exported_adapter_records_a_local_base_as_absolute_path(moved: dict[str, Any], tiny_model_dir: Path) -> None:
+def test_exported_adapter_records_a_local_base_as_given_and_finds_it_from_anywhere(
+        moved: dict[str, Any], tiny_model_dir: Path) -> None:
+    from diary_lightning.model.metadata import adapter_base_model
+
     adapter = moved["root"] / "checkpoints" / "adapter"
     config = json.loads((adapter / "adapter_config.json").read_text())
-    assert config["base_model_name_or_path"] == str(tiny_model_dir.resolve())
+    assert config["base_model_name_or_path"] == tiny_model_dir.name  # as the config named it, relative
     settings = json.loads((adapter / "diary_lightning.json").read_text())
+    assert settings["base_model_as_given"] == {"name": tiny_model_dir.name, "local": True}
     assert settings["model"]["base_model"] == str(tiny_model_dir.resolve())
+    # From this test's working directory the relative name is no folder: the absolute path it had is used.
+    assert not Path(tiny_model_dir.name).exists()
+    assert adapter_base_model(adapter) == str(tiny_model_dir.resolve())
+    card = (adapter / "README.md").read_text()
+    assert f"`{tiny_model_dir.name}`, a local folder" in card and "base_model:" not in card.split("---")[1]
 
 
 def test_fit_into_a_folder_with_another_runs_checkpoints_is_refused(moved: dict[str, Any]) -> None:
