@@ -58,7 +58,7 @@ def test_export_writes_a_standard_peft_folder(exported: dict[str, Any], tiny_mod
     assert config["base_model_name_or_path"] == str(tiny_model_dir)
     settings = json.loads((adapter / "diary_lightning.json").read_text(encoding="utf-8"))
     assert "{dialogue}" in settings["prompt_template"] and settings["label_scheme"] == LabelScheme().to_dict()
-    assert settings["writer"] == ["Human", "first"] and "AI" in settings["bots"]
+    assert settings["writer"] == ["Human", "exporter", "first"] and "AI" in settings["bots"]
     assert settings["generation"]["max_new_tokens"] == 64 and settings["max_length"] == 512
     # fit's own export at the end of the run has the same parts.
     at_fit_end = exported["run"] / "checkpoints" / "adapter"
@@ -102,7 +102,7 @@ def test_plain_peft_load_writes_the_diary_predict_wrote(exported: dict[str, Any]
 
     truncated = tokenizer.eos_token_id not in out[0, inputs["input_ids"].shape[1]:].tolist()
     failures = style_failures(diary, writer_names=["P01"], truncated=truncated)
-    assert exported["chat_diary"] == [{"id": "chat", "diary": diary, "style_failures": failures}]
+    assert exported["chat_diary"] == [{"id": "chat", "writer": "P01", "diary": diary, "style_failures": failures}]
     assert len(set(diary)) > 3  # a real sentence of the random model, not one repeated token
     with model.disable_adapter():
         without = model.generate(**inputs, generation_config=GenerationConfig.from_pretrained(str(adapter)))

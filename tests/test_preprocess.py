@@ -30,7 +30,7 @@ def test_preprocess_on_the_aihub_sample(make_config, aihub_sample: Path, capsys,
     assert summary["skipped"] == {} and summary["turn_mismatches"] == 0
     assert set(summary["splits"]) == {"train", "val", "test"} and sum(summary["splits"].values()) == 1875
     # AI Hub's dialogues have no Human: every writer is the first speaker.
-    assert summary["writer_chosen_by"] == {name: {"Human": 0, "first": n} for name, n in summary["splits"].items()}
+    assert summary["writer_chosen_by"] == {name: {"Human": 0, "exporter": 0, "first": n} for name, n in summary["splits"].items()}
     assert summary["splits"]["train"] > summary["splits"]["val"] > 0
     for key in ("turns_per_dialogue", "prompt_tokens", "target_tokens"):
         assert 0 < summary[key]["p50"] <= summary[key]["p95"] <= summary[key]["max"]

@@ -60,7 +60,7 @@ class RunSummary(L.Callback):
 
 
 class PredictionsJsonl(BasePredictionWriter):
-    """Writes ``{"id", "diary", "style_failures"}`` lines as batches finish, to ``OUTPUT.partial``; renamed to
+    """Writes ``{"id", "writer", "diary", "style_failures"}`` lines as batches finish, to ``OUTPUT.partial``; renamed to
     ``OUTPUT`` when complete, so a killed predict never leaves a half-written file under the final name.
 
     Under DDP each rank generates its share of the chats (:meth:`DiaryDataModule.predict_dataloader`) and
@@ -136,7 +136,8 @@ class PredictionsJsonl(BasePredictionWriter):
         if self._file is None:
             return
         for row in prediction:
-            self._file.write({"id": row["id"], "diary": row["diary"], "style_failures": row["style_failures"]})
+            self._file.write({"id": row["id"], "writer": row["writer"], "diary": row["diary"],
+                              "style_failures": row["style_failures"]})
             self.count += 1
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -267,7 +267,7 @@ class DiaryLoRAModule(L.LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         diaries, truncated = self.generate(batch["input_ids"], batch["attention_mask"])
-        return [{"id": i, "diary": d, "truncated": t,
+        return [{"id": i, "writer": w, "diary": d, "truncated": t,
                  "style_failures": evaluation.row_failures({"diary": d, "truncated": t, "writer": w})}
                 for i, d, t, w in zip(batch["id"], diaries, truncated, batch["writer"])]
 
