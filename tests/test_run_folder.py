@@ -44,6 +44,17 @@ def test_default_root_dir_moves_checkpoints_logs_and_adapter(moved: dict[str, An
     assert not moved["configured_root"].exists()  # the config's own default_root_dir stays untouched
 
 
+
+def test_tensorboard_opens_on_the_losses_without_lightnings_placeholder(moved: dict[str, Any]) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(moved["root"] / "tensorboard" / "version_0"))
+    events.Reload()
+    assert "train/loss" in events.Tags()["scalars"] and "hp_metric" not in events.Tags()["scalars"]
+    # The Custom Scalars page's layout, the losses on one chart.
+    assert "custom_scalars__config__" in events.Tags()["tensors"]
+
+
 def test_exported_adapter_records_a_local_base_as_given_and_finds_it_from_anywhere(
         moved: dict[str, Any], tiny_model_dir: Path) -> None:
     from diary_lightning.model.metadata import adapter_base_model

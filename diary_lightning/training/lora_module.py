@@ -28,6 +28,13 @@ from diary_lightning.training.lightning_internals import attached, logged_step
 
 log = logging.getLogger(__name__)
 
+TENSORBOARD_LAYOUT = {
+    "losses": {"train/loss and val/loss (nats per diary token)": ["Multiline", ["train/loss", "val/loss"]]},
+    "diaries written at validation": {"scores": ["Multiline", ["val/rougeL", "val/chrf"]],
+                                      "cut at max_new_tokens": ["Multiline", ["val/truncated_frac"]]},
+}
+"""The Custom Scalars page of a run: what a user opens TensorBoard for."""
+
 
 
 class DiaryLoRAModule(L.LightningModule):
@@ -162,6 +169,14 @@ class DiaryLoRAModule(L.LightningModule):
             return peft_chunked_loss(self.model, batch, self.hparams.loss_chunk_size), n_tokens
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
         return out.loss, n_tokens
+
+    def on_fit_start(self) -> None:
+        # TensorBoard's scalars page lists its groups by name (epoch, lr, train, val): its Custom Scalars page opens
+        # on this layout instead, the two losses on one chart first.
+        if self.trainer.is_global_zero:
+            for logger in self.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    logger.experiment.add_custom_scalars(TENSORBOARD_LAYOUT)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, n_tokens = self._loss(batch)
