@@ -384,3 +384,13 @@ def test_a_checkpoint_writes_what_its_export_writes(reference_fit: Any, tmp_path
     # Everything that decides a diary; the TensorBoard version a resumed fit continues is the checkpoint's alone.
     assert dataclasses.replace(from_checkpoint.settings, log_version=None) == exported.settings
     assert from_checkpoint.write_many(chats) == exported.write_many(chats)
+
+
+def test_every_style_check_is_explained_in_words_on_the_page() -> None:
+    from diary_lightning.evaluation.diary_style import CHECKS
+    from diary_lightning.inference.app import CHECK_NOTES, _checks_line
+
+    assert set(CHECK_NOTES) == set(CHECKS)
+    for check in CHECKS:
+        line = _checks_line([check])
+        assert f"**{check}** (" in line and f"({check})" not in line, line  # never explained by its own name

@@ -260,6 +260,10 @@ CHECK_NOTES = {
     "polite": "a polite ending (-요, -습니다) where a diary uses the plain -다",
     "third_person": "names the writer instead of writing as 나",
     "reported_speech": "ends on what someone said rather than what the writer did or felt",
+    "chat": "talks to someone (a question to the reader, a suggestion, a promise) instead of writing for oneself",
+    "assistant": "wraps the diary in an assistant's preamble or afterword (다음은 ... 일기입니다)",
+    "layout": "a transcript of 이름: 말 lines or a list, not running prose",
+    "unfinished": "its last sentence stops mid-way, with no final ending",
     "empty": "no words",
     "truncated": "cut by max_new_tokens before it ended",
 }
