@@ -1074,7 +1074,8 @@ def _(tmp):
 
 
 SLOW = ("issue 22: synthesize", "issue 22: export", "issue 22: predict --", "issue 22: merge",
-        "issue 22: four jobs", "issue 22: DIARY_LIGHTNING_KILL_AT")
+        "issue 22: four jobs", "issue 22: DIARY_LIGHTNING_KILL_AT", "issue 22: an ANSI escape in a dialogue id",
+        "issue 22: a malformed 200")
 
 
 def starts_the_program(item: Case) -> bool:

@@ -91,6 +91,7 @@ def test_no_chat_is_a_user_error() -> None:
 
 
 # -- what the page writes, against DiaryPipeline called directly -------------------------------------------------------
+@pytest.mark.slow
 def test_the_page_writes_what_the_pipeline_writes(pipeline: Any) -> None:
     page = DiaryPage(pipeline, "adapter")
     result = page.write(TWO_DAYS)
@@ -116,6 +117,7 @@ def test_a_chosen_writer_and_generation_settings_are_used(pipeline: Any) -> None
     assert result["generation"]["max_new_tokens"] == 3 and day["diary"] == direct.diary and day["truncated"]
 
 
+@pytest.mark.slow
 def test_the_zero_shot_column_is_the_base_model_alone(pipeline: Any, tiny_model_dir: Path) -> None:
     from diary_lightning.inference.pipeline import DiaryPipeline
 
@@ -234,6 +236,7 @@ sys.meta_path.insert(0, Block())
 '''
 
 
+@pytest.mark.slow
 def test_without_gradio_the_app_says_how_to_install_it() -> None:
     script = BLOCK + "from diary_lightning.cli.commands import main\nmain(['app', '--model.adapter_path', 'nowhere'])\n"
     done = subprocess.run([sys.executable, "-c", script, "gradio"], capture_output=True, text=True, cwd=ROOT,

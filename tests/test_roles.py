@@ -161,6 +161,7 @@ def test_a_checkpoint_from_before_label_schemes_keeps_its_speaker_labels(tiny_mo
     assert data.prompt_state()["speaker_labels"] == {"P01": "Human"} and "label_scheme" not in data.prompt_state()
 
 
+@pytest.mark.slow
 def test_preprocess_takes_the_writer_on_the_command_line(make_config: Any, capsys: pytest.CaptureFixture) -> None:
     from conftest import run_cli
 
