@@ -397,3 +397,15 @@ def test_every_style_check_is_explained_in_words_on_the_page() -> None:
     for check in CHECKS:
         line = _checks_line([check])
         assert f"**{check}** (" in line and f"({check})" not in line, line  # never explained by its own name
+
+
+def test_a_writer_chosen_for_one_chat_is_not_kept_for_a_chat_without_them(pipeline: Any) -> None:
+    from diary_lightning.inference.app import build_page
+
+    blocks = build_page(DiaryPage(pipeline, "adapter"))
+    fns = blocks.fns.values() if isinstance(blocks.fns, dict) else blocks.fns
+    describe = next(f.fn for f in fns if getattr(f.fn, "__name__", "") == "describe")
+    assert describe(CHAT, None, "민지")[1]["value"] == "민지"  # the same speakers: the choice stays
+    message, update = describe("이건 채팅이 아니다", None, "민지")  # a paste that cannot be read
+    assert message.startswith("Cannot read the chat yet") and update["value"] == ""
+    assert describe("가람: 안녕\n나래: 응", None, "민지")[1]["value"] == ""  # no 민지 in this chat
