@@ -21,7 +21,9 @@ from conftest import ROOT, run_cli, subprocess_env
 
 from diary_lightning.errors import ConfigError, UserError
 from diary_lightning.evaluation.diary_style import style_failures
-from diary_lightning.inference.app import DiaryPage, Watch, load_pipeline, parser, read_chat
+from diary_lightning.evaluation.faithfulness import faithfulness_failures
+from diary_lightning.inference.app import (DiaryPage, Watch, faithfulness, faithfulness_lines, load_pipeline, parser,
+                                           read_chat)
 
 # Nothing may call out: Gradio's usage data and version check are off (the app sets this too).
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -101,10 +103,26 @@ def test_the_page_writes_what_the_pipeline_writes(pipeline: Any) -> None:
     assert [d["diary"] for d in result["days"]] == expected
     # The run's rule (Human, else the first speaker) chooses each day's writer.
     assert [(d["writer"], d["chosen_by"]) for d in result["days"]] == [("민지", "first"), ("준호", "first")]
-    for day in result["days"]:
+    for day, chat in zip(result["days"], read_chat(TWO_DAYS)):
         assert day["style_failures"] == style_failures(day["diary"], writer_names=[day["writer"]],
                                                        truncated=day["truncated"])
+        turns = [{"speaker": t.speaker, "text": t.text} for t in chat.turns]
+        assert day["faithfulness_failures"] == faithfulness_failures(day["diary"], turns, day["writer"])
         assert "글쓴이: " in day["prompt"] and day["zero_shot"] is None
+
+
+def test_the_page_marks_each_untrue_sentence_with_its_evidence() -> None:
+    [chat] = read_chat("하윤: 오늘 요가 다녀왔어\n도현: 나는 다음 주에 제주도 가\n하윤: 좋겠다 ㅠㅠ\n")
+    true = faithfulness("요가를 다녀왔다. 도현이가 다음 주에 제주도에 간다고 해서 부러웠다.", chat, "하윤")
+    assert true == {"faithfulness_failures": [], "faithfulness": []}
+    assert faithfulness_lines(true["faithfulness"]).startswith("✅")
+    untrue = faithfulness("요가를 다녀왔다. 다음 주에 제주도에 간다.", chat, "하윤")
+    assert untrue["faithfulness_failures"] == ["wrong_person"]
+    [flagged] = untrue["faithfulness"]
+    assert flagged["sentence"] == "다음 주에 제주도에 간다." and flagged["failure"] == "wrong_person"
+    assert [1, "도현"] in flagged["turns"] and "도현" in flagged["reason"]
+    line = faithfulness_lines(untrue["faithfulness"])
+    assert "**wrong_person**" in line and "다음 주에 제주도에 간다." in line and "turn 1 (도현)" in line
 
 
 def test_a_chosen_writer_and_generation_settings_are_used(pipeline: Any) -> None:

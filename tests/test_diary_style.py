@@ -37,14 +37,20 @@ def test_a_diary_passes_every_check(text: str) -> None:
         "화자는 점심으로 돈가스를 먹었다.",
         "이 대화에서 나는 주말 계획을 세웠다.",
         "대화 요약: 친구와 여행 계획을 세웠다.",
-        "챗봇에게 오늘 있었던 일을 털어놓았다.",
         "상대방이 먼저 사과했다. 나는 웃었다.",
-        f"{BOT_LABEL}이 위로해 주었다.",
         "상대1이 저녁을 샀다.",
+        "퇴근 후의 피로와 주말 약속을 두고 나누는 대화이다.",
     ],
 )
 def test_meta_fails(text: str) -> None:
     assert "meta" in style_failures(text)
+
+
+@pytest.mark.parametrize("text", ["챗봇에게 오늘 있었던 일을 털어놓았다.", f"{BOT_LABEL}이 위로해 주었다.",
+                                  "AI가 자기 전에 따뜻한 우유를 마셔 보라고 했다. 오늘은 그냥 잤다."])
+def test_the_bot_may_be_mentioned_as_a_speaker_of_the_day_unless_the_caller_says_not(text: str) -> None:
+    assert style_failures(text) == []
+    assert style_failures(text, bot_mentions=False) == ["meta"]
 
 
 @pytest.mark.parametrize("text", [
@@ -213,6 +219,69 @@ def test_a_finished_text_is_not_unfinished(text: str) -> None:
     assert "unfinished" not in style_failures(text)
 
 
+@pytest.mark.parametrize("text", [
+    "Today I met a friend for lunch and we talked about the trip.",
+    "Summary: the user complains about work; the assistant suggests a walk.",
+    "12:30 OK!!",
+])
+def test_a_text_with_no_korean_word_is_empty(text: str) -> None:
+    assert style_failures(text) == ["empty"]
+
+
+@pytest.mark.parametrize("text", [
+    "발표가 끝났다. 결과는 다음 주에 나온다. 잘 되겠지?",
+    "택배가 아직 안 왔다. 내일은 오겠지?",
+    "시험을 망쳐서 속상했다. 그래도 다음엔 잘하자!",
+    "야근을 또 했다. 이번 주만 버티자.",
+])
+def test_a_guess_and_self_encouragement_are_the_writers_own_voice(text: str) -> None:
+    assert style_failures(text) == []
+
+
+def test_a_suggestion_to_someone_is_still_chat() -> None:
+    assert "chat" in style_failures("이번 주말에 우리 같이 등산 가자!")
+    assert "chat" in style_failures("내일 점심 같이 먹자")
+
+
+@pytest.mark.parametrize("text, check", [
+    ("둘은 졸업 여행 일정을 맞춰 보았다.", "third_person"),
+    ("셋은 회식 장소를 두고 한참 고민했다.", "third_person"),
+    ("이사 날짜와 짐 정리 문제를 상의하는 대화이다.", "meta"),
+    ("아빠는 운동을 꾸준히 하라고 당부한다.", "reported_speech"),
+    ("선배는 이직을 권한다.", "reported_speech"),
+])
+def test_summary_phrasing_fails(text: str, check: str) -> None:
+    assert check in style_failures(text)
+
+
+@pytest.mark.parametrize("text", [
+    "팀장님께 보고서 늦어진 것 하소연함. 퇴근하고 헬스 감.",
+    "아침에 늦잠 잠. 지각해서 혼남. 저녁엔 떡볶이 먹음.",
+    "## 오늘의 일기\n비가 와서 하루 종일 집에 있었다.",
+    "**기분**: 좋음\n점심에 친구를 만났다.",
+    "오늘은 __정말__ 길었다. 야근까지 했다.",
+])
+def test_memo_notes_and_markdown_are_not_a_diarys_prose(text: str) -> None:
+    assert "layout" in style_failures(text)
+
+
+def test_a_diary_with_one_clipped_ending_is_still_prose() -> None:
+    assert style_failures("저녁에 혼자 라면을 끓여 먹었다. 배불러서 바로 잠. 내일은 일찍 일어나야겠다.") == []
+
+
+@pytest.mark.parametrize("text", [
+    '퇴근길에 엄마가 전화로 "지유야, 밥은 먹었니?" 하고 물었다.',
+    "동생이 지유야 하고 부르길래 돌아봤다.",
+])
+def test_someone_calling_the_writer_is_no_third_person(text: str) -> None:
+    assert style_failures(text, writer_names=["지유"]) == []
+
+
+@pytest.mark.parametrize("name, text", [("서연", "서연이는 오늘 하루 종일 바빴다."), ("지훈", "지훈이가 먼저 연락했다.")])
+def test_the_writers_name_with_its_friendly_i_is_third_person(name: str, text: str) -> None:
+    assert "third_person" in style_failures(text, writer_names=[name])
+
+
 def test_empty_and_truncated() -> None:
     assert style_failures("") == ["empty"]
     assert style_failures("  ...  ") == ["empty"]
@@ -222,7 +291,7 @@ def test_empty_and_truncated() -> None:
 
 def test_failures_come_in_checks_order() -> None:
     text = "민지는 챗봇과 대화했습니다. 너는 뭐 했어? 친구가 온다고 한다. 그리고"
-    assert style_failures(text, writer_names=["민지"], truncated=True) == [
+    assert style_failures(text, writer_names=["민지"], truncated=True, bot_mentions=False) == [
         "meta", "polite", "chat", "third_person", "reported_speech", "unfinished", "truncated"]
     assert CHECKS == ("meta", "polite", "chat", "third_person", "reported_speech", "assistant", "layout",
                       "unfinished", "empty", "truncated")

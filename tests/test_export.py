@@ -102,7 +102,8 @@ def test_plain_peft_load_writes_the_diary_predict_wrote(exported: dict[str, Any]
 
     truncated = tokenizer.eos_token_id not in out[0, inputs["input_ids"].shape[1]:].tolist()
     failures = style_failures(diary, writer_names=["P01"], truncated=truncated)
-    assert exported["chat_diary"] == [{"id": "chat", "writer": "P01", "diary": diary, "style_failures": failures}]
+    assert [{k: row[k] for k in ("id", "writer", "diary", "style_failures")} for row in exported["chat_diary"]] == [
+        {"id": "chat", "writer": "P01", "diary": diary, "style_failures": failures}]
     assert len(set(diary)) > 3  # a real sentence of the random model, not one repeated token
     with model.disable_adapter():
         without = model.generate(**inputs, generation_config=GenerationConfig.from_pretrained(str(adapter)))

@@ -41,6 +41,25 @@ def test_each_check_catches_its_failure(text, check):
     assert check in failures(text)
 
 
+MOVING = (Turn("P01", "퇴근하고 헬스장 다녀옴"), Turn("P02", "나 다음 달에 대전으로 이사 가 ㅠㅠ"), Turn("P01", "헐 진짜? 아쉽다"),
+          Turn("P02", "주말에 밥 한번 먹자"))
+MOVING_REQUEST = Request("m", [], MOVING, "퇴근하고 헬스장에 다녀왔고 친구가 다음 달에 대전으로 이사 간다고 한다.", "P01",
+                         {"P01": "글쓴이", "P02": "상대1"}, writer_names=("P01",))
+
+
+@pytest.mark.parametrize("text, reasons", [
+    ("퇴근하고 헬스장에 다녀왔다. 친구가 다음 달에 대전으로 이사 간다고 해서 아쉬웠다.", []),
+    ("퇴근하고 헬스장에 다녀왔다. 다음 달에 대전으로 이사 간다.", ["wrong_person"]),
+    ("퇴근하고 헬스장에 다녀왔다. 친구랑 주말에 밥을 먹었다.", ["suggestion_as_done"]),
+    ("퇴근하고 헬스장에 다녀왔다. 친구가 다음 달에 부산으로 이사 간다고 해서 아쉬웠다.", ["invented"]),
+])
+def test_a_diary_untrue_to_its_dialogue_is_rejected_with_the_reason(text, reasons):
+    reply = Reply(text)
+    assert check_diary(reply, MOVING_REQUEST, CheckConfig(), INSTRUCTION) == reasons
+    # Skipped like any check, by name.
+    assert check_diary(reply, MOVING_REQUEST, CheckConfig(skip=reasons), INSTRUCTION) == []
+
+
 def test_a_cut_diary_is_truncated():
     assert failures(GOOD, truncated=True) == ["truncated"]
 
@@ -57,7 +76,7 @@ def test_checks_can_be_skipped_and_are_validated():
         CheckConfig(skip=["spelling"])
     with pytest.raises(ValueError, match="min < max"):
         CheckConfig(min_length_ratio=2.0, max_length_ratio=1.0)
-    assert len(ALL_CHECKS) == len(set(ALL_CHECKS)) == 14
+    assert len(ALL_CHECKS) == len(set(ALL_CHECKS)) == 19
 
 
 def test_the_default_prompt_shows_three_worked_examples_in_the_writers_own_voice():

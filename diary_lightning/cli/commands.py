@@ -1,4 +1,5 @@
-"""The command line: LightningCLI with fit, validate, test, predict, preprocess and export; merge and app beside it."""
+"""The command line: LightningCLI with fit, validate, test, predict, preprocess and export; merge, evaluate and app
+beside it."""
 
 from __future__ import annotations
 
@@ -386,6 +387,11 @@ def run(argv: list[str]) -> None:
 
         merge_main(argv[1:])
         return
+    if argv[:1] == ["evaluate"]:
+        from diary_lightning.cli.evaluate import main as evaluate_main
+
+        evaluate_main(argv[1:])
+        return
     if argv[:1] == ["app"]:
         from diary_lightning.inference.app import main as app_main
 
@@ -406,7 +412,8 @@ def run(argv: list[str]) -> None:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"prog": "python -m diary_lightning",
                        "epilog": "merge: fold an exported adapter into its base as a plain transformers model "
-                                 "(python -m diary_lightning merge --help); app: a web page to try an adapter "
+                                 "(python -m diary_lightning merge --help); evaluate: systems side by side on the "
+                                 "benchmark (python -m diary_lightning evaluate --help); app: a web page to try an adapter "
                                  "(python -m diary_lightning app --help)"},
         # Given the program's own arguments, LightningCLI reads them itself (it warns when handed them).
         args=None if argv == sys.argv[1:] else argv,

@@ -156,7 +156,10 @@ class DiaryCollator:
             if "labels" in example:
                 labels[row, cols] = torch.tensor(example["labels"])
         batch.update(input_ids=ids, attention_mask=mask, labels=labels, **batch_counts(mask, labels))
-        for key in ("id", "summary", "dialogue", "writer"):
+        for key in ("id", "summary", "dialogue", "writer", "turns"):
             if key in examples[0]:
                 batch[key] = [e[key] for e in examples]
+        if "turns" not in batch and "speakers" in examples[0] and "texts" in examples[0]:
+            # The chat as it was read, for the checks of a diary against it (faithfulness).
+            batch["turns"] = [[{"speaker": s, "text": t} for s, t in zip(e["speakers"], e["texts"])] for e in examples]
         return batch

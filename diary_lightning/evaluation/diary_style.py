@@ -5,24 +5,28 @@ training targets. Kiwi (kiwipiepy) splits the text into sentences and tags every
 final ending (``EF``) of a sentence rather than its last characters. Each check names one way a text fails to be
 a first-person, plain-style diary of the day, and what it looks at:
 
-- ``meta``: talk about *this* conversation or its mechanics (``두 화자는``, ``이 대화에서``, ``대화 요약``, 챗봇,
-  상대방, the prompt's labels); an ordinary day's conversation (``친구와 대화를 나눴다``) is no meta talk;
+- ``meta``: talk about *this* conversation or its mechanics (``두 화자는``, ``이 대화에서``, ``대화 요약``,
+  ``…하는 대화이다``, 상대방, the prompt's labels); an ordinary day's conversation (``친구와 대화를 나눴다``) is no
+  meta talk, and the bot, one of the day's speakers in the service, may be mentioned (``챗봇이 스트레칭을 해 보라고
+  했다``) unless ``bot_mentions=False``;
 - ``polite``: the final ending of a sentence outside quotes is polite or formal (습니다, 어요, 죠, 네요);
 - ``chat``: final endings addressed to someone: a question to the reader (먹었어?, 웃기지 않냐), a suggestion
-  or promise (먹자, 연락할게), or mostly the chat's -어/-아 (봤어, 좋아); a question to oneself (할까?, 하나?)
-  and the diary's -지/-네/-구나 are the writer's own voice;
-- ``third_person``: the writer or a speaker named from outside: the writer's name as a word (``민지는``, not
-  ``민지원`` nor ``사과 하나를``), 그녀/그는/이 사람/사용자, ``A``/``B``, 화자1, speaker codes (P01, SD2000691,
-  and typos such as SSD2000851), a pair narrated from outside (``한 사람이 ... 다른 사람이``, ``두 사람은``);
+  or promise (먹자, 연락할게), or mostly the chat's -어/-아 (봤어, 좋아); a question to oneself (할까?, 하나?,
+  괜찮겠지?), self-encouragement (힘내자!) and the diary's -지/-네/-구나 are the writer's own voice;
+- ``third_person``: the writer or a speaker named from outside: the writer's name as a word (``민지는``,
+  ``민지이는`` as Kiwi reads ``서연이는``; not ``민지원``, ``사과 하나를``, nor someone calling the writer inside a
+  quotation), 그녀/그는/이 사람/사용자, ``A``/``B``, 화자1, speaker codes (P01, SD2000691, and typos such as
+  SSD2000851), a pair narrated from outside (``한 사람이 ... 다른 사람이``, ``두 사람은``, ``둘은``);
 - ``reported_speech``: the text narrates what others are saying now (``-다고 한다``, ``-자고 하고 있다``,
-  ``-다고 이야기하고 있다``) in its last sentence or in most of them; what the writer heard (``잘 썼다고 하셨다``)
-  or decided (``생각하려고 한다``) is the diary's own;
+  ``-다고 이야기하고 있다``, ``엄마는 집밥을 권한다``) in its last sentence or in most of them; what the writer heard
+  (``잘 썼다고 하셨다``) or decided (``생각하려고 한다``) is the diary's own;
 - ``assistant``: an assistant's preamble or afterword around the diary (``다음은 ... 일기입니다``,
   ``마음에 드셨나요?``, a ``[일기]`` header);
-- ``layout``: a transcript (``이름: 말``) or a bullet or numbered list rather than prose;
+- ``layout``: a transcript (``이름: 말``), a bullet or numbered list, markdown headers or bold, or memo-style
+  notes (``…하소연함.``) rather than prose;
 - ``unfinished``: the text itself is cut: its last sentence has no final ending and stops on a connective,
   an adnominal ending or a particle, or without any stop at all;
-- ``empty``: nothing but whitespace or punctuation;
+- ``empty``: no Korean word at all: whitespace, punctuation, or another language (an English summary);
 - ``truncated``: cut by ``max_new_tokens``, which only the caller knows.
 
 Kiwi loads once per process, on the first text checked (about a second); analyses are cached by text, and
@@ -49,7 +53,6 @@ log = logging.getLogger(__name__)
 CHECKS = ("meta", "polite", "chat", "third_person", "reported_speech", "assistant", "layout", "unfinished", "empty",
           "truncated")
 
-_WORDLIKE = re.compile(r"[0-9A-Za-z가-힣]")
 
 
 def usable_cores() -> int:
@@ -172,14 +175,20 @@ def analyse_many(texts: Iterable[str]) -> None:
 
 # Words that name the chat itself. 채팅 and 대화 alone are left out: a diary chats and talks with friends.
 _META = re.compile(
-    "화자(?![0-9])|챗봇|어시스턴트|상대방|대화 ?(?:참여자|상대)|"
+    "화자(?![0-9])|어시스턴트|상대방|대화 ?(?:참여자|상대)|"
+    # 둘은 주말 계획을 세우는 대화이다: the text describing itself as a conversation, in the present.
+    r"대화(?:이다|다|임)(?![가-힣])|"
     r"(?<![가-힣])(?:이|위|본|해당|아래|다음|앞의?|앞선) 대화|대화 ?(?:요약|내용을 (?:요약|정리))|요약하면|"
     r"대화를 (?:마쳤|마무리|마친다|마친|끝냈|끝낸다|이어간다|이어 ?나간다)|"
-    + re.escape(WRITER_LABEL) + "|" + re.escape(BOT_LABEL) + "|" + re.escape(OTHER_LABEL) + "[0-9]"
+    + re.escape(WRITER_LABEL) + "|" + re.escape(OTHER_LABEL) + "[0-9]"
     # EEVE's role names, as words (not "Humane").
     + r"|(?<![A-Za-z])(?:Human|Assistant)(?![A-Za-z])",
     re.IGNORECASE,
 )
+
+# The service's bot, one of the day's speakers: mentioning it is meta talk only where a caller says so.
+_BOT = re.compile(r"챗봇|" + re.escape(BOT_LABEL) + r"|(?<![A-Za-z])(?:AI|Bot|Chatbot)(?![A-Za-z])|(?<![가-힣])봇(?:이|은|는|에게|한테|과|와|이랑)")
+_HANGUL = re.compile(r"[가-힣]")
 
 _POLITE = ("요", "니다", "니까", "죠")
 
@@ -189,6 +198,8 @@ _CHAT_STATEMENT = {"어", "아", "야", "여", "에", "대", "래", "게", "네?
 # told on (래, 대), the chat's -거든/-잖아/-더라, an order (어라).
 _ADDRESSED = {"냐", "니", "느냐", "으냐", "자", "ᆯ게", "을게", "래", "대", "거든", "잖아", "더라", "어라", "아라", "라니까",
               "니까", "냐고", "재", "랴", "남"}
+# Words that make -자 a suggestion to someone rather than to oneself.
+_TOGETHER = {"같이", "함께", "우리", "너", "너희", "얘들", "다들", "모두"}
 # Questions the writer asks themself: 할까?, 하나?, 하려나?, 했던가?
 _SELF_QUESTION = {"ᆯ까", "을까", "나", "려나", "으려나", "ᆫ가", "은가", "던가", "는가", "ᆯ지", "을지", "는지", "ᆫ지",
                   "네", "군", "구나", "다"}
@@ -198,7 +209,7 @@ _QUESTION_WORDS = {"뭐", "무엇", "왜", "어디", "언제", "어떻", "누구
 # Speaker codes: AI Hub's P01..P09, NIKL's SD2000691 (two letters, seven digits) and their typos (SSD2000851).
 _CODE = re.compile(r"(?<![0-9A-Za-z])(?:P[0-9]{2}|[A-Z]{1,4}[0-9]{5,})(?![0-9])")
 _OUTSIDE_NAMES = re.compile(r"그녀|사용자|화자 ?[0-9]|(?<![가-힣])이 사람(?:은|이|의|도)(?![가-힣])|"
-                            r"(?:^|(?<=[\s.!?]))(?:두|세|네) (?:사람|명)(?:은|이|의|도|끼리) ")
+                            r"(?:^|(?<=[\s.!?]))(?:(?:두|세|네) (?:사람|명)(?:은|이|의|도|끼리)|둘은|둘 다 |셋은) ")
 _PAIR = (re.compile(r"(?<![가-힣])한 사람(?:은|이)(?![가-힣])"), re.compile(r"(?<![가-힣])다른 (?:한 )?사람(?:은|이)(?![가-힣])"))
 # Particles and endings a name may carry and still be that name: 민지는, 민지에게서, 민지였다.
 _PARTICLE_TAGS = ("J", "VCP", "E", "XSN", "S")
@@ -207,9 +218,9 @@ SPEECH_NOUNS = {"말", "이야기", "얘기", "설명", "제안", "부탁", "질
                  "자랑", "하소연", "불평", "요청", "고백", "약속", "말씀"}
 SPEECH_VERBS = {"하", "말하", "묻", "물어보", "답하", "전하", "그러", "알리", "권하", "투덜거리", "말씀하", "물"}
 TALK_NOUNS = {"이야기", "얘기", "대화", "토론", "논의", "설명", "공유", "추천", "제안", "질문", "대답", "답", "상의", "수다",
-               "하소연", "자랑", "조언", "불평", "통화", "말"}
+               "하소연", "자랑", "조언", "불평", "통화", "말", "권", "권유", "당부", "부탁", "위로", "격려", "칭찬", "요청"}
 TALK_VERBS = {"말하", "묻", "물어보", "답하", "대답하", "이야기하", "얘기하", "설명하", "토론하", "논의하", "대화하", "추천하",
-               "공유하", "제안하", "상의하", "떠들", "주고받"}
+               "공유하", "제안하", "상의하", "떠들", "주고받", "권하", "권유하", "당부하", "조언하", "위로하", "격려하", "칭찬하"}
 # What may stand between a verb of saying and the final ending and leave it the sentence's predicate: the
 # progressive 고 있, the giving 어 주, the honorific 시 (이야기해 주고 있다, 하신다); anything else (하게 되는데,
 # 하고 회식을 안 갈) makes another predicate the sentence's.
@@ -233,6 +244,16 @@ _ASSISTANT = re.compile(
 )
 _BULLET = re.compile(r"^\s*(?:[-*•·▪◦‣]|[0-9]{1,2}[.)]|[①-⑳])\s*\S", re.MULTILINE)
 _TRANSCRIPT = re.compile(r"^\s*[^\s:：]{1,15}\s*[:：]\s*\S", re.MULTILINE)
+_MARKDOWN = re.compile(r"^\s*#{1,6}\s+\S|\*\*[^*\n]+\*\*|__[^_\n]+__", re.MULTILINE)
+
+
+def _memo(sentences: Sequence[Sentence]) -> bool:
+    """Most sentences end on a nominalised verb (하소연함., 먹음): notes, not a diary's prose."""
+    def noted(s: Sentence) -> bool:
+        words = [m for m in s.morphemes if not m.tag.startswith("S")]
+        return len(words) > 1 and words[-1].tag in ("ETN", "EF") and words[-1].form in ("ᆷ", "음") and \
+            words[-2].tag in ("VV", "VA", "XSV", "XSA", "EP", "VX")
+    return sum(noted(s) for s in sentences) * 2 > len(sentences)
 
 # What a sentence may not stop on: a connective ending (먹었는데), an adnominal ending (맛있는), a particle (근처에).
 _OPEN_TAGS = ("EC", "ETM", "JK", "JX", "JC", "XSV", "XSA", "XPN", "MM", "EP")
@@ -248,10 +269,16 @@ def _ends_with_addressed(sentence: Sentence) -> bool | None:
     form = ending.form
     if form.endswith(_POLITE):
         return False  # the polite check's
+    if form == "자" and not any(m.form in _TOGETHER for m in sentence.morphemes):
+        return False  # 힘내자!, 내일은 일찍 자자: the writer cheering themself on; 같이 가자 asks someone
     if form in _ADDRESSED or (form.endswith(("냐", "니", "ᆯ래", "을래", "거든", "잖아")) and form not in _SELF_QUESTION):
         return True
     if sentence.question:
         if form == "지":
+            before = [m for m in sentence.morphemes if m.start < ending.start]
+            # 괜찮겠지?: a guess the writer makes to themself; 맞지? asks the reader to agree.
+            if before and before[-1].tag == "EP" and before[-1].form == "겠":
+                return False
             return not any(m.form in _QUESTION_WORDS or m.form.startswith(("어떻", "얼마")) for m in sentence.morphemes)
         return form not in _SELF_QUESTION
     if form in _CHAT_STATEMENT or form.endswith(("어", "아", "야")):
@@ -337,10 +364,19 @@ def _names_writer(text: str, sentences: Sequence[Sentence], names: Iterable[str]
             # The name must be the word's first morpheme(s), ending where the name ends (not 민지원 for 민지),
             # and what follows only particles and endings (민지는, 민지였다).
             head = [m for m in inside if m.start < end]
-            if not head or head[-1].end != end or not all(m.tag.startswith(("NN", "NP", "NR", "S", "MM")) for m in head):
+            if head and head[0].quoted:
+                continue  # "민지야, 밥 먹어": someone calling the writer, in their own words
+            # 서연이는: Kiwi reads the name with its friendly 이 as one proper noun.
+            friendly = len(head) == 1 and head[0].tag == "NNP" and head[0].form == name + "이" and \
+                head[0].end == end + 1
+            if not friendly and (not head or head[-1].end != end or
+                                 not all(m.tag.startswith(("NN", "NP", "NR", "S", "MM")) for m in head)):
                 continue  # 민지원 for 민지; the verb and ending of 봐야 하나? for 하나
-            if any(not m.tag.startswith(_PARTICLE_TAGS) for m in inside if m.start >= end):
+            after = [m for m in inside if m.start >= (end + 1 if friendly else end)]
+            if any(not m.tag.startswith(_PARTICLE_TAGS) for m in after):
                 continue
+            if after and (after[0].tag == "JKV" or (after[0].form in ("아", "야") and len(after) == 1)):
+                continue  # 민지야: calling the writer, not naming them
             # A numeral counting the noun before it is no name: 사과 하나를.
             if head[0].tag in ("NR", "MM"):
                 before = [m for m in morphemes if m.end <= start]
@@ -381,20 +417,22 @@ def _unfinished(text: str, sentences: Sequence[Sentence]) -> bool:
         words[-1].tag.startswith(_OPEN_TAGS) and not re.search(r"(\.\.|…|~)$", stripped))
 
 
-def style_failures(text: str, *, writer_names: Sequence[str] = (), truncated: bool = False) -> list[str]:
+def style_failures(text: str, *, writer_names: Sequence[str] = (), truncated: bool = False,
+                   bot_mentions: bool = True) -> list[str]:
     """The names of the checks ``text`` fails, in :data:`CHECKS` order; ``[]`` means it reads as a diary.
 
     ``writer_names``: what the input called the writer (``민지``, ``Human``, ``P01``); the prompt's writer label
-    always counts. ``truncated``: the text was cut by ``max_new_tokens``.
+    always counts. ``truncated``: the text was cut by ``max_new_tokens``. ``bot_mentions``: whether the diary may
+    mention the bot as one of the day's speakers (False: 챗봇, AI... are ``meta``).
     """
     if isinstance(writer_names, str):
         writer_names = (writer_names,)
     failed: list[str] = []
-    sentences = analyse(text) if _WORDLIKE.search(text) else ()
+    sentences = analyse(text) if _HANGUL.search(text) else ()
     if sentences:
         # Outside quotes: someone else's words may be polite or chatty without the diary being so.
         own = [s for s in sentences if any(not m.quoted for m in s.morphemes)]
-        if _META.search(text):
+        if _META.search(text) or (not bot_mentions and _BOT.search(text)):
             failed.append("meta")
         if any(is_polite(s) for s in own):
             failed.append("polite")
@@ -408,7 +446,8 @@ def style_failures(text: str, *, writer_names: Sequence[str] = (), truncated: bo
             failed.append("reported_speech")
         if _ASSISTANT.search(text):
             failed.append("assistant")
-        if len(_BULLET.findall(text)) >= 2 or len(_TRANSCRIPT.findall(text)) >= 2:
+        if len(_BULLET.findall(text)) >= 2 or len(_TRANSCRIPT.findall(text)) >= 2 or _MARKDOWN.search(text) \
+                or _memo(sentences):
             failed.append("layout")
         if _unfinished(text, sentences):
             failed.append("unfinished")

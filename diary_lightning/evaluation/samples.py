@@ -16,6 +16,7 @@ import torch
 from diary_lightning.data.prompts import format_dialogue
 from diary_lightning.data.records import Turn
 from diary_lightning.evaluation.diary_style import scores_from_failures, style_failures
+from diary_lightning.evaluation.faithfulness import faithfulness_failures, faithfulness_scores
 from diary_lightning.evaluation.metrics import DiaryTextMetrics, score_pair
 from diary_lightning.io.atomic import atomic_file
 
@@ -50,6 +51,7 @@ def generation_subset(dataset: Any, size: int | None) -> list[dict[str, Any]]:
             "summary": example["summary"],
             "input_ids": example["input_ids"][: example["prompt_length"]],
             "dialogue": format_dialogue(turns),
+            "turns": [{"speaker": t.speaker, "text": t.text} for t in turns],
             "writer": example["writer"],
         })
     return subset
@@ -64,11 +66,12 @@ def generate_rows(module: Any, loader: Iterable[dict[str, Any]], max_batches: in
         ids = batch["input_ids"].to(module.device)
         mask = batch["attention_mask"].to(module.device)
         diaries, truncated = module.generate(ids, mask)
-        for i, summary, dialogue, writer, diary, cut in zip(batch["id"], batch["summary"], batch["dialogue"],
-                                                              batch["writer"], diaries, truncated):
+        turns = batch.get("turns") or [None] * len(diaries)
+        for i, summary, dialogue, writer, diary, cut, chat in zip(batch["id"], batch["summary"], batch["dialogue"],
+                                                                    batch["writer"], diaries, truncated, turns):
             row = {"id": i, "dialogue": dialogue, "summary": summary, "diary": diary, "truncated": cut,
-                   "writer": writer}
-            rows.append(row | {"style_failures": row_failures(row)})
+                   "writer": writer, "turns": chat}
+            rows.append(row | {"style_failures": row_failures(row), "faithfulness_failures": row_faithfulness(row)})
     return rows
 
 
@@ -78,6 +81,17 @@ def row_failures(row: Mapping[str, Any]) -> list[str]:
         return list(row["style_failures"])
     writer = row.get("writer")
     return style_failures(row["diary"], writer_names=[writer] if writer else (), truncated=bool(row["truncated"]))
+
+
+def row_faithfulness(row: Mapping[str, Any]) -> list[str] | None:
+    """The faithfulness failures of a row's diary against its chat
+    (:func:`diary_lightning.evaluation.faithfulness.faithfulness_failures`); None for a row without its chat's
+    turns or writer, which nothing can be checked against."""
+    if "faithfulness_failures" in row:
+        return row["faithfulness_failures"]
+    if not row.get("turns") or not row.get("writer"):
+        return None
+    return faithfulness_failures(row["diary"], row["turns"], row["writer"])
 
 
 def gather_rows(rows: list[dict[str, Any]], rank: int, world_size: int) -> list[dict[str, Any]]:
@@ -92,11 +106,15 @@ def gather_rows(rows: list[dict[str, Any]], rank: int, world_size: int) -> list[
 
 def corpus_scores(rows: Sequence[Mapping[str, Any]], rouge_tokenizer: str) -> dict[str, float]:
     """ROUGE-1/2/L F1 and chrF over ``rows``; ``diary_style``, the share of diaries that pass every style check,
-    and per check the share that fail it (``polite_frac``...; ``truncated_frac``: cut at ``max_new_tokens``)."""
+    and per check the share that fail it (``polite_frac``...; ``truncated_frac``: cut at ``max_new_tokens``);
+    ``faithful``, the share of diaries true to their chat, and per failure the share that show it
+    (``wrong_person_frac``...), over the rows whose chat is known."""
     metrics = DiaryTextMetrics(rouge_tokenizer)
     metrics.update([r["diary"] for r in rows], [r["summary"] for r in rows])
     scores = {key: float(value) for key, value in metrics.compute().items()}
-    return scores | scores_from_failures([row_failures(r) for r in rows])
+    checked = [f for f in (row_faithfulness(r) for r in rows) if f is not None]
+    faithfulness = faithfulness_scores(checked) if checked else {}
+    return scores | scores_from_failures([row_failures(r) for r in rows]) | faithfulness
 
 
 def shorten(text: str, width: int) -> str:
@@ -126,14 +144,15 @@ def samples_table(rows: Sequence[Mapping[str, Any]], limit: int = TABLE_ROWS) ->
 
 
 def write_generations(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], rouge_tokenizer: str) -> Path:
-    """One JSON line per row (id, summary, diary, truncated, the style checks it fails and its ``score_pair``
-    scores), written to a
+    """One JSON line per row (id, summary, diary, truncated, the style checks it fails, its faithfulness failures
+    and its ``score_pair`` scores), written to a
     temporary file in the same directory and renamed, so the file is either complete or absent."""
     path = Path(path)
     with atomic_file(path, "w", encoding="utf-8") as out:
         for row in rows:
             record = {key: row[key] for key in ("id", "summary", "diary", "truncated")}
             record["style_failures"] = row_failures(row)
+            record["faithfulness_failures"] = row_faithfulness(row)
             record.update(score_pair(row["diary"], row["summary"], rouge_tokenizer))
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
     log.info("wrote %d generations to %s", len(rows), path)

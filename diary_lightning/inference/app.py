@@ -32,6 +32,7 @@ from diary_lightning.data.records import Dialogue
 from diary_lightning.data.roles import choose_writer
 from diary_lightning.errors import ConfigError, UserError, is_user_error
 from diary_lightning.evaluation.diary_style import style_failures
+from diary_lightning.evaluation.faithfulness import FAILURES, faithfulness_evidence
 from diary_lightning.inference.pipeline import DiaryPipeline, PreparedPrompt, pick_device
 from diary_lightning.model.generation import GenerationSettings
 from diary_lightning.model.metadata import RunMetadata
@@ -208,12 +209,14 @@ class DiaryPage:
             day = {"day": dialogue.id, "writer": written.prompt.writer, "chosen_by": written.prompt.chosen_by,
                    "diary": written.diary, "truncated": written.truncated,
                    "style_failures": style_failures(written.diary, writer_names=names, truncated=written.truncated),
+                   **faithfulness(written.diary, dialogue, written.prompt.writer),
                    "prompt": written.prompt.prompt, "prompt_tokens": len(written.prompt.input_ids),
                    "turns_cut": written.prompt.turns_cut, "zero_shot": None}
             if alone is not None:
                 day["zero_shot"] = {"diary": alone.diary, "truncated": alone.truncated,
                                     "style_failures": style_failures(alone.diary, writer_names=names,
-                                                                     truncated=alone.truncated)}
+                                                                     truncated=alone.truncated),
+                                    **faithfulness(alone.diary, dialogue, written.prompt.writer)}
             days.append(day)
         return {"error": None, "speakers": speakers(dialogues), "days": days,
                 "generation": generation.to_dict(), "model": self.source}
@@ -264,10 +267,30 @@ CHECK_NOTES = {
     "assistant": "wraps the diary in an assistant's preamble or afterword (다음은 ... 일기입니다)",
     "layout": "a transcript of 이름: 말 lines or a list, not running prose",
     "unfinished": "its last sentence stops mid-way, with no final ending",
-    "empty": "no words",
+    "empty": "no Korean words",
     "truncated": "cut by max_new_tokens before it ended",
 }
 """What each check of :func:`diary_lightning.evaluation.diary_style.style_failures` means, in the page's words."""
+
+
+def faithfulness(diary: str, dialogue: Any, writer: str) -> dict[str, Any]:
+    """``faithfulness_failures`` (:func:`diary_lightning.evaluation.faithfulness.faithfulness_failures`) and, for
+    each flagged sentence, its evidence (``faithfulness``: sentence, failure, reason, the turns that support it)."""
+    turns = [{"speaker": t.speaker, "text": t.text} for t in dialogue.turns]
+    flagged = [e for e in faithfulness_evidence(diary, turns, writer) if e.failure]
+    return {"faithfulness_failures": [f for f in FAILURES if any(e.failure == f for e in flagged)],
+            "faithfulness": [e.to_dict() for e in flagged]}
+
+
+def faithfulness_lines(flagged: Sequence[dict[str, Any]]) -> str:
+    """The flagged sentences of a diary with their evidence, as the page shows them under it."""
+    if not flagged:
+        return "✅ true to the chat as far as the faithfulness check sees"
+    lines = []
+    for e in flagged:
+        turns = ", ".join(f"turn {i} ({speaker})" for i, speaker in e["turns"]) or "no turn"
+        lines.append(f"- ⚠️ **{e['failure']}**: “{e['sentence']}” — {e['reason']} (closest: {turns})")
+    return "\n".join(lines)
 
 
 def _checks_line(failures: Sequence[str]) -> str:
@@ -323,11 +346,13 @@ def build_page(page: DiaryPage) -> Any:
                         gr.Textbox(value=day["diary"], label="adapter" if page.has_adapter else "base model alone",
                                    lines=4, interactive=False, elem_classes="diary")
                         gr.Markdown(_checks_line(day["style_failures"]))
+                        gr.Markdown(faithfulness_lines(day["faithfulness"]), elem_classes="faithfulness")
                     if day["zero_shot"] is not None:
                         with gr.Column():
                             gr.Textbox(value=day["zero_shot"]["diary"], label="base model alone (zero-shot)", lines=4,
                                        interactive=False)
                             gr.Markdown(_checks_line(day["zero_shot"]["style_failures"]))
+                            gr.Markdown(faithfulness_lines(day["zero_shot"]["faithfulness"]))
                 cut = f", the {day['turns_cut']} oldest turns cut to fit" if day["turns_cut"] else ""
                 with gr.Accordion(f"The prompt sent ({day['prompt_tokens']} tokens{cut})", open=False):
                     gr.Textbox(value=day["prompt"], show_label=False, lines=8, max_lines=30, interactive=False)
@@ -356,7 +381,9 @@ def build_page(page: DiaryPage) -> Any:
             """Write one diary per day of a chat. ``chat_file`` (a file, through gradio_client's ``handle_file``)
             is read instead of ``chat``; ``writer`` is a speaker name, or "" for the run's rule. Returns
             ``{"error", "speakers", "days": [{"day", "writer", "chosen_by", "diary", "truncated", "style_failures",
-            "prompt", "prompt_tokens", "turns_cut", "zero_shot"}], "generation", "model"}``; ``error`` holds the
+            "faithfulness_failures", "faithfulness", "prompt", "prompt_tokens", "turns_cut", "zero_shot"}],
+            "generation", "model"}``; ``faithfulness`` lists each flagged sentence with its failure, the reason and
+            the closest turns; ``error`` holds the
             message of a chat that cannot be written, as the command line words it."""
             return await page.serve(chat, chat_file, writer, max_new_tokens, do_sample, temperature, compare, progress)
 

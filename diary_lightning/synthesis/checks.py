@@ -6,7 +6,11 @@ The style checks (meta, polite, third person, reported speech, empty, truncated)
 - ``prompt_copy``: the diary repeats the instruction or the dialogue transcript instead of writing;
 - ``length``: its length is outside ``[min_length_ratio, max_length_ratio]`` times the summary's;
 - ``speaker_code``: a speaker code (``P01``, ``SD2000691``) or a prompt label with its colon survived;
-- ``ungrounded``: too little of it comes from the dialogue and the summary (made up, or another dialogue's).
+- ``ungrounded``: too little of it comes from the dialogue and the summary (made up, or another dialogue's);
+- the faithfulness failures (:data:`diary_lightning.evaluation.faithfulness.FAILURES`: ``wrong_person``,
+  ``suggestion_as_done``, ``invented``, ``wrong_number``, ``negation_flip``): the diary is untrue to the dialogue
+  as the writer's diary, which ``ungrounded``'s shared characters cannot see (the right words given to the wrong
+  person pass it).
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from functools import lru_cache
 
 from diary_lightning.evaluation.diary_style import CHECKS as STYLE_CHECKS
 from diary_lightning.evaluation.diary_style import style_failures
+from diary_lightning.evaluation.faithfulness import FAILURES as FAITHFULNESS_CHECKS
+from diary_lightning.evaluation.faithfulness import faithfulness_failures
 from diary_lightning.synthesis.teacher import Reply, Request
 
 SYNTHESIS_CHECKS = ("prompt_copy", "length", "speaker_code", "ungrounded")
-ALL_CHECKS = (*STYLE_CHECKS, *SYNTHESIS_CHECKS)
+ALL_CHECKS = (*STYLE_CHECKS, *SYNTHESIS_CHECKS, *FAITHFULNESS_CHECKS)
 
 _CODE_LIKE = re.compile(r"[A-Za-z]{1,4}[0-9]{1,9}")
 _WORD = re.compile(r"[0-9A-Za-z가-힣]+")
@@ -114,4 +120,7 @@ def check_diary(reply: Reply, request: Request, config: CheckConfig, instruction
         failed.append("speaker_code")
     if grounding(text, [request.summary, *(t.text for t in request.turns)]) < config.min_grounding:
         failed.append("ungrounded")
+    if request.writer and not set(FAITHFULNESS_CHECKS) <= set(config.skip):
+        failed += faithfulness_failures(text, [{"speaker": t.speaker, "text": t.text} for t in request.turns],
+                                        request.writer)
     return [c for c in dict.fromkeys(failed) if c not in config.skip]

@@ -259,8 +259,10 @@ class DiaryDataModule(L.LightningDataModule):
 
     # -- loaders ------------------------------------------------------------------------------------------
     def _loader(self, dataset: Any, padding_side: str = "right", cls: type[DataLoader] = DataLoader,
-                **kwargs: Any) -> DataLoader:
-        columns = [c for c in ("input_ids", "labels", "id", "summary", "writer") if c in dataset.column_names]
+                chat: bool = False, **kwargs: Any) -> DataLoader:
+        # ``chat``: the turns too, for the checks of a generated diary against its chat (predict).
+        names = ("input_ids", "labels", "id", "summary", "writer", *(("speakers", "texts") if chat else ()))
+        columns = [c for c in names if c in dataset.column_names]
         return cls(
             dataset.select_columns(columns),
             collate_fn=DiaryCollator(self.tokenizer.pad_token_id, padding_side),
@@ -367,4 +369,4 @@ class DiaryDataModule(L.LightningDataModule):
             # Each rank generates every world-th chat: predict has no collective step, so the shares may
             # differ by one, and nothing is generated twice (a DistributedSampler would pad with repeats).
             dataset = dataset.select(range(rank, len(dataset), world))
-        return self._loader(dataset, padding_side="left", batch_size=self._eval_batch_size())
+        return self._loader(dataset, padding_side="left", batch_size=self._eval_batch_size(), chat=True)

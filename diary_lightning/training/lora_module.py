@@ -261,7 +261,8 @@ class DiaryLoRAModule(L.LightningModule):
 
     def _score_generations(self, split: str) -> list[dict[str, Any]] | None:
         """Generate for the split's fixed subset; log ``SPLIT/rouge1 ... SPLIT/chrf``, ``SPLIT/diary_style`` and a share
-        per style check (``SPLIT/polite_frac ... SPLIT/truncated_frac``), and the sample table."""
+        per style check (``SPLIT/polite_frac ... SPLIT/truncated_frac``), ``SPLIT/faithful`` and a share per
+        faithfulness failure (``SPLIT/wrong_person_frac``...), and the sample table."""
         rows = self._generations(split)
         if not rows:
             if rows is not None:
@@ -282,9 +283,11 @@ class DiaryLoRAModule(L.LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         diaries, truncated = self.generate(batch["input_ids"], batch["attention_mask"])
+        chats = batch.get("turns") or [None] * len(diaries)
         return [{"id": i, "writer": w, "diary": d, "truncated": t,
-                 "style_failures": evaluation.row_failures({"diary": d, "truncated": t, "writer": w})}
-                for i, d, t, w in zip(batch["id"], diaries, truncated, batch["writer"])]
+                 "style_failures": evaluation.row_failures({"diary": d, "truncated": t, "writer": w}),
+                 "faithfulness_failures": evaluation.row_faithfulness({"diary": d, "turns": c, "writer": w})}
+                for i, d, t, w, c in zip(batch["id"], diaries, truncated, batch["writer"], chats)]
 
     # -- optimization -------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -1,0 +1,877 @@
+"""Is the diary true to the chat? Who did what, and what happened, checked sentence by sentence.
+
+The style checks (:mod:`diary_lightning.evaluation.diary_style`) see a diary's form; a diary with the right form
+can still give the writer a friend's move to Busan, or tell as done the walk the bot only suggested. This module
+aligns every diary sentence with the chat turns that share its content words (Kiwi's lemmas: nouns, verbs,
+adjectives, foreign words) and with who spoke them, and names the failure a sentence shows:
+
+- ``wrong_person``: the sentence gives the writer what only another speaker said of themself (or the reverse:
+  gives another person what only the writer said of themself, or a named speaker what another one said);
+- ``suggestion_as_done``: the sentence tells as done what the chat only suggested, asked for or planned
+  (``자``, ``-ㄹ까``, ``해 봐``, ``어때``, ``-ㄹ게``, ``-ㄹ 거야``, ``내일``), with no turn telling it done;
+- ``invented``: a name, place or thing the chat never mentions, or a sentence with no support in the chat;
+- ``wrong_number``: a number, time, price, count or weekday the chat never gives;
+- ``negation_flip``: a clause whose matching chat clauses all say the opposite (``안``/``못``/``않``/``없``/
+  ``아니``, or an antonym such as 합격/떨어지).
+
+What a diary legitimately does passes: paraphrase, summary and omission (only what the diary says is checked),
+others' words told as theirs (``지수가 부산에 간다고 했다``: the quoted clause belongs to its subject), the
+writer's feelings and the common diary glue (오늘, 하루, 기분, 좋았다, 피곤했다), which need no support.
+
+:func:`faithfulness_failures` gives the failures' names; :func:`faithfulness_evidence` gives, per sentence, the
+turns that support it (index and speaker) or why none does, for people to read. Kiwi is the style checks' one
+lazily loaded analyser and its cache; nothing here imports torch, Lightning or transformers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from diary_lightning.data.roles import DEFAULT_BOTS
+from diary_lightning.evaluation.diary_style import QUOTE_ENDINGS, Morpheme, analyse, analyse_many
+
+FAILURES = ("wrong_person", "suggestion_as_done", "invented", "wrong_number", "negation_flip")
+
+# Words any diary adds around the facts; they need no support and say nothing about who did what.
+GLUE = frozenset(
+    "오늘 하루 기분 마음 생각 느낌 하 되 있 같 보 주 오 가 싶 들 말 이야기 얘기 대화 것 거 수 때 중 정도 듯 일 정말 진짜 너무 "
+    "좀 조금 많이 다시 계속 결국 그냥 그래서 그리고 하지만 그런데 그러 이러 저러 어떻 이렇 그렇 나 너 우리 저 자신 "
+    "모두 다 또 더 잘 참 꼭 같이 함께 혼자 먼저 바로 아직 벌써 이제 요즘 다음 지난 이번 시간 날 하루종일 종일 "
+    "오전 오후 아침 점심 저녁 밤 새벽 주말 평일 어제 내일 모레 아까 이따 나중 방금 전 후 동안 "
+    "좋 싫 기쁘 슬프 행복 설레 아쉽 속상 피곤 힘들 재미있 재밌 뿌듯 다행 걱정 신나 짜증 우울 답답 지치 편하 "
+    "불안 긴장 후회 서운 부럽 고맙 감사 미안 괜찮 즐겁 웃기 웃 울 화나 놀라 궁금 기대 설렘 외롭 든든 "
+    "마무리 보내 지내 느끼 알 모르 듣 묻 물어보 말하 전하 기억 생각나 바라 원하 ㅋㅋ ㅎㅎ ㅠㅠ".split())
+
+FEELINGS = frozenset("좋 싫 기쁘 슬프 행복 설레 아쉽 속상 피곤 힘들 재미있 뿌듯 다행 걱정 신나 짜증 우울 답답 지치 편하 불안 "
+                     "긴장 후회 서운 부럽 고맙 감사 미안 괜찮 즐겁 외롭 든든 무섭 두렵 심심".split())
+
+# How a diary names someone it talked with or about, besides the names the chat uses.
+RELATIONS = frozenset(
+    "친구 엄마 아빠 어머니 아버지 부모님 언니 오빠 누나 형 동생 남동생 여동생 남친 여친 남자친구 여자친구 선배 후배 팀장 "
+    "부장 과장 차장 대리 사장 실장 본부장 선생님 선생 교수 교수님 할머니 할아버지 이모 삼촌 고모 외삼촌 사촌 동료 룸메 "
+    "룸메이트 짝꿍 애인 남편 아내 와이프 상사 매니저 챗봇 봇 쌤 조카 딸 아들 가족 반장 코치 트레이너 원장 상대 사람 분 "
+    "새언니 형수 시어머니 장모님 동기 친구들 애들 남자 여자 부부 형부 매형 올케 이모부 고모부 커플 손님 사장님 "
+    "언니분 부모".split())
+# Nouns a diary uses to sum up what the chat tells in other words.
+_GENERIC = frozenset("준비 일정 계획 약속 메뉴 결과 이유 문제 상황 부분 내용 소식 근황 일상 모임 외출 고민 사정 연락 답장 "
+                     "이야기 대화 마무리 시작 정리 얘기 하루 기분 경험 처음 마지막 다행 덕분 때문 생각 사람 이번 "
+                     "여행 선물 축하 위로 응원 부탁 걱정".split())
+# Short forms a chat uses for what a diary spells out.
+_SAME = {"남자친구": "남친", "여자친구": "여친", "렌터카": "렌트", "렌트카": "렌트", "아이스아메리카노": "아아", "편의점": "편의점"}
+
+_SECOND_PERSON = frozenset("너 니 네 당신 자기 님 너희".split())
+_NEGATORS = frozenset({"안", "못", "않", "아니", "못하"})
+_PAST = ("었", "았", "였", "ㅆ")
+_SUGGESTION_ENDINGS = frozenset({"자", "재", "ᆯ까", "을까", "세요", "으세요", "시오", "어라", "아라", "라", "렴", "으렴", "ᆸ시다", "읍시다",
+                                 "ᆯ래", "을래"})
+_PLAN_ENDINGS = frozenset({"ᆯ게", "을게", "ᆯ께", "을께", "려고", "으려고", "려", "으려", "고자", "ᆯ라고", "을라고"})
+_PLAN_WORDS = frozenset({"내일", "이따", "모레", "나중", "예정", "계획", "다음"})
+_SUGGEST_WORDS = frozenset({"추천", "권", "제안", "권하", "추천하", "어떻", "어떠"})
+_TIME_NOUNS = frozenset("주 달 번 주말 아침 점심 저녁 밤 오전 오후 새벽 날 해 이맘때 쯤".split())
+_THOUGHTS = frozenset({"싶", "생각", "알", "모르", "궁금", "고민"})
+# Verbs that are done now about a later day: 모레로 미뤘다, 다음 주로 정했다.
+_SCHEDULING = frozenset({"미루", "정하", "예약", "약속", "잡", "연기", "옮기", "바꾸", "결정"})
+_DONE_WORDS = frozenset({"다녀오", "끝내", "마치", "완료", "성공"})
+# A fact and its opposite in other words: 합격했다 where the chat says 떨어졌어.
+_ANTONYMS = {
+    "합격": {"떨어지", "불합격", "탈락"}, "붙": {"떨어지", "불합격", "탈락"}, "떨어지": {"합격", "붙"},
+    "불합격": {"합격", "붙"}, "탈락": {"합격", "붙"}, "이기": {"지", "패배"}, "지": {"이기", "승리"},
+    "성공": {"실패", "망하"}, "실패": {"성공"}, "쉽": {"어렵"}, "어렵": {"쉽"}, "나쁘": {"좋"}, "늦": {"일찍"},
+    "찬성": {"반대"}, "반대": {"찬성"}, "잃어버리": {"찾"}, "취소": {"확정"}, "확정": {"취소"},
+}
+_HEARSAY = frozenset({"대", "ᆫ대", "는대", "래", "재", "대요", "래요", "ᆫ대요", "는대요", "더래", "다더라"})
+_HEARSAY_LINKS = frozenset({"라는데", "다는데", "자는데", "라던데", "다던데", "ᆫ다는데", "는다는데", "대서", "래서"})
+# Common verbs that say little alone but can be flipped (갔다/못 갔다): judged with the sentence's other words.
+_PLAIN_ACTS = frozenset({"가", "오", "보", "있", "물어보", "듣", "말하", "알", "되"})
+_SAME_SUBJECT = frozenset({"고", "며", "으며", "면서", "으면서", "고서", "다며", "라며", "자며", "ᆫ다며", "는다며"})
+HONOURED = "someone honoured"
+THING = "a thing"
+"""The owner of a clause whose subject is no person (값이 12만 원 나왔다): nobody's act."""
+UNKNOWN = "unknown"
+"""The owner of a clause after another person's clause over 어서/는데: the writer's or theirs, the text does not say."""
+"""The owner of a clause whose predicate honours an unnamed subject (하셨다): never the writer."""
+_TENSE_LINKS = frozenset({"고", "어서", "아서", "어", "아", "서", "고서", "며", "으며"})
+_TOGETHER = re.compile(r"같이|함께|둘이|우리")
+_COMPANION = frozenset({"랑", "이랑", "와", "과", "하고", "께"})
+
+_NATIVE = {"두": 2, "둘": 2, "세": 3, "셋": 3, "석": 3, "네": 4, "넷": 4, "다섯": 5, "여섯": 6, "일곱": 7, "여덟": 8, "아홉": 9,
+           "열": 10, "열한": 11, "열두": 12, "스무": 20, "스물": 20, "서른": 30, "마흔": 40, "쉰": 50}
+_COUNTERS = ("시간", "시", "분", "명", "개", "번", "잔", "살", "달", "주", "마리", "병", "권", "장", "그릇", "곡", "벌", "판", "층",
+             "군데", "바퀴", "켤레", "인분", "통", "km", "킬로")
+_NATIVE_NUMBER = re.compile(r"(?<![가-힣])(" + "|".join(sorted(_NATIVE, key=len, reverse=True)) + r")\s?("
+                            + "|".join(_COUNTERS) + ")")
+_UNIT = re.compile(r"[ \t]?(" + "|".join((*_COUNTERS, "원", "일", "월", "년", "박", "회", "%", "퍼센트", "프로", "점", "kg", "인분",
+                                      "포기", "편", "등", "위", "학년", "교시", "호")) + ")")
+# 셋이서, 넷이: people counted without a counter.
+_NATIVE_COUNT = re.compile(r"(?<![가-힣])(둘|셋|넷|다섯|여섯|일곱|여덟)(?=이서|이|은|도|다)")
+_SINO = {"일": 1, "이": 2, "삼": 3, "사": 4, "오": 5, "육": 6, "칠": 7, "팔": 8, "구": 9}
+_UNITS = {"십": 10, "백": 100, "천": 1000, "만": 10_000, "억": 100_000_000}
+# 3만 5천원, 35,000원, 삼만 원, 만 원, 4.5만: a money amount, parsed whole; bare 만/천 only before 원.
+_MONEY = re.compile(r"((?:(?:\d[\d,]*(?:\.\d+)?|[일이삼사오육칠팔구])?\s?[십백천만억]\s?)+(?:\d[\d,]*)?)\s?원")
+# 5만2천5백씩, 3만: an amount with no 원 after it.
+_AMOUNT = re.compile(r"\d[\d,]*[ \t]?[만천백](?:[ \t]?\d[\d,]*[ \t]?[천백])*(?:[ \t]?\d+)?(?![가-힣]*원)")
+_DIGITS = re.compile(r"(?<![0-9A-Za-z.])(\d[\d,]*(?:\.\d+)?)(?![\d.]*[A-Za-z])")
+_WEEKDAY = re.compile(r"([월화수목금토일])(?:요일|욜)")
+_SQUEEZE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One predicate's stretch of a sentence, as the checks see it."""
+
+    lemmas: frozenset[str]
+    """Content lemmas, glue and person words left out (없 counts as 있, negated)."""
+    head: str | None
+    """The predicate's lemma, or the noun of a ``noun + 하다`` predicate."""
+    negated: bool
+    past: bool
+    mood: str
+    """``statement``, ``question``, ``suggestion`` or ``plan``."""
+    quote: str | None = None
+    """The quoting ending (다고, 자고...) when the clause is someone's words told by the sentence."""
+    hearsay: bool = False
+    """Told as heard from someone (간대, 취소래, 가라는데, 보재): another person's news or suggestion."""
+    owner: str | None = None
+    """The person word the clause's subject is (``나`` for the writer), carried over from an earlier clause of
+    the sentence; None: no subject said."""
+    shared: bool = False
+    """Done with someone of the chat (지수랑, 같이, 우리)."""
+    squeezed: str = ""
+    copula: bool = False
+    """Its predicate is 이다 (처음이었다): a state, not an act."""
+    future: bool = False
+    """It speaks of what is to come (내일, 모레, 다음 주, 이따)."""
+    modified_future: bool = False
+    """The time word is inside a modifier or a reason (다음 주 오픈 때문에, 다음 달부터 맡게 됐다는 얘기)."""
+    honorific: bool = False
+    """The predicate honours its subject (가셨다): never the writer in their own words."""
+    you: bool = False
+    """It speaks of its listener (너, 자기): another speaker's words about the writer."""
+
+
+@dataclass(frozen=True)
+class _Text:
+    text: str
+    squeezed: str
+    clauses: tuple[Clause, ...]
+    lemmas: frozenset[str]
+    nouns: frozenset[str]
+    """Nouns, proper nouns and foreign words, unfiltered: what the text mentions."""
+    things: frozenset[str] = frozenset()
+    """Its nouns that name a thing, not a predicate's noun (피곤하다, 포기다) nor a name with its 이 (서연이)."""
+    proper: frozenset[str] = frozenset()
+    persons: tuple[tuple[str, str], ...] = ()
+    """(person word, role) pairs: role ``subject``, ``companion`` or ``other``."""
+    second_person: bool = False
+    first_person: bool = False
+
+
+@dataclass(frozen=True)
+class SentenceEvidence:
+    """One diary sentence: the chat turns that support it, and the failure it shows with why (``None``: none)."""
+
+    sentence: str
+    turns: tuple[tuple[int, str], ...]
+    """(index in the dialogue, speaker) of the supporting turns, best first."""
+    failure: str | None = None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sentence": self.sentence, "turns": [list(t) for t in self.turns], "failure": self.failure,
+                "reason": self.reason}
+
+
+@dataclass
+class _Turn:
+    index: int
+    speaker: str
+    text: _Text
+    writer: bool
+    about_writer: bool = False
+    """Another speaker's turn about the writer (너, the writer's name) or asking or suggesting something."""
+    bot: bool = False
+    """The service's bot: what it says is about the writer or the world, never its own day."""
+    names_someone: bool = False
+    """A person other than the writer is named in it."""
+    first_person: bool = False
+    """Its speaker speaks of themself in it or in their turns just before (나, 내가, 저는)."""
+
+
+
+def _lemma(m: Morpheme) -> tuple[str, bool]:
+    """The lemma of a predicate morpheme and whether it says no by itself (없, 재미없 -> 있, 재미있)."""
+    form = m.form
+    if m.tag == "VA" and form.endswith("없"):
+        return form[:-1] + "있", True
+    if m.tag == "VCN":
+        return "아니", True
+    return form, False
+
+
+def _splits(m: Morpheme, following: Morpheme | None) -> bool:
+    """Whether a connective ending closes a clause: not before a helper verb (먹지 않, 해 보, 하고 싶)."""
+    if following is None:
+        return True
+    if m.form in QUOTE_ENDINGS:
+        return True
+    if following.tag == "VX" or following.form in ("않", "못하", "말"):
+        return False
+    return m.form not in ("어야", "아야", "야", "게", "지")
+
+
+def _embedded(ms: Sequence[Morpheme], at: int) -> bool:
+    """The negation at ``at`` belongs to a modifier or a noun clause (핸드폰 안 보는 게 어렵다), not the predicate."""
+    for m in ms[at + 1:]:
+        if m.tag in ("ETM", "ETN"):
+            return True
+        if m.tag in ("EF", "EC"):
+            return False
+    return False
+
+
+def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
+    lemmas: set[str] = set()
+    head = None
+    negated = False
+    past = plan = suggestion = False
+    forms = [m.form for m in ms]
+    future = False
+    for i, m in enumerate(ms):
+        tag = m.tag
+        if tag in ("NNG", "NNP", "SL", "XR"):
+            form = m.form.lower()
+            if form not in GLUE and form not in RELATIONS:
+                lemmas.add(form)
+            if tag != "SL":
+                head = form
+            if form in _PLAN_WORDS and (form != "다음" or (i + 1 < len(ms) and ms[i + 1].form in ("주", "달", "번"))):
+                future = True
+            if form in _SUGGEST_WORDS:
+                suggestion = True
+        elif tag == "SN":
+            lemmas.add(m.form.replace(",", ""))  # 880, 25: numbers tell one person's news from another's
+        elif tag in ("VV", "VA", "VCN"):
+            lemma, says_no = _lemma(m)
+            negated |= says_no
+            if lemma in ("못하",):
+                negated = True
+            elif lemma == "있" and i >= 2 and ms[i - 2].form in ("적", "수", "줄") and ms[i - 2].tag == "NNB":
+                pass  # 넣어 본 적이 없다: the verb before is what is (not) done
+            elif lemma not in GLUE:
+                lemmas.add(lemma)
+                head = lemma
+            elif lemma in FEELINGS or lemma not in ("하", "되", "이"):
+                head = lemma
+            if lemma in _SUGGEST_WORDS:
+                suggestion = True
+        elif tag == "VX":
+            if m.form in ("않", "못하") and not _embedded(ms, i):
+                negated = True
+        elif tag == "MAG" and m.form in ("안", "못") and not _embedded(ms, i):
+            negated = True
+        elif tag == "EP":
+            if m.form.startswith(_PAST):
+                past = True
+            elif m.form == "겠":
+                plan = True
+        elif tag == "EF":
+            if m.form in _SUGGESTION_ENDINGS or (m.form == "래" and i > 0 and ms[i - 1].tag in ("VV", "VX")) or (m.form in ("어", "아", "어요", "아요") and i > 0 and ms[i - 1].form == "보"
+                                                 and ms[i - 1].tag == "VX" and not past):
+                suggestion = True
+            elif m.form in _PLAN_ENDINGS:
+                plan = True
+        elif tag == "EC":
+            if m.form in _PLAN_ENDINGS or m.form in ("어야", "아야"):
+                plan = True
+            if m.form == "자" and i == len(ms) - 1 and last:
+                suggestion = True  # 밥 한번 먹자: Kiwi reads a final 자 as a connective
+            if m.form in ("면", "으면") and "좋" in forms[i:]:
+                suggestion = True
+        elif tag == "ETM" and m.form in ("ᆯ", "을") and i + 1 < len(ms) and ms[i + 1].form in ("거", "것", "예정", "계획"):
+            plan = True
+        elif tag == "ETN" and m.form == "기" and i + 1 < len(ms) and ms[i + 1].form == "로":
+            plan = True  # 하기로 했다: a decision, not the act
+        elif tag == "ETN" and m.form in ("ᆷ", "음") and i == len(ms) - 1 and i > 0 and ms[i - 1].tag in ("VV", "XSV"):
+            past = True  # 소개팅함, 먹음: the chat's memo style tells what was done
+    quote = ms[-1].form if ms and ms[-1].tag == "EC" and ms[-1].form in QUOTE_ENDINGS else None
+    if quote is None:
+        # 화요일이라고 했다: the quoting particle keeps the quote in the clause of its verb of saying.
+        quote = next((m.form for m in ms if m.tag == "JKQ"), None)
+    if quote is not None and quote in ("자고",) or (quote in ("라고", "으라고") and len(ms) > 1 and ms[-2].tag in ("VV", "VX")):
+        suggestion = True
+    if future and not past:
+        plan = True  # 내일 가: what is to come
+    at = next((i for i, m in enumerate(ms) if m.form in _PLAN_WORDS), None)
+    modified = at is not None and any(m.tag in ("ETM", "JKG") or m.form in ("때문", "동안", "전")
+                                      for m in ms[at:])
+    if at is not None and not modified:
+        # 내일부터, 다음 주 금요일에: the time word says when the act is; 다음 주 점심 회비 names a thing.
+        k = at + 1
+        while k < len(ms) and (ms[k].form in _TIME_NOUNS or ms[k].tag in ("SN", "NNB") or ms[k].form.endswith("요일")):
+            k += 1
+        modified = k < len(ms) and not (ms[k].tag in ("JKB", "JX", "MAG") or ms[k].tag.startswith("V"))
+    if question and last and not suggestion:
+        mood = "question"
+    elif suggestion:
+        mood = "suggestion"
+    elif plan:
+        mood = "plan"
+    else:
+        mood = "statement"
+    return Clause(frozenset(lemmas), head, negated, past and not plan and mood != "suggestion", mood, quote,
+                  future=future, modified_future=modified,
+                  copula=any(m.tag == "VCP" for m in ms) and not any(m.tag in ("VV", "XSV") for m in ms))
+
+
+def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str, str]]:
+    found = []
+    for i, m in enumerate(ms):
+        form = m.form
+        if not m.tag.startswith(("NN", "NP")):
+            continue
+        person = None
+        if form in names or form in RELATIONS:
+            person = form
+        elif m.tag == "NNP" and form.endswith("이") and (form[:-1] in names or len(form) >= 3):
+            person = form[:-1]  # 서연이는: Kiwi keeps the name's 이 in the word
+        elif m.tag == "NNP" and i + 1 < len(ms) and ms[i + 1].tag == "XSN" and ms[i + 1].form == "이":
+            person = form  # 주원이는: a name the chat has no speaker for
+        elif m.tag == "NP" and form in ("나", "내", "저", "제"):
+            person = "나"
+        if person is None:
+            continue
+        j = i + 1
+        while j < len(ms) and (ms[j].tag == "XSN" or ms[j].form in ("씨", "님")):
+            j += 1
+        after = ms[j] if j < len(ms) else None
+        if after is not None and (after.tag == "JKS" or (after.tag == "JX" and after.form in ("은", "는", "ᆫ", "도"))
+                                  or after.form == "께서"):
+            role = "subject"
+        elif after is not None and after.form in _COMPANION and after.tag in ("JKB", "JC"):
+            role = "companion"
+        else:
+            role = "other"
+        found.append((person, role))
+    return found
+
+
+def _together(part: Sequence[Morpheme]) -> bool:
+    """The clause's act is done together (같이 먹었다, 우리는), not 같이 inside a noun's modifier (같이 스터디하는 친구)."""
+    for i, m in enumerate(part):
+        if m.form in ("같이", "함께", "둘이") or (m.form == "우리" and m.tag == "NP"):
+            if not any(x.tag == "ETM" for x in part[i + 1:]):
+                return True
+    return False
+
+
+def _thing_subject(part: Sequence[Morpheme], names: frozenset[str]) -> bool:
+    """A noun that is no person takes the subject particle 이/가 (값이 나왔다, 비가 왔다)."""
+    return any(m.tag in ("NNG", "NNP") and m.form not in names and m.form not in RELATIONS and m.form not in GLUE
+               and part[i + 1].tag == "JKS" for i, m in enumerate(part[:-1]))
+
+
+def _analyse_text(text: str, names: frozenset[str]) -> _Text:
+    clauses: list[Clause] = []
+    lemmas: set[str] = set()
+    nouns: set[str] = set()
+    persons: list[tuple[str, str]] = []
+    things: set[str] = set()
+    proper: set[str] = set()
+    second = first = False
+    for sentence in analyse(text):
+        ms = [m for m in sentence.morphemes if m.tag not in ("SF", "SP", "SS", "SE", "SO", "SW", "SB")]
+        persons += _persons_in(ms, names)
+        second |= any(m.form in _SECOND_PERSON and m.tag == "NP" for m in ms)
+        first |= any(m.form in ("나", "내", "저", "제") and m.tag == "NP" for m in ms)
+        for i, m in enumerate(ms):
+            if m.tag in ("NNG", "NNP", "SL"):
+                form = m.form.lower()
+                if m.tag == "NNP" and form.endswith("이") and form[:-1] in names:
+                    form = form[:-1]
+                nouns.add(form)
+                following = ms[i + 1] if i + 1 < len(ms) else None
+                if following is None or following.tag not in ("XSV", "XSA", "VCP"):
+                    things.add(form)
+                if m.tag == "NNP":
+                    proper.add(form)
+        parts: list[list[Morpheme]] = [[]]
+        for i, m in enumerate(ms):
+            parts[-1].append(m)
+            if m.tag == "EF" or (m.tag == "EC" and _splits(m, ms[i + 1] if i + 1 < len(ms) else None)):
+                parts.append([])
+        parts = [p for p in parts if p]
+        subject = None
+        parsed: list[Clause] = []
+        for k, part in enumerate(parts):
+            clause = _clause(part, k == len(parts) - 1, sentence.question)
+            found = _persons_in(part, names)
+            subject = next((p for p, role in reversed(found) if role == "subject"), subject)
+            if subject is None and _thing_subject(part, names):
+                subject = THING
+            span = _SQUEEZE.sub("", text[part[0].start:part[-1].end])
+            hearsay = any((m.tag == "EF" and m.form in _HEARSAY) or (m.tag == "EC" and m.form in _HEARSAY_LINKS)
+                          for m in part)
+            shared = any(role == "companion" and p in names for p, role in found) or _together(part)
+            honorific = any(m.tag == "EP" and m.form in ("시", "으시") for m in part)
+            if honorific and subject in (None, "나"):
+                subject = HONOURED
+            you = any(m.form in _SECOND_PERSON and m.tag == "NP" for m in part)
+            parsed.append(dataclasses.replace(clause, hearsay=hearsay, owner=subject, shared=shared, squeezed=span,
+                                              honorific=honorific, you=you))
+            # A subject reaches the next clause over 고/며 and a quotation (지수가 간다고 했다), not over 어서/는데,
+            # whose next clause is as often the writer's (언니가 바빠서 안 물어보기로 했다).
+            if not (part[-1].tag == "EC" and (part[-1].form in QUOTE_ENDINGS or part[-1].form in _SAME_SUBJECT)):
+                subject = UNKNOWN if subject not in (None, "나", THING) else None
+        for k in range(len(parsed) - 2, -1, -1):
+            here, after = parsed[k], parsed[k + 1]
+            link = parts[k][-1]
+            # 보고 왔다, 가서 먹었다: the tense is the last predicate's.
+            if link.tag == "EC" and link.form in _TENSE_LINKS and after.past and not here.past and here.mood == "statement":
+                parsed[k] = here = dataclasses.replace(here, past=True)
+            # 찜질이라도 하시는 건 어때요?: the last clause's suggestion is the whole sentence's.
+            if after.mood == "suggestion" and not after.lemmas - _SUGGEST_WORDS and link.tag == "EC" and not here.past:
+                parsed[k] = here = dataclasses.replace(here, mood="suggestion")
+            # 해 두시면 어때요?, 가 보면 좋겠다: a suggestion over two clauses.
+            if link.tag == "EC" and link.form in ("면", "으면") and (after.mood == "suggestion" or "좋" in after.squeezed):
+                parsed[k] = dataclasses.replace(here, mood="suggestion", past=False)
+        for clause in parsed:
+            clauses.append(clause)
+            lemmas |= clause.lemmas
+    return _Text(text, _SQUEEZE.sub("", text), tuple(clauses), frozenset(lemmas), frozenset(nouns),
+                 things=frozenset(things), proper=frozenset(proper), persons=tuple(persons), second_person=second,
+                 first_person=first)
+
+
+# --- numbers -----------------------------------------------------------------------------------------------------
+
+def _number(token: str) -> float | None:
+    token = token.replace(",", "").replace(" ", "")
+    try:
+        return float(token)
+    except ValueError:
+        pass
+    total = 0.0
+    current = ""
+    section = 0.0
+    for ch in token:
+        if ch.isdigit() or ch == ".":
+            current += ch
+        elif ch in _SINO:
+            current = str(_SINO[ch])
+        elif ch in _UNITS:
+            value = float(current) if current else 1.0
+            current = ""
+            if _UNITS[ch] >= 10_000:
+                total += (section + value) * _UNITS[ch]
+                section = 0.0
+            else:
+                section += value * _UNITS[ch]
+        else:
+            return None
+    return total + section + (float(current) if current else 0.0)
+
+
+def numbers(text: str) -> set[tuple[float, str]]:
+    """The numbers ``text`` gives, each with its unit (``""`` if none): digits (3시, 880, 30%), money amounts (3만
+    5천원, 삼만 원), native numerals before a counter or counting people (두 시간, 셋이) and weekdays (value -1 for
+    월요일 to -7 for 일요일). 한 (one) is left out: 한 번, 한잔 are idioms more than counts."""
+    found: set[tuple[float, str]] = set()
+    for match in _MONEY.finditer(text):
+        value = _number(match.group(1))
+        if value is not None:
+            found.add((value, "원"))
+    rest = _MONEY.sub(" ", text)
+    for match in _AMOUNT.finditer(rest):
+        value = _number(match.group(0))
+        if value is not None:
+            found.add((value, ""))
+    rest = _AMOUNT.sub(" ", rest)
+    for match in _DIGITS.finditer(rest):
+        value = _number(match.group(1))
+        if value is not None:
+            unit = _UNIT.match(rest, match.end())
+            found.add((value, unit.group(1) if unit else ""))
+    found.update((float(_NATIVE[m.group(1)]), m.group(2)) for m in _NATIVE_NUMBER.finditer(text))
+    found.update((float(_NATIVE[m.group(1)]), "명") for m in _NATIVE_COUNT.finditer(text))
+    found.update((-1.0 - "월화수목금토일".index(m.group(1)), "요일") for m in _WEEKDAY.finditer(text))
+    return found
+
+
+def _known_number(number: tuple[float, str], chat: set[tuple[float, str]]) -> bool:
+    value, unit = number
+    values = {v for v, _ in chat}
+    if (value, unit) in chat or (value, "") in chat or (not unit and value in values):
+        return True
+    # 3시 and 15시, 오후 3시: the same hour.
+    if unit == "시" and ((value + 12, "시") in chat or (value - 12, "시") in chat):
+        return True
+    # 120만 원 where the chat says "카드값 120", 5천 원 for "5천": the chat leaves the unit out.
+    return value >= 1000 and any((value / scale, u) in chat for scale in (1000, 10_000) for u in ("", "원"))
+
+
+# --- the alignment -----------------------------------------------------------------------------------------------
+
+def _names(dialogue: Sequence[Mapping[str, str]], writer: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Every speaker's names (full, and a three-syllable name's given name) and the writer's."""
+    def forms(name: str) -> set[str]:
+        name = name.strip()
+        out = {name}
+        if re.fullmatch(r"[가-힣]{3}", name):
+            out.add(name[1:])
+        return out
+
+    everyone: set[str] = set()
+    for turn in dialogue:
+        everyone |= forms(str(turn["speaker"]))
+    return frozenset(everyone), frozenset(forms(writer))
+
+
+def _present(lemma: str, text: _Text) -> bool:
+    return lemma in text.lemmas or (len(lemma) >= 2 and lemma in text.squeezed)
+
+
+def _score(lemmas: Iterable[str], text: _Text) -> int:
+    return sum(_present(lemma, text) for lemma in lemmas)
+
+
+def _statement_text(turn: _Turn) -> frozenset[str]:
+    """The lemmas a turn asserts (its questions and suggestions left out)."""
+    out: set[str] = set()
+    for clause in turn.text.clauses:
+        if clause.mood in ("statement", "plan"):
+            out |= clause.lemmas
+    return frozenset(out)
+
+
+def _support(lemmas: frozenset[str], turns: Sequence[_Turn], statements_only: bool = False) -> int:
+    best = 0
+    for turn in turns:
+        if statements_only:
+            asserted = _statement_text(turn)
+            best = max(best, sum(lemma in asserted for lemma in lemmas))
+        else:
+            best = max(best, _score(lemmas, turn.text))
+    return best
+
+
+def _clause_matches(clause: Clause, turns: Sequence[_Turn], context: frozenset[str] = frozenset(),
+                    ) -> list[tuple[_Turn, Clause]]:
+    """Chat clauses about the same thing: the diary clause's head, and another lemma where it has one."""
+    if clause.head is None or (clause.head in GLUE and clause.head not in FEELINGS and
+                               (clause.head not in _PLAIN_ACTS or not context)):
+        return []
+    # A clause with no word but its verb (왔다, 못 간다고) is about what its sentence is about.
+    others = (clause.lemmas - {clause.head}) or set(context)
+    out = []
+    for k, turn in enumerate(turns):
+        for c in turn.text.clauses:
+            if clause.head in c.lemmas or c.head == clause.head:
+                # About the same thing: another lemma shared by the clause, or by its turn when it has none.
+                context = turn.text.lemmas | (turns[k - 1].text.lemmas if k and clause.head not in _PLAIN_ACTS
+                                              else frozenset())
+                near = c.lemmas if c.lemmas - {clause.head} else context
+                # A plain verb (가, 있) needs all its words there; a telling one, some.
+                if not others or (others <= near if clause.head in _PLAIN_ACTS else others & near):
+                    out.append((turn, c))
+            elif (c.head in GLUE or c.head is None) and clause.lemmas - {clause.head} and \
+                    clause.lemmas - {clause.head} <= c.lemmas:
+                out.append((turn, c))  # 환불을 받았다 against 환불이 안 됐어: the noun carries it
+    return out
+
+
+def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], context: frozenset[str]) -> str | None:
+    matches = [(t, c) for t, c in _clause_matches(clause, turns, context) if c.mood in ("statement", "plan")]
+    if clause.owner in (None, "나"):
+        # The writer's own act is compared with what the writer's side of the chat says, not a friend's news.
+        matches = [(t, c) for t, c in matches if id(c) in own]
+    if matches and all(c.negated != clause.negated for _, c in matches):
+        t, c = matches[0]
+        said = "says no" if c.negated else "says yes"
+        return f"'{clause.head}': turn {t.index} ({t.speaker}) {said}, the diary the opposite"
+    if clause.head in _ANTONYMS and not any(clause.head in c.lemmas for t in turns for c in t.text.clauses):
+        others = clause.lemmas - {clause.head}
+        for t in turns:
+            for c in t.text.clauses:
+                opposite = _ANTONYMS[clause.head] & c.lemmas
+                if opposite and c.mood == "statement" and c.negated == clause.negated and (not others or others & c.lemmas):
+                    return f"'{clause.head}': turn {t.index} ({t.speaker}) says '{sorted(opposite)[0]}'"
+    return None
+
+
+def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset[str]) -> str | None:
+    if not (clause.past and clause.mood == "statement" and not clause.negated and clause.quote is None):
+        return None
+    if clause.future and clause.head not in _SCHEDULING and not re.search(r"오늘|어제|아까|방금", clause.squeezed) \
+            and not clause.modified_future:
+        return f"told as done, but '{clause.squeezed}' is still to come"
+    content = clause.lemmas - FEELINGS - names
+    if not content or clause.head in FEELINGS or clause.head in _THOUGHTS or clause.honorific or \
+            clause.owner in (HONOURED, UNKNOWN, THING) or clause.copula or "싶" in clause.squeezed:
+        return None
+    # The chat clauses closest to it: most content lemmas shared, the predicate counting once more.
+    scored = []
+    for t in turns:
+        for c in t.text.clauses:
+            shared = sum(lemma in c.lemmas or (len(lemma) >= 2 and lemma in c.squeezed) for lemma in content)
+            if shared:
+                scored.append((shared + (c.head == clause.head and c.head is not None), t, c))
+    best = max((score for score, _, _ in scored), default=0)
+    if best < 2:
+        return None  # one word in common is a topic, not the act
+    closest = [(t, c) for score, t, c in scored if score == best]
+    if any(c.past and c.mood == "statement" for _, c in closest) or any(c.head in _DONE_WORDS for _, c in closest):
+        return None
+    # A suggestion from anyone; a plan only from the writer (a friend's plan is no plan of the writer's act).
+    hinted = [(t, c) for t, c in closest if c.mood == "suggestion" or (c.mood == "plan" and t.writer)]
+    if not hinted:
+        return None
+    t, c = hinted[0]
+    return f"turn {t.index} ({t.speaker}) only {'suggests' if c.mood == 'suggestion' else 'plans'} it; no turn tells it done"
+
+
+def _sources(chat: _Chat) -> dict[str, list[Clause]]:
+    """The chat's asserting clauses by whose news they are: ``""`` the writer's own (what the writer says of
+    themself, and what others and the bot say to or about the writer), ``"\0"`` what the writer passes on from
+    somebody named (간대, a third person as subject, an honoured subject), ``"\1"`` what the writer heard from
+    nobody named (취소래), ``"\2"`` the writer's words just after someone was named (울었어 answering 아내분
+    반응은?), and every other speaker's own by name."""
+    out: dict[str, list[Clause]] = {"": [], "\0": [], "\1": [], "\2": []}
+    for turn in chat.turns:
+        for c in turn.text.clauses:
+            third = c.owner not in (None, "나", THING, UNKNOWN) and c.owner not in chat.writer_names
+            if turn.writer:
+                heard = (c.hearsay or c.quote) and c.owner != "나"
+                key = "\0" if (heard and turn.names_someone) or third or c.honorific else "\1" if heard else ""
+                # An answer to "아내분 반응은 어땠어요?" (울었어) is about the person just named.
+                out["\2" if key == "" and turn.names_someone and c.owner != "나" else key].append(c)
+            elif turn.bot or c.you or c.owner in chat.writer_names or (
+                    c.mood in ("question", "suggestion") and c.owner != "나"):
+                out[""].append(c)
+            elif not turn.first_person:
+                continue  # 항공권 떴다 1인 32만원: news for the whole chat, nobody's own
+            else:
+                out.setdefault(turn.speaker, []).append(c if c.mood in ("statement", "plan")
+                                                        else dataclasses.replace(c, mood="statement"))
+    return out
+
+
+def _covered(lemmas: Iterable[str], clauses: Iterable[Clause]) -> set[str]:
+    clauses = [c for c in clauses if c.mood in ("statement", "plan")]
+    return {lemma for lemma in lemmas for c in clauses
+            if lemma in c.lemmas or (len(lemma) >= 2 and lemma in c.squeezed)}
+
+
+def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
+    """A diary sentence's clauses, grouped by whose they are, against whose news the chat makes them."""
+    mine: set[str] = set()
+    heads: set[str] = set()
+    theirs: dict[str, set[str]] = {}
+    for c in sentence.clauses:
+        if c.shared or c.owner in (THING, UNKNOWN):
+            continue
+        if c.owner is None or c.owner == "나" or c.owner in chat.writer_names:
+            if c.quote is None or c.owner is not None:
+                mine |= c.lemmas
+                heads |= {c.head} & c.lemmas
+        else:
+            theirs.setdefault(c.owner, set()).update(c.lemmas)
+    sources = chat.sources
+    for person, lemmas in [(None, mine), *theirs.items()]:
+        lemmas = set(lemmas) - FEELINGS - chat.names
+        # One word can carry a sentence (다음 주에 제주도에 간다) when it names a thing: a noun of two syllables
+        # or more; a lone verb says too little of whose it is.
+        if not lemmas or (len(lemmas) == 1 and not any(len(x) >= 2 and x in sentence.things for x in lemmas)):
+            continue
+        need = max(min(2, len(lemmas)), (len(lemmas) + 1) // 2)
+        own = _covered(lemmas, sources[""])
+        if person is None:
+            own |= _covered(lemmas, sources["\1"] + sources["\2"])
+            best, who, theirs_only = 0, "", set()
+            for name, cs in sources.items():
+                covered = _covered(lemmas, cs)
+                if name not in ("", "\1", "\2") and len(covered) > best:
+                    best, who, theirs_only = len(covered), name, covered - own
+            # Someone else's news: they say more of it than the writer does, and what only they say is more than
+            # a word, or is what the sentence says happened (청약에 당첨됐다, where 청약 is the writer's too).
+            if best >= need and ((len(theirs_only) >= 2 and best >= len(own)) or (theirs_only & heads and best > len(own))
+                                 or (not own and theirs_only == lemmas and who != "\0")):
+                who = "somebody the writer tells of" if who == "\0" else who
+                return f"told as the writer's own, but only {who} says it of themself"
+            continue
+        elsewhere = _covered(lemmas, [c for name, cs in sources.items() if name for c in cs])
+        # Only a speaker of the chat can be given the writer's words: a relative the writer tells of is told
+        # of in the writer's words.
+        if person in chat.names and len(own) >= need and not elsewhere:
+            return f"told as {person}'s, but only the writer says it of themself"
+        # A speaker named for what another speaker said (group chats).
+        speaker = next((t.speaker for t in chat.turns if person in (t.speaker, t.speaker[1:]) and not t.writer), None)
+        if person == HONOURED:
+            continue
+        if speaker is not None and not _covered(lemmas, sources.get(speaker, [])) and \
+                not any(p == person for t in chat.turns for p, _ in t.text.persons):
+            for name, cs in sources.items():
+                if name not in ("", "\0", speaker) and len(_covered(lemmas, cs)) >= need:
+                    return f"told as {person}'s, but {name} says it"
+    return None
+
+
+def _mentioned(noun: str, chat: _Text) -> bool:
+    """The chat mentions ``noun``, or a word one syllable off it (유니버설, 유니버셜), or its short form."""
+    if _present(noun, chat) or (noun in _SAME and _SAME[noun] in chat.squeezed) or noun in _GENERIC:
+        return True
+    if len(noun) >= 3 and any(len(word) >= 2 and word in noun for word in chat.nouns):
+        return True  # 자가키트 for 키트
+    if len(noun) >= 3:
+        return any(len(word) == len(noun) and sum(a != b for a, b in zip(word, noun)) <= 1 for word in chat.nouns) or \
+            (len(noun) >= 4 and noun[:2] in chat.squeezed)
+    return False
+
+
+def _invented(sentence: _Text, chat: _Text, turns: Sequence[_Turn], names: frozenset[str]) -> str | None:
+    novel = sorted(n for n in sentence.things if (len(n) >= 2 or n in sentence.proper) and n not in GLUE
+                   and n not in RELATIONS and n not in names and not _mentioned(n, chat))
+    # With nobody but the writer and the bot in the chat, a 친구 or 엄마 who acts in the diary must be in it.
+    if not any(not (t.writer or t.bot) for t in turns):
+        novel += sorted({p for p, role in sentence.persons if role in ("subject", "companion") and p in RELATIONS
+                         and p not in ("상대", "사람", "분") and p not in chat.squeezed and not any(p in t.text.squeezed for t in turns)})
+    if not novel:
+        return None
+    content = sentence.lemmas - FEELINGS
+    support = max((_score(content, t.text) for t in turns), default=0)
+    if any(n in sentence.proper for n in novel) or len(novel) >= 2 or support <= 1:
+        return f"the chat never mentions {', '.join(repr(n) for n in novel)}"
+    return None
+
+
+@dataclass
+class _Chat:
+    turns: list[_Turn]
+    whole: _Text
+    numbers: set[tuple[float, str]]
+    names: frozenset[str]
+    writer_names: frozenset[str]
+    sources: dict[str, list[Clause]] = dataclasses.field(default_factory=dict)
+    own: set[int] = dataclasses.field(default_factory=set)
+    """ids of the clauses of the writer's own side (:func:`_sources`' ``""`` and ``"\1"``)."""
+
+
+def _people(texts: Iterable[str]) -> set[str]:
+    """Names of people the texts speak of without their being speakers: a proper noun with the friendly 이
+    (주원이는), or with what only follows a person (지민이랑, 현서 언니, 준혁아)."""
+    found = set()
+    for text in texts:
+        for sentence in analyse(text):
+            ms = sentence.morphemes
+            for i, m in enumerate(ms):
+                if m.tag != "NNP" or not re.fullmatch(r"[가-힣]{2,4}", m.form):
+                    continue
+                after = ms[i + 1] if i + 1 < len(ms) else None
+                if m.form.endswith("이") and len(m.form) >= 3:
+                    found.add(m.form[:-1])
+                elif after is not None and ((after.tag == "XSN" and after.form in ("이", "씨", "님"))
+                                            or after.form in ("한테", "에게", "랑", "이랑", "아", "야", "씨", "님")
+                                            or after.form in RELATIONS):
+                    found.add(m.form)
+    return found
+
+
+def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
+    names, writer_names = _names(dialogue, writer)
+    names = names | _people(str(t["text"]) for t in dialogue)
+    bots = {b.casefold() for b in DEFAULT_BOTS}
+    turns: list[_Turn] = []
+    for i, turn in enumerate(dialogue):
+        text = _analyse_text(str(turn["text"]), names)
+        speaker = str(turn["speaker"])
+        is_writer = speaker.strip() == writer.strip()
+        about = not is_writer and (text.second_person or any(p in writer_names for p, _ in text.persons)
+                                   or not _asserts_text(text))
+        # A person named in the turn or the two before it: 교수님이 뭐라고 하셨어요? / 주제 너무 넓대.
+        someone = any(p != "나" and p not in writer_names for t in [*turns[-2:], None]
+                      for p, _ in (text if t is None else t.text).persons)
+        me = text.first_person or any(t.speaker == speaker and t.text.first_person for t in turns[-3:])
+        turns.append(_Turn(i, speaker, text, is_writer, about, speaker.strip().casefold() in bots, someone, me))
+    joined = "\n".join(str(t["text"]) for t in dialogue)
+    whole = _Text(joined, _SQUEEZE.sub("", joined), (), frozenset().union(*(t.text.lemmas for t in turns)),
+                  frozenset().union(*(t.text.nouns for t in turns)))
+    chat = _Chat(turns, whole, numbers(joined), names, writer_names)
+    chat.sources = _sources(chat)
+    chat.own = {id(c) for key in ("", "\1") for c in chat.sources[key]}
+    return chat
+
+
+def _asserts_text(text: _Text) -> bool:
+    return any(c.mood in ("statement", "plan") for c in text.clauses)
+
+
+def _judge(sentence_text: str, chat: _Chat) -> SentenceEvidence:
+    sentence = _analyse_text(sentence_text, chat.names)
+    content = sentence.lemmas - FEELINGS
+    scored = sorted(((_score(content, t.text), t) for t in chat.turns), key=lambda p: (-p[0], p[1].index))
+    supporting = tuple((t.index, t.speaker) for s, t in scored if s > 0)[:3]
+    failure, reason = None, ""
+    unknown = sorted(n for n in numbers(sentence_text) if not _known_number(n, chat.numbers))
+    if unknown:
+        shown = ["월화수목금토일"[-1 - int(v)] + "요일" if v < 0 else f"{v:g}{u}" for v, u in unknown]
+        failure, reason = "wrong_number", f"the chat never gives {', '.join(shown)}"
+    if failure is None and (why := _invented(sentence, chat.whole, chat.turns, chat.names)):
+        failure, reason = "invented", why
+    if failure is None:
+        for clause in sentence.clauses:
+            if why := _negation_flip(clause, chat.turns, chat.own, sentence.lemmas - FEELINGS - chat.names):
+                failure, reason = "negation_flip", why
+                break
+    if failure is None:
+        if why := _wrong_person(sentence, chat):
+            failure, reason = "wrong_person", why
+        else:
+            for clause in sentence.clauses:
+                if why := _suggestion_as_done(clause, chat.turns, chat.names):
+                    failure, reason = "suggestion_as_done", why
+                    break
+    if failure is None and not supporting:
+        reason = "no turn shares its content words: glue or a feeling" if not content else "no turn shares its words"
+    return SentenceEvidence(sentence_text, supporting, failure, reason)
+
+
+def diary_sentences(diary: str) -> list[str]:
+    """The diary's sentences as Kiwi splits them."""
+    return [s.text.strip() for s in analyse(diary) if s.text.strip()]
+
+
+def _check_input(dialogue: Sequence[Mapping[str, str]], writer: str) -> None:
+    for i, turn in enumerate(dialogue):
+        if not isinstance(turn, Mapping) or "speaker" not in turn or "text" not in turn:
+            raise ValueError(f"dialogue[{i}]: expected a mapping with 'speaker' and 'text', got {turn!r}")
+    if not isinstance(writer, str) or not writer.strip():
+        raise ValueError(f"writer: expected a speaker name, got {writer!r}")
+
+
+def faithfulness_evidence(diary: str, dialogue: Sequence[Mapping[str, str]], writer: str) -> list[SentenceEvidence]:
+    """Per diary sentence, the turns that support it (index and speaker) and the failure it shows, with why."""
+    _check_input(dialogue, writer)
+    if not diary or not re.search(r"[0-9A-Za-z가-힣]", diary):
+        return []
+    analyse_many([diary, *(str(t["text"]) for t in dialogue)])
+    chat = _chat(dialogue, writer)
+    return [_judge(sentence, chat) for sentence in diary_sentences(diary)]
+
+
+def faithfulness_failures(diary: str, dialogue: Sequence[Mapping[str, str]], writer: str) -> list[str]:
+    """The failures ``diary`` shows against ``dialogue`` (``{"speaker", "text"}`` mappings) as ``writer``'s diary,
+    in :data:`FAILURES` order; ``[]`` means faithful."""
+    found = {e.failure for e in faithfulness_evidence(diary, dialogue, writer) if e.failure}
+    return [f for f in FAILURES if f in found]
+
+
+def faithfulness_scores(failed: Sequence[Sequence[str]]) -> dict[str, float]:
+    """``faithful``, the share of diaries with no failure, and per failure the share that show it
+    (``wrong_person_frac``...). No diaries: all 0."""
+    n = len(failed)
+    scores = {"faithful": sum(not f for f in failed) / n if n else 0.0}
+    scores.update({f"{f}_frac": sum(f in row for row in failed) / n if n else 0.0 for f in FAILURES})
+    return scores
