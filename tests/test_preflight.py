@@ -28,7 +28,7 @@ def problems_of(*argv: str) -> str:
 def test_a_misspelt_subcommand_gets_the_closest_and_the_whole_list() -> None:
     message = problems_of("predcit", "--config", TINY)
     assert message.startswith("unknown subcommand 'predcit'; did you mean predict?")
-    for name in ("fit", "validate", "test", "predict", "preprocess", "export", "synthesize", "merge", "app"):
+    for name in ("fit", "validate", "test", "predict", "preprocess", "export", "synthesize", "merge", "evaluate", "app"):
         assert name in message.split("subcommands:")[1]
 
 
