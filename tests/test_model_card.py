@@ -34,6 +34,11 @@ def test_a_hub_base_is_linked_in_the_metadata_and_the_run_is_told() -> None:
         assert section in card, section
     assert "| sample_dialogues.json | 80 |" in card and "train 64, val 8, test 8" in card
     assert "| best val/loss | 5.2500 |" in card and "| LoRA r | 16 |" in card and "| learning rate | 0.01 |" in card
+    assert "| LoRA target modules | q_proj |" in card
+    # PEFT's shorthand is a string, not a list of one-letter modules.
+    linear = model_card({**SETTINGS, "lora": {"r": 4, "alpha": 8, "target_modules": "all-linear"}},
+                        base_given="m", base_is_local=False, run={})
+    assert "| LoRA target modules | all-linear |" in linear
     assert SETTINGS["prompt_template"] in card and "More Information Needed" not in card
 
 

@@ -80,8 +80,9 @@ def model_card(settings: Mapping[str, Any], *, base_given: str, base_is_local: b
         parts += ["Not recorded with this export (it was written without the run's data).", ""]
     recipe = dict(run.get("recipe") or {})
     if lora:
+        targets = lora.get("target_modules") or "all-linear"
         recipe.update({"LoRA r": lora.get("r"), "LoRA alpha": lora.get("alpha"),
-                       "LoRA target modules": ", ".join(map(str, lora.get("target_modules") or [])) or "all linear"})
+                       "LoRA target modules": targets if isinstance(targets, str) else ", ".join(map(str, targets))})
     if settings.get("max_length"):
         recipe["max_length (prompt + diary tokens)"] = settings["max_length"]
     parts += ["## Training recipe", "", _table(list(recipe.items())) if recipe else "Not recorded.", ""]
