@@ -28,6 +28,9 @@ NOT_RUN = {
     r"-m diary_lightning app ": "a server that runs until it is stopped (tests/test_app.py starts it)",
     r"bench_preprocess\.py --sizes 71139 280000": "a benchmark at full size, minutes of CPU "
                                                   "(tests/test_benchmark.py runs it small)",
+    r"evaluate --output eval/dev --ckpt_path best\.ckpt": "the real run's checkpoint and base (best.ckpt, BASE) and a "
+                                                         "teacher server (M at localhost:8000) are placeholders; "
+                                                         "tests/test_evaluate.py runs evaluate on a tiny model",
 }
 # The fast lane runs in CI beside this test: here, that the demo's venv has pytest and the suite collects.
 ABRIDGED = {r"^\.venv/bin/python -m pytest$": " --collect-only -q"}
@@ -45,6 +48,15 @@ def readme_commands(text: str) -> list[tuple[str, str]]:
             if command.strip() and not command.lstrip().startswith("#"):
                 found.append((lang, command.strip()))
     return found
+
+
+def test_every_readme_command_runs_in_the_demos_venv() -> None:
+    # A bare `python -m diary_lightning` from a fresh shell has no Lightning (the newcomer's first error): every
+    # command uses the venv the demo leaves, except the lines that make one.
+    bare = [c for lang, c in readme_commands((ROOT / "README.md").read_text(encoding="utf-8")) if lang == "bash"
+            and re.search(r"(^|[;&|]\s*|srun )(python3?|pip3?|pytest|tensorboard|torchrun) ", c)
+            and not re.search(r"python3 -m venv \.venv", c)]
+    assert not bare, bare
 
 
 def why_not_run(command: str) -> str | None:
