@@ -54,7 +54,7 @@ def losses(four_run: Path, main_run: Path, model: Path) -> None:
     train = scalars(four_run, "train/loss")
     if train:
         print(f"  four-chat fit: train/loss {train[0]:.2f} -> {train[-1]:.2f}: the right next token gets "
-              f"p = exp(-loss) = {math.exp(-train[-1]):.2f} on average (geometric mean) at the end"
+              f"p = exp(-loss) = {math.exp(-train[-1]):.2g} on average (geometric mean) at the end"
               + ("; greedy decoding only needs it ranked first, so an exact copy can come at low confidence"
                  if math.exp(-train[-1]) < 0.5 else ""))
     val = scalars(main_run, "val/loss")
