@@ -3,7 +3,9 @@ its benchmark. Markers in the prompt pick a behaviour: ``MODE401``/``MODE404`` a
 ``MODE500`` and ``MODESLOW`` (answer after ``slow`` seconds) do so on the first call for that prompt only;
 ``MODEHANG`` is always slow; ``MODENOCHOICE`` answers with no choices; ``MODEBADJSON`` answers 200 with a body that
 is not JSON on the first call, ``MODEALWAYSBAD`` on every call; ``MODEECHO400``/``MODEECHO500`` fail so with the
-request's Authorization header in the error message (a server that echoes the key). Otherwise it answers, after ``delay`` seconds, with the prompt's summary."""
+request's Authorization header in the error message (a server that echoes the key); ``MODEBADUSAGE`` answers with
+token counts that are not numbers. Otherwise it answers, after ``delay`` seconds, with the prompt's summary (or
+what ``answer`` makes of the prompt)."""
 
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def _diary_from(prompt: str) -> str:
-    start = prompt.rfind("[요약]\n")  # the last: the worked examples come before
-    end = prompt.rfind("\n\n[일기]")
-    if start < 0 or end < start:
+    start = prompt.rfind("[요약]")  # the last: the worked examples come before
+    start = prompt.find("\n", start) + 1 if start >= 0 else -1
+    end = prompt.find("\n\n", start) if start > 0 else -1
+    if start <= 0 or end < start:
         return "오늘은 친구와 점심을 먹었다."
-    return prompt[start + len("[요약]\n"):end].strip()
+    return prompt[start:end].strip()
 
 
 class ChatServer:
@@ -100,6 +103,11 @@ class ChatServer:
         if "MODENOCHOICE" in prompt:
             return 200, {"id": "chatcmpl-test", "object": "chat.completion", "choices": []}, headers
         text = self.answer(prompt)
+        if "MODEBADUSAGE" in prompt:
+            return 200, {"id": "chatcmpl-test", "object": "chat.completion", "model": body["model"],
+                         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                      "finish_reason": "stop"}],
+                         "usage": {"prompt_tokens": "many", "completion_tokens": [3]}}, headers
         return 200, {
             "id": "chatcmpl-test", "object": "chat.completion", "created": 0, "model": body["model"],
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],

@@ -879,8 +879,10 @@ def _(tmp):
         os.scandir = real
 
 
-def teacher_run(tmp: Path, marker: str, **settings: Any) -> tuple[Any, str, Path]:
-    """A synthesize run of one dialogue against the test chat server; (summary or error, log text, output)."""
+def teacher_run(tmp: Path, marker: str, answer: Any = None, key: str = "sk-damage-suite-secret-0042",
+                **settings: Any) -> tuple[Any, str, Path]:
+    """A synthesize run of one dialogue against the test chat server (answering with ``answer(prompt)`` if
+    given); ``settings`` go to the teacher's config. (summary or error, log text, output, server URL)."""
     import logging
 
     sys.path.insert(0, str(TESTS))
@@ -892,7 +894,7 @@ def teacher_run(tmp: Path, marker: str, **settings: Any) -> tuple[Any, str, Path
     from diary_lightning.synthesis.runner import Synthesis
     from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, TeacherConfig
 
-    os.environ["DAMAGE_KEY"] = "sk-damage-suite-secret-0042"
+    os.environ["DAMAGE_KEY"] = key
     records_ = logging.getLogger()
     seen: list[str] = []
     handler = logging.Handler()
@@ -901,12 +903,12 @@ def teacher_run(tmp: Path, marker: str, **settings: Any) -> tuple[Any, str, Path
     out = tmp / "d.jsonl"
     dialogue = Dialogue("x1", (Turn("P01", f"{marker} 오늘 영화 봤어"), Turn("P02", "재밌었어?")), "영화를 봤다.")
     try:
-        with ChatServer() as server:
+        with ChatServer(**({"answer": answer} if answer else {})) as server:
             base = settings.pop("base_url", server.url)
-            teacher = OpenAITeacher(TeacherConfig(backend="openai", model="m", api_key_env="DAMAGE_KEY", timeout=2,
-                                                  max_attempts=2, concurrency=1,
+            config = {"timeout": 2, "max_attempts": 2, "concurrency": 1, **settings}
+            teacher = OpenAITeacher(TeacherConfig(backend="openai", model="m", api_key_env="DAMAGE_KEY",
                                                   base_url=server.url.replace("http://", "http://al:pw-77@")
-                                                  if base == "CREDENTIALS" else base))
+                                                  if base == "CREDENTIALS" else base, **config))
             try:
                 result = Synthesis(teacher, out, template=DEFAULT_PROMPT, system=DEFAULT_SYSTEM, roles=roles_for,
                                    progress=False).run([dialogue])
@@ -1073,8 +1075,809 @@ def _(tmp):
     return modes == ("0o755", "0o644"), f"folder {modes[0]}, checkpoint {modes[1]} under umask 022"
 
 
+# -- issue 32: chat parsing (linear time, real dates, lines read as what they can be) ----------------------------
+
+def chat_file(tmp: Path, text: str) -> Path:
+    path = tmp / "chat.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def chat_days(tmp: Path, text: str) -> Any:
+    return read_dialogues([str(chat_file(tmp, text))], require_summary=False).dialogues
+
+
+def days_are(want: list[tuple[str, list[str]]]) -> Callable[[Any], str | None]:
+    """The dialogues' ids' dates and texts, in order (the reader joins a message's lines with spaces)."""
+    want = [(date, [" ".join(text.split()) for text in texts]) for date, texts in want]
+
+    def check(dialogues: Any) -> str | None:
+        got = [(d.id.rpartition("_")[2], [t.text for t in d.turns]) for d in dialogues]
+        return None if got == want else f"read {got}"
+    return check
+
+
+@case("issue 32: chat: a 2 MB continuation line is read in linear time", "safe")
+def _(tmp):
+    import time
+
+    from diary_lightning.data.chatlog import parse_chat_days
+
+    first = "2024년 1월 5일 오후 3:12, 민지 : 안녕\n"
+    # Each shape made a backtracking pattern quadratic (the system-line pattern over its 님이, invited, ...).
+    bodies = ["가" * 2_000_000, "준호님이 " * 400_000, " invited " * 220_000, "a " * 1_000_000 + "left this chatroom"]
+    took = []
+    for body in bodies:
+        start = time.perf_counter()
+        days = parse_chat_days(first + body + "\n")
+        took.append(time.perf_counter() - start)
+        if days[0].utterances[0][1] != "안녕\n" + body.strip():
+            return False, "the long line was not kept as the message's continuation"
+    # Linear: well under a second each on an idle machine; the quadratic pattern took minutes. A generous bound
+    # for a loaded test machine.
+    return max(took) < 10, f"slowest {max(took):.2f} s of {len(bodies)} 2 MB lines"
+
+
+@case("issue 32: chat: the page reads a pasted export with a 2 MB line of system-line words in linear time", "safe")
+def _(tmp):
+    import time
+
+    from diary_lightning.inference.app import read_chat
+
+    text = "2024년 1월 5일 오후 3:12, 민지 : 안녕\n" + "준호님이 " * 400_000 + "\n2024년 1월 5일 오후 3:13, 준호 : 응\n"
+    start = time.perf_counter()
+    dialogues = read_chat(text)
+    took = time.perf_counter() - start
+    # The whole read (parse, clean, anonymize) of 2 MB: seconds at most; the backtracking pattern did not end.
+    return len(dialogues) == 1 and took < 20, f"{took:.2f} s, {len(dialogues)} dialogue(s)"
+
+
+def impossible_date_case(name: str, text: str, line: int) -> None:
+    @case(f"issue 32: chat: {name} is refused naming the line", "error")
+    def _(tmp):
+        path = chat_file(tmp, text)
+        return raises_clearly(lambda: read_dialogues([str(path)], require_summary=False), path, f"line {line}",
+                              "no such date")
+
+
+impossible_date_case("2024년 2월 30일", "2024년 2월 30일 오후 3:12, 민지 : 안녕\n", 1)
+impossible_date_case("month 13, day 45", "3/14/24, 8:03 AM, 수아 : hi\n13/45/24, 8:04 AM, 수아 : hi\n", 2)
+impossible_date_case("a dashed date line of 31 April",
+                     "--------------- 2024년 4월 31일 화요일 ---------------\n[민지] [오후 3:12] 안녕\n", 1)
+
+
+@case("issue 32: chat: day-first numeric dates (UK, AU) read day first", "read")
+def _(tmp):
+    text = "14/03/2025, 08:41, 서연 : 안녕\n15/03/2025, 09:00, 서연 : 또 안녕\n"
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2025-03-14", ["안녕"]), ("2025-03-15", ["또 안녕"])]))
+
+
+@case("issue 32: chat: '8 January 2024 at 08:41' read as 8 January", "read")
+def _(tmp):
+    text = "Monday, 8 January 2024\n8 January 2024 at 08:41, 서연 : 안녕\n"
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2024-01-08", ["안녕"])]))
+
+
+@case("issue 32: chat: 7/03/2025 read day first where the file's dates in words say so", "read")
+def _(tmp):
+    text = "Friday, 7 March 2025\n7/03/2025, 08:41, 서연 : 안녕\n8/03/2025, 08:42, 서연 : 또\n"
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2025-03-07", ["안녕"]), ("2025-03-08", ["또"])]))
+
+
+@case("issue 32: chat: day first and month first in one file refused", "error")
+def _(tmp):
+    path = chat_file(tmp, "14/03/2025, 08:41, 서연 : 안녕\n3/15/25, 8:03 AM, 수아 : hi\n")
+    return raises_clearly(lambda: read_dialogues([str(path)], require_summary=False), path, "line 2",
+                          "day first (line 1)")
+
+
+@case("issue 32: chat: an unknown date format named with the formats read", "error")
+def _(tmp):
+    path = chat_file(tmp, "2024-01-08 08:41, 서연 : 안녕\n")
+    return raises_clearly(lambda: read_dialogues([str(path)], require_summary=False), path, "line 1",
+                          "not read here", "2024년 1월 5일", "14/03/2025", "14 March 2025")
+
+
+@case("issue 32: chat: a message line reading like a date line stays in its message and day", "read")
+def _(tmp):
+    text = ("2024년 1월 8일 월요일\n2024년 1월 8일 오후 3:12, 민지 : 다음 일정\n2024년 1월 9일 화요일\n"
+            "2024년 1월 8일 오후 3:13, 준호 : 알았어\n2024년 1월 9일 화요일\n2024년 1월 9일 오전 9:00, 민지 : 좋은 아침\n")
+    return read_ok(lambda: chat_days(tmp, text), days_are([
+        ("2024-01-08", ["다음 일정\n2024년 1월 9일 화요일", "알았어"]), ("2024-01-09", ["좋은 아침"])]))
+
+
+@case("issue 32: chat: two exports joined (a BOM mid-file) keep their two days", "read")
+def _(tmp):
+    text = ("\ufeff민지 님과 카카오톡 대화\n저장한 날짜 : 2024-01-06 12:00:00\n\n"
+            "--------------- 2024년 1월 5일 금요일 ---------------\n[민지] [오후 3:12] 첫째 날\n"
+            "\ufeff민지 님과 카카오톡 대화\n저장한 날짜 : 2024-01-07 12:00:00\n\n"
+            "\ufeff--------------- 2024년 1월 6일 토요일 ---------------\n[민지] [오후 3:12] 둘째 날\n")
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2024-01-05", ["첫째 날"]), ("2024-01-06", ["둘째 날"])]))
+
+
+@case("issue 32: chat: two exports joined without a BOM: the second header is no one's words", "read")
+def _(tmp):
+    text = ("2024년 1월 5일 오후 3:12, 민지 : 첫째 날\n\n민지 님과 카카오톡 대화\n저장한 날짜 : 2024년 1월 7일 오전 9:30\n\n"
+            "2024년 1월 6일 토요일\n2024년 1월 6일 오후 3:12, 민지 : 둘째 날\n")
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2024-01-05", ["첫째 날"]), ("2024-01-06", ["둘째 날"])]))
+
+
+@case("issue 32: chat: message lines that read like an export header are kept", "read")
+def _(tmp):
+    text = ("Talk with 수아\nDate Saved : 3/16/25, 9:00 AM\n\n3/14/25, 8:03 AM, 수아 : 내일 할 일\n"
+            "Talk with mom tomorrow\n엄마랑 처음으로 카카오톡 대화\n")
+    return read_ok(lambda: chat_days(tmp, text), days_are([
+        ("2025-03-14", ["내일 할 일\nTalk with mom tomorrow\n엄마랑 처음으로 카카오톡 대화"])]))
+
+
+@case("issue 32: chat: a URL line is not the speaker 'https'", "error")
+def _(tmp):
+    path = chat_file(tmp, "P01: 이거 봐\nhttps://example.com/a\n")
+    return raises_clearly(lambda: read_dialogues([str(path)], require_summary=False), path, "line 2", "web address")
+
+
+@case("issue 32: chat: a URL line continues a KakaoTalk message", "read")
+def _(tmp):
+    text = "2024년 1월 5일 오후 3:12, 민지 : 이거 봐\nhttps://example.com/a\n"
+    return read_ok(lambda: chat_days(tmp, text), days_are([("2024-01-05", ["이거 봐\nhttps://example.com/a"])]))
+
+
+# -- issue 32: outputs (file identity, marks, the lock's name, paths that cannot be outputs) ---------------------
+
+class _Refusing:
+    """A teacher that declines every dialogue (its reason recorded, as the rules teacher's refusals are): a run writes
+    its rejected lines without loading the style checks' analyser."""
+
+    def __init__(self, model: str = "rules") -> None:
+        self.model = model
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "rules", "version": 2} if self.model == "rules" else {"backend": "openai", "model": self.model}
+
+    def generate(self, requests: Any, on_reply: Callable[[Any, Any], None]) -> None:
+        from diary_lightning.synthesis.teacher import Reply
+
+        for request in requests:
+            on_reply(request, Reply("나는 오늘 달렸다.", refused="declined"))
+
+
+def synthesized(tmp: Path, n: int = 3, name: str = "diaries.jsonl", kept: int = 0,
+                **kwargs: Any) -> tuple[Path, Any, Any]:
+    """A synthesize run over ``n`` dialogues into ``tmp/name`` (every diary rejected by the teacher), after an
+    earlier run that kept the first ``kept`` (as the rules teacher with the default prompt writes them); the output,
+    the run's summary and the dialogues."""
+    from diary_lightning.data.records import Dialogue, Turn
+    from diary_lightning.io.outputs import claim
+    from diary_lightning.synthesis.command import roles_for
+    from diary_lightning.synthesis.runner import Synthesis, kept_record, record_prompt
+    from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM
+
+    dialogues = [Dialogue(f"d{i}", (Turn("P01", f"오늘 공원에서 {i}분 동안 달렸어"), Turn("P02", "대단하다")),
+                          f"P01은 오늘 공원에서 {i}분 동안 달렸다.") for i in range(n)]
+    out = tmp / name
+    if kept:
+        prompt = record_prompt(out, DEFAULT_SYSTEM, DEFAULT_PROMPT, _Refusing().describe())
+        out.write_text("".join(json.dumps(kept_record(d, roles_for(d).writer, "나는 오늘 달렸다.", _Refusing().describe(),
+                                                      prompt), ensure_ascii=False) + "\n" for d in dialogues[:kept]),
+                       encoding="utf-8")
+        claim(out, "synthesize")
+    settings = {"template": DEFAULT_PROMPT, "system": DEFAULT_SYSTEM, "roles": roles_for, **kwargs}
+    teacher = settings.pop("teacher", None) or _Refusing()
+    return out, Synthesis(teacher, out, progress=False, report=False, **settings).run(dialogues), dialogues
+
+
+def refused_output(call: Callable[[], Any], *needles: str, untouched: tuple[Path, ...] = ()) -> tuple[bool, str]:
+    """``call`` ends as the command line ends a user error: one message (every needle in it), exit 2, no traceback,
+    and every file of ``untouched`` as it was."""
+    import io
+    from contextlib import redirect_stderr
+
+    from diary_lightning.errors import run_reporting_user_errors
+
+    before = {p: p.read_bytes() if p.is_file() else None for p in untouched}
+    err = io.StringIO()
+    try:
+        with redirect_stderr(err):
+            run_reporting_user_errors(call)
+    except SystemExit as stop:
+        text = err.getvalue()
+        missing = [n for n in needles if n not in text]
+        changed = [p.name for p in untouched if (p.read_bytes() if p.is_file() else None) != before[p]]
+        if stop.code != 2 or missing or changed:
+            return False, f"exit {stop.code}, missing {missing}, changed {changed}: {text[:150]}"
+        return True, text.splitlines()[0][:120]
+    except Exception as raised:  # noqa: BLE001 - the point is to see what escapes
+        return False, f"traceback: {type(raised).__name__}: {str(raised)[:100]}"
+    return False, "no error"
+
+
+def predict_outputs(output: Path | str) -> list[Any]:
+    """What predict writes, as the command line checks them."""
+    from diary_lightning.io import outputs
+
+    return [outputs.Output("--output", output, "file", outputs.PREDICTIONS),
+            outputs.Output("--output", f"{output}.partial", "file", outputs.PREDICTIONS_PARTIAL),
+            outputs.Output("--output", f"{output}.partial.json", "file", outputs.PREDICTIONS_RECORD)]
+
+
+@case("issue 32: synthesize --output a hard link of its data (no final newline) is refused, the data kept", "kept")
+def _(tmp):
+    from diary_lightning.io.outputs import check_outputs, data_inputs
+    from diary_lightning.synthesis.runner import synthesis_outputs
+
+    # The data: an earlier synthesize output (a format fit and synthesize read), of synthesize's own shape.
+    (tmp / "data").mkdir()
+    made, _, _ = synthesized(tmp / "data", n=3, kept=3)
+    data = made.resolve()
+    data.write_bytes(data.read_bytes().rstrip(b"\n"))
+    link = tmp / "out.jsonl"
+    os.link(data, link)
+    return refused_output(lambda: check_outputs("synthesize", synthesis_outputs(link),
+                                                data_inputs("the data --data.paths", [str(data)])),
+                          str(link), "is the data", untouched=(data,))
+
+
+def predict_over_synthesize_case(which: str) -> None:
+    @case(f"issue 32: predict --output over synthesize's {which} file is refused", "kept")
+    def _(tmp):
+        from diary_lightning.io.outputs import check_outputs
+        from diary_lightning.synthesis.runner import rejected_path
+
+        out, _, _ = synthesized(tmp, kept=2)
+        target = out if which == "kept" else rejected_path(out)
+        return refused_output(lambda: check_outputs("predict", predict_outputs(target), {}),
+                              str(target), "not written by predict", untouched=(target,))
+
+
+predict_over_synthesize_case("kept")
+predict_over_synthesize_case("rejected")
+
+
+@case("issue 32: a user's file of predict's shape is not predict's; predict's own is replaced", "kept")
+def _(tmp):
+    from diary_lightning.io.outputs import check_outputs, claim
+
+    mine = tmp / "preds.jsonl"
+    mine.write_text(json.dumps({"id": "x", "diary": "내 일기", "style_failures": []}, ensure_ascii=False) + "\n")
+    ok, note = refused_output(lambda: check_outputs("predict", predict_outputs(mine), {}), "not written by predict",
+                              untouched=(mine,))
+    if not ok:
+        return False, "a user's file: " + note
+    claim(mine, "predict")
+    check_outputs("predict", predict_outputs(mine), {})  # now it is predict's: replaced without a word
+    # A file moved in under the name of predict's output is not predict's, whatever its mark beside it says.
+    other = tmp / "other.jsonl"
+    other.write_text(mine.read_text())
+    os.replace(other, mine)
+    return refused_output(lambda: check_outputs("predict", predict_outputs(mine), {}), "not written by predict",
+                          untouched=(mine,))
+
+
+@case("issue 32: an older synthesize output (no mark) resumes, and is marked", "read")
+def _(tmp):
+    from diary_lightning.io.outputs import claimed, mark_path
+
+    out, _, _ = synthesized(tmp, n=3, kept=2)
+    mark_path(out).unlink()
+    mark_path(out.with_name("diaries.rejected.jsonl")).unlink()  # as an older version left them
+    _, second, _ = synthesized(tmp, n=5)
+    ok = (second["already_done"], second["kept"] + second["rejected"]) == (3, 2) and claimed(out, "synthesize")
+    return ok, f"already done {second['already_done']}, new {second['kept'] + second['rejected']}, marked {claimed(out, 'synthesize')}"
+
+
+@case("issue 32: an unmarked output with a torn last line is not cut", "kept")
+def _(tmp):
+    from diary_lightning.io.outputs import mark_path
+
+    out, _, _ = synthesized(tmp, n=2, kept=2)
+    mark_path(out).unlink()
+    with open(out, "ab") as handle:
+        handle.write(b'{"id": "d2", "dia')
+    return refused_output(lambda: synthesized(tmp, n=3), str(out), "carries no mark of synthesize", untouched=(out,))
+
+
+@case("issue 32: a user's own OUT.lock beside the output is left alone", "kept")
+def _(tmp):
+    from diary_lightning.io.lock import JobLock
+
+    out = tmp / "out.jsonl"
+    theirs = tmp / "out.jsonl.lock"
+    theirs.write_text("my notes\n")
+    lock = JobLock(out, "file").acquire()
+    lock.release()
+    return theirs.read_text() == "my notes\n", "kept" if theirs.exists() else "removed"
+
+
+@case("issue 32: a foreign file under the lock's own name is refused, left alone", "refuse")
+def _(tmp):
+    from diary_lightning.io.lock import JobLock, lock_path
+
+    out = tmp / "out.jsonl"
+    foreign = lock_path(out, "file")
+    foreign.write_text("not a lock\n")
+    return refused_output(lambda: JobLock(out, "file").acquire(), str(foreign), "left as it is", untouched=(foreign,))
+
+
+def path_case(name: str, make: Callable[[Path], str], *needles: str) -> None:
+    @case(f"issue 32: output {name}: one message naming the path, exit 2", "message")
+    def _(tmp):
+        from diary_lightning.io.outputs import check_outputs
+        from diary_lightning.synthesis.runner import synthesis_outputs
+
+        output = make(tmp)
+        ok, note = refused_output(lambda: check_outputs("predict", predict_outputs(output), {}), output, *needles)
+        if not ok:
+            return False, "predict: " + note
+        return refused_output(lambda: check_outputs("synthesize", synthesis_outputs(output), {}), output, *needles)
+
+
+def _fifo(tmp: Path) -> str:
+    os.mkfifo(tmp / "pipe")
+    return str(tmp / "pipe")
+
+
+def _under_a_file(tmp: Path) -> str:
+    (tmp / "notes.txt").write_text("mine")
+    return str(tmp / "notes.txt" / "preds.jsonl")
+
+
+def _loop(tmp: Path) -> str:
+    os.symlink(tmp / "b", tmp / "a")
+    os.symlink(tmp / "a", tmp / "b")
+    return str(tmp / "a")
+
+
+path_case("a FIFO (unseekable)", _fifo, "FIFO", "not a regular file")
+path_case("under a file (FileExistsError)", _under_a_file, "is a file, not a folder")
+path_case("a name over the file system's limit (ENAMETOOLONG)", lambda tmp: str(tmp / ("n" * 300)), "longer than")
+path_case("a symlink loop (ELOOP)", _loop, "symlink loop")
+path_case("with a trailing slash", lambda tmp: str(tmp / "preds") + "/", "ends with a slash")
+
+
+@case("issue 32: an existing folder where synthesize writes a file is one message", "message")
+def _(tmp):
+    (tmp / "diaries.rejected.jsonl").mkdir()
+    return refused_output(lambda: synthesized(tmp), str(tmp / "diaries.rejected.jsonl"), "is a folder")
+
+
+# -- issue 32: resumes ---------------------------------------------------------------------------------------------
+
+def remade_case(name: str, change: dict[str, Any], needle: str) -> None:
+    @case(f"issue 32: synthesize re-run into its output with another {name} is refused, never mixed", "refuse")
+    def _(tmp):
+        out, _, _ = synthesized(tmp, n=2, kept=2)
+        return refused_output(lambda: synthesized(tmp, n=4, **change), str(out), needle, untouched=(out,))
+
+
+def _writer_roles(dialogue: Any) -> Any:
+    from diary_lightning.synthesis.command import roles_for
+    from diary_lightning.synthesis.runner import Roles
+
+    roles = roles_for(dialogue)
+    return Roles("P02", roles.speaker_labels, roles.writer_label, ("P02",))
+
+
+remade_case("teacher model", {"teacher": _Refusing("other-model")}, "other-model")
+remade_case("prompt template", {"template": "{dialogue}\n{summary}\n다른 지시: {writer}의 일기"}, "another prompt")
+remade_case("writer (--data.writer)", {"roles": _writer_roles}, "--data.writer")
+
+
+def _partial(tmp: Path, identity: dict[str, Any], inputs: dict[str, str]) -> Any:
+    """What a predict killed after two diaries left, and a new writer for the same output."""
+    from diary_lightning.training.callbacks import PredictionsJsonl, write_record
+
+    out = tmp / "preds.jsonl"
+    writer = PredictionsJsonl(str(out))
+    write_record(writer.record, {**identity, "input": inputs})
+    writer.partial.write_text("".join(json.dumps({"id": i, "diary": "일기", "style_failures": []}) + "\n"
+                                      for i in list(inputs)[:2]))
+    return PredictionsJsonl(str(out))
+
+
+@case("issue 32: predict re-run on the same inputs resumes by default and says so", "safe")
+def _(tmp):
+    import logging
+
+    identity = {"weights": {"checkpoint": "c", "adapter": None}, "generation": {}}
+    inputs = {"a": "1", "b": "2", "c": "3"}
+    writer = _partial(tmp, identity, inputs)
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda r: seen.append(r.getMessage())
+    package = logging.getLogger("diary_lightning")
+    level = package.level
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    try:
+        writer.check_identity(identity)
+        done = writer.written_ids(inputs)
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
+    said = any("resuming" in line and "2 diaries already written" in line for line in seen)
+    return done == {"a", "b"} and said, f"skips {sorted(done)}, said {seen[-1:] or 'nothing'}"
+
+
+@case("issue 32: predict re-run with other weights or inputs starts over, saying so", "safe")
+def _(tmp):
+    identity = {"weights": {"checkpoint": "c", "adapter": None}, "generation": {}}
+    inputs = {"a": "1", "b": "2", "c": "3"}
+    (tmp / "w").mkdir()
+    writer = _partial(tmp / "w", identity, inputs)
+    writer.check_identity({**identity, "weights": {"checkpoint": "other", "adapter": None}})
+    skipped = writer.written_ids(inputs)
+    other_weights = (writer.resume, skipped)
+    writer = _partial(tmp / "w", identity, inputs)
+    writer.check_identity(identity)
+    skipped = writer.written_ids({"a": "changed", "b": "2", "c": "3"})
+    other_inputs = (writer.resume, skipped)
+    ok = other_weights == (False, set()) and other_inputs == (False, set())
+    return ok, f"other weights: {other_weights}, other inputs: {other_inputs}"
+
+
+@case("issue 32: fit --ckpt_path last onto other training data is refused, or confirmed", "refuse")
+def _(tmp):
+    import torch
+
+    from diary_lightning.cli.runs import refuse_other_training_data
+    from diary_lightning.training.datamodule import DiaryDataModule
+
+    data = write_jsonl(tmp / "data" / "a.jsonl", [json.dumps(jsonl_record(i), ensure_ascii=False) for i in range(3)])
+    checkpoints = tmp / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    datamodule = DiaryDataModule(paths=[str(tmp / "data")], tokenizer=str(Inputs.tokenizer_dir))
+    torch.save({"DiaryDataModule": {"training_data": datamodule.training_data_fingerprint()}},
+               checkpoints / "last.ckpt")
+    refuse_other_training_data(checkpoints, "last", datamodule, confirmed=False)  # the same data: continues
+    moved = DiaryDataModule(paths=[str(tmp / "moved")], tokenizer=str(Inputs.tokenizer_dir))
+    os.rename(tmp / "data", tmp / "moved")
+    refuse_other_training_data(checkpoints, "last", moved, confirmed=False)  # moved, not changed: continues
+    with open(tmp / "moved" / "a.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(jsonl_record(9), ensure_ascii=False) + "\n")
+    other = DiaryDataModule(paths=[str(tmp / "moved")], tokenizer=str(Inputs.tokenizer_dir))
+    refuse_other_training_data(checkpoints, "last", other, confirmed=True)  # confirmed: continues
+    return refused_output(lambda: refuse_other_training_data(checkpoints, "last", other, confirmed=False),
+                          str(checkpoints / "last.ckpt"), "other data", "--resume_other_data true")
+
+
+# -- issue 32: teachers, settings, secrets, the page, and what stops with a traceback ---------------------------
+
+@case("issue 32: a teacher slower than --teacher.deadline fails that dialogue, and is named", "safe")
+def _(tmp):
+    # MODEHANG answers after 2 s; the client's own timeout (per read) is longer, the deadline shorter.
+    result, logged, _, url = teacher_run(tmp, "MODEHANG", timeout=30, deadline=0.5, max_attempts=1)
+    if isinstance(result, Exception):
+        return False, f"the run aborted: {type(result).__name__}: {str(result)[:80]}"
+    named = url in logged and "--teacher.deadline" in logged
+    ok = result["failed"] == 1 and result["timed_out"] == 1 and result["kept"] == 0 and named
+    return ok, f"failed {result['failed']}, timed out {result['timed_out']}, teacher named in the log: {named}"
+
+
+@case("issue 32: a 2 MB answer is rejected unread, and stored cut", "safe")
+def _(tmp):
+    from diary_lightning.synthesis.checks import MAX_DIARY_CHARS
+
+    huge = "오늘은 영화를 봤다. " * 200_000  # 2.2 M characters: the style checks alone took ~55 s of CPU on it
+    result, _, out, _ = teacher_run(tmp, "", answer=lambda prompt: huge, timeout=60)
+    if isinstance(result, Exception):
+        return False, f"the run aborted: {type(result).__name__}: {str(result)[:80]}"
+    rejected = out.with_name("d.rejected.jsonl")
+    [record] = [json.loads(line) for line in rejected.read_text(encoding="utf-8").splitlines()]
+    ok = (result["rejected_by_check"] == {"length": 1} and len(record["diary"]) <= MAX_DIARY_CHARS
+          and record["diary_chars"] == len(huge))
+    return ok, f"rejected by {result['rejected_by_check']}, stored {len(record['diary'])} of {record.get('diary_chars')}"
+
+
+@case("issue 32: an answer far too long fails 'length' even with that check skipped", "safe")
+def _(tmp):
+    from diary_lightning.data.records import Turn
+    from diary_lightning.synthesis.checks import CheckConfig, check_diary
+    from diary_lightning.synthesis.teacher import Reply, Request
+
+    request = Request("x", [], (Turn("A", "영화 봤어"),), "영화를 봤다.", "A", {"A": "글쓴이"})
+    failed = check_diary(Reply("영화를 봤다. " * 300_000), request, CheckConfig(skip=["length"]), "지시문")
+    return failed == ["length"], f"failed {failed}"
+
+
+@case("issue 32: token counts that are not numbers fail that dialogue only", "safe")
+def _(tmp):
+    result, logged, _, _ = teacher_run(tmp, "MODEBADUSAGE")
+    if isinstance(result, Exception):
+        return False, f"the run aborted: {type(result).__name__}: {str(result)[:80]}"
+    return result["failed"] == 1 and "usage" in logged, f"failed {result['failed']}: {logged[-100:]}"
+
+
+@case("issue 32: terminal escapes and control characters are stripped from a teacher's diary", "refuse")
+def _(tmp):
+    dirty = "영화를 봤다.\x1b[2J\x1b]0;pwned\x07 재밌었다.\u200b\x08"
+    result, _, out, _ = teacher_run(tmp, "", answer=lambda prompt: dirty)
+    if isinstance(result, Exception) or result["kept"] != 1:
+        return False, f"not kept: {result if isinstance(result, Exception) else result['rejected_by_check']}"
+    diary = json.loads(out.read_text(encoding="utf-8"))["diary"]
+    left = [c for c in diary if not c.isprintable() and c != "\n"]
+    return not left and diary == "영화를 봤다. 재밌었다.", f"kept {diary!r}"
+
+
+@case("issue 32: a key sharing characters with the diary leaves the diary as written", "refuse")
+def _(tmp):
+    diary = "13일에 영화를 봤다. 재밌었다."
+    # The date is in the chat too, so that the diary is true to it (the faithfulness checks).
+    result, _, out, _ = teacher_run(tmp, "13일에", answer=lambda prompt: diary, key="1")
+    if isinstance(result, Exception) or result["kept"] != 1:
+        return False, f"not kept: {result if isinstance(result, Exception) else result['rejected_by_check']}"
+    kept = json.loads(out.read_text(encoding="utf-8"))["diary"]
+    return kept == diary, f"kept {kept!r}"
+
+
+@case("issue 32: a key in --teacher.base_url's query string is in no record, message or summary", "refuse")
+def _(tmp):
+    from diary_lightning.synthesis.openai_teacher import OpenAITeacher
+    from diary_lightning.synthesis.teacher import TeacherConfig
+
+    os.environ["DAMAGE_KEY"] = "unused-here"
+    url = "http://al:pw-77@127.0.0.1:9/v1?api-version=2024-06&api_key=QSECRET-31337&sig=SIG-4242"
+    teacher = OpenAITeacher(TeacherConfig(backend="openai", model="m", api_key_env="DAMAGE_KEY", base_url=url))
+    try:
+        shown = json.dumps(teacher.describe()) + teacher.redact(f"404 for url '{url}/chat/completions'")
+    finally:
+        teacher.close()
+    leaked = [s for s in ("QSECRET-31337", "SIG-4242", "pw-77") if s in shown]
+    return not leaked and "api-version=2024-06" in shown, f"leaked {leaked}" if leaked else shown[:110]
+
+
+@case("issue 32: the command line: --print_config hides a base_url's password and key", "refuse")
+def _(tmp):
+    url = "http://al:pw-77@127.0.0.1:8000/v1?key=QSECRET-31337"
+    result = cli(tmp, "synthesize", "--teacher.backend", "openai", "--teacher.base_url", url, "--print_config")
+    shown = result.stdout + result.stderr
+    line = next((line.strip() for line in shown.splitlines() if "base_url" in line), "no base_url printed")
+    ok = result.returncode == 0 and "pw-77" not in shown and "QSECRET" not in shown and "127.0.0.1:8000" in line
+    return ok, f"exit {result.returncode}: {line[:100]}"
+
+
+def setting_case(name: str, make: Callable[[], Any], *named: str) -> None:
+    @case(f"issue 32: {name} is refused up front, naming the setting", "message")
+    def _(tmp):
+        from diary_lightning.errors import ConfigError
+
+        try:
+            make()
+        except ConfigError as err:
+            missing = [n for n in named if n not in str(err)]
+            return not missing, f"lacks {missing}: {err}" if missing else str(err)[:110]
+        except Exception as err:  # noqa: BLE001 - the point is to see what escapes
+            return False, f"{type(err).__name__}: {str(err)[:100]}"
+        return False, "accepted"
+
+
+def _data(**kwargs: Any) -> Any:
+    from diary_lightning.training.datamodule import DiaryDataModule
+
+    return DiaryDataModule(paths=[str(Inputs.aihub)], tokenizer=str(Inputs.tokenizer_dir), **kwargs)
+
+
+def _module(**kwargs: Any) -> Any:
+    from diary_lightning.training.lora_module import DiaryLoRAModule
+
+    return DiaryLoRAModule(base_model="unused", **kwargs)
+
+
+def _checks(**kwargs: Any) -> Any:
+    from diary_lightning.synthesis.checks import CheckConfig
+
+    return CheckConfig(**kwargs)
+
+
+def _teacher(**kwargs: Any) -> Any:
+    from diary_lightning.synthesis.teacher import TeacherConfig
+
+    return TeacherConfig(**kwargs)
+
+
+def _page(*args: str) -> Any:
+    from diary_lightning.inference.app import load_pipeline, parser
+
+    return load_pipeline(parser().parse_args(list(args)))
+
+
+def _trainer(**kwargs: Any) -> Any:
+    from diary_lightning.cli.commands import check_trainer_numbers
+
+    return check_trainer_numbers(kwargs)
+
+
+setting_case("data.batch_size 0", lambda: _data(batch_size=0), "--data.batch_size", "0")
+setting_case("data.batch_size -1", lambda: _data(batch_size=-1), "--data.batch_size", "-1")
+setting_case("data.eval_batch_size 0", lambda: _data(eval_batch_size=0), "--data.eval_batch_size")
+setting_case("trainer.max_steps -5", lambda: _trainer(max_steps=-5), "--trainer.max_steps", "-5")
+setting_case("trainer.accumulate_grad_batches 0", lambda: _trainer(accumulate_grad_batches=0),
+             "--trainer.accumulate_grad_batches")
+setting_case("trainer.limit_val_batches 1.5", lambda: _trainer(limit_val_batches=1.5), "--trainer.limit_val_batches")
+setting_case("model.lora_r 0", lambda: _module(lora_r=0), "--model.lora_r", "0")
+setting_case("model.max_new_tokens 0", lambda: _module(max_new_tokens=0), "--model.max_new_tokens", "0")
+setting_case("model.top_p 0 when sampling", lambda: _module(do_sample=True, top_p=0.0), "--model.top_p")
+setting_case("checks.copy_ngram 0", lambda: _checks(copy_ngram=0), "--checks.copy_ngram")
+setting_case("checks.max_copy 0", lambda: _checks(max_copy=0.0), "--checks.max_copy")
+setting_case("checks.min_grounding 1.5", lambda: _checks(min_grounding=1.5), "--checks.min_grounding")
+setting_case("teacher.max_new_tokens 0", lambda: _teacher(max_new_tokens=0), "--teacher.max_new_tokens")
+setting_case("teacher.concurrency 0", lambda: _teacher(concurrency=0), "--teacher.concurrency")
+setting_case("teacher.deadline -1", lambda: _teacher(deadline=-1.0), "--teacher.deadline")
+setting_case("the page's --batch_size 0", lambda: _page("--zero_shot", "true", "--batch_size", "0"), "--batch_size 0")
+setting_case("teacher.tensor_parallel_size 0", lambda: _teacher(tensor_parallel_size=0),
+             "--teacher.tensor_parallel_size")
+
+
+@case("issue 32: the command line: trainer.max_steps -5 and checks.copy_ngram 0 exit 2 with the message", "message")
+def _(tmp):
+    run = tiny_run(tmp)
+    notes = []
+    for args, needle in ((["fit", "--trainer.max_steps", "-5"], "--trainer.max_steps -5"),
+                         (["synthesize", "--checks.copy_ngram", "0", "--output", str(tmp / "d.jsonl")],
+                          "--checks.copy_ngram 0")):
+        ok, note = clear_message(cli(tmp, args[0], "--config", str(run["config"]), *args[1:]), needle)
+        if not ok:
+            return False, f"{args[0]}: {note}"
+        notes.append(note)
+    return True, notes[0]
+
+
+@case("issue 32: the page deletes an uploaded chat once read, and reads it again from memory", "safe")
+def _(tmp):
+    from diary_lightning.inference.app import DiaryPage, read_chat
+
+    folder = tmp / "gradio" / "0f3a"  # as Gradio keeps an upload: a folder of its own under its cache
+    folder.mkdir(parents=True)
+    upload = folder / "kakao.txt"
+    upload.write_text("민지: 오늘 병원 다녀왔어\n준호: 괜찮아?\n", encoding="utf-8")
+    page = DiaryPage(pipeline=None, source="unused")
+    first = read_chat("", page.upload(upload))
+    if upload.exists() or folder.exists():
+        return False, "the uploaded chat is still on disk after it was read"
+    again = read_chat("", page.upload(upload))  # the page reads it twice: who speaks, then the diary
+    same = [t.text for t in first[0].turns] == [t.text for t in again[0].turns] == ["오늘 병원 다녀왔어", "괜찮아?"]
+    return same and first[0].source.startswith("kakao.txt"), f"read as {first[0].source}: {[t.text for t in again[0].turns]}"
+
+
+@case("issue 32: an exported folder's safetensors weights and a JSONL output follow the umask", "safe")
+def _(tmp):
+    import torch
+    from safetensors.torch import save_file
+
+    from diary_lightning.io.atomic import atomic_directory
+    from diary_lightning.io.jsonl import JsonlAppender
+
+    old = os.umask(0o002)
+    try:
+        with atomic_directory(tmp / "adapter") as folder:
+            save_file({"w": torch.zeros(2)}, str(folder / "adapter_model.safetensors"))  # as PEFT saves it
+        appender = JsonlAppender(tmp / "diaries.jsonl")
+        appender.write({"id": "a"})
+        appender.close()
+    finally:
+        os.umask(old)
+    modes = (oct((tmp / "adapter" / "adapter_model.safetensors").stat().st_mode & 0o777),
+             oct((tmp / "diaries.jsonl").stat().st_mode & 0o777))
+    return modes == ("0o664", "0o664"), f"weights {modes[0]}, JSONL {modes[1]} under umask 002"
+
+
+@case("issue 32: the serving prompt (render_chat) keeps room for max_new_tokens as predict does", "safe")
+def _(tmp):
+    from diary_lightning.data.encoding import PromptFormat, render_chat
+    from diary_lightning.data.roles import prompt_turns
+
+    chat = [{"speaker": "민지" if i % 2 else "준호", "text": f"{i}번째 이야기인데 오늘 있었던 일을 길게 말해 볼게"}
+            for i in range(72)]
+    pf = PromptFormat()
+    rendered = render_chat(chat, pf, writer="민지", tokenizer=Inputs.tokenizer, max_length=512, max_new_tokens=256)
+    served = Inputs.tokenizer(pf.template.format(dialogue=rendered.user_message))["input_ids"]
+    # What predict sends for the same chat: every turn, labelled, cut by the encoder with the diary's room.
+    labelled = prompt_turns(rendered.dialogue.turns, "민지", pf.bots, pf.label_scheme, pf.fixed_labels)
+    predicted = encode_batch(Inputs.tokenizer, pf.template, [labelled], None, 512, diary_room=256)["input_ids"][0]
+    return served == predicted and len(served) + 256 <= 512, f"{len(served)} prompt tokens + 256 of diary, max 512"
+
+
+@case("issue 32: a damaged checkpoint is one message naming it", "message")
+def _(tmp):
+    import io
+    from contextlib import redirect_stderr
+
+    import torch
+
+    from diary_lightning.errors import run_reporting_user_errors
+    from diary_lightning.model.metadata import checkpoint_state
+
+    whole = tmp / "whole.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, whole)
+    notes = []
+    for name, data in (("cut.ckpt", whole.read_bytes()[:3000]), ("empty.ckpt", b""), ("text.ckpt", b"not a checkpoint")):
+        path = tmp / name
+        path.write_bytes(data)
+        err = io.StringIO()
+        try:
+            with redirect_stderr(err):
+                run_reporting_user_errors(checkpoint_state, path)
+        except SystemExit as stop:
+            text = err.getvalue()
+            if stop.code != 2 or str(path) not in text or "damaged" not in text:
+                return False, f"{name}: exit {stop.code}: {text[:100]}"
+            notes.append(text.splitlines()[0])
+            continue
+        except Exception as raised:  # noqa: BLE001 - the point is to see what escapes
+            return False, f"{name}: traceback: {type(raised).__name__}: {str(raised)[:80]}"
+        return False, f"{name}: loaded"
+    return True, notes[0][:110]
+
+
+@case("issue 32: the command line: predict and export --ckpt_path a damaged checkpoint", "message")
+def _(tmp):
+    import torch
+
+    run = tiny_run(tmp)
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, run["ckpt"])
+    run["ckpt"].write_bytes(run["ckpt"].read_bytes()[:3000])  # a copy cut short
+    chats = write_jsonl(tmp / "chats.jsonl", [json.dumps(jsonl_record(i), ensure_ascii=False) for i in range(2)])
+    for args in (["predict", "--data.predict_path", str(chats), "--output", str(tmp / "d.jsonl")],
+                 ["export", "--output", str(tmp / "exported")]):
+        ok, note = clear_message(cli(tmp, args[0], "--config", str(run["config"]), "--ckpt_path", str(run["ckpt"]),
+                                     *args[1:]), str(run["ckpt"]), "damaged")
+        if not ok:
+            return False, f"{args[0]}: {note}"
+    return True, note
+
+
+@case("issue 32: a diary holding U+2028 is published and resumed", "safe")
+def _(tmp):
+    from diary_lightning.io.jsonl import JsonlAppender
+    from diary_lightning.training.callbacks import PredictionsJsonl
+
+    rows = [{"id": "a", "diary": "첫 줄\u2028둘째 줄\u2029\x85끝", "style_failures": []},
+            {"id": "b", "diary": "보통 일기", "style_failures": []}]
+    output = tmp / "diaries.jsonl"
+    writer = PredictionsJsonl(str(output))
+    appender = JsonlAppender(writer.partial)
+    for row in rows[::-1]:
+        appender.write(row)
+    appender.close()
+    try:
+        writer.finish(["a", "b"])
+        published = [json.loads(line) for line in output.read_text(encoding="utf-8").split("\n") if line]
+        # A resume of a .partial holding it: the ids written are read back, and the merge publishes them.
+        resumed = PredictionsJsonl(str(tmp / "again.jsonl"), resume=True)
+        appender = JsonlAppender(resumed.partial)
+        appender.write(rows[0])
+        appender.close()
+        done = resumed.written_ids({"a": "x", "b": "y"})
+        resumed.finish(["a", "b"])
+        again = [json.loads(line) for line in (tmp / "again.jsonl").read_text(encoding="utf-8").split("\n") if line]
+    except Exception as err:  # noqa: BLE001 - the point is to see what escapes
+        return False, f"{type(err).__name__}: {str(err)[:100]}"
+    return published == rows and done == {"a"} and again == rows[:1], f"published {len(published)}, resumed {done}"
+
+
+@case("issue 32: the command line: Ctrl-C during predict says what was kept and how to go on", "message")
+def _(tmp):
+    run = tiny_run(tmp)
+    chats = write_jsonl(tmp / "chats.jsonl", [json.dumps(jsonl_record(i), ensure_ascii=False) for i in range(4)])
+    output = tmp / "diaries.jsonl"
+    stopped = subprocess.run(
+        [sys.executable, str(TESTS / "faults.py"), "predict", "--config", str(run["config"]), "--zero_shot", "true",
+         "--model.max_new_tokens", "2", "--data.batch_size", "1", "--data.predict_path", str(chats),
+         "--output", str(output)], capture_output=True, text=True, cwd=tmp, timeout=600,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path]),
+             "DIARY_LIGHTNING_KILL_AT": "predict@2", "DIARY_LIGHTNING_KILL_WITH": "INT"})
+    partial = output.with_name(output.name + ".partial")
+    said = [line for line in stopped.stderr.splitlines() if "Ctrl-C" in line]
+    if "Traceback" in stopped.stderr or "KeyboardInterrupt" in stopped.stderr:
+        return False, "traceback: " + stopped.stderr.strip().splitlines()[-1][:100]
+    kept = len(partial.read_text(encoding="utf-8").split("\n")) - 1 if partial.is_file() else 0
+    ok = (stopped.returncode != 0 and len(said) == 1 and f"{kept} diar" in said[0] and kept > 0
+          and str(partial) in said[0] and "--resume_predictions true" in stopped.stderr)
+    return ok, f"exit {stopped.returncode}, {kept} kept: {said[:1]}"
+
+
 SLOW = ("issue 22: synthesize", "issue 22: export", "issue 22: predict --", "issue 22: merge",
-        "issue 22: four jobs", "issue 22: DIARY_LIGHTNING_KILL_AT", "issue 22: an ANSI escape in a dialogue id",
+        "issue 22: four jobs", "issue 22: DIARY_LIGHTNING_KILL_AT", "issue 32: the command line",
+        "issue 22: an ANSI escape in a dialogue id",
         # against the test chat server (tests/chat_server.py): a server, so the slow lane
         "issue 22: a malformed 200", "issue 22: OPENAI_BASE_URL", "issue 22: a key echoed", "issue 22: user:password@")
 

@@ -271,13 +271,16 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, args: list[str], script: str | None = None, timeout: float = 180) -> None:
+    def __init__(self, args: list[str], script: str | None = None, timeout: float = 180,
+                 uploads: Path | None = None) -> None:
         self.port = free_port()
+        self.uploads = uploads  # Gradio's folder for uploaded files (GRADIO_TEMP_DIR)
         command = ["-m", "diary_lightning"] if script is None else ["-c", script, "lightning,pytorch_lightning"]
         self.process = subprocess.Popen(
             [sys.executable, *command, "app", *args, "--port", str(self.port)], cwd=ROOT, text=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            env=subprocess_env(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1"))
+            env=subprocess_env(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1",
+                               **({"GRADIO_TEMP_DIR": str(uploads)} if uploads else {})))
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -325,9 +328,10 @@ APP_WITHOUT_LIGHTNING = BLOCK + ("import logging\nlogging.basicConfig(level=logg
 
 
 @pytest.fixture(scope="module")
-def server(adapter: Path) -> Any:
+def server(adapter: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
     # Started through the app module with Lightning unimportable: the page runs without it.
-    started = Server(["--model.adapter_path", str(adapter)], script=APP_WITHOUT_LIGHTNING)
+    started = Server(["--model.adapter_path", str(adapter)], script=APP_WITHOUT_LIGHTNING,
+                     uploads=tmp_path_factory.mktemp("gradio-uploads"))
     yield started
     started.stop()
 
@@ -352,6 +356,8 @@ def test_the_endpoint_writes_each_day_as_the_pipeline_does(server: Server, pipel
     upload.write_text(KAKAO, encoding="utf-8")
     [day] = call(client, chat_file=handle_file(str(upload)), writer="준호")["days"]
     assert day["writer"] == "준호" and day["diary"] == pipeline.write_many(read_chat(KAKAO), writer="준호")[0]
+    # Read, then deleted: a private chat does not stay in Gradio's upload folder after its request.
+    assert not list(server.uploads.rglob("kakao.txt"))
 
 
 @pytest.mark.slow

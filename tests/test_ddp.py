@@ -13,6 +13,8 @@ from conftest import subprocess_env
 from fits import ddp_fit as ddp_fit_in_subprocesses
 from safetensors.torch import load_file
 
+from diary_lightning.io.outputs import mark_path
+
 pytestmark = pytest.mark.slow  # two processes that train
 
 STEPS = 7  # 51 training dialogues, 26 a rank at batch 4: one whole epoch
@@ -159,7 +161,9 @@ def test_predict_on_two_ranks_writes_each_diary_once_in_input_order(ddp_fit: tup
     seconds = {2: _predict(config, two), 1: _predict(config, one, ranks=1)}
     print(f"predict wall time: 2 ranks {seconds[2]:.1f} s, 1 process {seconds[1]:.1f} s")
     assert _ids(two) == _ids(one) == _input_ids(config)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.jsonl", "two.jsonl"]  # no rank files left
+    # No rank files left: the two outputs and predict's mark beside each.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*(mark_path(o).name for o in (one, two)), one.name,
+                                                                 two.name])
 
 
 def test_a_two_rank_predict_resumes_from_every_rank_file(ddp_fit: tuple[Path, Path], tmp_path: Path) -> None:
@@ -185,4 +189,4 @@ def test_a_two_rank_predict_resumes_from_every_rank_file(ddp_fit: tuple[Path, Pa
     assert _ids(output) == ids  # every diary once, in the input's order
     kept = output.read_text(encoding="utf-8").splitlines(keepends=True)[:3]
     assert kept == [line(ids[0]), line(ids[1]), line(ids[2])]  # the interrupted run's diaries, not regenerated
-    assert [p.name for p in tmp_path.iterdir()] == [output.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([output.name, mark_path(output).name])

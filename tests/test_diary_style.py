@@ -254,6 +254,13 @@ def test_summary_phrasing_fails(text: str, check: str) -> None:
     assert check in style_failures(text)
 
 
+def test_a_count_after_who_it_counts_is_the_writers_account() -> None:
+    # "둘은" opening a sentence narrates the pair from outside; after a noun it only says how many went.
+    assert style_failures("나만 빠지고 친구들 셋은 오늘 아침에 후쿠오카로 떠났다.") == []
+    assert style_failures("우리 둘 다 감기에 걸려서 일찍 잤다.") == []
+    assert "third_person" in style_failures("오늘은 바빴다. 셋은 같이 밥을 먹었다.")
+
+
 @pytest.mark.parametrize("text", [
     "팀장님께 보고서 늦어진 것 하소연함. 퇴근하고 헬스 감.",
     "아침에 늦잠 잠. 지각해서 혼남. 저녁엔 떡볶이 먹음.",

@@ -195,8 +195,9 @@ def test_judge_answers_are_read_strictly():
 
 
 def test_the_prompts_in_the_docs_are_the_prompts_sent():
-    from diary_lightning.cli.evaluate import WRITE_PROMPT, WRITE_SYSTEM
+    from diary_lightning.cli.evaluate import WRITE_PROMPT
     from diary_lightning.evaluation.judge import JUDGE_SYSTEM, PAIRWISE_PROMPT, RUBRIC_PROMPT
+    from diary_lightning.synthesis.teacher import DEFAULT_SYSTEM as WRITE_SYSTEM  # what a teacher is sent
 
     doc = (MINI.parents[2] / "docs" / "benchmark.md").read_text(encoding="utf-8")
     for prompt in (RUBRIC_PROMPT, PAIRWISE_PROMPT, JUDGE_SYSTEM, WRITE_PROMPT, WRITE_SYSTEM):

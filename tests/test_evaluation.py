@@ -16,7 +16,7 @@ from diary_lightning.evaluation.diary_style import CHECKS, score_name, style_fai
 from diary_lightning.evaluation.metrics import METRIC_KEYS, score_pair
 from diary_lightning.training.datamodule import DiaryDataModule
 
-ROW_KEYS = {"id", "summary", "diary", "truncated", "style_failures", *METRIC_KEYS}
+ROW_KEYS = {"id", "summary", "diary", "truncated", "style_failures", "faithfulness_failures", *METRIC_KEYS}
 STYLE_TAGS = ("diary_style", *(score_name(check) for check in CHECKS))
 
 
@@ -184,6 +184,7 @@ def test_write_generations_replaces_only_when_complete(tmp_path):
     evaluation.write_generations(path, [row], "char")
     (record,) = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     assert set(record) == ROW_KEYS and record["rouge1"] == pytest.approx(1.0)
+    assert record["faithfulness_failures"] is None  # no chat in the row: nothing to check it against
 
     with pytest.raises(KeyError):
         evaluation.write_generations(path, [row, {"id": "b"}], "char")

@@ -21,6 +21,7 @@ TESTS = Path(__file__).parent
 
 from diary_lightning.io.atomic import _publish, owner_tag, remove_stale_temporaries, restore_interrupted_publish
 from diary_lightning.io.lock import LOCK_NAME, JobLock, LockedError
+from diary_lightning.io.outputs import mark_path
 from diary_lightning.training.callbacks import PredictionsMismatchError, check_same_maker, write_record
 
 HOLD = "import sys, time; from diary_lightning.io.lock import JobLock; JobLock(sys.argv[1], sys.argv[2]).acquire(); " \
@@ -220,7 +221,8 @@ def test_resume_predictions_refuses_another_checkpoint_and_merges_the_same(refer
     assert "".join(lines[:2]) == started
     ids = [json.loads(line)["id"] for line in lines]
     assert len(ids) == len(set(ids)) > 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["diaries.jsonl", "other.ckpt"]
+    # Nothing left of the run but its diaries and their mark (predict's, so that the next run may replace them).
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mark_path(output).name, "diaries.jsonl", "other.ckpt"])
 
 
 RACE = """import json, sys, time

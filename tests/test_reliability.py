@@ -13,11 +13,11 @@ from conftest import lora_module, run_cli
 from fits import run_dir
 
 from diary_lightning.data.dialogue import read_dialogues
-from diary_lightning.errors import ConfigError
 from diary_lightning.model.loading import AdapterMismatchError, check_adapter_checkpoint
 from diary_lightning.model.tiny import build_tiny_model
 from diary_lightning.training.checkpointing import SafeCheckpointIO
-from diary_lightning.io.jsonl import open_for_resume
+from diary_lightning.io.jsonl import OutputError, open_for_resume
+from diary_lightning.io.outputs import OutputOverInputError, claim, mark_path
 from diary_lightning.training.lora_module import DiaryLoRAModule
 
 
@@ -74,12 +74,16 @@ def test_resumed_predict_with_nothing_left_publishes_the_output(trained: dict[st
     run_cli("predict", "--config", str(trained["config"]), "--ckpt_path", str(trained["last"]),
             "--output", str(output), "--resume_predictions", "true")
     assert output.read_text(encoding="utf-8") == done
-    assert [p.name for p in tmp_path.iterdir()] == [output.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([output.name, mark_path(output).name])
 
 
 def test_completed_predictions_cuts_a_torn_last_line(tmp_path: Path) -> None:
     partial = tmp_path / "out.jsonl.partial"
     partial.write_bytes(b'{"id": "a", "diary": "x"}\n{"id": "b", "diary": "y"}\n{"id": "c", "di')
+    # Only a file predict marked as its own is cut: an unmarked one may be the user's.
+    with pytest.raises(OutputError, match="carries no mark of predict"):
+        open_for_resume(partial, "predict")
+    claim(partial, "predict")
     assert [r["id"] for r in open_for_resume(partial, "predict")] == ["a", "b"]
     assert partial.read_bytes() == b'{"id": "a", "diary": "x"}\n{"id": "b", "diary": "y"}\n'
     assert open_for_resume(tmp_path / "missing", "predict") == []
@@ -169,7 +173,8 @@ def test_unwritable_checkpoint_dir_fails_before_training(make_config: Any, tmp_p
     config["trainer"]["callbacks"][0]["init_args"]["dirpath"] = str(blocker / "checkpoints")
     path = tmp_path / "unwritable.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
-    with pytest.raises(ConfigError, match=f"cannot write to {blocker / 'checkpoints'}"):
+    # Refused with the other outputs' checks, naming the folder and why.
+    with pytest.raises(OutputOverInputError, match=f"{blocker / 'checkpoints'}: a part of the path is a file"):
         run_cli("fit", "--config", str(path))
     assert not (run_dir(path) / "tensorboard").exists()  # nothing trained, nothing logged
 
@@ -184,4 +189,4 @@ def test_the_writer_merges_the_rank_files_in_input_order_and_publishes_once(tmp_
     writer.finish(["a", "b", "c", "d"])
     writer.finish(["a", "b", "c", "d"])  # again, as the CLI's after_predict does after on_predict_end
     assert (tmp_path / "out.jsonl").read_text(encoding="utf-8") == "".join(map(line, "abcd"))
-    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.jsonl", mark_path(tmp_path / "out.jsonl").name])

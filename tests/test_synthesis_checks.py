@@ -13,7 +13,7 @@ TURNS = (Turn("P01", "오늘 회사에서 신제품 발표를 했는데 생각�
          Turn("P01", "팀 동료들이랑 삼겹살 먹으러 갔지"))
 SUMMARY = "회사에서 신제품 발표를 잘 끝내고 팀 동료들과 삼겹살을 먹었다고 한다."
 REQUEST = Request("x", [], TURNS, SUMMARY, "P01", {"P01": "글쓴이", "P02": "상대1"}, writer_names=("P01",))
-INSTRUCTION = DEFAULT_PROMPT.format(dialogue="", summary="", writer="글쓴이")
+INSTRUCTION = DEFAULT_PROMPT.format(dialogue="", summary="", writer="글쓴이", length="")
 GOOD = "오늘 회사에서 신제품 발표를 했는데 생각보다 잘 끝났다. 끝나고 팀 동료들이랑 삼겹살을 먹으러 가서 기분이 좋았다."
 
 
@@ -79,23 +79,67 @@ def test_checks_can_be_skipped_and_are_validated():
     assert len(ALL_CHECKS) == len(set(ALL_CHECKS)) == 19
 
 
-def test_the_default_prompt_shows_three_worked_examples_in_the_writers_own_voice():
-    from diary_lightning.data.dialogue import Turn
-    from diary_lightning.evaluation.diary_style import analyse_many, style_failures
+def render(turns, summary="공원에서 달렸다고 한다."):
     from diary_lightning.synthesis.teacher import build_messages
 
-    turns = (Turn("P01", "오늘 공원에서 달렸어"), Turn("P02", "대단하다"))
-    (user,) = build_messages(DEFAULT_PROMPT, "", turns, "공원에서 달렸다고 한다.", "글쓴이",
-                             {"P01": "글쓴이", "P02": "상대1"})
-    prompt = user["content"]
-    assert "목소리로" in prompt
+    (user,) = build_messages(DEFAULT_PROMPT, "", turns, summary, "글쓴이", {"P01": "글쓴이", "P02": "상대1"})
+    return user["content"]
+
+
+def test_the_default_prompt_shows_worked_examples_that_invent_nothing():
+    from diary_lightning.data.dialogue import Turn
+    from diary_lightning.evaluation.diary_style import analyse, analyse_many, style_failures
+
+    prompt = render((Turn("P01", "오늘 공원에서 달렸어"), Turn("P02", "대단하다")))
     # Each example: a dialogue with the writer marked as the prompt marks them, its summary, the diary.
-    examples = re.findall(r"<예시 \d>\n\[대화\]\n(.*?)\n\[요약\]\n(.*?)\n\[일기\]\n(.*?)\n\n", prompt, re.DOTALL)
-    assert len(examples) == 3
-    assert all("글쓴이: " in dialogue and "{writer}" not in dialogue for dialogue, _, _ in examples)
-    analyse_many(diary for _, _, diary in examples)
-    for _, summary, diary in examples:
+    examples = re.findall(r"<예시 \d: ([^>]*)>\n\[대화\]\n(.*?)\n\[요약\]\n(.*?)\n\[일기\]\n(.*?)\n\n", prompt, re.DOTALL)
+    assert len(examples) == 4
+    assert all("글쓴이: " in dialogue and "{writer}" not in dialogue for _, dialogue, _, _ in examples)
+    analyse_many(diary for *_, diary in examples)
+    for _, dialogue, summary, diary in examples:
         assert style_failures(diary, writer_names=["글쓴이"]) == [], diary  # what it asks for, it shows
-        assert "reported_speech" in style_failures(summary), summary  # and a summary is not that
-    # The dialogue to write about comes last, after the examples.
-    assert prompt.rstrip().endswith("[대화]\n글쓴이: 오늘 공원에서 달렸어\n상대1: 대단하다\n\n[요약]\n공원에서 달렸다고 한다.\n\n[일기]")
+        assert style_failures(summary), summary  # and a summary is not that
+        # Nothing the dialogue lacks (the old example's 갓 삶은 수육을 김치에 싸): every noun, verb, adjective
+        # and adverb of the diary is in its dialogue, but for the few words a diary needs to say who and what.
+        said = {m.form for sentence in analyse(dialogue) for m in sentence.morphemes}
+        invented = {m.form for sentence in analyse(diary) for m in sentence.morphemes
+                    if m.tag in ("NNG", "NNP", "VV", "VA", "MAG") and m.form not in said}
+        assert invented <= {"하", "사람", "사진", "보내"}, (diary, invented)
+    kinds = " ".join(kind for kind, *_ in examples)
+    # One where the writer only reacts to the other's news, one with placeholders, one topic talk (NIKL).
+    assert "반응" in kinds and "가려진" in kinds and "주제" in kinds
+    reacts = next(diary for kind, _, _, diary in examples if "반응" in kind)
+    assert reacts.startswith("상대가")  # the news is the other's, and the diary says so
+    assert "(이름)" in prompt and "#@시스템#사진#" in prompt and '"상대"라고' in prompt
+
+
+def test_the_prompt_says_the_dialogue_wins_and_repeats_the_rules_after_it():
+    from diary_lightning.data.dialogue import Turn
+
+    prompt = render((Turn("P01", "오늘 공원에서 달렸어"), Turn("P02", "대단하다")))
+    assert "대화와 다르면 대화가 맞습니다" in prompt and "주어가 빠져 있거나 상대의 이야기일 때가 많고" in prompt
+    # The dialogue to write about comes after the examples, the reminder after it, and the cue last.
+    dialogue = prompt.index("[대화]\n글쓴이: 오늘 공원에서 달렸어\n상대1: 대단하다\n\n[요약]")
+    reminder = prompt.index("다시 한 번:")
+    assert prompt.rindex("<예시") < dialogue < reminder
+    assert prompt.rstrip().endswith("[일기]")
+    assert "공원에서 달렸다고 한다." in prompt[dialogue:reminder]
+
+
+def test_the_length_asked_for_follows_the_chat():
+    from diary_lightning.data.dialogue import Turn
+    from diary_lightning.synthesis.teacher import diary_length
+
+    short = render((Turn("P01", "오늘 공원에서 달렸어"), Turn("P02", "대단하다")))
+    long = render(tuple(Turn("P01" if i % 2 else "P02", "오늘 있었던 일을 길게 이야기하는 문장입니다 " * 3)
+                        for i in range(40)))
+    assert "1~2문장 안팎" in short and "5~8문장 안팎" in long
+    assert diary_length([Turn("P01", "가" * 300)]) == "2~4문장"
+
+
+def test_the_summary_names_the_speakers_as_the_dialogue_labels_them():
+    from diary_lightning.data.dialogue import Turn
+
+    # NIKL's summaries name speakers by code; the dialogue shows 글쓴이 and 상대1.
+    prompt = render((Turn("P01", "주말에 등산 갔어"), Turn("P02", "좋았겠다")), "P01은 등산을 갔고 P02는 부러워했습니다. P012는 없다.")
+    assert "글쓴이는 등산을 갔고 상대1은 부러워했습니다. P012는 없다." in prompt

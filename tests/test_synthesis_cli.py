@@ -24,13 +24,16 @@ def test_synthesize_then_fit_then_predict(make_config, tmp_path, sample_dialogue
     summary = json.loads(capsys.readouterr().out)
     source = read_dialogues(sample_dialogues).dialogues
     assert summary["kept"] + summary["rejected"] == summary["dialogues"] == len(source)
-    assert summary["kept"] >= 0.9 * len(source), summary
+    # Measured: 54 of the 72 (the faithfulness checks reject 18 of the rules teacher's rewrites: invented 7,
+    # wrong_number 5, wrong_person 4, suggestion_as_done 2).
+    assert summary["kept"] >= 0.7 * len(source), summary
     records = [json.loads(line) for line in out.read_text().splitlines()]
     first = next(r for r in records if r["id"] == source[0].id)
     assert first["summary"] == source[0].summary and first["diary"] != first["summary"]
     assert first["writer"] == source[0].turns[0].speaker  # data.writer's default: the first speaker here
     assert first["dialogue"] == [{"speaker": t.speaker, "text": t.text} for t in source[0].turns]
-    assert first["teacher"] == {"backend": "rules", "version": 2} and "{dialogue}" in first["prompt"]["template"]
+    # The rules teacher reads no prompt: none is recorded for it.
+    assert first["teacher"] == {"backend": "rules", "version": 3} and first["prompt"] is None
 
     # The file says which field is the target: fit trains on the diaries with no other flag.
     trained_on = {d.id: d.summary for d in read_dialogues(out).dialogues}
@@ -65,3 +68,30 @@ def test_user_errors_exit_2_with_the_reason(make_config, tmp_path, capsys):
             main(["synthesize", "--config", str(config), *args])
         assert caught.value.code == 2
         assert words in capsys.readouterr().err
+
+
+def test_dry_run_prints_prompts_and_the_whole_inputs_tokens_without_a_teacher(make_config, tiny_model_dir, tmp_path,
+                                                                             capsys, sample_dialogues):
+    from diary_lightning.model.loading import load_tokenizer
+    from diary_lightning.synthesis.local import prompt_ids
+    from diary_lightning.synthesis.runner import Synthesis
+    from diary_lightning.synthesis.command import roles_for
+    from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM
+
+    config = make_config()
+    out = tmp_path / "never.jsonl"
+    # vllm is not installed here: a dry run never builds the teacher, only reads its tokenizer.
+    run_cli("synthesize", "--config", str(config), "--teacher.backend", "vllm", "--teacher.model", str(tiny_model_dir),
+            "--teacher.context_length", "100000", "--dry_run", "2", "--output", str(out), "--progress", "false")
+    printed = capsys.readouterr().out
+    assert printed.count("===== prompt ") == 2 and "[대화]" in printed
+    summary = json.loads(printed[printed.rindex("\n{") + 1:])
+    source = read_dialogues(sample_dialogues).dialogues
+    assert summary["dialogues"] == len(source) and "tokens of" in summary["counted_in"]
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    requests = [Synthesis(None, "unused.jsonl", template=DEFAULT_PROMPT, system=DEFAULT_SYSTEM, roles=roles_for,
+                          progress=False).request(d) for d in source]
+    assert summary["prompt_tokens"] == sum(len(prompt_ids(tokenizer, r)) for r in requests), json.dumps(summary)
+    assert 0 < summary["expected_diary_tokens"] <= 384 * len(source)
+    assert summary["context_budget"] == 100000 - 384 and summary["prompts_cut"] == 0
+    assert not out.exists()

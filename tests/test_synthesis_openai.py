@@ -62,7 +62,9 @@ def test_answers_and_retries_429_500_and_timeouts_with_bounded_concurrency(tmp_p
     assert by_id["d003"]["diary"] == dialogues[3].summary
     assert by_id["d003"]["teacher"] == {"backend": "openai", "model": "teacher-m", "base_url": server.url,
                                         "temperature": 0.0, "max_new_tokens": 384}
-    assert by_id["d003"]["prompt"]["template"] == DEFAULT_PROMPT
+    from diary_lightning.synthesis.runner import prompt_of
+
+    assert prompt_of(by_id["d003"], out)["template"] == DEFAULT_PROMPT
     assert server.authorization == {f"Bearer {KEY}"}
     assert KEY not in out.read_text()
 
@@ -175,3 +177,25 @@ def test_credentials_in_the_base_url_are_not_in_the_error(tmp_path, marker):
             base_url=server.url.replace("http://", "http://alice:s3cret-pw@"))
     assert "s3cret-pw" not in str(caught.value) and "alice" not in str(caught.value)
     assert "127.0.0.1" in str(caught.value)
+
+
+@pytest.mark.parametrize("fields, problem", [
+    ({"usage": {"prompt_tokens": "many", "completion_tokens": 3}}, "usage.prompt_tokens"),
+    ({"usage": {"prompt_tokens": 3, "completion_tokens": [3]}}, "usage.completion_tokens"),
+    ({"usage": {"prompt_tokens": -1}}, "usage.prompt_tokens"),
+    ({"usage": {"prompt_tokens": True}}, "usage.prompt_tokens"),
+    ({"usage": "none"}, "usage is not an object"),
+    ({"finish_reason": 7}, "finish_reason"),
+    ({"content": {"text": "일기"}}, "content is not text"),
+])
+def test_every_field_of_an_answer_is_checked(fields, problem):
+    from diary_lightning.synthesis.openai_teacher import _reply
+
+    choice = {"message": {"role": "assistant", "content": fields.get("content", "영화를 봤다.")},
+              "finish_reason": fields.get("finish_reason", "stop")}
+    body = {"choices": [choice], "usage": fields.get("usage", {"prompt_tokens": 5, "completion_tokens": 3})}
+    reply = _reply(json.dumps(body).encode())
+    assert reply.text is None and problem in reply.error
+    good = _reply(json.dumps({"choices": [{"message": {"content": "영화를 봤다."}, "finish_reason": "length"}],
+                              "usage": {"prompt_tokens": 5, "completion_tokens": 3}}).encode())
+    assert (good.text, good.tokens_in, good.tokens_out, good.truncated, good.error) == ("영화를 봤다.", 5, 3, True, None)

@@ -18,8 +18,9 @@ from diary_lightning.io.jsonl import OutputError
 from diary_lightning.io.lock import LockedError
 from diary_lightning.synthesis.command import roles_for
 from diary_lightning.synthesis.rules import RulesTeacher
+from diary_lightning.synthesis.openai_teacher import OpenAITeacher
 from diary_lightning.synthesis.runner import Synthesis, shard_of
-from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, Reply
+from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, Reply, TeacherConfig
 
 
 def make_dialogues(n: int) -> list[Dialogue]:
@@ -76,9 +77,15 @@ def test_sigkill_at_any_moment_then_resume_loses_and_duplicates_nothing(tmp_path
     assert kills == 3
     assert len(ids) == len(set(ids)) == 300
     assert set(ids) == {d.id for d in make_dialogues(300)}
-    # A rerun finds nothing left to do.
-    again = synthesis(out).run(make_dialogues(300))
+    # A rerun with the same teacher finds nothing left to do (another teacher is refused: one output, one teacher).
+    teacher = OpenAITeacher(TeacherConfig(backend="openai", model="m", base_url="http://127.0.0.1:9/v1"))
+    try:
+        again = synthesis(out, teacher).run(make_dialogues(300))
+    finally:
+        teacher.close()
     assert (again["already_done"], again["kept"]) == (300, 0)
+    with pytest.raises(OutputError, match="written by the teacher openai m, and this run asks rules"):
+        synthesis(out).run(make_dialogues(300))
 
 
 def test_a_torn_last_line_is_cut_and_its_dialogue_written_again(tmp_path):
@@ -256,3 +263,126 @@ def test_rejected_lines_are_checked_too(tmp_path):
          "input": "0000000000000000"}) + "\n")
     with pytest.raises(OutputError, match=r"rejected.jsonl: line 1 \(id 'dlg-0001'\) was written for another text"):
         synthesis(out).run(make_dialogues(2))
+
+
+def test_the_prompt_is_recorded_once_in_a_manifest_and_each_line_carries_its_hash(tmp_path):
+    from diary_lightning.synthesis.runner import manifest_path, prompt_of
+
+    out = tmp_path / "diaries.jsonl"
+    synthesis(out, FirstTryPolite(), retries=1).run(make_dialogues(3))
+    manifest = json.loads(manifest_path(out).read_text(encoding="utf-8"))
+    (key, entry), = manifest["prompts"].items()
+    assert entry["template"] == DEFAULT_PROMPT and entry["system"] == DEFAULT_SYSTEM
+    assert entry["teacher"] == {"backend": "scripted"}
+    records = lines(out)
+    assert [r["prompt"] for r in records] == [key] * 3
+    assert all(DEFAULT_PROMPT[:40] not in json.dumps(r, ensure_ascii=False) for r in records)  # not on every line
+    assert prompt_of(records[0], out) == {"system": DEFAULT_SYSTEM, "template": DEFAULT_PROMPT}
+    # A resumed run with another prompt is refused (issue 32: one output, one making of diaries), the manifest and
+    # the lines as they were.
+    before = out.read_bytes()
+    with pytest.raises(OutputError, match="another prompt"):
+        Synthesis(FirstTryPolite(), out, template="{dialogue}\n{summary}", system="", roles=roles_for,
+                  progress=False, retries=1).run(make_dialogues(5))
+    assert list(json.loads(manifest_path(out).read_text(encoding="utf-8"))["prompts"]) == [key]
+    assert out.read_bytes() == before
+
+
+def test_an_older_output_with_the_prompt_on_every_line_still_reads(tmp_path):
+    from diary_lightning.data.dialogue import read_dialogues
+    from diary_lightning.synthesis.runner import prompt_of
+
+    out = tmp_path / "old.jsonl"
+    old = {"id": "dlg-0000", "dialogue": [{"speaker": "P01", "text": "오늘 공원에서 0분 동안 달렸어"},
+                                           {"speaker": "P02", "text": "대단하다"}], "writer": "P01",
+           "summary": "나는 오늘 공원에서 0분 동안 달렸다.", "diary": "공원에서 달렸다.", "teacher": {"backend": "scripted"},
+           "prompt": {"system": DEFAULT_SYSTEM, "template": DEFAULT_PROMPT}, "attempt": 0}
+    out.write_text(json.dumps(old, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert prompt_of(old, out) == {"system": DEFAULT_SYSTEM, "template": DEFAULT_PROMPT}
+    assert read_dialogues(out).dialogues[0].summary == "공원에서 달렸다."
+    # Resumed by this version: the old line counts as done, the new ones carry a hash.
+    summary = synthesis(out, FirstTryPolite(), retries=1).run(make_dialogues(2))
+    assert summary["already_done"] == 1 and isinstance(lines(out)[-1]["prompt"], str)
+
+
+class CountsCharacters(FirstTryPolite):
+    """A teacher with a context: one token per character, so the cut can be checked by hand."""
+
+    def __init__(self, budget):
+        super().__init__()
+        self.prompt_budget = type("Budget", (), {"budget": budget,
+                                                 "count": staticmethod(lambda ms: sum(len(m["content"]) for m in ms))})()
+
+
+def test_a_prompt_over_the_teachers_context_loses_its_oldest_turns_and_the_summary_says_so(tmp_path):
+    turns = tuple(Turn("P01" if i % 2 == 0 else "P02", f"{i}번째 이야기 " + "가" * 50) for i in range(30))
+    # What the diary says is in the chat (the faithfulness check would reject it otherwise).
+    long = Dialogue("long", turns[:-2] + (Turn("P01", "오늘 공원에서 달렸어 " + "가" * 44), turns[-1]), "나는 오늘 공원에서 달렸다.")
+    short = make_dialogues(1)[0]
+    full = synthesis("unused.jsonl", FirstTryPolite()).request(long).messages
+    size = sum(len(m["content"]) for m in full)
+    teacher = CountsCharacters(size - 500)
+    request = synthesis("unused.jsonl", teacher).request(long)
+    assert sum(len(m["content"]) for m in request.messages) <= size - 500
+    # The fewest oldest turns: a line of the first ten is 64 characters, so seven free 448 and eight 512.
+    assert request.turns_cut == 8
+    prompt = request.messages[-1]["content"]
+    assert ": 7번째 이야기" not in prompt and ": 8번째 이야기" in prompt and ": 29번째 이야기" in prompt
+    assert synthesis("unused.jsonl", teacher).request(short).turns_cut == 0
+
+    out = tmp_path / "cut.jsonl"
+    summary = synthesis(out, teacher, retries=1).run([long, short])
+    assert (summary["prompts_cut"], summary["turns_cut"]) == (1, 8)
+    by_id = {r["id"]: r for r in lines(out)}
+    assert by_id["long"]["turns_cut"] == 8 and "turns_cut" not in by_id[short.id]
+    assert len(by_id["long"]["dialogue"]) == 30  # the record keeps the whole chat
+
+
+class SameDiary(FirstTryPolite):
+    """Writes one diary for every chat that mentions a park, whatever else it says."""
+
+    def generate(self, requests, on_reply):
+        for request in requests:
+            on_reply(request, Reply("공원에서 달렸다." if "공원" in request.summary else request.summary))
+
+
+def test_the_same_chat_twice_and_the_same_diary_for_two_chats_are_kept_once(tmp_path):
+    from dataclasses import replace
+
+    dialogues = make_dialogues(3)
+    # The first chat again from another file: another id, other speaker codes, other spacing.
+    again = Dialogue("other-file-0", tuple(Turn({"P01": "A", "P02": "B"}[t.speaker], t.text.replace(" ", "  ") + "!")
+                                           for t in dialogues[0].turns), dialogues[0].summary)
+    out = tmp_path / "diaries.jsonl"
+    summary = synthesis(out, SameDiary()).run([*dialogues, again])
+    assert summary["kept"] == 1 and summary["rejected_by_check"] == {"duplicate_diary": 2, "duplicate_dialogue": 1}
+    rejected = {r["id"]: r for r in lines(tmp_path / "diaries.rejected.jsonl")}
+    assert rejected["other-file-0"]["same_as"] == "dlg-0000"
+    assert rejected["dlg-0001"]["failed"] == ["duplicate_diary"] and rejected["dlg-0001"]["same_as"] == "dlg-0000"
+    # Resumed with a new chat: its diary is still compared with the ones already kept.
+    new = replace(dialogues[0], id="dlg-new", turns=(Turn("P01", "오늘은 공원에서 달렸어, 새 이야기"),))
+    assert synthesis(out, SameDiary()).run([*dialogues, again, new])["rejected_by_check"] == {"duplicate_diary": 1}
+    # Different chats with different diaries are all kept.
+    assert synthesis(tmp_path / "fine.jsonl").run(make_dialogues(3))["kept"] == 3
+
+
+def test_a_report_beside_the_output_counts_reasons_and_lengths_and_shows_random_triples(tmp_path):
+    import re
+
+    dialogues = make_dialogues(30)
+    out = tmp_path / "diaries.jsonl"
+    summary = synthesis(out, FirstTryPolite(), retries=0).run(dialogues[:6])  # all rejected: polite
+    summary = synthesis(out, FirstTryPolite(), retries=1).run(dialogues)  # resumed: the rest kept
+    report = tmp_path / "diaries.report.md"
+    assert summary["report"] == str(report)
+    text = report.read_text(encoding="utf-8")
+    # The whole output, both runs: 24 kept, 6 rejected as polite.
+    assert "30 dialogues judged: **24 kept (80.0%)**, 6 rejected (20.0%)" in text
+    assert "| `polite` | 6 | 20.0% |" in text and "| `meta` | 0 | 0.0% |" in text
+    lengths = {name: int(n) for name, n in re.findall(r"^\| (dialogue|summary|diary) \| (\d+) \|", text, re.M)}
+    assert lengths == {"dialogue": 30, "summary": 30, "diary": 24}
+    triples = re.findall(r"^\| `dlg-\d+`<br>", text, re.M)
+    assert len(triples) == 20
+    assert "**P01**: 오늘 공원에서" in text  # the writer marked in the dialogue
+    for chart in ("diaries.report.lengths.png", "diaries.report.rejected.png"):
+        assert f"![{chart}]({chart})" in text and (tmp_path / chart).read_bytes()[:4] == b"\x89PNG"

@@ -42,6 +42,17 @@ def test_transformers_teacher_batches_left_padded_like_one_at_a_time(tiny_model_
         assert 0 < reply.tokens_out <= 12 and reply.truncated == (reply.tokens_out == 12)
 
 
+def test_transformers_teacher_past_its_deadline_fails_the_batch_for_the_next_run(tiny_model_dir, tmp_path):
+    teacher = make_teacher(TeacherConfig(backend="transformers", model=str(tiny_model_dir), dtype="float32",
+                                         max_new_tokens=12, batch_size=3, deadline=1e-6))
+    out = tmp_path / "d.jsonl"
+    summary = Synthesis(teacher, out, template=DEFAULT_PROMPT, system=DEFAULT_SYSTEM, roles=roles_for,
+                        progress=False).run(_dialogues())
+    # Stopped by the deadline, not judged: nothing kept or rejected, every dialogue asked again next run.
+    assert summary["failed"] == summary["timed_out"] == 3 and summary["kept"] == summary["rejected"] == 0
+    assert not out.with_name("d.rejected.jsonl").read_text()
+
+
 def teacher_prompt(teacher, request):
     from diary_lightning.synthesis.local import teacher_prompt_text
 
@@ -150,7 +161,7 @@ def test_vllm_runs_on_one_gpu_unless_told(monkeypatch, tokenizer):
     assert _FakeLLM.built["tensor_parallel_size"] == 1
 
 
-@pytest.mark.parametrize("size", [3, 0])
+@pytest.mark.parametrize("size", [3])  # 0 never gets this far: TeacherConfig refuses it (the damage suite)
 def test_a_tensor_parallel_size_that_cannot_split_the_heads_is_refused_before_the_engine(size, monkeypatch,
                                                                                          tokenizer, tiny_model_dir):
     import json
@@ -189,3 +200,33 @@ def test_vllm_teacher_hands_chat_prompts_to_the_engine_and_maps_its_outputs(monk
     first = replies[0][1]
     assert first.text == "오늘 일기 0" and first.truncated and first.tokens_out == 3 and first.tokens_in > 0
     assert not replies[1][1].truncated
+
+
+def test_a_teacher_without_a_chat_template_gets_a_clear_assistant_cue(tokenizer):
+    import copy
+
+    from diary_lightning.synthesis.local import teacher_prompt_text
+
+    plain = copy.copy(tokenizer)
+    plain.chat_template = None
+    text = teacher_prompt_text(plain, [{"role": "system", "content": "S"}, {"role": "user", "content": "U\n[일기]"}])
+    # Not the messages run together: the model is told whose turn comes next.
+    assert text == "S\nHuman: U\n[일기]\nAssistant:\n"
+
+
+def test_prompts_are_counted_in_the_teachers_tokens_and_cut_to_its_context(tokenizer):
+    from diary_lightning.data.records import Turn
+    from diary_lightning.synthesis.local import TokenBudget, prompt_ids
+    from diary_lightning.synthesis.teacher import fit_messages
+
+    turns = tuple(Turn("P01" if i % 2 else "P02", f"{i}번 말 " * 20) for i in range(40))
+    labels = {"P01": "글쓴이", "P02": "상대1"}
+    whole, cut = fit_messages(DEFAULT_PROMPT, DEFAULT_SYSTEM, turns, "요약", "글쓴이", labels)
+    tokens = len(prompt_ids(tokenizer, whole))
+    budget = TokenBudget(tokenizer, tokens - 100 + 384, max_new_tokens=384)
+    assert budget.budget == tokens - 100 and budget.count(whole) == tokens
+    fitted, cut = fit_messages(DEFAULT_PROMPT, DEFAULT_SYSTEM, turns, "요약", "글쓴이", labels, budget.count, budget.budget)
+    assert cut > 0 and budget.count(fitted) <= budget.budget
+    assert budget.count(fit_messages(DEFAULT_PROMPT, DEFAULT_SYSTEM, turns[cut - 1:], "요약", "글쓴이", labels)[0]) > budget.budget
+    with pytest.raises(TeacherError, match="max_new_tokens"):
+        TokenBudget(tokenizer, 300, max_new_tokens=384)

@@ -28,12 +28,20 @@ from diary_lightning.cli.runs import (
     cpu_when_no_accelerator_needed,
     place_checkpoints,
     refuse_mixed_runs,
+    refuse_other_training_data,
     require_adapter_or_zero_shot,
     resume_command,
     resumed_log,
     run_logger,
 )
-from diary_lightning.errors import ConfigError, check_config_syntax, log_to_stderr, run_reporting_user_errors
+from diary_lightning.errors import (
+    ConfigError,
+    check_config_syntax,
+    check_numbers,
+    log_to_stderr,
+    redact_urls,
+    run_reporting_user_errors,
+)
 from diary_lightning.io import outputs
 from diary_lightning.io.outputs import Output, check_outputs
 from diary_lightning.model.metadata import RunMetadata, adapter_base_model, checkpoint_state, read_adapter
@@ -127,6 +135,25 @@ def refuse_missing_config(subcommand: str, config: Any) -> None:
                           f"{' and '.join('--' + key for key in missing)} on the command line")
 
 
+def check_trainer_numbers(trainer: Any) -> None:
+    """The trainer's numeric settings, refused here by name: Lightning takes some of them (``max_steps -5``, a
+    negative ``limit_val_batches``) without a word or refuses them with a traceback from deep inside."""
+    check_numbers("--trainer", trainer, positive=("accumulate_grad_batches", "num_nodes", "log_every_n_steps",
+                                                  "check_val_every_n_epoch", "val_check_interval"),
+                  at_least_zero=("min_steps", "gradient_clip_val", "limit_train_batches", "limit_val_batches",
+                                 "limit_test_batches", "limit_predict_batches"))
+    problems = [f"--trainer.{key} {trainer.get(key)!r}: expected -1 (no limit) or {low} or more"
+                for key, low in (("max_steps", 1), ("max_epochs", 0), ("num_sanity_val_steps", 0))
+                if trainer.get(key) is not None and trainer.get(key) != -1 and not trainer.get(key) >= low]
+    fractions = [f"--trainer.{key} {trainer.get(key)!r}: a float is a share of the batches, at most 1.0 (or give "
+                 "a count of batches as an integer)" for key in ("limit_train_batches", "limit_val_batches",
+                                                                   "limit_test_batches", "limit_predict_batches",
+                                                                   "val_check_interval")
+                 if isinstance(trainer.get(key), float) and trainer.get(key) > 1]
+    if problems or fractions:
+        raise ConfigError("; ".join(problems + fractions))
+
+
 def options_given(argv: list[str]) -> set[str]:
     """The dotted keys given as options on the command line (``--model.max_new_tokens 4`` gives
     ``model.max_new_tokens``)."""
@@ -176,6 +203,11 @@ class DiaryArgumentParser(LightningArgumentParser):
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
+    def dump(self, *args: Any, **kwargs: Any) -> str:
+        # What --print_config prints and the run folder's config.yaml records: a URL's password or key-like
+        # query parameter (--teacher.base_url) is no setting to show or keep.
+        return redact_urls(super().dump(*args, **kwargs))
+
     def error(self, message: str, ex: Exception | None = None) -> Any:
         if not self.exit_on_error:  # jsonargparse parsing a part of the arguments: it handles the error
             return super().error(message, ex)
@@ -211,9 +243,12 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
                             help="predict: JSONL file for the diaries (default: DEFAULT_ROOT_DIR/predictions.jsonl); "
                                  "export: the adapter folder (default: DEFAULT_ROOT_DIR/adapter); "
                                  "synthesize: the JSONL of diaries to write or complete")
-        parser.add_argument("--resume_predictions", type=bool, default=False,
+        parser.add_argument("--resume_predictions", type=bool | None, default=None,
                             help="predict: keep the diaries an interrupted predict left in OUTPUT.partial and "
-                                 "write only the missing ones")
+                                 "write only the missing ones (default: when the same weights, settings and inputs "
+                                 "wrote them; true: refuse otherwise; false: start over)")
+        parser.add_argument("--resume_other_data", type=bool, default=False,
+                            help="fit --ckpt_path: continue the run on other training data than it was trained on")
         parser.add_argument("--zero_shot", type=bool, default=False,
                             help="predict: write with the base model alone, no adapter (the zero-shot baseline)")
         parser.link_arguments("model.base_model", "data.tokenizer")
@@ -226,6 +261,7 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         refuse_missing_config(self.subcommand, self.config[self.subcommand])
+        check_trainer_numbers(self.config[self.subcommand].get("trainer") or {})
 
     def _ckpt(self) -> None:
         config = self.config_init[self.subcommand]
@@ -303,6 +339,8 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
             **outputs.data_inputs("the data --data.paths", self.datamodule.hparams.paths),
             "the base model": h.get("base_model"), "the adapter --model.adapter_path": h.get("adapter_path")})
         refuse_mixed_runs(checkpoint_dir(self.trainer), self.config_init["fit"].get("ckpt_path"))
+        refuse_other_training_data(checkpoint_dir(self.trainer), self.config_init["fit"].get("ckpt_path"),
+                                   self.datamodule, self.config_init["fit"].get("resume_other_data", False))
         check_writable(self.trainer.default_root_dir)
         self._lock_run_folder(checkpoints_too=False)  # before anything else is created in it
         logs = [self.trainer.logger.save_dir] if self.trainer.logger is not None else []
@@ -350,13 +388,15 @@ class DiaryCLI(RunLocks, KeepConfiguredHyperparameters, LightningCLI):
         output = self.config_init["predict"].get("output") or os.path.join(self.trainer.default_root_dir, "predictions.jsonl")
         self._check_outputs("predict", [
             Output("--output", output, "file", outputs.PREDICTIONS),
-            Output("--output", output + ".partial", "file", outputs.PREDICTIONS),
-            Output("--output", output + ".partial.json", "file", outputs.json_with("weights"))],
-            outputs.data_inputs("the input --data.predict_path", self.datamodule.hparams.predict_path))
+            Output("--output", output + ".partial", "file", outputs.PREDICTIONS_PARTIAL),
+            Output("--output", output + ".partial.json", "file", outputs.PREDICTIONS_RECORD)], {
+            **outputs.data_inputs("the input --data.predict_path", self.datamodule.hparams.predict_path),
+            **outputs.data_inputs("the training data --data.paths", self.datamodule.hparams.paths)})
         check_writable(Path(output).parent)
         self._locks = []
         self._lock(output, "file")
-        writer = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions", False))
+        writer = PredictionsJsonl(output, resume=self.config_init["predict"].get("resume_predictions"),
+                                  resume_command=resume_command(self._argv))
         writer.check_identity(prediction_identity(self.config_init["predict"].get("ckpt_path"), self.model,
                                                   self.datamodule))
         self.datamodule.skip_predict_ids = writer.written_ids(predict_inputs(self.datamodule))

@@ -4,7 +4,8 @@ notices silenced, all here, in one place.
 Silenced: bitsandbytes' notice that the optional ``kernels`` package is missing (it falls back to its
 own CPU kernel), Lightning's tips advertising litlogger and litmodels, transformers' FutureWarnings
 (deprecations inside transformers that this package does not call directly), Lightning's deprecation
-notice about its own use of torch's pytree, and its "checkpoint directory is not empty" on a resume. Never silenced: anything
+notice about its own use of torch's pytree, its "checkpoint directory is not empty" on a resume, and its
+"Detected KeyboardInterrupt" (predict says what it kept and how to go on instead). Never silenced: anything
 that can mean a wrong result, such as PyTorch's warning that an operation has no autograd formula.
 """
 
@@ -19,7 +20,8 @@ from lightning.pytorch.callbacks import ProgressBar, RichProgressBar, TQDMProgre
 
 HARMLESS_LOG_PREFIXES = {
     "bitsandbytes.backends.cpu.ops": ("Failed to load CPU gemm_4bit_forward from kernels-community",),
-    "lightning.pytorch.utilities.rank_zero": ("💡 Tip:",),
+    # Its Ctrl-C notice: predict says instead what it kept and how to go on (PredictionsJsonl.on_exception).
+    "lightning.pytorch.utilities.rank_zero": ("💡 Tip:", "Detected KeyboardInterrupt"),
     "lightning.fabric.utilities.rank_zero": ("💡 Tip:",),
 }
 

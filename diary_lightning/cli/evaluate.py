@@ -35,8 +35,6 @@ from diary_lightning.synthesis.teacher import Request, TeacherConfig
 
 log = logging.getLogger(__name__)
 
-WRITE_SYSTEM = "당신은 대화 기록을 바탕으로 그 사람의 하루 일기를 대신 써 주는 작가입니다."
-
 WRITE_PROMPT = """아래는 "{writer}"의 오늘 대화입니다. "{writer}"의 입장에서, 그 사람의 목소리로 오늘 하루의 일기를 써 주세요.
 
 규칙:

@@ -95,6 +95,27 @@ def refuse_mixed_runs(checkpoints: Path, ckpt_path: str | None) -> None:
         )
 
 
+def refuse_other_training_data(checkpoints: Path, ckpt_path: str | None, datamodule: Any, confirmed: bool) -> None:
+    """A fit resumed from a checkpoint continues on the data it was trained on: one run, one dataset. Other data
+    (files added, removed or edited) is refused before the model loads, unless ``confirmed``
+    (``--resume_other_data true``); a checkpoint that records no data (older ones) is taken as it is."""
+    if not ckpt_path or ckpt_path == "best":
+        return
+    path = checkpoints / "last.ckpt" if ckpt_path == "last" else Path(ckpt_path)
+    if not path.is_file():
+        return  # Lightning names a missing checkpoint
+    saved = (checkpoint_state(path).get(type(datamodule).__qualname__) or {}).get("training_data")
+    if saved is None or saved == datamodule.training_data_fingerprint():
+        return
+    if confirmed:
+        log.warning("--resume_other_data: continuing %s on other training data than it was trained on", path)
+        return
+    raise ConfigError(
+        f"--ckpt_path {ckpt_path}: {path} was trained on other data than --data.paths {datamodule.hparams.paths} "
+        "holds now (files added, removed or edited). Continue this run on it with --resume_other_data true, or "
+        "start a new run (--trainer.default_root_dir runs/NEW).")
+
+
 def apply_run_metadata(model: Any, datamodule: Any, metadata: RunMetadata, source: str, base_model: str,
                        config_given: bool, on_command_line: set[str], adapter: bool) -> None:
     """Settings travel with the run: what a checkpoint or exported adapter (``source``) recorded fills in what no
@@ -148,22 +169,28 @@ def cpu_when_no_accelerator_needed(subcommand: str, trainer: dict[str, Any]) -> 
     return {}
 
 
+RESUME_OPTIONS = {"fit": ("--ckpt_path", "last"), "predict": ("--resume_predictions", "true")}
+"""What continues a stopped run of each subcommand."""
+
+
 def resume_command(argv: list[str]) -> str | None:
-    """The command that continues a fit after a stop: the same arguments with ``--ckpt_path last``."""
-    if argv[:1] != ["fit"]:
+    """The command that continues a fit or a predict after a stop: the same arguments with ``--ckpt_path last``
+    (fit) or ``--resume_predictions true`` (predict)."""
+    if argv[:1] not in ([name] for name in RESUME_OPTIONS):
         return None
+    option, value = RESUME_OPTIONS[argv[0]]
     kept, skip = [], False
     for arg in argv:
-        if skip or arg.startswith("--ckpt_path="):
+        if skip or arg.startswith(f"{option}="):
             skip = False
             continue
-        if arg == "--ckpt_path":
+        if arg == option:
             skip = True
             continue
         kept.append(arg)
     on_path = shutil.which("python")
     python = "python" if on_path and os.path.realpath(on_path) == os.path.realpath(sys.executable) else sys.executable
-    return shlex.join([python, "-m", "diary_lightning", *kept, "--ckpt_path", "last"])
+    return shlex.join([python, "-m", "diary_lightning", *kept, option, value])
 
 
 def require_adapter_or_zero_shot(subcommand: str, config: dict[str, Any], hparams: Any) -> None:

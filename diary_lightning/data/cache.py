@@ -107,6 +107,16 @@ def files_digest(files: Iterable[str | os.PathLike], relative_to: str | os.PathL
     return digest.hexdigest()
 
 
+def data_fingerprint(files: Sequence[str | os.PathLike]) -> str:
+    """What a run trains on, recorded in its checkpoints so that a resumed fit can tell other data: every file's
+    bytes and its name under the files' common folder (the same data moved elsewhere is the same data)."""
+    real = [os.path.realpath(f) for f in files]
+    common = os.path.commonpath(real) if real else None
+    if len(real) == 1:
+        common = os.path.dirname(common)
+    return files_digest(real, relative_to=common, unreadable_ok=True)
+
+
 def tokenizer_digest(tokenizer: Any) -> str:
     """A hash of the tokenizer's files as the loaded tokenizer writes them (vocabulary, merges, special tokens and
     their settings, a pad token set at load time included), wherever it was loaded from: a hub name, a folder

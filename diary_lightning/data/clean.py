@@ -115,6 +115,15 @@ def one_line(text: str) -> str:
     return text if text.isprintable() else " ".join(text.split())
 
 
+def clean_lines(text: str) -> str:
+    """A text written by a model (a teacher's diary), cleaned as an input's text is (:func:`clean_text`: no
+    terminal escapes, control or invisible characters, NFC), its line breaks kept as ``\n``."""
+    text = remove_invisible(text)
+    if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+        text = unicodedata.normalize("NFC", text)
+    return "\n".join(" ".join(line.split()) for line in text.splitlines()).strip()
+
+
 def clean_text(text: str, anonymization: str = DEFAULT_ANONYMIZATION) -> str:
     """Remove invisible characters, NFC-normalise, apply the anonymization policy and collapse whitespace."""
     if anonymization not in ANONYMIZATION_POLICIES:

@@ -245,8 +245,8 @@ def to_dialogue(chat: Dialogue | Sequence[Mapping[str, Any]], prompt_format: Pro
 
 def render_chat(chat: Dialogue | Sequence[Mapping[str, Any]], prompt_format: PromptFormat | None = None, *,
                 writer: str | Sequence[str] | None = None, bots: Sequence[str] | None = None,
-                tokenizer: Any = None, max_length: int | None = None, fields: RecordFields | None = None,
-                source: str = "<chat>", index: int = 0) -> RenderedChat:
+                tokenizer: Any = None, max_length: int | None = None, max_new_tokens: int = 0,
+                fields: RecordFields | None = None, source: str = "<chat>", index: int = 0) -> RenderedChat:
     """The user message for ``chat``: a list of ``{"speaker", "text"}`` utterances in order, or a
     :class:`Dialogue` already read.
 
@@ -257,6 +257,9 @@ def render_chat(chat: Dialogue | Sequence[Mapping[str, Any]], prompt_format: Pro
         bots: Speaker names of the chatbot; overrides the stored default.
         tokenizer, max_length: With both, the oldest turns are dropped until the whole prompt is at most
             ``max_length`` tokens, as predict does (the last turn is always kept).
+        max_new_tokens: The room kept for the diary within ``max_length``, as predict keeps it: the run's
+            ``generation.max_new_tokens`` (``read_adapter(...).generation.max_new_tokens``). Without it a long
+            chat fills ``max_length`` and leaves the diary no tokens.
     """
     prompt_format = prompt_format or PromptFormat()
     dialogue = to_dialogue(chat, prompt_format, fields=fields, source=source, index=index)
@@ -266,5 +269,6 @@ def render_chat(chat: Dialogue | Sequence[Mapping[str, Any]], prompt_format: Pro
     turns = prompt_turns(dialogue.turns, speaker, bots, prompt_format.label_scheme, prompt_format.fixed_labels)
     cut = 0
     if tokenizer is not None and max_length is not None:
-        cut = encode_batch(tokenizer, prompt_format.template, [turns], None, max_length)["turns_cut"][0]
+        cut = encode_batch(tokenizer, prompt_format.template, [turns], None, max_length,
+                           diary_room=max_new_tokens)["turns_cut"][0]
     return RenderedChat(format_dialogue(turns[cut:]), dialogue, chosen_by, turns[cut:], cut)

@@ -37,6 +37,7 @@ or transformers.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import os
 import re
@@ -47,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from diary_lightning.data.roles import BOT_LABEL, OTHER_LABEL, WRITER_LABEL
+from diary_lightning.errors import MissingPackageError
 
 log = logging.getLogger(__name__)
 
@@ -65,10 +67,24 @@ KIWI_THREADS: int | None = None
 (the rules teacher's) sets 1 before the first analysis."""
 
 
+KIWI_INSTALL = ("pip install kiwipiepy kiwipiepy_model (kiwipiepy's model ships as a separate package); or set "
+                "model.style_metric: false to train, validate and generate without the style scores")
+
+
+def require_kiwi(what: str = "the diary-style checks") -> None:
+    """Raise :class:`~diary_lightning.errors.MissingPackageError` (an ``ImportError``) saying how to install Kiwi when kiwipiepy or its model package is absent; checked by
+    the finder alone, so that a run can refuse before training rather than deep inside its first validation."""
+    missing = [name for name in ("kiwipiepy", "kiwipiepy_model") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingPackageError(f"{what}: needs Kiwi, the Korean morphological analyser, and {' and '.join(missing)} "
+                          f"{'is' if len(missing) == 1 else 'are'} not installed: {KIWI_INSTALL}")
+
+
 @functools.lru_cache(maxsize=None)
 def kiwi() -> Any:
     """The process's one Kiwi analyser, loaded on first use. Its worker threads analyse a batch in parallel
     (:func:`analyse_many`); a single text runs on the caller's thread."""
+    require_kiwi()
     from kiwipiepy import Kiwi
 
     start = time.perf_counter()
@@ -209,7 +225,7 @@ _QUESTION_WORDS = {"뭐", "무엇", "왜", "어디", "언제", "어떻", "누구
 # Speaker codes: AI Hub's P01..P09, NIKL's SD2000691 (two letters, seven digits) and their typos (SSD2000851).
 _CODE = re.compile(r"(?<![0-9A-Za-z])(?:P[0-9]{2}|[A-Z]{1,4}[0-9]{5,})(?![0-9])")
 _OUTSIDE_NAMES = re.compile(r"그녀|사용자|화자 ?[0-9]|(?<![가-힣])이 사람(?:은|이|의|도)(?![가-힣])|"
-                            r"(?:^|(?<=[\s.!?]))(?:(?:두|세|네) (?:사람|명)(?:은|이|의|도|끼리)|둘은|둘 다 |셋은) ")
+                            r"(?:^|(?<=[.!?]\s)|(?<=\n))(?:(?:두|세|네) (?:사람|명)(?:은|이|의|도|끼리)|둘은|둘 다 |셋은) ")
 _PAIR = (re.compile(r"(?<![가-힣])한 사람(?:은|이)(?![가-힣])"), re.compile(r"(?<![가-힣])다른 (?:한 )?사람(?:은|이)(?![가-힣])"))
 # Particles and endings a name may carry and still be that name: 민지는, 민지에게서, 민지였다.
 _PARTICLE_TAGS = ("J", "VCP", "E", "XSN", "S")

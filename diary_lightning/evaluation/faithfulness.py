@@ -59,22 +59,21 @@ RELATIONS = frozenset(
 # Nouns a diary uses to sum up what the chat tells in other words.
 _GENERIC = frozenset("준비 일정 계획 약속 메뉴 결과 이유 문제 상황 부분 내용 소식 근황 일상 모임 외출 고민 사정 연락 답장 "
                      "이야기 대화 마무리 시작 정리 얘기 하루 기분 경험 처음 마지막 다행 덕분 때문 생각 사람 이번 "
-                     "여행 선물 축하 위로 응원 부탁 걱정".split())
+                     "여행 선물 축하 위로 응원 부탁 걱정 진심 말로 정도 덕".split())
 # Short forms a chat uses for what a diary spells out.
 _SAME = {"남자친구": "남친", "여자친구": "여친", "렌터카": "렌트", "렌트카": "렌트", "아이스아메리카노": "아아", "편의점": "편의점"}
 
 _SECOND_PERSON = frozenset("너 니 네 당신 자기 님 너희".split())
-_NEGATORS = frozenset({"안", "못", "않", "아니", "못하"})
 _PAST = ("었", "았", "였", "ㅆ")
 _SUGGESTION_ENDINGS = frozenset({"자", "재", "ᆯ까", "을까", "세요", "으세요", "시오", "어라", "아라", "라", "렴", "으렴", "ᆸ시다", "읍시다",
                                  "ᆯ래", "을래"})
 _PLAN_ENDINGS = frozenset({"ᆯ게", "을게", "ᆯ께", "을께", "려고", "으려고", "려", "으려", "고자", "ᆯ라고", "을라고"})
-_PLAN_WORDS = frozenset({"내일", "이따", "모레", "나중", "예정", "계획", "다음"})
+_PLAN_WORDS = frozenset({"내일", "이따", "모레", "나중", "다음"})
 _SUGGEST_WORDS = frozenset({"추천", "권", "제안", "권하", "추천하", "어떻", "어떠"})
 _TIME_NOUNS = frozenset("주 달 번 주말 아침 점심 저녁 밤 오전 오후 새벽 날 해 이맘때 쯤".split())
 _THOUGHTS = frozenset({"싶", "생각", "알", "모르", "궁금", "고민"})
 # Verbs that are done now about a later day: 모레로 미뤘다, 다음 주로 정했다.
-_SCHEDULING = frozenset({"미루", "정하", "예약", "약속", "잡", "연기", "옮기", "바꾸", "결정"})
+_SCHEDULING = frozenset({"미루", "정하", "예약", "약속", "잡", "잡히", "연기", "옮기", "바꾸", "결정", "정해지", "미뤄지"})
 _DONE_WORDS = frozenset({"다녀오", "끝내", "마치", "완료", "성공"})
 # A fact and its opposite in other words: 합격했다 where the chat says 떨어졌어.
 _ANTONYMS = {
@@ -86,7 +85,7 @@ _ANTONYMS = {
 _HEARSAY = frozenset({"대", "ᆫ대", "는대", "래", "재", "대요", "래요", "ᆫ대요", "는대요", "더래", "다더라"})
 _HEARSAY_LINKS = frozenset({"라는데", "다는데", "자는데", "라던데", "다던데", "ᆫ다는데", "는다는데", "대서", "래서"})
 # Common verbs that say little alone but can be flipped (갔다/못 갔다): judged with the sentence's other words.
-_PLAIN_ACTS = frozenset({"가", "오", "보", "있", "물어보", "듣", "말하", "알", "되"})
+_PLAIN_ACTS = frozenset({"가", "오", "보", "있", "물어보", "듣", "말하", "알", "되", "얘기", "이야기", "말"})
 _SAME_SUBJECT = frozenset({"고", "며", "으며", "면서", "으면서", "고서", "다며", "라며", "자며", "ᆫ다며", "는다며"})
 HONOURED = "someone honoured"
 THING = "a thing"
@@ -95,7 +94,6 @@ UNKNOWN = "unknown"
 """The owner of a clause after another person's clause over 어서/는데: the writer's or theirs, the text does not say."""
 """The owner of a clause whose predicate honours an unnamed subject (하셨다): never the writer."""
 _TENSE_LINKS = frozenset({"고", "어서", "아서", "어", "아", "서", "고서", "며", "으며"})
-_TOGETHER = re.compile(r"같이|함께|둘이|우리")
 _COMPANION = frozenset({"랑", "이랑", "와", "과", "하고", "께"})
 
 _NATIVE = {"두": 2, "둘": 2, "세": 3, "셋": 3, "석": 3, "네": 4, "넷": 4, "다섯": 5, "여섯": 6, "일곱": 7, "여덟": 8, "아홉": 9,
@@ -141,6 +139,8 @@ class Clause:
     shared: bool = False
     """Done with someone of the chat (지수랑, 같이, 우리)."""
     squeezed: str = ""
+    obligation: bool = False
+    """-어야 하다/되다: what must be done (advice, when someone else says it)."""
     copula: bool = False
     """Its predicate is 이다 (처음이었다): a state, not an act."""
     future: bool = False
@@ -166,7 +166,6 @@ class _Text:
     proper: frozenset[str] = frozenset()
     persons: tuple[tuple[str, str], ...] = ()
     """(person word, role) pairs: role ``subject``, ``companion`` or ``other``."""
-    second_person: bool = False
     first_person: bool = False
 
 
@@ -191,8 +190,6 @@ class _Turn:
     speaker: str
     text: _Text
     writer: bool
-    about_writer: bool = False
-    """Another speaker's turn about the writer (너, the writer's name) or asking or suggesting something."""
     bot: bool = False
     """The service's bot: what it says is about the writer or the world, never its own day."""
     names_someone: bool = False
@@ -225,7 +222,10 @@ def _splits(m: Morpheme, following: Morpheme | None) -> bool:
 
 def _embedded(ms: Sequence[Morpheme], at: int) -> bool:
     """The negation at ``at`` belongs to a modifier or a noun clause (핸드폰 안 보는 게 어렵다), not the predicate."""
-    for m in ms[at + 1:]:
+    rest = ms[at + 1:]
+    for k, m in enumerate(rest):
+        if m.tag == "ETM" and m.form in ("ᆯ", "을") and k + 1 < len(rest) and rest[k + 1].form in ("거", "것"):
+            return False  # 안 늦을 거다: the future of the predicate itself
         if m.tag in ("ETM", "ETN"):
             return True
         if m.tag in ("EF", "EC"):
@@ -279,7 +279,9 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             elif m.form == "겠":
                 plan = True
         elif tag == "EF":
-            if m.form in _SUGGESTION_ENDINGS or (m.form == "래" and i > 0 and ms[i - 1].tag in ("VV", "VX")) or (m.form in ("어", "아", "어요", "아요") and i > 0 and ms[i - 1].form == "보"
+            if m.form in _SUGGESTION_ENDINGS or (m.form == "래" and i > 0 and ms[i - 1].tag in ("VV", "VX")) or \
+                    (m.form in ("어", "아", "어요", "아요") and i > 0 and ms[i - 1].form == "주" and ms[i - 1].tag == "VX"
+                     and not past) or (m.form in ("어", "아", "어요", "아요") and i > 0 and ms[i - 1].form == "보"
                                                  and ms[i - 1].tag == "VX" and not past):
                 suggestion = True
             elif m.form in _PLAN_ENDINGS:
@@ -287,7 +289,7 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
         elif tag == "EC":
             if m.form in _PLAN_ENDINGS or m.form in ("어야", "아야"):
                 plan = True
-            if m.form == "자" and i == len(ms) - 1 and last:
+            if m.form == "자" and i == len(ms) - 1:
                 suggestion = True  # 밥 한번 먹자: Kiwi reads a final 자 as a connective
             if m.form in ("면", "으면") and "좋" in forms[i:]:
                 suggestion = True
@@ -313,7 +315,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
         k = at + 1
         while k < len(ms) and (ms[k].form in _TIME_NOUNS or ms[k].tag in ("SN", "NNB") or ms[k].form.endswith("요일")):
             k += 1
-        modified = k < len(ms) and not (ms[k].tag in ("JKB", "JX", "MAG") or ms[k].tag.startswith("V"))
+        modified = k < len(ms) and (not (ms[k].tag in ("JKB", "JX", "MAG") or ms[k].tag.startswith("V"))
+                                    or ms[k].form in ("로", "으로"))  # 내일 오전 10시로 잡혔다: set for then
     if question and last and not suggestion:
         mood = "question"
     elif suggestion:
@@ -324,7 +327,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
         mood = "statement"
     return Clause(frozenset(lemmas), head, negated, past and not plan and mood != "suggestion", mood, quote,
                   future=future, modified_future=modified,
-                  copula=any(m.tag == "VCP" for m in ms) and not any(m.tag in ("VV", "XSV") for m in ms))
+                  copula=any(m.tag == "VCP" for m in ms) and not any(m.tag in ("VV", "XSV") for m in ms),
+                  obligation=any(m.tag == "EC" and m.form in ("어야", "아야") for m in ms))
 
 
 def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str, str]]:
@@ -381,11 +385,10 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
     persons: list[tuple[str, str]] = []
     things: set[str] = set()
     proper: set[str] = set()
-    second = first = False
+    first = False
     for sentence in analyse(text):
         ms = [m for m in sentence.morphemes if m.tag not in ("SF", "SP", "SS", "SE", "SO", "SW", "SB")]
         persons += _persons_in(ms, names)
-        second |= any(m.form in _SECOND_PERSON and m.tag == "NP" for m in ms)
         first |= any(m.form in ("나", "내", "저", "제") and m.tag == "NP" for m in ms)
         for i, m in enumerate(ms):
             if m.tag in ("NNG", "NNP", "SL"):
@@ -442,7 +445,7 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
             clauses.append(clause)
             lemmas |= clause.lemmas
     return _Text(text, _SQUEEZE.sub("", text), tuple(clauses), frozenset(lemmas), frozenset(nouns),
-                 things=frozenset(things), proper=frozenset(proper), persons=tuple(persons), second_person=second,
+                 things=frozenset(things), proper=frozenset(proper), persons=tuple(persons),
                  first_person=first)
 
 
@@ -538,26 +541,6 @@ def _score(lemmas: Iterable[str], text: _Text) -> int:
     return sum(_present(lemma, text) for lemma in lemmas)
 
 
-def _statement_text(turn: _Turn) -> frozenset[str]:
-    """The lemmas a turn asserts (its questions and suggestions left out)."""
-    out: set[str] = set()
-    for clause in turn.text.clauses:
-        if clause.mood in ("statement", "plan"):
-            out |= clause.lemmas
-    return frozenset(out)
-
-
-def _support(lemmas: frozenset[str], turns: Sequence[_Turn], statements_only: bool = False) -> int:
-    best = 0
-    for turn in turns:
-        if statements_only:
-            asserted = _statement_text(turn)
-            best = max(best, sum(lemma in asserted for lemma in lemmas))
-        else:
-            best = max(best, _score(lemmas, turn.text))
-    return best
-
-
 def _clause_matches(clause: Clause, turns: Sequence[_Turn], context: frozenset[str] = frozenset(),
                     ) -> list[tuple[_Turn, Clause]]:
     """Chat clauses about the same thing: the diary clause's head, and another lemma where it has one."""
@@ -605,6 +588,8 @@ def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], contex
 def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset[str]) -> str | None:
     if not (clause.past and clause.mood == "statement" and not clause.negated and clause.quote is None):
         return None
+    if re.search(r"정도|뻔|것같|수있|수없|듯", clause.squeezed):
+        return None  # 못 내려갈 정도였다, 넘어질 뻔했다: a degree or a near miss, no act told done
     if clause.future and clause.head not in _SCHEDULING and not re.search(r"오늘|어제|아까|방금", clause.squeezed) \
             and not clause.modified_future:
         return f"told as done, but '{clause.squeezed}' is still to come"
@@ -623,10 +608,15 @@ def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset
     if best < 2:
         return None  # one word in common is a topic, not the act
     closest = [(t, c) for score, t, c in scored if score == best]
-    if any(c.past and c.mood == "statement" for _, c in closest) or any(c.head in _DONE_WORDS for _, c in closest):
+    if any(c.past and c.mood == "statement" and not c.negated for _, c in closest) or \
+            any(c.head in _DONE_WORDS for _, c in closest) or \
+            any(t.writer and c.mood == "statement" and not c.negated and not c.future for t, c in closest):
+        # Told done, or told by the writer as going on (야근 중): the diary may tell it done.
         return None
     # A suggestion from anyone; a plan only from the writer (a friend's plan is no plan of the writer's act).
-    hinted = [(t, c) for t, c in closest if c.mood == "suggestion" or (c.mood == "plan" and t.writer)]
+    # A date told (오픈이 다음 주 월요일이라) or news heard (파트장 달아준대) is no plan of the act.
+    hinted = [(t, c) for t, c in closest if c.mood == "suggestion" or (c.mood == "plan" and t.writer and not c.copula
+                                                                        and not c.hearsay)]
     if not hinted:
         return None
     t, c = hinted[0]
@@ -645,11 +635,13 @@ def _sources(chat: _Chat) -> dict[str, list[Clause]]:
             third = c.owner not in (None, "나", THING, UNKNOWN) and c.owner not in chat.writer_names
             if turn.writer:
                 heard = (c.hearsay or c.quote) and c.owner != "나"
-                key = "\0" if (heard and turn.names_someone) or third or c.honorific else "\1" if heard else ""
+                named_here = any(p != "나" and p not in chat.writer_names for p, _ in turn.text.persons)
+                key = "\0" if (heard and named_here) or third or c.honorific else "\1" if heard else ""
                 # An answer to "아내분 반응은 어땠어요?" (울었어) is about the person just named.
                 out["\2" if key == "" and turn.names_someone and c.owner != "나" else key].append(c)
             elif turn.bot or c.you or c.owner in chat.writer_names or (
-                    c.mood in ("question", "suggestion") and c.owner != "나"):
+                    c.mood in ("question", "suggestion") and c.owner != "나") or (c.obligation and c.owner != "나"):
+                # 교수님께 메일 드려야 돼, said to the writer: advice, about the writer's doing
                 out[""].append(c)
             elif not turn.first_person:
                 continue  # 항공권 떴다 1인 32만원: news for the whole chat, nobody's own
@@ -695,6 +687,8 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
                 covered = _covered(lemmas, cs)
                 if name not in ("", "\1", "\2") and len(covered) > best:
                     best, who, theirs_only = len(covered), name, covered - own
+            if len(lemmas) == 1 and who == "\0":
+                continue  # one word the writer passed on from someone: too little to say whose it is
             # Someone else's news: they say more of it than the writer does, and what only they say is more than
             # a word, or is what the sentence says happened (청약에 당첨됐다, where 청약 is the writer's too).
             if best >= need and ((len(theirs_only) >= 2 and best >= len(own)) or (theirs_only & heads and best > len(own))
@@ -756,7 +750,7 @@ class _Chat:
     writer_names: frozenset[str]
     sources: dict[str, list[Clause]] = dataclasses.field(default_factory=dict)
     own: set[int] = dataclasses.field(default_factory=set)
-    """ids of the clauses of the writer's own side (:func:`_sources`' ``""`` and ``"\1"``)."""
+    """ids of the clauses of the writer's own side (:func:`_sources`' ``""``, ``"\1"`` and ``"\2"``)."""
 
 
 def _people(texts: Iterable[str]) -> set[str]:
@@ -788,19 +782,25 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
         text = _analyse_text(str(turn["text"]), names)
         speaker = str(turn["speaker"])
         is_writer = speaker.strip() == writer.strip()
-        about = not is_writer and (text.second_person or any(p in writer_names for p, _ in text.persons)
-                                   or not _asserts_text(text))
         # A person named in the turn or the two before it: 교수님이 뭐라고 하셨어요? / 주제 너무 넓대.
         someone = any(p != "나" and p not in writer_names for t in [*turns[-2:], None]
                       for p, _ in (text if t is None else t.text).persons)
-        me = text.first_person or any(t.speaker == speaker and t.text.first_person for t in turns[-3:])
-        turns.append(_Turn(i, speaker, text, is_writer, about, speaker.strip().casefold() in bots, someone, me))
+        # 나 어제 남친이랑 싸웠어 / 연락 문제로..: a run of one speaker's messages speaks of them throughout.
+        # ...or answers the others' questions about it (헐 어디?? / 인천 검단).
+        me = text.first_person
+        for t in reversed(turns[-3:]):
+            if t.speaker == speaker:
+                me = me or t.first_person
+                break
+            if _asserts_text(t.text) and t.text.lemmas:
+                break
+        turns.append(_Turn(i, speaker, text, is_writer, speaker.strip().casefold() in bots, someone, me))
     joined = "\n".join(str(t["text"]) for t in dialogue)
     whole = _Text(joined, _SQUEEZE.sub("", joined), (), frozenset().union(*(t.text.lemmas for t in turns)),
                   frozenset().union(*(t.text.nouns for t in turns)))
     chat = _Chat(turns, whole, numbers(joined), names, writer_names)
     chat.sources = _sources(chat)
-    chat.own = {id(c) for key in ("", "\1") for c in chat.sources[key]}
+    chat.own = {id(c) for key in ("", "\1", "\2") for c in chat.sources[key]}
     return chat
 
 

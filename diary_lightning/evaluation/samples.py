@@ -57,8 +57,11 @@ def generation_subset(dataset: Any, size: int | None) -> list[dict[str, Any]]:
     return subset
 
 
-def generate_rows(module: Any, loader: Iterable[dict[str, Any]], max_batches: int | None = None) -> list[dict[str, Any]]:
-    """Generate a diary for every prompt of ``loader`` with ``module.generate``."""
+def generate_rows(module: Any, loader: Iterable[dict[str, Any]], max_batches: int | None = None,
+                  style: bool = True) -> list[dict[str, Any]]:
+    """Generate a diary for every prompt of ``loader`` with ``module.generate``; ``style`` off: the checks that read
+    Kiwi's morphemes (style, faithfulness) are not run and each row's ``style_failures`` and
+    ``faithfulness_failures`` are None."""
     rows: list[dict[str, Any]] = []
     for index, batch in enumerate(loader):
         if max_batches is not None and index >= max_batches:
@@ -71,14 +74,17 @@ def generate_rows(module: Any, loader: Iterable[dict[str, Any]], max_batches: in
                                                                     batch["writer"], diaries, truncated, turns):
             row = {"id": i, "dialogue": dialogue, "summary": summary, "diary": diary, "truncated": cut,
                    "writer": writer, "turns": chat}
-            rows.append(row | {"style_failures": row_failures(row), "faithfulness_failures": row_faithfulness(row)})
+            checked = {"style_failures": row_failures(row), "faithfulness_failures": row_faithfulness(row)} if style \
+                else {"style_failures": None, "faithfulness_failures": None}
+            rows.append(row | checked)
     return rows
 
 
-def row_failures(row: Mapping[str, Any]) -> list[str]:
-    """The style checks a row's diary fails (:func:`diary_lightning.evaluation.diary_style.style_failures`)."""
+def row_failures(row: Mapping[str, Any]) -> list[str] | None:
+    """The style checks a row's diary fails (:func:`diary_lightning.evaluation.diary_style.style_failures`);
+    None where the row was generated with the style metric off."""
     if "style_failures" in row:
-        return list(row["style_failures"])
+        return None if row["style_failures"] is None else list(row["style_failures"])
     writer = row.get("writer")
     return style_failures(row["diary"], writer_names=[writer] if writer else (), truncated=bool(row["truncated"]))
 
@@ -112,9 +118,12 @@ def corpus_scores(rows: Sequence[Mapping[str, Any]], rouge_tokenizer: str) -> di
     metrics = DiaryTextMetrics(rouge_tokenizer)
     metrics.update([r["diary"] for r in rows], [r["summary"] for r in rows])
     scores = {key: float(value) for key, value in metrics.compute().items()}
+    failures = [row_failures(r) for r in rows]
+    if any(f is None for f in failures):  # generated with the style metric off: nothing Kiwi checks was scored
+        return scores
     checked = [f for f in (row_faithfulness(r) for r in rows) if f is not None]
     faithfulness = faithfulness_scores(checked) if checked else {}
-    return scores | scores_from_failures([row_failures(r) for r in rows]) | faithfulness
+    return scores | scores_from_failures(failures) | faithfulness
 
 
 def shorten(text: str, width: int) -> str:
@@ -137,7 +146,8 @@ def samples_table(rows: Sequence[Mapping[str, Any]], limit: int = TABLE_ROWS) ->
     lines = ["| id | dialogue | summary | diary | fails |", "|---|---|---|---|---|"]
     for row in rows[:limit]:
         diary = _cell(row["diary"]) + (" *(cut at max_new_tokens)*" if row["truncated"] else "")
-        fails = ", ".join(row_failures(row)) or "—"
+        failed = row_failures(row)
+        fails = "(not checked)" if failed is None else ", ".join(failed) or "—"
         lines.append(f"| {_cell(row['id'], 80)} | {_cell(row['dialogue'])} | {_cell(row['summary'])} | {diary} "
                      f"| {fails} |")
     return "\n".join(lines)

@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "the app needs Gradio: pip install -e '.[app]' (or pip install 'gradio>=6,<7')"
 API_NAME = "write"
 """The endpoint: ``Client(url).predict(..., api_name="/write")``."""
+KEPT_UPLOADS = 4
+"""Uploaded chats the page keeps in memory (never on disk) for a second read of the same upload."""
 ZERO_SHOT_MAX_LENGTH = 1024
 """``data.max_length`` of a zero-shot run without an adapter to take it from (the data module's default)."""
 EXAMPLE_CHAT = ("민지: 오늘 비가 많이 와서 우산 쓰고 학교 갔어\n"
@@ -89,13 +92,38 @@ def _format_of(text: str) -> str:
     return "chat.txt"
 
 
-def read_chat(text: str = "", upload: str | os.PathLike | None = None,
+@dataclasses.dataclass(frozen=True)
+class Upload:
+    """An uploaded chat, held in memory once taken off the disk (:func:`take_upload`)."""
+
+    name: str
+    data: bytes
+
+
+def take_upload(path: str | os.PathLike) -> Upload:
+    """The file Gradio saved for an upload, read and deleted, with the folder Gradio made for it: a private chat
+    must not stay on the server's disk after its request (Gradio keeps uploads until the server stops)."""
+    path = Path(path)
+    upload = Upload(path.name, path.read_bytes())
+    path.unlink(missing_ok=True)
+    try:
+        path.parent.rmdir()  # Gradio's folder for this one file; left alone if anything else is in it
+    except OSError:
+        pass
+    return upload
+
+
+def read_chat(text: str = "", upload: str | os.PathLike | Upload | None = None,
               anonymization: str = DEFAULT_ANONYMIZATION) -> list[Dialogue]:
-    """The dialogues of a pasted chat, or of an uploaded file (which wins), read as ``predict`` reads
-    ``data.predict_path``: any format it reads, one dialogue per day where the reader cuts a chat into days.
-    A problem raises a :class:`UserError` with predict's message, naming the file as the user knows it."""
+    """The dialogues of a pasted chat, or of an uploaded file (which wins; a path or an :class:`Upload`), read
+    as ``predict`` reads ``data.predict_path``: any format it reads, one dialogue per day where the reader cuts
+    a chat into days. A problem raises a :class:`UserError` with predict's message, naming the file as the user
+    knows it."""
     with tempfile.TemporaryDirectory(prefix="diary-app-") as tmp:
-        if upload:
+        if isinstance(upload, Upload):
+            path = Path(tmp) / upload.name
+            path.write_bytes(upload.data)
+        elif upload:
             path = Path(tmp) / Path(upload).name
             shutil.copyfile(upload, path)
         elif text.strip():
@@ -168,10 +196,27 @@ class DiaryPage:
         self.has_adapter = has_adapter
         # One thread owns the model: requests, and a cancelled one's last token, run one after another.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="diary-model")
+        # Uploads taken off the disk, by the path Gradio gave: the page reads one twice (who speaks, then the
+        # diary). The last few only, in memory.
+        self._uploads: OrderedDict[str, Upload] = OrderedDict()
+        self._uploads_lock = threading.Lock()
+
+    def upload(self, path: str | os.PathLike | None) -> Upload | None:
+        """The chat uploaded at ``path``, taken off the disk the first time it is read."""
+        if not path:
+            return None
+        with self._uploads_lock:
+            key = str(path)
+            if key not in self._uploads:
+                self._uploads[key] = take_upload(path)
+                while len(self._uploads) > KEPT_UPLOADS:
+                    self._uploads.popitem(last=False)
+            self._uploads.move_to_end(key)
+            return self._uploads[key]
 
     def describe(self, text: str = "", upload: str | None = None) -> dict[str, Any]:
         """The speakers of a chat and whom the run's writer setting chooses: what the page shows before writing."""
-        dialogues = read_chat(text, upload, self.pipeline.settings.anonymization)
+        dialogues = read_chat(text, self.upload(upload), self.pipeline.settings.anonymization)
         return {"days": [d.id for d in dialogues], "speakers": speakers(dialogues),
                 "default_writers": default_writers(dialogues, self.pipeline.prompt_format),
                 "writer_setting": list(self.pipeline.prompt_format.writer)}
@@ -183,7 +228,7 @@ class DiaryPage:
         :class:`UserError` before anything is generated."""
         settings = self.pipeline.settings
         generation = generation_settings(settings.generation, max_new_tokens, do_sample, temperature)
-        dialogues = read_chat(text, upload, settings.anonymization)
+        dialogues = read_chat(text, self.upload(upload), settings.anonymization)
         who = writer.strip() if writer and writer.strip() else None
         prompts = self.pipeline.prepare(dialogues, who)
         _check_lengths(dialogues, prompts, settings.max_length, generation.max_new_tokens)
@@ -433,6 +478,10 @@ def parser() -> argparse.ArgumentParser:
 
 def load_pipeline(options: argparse.Namespace) -> tuple[DiaryPipeline, str]:
     """The model the options name, and how the page names it."""
+    too_small = [f"{flag} {value}: expected 1 or more" for flag, value in
+                 (("--batch_size", options.batch_size), ("--data.max_length", options.max_length)) if value < 1]
+    if too_small:  # before minutes of loading the model
+        raise ConfigError("; ".join(too_small))
     sources = [s for s in (options.ckpt_path, options.adapter_path) if s]
     if len(sources) > 1:
         raise ConfigError(f"give --ckpt_path or --model.adapter_path, not both ({sources[0]} and {sources[1]})")

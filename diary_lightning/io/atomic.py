@@ -93,6 +93,7 @@ def atomic_directory(path: str | os.PathLike, *, keep_existing: bool = False) ->
     try:
         tmp.chmod(0o777 & ~umask())  # mkdtemp makes it 0700, as private as a temporary must be, not as published
         yield tmp
+        follow_umask(tmp)
         fault_point("folder-write")
         if not keep_existing:
             _publish(tmp, target)
@@ -106,6 +107,20 @@ def atomic_directory(path: str | os.PathLike, *, keep_existing: bool = False) ->
         raise _naming(err, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # left only when not published
+
+
+def follow_umask(folder: Path) -> None:
+    """Give what libraries wrote into ``folder`` the modes the umask asks for: safetensors writes its weights
+    0600 whatever the umask (through a private temporary of its own), so an adapter or a merged model would be
+    unreadable to a model server running as another user, while the config beside it is not."""
+    mask = umask()
+    for path in folder.rglob("*"):
+        if path.is_symlink():
+            continue
+        mode = path.stat().st_mode
+        wanted = (0o777 if path.is_dir() else 0o666 | (mode & 0o111)) & ~mask
+        if mode & 0o777 != wanted:
+            path.chmod(wanted)
 
 
 def _naming(err: BaseException, target: Path) -> BaseException:

@@ -25,6 +25,7 @@ from typing import Any
 import xxhash
 
 from diary_lightning.errors import UserError
+from diary_lightning.io.outputs import claimed
 
 
 class OutputError(UserError, RuntimeError):
@@ -79,8 +80,25 @@ def read_records(path: Path, what: str = "synthesize") -> Iterator[dict[str, Any
             yield record
 
 
+def torn(path: Path) -> bool:
+    """Whether ``path`` ends inside a line (no newline after its last byte)."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.seek(0, os.SEEK_END) == 0:
+                return False
+            handle.seek(-1, os.SEEK_END)
+            return handle.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+
+
 def open_for_resume(path: Path, what: str) -> list[dict[str, Any]]:
-    """The complete records of an output an interrupted run left, after cutting off its torn last line."""
+    """The complete records of an output an interrupted run left, after cutting off its torn last line. Only a file
+    that carries ``what``'s mark is cut (:func:`diary_lightning.io.outputs.claimed`): an unmarked one may be the
+    user's, whose last record the cut would destroy."""
+    if torn(path) and not claimed(path, what):
+        raise OutputError(f"{path} ends in an unfinished line and carries no mark of {what}: it is left as it is "
+                          f"rather than cut. If {what} wrote it, delete its last line; else give another --output.")
     cut = repair(path)
     if cut:
         logging.getLogger(__name__).warning("%s: cut a torn last line (%d bytes) left by an interrupted run", path, cut)
@@ -111,7 +129,7 @@ class JsonlAppender:
     def __init__(self, path: Path, sync_every: float = 1.0) -> None:
         self.path = Path(path)
         self.sync_every = sync_every
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # as the umask says
         self._synced = time.monotonic()
         self._dirty = False
 

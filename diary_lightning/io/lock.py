@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import socket
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,41 @@ LOCK_NAME = ".diary_lightning.lock"
 
 class LockedError(UserError, RuntimeError):
     """Another live job holds the lock: the CLI reports it as a user error (exit 2)."""
+
+
+def lock_path(target: str | os.PathLike, what: str) -> Path:
+    """The lock file of ``target``: ``LOCK_NAME`` inside a folder, ``.FILE.diary_lightning.lock`` beside a file. A
+    name of the project's own: ``FILE.lock`` may be the user's (and was overwritten and removed)."""
+    target = Path(target)
+    return target / LOCK_NAME if what == "folder" else target.with_name(f".{target.name}{LOCK_NAME}")
+
+
+def _refuse_foreign(path: Path, target: Path) -> None:
+    """A file under the lock's name that no lock of ours wrote (a user's, a link, a folder) is left alone: taking the
+    lock would truncate it and releasing it would delete it."""
+    try:
+        found = os.lstat(path)
+    except FileNotFoundError:
+        return
+    problem = None
+    if not stat.S_ISREG(found.st_mode):
+        problem = "is not a regular file (a link, a folder or a device)"
+    else:
+        try:
+            with open(path, "rb") as handle:
+                start = handle.read(len(_OURS))
+        except OSError as err:
+            problem = f"cannot be read ({err.strerror})"
+        else:
+            if start and not _OURS.startswith(start):
+                problem = "holds something that no lock of diary_lightning wrote"
+    if problem:
+        raise LockedError(f"{path}, the lock file of {target}, {problem}; it is left as it is. Move it away, or give "
+                          "another output.")
+
+
+_OURS = b'{"pid": '
+"""How every lock file of ours starts (:func:`_holder` written as JSON), or is empty while being written."""
 
 
 def _command() -> str:
@@ -71,14 +107,14 @@ _HELD: dict[Path, JobLock] = {}
 
 
 class JobLock:
-    """The lock of ``path`` (``LOCK_NAME`` inside a folder, or ``FILE.lock`` beside a file); released on
+    """The lock of ``path`` (:func:`lock_path`); released on
     :meth:`release`, at interpreter exit, and by the operating system when the process dies. ``busy`` is the
     advice of the refusal message."""
 
     def __init__(self, path: str | os.PathLike, what: str, busy: str | None = None) -> None:
         self.target = Path(path)
         self.what = what
-        self.file = self.target / LOCK_NAME if what == "folder" else self.target.with_name(self.target.name + ".lock")
+        self.file = lock_path(self.target, what)
         self.busy = busy or "Wait for it to finish or write elsewhere"
         self.held = False
         self._lock: filelock.BaseFileLock | None = None
@@ -88,6 +124,7 @@ class JobLock:
         self._key = key = Path(os.path.realpath(self.file))
         if key in _HELD:
             _HELD[key].release()
+        _refuse_foreign(self.file, self.target)
         lock = filelock.FileLock(str(self.file), timeout=0)
         try:
             lock.acquire()

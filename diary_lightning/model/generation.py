@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from diary_lightning.errors import ConfigError, check_numbers
+
 
 @dataclass(frozen=True)
 class GenerationSettings:
@@ -22,6 +24,18 @@ class GenerationSettings:
     top_p: float = 1.0
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
+
+    def __post_init__(self) -> None:
+        # transformers would refuse some of these only when the first diary is generated (after the base has
+        # loaded, or hours into a fit at its first validation) and take others (a top_p of 0) silently.
+        check_numbers("--model", self, positive=("max_new_tokens", "num_beams", "repetition_penalty"),
+                      at_least_zero=("no_repeat_ngram_size",))
+        # Greedy decoding reads neither (generate_kwargs leaves them out), so a saved greedy run with either at 0
+        # still loads.
+        if self.do_sample:
+            check_numbers("--model", self, positive=("temperature", "top_p"))
+            if self.top_p > 1:
+                raise ConfigError(f"--model.top_p {self.top_p!r}: expected a share more than 0 and at most 1")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> GenerationSettings:

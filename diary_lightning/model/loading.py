@@ -99,6 +99,7 @@ def load_base(base_model: str, *, load_in_4bit: bool, compute_dtype: str, double
     kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
+    index = device.index if device.type == "cuda" else None
     if load_in_4bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
@@ -107,8 +108,11 @@ def load_base(base_model: str, *, load_in_4bit: bool, compute_dtype: str, double
             bnb_4bit_compute_dtype=dtype,
         )
         # Bound to this process's device: "auto" would spread one rank's copy over every GPU.
-        index = device.index if device.type == "cuda" else None
         kwargs["device_map"] = {"": index if index is not None else device.type}
+    elif device.type == "cuda":
+        # Unquantized (configs/eeve-lora-bf16.yaml), straight onto this process's GPU: through the host the
+        # 21.6 GB of EEVE's bf16 weights would be read into memory first and copied over afterwards.
+        kwargs["device_map"] = {"": index if index is not None else 0}
     model = load_pretrained(lambda name: AutoModelForCausalLM.from_pretrained(name, **kwargs), base_model,
                             "model.base_model")
     if load_in_4bit:

@@ -20,6 +20,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from diary_lightning.errors import ConfigError
 from diary_lightning.evaluation.diary_style import CHECKS as STYLE_CHECKS
 from diary_lightning.evaluation.diary_style import style_failures
 from diary_lightning.evaluation.faithfulness import FAILURES as FAITHFULNESS_CHECKS
@@ -28,6 +29,11 @@ from diary_lightning.synthesis.teacher import Reply, Request
 
 SYNTHESIS_CHECKS = ("prompt_copy", "length", "speaker_code", "ungrounded")
 ALL_CHECKS = (*STYLE_CHECKS, *SYNTHESIS_CHECKS, *FAITHFULNESS_CHECKS)
+
+MAX_DIARY_CHARS = 20_000
+"""Longer is no diary (384 tokens write about 1,000 Korean characters): a teacher that ignored max_new_tokens.
+Such an answer fails ``length`` before anything reads it, even with that check skipped: the style checks cost
+about 25 us a character (2 MB: a minute), and no training example holds it anyway."""
 
 _CODE_LIKE = re.compile(r"[A-Za-z]{1,4}[0-9]{1,9}")
 _WORD = re.compile(r"[0-9A-Za-z가-힣]+")
@@ -62,10 +68,21 @@ class CheckConfig:
     def __post_init__(self) -> None:
         unknown = sorted(set(self.skip) - set(ALL_CHECKS))
         if unknown:
-            raise ValueError(f"--checks.skip: unknown check(s) {', '.join(unknown)}; the checks are {', '.join(ALL_CHECKS)}")
+            raise ConfigError(f"--checks.skip: unknown check(s) {', '.join(unknown)}; the checks are {', '.join(ALL_CHECKS)}")
         if not 0 < self.min_length_ratio < self.max_length_ratio:
-            raise ValueError(f"--checks.min_length_ratio {self.min_length_ratio} and --checks.max_length_ratio "
-                             f"{self.max_length_ratio}: need 0 < min < max")
+            raise ConfigError(f"--checks.min_length_ratio {self.min_length_ratio} and --checks.max_length_ratio "
+                              f"{self.max_length_ratio}: need 0 < min < max")
+        # Out of these ranges every diary fails (copy_ngram 0 finds the empty run in every prompt, max_copy 0 calls
+        # any diary a copy, min_grounding above 1 can never be met): a run that keeps nothing and exits 0.
+        problems = []
+        if isinstance(self.copy_ngram, bool) or not isinstance(self.copy_ngram, int) or self.copy_ngram < 2:
+            problems.append(f"--checks.copy_ngram {self.copy_ngram!r}: expected a run length of 2 characters or more")
+        if not 0 < self.max_copy <= 1:
+            problems.append(f"--checks.max_copy {self.max_copy!r}: expected a share more than 0 and at most 1")
+        if not 0 <= self.min_grounding <= 1:
+            problems.append(f"--checks.min_grounding {self.min_grounding!r}: expected a share from 0 to 1")
+        if problems:
+            raise ConfigError("; ".join(problems))
 
 
 def _pairs(text: str) -> set[str]:
@@ -106,13 +123,15 @@ def check_diary(reply: Reply, request: Request, config: CheckConfig, instruction
     """The names of the checks ``reply`` fails (``[]``: keep it). ``instruction`` is the prompt template without
     its fields; ``writer_names`` are the words that name the writer in the third person (for the style checks)."""
     text = (reply.text or "").strip()
+    summary_length = max(len(request.summary), 1)
+    if len(text) > MAX_DIARY_CHARS or ("length" not in config.skip and len(text) / summary_length > config.max_length_ratio):
+        return ["length"]  # before any check reads it: see MAX_DIARY_CHARS
     failed = list(style_failures(text, writer_names=tuple(writer_names), truncated=reply.truncated))
     if not text:
         return [c for c in dict.fromkeys(failed or ["empty"]) if c not in config.skip]
     if copy_share(text, instruction, config.copy_ngram) >= config.max_copy or sum(
             1 for line in text.splitlines() if any(line.startswith(f"{label}:") for label in request.speaker_labels.values())) >= 2:
         failed.append("prompt_copy")
-    summary_length = max(len(request.summary), 1)
     if not config.min_length_ratio <= len(text) / summary_length <= config.max_length_ratio:
         failed.append("length")
     if any(code in text and re.search(rf"(?<![A-Za-z0-9]){re.escape(code)}(?![0-9])", text)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -24,10 +25,19 @@ def _chunks(requests: Iterable[Request], size: int) -> Iterator[list[Request]]:
         yield chunk
 
 
+def plain_chat(messages: Sequence[dict[str, str]]) -> str:
+    """The messages for a model with no chat template, in the Human/Assistant form EEVE-Korean-Instruct's card
+    gives (the project's training prompts use it too): without the closing ``Assistant:`` cue a model goes on
+    writing the user's turn."""
+    system = "".join(m["content"] + "\n" for m in messages if m["role"] == "system")
+    user = "\n\n".join(m["content"] for m in messages if m["role"] != "system")
+    return f"{system}Human: {user}\nAssistant:\n"
+
+
 def teacher_prompt_text(tokenizer: Any, messages: list[dict[str, str]]) -> str:
-    """The prompt text the model was tuned on: its chat template, or the plain messages where it has none."""
+    """The prompt text the model was tuned on: its chat template, or :func:`plain_chat` where it has none."""
     if not getattr(tokenizer, "chat_template", None):
-        return "\n\n".join(m["content"] for m in messages) + "\n"
+        return plain_chat(messages)
     try:
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     except Exception as err:  # noqa: BLE001 - jinja raises whatever the template raises
@@ -39,10 +49,67 @@ def teacher_prompt_text(tokenizer: Any, messages: list[dict[str, str]]) -> str:
         return tokenizer.apply_chat_template(merged, tokenize=False, add_generation_prompt=True)
 
 
-def prompt_ids(tokenizer: Any, request: Request) -> list[int]:
+def prompt_ids(tokenizer: Any, request: Request | list[dict[str, str]]) -> list[int]:
     """The request's chat prompt as token ids, the data in it read as text (see ``chat_tokens``)."""
-    text = teacher_prompt_text(tokenizer, request.messages)
-    return chat_prompt_ids(tokenizer, text, request.messages, add_special_tokens=not tokenizer.chat_template)
+    messages = request if isinstance(request, list) else request.messages
+    text = teacher_prompt_text(tokenizer, messages)
+    return chat_prompt_ids(tokenizer, text, messages, add_special_tokens=not tokenizer.chat_template)
+
+
+def context_length(tokenizer: Any, config: Any = None) -> int | None:
+    """The most tokens the teacher reads at once: its config's ``max_position_embeddings``, else the
+    tokenizer's ``model_max_length`` when it is a real one (transformers puts 1e30 there when it is unknown)."""
+    text_config = config.get_text_config() if config is not None and hasattr(config, "get_text_config") else config
+    positions = getattr(text_config, "max_position_embeddings", None)
+    if positions:
+        return int(positions)
+    known = getattr(tokenizer, "model_max_length", None)
+    return int(known) if known and known < 10_000_000 else None
+
+
+def tokenizer_budget(config: TeacherConfig) -> "TokenBudget | None":
+    """The budget of ``--teacher.tokenizer`` (else ``--teacher.model``) where one can be loaded, for a teacher
+    that has no tokenizer of its own here (``openai``, ``--dry_run``); None, said in the log, where none can."""
+    from diary_lightning.model.loading import load_config, load_tokenizer
+
+    # An openai model is a server's name for it, no path or hub id to load (asking the hub would be network
+    # access the user did not ask for).
+    name = config.tokenizer or (config.model if config.backend in ("transformers", "vllm") else None)
+    if not name:
+        return None
+    try:
+        tokenizer = load_tokenizer(name, config.trust_remote_code)
+    except (OSError, ValueError) as err:
+        if config.tokenizer:
+            raise TeacherError(f"--teacher.tokenizer {name}: cannot load it ({err})") from None
+        log.info("prompts not counted in the teacher's tokens: %s has no tokenizer here (--teacher.tokenizer "
+                 "names one)", name)
+        return None
+    context = config.context_length
+    if context is None:
+        try:
+            context = context_length(tokenizer, load_config(name, "--teacher.tokenizer", config.trust_remote_code))
+        except (OSError, ValueError):
+            context = context_length(tokenizer)
+    if context is None:
+        log.warning("the teacher's context length is unknown (give --teacher.context_length): prompts are counted "
+                    "but not cut")
+        return TokenBudget(tokenizer, None, config.max_new_tokens)
+    return TokenBudget(tokenizer, context, config.max_new_tokens)
+
+
+class TokenBudget:
+    """The teacher's prompt limit in its own tokens: ``context`` less the diary's ``max_new_tokens``."""
+
+    def __init__(self, tokenizer: Any, context: int | None, max_new_tokens: int) -> None:
+        self.tokenizer = tokenizer
+        self.budget = context - max_new_tokens if context is not None else None
+        if self.budget is not None and self.budget < 1:
+            raise TeacherError(f"--teacher.max_new_tokens {max_new_tokens} leaves no room for a prompt in the "
+                               f"teacher's context of {context} tokens")
+
+    def count(self, messages: list[dict[str, str]]) -> int:
+        return len(prompt_ids(self.tokenizer, messages))
 
 
 class TransformersTeacher:
@@ -51,8 +118,6 @@ class TransformersTeacher:
 
         from diary_lightning.model.loading import DTYPES, load_base, load_tokenizer
 
-        if config.batch_size < 1:
-            raise ValueError(f"--teacher.batch_size {config.batch_size}: must be >= 1")
         if config.dtype not in DTYPES:
             raise ValueError(f"--teacher.dtype {config.dtype!r}: expected one of {', '.join(DTYPES)}")
         self.config = config
@@ -63,6 +128,8 @@ class TransformersTeacher:
                           trust_remote_code=config.trust_remote_code, device=self.device)
         self.model = (model if config.load_in_4bit else model.to(self.device)).eval()  # 4-bit is placed on load
         self.tokenizer = tokenizer
+        context = config.context_length or context_length(tokenizer, model.config)
+        self.prompt_budget = TokenBudget(tokenizer, context, config.max_new_tokens)
 
     def describe(self) -> dict[str, Any]:
         c = self.config
@@ -83,13 +150,21 @@ class TransformersTeacher:
         # One temperature per call: a chunk is all first tries or all retries (the runner retries in rounds).
         temperature = c.temperature if chunk[0].attempt == 0 else c.retry_temperature
         sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        start = time.monotonic()
         with torch.inference_mode():
+            # max_time: transformers' own stop once the batch has run that long (its MaxTimeCriteria).
             out = self.model.generate(**batch, max_new_tokens=c.max_new_tokens, eos_token_id=tokenizer.eos_token_id,
-                                      pad_token_id=tokenizer.pad_token_id, **sampling)
+                                      pad_token_id=tokenizer.pad_token_id, max_time=c.deadline, **sampling)
+        late = time.monotonic() - start >= c.deadline
         new = out[:, batch["input_ids"].shape[1]:]
         replies = []
         for row, mask in zip(new, batch["attention_mask"]):
             ends = (row == tokenizer.eos_token_id).nonzero()
+            if late and not len(ends) and len(row) < c.max_new_tokens:
+                # Stopped by the deadline, not by max_new_tokens: no verdict on the diary, ask again next run.
+                replies.append(Reply(None, error=f"the batch ran past --teacher.deadline {c.deadline:g} s "
+                                                 f"({c.model} on {self.device})", timed_out=True))
+                continue
             length = int(ends[0]) if len(ends) else len(row)
             text = tokenizer.decode(row[:length], skip_special_tokens=True).strip()
             replies.append(Reply(text, int(mask.sum()), length, truncated=not len(ends)))
@@ -133,6 +208,10 @@ class VLLMTeacher:
                             gpu_memory_utilization=config.gpu_memory_utilization,
                             trust_remote_code=config.trust_remote_code)
         self.tokenizer = self.llm.get_tokenizer()
+        # The engine's own limit (max_model_len), which vLLM may set below the model's positions to fit the GPU.
+        engine_config = getattr(getattr(self.llm, "llm_engine", None), "model_config", None)
+        context = config.context_length or getattr(engine_config, "max_model_len", None) or context_length(self.tokenizer)
+        self.prompt_budget = TokenBudget(self.tokenizer, context, config.max_new_tokens)
 
     def describe(self) -> dict[str, Any]:
         c = self.config

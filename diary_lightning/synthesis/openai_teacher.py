@@ -2,14 +2,16 @@
 
 At most ``concurrency`` requests are in flight. A 429, a 5xx, a timeout or a dropped connection is tried again
 by the client itself (its exponential backoff, the server's ``Retry-After``), up to ``max_attempts`` tries in
-all; a 200 whose body is not a chat completion is tried again the same way. Then that one dialogue counts as
-failed and stays missing for the next run. A 401, 403 or 404 stops the run at once: no retry fixes a wrong key,
-URL or model name.
+all; a 200 whose body is not a chat completion (no choices, content that is not text, token counts that are not
+counts) is tried again the same way. A dialogue not answered within ``deadline`` seconds over all its tries is
+given up. Then that one dialogue counts as failed and stays missing for the next run. A 401, 403 or 404 stops
+the run at once: no retry fixes a wrong key, URL or model name.
 
 The API key is read from the environment variable ``api_key_env`` and never written anywhere: a server that
-echoes it, or a ``user:password@`` in the URL, is redacted from every message and record. The server is
-``base_url``, or else ``OPENAI_BASE_URL`` from the environment (the client's own rule, said in the log), or
-else OpenAI's; the records name the one used.
+echoes it in an error is redacted from the message, a ``user:password@`` or a key-like query parameter in the URL
+from every message and record (:func:`diary_lightning.errors.redacted_url`). The diary itself is never
+rewritten. The server is ``base_url``, or else ``OPENAI_BASE_URL`` from the environment (the client's own rule,
+said in the log), or else OpenAI's; the records name the one used.
 """
 
 from __future__ import annotations
@@ -18,16 +20,18 @@ import asyncio
 import json
 import logging
 import os
-import re
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from diary_lightning.errors import redact_urls, redacted_url
 from diary_lightning.synthesis.teacher import Reply, Request, TeacherConfig, TeacherError
 
 log = logging.getLogger(__name__)
 
 BASE_URL_ENV = "OPENAI_BASE_URL"
+KEY_LENGTH = 16
+"""A key this long (OpenAI's are over 40 characters) cannot occur in a diary by chance; a shorter one is a
+placeholder that a local server takes (``EMPTY``, ``1``), whose characters any diary may hold."""
 
 
 class OpenAITeacher:
@@ -37,8 +41,6 @@ class OpenAITeacher:
         except ImportError:
             raise TeacherError("--teacher.backend openai needs the openai package: "
                                "pip install 'diary-lightning[synthesize]'") from None
-        if config.concurrency < 1 or config.max_attempts < 1 or config.timeout <= 0:
-            raise ValueError("--teacher.concurrency and --teacher.max_attempts must be >= 1, --teacher.timeout > 0")
         from_env = os.environ.get(BASE_URL_ENV) if config.base_url is None else None
         key = os.environ.get(config.api_key_env)
         if not key:
@@ -51,6 +53,11 @@ class OpenAITeacher:
             logging.getLogger(name).setLevel(logging.WARNING)
         self.config = config
         self.openai = openai
+        # The server counts its own tokens; to cut a prompt to its context before sending, the teacher's tokenizer
+        # must be here too (--teacher.tokenizer).
+        from diary_lightning.synthesis.local import tokenizer_budget
+
+        self.prompt_budget = tokenizer_budget(config) if config.tokenizer else None
         self._secrets = [key] if key != "unused" else []
         self._loop = asyncio.new_event_loop()
         # The client's own retries and backoff (it honours Retry-After); max_attempts counts the first try.
@@ -68,10 +75,10 @@ class OpenAITeacher:
                 "temperature": c.temperature, "max_new_tokens": c.max_new_tokens}
 
     def redact(self, text: str) -> str:
-        """``text`` without the API key and without credentials in any URL it holds."""
+        """A message (never a diary) without the API key and without the secrets of any URL it holds."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return _URL_CREDENTIALS.sub(r"\1***@", text)
+        return redact_urls(text)
 
     def generate(self, requests: Iterable[Request], on_reply: Callable[[Request, Reply], None]) -> None:
         self._loop.run_until_complete(self._run(iter(requests), on_reply))
@@ -96,6 +103,14 @@ class OpenAITeacher:
             raise stop[0]
 
     async def _ask(self, request: Request) -> Reply:
+        c = self.config
+        try:
+            return await asyncio.wait_for(self._tries(request), c.deadline)
+        except asyncio.TimeoutError:
+            return Reply(None, error=f"no answer within --teacher.deadline {c.deadline:g} s from {self.base_url} "
+                                     f"(model {c.model})", timed_out=True)
+
+    async def _tries(self, request: Request) -> Reply:
         c, openai = self.config, self.openai
         temperature = c.temperature if request.attempt == 0 else c.retry_temperature
         reply = Reply(None, error="no attempt")
@@ -122,8 +137,12 @@ class OpenAITeacher:
                 # Another 4xx (a prompt too long for the model, say): this request, not the run, is wrong.
                 return Reply(None, error=f"{err.status_code}: {self.redact(_message(err))}")
             reply = _reply(raw.http_response.content)
+            if reply.error is None and any(len(secret) >= KEY_LENGTH and secret in (reply.text or "")
+                                           for secret in self._secrets):
+                # Not redacted: a diary is data, and one with the key in it must not reach the training set.
+                return Reply(None, error=f"the answer holds the API key from ${c.api_key_env}; not kept")
             if reply.error is None:
-                return Reply(self.redact(reply.text or ""), reply.tokens_in, reply.tokens_out, truncated=reply.truncated)
+                return reply
         return Reply(None, error=f"gave up after {c.max_attempts} attempts; last: {self.redact(reply.error or '')}")
 
     def close(self) -> None:
@@ -133,7 +152,7 @@ class OpenAITeacher:
 
 def _reply(body: bytes) -> Reply:
     """The diary, token counts and finish reason from a chat-completions body, or an error for a body that is
-    not one."""
+    not one: every field read is checked, so that a server's odd answer fails that dialogue, not the run."""
     try:
         response = json.loads(body)
     except ValueError:
@@ -141,26 +160,29 @@ def _reply(body: bytes) -> Reply:
     choices = response.get("choices") if isinstance(response, dict) else None
     if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
         return Reply(None, error=f"no choices in the server's answer: {str(response)[:200]}")
-    choice, usage = choices[0], response.get("usage") or {}
+    choice, usage = choices[0], response.get("usage")
     message = choice.get("message") or {}
     content = message.get("content") if isinstance(message, dict) else None
     if content is not None and not isinstance(content, str):
         return Reply(None, error=f"the answer's content is not text: {str(content)[:200]}")
-    usage = usage if isinstance(usage, dict) else {}
-    return Reply(content or "", usage.get("prompt_tokens"), usage.get("completion_tokens"),
-                 truncated=choice.get("finish_reason") == "length")
-
-
-_URL_CREDENTIALS = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+    finish = choice.get("finish_reason")
+    if finish is not None and not isinstance(finish, str):
+        return Reply(None, error=f"the answer's finish_reason is not text: {str(finish)[:200]}")
+    if usage is not None and not isinstance(usage, dict):
+        return Reply(None, error=f"the answer's usage is not an object: {str(usage)[:200]}")
+    counts = []
+    for key in ("prompt_tokens", "completion_tokens"):
+        value = (usage or {}).get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            return Reply(None, error=f"the answer's usage.{key} is not a token count: {str(value)[:200]!r}")
+        counts.append(value)
+    return Reply(content or "", *counts, truncated=finish == "length")
 
 
 def without_credentials(url: str | None) -> str | None:
-    """The URL as saved with every record: a user:password@ in it would be a secret written 280,000 times."""
-    if not url:
-        return url
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))) \
-        if parts.username or parts.password else url
+    """The URL as saved with every record: a user:password@ or a ?key= in it would be a secret written 280,000
+    times."""
+    return redacted_url(url, keep_userinfo_mark=False) if url else url
 
 
 def _message(err: Any) -> str:

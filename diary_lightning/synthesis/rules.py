@@ -15,7 +15,9 @@ No model, so it is the baseline and the CPU path. Two passes over each summary:
 It cannot add what a summary leaves out. A summary it cannot turn into the writer's diary is refused with a
 reason (:data:`REFUSALS`), which the runner writes to the rejected file: every sentence was about the
 conversation, the text came out unchanged as one sentence with no one in it (a summary's gist, no diary of
-anyone's), or it narrates only the other speaker.
+anyone's), it narrates only the other speaker, or it leaves who did what to a guess (a 나 in the other's
+reported words; one speaker's words and the other's answer with no one named; no one named, and the dialogue
+shows the words are the other speaker's).
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from diary_lightning.evaluation.diary_style import (QUOTE_ENDINGS, SPEECH_NOUNS,
 from diary_lightning.data.roles import OTHER_LABEL
 from diary_lightning.synthesis.teacher import Reply, Request
 
-REFUSALS = ("rules_only_meta", "rules_unchanged", "rules_other_only")
+REFUSALS = ("rules_only_meta", "rules_unchanged", "rules_other_only", "rules_unclear_person")
 """Why the rules teacher wrote no diary: every sentence was about the conversation; the rewrite changed
-nothing; the diary would narrate only the other speaker."""
+nothing; the diary would narrate only the other speaker; the summary does not tell who did what (a 나 or 내
+in the other speaker's reported words, which a rewrite would hand to the writer)."""
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])(?![0-9])\s*")
 
@@ -49,11 +52,15 @@ _WE = {"은": "우리는", "는": "우리는", "이": "우리가", "가": "우�
        "에게": "우리에게", "과": "우리와", "와": "우리와", "끼리": "우리끼리", None: "우리"}
 
 # A speaker code, 화자 (with its number) or a reflexive, with the particle after it; longer particles first.
-_PARTICLES = "께서|에게서|한테서|에게|한테|이랑|랑|으로|로|은|는|이|가|의|을|를|과|와|도|께|만|씨"
-_CODE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,4}[0-9]{1,9})(" + _PARTICLES + r")?")
+# 이 before another syllable is the copula (상대방이라도, P01이었다), which the word's new form takes apart
+# (:func:`_copula`), not the subject particle.
+_PARTICLES = "께서|에게서|한테서|에게|한테|이랑|랑|으로|로|은|는|이(?![가-힣])|가|의|을|를|과|와|도|께|만|씨"
+_COPULA = r"(이었|이(?=[가-힣]))?"
+_CODE = re.compile(r"(?<![A-Za-z0-9])([A-Za-z]{1,4}[0-9]{1,9})(" + _PARTICLES + r")?" + _COPULA)
 _SPEAKER = re.compile(r"(?<![가-힣])화자 ?([0-9]?)(" + _PARTICLES + r")?(?![가-힣])")
-_SELF = re.compile(r"(?<![가-힣])(?:자신|본인)(" + _PARTICLES + r")?(?![가-힣])")
-_OTHER_PARTY = re.compile(r"(?:상대방|대화자|대화 상대|대화상대)(" + _PARTICLES + r")?")
+_SELF = re.compile(r"(?<![가-힣])(?:자신|본인)(?:(" + _PARTICLES + r")?(?![가-힣])|" + _COPULA[:-1] + ")")
+# 상대 화자 is the other speaker, not 화자 (the writer): matched before 화자 is.
+_OTHER_PARTY = re.compile(r"(?:(?:상대방?|다른|상대편) 화자|상대방|대화자|대화 상대|대화상대)(" + _PARTICLES + r")?" + _COPULA)
 _FIRST_PERSON = {"은": "나는", "는": "나는", "이": "내가", "가": "내가", "께서": "내가", "의": "내",
                  "에게": "나에게", "께": "나에게", "에게서": "나에게서", "한테": "나한테", "한테서": "나한테서",
                  "을": "나를", "를": "나를", "과": "나와", "와": "나와", "이랑": "나랑", "랑": "나랑", "도": "나도",
@@ -77,6 +84,14 @@ def _near(code: str, known: Iterable[str]) -> str | None:
     return matches[0] if len(matches) == 1 else None
 
 
+def _copula(word: str, copula: str | None) -> str:
+    """``word`` and the copula that followed the word it replaces, which drops its 이 after a vowel
+    (상대방이라도 -> 상대라도, P01이었다 -> 나였다)."""
+    if not copula or has_final(word):
+        return word + (copula or "")
+    return word + ("였" if copula == "이었" else "")
+
+
 def _speakers(sentence: str, writer: str | None, names: Mapping[str, str], order: Sequence[str]) -> str:
     """Speaker codes, 화자, reflexives and the writer's name with their particles: the writer as the first person,
     the others as their labels."""
@@ -94,7 +109,7 @@ def _speakers(sentence: str, writer: str | None, names: Mapping[str, str], order
             found = _near(found, [k for k in known if k]) or found
             if found not in known and not re.fullmatch(r"P[0-9]{2}|[A-Z]{1,4}[0-9]{5,}", found):
                 return match.group(0)  # KTX1, A4: not a speaker
-        return person(found, match.group(2), match.group(0))
+        return _copula(person(found, match.group(2), match.group(0)), match.group(3))
 
     def speaker(match: re.Match) -> str:
         number, particle = match.group(1), match.group(2)
@@ -106,15 +121,16 @@ def _speakers(sentence: str, writer: str | None, names: Mapping[str, str], order
 
     sentence = _TOGETHER.sub(lambda m: _WE[m.group(1)], sentence)
     sentence = _CODE.sub(code, sentence)
+    sentence = _OTHER_PARTY.sub(lambda m: _copula(attach(OTHER_LABEL, m.group(1) or ""), m.group(2)), sentence)
     sentence = _SPEAKER.sub(speaker, sentence)
     if writer and not _CODE.fullmatch(writer) and writer in sentence:
         # A writer known by name (a chat app's speaker name) is "I" too.
         sentence = re.sub(r"(?<![가-힣])" + re.escape(writer) + "(" + _PARTICLES + ")?(?![가-힣])",
                           lambda m: _FIRST_PERSON[m.group(1)], sentence)
-    sentence = _OTHER_PARTY.sub(lambda m: attach(OTHER_LABEL, m.group(1) or ""), sentence)
     # 자신/본인 is whoever the sentence is about: the writer unless someone else is its subject.
     other_subject = re.search(rf"(?<![가-힣])(?:{re.escape(OTHER_LABEL)}|그녀|그)[은는이가](?![가-힣])", sentence)
-    sentence = _SELF.sub(lambda m: "자기" + (m.group(1) or "") if other_subject else _FIRST_PERSON[m.group(1)], sentence)
+    sentence = _SELF.sub(lambda m: _copula(attach("자기", m.group(1) or "") if other_subject else _FIRST_PERSON[m.group(1)],
+                                           m.group(2)), sentence)
     return sentence.replace("대화", "이야기")
 
 
@@ -139,7 +155,11 @@ def _predicate(morphemes: list[Morpheme], end: int) -> list[tuple] | None:
     # Reported speech: the last quoting ending before the final one, and a verb of saying after it.
     quote = next((i for i in range(end - 1, -1, -1) if (morphemes[i].tag == "EC" and morphemes[i].form in QUOTE_ENDINGS)
                   or morphemes[i].tag == "JKQ"), None)
-    if quote is not None and (n := _saying(morphemes[quote + 1:end])):
+    n = _saying(morphemes[quote + 1:end]) if quote is not None else 0
+    rest = morphemes[quote + 1 + n:end] if n else ()
+    # Only a saying verb that ends the sentence is its predicate: in 했다고 하자 상대는 ... 이야기하고 있다 the
+    # saying verb opens a clause, and the sentence's own predicate (below) comes after it.
+    if n and all(is_helper(m, tense=True) for m in rest):
         inner = next((i for i in range(quote - 1, -1, -1) if (morphemes[i].tag == "EC" and morphemes[i].form in
                                                               QUOTE_ENDINGS) or morphemes[i].tag == "JKQ"), None)
         said = morphemes[inner + 1:quote] if inner is not None else []
@@ -148,9 +168,6 @@ def _predicate(morphemes: list[Morpheme], end: int) -> list[tuple] | None:
                 m.form != "시" for m in said[n_inner:]):
             # 가라고 했다고 말한다: the inner telling already is past; the outer layer only repeats it.
             return [m.joinable() for m in morphemes[:quote]] + [_PLAIN_STATEMENT]
-        rest = morphemes[quote + 1 + n:end]
-        if not all(is_helper(m, tense=True) for m in rest):
-            return _plain(morphemes, end) if ending.form.endswith(("요", "니다", "니까", "죠")) else None
         if any(m.tag == "EP" and m.form != "시" for m in rest):
             return _plain(morphemes, end)  # already past: 했다고 했습니다 -> 했다고 했다
         return [m.joinable() for m in morphemes[:quote + 1 + n]] + _past_predicate((), rest)
@@ -180,6 +197,17 @@ def _plain(morphemes: list[Morpheme], end: int) -> list[tuple]:
     return before + [("ᆫ다", "EF", False) if verb else _PLAIN_STATEMENT]
 
 
+_POLITE_END = re.compile(r"(.?)(니다|니까|요|죠)[.!?]*$")
+FINAL_B = 17
+
+
+def _still_polite(text: str) -> bool:
+    """Whether ``text`` ends politely: 니다/니까 count only after a final ㅂ (합니다, 갔습니다), so that the plain
+    아니다 is no polite ending."""
+    found = _POLITE_END.search(text)
+    return found is not None and (found.group(2) in ("요", "죠") or final(found.group(1) or " ") == FINAL_B)
+
+
 def _rewrite_sentence(sentence: Sentence) -> str | None:
     """The sentence in the diary's plain past-or-present voice, or None to drop it (still polite)."""
     morphemes = list(sentence.morphemes)
@@ -201,7 +229,7 @@ def _rewrite_sentence(sentence: Sentence) -> str | None:
             tail = [(f, t, d if i else False) for i, (f, t, d) in enumerate(rebuilt[word:])]
             text = (prefix.rstrip() + " " if prefix.strip() else "") + kiwi().join(tail) + (
                 "!" if "!" in stop else "?" if "?" in stop and rebuilt[-1][0] != "다" else ".")
-    if re.search(r"(니다|니까|요|죠)[.!?]*$", text):
+    if _still_polite(text):
         return None
     # Kiwi ends a sentence now and then where the summary has no stop (끊었고 알면서도...): none of ours there.
     return text if text[-1:] in ".!?" or not stop else text + "."
@@ -223,34 +251,93 @@ def _morphology(kept: str) -> str:
     return " ".join(rewritten for sentence in analyse(kept) if (rewritten := _rewrite_sentence(sentence))) if kept else ""
 
 
-def _verdict(normal: str, diary: str, names: Mapping[str, str]) -> str | None:
-    """Why ``diary``, rewritten from the summary ``normal``, is no diary of the writer's (None: it is one)."""
+# One speaker's words and the other's answer in one sentence (…다고 하자 …다고 한다, …냐고 묻자 …): two actors.
+_EXCHANGE = re.compile(r"(?:고|며|면서) (?:하자|묻자|하니|하니까|하지만|말하자|물어보자|얘기하자|이야기하자)|(?:다|냐)는 말에")
+# Whatever names a speaker in a summary: a code, 화자, the other party, a reflexive, a first person, 우리.
+_ANYONE = re.compile(r"[A-Za-z]{1,4}[0-9]{1,9}|화자|상대|대화자|자신|본인|두 사람|(?<![가-힣])(?:나|내|저|제|우리)"
+                     r"(?:[는가도를의]|랑|와|한테|에게)?(?![가-힣])")
+# The other party as a subject, and later in its sentence a first-person word: its own words, reported
+# (상대방은 내가 사겠다고 한다).
+_OTHERS_I = re.compile(r"(?:상대방|상대|대화자|대화 상대)(?:은|는|이|가|도) .*(?<![가-힣])(?:나|내|저|제)"
+                       r"(?:[는가도를의]|랑|와|한테|에게)?(?![가-힣]).*(?:다|라|냐|자)고")
+
+
+def _unclear_person(normal: str, names: Mapping[str, str]) -> bool:
+    """Whether a sentence of the summary leaves who did what to a guess: a 나 or 내 in the other's reported
+    words (a rewrite would hand it to the writer), or one speaker's words and the other's answer with no one
+    named (…다고 하자 …다고 한다: which of the two is the writer, only the dialogue tells)."""
+    others = [re.escape(code) for code in names]
+    for sentence in _SENTENCE_END.split(normal):
+        if _OTHERS_I.search(sentence) or (others and re.search(
+                r"(?:" + "|".join(others) + r")(?:은|는|이|가|도) .*(?<![가-힣])(?:나|내)(?:[는가도를의]|랑|와|한테|에게)?(?![가-힣])"
+                r".*(?:다|라|냐|자)고", sentence)):
+            return True
+        if _EXCHANGE.search(sentence) and not _ANYONE.search(sentence):
+            return True
+    return False
+
+
+_HANGUL_WORD = re.compile(r"[가-힣]+")
+# What every summary says: its saying verbs and endings, no one's words.
+_SUMMARY_PAIRS = {"한다", "했다", "이야", "야기", "기한", "말한", "고한", "다고", "라고", "하고", "있다", "대해", "해서"}
+OTHERS_WORDS_MARGIN = 0.1
+"""How much more of a subjectless summary's wording must come from the other speaker's turns than from the
+writer's for the rules teacher to refuse it (on AI Hub's sample these are the other's news told without a
+subject: 하루 종일 술 먹고 게임 하면서 놀았다고 한다)."""
+
+
+def _pairs(text: str) -> set[str]:
+    return {word[i:i + 2] for word in _HANGUL_WORD.findall(text) for i in range(len(word) - 1)}
+
+
+def _more_the_others(normal: str, said: tuple[str, str]) -> bool:
+    """Whether the summary's words come clearly more from the other speaker's turns than from the writer's:
+    ``said`` is (the writer's words, the others' words)."""
+    pairs = _pairs(normal) - _SUMMARY_PAIRS
+    if not pairs or not all(said):
+        return False
+    mine, theirs = (sum(pair in text for pair in pairs) / len(pairs) for text in said)
+    return theirs > mine + OTHERS_WORDS_MARGIN
+
+
+def _verdict(normal: str, diary: str, names: Mapping[str, str], said: tuple[str, str] = ("", "")) -> str | None:
+    """Why ``diary``, rewritten from the summary ``normal``, is no diary of the writer's (None: it is one).
+    ``said`` is what the writer and the others said in the dialogue, which tells whose a subjectless summary is."""
     if not diary:
         return "rules_only_meta"
+    if _unclear_person(normal, names):
+        return "rules_unclear_person"
     sentences = analyse(diary)
     morphemes = [m for s in sentences for m in s.morphemes]
     mine = any(m.form in _FIRST_PERSON_WORDS and m.tag == "NP" for m in morphemes)
     # Unchanged, one sentence, no one in it: a summary's line (AI Hub's 36-character third-person gist), no
     # one's diary. Unchanged text with an "I" or a few sentences of its own was a diary already (the bundled
     # sample's references): the teacher's copy of it is kept.
-    if re.sub(r"[\s.!?]", "", diary) == re.sub(r"[\s.!?]", "", normal) and not mine and len(sentences) < 2:
+    unchanged = re.sub(r"[\s.!?]", "", diary) == re.sub(r"[\s.!?]", "", normal)
+    if unchanged and not mine and len(sentences) < 2:
         return "rules_unchanged"
     others = {OTHER_LABEL, *names.values()} - _FIRST_PERSON_WORDS
     if not mine and any(m.form in others and i + 1 < len(morphemes) and morphemes[i + 1].tag in ("JX", "JKS")
                         for i, m in enumerate(morphemes)):
         return "rules_other_only"
+    # A text the rewrite left as it was is a diary already (the bundled sample's references), whose words are
+    # the writer's to tell whoever said them first.
+    if not mine and not unchanged and _more_the_others(normal, said):
+        # No one named, and the dialogue shows the words are the other's: a rewrite would make them the writer's.
+        return "rules_unclear_person"
     return None
 
 
 def rewrite_or_refuse(summary: str, writer: str | None = None, speaker_labels: Mapping[str, str] | None = None,
-                      speakers: Sequence[str] = ()) -> tuple[str, str | None]:
+                      speakers: Sequence[str] = (), said: tuple[str, str] = ("", "")) -> tuple[str, str | None]:
     """The writer's diary from ``summary`` and, when it cannot be one, the reason (:data:`REFUSALS`).
 
     ``writer`` is the writer's speaker id, ``speaker_labels`` maps the other speakers' ids to the words that name
-    them in a diary (default: 상대), ``speakers`` lists the ids in the order they first speak (화자1, 화자2)."""
+    them in a diary (default: 상대), ``speakers`` lists the ids in the order they first speak (화자1, 화자2),
+    ``said`` is (what the writer said, what the others said) in the dialogue."""
     normal, kept, names = _surface(summary, writer, speaker_labels, speakers)
     diary = _morphology(kept)
-    return diary, _verdict(normal, diary, names)
+    return diary, _verdict(normal, diary, names, said)
 
 
 def rewrite(summary: str, writer: str | None = None, speaker_labels: Mapping[str, str] | None = None,
@@ -260,17 +347,17 @@ def rewrite(summary: str, writer: str | None = None, speaker_labels: Mapping[str
     return rewrite_or_refuse(summary, writer, speaker_labels, speakers)[0]
 
 
-def _rewrite_batch(batch: Sequence[tuple[str, str | None, dict[str, str], list[str]]]
+def _rewrite_batch(batch: Sequence[tuple[str, str | None, dict[str, str], list[str], tuple[str, str]]]
                    ) -> list[tuple[str, str | None, tuple[Sentence, ...] | None]]:
-    """:func:`rewrite_or_refuse` on each ``(summary, writer, speaker_labels, speakers)``, with Kiwi's analysis of
-    each diary not refused, which the runner's style checks read next (another process needs it handed over)."""
-    surfaces = [_surface(*item) for item in batch]
+    """:func:`rewrite_or_refuse` on each ``(summary, writer, speaker_labels, speakers, said)``, with Kiwi's analysis
+    of each diary not refused, which the runner's style checks read next (another process needs it handed over)."""
+    surfaces = [_surface(*item[:4]) for item in batch]
     analyse_many(kept for _, kept, _ in surfaces)
     diaries = [_morphology(kept) for _, kept, _ in surfaces]
     # The verdicts and then the runner's style checks analyse each diary that changed: all of this batch's at
     # once, on Kiwi's threads.
     analyse_many(d for d, (normal, _, _) in zip(diaries, surfaces) if d and d.split() != normal.split())
-    verdicts = [_verdict(normal, d, names) for d, (normal, _, names) in zip(diaries, surfaces)]
+    verdicts = [_verdict(normal, d, names, item[4]) for d, (normal, _, names), item in zip(diaries, surfaces, batch)]
     return [(d, refused, analyse(d) if d and refused is None else None) for d, refused in zip(diaries, verdicts)]
 
 
@@ -293,7 +380,7 @@ class RulesTeacher:
         self.processes = processes or usable_cores()
 
     def describe(self) -> dict:
-        return {"backend": "rules", "version": 2}
+        return {"backend": "rules", "version": 3}
 
     def generate(self, requests: Iterable[Request], on_reply: Callable[[Request, Reply], None]) -> None:
         requests = iter(requests)
@@ -328,11 +415,13 @@ class RulesTeacher:
         pass
 
 
-def _fields(request: Request) -> tuple[str, str | None, dict[str, str], list[str]]:
+def _fields(request: Request) -> tuple[str, str | None, dict[str, str], list[str], tuple[str, str]]:
     """What :func:`rewrite_or_refuse` reads of a request, small to send to a worker process. The prompt's
     labels (상대1, 상대2) are for the teacher; a diary says 상대."""
+    said = (" ".join(t.text for t in request.turns if t.speaker == request.writer),
+            " ".join(t.text for t in request.turns if t.speaker != request.writer))
     return (request.summary, request.writer, {s: OTHER_LABEL for s in request.speaker_labels if s != request.writer},
-            [t.speaker for t in request.turns])
+            [t.speaker for t in request.turns], said)
 
 
 # Hangul syllable arithmetic the rules teacher needs: final consonants and the particles that depend on them.

@@ -17,6 +17,7 @@ from diary_lightning.data.prepare import DataReport, too_long
 from diary_lightning.errors import UserError
 from diary_lightning.io.atomic import write_text
 from diary_lightning.io.jsonl import JsonlAppender, first_mismatch, fingerprint, open_for_resume
+from diary_lightning.io.outputs import claim, claimed, unclaim
 from diary_lightning.model.generation import GenerationSettings
 from diary_lightning.model.metadata import read_checkpoint
 
@@ -69,15 +70,18 @@ class PredictionsJsonl(BasePredictionWriter):
 
     With ``resume``, the complete lines an interrupted predict left in those files are kept and new lines
     appended after them; :meth:`written_ids` tells which dialogues to leave out, whatever the number of ranks
-    of the interrupted run.
+    of the interrupted run. ``resume`` None (the default) resumes when the same weights, settings and inputs
+    wrote those lines, and otherwise starts over; each says so.
     """
 
-    def __init__(self, output: str, resume: bool = False) -> None:
+    def __init__(self, output: str, resume: bool | None = None, resume_command: str | None = None) -> None:
         super().__init__(write_interval="batch")
+        self.resume_command = resume_command
         self.output = Path(output)
         self.partial = self.output.with_name(self.output.name + ".partial")
         self.record = self.partial.with_name(self.partial.name + ".json")
         self.resume = resume
+        self._asked = resume
         self.identity: dict[str, Any] | None = None
         self._file: JsonlAppender | None = None
         self.inputs: dict[str, str] = {}
@@ -93,9 +97,23 @@ class PredictionsJsonl(BasePredictionWriter):
     def check_identity(self, identity: dict[str, Any]) -> None:
         """Keep what makes these diaries, to record beside ``OUTPUT.partial``; when resuming, refuse a
         ``.partial`` that something else made (:func:`diary_lightning.training.callbacks.check_same_maker`)."""
-        if self.resume and (self.partial.is_file() or self.rank_parts()):
-            check_same_maker(self.record, identity, self.partial)
+        self._asked = self.resume  # None: decided here, from what the .partial is
+        left = self.partial.is_file() or bool(self.rank_parts())
+        if left and self.resume is not False:
+            try:
+                check_same_maker(self.record, identity, self.partial)
+                self.resume = True
+            except PredictionsMismatchError as err:
+                if self.resume:
+                    raise
+                self._start_over(str(err))
+        self.resume = bool(self.resume)
         self.identity = identity
+
+    def _start_over(self, why: str) -> None:
+        log.warning("%s was left by an interrupted predict that cannot be continued here, so it is written again "
+                    "from the start: %s", self.partial, why.removeprefix("--resume_predictions: "))
+        self.resume = False
 
     def written_ids(self, inputs: dict[str, str]) -> set[str]:
         """Ids already written (none unless resuming), in every rank's file, after cutting off a torn last line and
@@ -106,8 +124,13 @@ class PredictionsJsonl(BasePredictionWriter):
         saved = (json.loads(self.record.read_text(encoding="utf-8")).get("input") or {}) if self.record.is_file() else {}
         done: set[str] = set()
         for path in [self.partial, *self.rank_parts()]:
+            if path.is_file() and self.record.is_file() and not claimed(path, "predict"):
+                claim(path, "predict")  # written before files were marked: its record beside it says whose it is
             written = [record["id"] for record in open_for_resume(path, "predict")]
             mismatch = first_mismatch([(id_, saved.get(id_)) for id_ in written], inputs)
+            if mismatch and self._asked is None:
+                self._start_over(f"{path}: {mismatch} (--data.predict_path)")
+                return set()
             if mismatch:
                 raise PredictionsMismatchError(
                     f"--resume_predictions: {path}: {mismatch} (--data.predict_path). Resume with the same "
@@ -115,7 +138,9 @@ class PredictionsJsonl(BasePredictionWriter):
             done.update(written)
         self.count = len(done)
         if done:
-            log.info("resuming %s: %d diaries already written", self.partial, len(done))
+            log.info("resuming %s: %d diaries already written by an interrupted predict with the same weights, "
+                     "settings and inputs; only the others are written (--resume_predictions false starts over)",
+                     self.partial, len(done))
         return done
 
     def on_predict_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -131,6 +156,7 @@ class PredictionsJsonl(BasePredictionWriter):
         if not self.resume:
             self._mine(rank).unlink(missing_ok=True)
         self._file = JsonlAppender(self._mine(rank))
+        claim(self._mine(rank), "predict")
 
     def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any, *args: Any) -> None:
         if self._file is None:
@@ -140,6 +166,16 @@ class PredictionsJsonl(BasePredictionWriter):
                               "style_failures": row["style_failures"],
                               "faithfulness_failures": row.get("faithfulness_failures")})
             self.count += 1
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if self._file is None:
+            return
+        self._file.close()  # what was written stays, synced: the run it resumes starts from there
+        self._file = None
+        if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero:
+            log.warning("Stopped (Ctrl-C): %d %s kept in %s; write the rest with:\n  %s", self.count,
+                        "diary" if self.count == 1 else "diaries", self.partial,
+                        self.resume_command or "the same command and --resume_predictions true")
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._file is None:
@@ -159,7 +195,9 @@ class PredictionsJsonl(BasePredictionWriter):
             return  # published already (on_predict_end, then the CLI's after_predict), or nothing written
         self._merge(parts, order)
         if self.partial.is_file():
+            claim(self.output, "predict", source=self.partial)  # before the rename: the name is never unclaimed
             os.replace(self.partial, self.output)
+            unclaim(self.partial)
             self.record.unlink(missing_ok=True)
             log.info("wrote %d diaries to %s", sum(1 for _ in self.output.open(encoding="utf-8")), self.output)
 
@@ -167,13 +205,17 @@ class PredictionsJsonl(BasePredictionWriter):
         lines: dict[str, str] = {}
         for path in [self.partial, *parts]:
             if path.is_file():
-                for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
-                    lines.setdefault(json.loads(line)["id"], line)
+                # Records end at "\n" alone: a diary may hold U+2028 or another break str.splitlines() cuts at,
+                # which json.dumps(ensure_ascii=False) leaves raw.
+                for line in path.read_text(encoding="utf-8").split("\n"):
+                    if line:
+                        lines.setdefault(json.loads(line)["id"], line + "\n")
         position = {dialogue_id: i for i, dialogue_id in enumerate(order or [])}
         ordered = sorted(lines, key=lambda i: position.get(i, len(position)))  # stable: unknown ids keep theirs
         write_text(self.partial, "".join(lines[i] for i in ordered))
         for part in parts:
             part.unlink()
+            unclaim(part)
 
 
 # What made a predictions file: the weights, the base, the generation settings and the prompt.

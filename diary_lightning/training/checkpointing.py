@@ -14,6 +14,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from diary_lightning.inference.export import export_adapter
@@ -85,6 +86,12 @@ class CheckpointOnSigterm(L.Callback):
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._note)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero \
+                and trainer.state.fn == TrainerFn.FITTING:
+            log.warning("Stopped at once (Ctrl-C twice): nothing saved since the last checkpoint; resume from it "
+                        "with --ckpt_path last%s", f":\n  {self.resume_command}" if self.resume_command else ".")
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for signum, previous in self._previous.items():

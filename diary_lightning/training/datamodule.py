@@ -30,6 +30,7 @@ from diary_lightning.data.roles import (
 )
 from diary_lightning.data.sources import expand_paths
 from diary_lightning.data.splits import fit_split_warnings
+from diary_lightning.errors import check_numbers
 from diary_lightning.model.loading import load_tokenizer
 from diary_lightning.training.exact_resume import ResumableDataLoader
 from diary_lightning.training.lightning_internals import batches_trained_this_epoch, global_seed
@@ -104,6 +105,9 @@ class DiaryDataModule(L.LightningDataModule):
         """
         super().__init__()
         self.save_hyperparameters()
+        check_numbers("--data", self.hparams, positive=("batch_size", "eval_batch_size", "max_length"),
+                      at_least_zero=("num_workers", "val_generate_samples", "test_generate_samples"),
+                      share=("val_fraction", "test_fraction"))
         self.template = resolve_template(prompt_template)
         writer_setting(writer)  # a bad value fails here, not when the data is read
         # None for a checkpoint from before label schemes, which is prompted with its fixed speaker labels.
@@ -113,6 +117,7 @@ class DiaryDataModule(L.LightningDataModule):
         self.fields = record_fields(fields)
         self._tokenizer = None
         self._splits: dict[str, Any] | None = None
+        self._data_fingerprint: str | None = None
         self._generation_sets: dict[str, list[dict[str, Any]]] = {}
         self._predict: Any = None  # the predict dialogues, tokenized: read before the model loads (predict_dataset)
         self._predict_read: Any = None  # the predict file read once, for the resume check and the dataset
@@ -151,9 +156,17 @@ class DiaryDataModule(L.LightningDataModule):
 
     # -- checkpoint: the prompt travels with the adapter --------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        # The prompt travels in the run's metadata, which the LightningModule writes (model.metadata); Lightning
-        # leaves an empty state out of the checkpoint.
-        return {}
+        # The prompt travels in the run's metadata, which the LightningModule writes (model.metadata). What fit
+        # trains on is recorded here: a resumed fit refuses other data (cli/runs.py refuse_other_training_data).
+        fitting = self.trainer is not None and self.trainer.state.fn == TrainerFn.FITTING
+        return {"training_data": self.training_data_fingerprint()} if fitting and self.hparams.paths else {}
+
+    def training_data_fingerprint(self) -> str:
+        """:func:`diary_lightning.data.cache.data_fingerprint` of the training data, computed once."""
+        if self._data_fingerprint is None:
+            self._data_fingerprint = cache.data_fingerprint(
+                expand_paths(self.hparams.paths, exclude=[cache.cache_root(self.hparams.cache_dir)]))
+        return self._data_fingerprint
 
     def prompt_state(self) -> dict[str, Any]:
         """The prompt settings in force, as the run's metadata records them."""
@@ -161,7 +174,7 @@ class DiaryDataModule(L.LightningDataModule):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """A checkpoint of format 1 kept the prompt as the data module's state."""
-        if state:
+        if "prompt_template" in state:
             self.use_prompt(state)
 
     def use_prompt(self, state: Mapping[str, Any]) -> None:

@@ -11,8 +11,9 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 
-from diary_lightning.errors import ConfigError
+from diary_lightning.errors import ConfigError, check_numbers
 from diary_lightning.evaluation import samples as evaluation
+from diary_lightning.evaluation.diary_style import require_kiwi
 from diary_lightning.evaluation.metrics import DEFAULT_ROUGE_TOKENIZER, ROUGE_TOKENIZERS, get_rouge_tokenizer
 from diary_lightning.model.generation import GenerationSettings, generate_diaries
 from diary_lightning.model.loading import (
@@ -67,6 +68,7 @@ class DiaryLoRAModule(L.LightningModule):
         no_repeat_ngram_size: int = 0,
         generate_every_n_val: int = 1,
         rouge_tokenizer: str = DEFAULT_ROUGE_TOKENIZER,
+        style_metric: bool = True,
         adapter_path: str | None = None,
         allow_other_base: bool = False,
     ) -> None:
@@ -109,6 +111,11 @@ class DiaryLoRAModule(L.LightningModule):
                 (``data.val_generate_samples``) at every n-th validation; ``validate`` always does.
             rouge_tokenizer: Units ROUGE counts: ``char`` (syllables, no dependency), ``eojeol`` (words)
                 or ``morpheme`` (kiwipiepy, the ``korean`` extra).
+            style_metric: Check every generated diary with Kiwi (kiwipiepy and kiwipiepy_model): its style
+                (``SPLIT/diary_style`` and the shares per check, each predicted diary's ``style_failures``) and
+                its faithfulness to the chat (``faithfulness_failures``), both of which read Kiwi's morphemes.
+                Off, nothing needs Kiwi (a machine it cannot reach, such as the GPU check's): diaries are still
+                generated and ROUGE/chrF scored, and both failure lists are null.
             adapter_path: An exported PEFT adapter folder (``export``, or ``CHECKPOINT_DIR/adapter`` after fit) to
                 validate, test or predict with instead of ``--ckpt_path``; its LoRA shape replaces ``lora_*``
                 and its prompt settings are used.
@@ -119,8 +126,10 @@ class DiaryLoRAModule(L.LightningModule):
         check_module_settings(optimizer=optimizer, lr_scheduler=lr_scheduler, compute_dtype=compute_dtype,
                               generate_every_n_val=generate_every_n_val, loss_chunk_size=loss_chunk_size,
                               residual_dtype=residual_dtype,
-                              rouge_tokenizer=rouge_tokenizer, adapter_path=adapter_path)
+                              rouge_tokenizer=rouge_tokenizer, adapter_path=adapter_path, style_metric=style_metric)
         self.save_hyperparameters()
+        check_numbers("--model", self.hparams, positive=("lora_r", "lora_alpha", "learning_rate"),
+                      at_least_zero=("weight_decay", "warmup_steps"), share=("lora_dropout",))
         self.generation = GenerationSettings.from_mapping(self.hparams)
         self.model: Any = None
         self.base_fingerprint: BaseFingerprint | None = None
@@ -256,7 +265,7 @@ class DiaryLoRAModule(L.LightningModule):
         # Epoch-end hooks run outside the precision plugin's autocast, which the steps get: without it a bf16-mixed
         # run would generate with float32 activations through the float32 norms and LM head, at twice the memory.
         with self.trainer.precision_plugin.forward_context():
-            rows = evaluation.generate_rows(self, loader, max_batches)
+            rows = evaluation.generate_rows(self, loader, max_batches, style=self.hparams.style_metric)
         return evaluation.gather_rows(rows, self.global_rank, self.trainer.world_size)
 
     def _score_generations(self, split: str) -> list[dict[str, Any]] | None:
@@ -284,6 +293,10 @@ class DiaryLoRAModule(L.LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         diaries, truncated = self.generate(batch["input_ids"], batch["attention_mask"])
         chats = batch.get("turns") or [None] * len(diaries)
+        if not self.hparams.style_metric:  # no Kiwi: neither the style nor the faithfulness checks
+            return [{"id": i, "writer": w, "diary": d, "truncated": t, "style_failures": None,
+                     "faithfulness_failures": None}
+                    for i, d, t, w in zip(batch["id"], diaries, truncated, batch["writer"])]
         return [{"id": i, "writer": w, "diary": d, "truncated": t,
                  "style_failures": evaluation.row_failures({"diary": d, "truncated": t, "writer": w}),
                  "faithfulness_failures": evaluation.row_faithfulness({"diary": d, "turns": c, "writer": w})}
@@ -353,7 +366,7 @@ RESIDUAL_DTYPES = ("float32", "bfloat16")
 
 def check_module_settings(*, optimizer: str, lr_scheduler: str, compute_dtype: str, generate_every_n_val: int,
                           loss_chunk_size: int, rouge_tokenizer: str, adapter_path: str | None,
-                          residual_dtype: str = "float32") -> None:
+                          residual_dtype: str = "float32", style_metric: bool = True) -> None:
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"model.optimizer={optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
     if lr_scheduler not in SCHEDULERS:
@@ -373,6 +386,8 @@ def check_module_settings(*, optimizer: str, lr_scheduler: str, compute_dtype: s
     if rouge_tokenizer not in ROUGE_TOKENIZERS:
         raise ValueError(f"model.rouge_tokenizer={rouge_tokenizer!r}: expected one of {', '.join(ROUGE_TOKENIZERS)}")
     get_rouge_tokenizer(rouge_tokenizer)  # a missing kiwipiepy fails here, not at the first validation
+    if style_metric:
+        require_kiwi("model.style_metric (on by default)")
     if adapter_path is not None and not (Path(adapter_path) / "adapter_config.json").is_file():
         raise FileNotFoundError(f"model.adapter_path={adapter_path!r}: no adapter_config.json there; give a folder "
                                 "written by `python -m diary_lightning export` or CHECKPOINT_DIR/adapter")

@@ -37,15 +37,37 @@ BENCHMARK = ROOT / "diary_lightning" / "resources" / "benchmark"
 
 
 def load(paths: Sequence[Path], split: str) -> list[dict[str, Any]]:
-    """The chat items (``dialogue`` and ``reference``) of ``split``; the day-by-day exports are left out."""
+    """The items of ``split``: each chat item, and each day of a KakaoTalk export item (its ``file`` read as
+    ``predict`` reads it, one dialogue per day; checked against the chat up to that day) as an item of its own."""
     items = []
     for path in paths:
         for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                item = json.loads(line)
-                if item.get("split") == split and "dialogue" in item:
-                    items.append(item)
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            if item.get("split") != split:
+                continue
+            if "dialogue" in item:
+                items.append(item)
+            elif "file" in item and "days" in item:
+                items += _export_days(path.parent / item["file"], item)
     return items
+
+
+def _export_days(file: Path, item: dict[str, Any]) -> list[dict[str, Any]]:
+    from diary_lightning.data.dialogue import read_dialogues
+
+    dialogues = read_dialogues(str(file), require_summary=False, progress=False).dialogues
+    dates = [d.id.rsplit("_", 1)[-1] for d in dialogues]
+    days = []
+    for day in item["days"]:
+        if day["date"] not in dates:
+            raise SystemExit(f"{file}: no chat on {day['date']}, which {item['id']} gives a reference for")
+        # The chat up to that day: a day's diary may recall what the days before set up (the exam of last week).
+        upto = dialogues[:dates.index(day["date"]) + 1]
+        days.append({**day, "id": f"{item['id']}/{day['date']}", "writer": item["writer"],
+                     "dialogue": [{"speaker": t.speaker, "text": t.text} for d in upto for t in d.turns]})
+    return days
 
 
 # --- the corruptions -------------------------------------------------------------------------------------------
@@ -57,9 +79,6 @@ def _replace_sentence(diary: str, old: str, new: str) -> str:
 def _batchim(word: str) -> bool:
     last = word[-1]
     return "가" <= last <= "힣" and (ord(last) - 0xAC00) % 28 != 0
-
-
-_TOLD = re.compile(r"([가-힣])(?:다|라)고 (?:했|하셨|말했|그랬)다")
 
 
 def wrong_person(item: dict[str, Any], rng: random.Random) -> str | None:
@@ -282,6 +301,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = [faithfulness_evidence(diary, item["dialogue"], item["writer"]) for _, _, _, diary, item in rows]
     seconds = time.perf_counter() - start
 
+    # The check synthesize had before: the share of the diary's character pairs found in the chat.
+    from diary_lightning.synthesis.checks import CheckConfig, grounding
+    floor = CheckConfig().min_grounding
+    ungrounded: dict[tuple[str, str], list[int]] = {}
+    for kind, source, _, diary, item in rows:
+        counts = ungrounded.setdefault((source, kind), [0, 0])
+        counts[0] += 1
+        counts[1] += grounding(diary, [t["text"] for t in item["dialogue"]]) < floor
+
     columns = ("none", *FAILURES)
     table: dict[tuple[str, str], Counter[str]] = {}
     caught: dict[tuple[str, str], list[int]] = {}
@@ -319,6 +347,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             n = caught[(source, kind)][0]
             cells = " | ".join(str(table[(source, kind)][c]) for c in columns)
             print(f"| {kind if source == 'reference' else f'{kind} ({source})'} | {n} | {cells} |")
+    print(f"\nfor comparison, synthesize's `ungrounded` (under {floor:.0%} of character pairs in the chat) flags:")
+    for (source, kind), (n, flagged) in ungrounded.items():
+        print(f"  {kind if source == 'reference' else f'{kind} ({source})':<32} {flagged:>3}/{n:<3} ({flagged / n:.0%})")
     print(f"\nKiwi loaded in {load_seconds:.1f} s; {len(rows)} diaries checked in {seconds:.1f} s "
           f"({len(rows) / seconds:.1f} diaries/s, each with its chat analysed, on {diary_style.usable_cores()} cores)")
     return 0

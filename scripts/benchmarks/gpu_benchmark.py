@@ -7,6 +7,9 @@ shape (LlamaForCausalLM: 48 layers, hidden 4096, intermediate 14336, 32 heads, 8
 4096 positions) with random bf16 weights and saved (``--build-only`` stops there), then loaded by the
 project's own loading code (``diary_lightning.model.loading.build_model``) in 4-bit NF4 with LoRA.
 
+``--config configs/eeve-qlora.yaml configs/eeve-lora-bf16.yaml`` loads the base unquantized in bf16 instead (``model.load_in_4bit:
+false``): LoRA beside QLoRA on one card with room for 21.6 GB of weights.
+
 It measures what the recipe runs: the training settings of ``--config`` (configs/eeve-qlora.yaml: the loss
 path with its ``loss_chunk_size``, the optimizer, gradient checkpointing, the residual dtype, LoRA) through
 a Lightning Trainer and ``DiaryLoRAModule.training_step``, on batches whose lengths are drawn from the real
@@ -19,6 +22,11 @@ or one batch of ``--tokens-per-step`` tokens, or batch 1, 2, 4, ... until memory
 compare against; what the two sides still do differently is listed in the JSON (``differences``) and
 printed beside the table. ``scripts/gpu/gpu_check.sh`` runs both sides.
 
+``--predict-batches 32 1`` measures the service's side instead: diaries per second through the predict path's
+generation (``diary_lightning.model.generation.generate_diaries``, the recipe's ``max_new_tokens``, greedy, in
+inference mode under bf16 autocast as ``predict`` runs it) on prompts whose lengths are drawn from the sample.
+With random weights a diary rarely ends before ``max_new_tokens``: the rows are the longest diaries' cost.
+
 MFU is 6 · N · real tokens/s over the bf16 matmul peak measured on this GPU (N: the base's parameter count).
 Every size is a flag, so the same script runs on the CPU at a tiny size (float32, the fp32 matmul peak);
 there peak memory is the process's resident set size, which only grows, so later rows include earlier ones.
@@ -29,30 +37,45 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import torch
+# The base is a local folder and the GPU machine reaches no network: a name mistaken for a hub id would wait
+# out the hub's retries. Set before transformers is imported, which reads them once.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    # This checkout's package, installed or not (the GPU machine installs nothing of it): the code measured is
+    # the code beside the script, never another copy on the path.
+    sys.path.insert(0, str(ROOT))
 # The recipe's training settings measured here, with their defaults where a config leaves one out
 # (DiaryLoRAModule's own).
-RECIPE = {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear",
+RECIPE = {"load_in_4bit": True, "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear",
           "optimizer": "adamw", "gradient_checkpointing": False, "loss_chunk_size": 0, "residual_dtype": "float32",
-          "learning_rate": 2e-4}
+          "learning_rate": 2e-4, "max_new_tokens": 256}
 
 
 def recipe_settings(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """The config's model settings, with the command line's overrides."""
+    """The configs' model settings (later ones override earlier ones, as the CLI's repeated ``--config``), with the
+    command line's overrides."""
     import yaml
 
-    model = (yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}).get("model") or {}
+    model: dict[str, Any] = {}
+    for config in args.config:
+        model.update((yaml.safe_load(Path(config).read_text(encoding="utf-8")) or {}).get("model") or {})
     settings = {key: model.get(key, default) for key, default in RECIPE.items()}
     for key in ("optimizer", "loss_chunk_size", "residual_dtype"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
+    if args.max_new_tokens is not None:
+        settings["max_new_tokens"] = args.max_new_tokens
     if args.gradient_checkpointing is not None:
         settings["gradient_checkpointing"] = args.gradient_checkpointing == "true"
     if device.type != "cuda" and settings["optimizer"] != "adamw":
@@ -71,8 +94,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     shape.add_argument("--kv-heads", type=int, default=8)
     shape.add_argument("--vocab", type=int, default=40960)
     shape.add_argument("--positions", type=int, default=4096)
-    parser.add_argument("--config", default=str(ROOT / "configs" / "eeve-qlora.yaml"),
-                        help="the recipe whose model settings are measured (default: configs/eeve-qlora.yaml)")
+    parser.add_argument("--config", nargs="+", default=[str(ROOT / "configs" / "eeve-qlora.yaml")],
+                        help="the recipe whose model settings are measured, and configs that override it, in order "
+                             "(default: configs/eeve-qlora.yaml)")
     parser.add_argument("--seq-lengths", type=int, nargs="+", default=[512, 1024, 2048])
     parser.add_argument("--batch-size", type=int, help="one batch size for every sequence length")
     parser.add_argument("--lengths", choices=("sample", "full"), default="sample",
@@ -82,6 +106,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tokens-per-step", type=int,
                         help="one batch per sequence length, of this many tokens (default: batch 1, 2, 4, ...)")
     parser.add_argument("--trl", action="store_true", help="train through TRL's SFTTrainer instead")
+    parser.add_argument("--predict-batches", type=int, nargs="+",
+                        help="measure diaries per second through predict's generation at these batch sizes instead")
+    parser.add_argument("--max-new-tokens", type=int, help="with --predict-batches (default: the config's)")
     parser.add_argument("--steps", type=int, default=5, help="timed optimizer steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="untimed optimizer steps before them")
     parser.add_argument("--gradient-checkpointing", choices=("true", "false"), help="default: the config's")
@@ -92,12 +119,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", help="write the rows to this file")
     args = parser.parse_args(argv)
     for name in ("layers", "hidden", "intermediate", "heads", "kv_heads", "vocab", "positions", "max_batch", "steps",
-                 "tokens_per_step", "batch_size"):
+                 "tokens_per_step", "batch_size", "max_new_tokens"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}={getattr(args, name)}: expected 1 or more")
     if args.hidden % args.heads or args.heads % args.kv_heads:
         parser.error(f"--hidden {args.hidden}, --heads {args.heads}, --kv-heads {args.kv_heads}: "
                      "hidden must divide by heads and heads by kv-heads")
+    if args.predict_batches and min(args.predict_batches) < 1:
+        parser.error(f"--predict-batches {args.predict_batches}: expected 1 or more each")
+    if args.trl and args.predict_batches:
+        parser.error("--trl and --predict-batches: TRL's side trains; predict is diary_lightning's")
     if max(args.seq_lengths) > args.positions:
         parser.error(f"--seq-lengths up to {max(args.seq_lengths)} exceed --positions {args.positions}")
     return args
@@ -278,10 +309,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.build_only:
         print(f"{parameters / 1e9:.2f}B parameters saved in {path}", file=sys.stderr)
         return
-    peak = matmul_peak_flops(device, getattr(torch, dtype))
-    print(f"{parameters / 1e9:.2f}B parameters; measured {dtype} matmul peak {peak / 1e12:.1f} TFLOP/s", file=sys.stderr)
     settings = recipe_settings(args, device)
     shapes = sample_shapes(path)
+    if args.predict_batches:
+        predict_main(args, device, dtype, path, parameters, settings, shapes)
+        return
+    peak = matmul_peak_flops(device, getattr(torch, dtype))
+    print(f"{parameters / 1e9:.2f}B parameters; measured {dtype} matmul peak {peak / 1e12:.1f} TFLOP/s", file=sys.stderr)
     side = "TRL" if args.trl else "diary_lightning"
     if args.trl:
         from trl_side import TRLSide
@@ -291,16 +325,15 @@ def main(argv: list[str] | None = None) -> None:
         from diary_lightning.model.loading import build_model
         from diary_lightning.training.lora_module import DiaryLoRAModule
 
-        module = DiaryLoRAModule(base_model=str(path), compute_dtype=dtype, **settings)
-        # The project's loading code, once: every configuration below trains the same 4-bit base.
-        module.model = build_model(module.hparams, device)
+        module = load_module(path, dtype, settings, device)
 
         def run(batches: Batches) -> dict[str, Any] | None:
             return measure(module, args, device, batches)
 
     report = {"side": side, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "parameters": parameters, "peak_flops": peak, "compute_dtype": dtype,
-              "config": args.config, **settings, "lengths": args.lengths,
+              "config": args.config, "quantization": quantization(settings, args.trl), **settings,
+              "lengths": args.lengths,
               "differences": TRL_DIFFERENCES if args.trl else [], "rows": []}
     rows = report["rows"]
     for seq in args.seq_lengths:
@@ -329,6 +362,92 @@ def main(argv: list[str] | None = None) -> None:
         print(f"differs from diary_lightning: {line}")
     if args.json:
         write_json(Path(args.json), report)
+
+
+def quantization(settings: dict[str, Any], trl: bool = False) -> str:
+    return "nf4" if settings["load_in_4bit"] or trl else "none (bf16 base)"
+
+
+def load_module(path: Path, dtype: str, settings: dict[str, Any], device: torch.device) -> Any:
+    """A DiaryLoRAModule with its model built once by the project's loading code: every configuration measured
+    trains (or generates with) the same base. The style metric is off: Kiwi is not on the GPU machine, and no
+    step measured here scores a diary."""
+    from diary_lightning.model.loading import build_model
+    from diary_lightning.training.lora_module import DiaryLoRAModule
+
+    module = DiaryLoRAModule(base_model=str(path), compute_dtype=dtype, style_metric=False, **settings)
+    module.model = build_model(module.hparams, device)
+    return module
+
+
+class Prompts:
+    """Left-padded prompts of random ids, seeded, whose lengths are the sample dialogues' prompt parts (tokens
+    less the labelled diary) in the order drawn; ``seq`` scales them as :class:`Batches` does."""
+
+    def __init__(self, shapes: list[tuple[int, int]], batch: int, seq: int, vocab: int, seed: int) -> None:
+        generator = torch.Generator().manual_seed(seed)
+        longest = max(n for n, _ in shapes)
+        picks = torch.randint(len(shapes), (batch,), generator=generator).tolist()
+        lengths = [max(2, round(seq * (shapes[i][0] - shapes[i][1]) / longest)) for i in picks]
+        width = max(lengths)
+        self.input_ids = torch.randint(3, vocab, (batch, width), generator=generator)
+        self.attention_mask = torch.zeros(batch, width, dtype=torch.long)
+        for r, n in enumerate(lengths):
+            self.attention_mask[r, width - n:] = 1
+        self.input_ids[self.attention_mask == 0] = 0
+
+
+def predict_main(args: argparse.Namespace, device: torch.device, dtype: str, path: Path, parameters: int,
+                 settings: dict[str, Any], shapes: list[tuple[int, int]]) -> None:
+    """Diaries per second through predict's generation at each of ``--predict-batches``."""
+    from diary_lightning.model.generation import GenerationSettings, generate_diaries
+    from diary_lightning.model.loading import load_tokenizer
+    from peak_memory import peak_memory_bytes  # beside this script
+
+    module = load_module(path, dtype, settings, device)
+    model = module.model.eval()  # already on its device: build_model loads the base there (device_map)
+    tokenizer = load_tokenizer(str(path))
+    seq = max(args.seq_lengths)  # the longest dialogue's prompt at the longest length measured in training
+    report = {"side": "predict", "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+              "torch": torch.__version__, "parameters": parameters, "compute_dtype": dtype, "config": args.config,
+              "quantization": quantization(settings), "max_new_tokens": settings["max_new_tokens"],
+              "prompt_seq_length": seq, "rows": []}
+
+    def generate(prompts: Prompts, max_new_tokens: int) -> list[str]:
+        generation = GenerationSettings.from_mapping({**module.hparams, "max_new_tokens": max_new_tokens})
+        # As predict runs under bf16-mixed: inference mode, bf16 autocast on the GPU.
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            diaries, _ = generate_diaries(model, tokenizer, prompts.input_ids.to(device),
+                                          prompts.attention_mask.to(device), generation)
+        return diaries
+
+    generate(Prompts(shapes, 1, seq, args.vocab, seed=99), 4)  # warm-up: kernels and caches, untimed
+    for batch in args.predict_batches:
+        # At least two diaries at batch 1, so that one slow first call does not make the row.
+        calls = max(1, 2 // batch)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        _sync(device)
+        start = time.perf_counter()
+        diaries = [d for call in range(calls)
+                   for d in generate(Prompts(shapes, batch, seq, args.vocab, seed=call), settings["max_new_tokens"])]
+        _sync(device)
+        seconds = time.perf_counter() - start
+        row = {"batch_size": batch, "diaries": len(diaries), "seconds": seconds,
+               "diaries_per_second": len(diaries) / seconds,
+               "peak_memory_gib": (torch.cuda.max_memory_allocated(device) if device.type == "cuda"
+                                   else peak_memory_bytes()) / 2**30}
+        report["rows"].append(row)
+        print(f"predict batch {batch}: {row['diaries_per_second']:.2f} diaries/s ({len(diaries)} diaries of up to "
+              f"{settings['max_new_tokens']} tokens in {seconds:.1f} s), {row['peak_memory_gib']:.1f} GiB",
+              file=sys.stderr)
+        if args.json:
+            write_json(Path(args.json), report)
+    print("| eval batch | diaries | s | diaries / s | peak memory (GiB) |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for r in report["rows"]:
+        print(f"| {r['batch_size']} | {r['diaries']} | {r['seconds']:.1f} | {r['diaries_per_second']:.2f} "
+              f"| {r['peak_memory_gib']:.2f} |")
 
 
 def write_json(path: Path, report: dict[str, Any]) -> None:

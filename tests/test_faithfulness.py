@@ -1,0 +1,170 @@
+"""The faithfulness check on hand-written chats: a true diary passes, each kind of untrue sentence is named, and the
+places it is used (predict rows, validation/test scores, the collator that carries the chat) get it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from diary_lightning.data.batching import DiaryCollator
+from diary_lightning.evaluation import samples
+from diary_lightning.evaluation.faithfulness import (FAILURES, faithfulness_evidence, faithfulness_failures,
+                                                     faithfulness_scores, numbers)
+
+# A friend's news, the writer's own day, a suggestion not taken up, numbers and a negation.
+KAKAO = [
+    {"speaker": "수아", "text": "나 다음 달에 대전으로 이사 가ㅠㅠ"},
+    {"speaker": "지호", "text": "헐 진짜?? 갑자기?"},
+    {"speaker": "수아", "text": "회사가 옮겨서 ㅠ 집 구하느라 정신없어"},
+    {"speaker": "지호", "text": "나는 오늘 면접 봤어 오후 2시에"},
+    {"speaker": "지호", "text": "근데 지하철 놓쳐서 택시 탔어 만 이천원 나옴"},
+    {"speaker": "수아", "text": "결과는 언제 나와?"},
+    {"speaker": "지호", "text": "금요일에 연락 준대"},
+    {"speaker": "수아", "text": "주말에 떡볶이 먹으러 가자 내가 쏠게"},
+    {"speaker": "지호", "text": "좋아 ㅋㅋ"},
+    {"speaker": "지호", "text": "아 그리고 점심은 못 먹었어 긴장돼서"},
+]
+WRITER = "지호"
+TRUE = ("오늘 오후 2시에 면접을 봤다. 지하철을 놓쳐서 택시를 탔는데 만 이천 원이 나왔다. 결과는 금요일에 연락을 준다고 했다. "
+        "긴장돼서 점심은 못 먹었다. 수아가 다음 달에 대전으로 이사 간다고 해서 아쉬웠다. 주말에 같이 떡볶이를 먹기로 했다.")
+
+BOT = [
+    {"speaker": "AI", "text": "오늘 하루는 어떠셨어요?"},
+    {"speaker": "Human", "text": "야근하고 방금 들어왔어요 너무 피곤해요"},
+    {"speaker": "AI", "text": "고생 많으셨어요. 자기 전에 가벼운 스트레칭을 해 보시는 건 어때요?"},
+    {"speaker": "Human", "text": "귀찮은데 ㅋㅋ 그냥 씻고 잘래요"},
+    {"speaker": "Human", "text": "동생은 내일 제주도 여행 간대요 부럽다"},
+]
+
+
+def test_a_true_diary_passes() -> None:
+    assert faithfulness_failures(TRUE, KAKAO, WRITER) == []
+    assert faithfulness_failures("야근하고 들어와서 너무 피곤했다. 동생은 내일 제주도로 여행을 간다고 해서 부러웠다. "
+                                 "그냥 씻고 자야겠다.", BOT, "Human") == []
+
+
+@pytest.mark.parametrize("diary", [
+    "오늘 면접을 봤다.",                                   # leaving out most of the day
+    "면접 보러 가는 길에 지하철을 놓쳐서 결국 택시를 탔다.",     # other words
+    "하루 종일 긴장해서 정신이 없었다. 그래도 오늘 하루 잘 버텼다.",  # feelings and diary glue
+    "친구가 다음 달에 대전으로 이사 간다고 했다.",             # a friend's news, told as hers
+    "수아는 집을 구하느라 정신이 없다고 했다.",
+    "챗봇이 자기 전에 스트레칭을 해 보라고 했지만 그냥 잤다.",   # checked against BOT below
+])
+def test_what_a_diary_legitimately_does_passes(diary: str) -> None:
+    dialogue = BOT if "챗봇" in diary else KAKAO
+    assert faithfulness_failures(diary, dialogue, "Human" if dialogue is BOT else WRITER) == []
+
+
+@pytest.mark.parametrize("diary, failure", [
+    ("다음 달에 대전으로 이사를 간다.", "wrong_person"),                 # her move, told as mine
+    ("수아가 오늘 면접을 봤다고 했다.", "wrong_person"),                  # my interview, given to her
+    ("자기 전에 가벼운 스트레칭을 했다.", "suggestion_as_done"),          # the bot only suggested it
+    ("주말에 수아랑 떡볶이를 먹었다.", "suggestion_as_done"),              # planned, not done
+    ("택시를 탔는데 만 오천 원이 나왔다.", "wrong_number"),
+    ("오후 3시에 면접을 봤다.", "wrong_number"),
+    ("결과는 목요일에 연락을 준다고 했다.", "wrong_number"),
+    ("면접 끝나고 강남역 스타벅스에서 라떼를 마셨다.", "invented"),
+    ("점심을 먹었다.", "negation_flip"),                                  # 못 먹었어
+])
+def test_each_untrue_sentence_is_named(diary: str, failure: str) -> None:
+    dialogue, writer = (BOT, "Human") if "스트레칭" in diary else (KAKAO, WRITER)
+    assert faithfulness_failures(diary, dialogue, writer) == [failure]
+    # Added to a true diary, the one sentence is what fails.
+    assert faithfulness_failures((TRUE if dialogue is KAKAO else "너무 피곤했다.") + " " + diary, dialogue,
+                                 writer) == [failure]
+
+
+def test_a_friends_move_told_as_the_writers_in_a_chat_with_the_bot() -> None:
+    assert faithfulness_failures("내일 제주도로 여행을 간다.", BOT, "Human") == ["wrong_person"]
+
+
+def test_evidence_names_the_supporting_turns_and_why_a_sentence_fails() -> None:
+    evidence = faithfulness_evidence(TRUE + " 다음 달에 대전으로 이사를 간다.", KAKAO, WRITER)
+    assert [e.sentence for e in evidence][0] == "오늘 오후 2시에 면접을 봤다."
+    assert (3, "지호") in evidence[0].turns and evidence[0].failure is None
+    last = evidence[-1]
+    assert last.failure == "wrong_person" and (0, "수아") in last.turns and "수아" in last.reason
+    assert last.to_dict() == {"sentence": last.sentence, "turns": [list(t) for t in last.turns],
+                              "failure": "wrong_person", "reason": last.reason}
+    assert faithfulness_evidence("", KAKAO, WRITER) == []
+
+
+def test_bad_input_is_named() -> None:
+    with pytest.raises(ValueError, match=r"dialogue\[1\]: expected a mapping with 'speaker' and 'text'"):
+        faithfulness_failures("면접을 봤다.", [KAKAO[0], ("지호", "안녕")], WRITER)
+    with pytest.raises(ValueError, match="writer: expected a speaker name"):
+        faithfulness_failures("면접을 봤다.", KAKAO, "")
+
+
+@pytest.mark.parametrize("text, found", [
+    ("오후 3시에 만나", {(3.0, "시")}),
+    ("3만 5천원 냈어", {(35000.0, "원")}),
+    ("5만2천5백씩 보내", {(52500.0, "")}),
+    ("두 시간 기다렸다", {(2.0, "시간")}),
+    ("셋이 갔다", {(3.0, "명")}),
+    ("금요일에 보자", {(-5.0, "요일")}),
+    ("한 번 해 봤다", set()),
+])
+def test_numbers_with_their_units(text: str, found: set) -> None:
+    assert numbers(text) == found
+
+
+def test_scores_count_shares() -> None:
+    scores = faithfulness_scores([[], ["wrong_person"], ["wrong_person", "invented"], []])
+    assert scores["faithful"] == 0.5 and scores["wrong_person_frac"] == 0.5 and scores["invented_frac"] == 0.25
+    assert set(scores) == {"faithful", *(f"{f}_frac" for f in FAILURES)}
+    assert faithfulness_scores([])["faithful"] == 0.0
+
+
+def test_the_collator_carries_the_chat_for_predict() -> None:
+    examples = [{"input_ids": [5, 6], "id": "a", "writer": "지호", "speakers": ["수아", "지호"], "texts": ["안녕", "응"]}]
+    batch = DiaryCollator(0, "left")(examples)
+    assert batch["turns"] == [[{"speaker": "수아", "text": "안녕"}, {"speaker": "지호", "text": "응"}]]
+
+
+def test_generated_rows_and_their_scores_carry_faithfulness() -> None:
+    class Module:
+        device = torch.device("cpu")
+
+        def generate(self, ids, mask):
+            return [TRUE, "다음 달에 대전으로 이사를 간다."], [False, False]
+
+    batch = {"input_ids": torch.ones(2, 3, dtype=torch.long), "attention_mask": torch.ones(2, 3, dtype=torch.long),
+             "id": ["a", "b"], "summary": [TRUE, TRUE], "dialogue": ["…", "…"], "writer": [WRITER, WRITER],
+             "turns": [KAKAO, KAKAO]}
+    rows = samples.generate_rows(Module(), [batch])
+    assert [r["faithfulness_failures"] for r in rows] == [[], ["wrong_person"]]
+    scores = samples.corpus_scores(rows, "eojeol")
+    assert scores["faithful"] == 0.5 and scores["wrong_person_frac"] == 0.5
+    # A row without its chat is left out of the shares rather than counted as faithful.
+    assert samples.row_faithfulness({"diary": TRUE, "writer": WRITER}) is None
+
+
+def test_importable_without_torch_and_kiwi_loads_on_first_check() -> None:
+    code = ("import sys, diary_lightning.evaluation.faithfulness as f; "
+            "assert not [m for m in ('torch', 'lightning', 'transformers', 'kiwipiepy') if m in sys.modules]; "
+            "f.faithfulness_failures('면접을 봤다.', [{'speaker': 'a', 'text': '면접 봤어'}], 'a'); "
+            "from diary_lightning.evaluation.diary_style import kiwi; assert kiwi.cache_info().misses == 1")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_each_predict_line_gains_its_faithfulness_failures(tmp_path) -> None:
+    from diary_lightning.io.jsonl import JsonlAppender
+    from diary_lightning.training.callbacks import PredictionsJsonl
+
+    writer = PredictionsJsonl(str(tmp_path / "diaries.jsonl"))
+    writer._file = JsonlAppender(writer.partial)  # what on_predict_start opens on rank 0
+    rows = [{"id": "a", "diary": TRUE, "truncated": False, "style_failures": [],
+             "faithfulness_failures": samples.row_faithfulness({"diary": TRUE, "turns": KAKAO, "writer": WRITER})},
+            {"id": "b", "diary": "다음 달에 대전으로 이사를 간다.", "truncated": False, "style_failures": [],
+             "faithfulness_failures": ["wrong_person"]}]
+    writer.write_on_batch_end(None, None, rows)
+    writer._file.close()
+    import json
+    lines = [json.loads(line) for line in writer.partial.read_text(encoding="utf-8").splitlines()]
+    assert [(r["id"], r["faithfulness_failures"]) for r in lines] == [("a", []), ("b", ["wrong_person"])]
+    assert set(lines[0]) == {"id", "diary", "style_failures", "faithfulness_failures"}
