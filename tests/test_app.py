@@ -423,6 +423,7 @@ def test_every_style_check_is_explained_in_words_on_the_page() -> None:
         assert f"**{check}** (" in line and f"({check})" not in line, line  # never explained by its own name
 
 
+@pytest.mark.slow
 def test_a_writer_chosen_for_one_chat_is_not_kept_for_a_chat_without_them(pipeline: Any) -> None:
     from diary_lightning.inference.app import build_page
 

@@ -144,6 +144,7 @@ def test_generated_rows_and_their_scores_carry_faithfulness() -> None:
     assert samples.row_faithfulness({"diary": TRUE, "writer": WRITER}) is None
 
 
+@pytest.mark.slow
 def test_importable_without_torch_and_kiwi_loads_on_first_check() -> None:
     code = ("import sys, diary_lightning.evaluation.faithfulness as f; "
             "assert not [m for m in ('torch', 'lightning', 'transformers', 'kiwipiepy') if m in sys.modules]; "

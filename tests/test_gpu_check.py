@@ -264,6 +264,7 @@ def run_without_kiwi(*args: str) -> subprocess.CompletedProcess:
                           timeout=900)
 
 
+@pytest.mark.slow
 def test_without_kiwi_the_style_metric_refuses_before_training_and_says_how_to_install(make_config):
     done = run_without_kiwi("fit", "--config", str(make_config(**{"trainer.max_steps": 1})))
     assert done.returncode == 2, done.stderr[-2000:]

@@ -106,6 +106,7 @@ def test_a_broken_line_in_the_middle_is_an_error_naming_it(tmp_path):
         synthesis(out).run(make_dialogues(3))
 
 
+@pytest.mark.slow
 def test_shards_split_by_id_whatever_the_order_and_concatenate_to_the_whole(tmp_path):
     dialogues = make_dialogues(60)
     shuffled = random.Random(0).sample(dialogues, len(dialogues))
