@@ -117,9 +117,17 @@ def random_b_module(model_dir: Path, seed: int | None = None, **hparams: Any) ->
 def run_cli(*args: str) -> None:
     """Run the CLI in this process, as ``python -m diary_lightning ARGS`` would, but with user errors raised
     rather than reported with exit status 2, so tests can check them."""
+    import sys
+
     from diary_lightning.cli.commands import run
 
-    run(list(args))
+    # pytest's own arguments in sys.argv would make LightningCLI warn that it was given both (45 warnings a run).
+    program = sys.argv
+    sys.argv = program[:1]
+    try:
+        run(list(args))
+    finally:
+        sys.argv = program
 
 
 @pytest.fixture(scope="session")

@@ -1876,11 +1876,14 @@ def _(tmp):
 
 
 SLOW = ("issue 22: synthesize", "issue 22: export", "issue 22: predict --", "issue 22: merge",
-        "issue 22: four jobs", "issue 22: DIARY_LIGHTNING_KILL_AT", "issue 32: the command line")
+        "issue 22: four jobs", "issue 22: DIARY_LIGHTNING_KILL_AT", "issue 32: the command line",
+        "issue 22: an ANSI escape in a dialogue id",
+        # against the test chat server (tests/chat_server.py): a server, so the slow lane
+        "issue 22: a malformed 200", "issue 22: OPENAI_BASE_URL", "issue 22: a key echoed", "issue 22: user:password@")
 
 
 def starts_the_program(item: Case) -> bool:
-    """Whether the case runs the command line in a child process (the slow ones)."""
+    """Whether the case runs the command line in a child process or talks to a server (the slow ones)."""
     return item.name.startswith(SLOW)
 
 

@@ -101,6 +101,7 @@ def test_three_to_five_participants_keep_every_speaker(tmp_path: Path):
         assert {t.speaker for t in dialogue.turns} == {f"P0{i + 1}" for i in range(n)}
 
 
+@pytest.mark.slow
 def test_aihub_sample_groups_of_three_and_more(aihub_sample: Path):
     raw = {r["header"]["dialogueInfo"]["dialogueID"]: r["header"]["dialogueInfo"]["numberOfParticipants"]
            for f in sorted(aihub_sample.glob("*.json"))
@@ -296,6 +297,7 @@ def damaged_files(draw) -> tuple[str, Any]:
     return kind, data
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(damaged_files(), st.booleans())
 def test_random_damage_parses_or_raises_data_error(case, skip_invalid: bool):

@@ -96,6 +96,7 @@ def test_no_chat_is_a_user_error() -> None:
 
 
 # -- what the page writes, against DiaryPipeline called directly -------------------------------------------------------
+@pytest.mark.slow
 def test_the_page_writes_what_the_pipeline_writes(pipeline: Any) -> None:
     page = DiaryPage(pipeline, "adapter")
     result = page.write(TWO_DAYS)
@@ -137,6 +138,7 @@ def test_a_chosen_writer_and_generation_settings_are_used(pipeline: Any) -> None
     assert result["generation"]["max_new_tokens"] == 3 and day["diary"] == direct.diary and day["truncated"]
 
 
+@pytest.mark.slow
 def test_the_zero_shot_column_is_the_base_model_alone(pipeline: Any, tiny_model_dir: Path) -> None:
     from diary_lightning.inference.pipeline import DiaryPipeline
 
@@ -273,6 +275,7 @@ sys.meta_path.insert(0, Block())
 '''
 
 
+@pytest.mark.slow
 def test_without_gradio_the_app_says_how_to_install_it() -> None:
     script = BLOCK + "from diary_lightning.cli.commands import main\nmain(['app', '--model.adapter_path', 'nowhere'])\n"
     done = subprocess.run([sys.executable, "-c", script, "gradio"], capture_output=True, text=True, cwd=ROOT,
@@ -429,3 +432,26 @@ def test_a_checkpoint_writes_what_its_export_writes(reference_fit: Any, tmp_path
     # Everything that decides a diary; the TensorBoard version a resumed fit continues is the checkpoint's alone.
     assert dataclasses.replace(from_checkpoint.settings, log_version=None) == exported.settings
     assert from_checkpoint.write_many(chats) == exported.write_many(chats)
+
+
+def test_every_style_check_is_explained_in_words_on_the_page() -> None:
+    from diary_lightning.evaluation.diary_style import CHECKS
+    from diary_lightning.inference.app import CHECK_NOTES, _checks_line
+
+    assert set(CHECK_NOTES) == set(CHECKS)
+    for check in CHECKS:
+        line = _checks_line([check])
+        assert f"**{check}** (" in line and f"({check})" not in line, line  # never explained by its own name
+
+
+@pytest.mark.slow
+def test_a_writer_chosen_for_one_chat_is_not_kept_for_a_chat_without_them(pipeline: Any) -> None:
+    from diary_lightning.inference.app import build_page
+
+    blocks = build_page(DiaryPage(pipeline, "adapter"))
+    fns = blocks.fns.values() if isinstance(blocks.fns, dict) else blocks.fns
+    describe = next(f.fn for f in fns if getattr(f.fn, "__name__", "") == "describe")
+    assert describe(CHAT, None, "민지")[1]["value"] == "민지"  # the same speakers: the choice stays
+    message, update = describe("이건 채팅이 아니다", None, "민지")  # a paste that cannot be read
+    assert message.startswith("Cannot read the chat yet") and update["value"] == ""
+    assert describe("가람: 안녕\n나래: 응", None, "민지")[1]["value"] == ""  # no 민지 in this chat

@@ -8,6 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from test_aihub_input import CHAT, aihub_record, write_aihub
 
 from diary_lightning.training.datamodule import DiaryDataModule
@@ -18,6 +19,7 @@ def module(paths: list[Path], tokenizer: str | Path, cache: Path) -> DiaryDataMo
                            val_fraction=0.0, test_fraction=0.0)
 
 
+@pytest.mark.slow
 def test_an_edit_that_keeps_size_and_mtime_is_read_again(tmp_path: Path, tiny_model_dir: Path):
     path = write_aihub(tmp_path / "a.json", [aihub_record(f"a{i}", CHAT, summary="즐거운 하루였다.") for i in range(4)])
     stat = path.stat()
@@ -54,6 +56,7 @@ def test_a_tokenizer_replaced_at_the_same_path_tokenizes_again(tmp_path: Path, t
     assert after == fresh and after[0] != before[0]
 
 
+@pytest.mark.slow
 def test_a_cold_cache_tokenized_by_several_processes_is_the_same(tmp_path: Path, tiny_model_dir: Path, monkeypatch):
     import diary_lightning.data.prepare as data
 

@@ -17,6 +17,7 @@ from diary_lightning.data.records import DataError
 from diary_lightning.model.loading import AdapterMismatchError
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_parses(config: Path, capsys):
     # A config layered on another says so in the command its header gives: parsed as that command reads it.
@@ -107,6 +108,7 @@ def test_checkpoint_of_another_lora_shape_is_an_error(trained):
                 "--ckpt_path", str(run / "checkpoints" / "last.ckpt"))
 
 
+@pytest.mark.slow
 def test_bad_data_stops_before_the_model_loads(make_config, tmp_path, monkeypatch):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "a", "dialogue": [], "summary": "x"}\n', encoding="utf-8")

@@ -1,6 +1,7 @@
 """The damage suite (tests/damage_cases.py), one test per case, each named by its case: a damaged input or a
 hostile run handled as its kind says (error, skip, read, kept, refuse, message, safe). The cases that start the
-program (outputs over inputs, a resumed predict on other data, the lock race) are marked slow."""
+program or talk to the test chat server (outputs over inputs, a resumed predict on other data, the lock race,
+the OpenAI teacher's failures) are marked slow."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def damage_inputs(tmp_path_factory: pytest.TempPathFactory) -> None:
 def test_every_case_has_its_own_name() -> None:
     names = [item.name for item in damage_cases.CASES]
     assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
-    assert sum(not damage_cases.starts_the_program(item) for item in damage_cases.CASES) >= 90
+    # A prefix in damage_cases.SLOW that caught too much would empty the fast lane: four in five cases stay in it.
+    assert sum(not damage_cases.starts_the_program(item) for item in damage_cases.CASES) >= 0.8 * len(names)
 
 
 @pytest.mark.parametrize("item", [as_param(item) for item in damage_cases.CASES])

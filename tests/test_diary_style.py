@@ -358,6 +358,7 @@ def test_importable_without_torch_or_lightning() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+@pytest.mark.slow
 def test_kiwi_loads_once_and_only_when_a_text_is_checked() -> None:
     code = ("import sys, diary_lightning.evaluation.diary_style as ds; assert 'kiwipiepy' not in sys.modules; "
             "ds.style_failures('오늘은 바빴다.'); ds.style_scores(['좋았다.', '피곤했다.']); "

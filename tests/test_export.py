@@ -52,17 +52,23 @@ def exported(reference_fit: Any, tmp_path_factory: pytest.TempPathFactory) -> di
 def test_export_writes_a_standard_peft_folder(exported: dict[str, Any], tiny_model_dir: Path) -> None:
     adapter = exported["adapter"]
     for name in ("adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                 "generation_config.json", "diary_lightning.json"):
+                 "generation_config.json", "diary_lightning.json", "README.md"):
         assert (adapter / name).is_file(), name
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == str(tiny_model_dir)
     settings = json.loads((adapter / "diary_lightning.json").read_text(encoding="utf-8"))
     assert "{dialogue}" in settings["prompt_template"] and settings["label_scheme"] == LabelScheme().to_dict()
-    assert settings["writer"] == ["Human", "first"] and "AI" in settings["bots"]
+    assert settings["writer"] == ["Human", "exporter", "first"] and "AI" in settings["bots"]
     assert settings["generation"]["max_new_tokens"] == 64 and settings["max_length"] == 512
     # fit's own export at the end of the run has the same parts.
     at_fit_end = exported["run"] / "checkpoints" / "adapter"
     assert sorted(p.name for p in at_fit_end.iterdir()) == sorted(p.name for p in adapter.iterdir())
+    # The model card replaces PEFT's empty one; fit's export read the data, so its card counts it.
+    card = (adapter / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n") and "More Information Needed" not in card
+    assert settings["prompt_template"] in card and "| LoRA r |" in card and "step " in card
+    fit_card = (at_fit_end / "README.md").read_text(encoding="utf-8")
+    assert "Examples per split: train " in fit_card and "sample_dialogues.json" in fit_card
 
 
 @pytest.mark.slow
@@ -96,7 +102,8 @@ def test_plain_peft_load_writes_the_diary_predict_wrote(exported: dict[str, Any]
 
     truncated = tokenizer.eos_token_id not in out[0, inputs["input_ids"].shape[1]:].tolist()
     failures = style_failures(diary, writer_names=["P01"], truncated=truncated)
-    assert exported["chat_diary"] == [{"id": "chat", "diary": diary, "style_failures": failures}]
+    assert [{k: row[k] for k in ("id", "writer", "diary", "style_failures")} for row in exported["chat_diary"]] == [
+        {"id": "chat", "writer": "P01", "diary": diary, "style_failures": failures}]
     assert len(set(diary)) > 3  # a real sentence of the random model, not one repeated token
     with model.disable_adapter():
         without = model.generate(**inputs, generation_config=GenerationConfig.from_pretrained(str(adapter)))

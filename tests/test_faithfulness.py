@@ -144,6 +144,7 @@ def test_generated_rows_and_their_scores_carry_faithfulness() -> None:
     assert samples.row_faithfulness({"diary": TRUE, "writer": WRITER}) is None
 
 
+@pytest.mark.slow
 def test_importable_without_torch_and_kiwi_loads_on_first_check() -> None:
     code = ("import sys, diary_lightning.evaluation.faithfulness as f; "
             "assert not [m for m in ('torch', 'lightning', 'transformers', 'kiwipiepy') if m in sys.modules]; "
@@ -158,13 +159,13 @@ def test_each_predict_line_gains_its_faithfulness_failures(tmp_path) -> None:
 
     writer = PredictionsJsonl(str(tmp_path / "diaries.jsonl"))
     writer._file = JsonlAppender(writer.partial)  # what on_predict_start opens on rank 0
-    rows = [{"id": "a", "diary": TRUE, "truncated": False, "style_failures": [],
+    rows = [{"id": "a", "writer": WRITER, "diary": TRUE, "truncated": False, "style_failures": [],
              "faithfulness_failures": samples.row_faithfulness({"diary": TRUE, "turns": KAKAO, "writer": WRITER})},
-            {"id": "b", "diary": "다음 달에 대전으로 이사를 간다.", "truncated": False, "style_failures": [],
+            {"id": "b", "writer": WRITER, "diary": "다음 달에 대전으로 이사를 간다.", "truncated": False, "style_failures": [],
              "faithfulness_failures": ["wrong_person"]}]
     writer.write_on_batch_end(None, None, rows)
     writer._file.close()
     import json
     lines = [json.loads(line) for line in writer.partial.read_text(encoding="utf-8").splitlines()]
     assert [(r["id"], r["faithfulness_failures"]) for r in lines] == [("a", []), ("b", ["wrong_person"])]
-    assert set(lines[0]) == {"id", "diary", "style_failures", "faithfulness_failures"}
+    assert set(lines[0]) == {"id", "writer", "diary", "style_failures", "faithfulness_failures"}

@@ -48,6 +48,7 @@ def test_without_a_config_the_error_says_a_config_was_left_out(args, missing):
         run_cli(*args)
 
 
+@pytest.mark.slow
 def test_a_max_length_over_the_base_models_positions_is_refused_before_its_weights_load(make_config, monkeypatch):
     import diary_lightning.training.lora_module as lora_module
 
@@ -58,6 +59,7 @@ def test_a_max_length_over_the_base_models_positions_is_refused_before_its_weigh
 
 
 # -- preprocess says what max_length cost, as fit does ----------------------------------------------------------
+@pytest.mark.slow
 def test_preprocess_names_the_file_whose_dialogues_are_too_long(make_config, tmp_path, caplog, capsys):
     import json
     import logging
@@ -79,6 +81,7 @@ def test_preprocess_names_the_file_whose_dialogues_are_too_long(make_config, tmp
     assert not any(str(sample_data_path()) in w for w in warned), warned
 
 
+@pytest.mark.slow
 def test_preprocess_warns_about_dialogues_too_long(make_config, caplog, capsys):
     import logging
 

@@ -49,6 +49,7 @@ def test_yaml_syntax_error_names_the_file(tmp_path):
         run_cli("fit", "--config", str(config))
 
 
+@pytest.mark.slow
 def test_missing_local_model_is_named_with_the_working_directory(make_config, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = make_config(**{"model.base_model": "runs/no-such-model"})
@@ -90,6 +91,7 @@ def test_a_missing_folder_under_an_existing_one_never_asks_the_hub(tmp_path, mon
 
 
 # -- zero-shot is a choice; the input is never the output --------------------------------------------------------
+@pytest.mark.slow
 def test_predict_without_adapter_is_refused_unless_zero_shot(make_config, tmp_path, sample_chats, caplog):
     caplog.set_level(logging.INFO, logger="diary_lightning")
     config = make_config()

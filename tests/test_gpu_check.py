@@ -41,6 +41,7 @@ def child_env(site: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(site)])}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA: the check would run")
 def test_without_cuda_it_fails_loudly_naming_the_interpreter():
     """On the GPU machine no CUDA means the wrong interpreter: a call that measured nothing must not exit 0."""
@@ -101,6 +102,7 @@ def test_every_requirement_is_probed_and_trl_is_optional():
     assert [p.dist for p in gpu_check.PACKAGES if p.optional] == ["trl"]
 
 
+@pytest.mark.slow
 def test_each_package_installs_on_its_own_and_one_bad_wheel_costs_only_itself(tmp_path):
     wheels, site = tmp_path / "wheels", tmp_path / "site"
     wheels.mkdir()
@@ -122,6 +124,7 @@ def test_each_package_installs_on_its_own_and_one_bad_wheel_costs_only_itself(tm
     assert (site / "diary_probe_good" / "__init__.py").is_file()
 
 
+@pytest.mark.slow
 def test_a_stage_past_its_limit_is_killed_and_the_report_says_so(tmp_path):
     report = gpu_check.Report(tmp_path / "work", tmp_path / "out")
     check = gpu_check.Check(report, budget=600, handle_signals=False)
@@ -141,12 +144,14 @@ def test_a_stage_past_its_limit_is_killed_and_the_report_says_so(tmp_path):
     assert (tmp_path / "out" / "tests.log").is_file()  # the logs travel with the report
 
 
+@pytest.mark.slow
 def test_a_stage_with_no_budget_left_is_skipped_with_why(tmp_path):
     check = gpu_check.Check(gpu_check.Report(tmp_path, None), budget=0, handle_signals=False)
     result = check.run("tests", [sys.executable, "-c", "pass"], tmp_path / "tests.log")
     assert result == {"status": "skipped", "detail": "no time left in the 0 s budget"}
 
 
+@pytest.mark.slow
 def test_a_killed_check_leaves_its_report_in_out(tmp_path):
     """SIGTERM (what a time limit sends) mid-stage: the report is written, the stage marked, the child killed."""
     driver = tmp_path / "driver.py"
@@ -176,6 +181,7 @@ def test_a_killed_check_leaves_its_report_in_out(tmp_path):
     assert not list((tmp_path / "out").glob(".*.tmp"))
 
 
+@pytest.mark.slow
 def test_out_inside_the_workdir_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="inside --workdir"):
         gpu_check.main(["--allow-cpu", "--workdir", str(tmp_path), "--out", str(tmp_path / "out")])
@@ -258,6 +264,7 @@ def run_without_kiwi(*args: str) -> subprocess.CompletedProcess:
                           timeout=900)
 
 
+@pytest.mark.slow
 def test_without_kiwi_the_style_metric_refuses_before_training_and_says_how_to_install(make_config):
     done = run_without_kiwi("fit", "--config", str(make_config(**{"trainer.max_steps": 1})))
     assert done.returncode == 2, done.stderr[-2000:]

@@ -65,6 +65,7 @@ def test_diary_writer_and_merge_work_with_lightning_blocked(tiny_model_dir: Path
     assert (tmp_path / "merged" / "config.json").is_file()
 
 
+@pytest.mark.slow
 def test_the_blocker_blocks(tmp_path: Path) -> None:
     """The same interpreter set-up makes a module that does need Lightning fail, so the test above can fail."""
     script = SCRIPT.split("model_dir, adapter")[0] + "import diary_lightning.training.lora_module\n"

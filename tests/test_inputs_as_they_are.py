@@ -62,6 +62,7 @@ def test_files_passed_over_are_listed(tmp_path: Path):
     ]
 
 
+@pytest.mark.slow
 def test_preprocess_summary_lists_what_was_passed_over(make_config, tmp_path: Path, capsys):
     data = tmp_path / "data"
     write_aihub(data / "a.json", [aihub_record(f"a{i}", CHAT) for i in range(20)])
@@ -138,6 +139,7 @@ def _no_model(monkeypatch):
     monkeypatch.setattr("diary_lightning.training.lora_module.build_model", fail)
 
 
+@pytest.mark.slow
 def test_fit_stops_before_the_model_when_every_record_is_skipped(make_config, tmp_path: Path, monkeypatch):
     path = write_aihub(tmp_path / "a.json", [aihub_record(f"a{i}", CHAT, summary="") for i in range(5)])
     _no_model(monkeypatch)
@@ -145,6 +147,7 @@ def test_fit_stops_before_the_model_when_every_record_is_skipped(make_config, tm
         run_cli("fit", "--config", str(make_config(**{"data.paths": [str(path)], "data.skip_invalid": True})))
 
 
+@pytest.mark.slow
 def test_fit_refuses_an_empty_val_split_watched_by_a_monitor(make_config, monkeypatch):
     _no_model(monkeypatch)
     with pytest.raises(ValueError, match=r"the val split is empty but ModelCheckpoint monitors val/loss.*data.val_fraction"):

@@ -147,6 +147,7 @@ def test_temporaries_of_gone_processes_are_removed_and_live_ones_kept(tmp_path: 
     assert (tmp_path / "adapter" / "weights").read_text() == "x"
 
 
+@pytest.mark.slow
 def test_a_kill_between_the_two_renames_of_a_publish_keeps_the_previous_folder(tmp_path: Path) -> None:
     target, tmp = tmp_path / "adapter", tmp_path / f".adapter.x{owner_tag()}.tmp"
     target.mkdir()
@@ -238,6 +239,7 @@ except LockedError:
 """
 
 
+@pytest.mark.slow
 def test_jobs_taking_over_a_dead_jobs_lock_at_the_same_moment_never_both_hold_it(tmp_path: Path) -> None:
     """Issue 22: with the hand-written PID lock, two of them held it in 5 of 100 trials."""
     for trial in range(8):

@@ -70,6 +70,7 @@ def test_the_saved_adapter_loads_back_onto_the_bf16_base(trained, tiny_model_dir
     torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_the_bf16_recipe_overrides_only_the_quantization():
     override = yaml.safe_load((ROOT / "configs" / "eeve-lora-bf16.yaml").read_text(encoding="utf-8"))
     assert override == {"model": {"load_in_4bit": False}}

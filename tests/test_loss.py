@@ -36,6 +36,7 @@ def _loss_and_grads(module: DiaryLoRAModule, batch: dict[str, torch.Tensor]) -> 
     return loss.detach(), {n: p.grad.clone() for n, p in module.named_parameters() if p.requires_grad}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gradient_checkpointing", [False, True])
 def test_chunked_loss_and_adapter_gradients_match_the_full_logits(tiny_model_dir, gradient_checkpointing):
     module = _module(tiny_model_dir, gradient_checkpointing=gradient_checkpointing)

@@ -63,6 +63,7 @@ def _dequantize_base(module: DiaryLoRAModule) -> int:
     return replaced
 
 
+@pytest.mark.slow
 def test_a_validation_leaves_the_next_steps_gradients_unchanged(tiny_model_dir):
     batch = _batch()
     without = _step_grads(_module(tiny_model_dir), batch)

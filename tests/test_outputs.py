@@ -97,6 +97,7 @@ def run_folder(make_config, tmp_path, tiny_model_dir):
     return make_config(), checkpoints, adapter
 
 
+@pytest.mark.slow
 def test_predict_refuses_each_input_as_its_output(run_folder, tiny_model_dir, tmp_path):
     config, checkpoints, adapter = run_folder
     chats = tmp_path / "chats.jsonl"
@@ -118,6 +119,7 @@ def test_predict_refuses_each_input_as_its_output(run_folder, tiny_model_dir, tm
     assert "not written by predict" in refused(predict(foreign, "--zero_shot", "true"), foreign)
 
 
+@pytest.mark.slow
 def test_synthesize_refuses_its_data_as_its_output(make_config, tmp_path):
     config = make_config()
     aihub = tmp_path / "aihub.json"
@@ -143,6 +145,7 @@ def test_synthesize_refuses_its_data_as_its_output(make_config, tmp_path):
     assert "not written by synthesize" in refused(synthesize(aihub, foreign), foreign)
 
 
+@pytest.mark.slow
 def test_export_refuses_the_checkpoint_folder_and_its_inputs(run_folder, tiny_model_dir, tmp_path):
     config, checkpoints, adapter = run_folder
     ckpt = checkpoints / "last.ckpt"
@@ -193,6 +196,7 @@ def _data_folder(tmp_path, make_config):
     return data, make_config(**{"data.paths": [str(data)]})
 
 
+@pytest.mark.slow
 def test_fit_refuses_a_run_folder_inside_its_data_or_base(make_config, tiny_model_dir, tmp_path):
     data, config = _data_folder(tmp_path, make_config)
     message = refused(lambda: run_cli("fit", "--config", str(config), "--trainer.default_root_dir",
@@ -203,6 +207,7 @@ def test_fit_refuses_a_run_folder_inside_its_data_or_base(make_config, tiny_mode
                                                        str(tiny_model_dir)), tiny_model_dir)
 
 
+@pytest.mark.slow
 def test_preprocess_refuses_a_cache_that_holds_the_data(make_config, tiny_model_dir, tmp_path):
     data, config = _data_folder(tmp_path, make_config)
     assert "is the data --data.paths" in refused(lambda: run_cli("preprocess", "--config", str(config),
@@ -220,6 +225,7 @@ def _chats(path: Path, texts: list[str]) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_resume_predictions_refuses_a_partial_written_for_another_input(make_config, tmp_path):
     import yaml
 

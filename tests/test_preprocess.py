@@ -30,7 +30,7 @@ def test_preprocess_on_the_aihub_sample(make_config, aihub_sample: Path, capsys,
     assert summary["skipped"] == {} and summary["turn_mismatches"] == 0
     assert set(summary["splits"]) == {"train", "val", "test"} and sum(summary["splits"].values()) == 1875
     # AI Hub's dialogues have no Human: every writer is the first speaker.
-    assert summary["writer_chosen_by"] == {name: {"Human": 0, "first": n} for name, n in summary["splits"].items()}
+    assert summary["writer_chosen_by"] == {name: {"Human": 0, "exporter": 0, "first": n} for name, n in summary["splits"].items()}
     assert summary["splits"]["train"] > summary["splits"]["val"] > 0
     for key in ("turns_per_dialogue", "prompt_tokens", "target_tokens"):
         assert 0 < summary[key]["p50"] <= summary[key]["p95"] <= summary[key]["max"]
@@ -55,6 +55,7 @@ def test_preprocess_on_the_aihub_sample(make_config, aihub_sample: Path, capsys,
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("*")} == stamp
 
 
+@pytest.mark.slow
 def test_preprocess_aihub_folders_as_train_and_val(make_config, tmp_path: Path, capsys):
     root = aihub_tree(tmp_path / "aihub")
     config = make_config(**{"data.paths": [str(root)], "data.split": "aihub", "data.topics": ["식음료"],
@@ -75,6 +76,7 @@ def test_preprocess_reports_bad_input_before_anything_else(make_config, tmp_path
         run_cli("preprocess", "--config", str(make_config(**{"data.paths": [str(bad)]})))
 
 
+@pytest.mark.slow
 def test_dialogues_that_cannot_fit_are_dropped_and_counted(make_config, capsys):
     summary = preprocess(capsys, make_config(**{"data.max_length": 180}))
     dropped = sum(summary["too_long_dropped"].values())

@@ -11,6 +11,7 @@ from diary_lightning.model.loading import keep_nf4_unpacked
 from diary_lightning.training.lora_module import DiaryLoRAModule
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gradient_checkpointing", [False, True])
 def test_backward_changes_only_adapter_weights(tiny_model_dir, gradient_checkpointing):
     module = lora_module(tiny_model_dir, gradient_checkpointing=gradient_checkpointing)
@@ -39,6 +40,7 @@ def test_backward_changes_only_adapter_weights(tiny_model_dir, gradient_checkpoi
     assert changed == {k for k in before if "lora_" in k}
 
 
+@pytest.mark.slow
 def test_fresh_adapters_leave_the_base_model_unchanged(tiny_model_dir, tokenizer):
     """LoRA's B starts at zero: validate/test without a checkpoint score the untuned base (the zero-shot
     baseline), exactly as the base loaded on its own would."""

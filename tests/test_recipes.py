@@ -38,15 +38,16 @@ def cpu_recipe(name: str, tmp_path: Path, model_dir: Path) -> Path:
     return path
 
 
-def test_the_recipe_is_sized_for_the_card():
+def test_the_seed_recipe_trains_as_much_as_the_recipe():
+    # configs/eeve-qlora-seed.yaml is there to compare against: the same dialogues per optimizer step and the
+    # same number of steps, or the comparison measures the amount of training instead of the recipe.
+    def per_step(config):
+        return config["data"]["batch_size"] * config["trainer"].get("accumulate_grad_batches", 1)
+
     recipe = yaml.safe_load((ROOT / "configs" / "eeve-qlora.yaml").read_text())
     seed = yaml.safe_load((ROOT / "configs" / "eeve-qlora-seed.yaml").read_text())
-    assert recipe["data"]["batch_size"] == 8 and "accumulate_grad_batches" not in recipe["trainer"]
-    # The same dialogues per optimizer step as the seed's 1 x 8, so max_steps means the same training.
-    assert seed["data"]["batch_size"] * seed["trainer"]["accumulate_grad_batches"] == recipe["data"]["batch_size"]
+    assert per_step(seed) == per_step(recipe)
     assert recipe["trainer"]["max_steps"] == seed["trainer"]["max_steps"]
-    assert recipe["data"]["eval_batch_size"] == 32 and recipe["model"]["optimizer"] == "adamw"
-    assert recipe["model"]["loss_chunk_size"] > seed["model"]["loss_chunk_size"]
 
 
 @pytest.mark.slow

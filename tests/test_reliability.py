@@ -164,6 +164,7 @@ def _check(checkpoint: dict[str, Any], module: DiaryLoRAModule) -> None:
 
 
 # -- outputs: unwritable directories fail before training -------------------------------------------------------
+@pytest.mark.slow
 def test_unwritable_checkpoint_dir_fails_before_training(make_config: Any, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")

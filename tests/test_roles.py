@@ -119,7 +119,7 @@ def test_a_synthesized_records_writer_is_the_writer_whatever_data_writer_says(tm
     data = DiaryDataModule(paths=[str(diaries)], tokenizer=str(tiny_model_dir), cache_dir=str(tmp_path / "cache"),
                            val_fraction=0.0, test_fraction=0.0)
     assert set(data.splits()["train"]["writer"]) == {"민지"}
-    assert summarize(data)["writer_chosen_by"]["train"] == {"Human": 0, "first": 0, RECORD_WRITER: 10}
+    assert summarize(data)["writer_chosen_by"]["train"] == {"Human": 0, "exporter": 0, "first": 0, RECORD_WRITER: 10}
     prompt = data.splits()["train"]["speakers"][0]
     assert prompt == ["상대1", "글쓴이"]
 
@@ -166,9 +166,58 @@ def test_a_checkpoint_from_before_label_schemes_keeps_its_speaker_labels(tiny_mo
     assert state["speaker_labels"] == {"P01": "Human"} and "label_scheme" not in state
 
 
+@pytest.mark.slow
 def test_preprocess_takes_the_writer_on_the_command_line(make_config: Any, capsys: pytest.CaptureFixture) -> None:
     from conftest import run_cli
 
     run_cli("preprocess", "--config", str(make_config()), "--data.writer", "P02")
     summary = json.loads(capsys.readouterr().out)
     assert {name: counts["P02"] for name, counts in summary["writer_chosen_by"].items()} == summary["splits"]
+
+
+# -- whose diary a KakaoTalk export is: its exporter's, every day ------------------------------------------------
+def _export(tmp_path: Path, header: str, name: str = "chat.txt") -> Path:
+    days = ("2024년 1월 5일 금요일\n2024년 1월 5일 오후 6:02, 서연 : 오늘 영화 봤어\n2024년 1월 5일 오후 6:03, 지훈 : 재밌었어?\n"
+            "2024년 1월 6일 토요일\n2024년 1월 6일 오후 1:02, 지훈 : 점심 뭐 먹었어\n2024년 1월 6일 오후 1:05, 서연 : 김밥\n")
+    path = tmp_path / name
+    path.write_text(f"{header}\n저장한 날짜 : 2024년 1월 7일 오전 9:30\n\n{days}" if header else days, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("header", ["서연 님과 카카오톡 대화", "Talk with 서연"])
+def test_a_one_to_one_export_is_its_exporters_every_day(tmp_path: Path, header: str, caplog) -> None:
+    from diary_lightning.data.dialogue import read_dialogues
+    from diary_lightning.data.roles import assign_writers
+
+    dialogues = read_dialogues([str(_export(tmp_path, header))], require_summary=False).dialogues
+    chosen, chosen_by, _ = assign_writers(dialogues)
+    # The header names the partner, 서연; the first speaker changes by day (서연, then 지훈).
+    assert [(d.id, d.writer) for d in chosen] == [("chat_2024-01-05", "지훈"), ("chat_2024-01-06", "지훈")]
+    assert set(chosen_by.values()) == {"exporter"} and "writer changes" not in caplog.text
+    told, _, _ = assign_writers(dialogues, "서연")  # a writer given always wins
+    assert {d.writer for d in told} == {"서연"}
+
+
+def test_days_of_one_log_with_different_writers_are_warned_about(tmp_path: Path, caplog) -> None:
+    from diary_lightning.data.dialogue import read_dialogues
+    from diary_lightning.data.roles import assign_writers
+
+    path = _export(tmp_path, "")  # no header: nothing says who exported it
+    dialogues = read_dialogues([str(path)], require_summary=False).dialogues
+    with caplog.at_level("WARNING"):
+        chosen, chosen_by, _ = assign_writers(dialogues)
+    assert [d.writer for d in chosen] == ["서연", "지훈"] and set(chosen_by.values()) == {"first"}
+    assert f"{path}: the writer changes from day to day (chat_2024-01-05: 서연, chat_2024-01-06: 지훈)" in caplog.text
+    assert "--data.writer NAME" in caplog.text
+
+
+def test_the_exporter_is_only_read_from_a_header_naming_one_of_two_speakers(tmp_path: Path) -> None:
+    from diary_lightning.data.chatlog import export_partner
+    from diary_lightning.data.dialogue import read_dialogues
+
+    assert export_partner("\ufeff서연 님과 카카오톡 대화\n저장한 날짜 : 2024년 1월 7일") == "서연"
+    assert export_partner("Talk with 서연\nDate Saved : 1/7/24") == "서연"
+    assert export_partner("2024년 1월 5일 금요일\n") is None
+    # A room named after someone who never speaks (a group room's name) says nothing of the exporter.
+    dialogues = read_dialogues([str(_export(tmp_path, "민지 님과 카카오톡 대화"))], require_summary=False).dialogues
+    assert {d.exporter for d in dialogues} == {None}

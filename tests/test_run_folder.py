@@ -36,6 +36,7 @@ def _versions(root: Path) -> list[str]:
     return sorted(p.name for p in (root / "tensorboard").iterdir())
 
 
+@pytest.mark.slow
 def test_default_root_dir_moves_checkpoints_logs_and_adapter(moved: dict[str, Any]) -> None:
     root = moved["root"]
     assert (root / "checkpoints" / "last.ckpt").is_file()
@@ -44,14 +45,37 @@ def test_default_root_dir_moves_checkpoints_logs_and_adapter(moved: dict[str, An
     assert not moved["configured_root"].exists()  # the config's own default_root_dir stays untouched
 
 
-def test_exported_adapter_records_a_local_base_as_absolute_path(moved: dict[str, Any], tiny_model_dir: Path) -> None:
+
+@pytest.mark.slow
+def test_tensorboard_opens_on_the_losses_without_lightnings_placeholder(moved: dict[str, Any]) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(moved["root"] / "tensorboard" / "version_0"))
+    events.Reload()
+    assert "train/loss" in events.Tags()["scalars"] and "hp_metric" not in events.Tags()["scalars"]
+    # The Custom Scalars page's layout, the losses on one chart.
+    assert "custom_scalars__config__" in events.Tags()["tensors"]
+
+
+@pytest.mark.slow
+def test_exported_adapter_records_a_local_base_as_given_and_finds_it_from_anywhere(
+        moved: dict[str, Any], tiny_model_dir: Path) -> None:
+    from diary_lightning.model.metadata import adapter_base_model
+
     adapter = moved["root"] / "checkpoints" / "adapter"
     config = json.loads((adapter / "adapter_config.json").read_text())
-    assert config["base_model_name_or_path"] == str(tiny_model_dir.resolve())
+    assert config["base_model_name_or_path"] == tiny_model_dir.name  # as the config named it, relative
     settings = json.loads((adapter / "diary_lightning.json").read_text())
+    assert settings["base_model_as_given"] == {"name": tiny_model_dir.name, "local": True}
     assert settings["model"]["base_model"] == str(tiny_model_dir.resolve())
+    # From this test's working directory the relative name is no folder: the absolute path it had is used.
+    assert not Path(tiny_model_dir.name).exists()
+    assert adapter_base_model(adapter) == str(tiny_model_dir.resolve())
+    card = (adapter / "README.md").read_text()
+    assert f"`{tiny_model_dir.name}`, a local folder" in card and "base_model:" not in card.split("---")[1]
 
 
+@pytest.mark.slow
 def test_fit_into_a_folder_with_another_runs_checkpoints_is_refused(moved: dict[str, Any]) -> None:
     root = moved["root"]
     with pytest.raises(ConfigError) as error:
@@ -86,6 +110,7 @@ def test_resume_logs_into_the_same_version_and_other_commands_add_none(moved: di
     assert not (root / "lightning_logs").exists() and not (root / "config.yaml").exists()
 
 
+@pytest.mark.slow
 def test_export_and_predict_without_config_take_base_and_prompt_from_the_checkpoint(
         moved: dict[str, Any], tmp_path: Path, tiny_model_dir: Path) -> None:
     from diary_lightning.model.tiny import sample_data_path

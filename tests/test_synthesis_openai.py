@@ -13,6 +13,9 @@ from diary_lightning.synthesis.openai_teacher import OpenAITeacher
 from diary_lightning.synthesis.runner import Synthesis
 from diary_lightning.synthesis.teacher import DEFAULT_PROMPT, DEFAULT_SYSTEM, TeacherConfig, TeacherError
 
+# Each test starts an HTTP server (tests/chat_server.py) and waits on its retries: the slow lane.
+pytestmark = pytest.mark.slow
+
 KEY = "sk-test-not-a-real-key-8d1f"
 
 

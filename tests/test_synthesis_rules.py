@@ -171,6 +171,7 @@ def test_a_diary_already_is_left_alone_and_kept():
     assert rewrite_or_refuse("나는 공원에서 달렸다.", ME, LABELS) == ("나는 공원에서 달렸다.", None)
 
 
+@pytest.mark.slow
 def test_on_ai_hub_sample_the_rules_diaries_read_as_diaries_far_more_often_than_the_summaries(aihub_sample):
     from diary_lightning.data.dialogue import read_dialogues
     from diary_lightning.evaluation.diary_style import style_scores

@@ -106,6 +106,7 @@ def test_a_broken_line_in_the_middle_is_an_error_naming_it(tmp_path):
         synthesis(out).run(make_dialogues(3))
 
 
+@pytest.mark.slow
 def test_shards_split_by_id_whatever_the_order_and_concatenate_to_the_whole(tmp_path):
     dialogues = make_dialogues(60)
     shuffled = random.Random(0).sample(dialogues, len(dialogues))
@@ -125,6 +126,7 @@ def test_shards_split_by_id_whatever_the_order_and_concatenate_to_the_whole(tmp_
         synthesis(tmp_path / "x.jsonl", shard="3/3")
 
 
+@pytest.mark.slow
 def test_a_second_run_on_the_same_output_is_refused(tmp_path):
     out = tmp_path / "diaries.jsonl"
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from diary_lightning.io.lock import JobLock; "
@@ -215,6 +217,7 @@ def test_a_summary_the_rules_teacher_cannot_make_the_writers_diary_is_rejected_w
     assert rejected["id"] == "dlg-0001" and rejected["failed"] == ["rules_unchanged"]
 
 
+@pytest.mark.slow
 def test_rules_batches_in_worker_processes_write_what_one_process_writes(tmp_path, sample_dialogues):
     from diary_lightning.data.dialogue import read_dialogues
 

@@ -21,6 +21,7 @@ def _dialogues() -> list[Dialogue]:
             for i, text in enumerate(texts)]
 
 
+@pytest.mark.slow
 def test_transformers_teacher_batches_left_padded_like_one_at_a_time(tiny_model_dir, tmp_path):
     config = TeacherConfig(backend="transformers", model=str(tiny_model_dir), dtype="float32", max_new_tokens=12,
                            batch_size=3)
@@ -58,6 +59,7 @@ def teacher_prompt(teacher, request):
     return teacher_prompt_text(teacher.tokenizer, request.messages)
 
 
+@pytest.mark.slow
 def test_transformers_teacher_end_to_end_keeps_or_rejects_every_dialogue(tiny_model_dir, tmp_path):
     teacher = make_teacher(TeacherConfig(backend="transformers", model=str(tiny_model_dir), dtype="float32",
                                          max_new_tokens=8, batch_size=2))
@@ -103,6 +105,7 @@ def test_unknown_backend_is_named():
         make_teacher(TeacherConfig(backend="gpt"))
 
 
+@pytest.mark.slow
 def test_transformers_teacher_loads_4bit_when_asked(tiny_model_dir, tmp_path):
     import bitsandbytes as bnb
 

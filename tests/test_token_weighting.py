@@ -68,6 +68,7 @@ def _assert_same(grads: dict, expected: dict) -> None:
         torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-7, msg=name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", [0, 16], ids=["model_loss", "chunked_loss"])
 def test_four_accumulated_micro_batches_give_one_batch_of_four(tmp_path, tiny_model_dir, four_dialogues, one_batch,
                                                               chunk):

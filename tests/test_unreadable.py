@@ -76,6 +76,7 @@ def test_an_unreadable_file_is_an_error_or_skipped_and_counted(data, deny):
     assert len(result.dialogues) == 20 and result.skipped == {"unreadable file": 1}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("subcommand", ["preprocess", "fit"])
 def test_fit_and_preprocess_refuse_an_unreadable_folder_as_the_reader_does(make_config, data, deny, subcommand):
     deny(data / "shut")

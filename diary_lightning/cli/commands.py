@@ -21,6 +21,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
 
 from diary_lightning.cli.console import progress_bar, silence_known_noise
+from diary_lightning.cli.preflight import check_command_line
 from diary_lightning.cli.runs import (
     RunLocks,
     as_list,
@@ -560,6 +561,7 @@ DESCRIPTION = ("diary_lightning: fine-tune a Korean LLM with QLoRA to write a da
 
 def run(argv: list[str]) -> None:
     """The command line without the error reporting: exceptions propagate (tests call this)."""
+    check_command_line(argv)  # again, for callers that come in here (python -m checked before importing torch)
     check_config_syntax(argv)
     DiaryCLI(
         DiaryLoRAModule,

@@ -51,7 +51,8 @@ def run_logger(subcommand: str, root: str | os.PathLike, version: int | str | No
     if subcommand not in ("fit", "validate", "test"):
         return False
     kwargs = {"purge_step": purge_step} if purge_step is not None else {}
-    return TensorBoardLogger(save_dir=str(root), name=LOGS, version=version, **kwargs)
+    # No hp_metric: Lightning's placeholder (-1) would be the first chart a user sees.
+    return TensorBoardLogger(save_dir=str(root), name=LOGS, version=version, default_hp_metric=False, **kwargs)
 
 
 def resumed_log(ckpt_path: str | None, checkpoints: Path, root: str | os.PathLike) -> tuple[int | str | None, int | None]:

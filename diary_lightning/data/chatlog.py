@@ -351,3 +351,17 @@ def _is_separator(date_line: re.Match[str], following: tuple[str | None, re.Matc
             return False
         return date == upcoming and date != today
     return not in_message
+
+
+# A 1:1 chat's export names the chat partner in its header (the room takes the partner's name): the exporter, whose
+# diary it is, is the other speaker. A group room's name is whatever the room is called, often a list of names.
+_PARTNER = re.compile(r"(?P<name>.+?) ?님과 카카오톡 대화|Talk with (?P<en>.+)")
+
+
+def export_partner(text: str) -> str | None:
+    """The partner a KakaoTalk export's header names (``서연 님과 카카오톡 대화``, ``Talk with 서연``), or None."""
+    for line in _lines(text)[:5]:
+        found = _PARTNER.fullmatch(line.strip().lstrip("\ufeff"))
+        if found:
+            return (found.group("name") or found.group("en")).strip() or None
+    return None

@@ -148,8 +148,10 @@ class _RecordParser:
             if all(t.speaker != writer for t in turns):
                 return problem("writer does not speak", f"the record's writer {writer!r} does not speak in its "
                                                         "dialogue", record_id)
+        exporter = record.get("exporter") if fmt == "text" else None
         dialogue = Dialogue(record_id, turns, summary, topic if isinstance(topic, str) else None,
-                            f"{path}#{index}", aihub_origin(path), writer=writer)
+                            f"{path}#{index}", aihub_origin(path), writer=writer,
+                            exporter=self.clean_speaker(exporter) if isinstance(exporter, str) else None)
         return dialogue, None, disagree, empty
 
 

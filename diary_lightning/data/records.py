@@ -32,6 +32,9 @@ class Dialogue:
     writer: str | None = None
     """The speaker id of the person whose diary it is (set by :func:`diary_lightning.data.roles.assign_writers`, or
     read from a synthesized record, whose diary was written as that speaker)."""
+    exporter: str | None = None
+    """Who exported the chat log this dialogue comes from, where its header says (a KakaoTalk 1:1 export names
+    the partner): the ``exporter`` writer rule chooses them."""
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from diary_lightning.data.records import DataError, Dialogue, Problem, ReadResult, Turn
+
+log = logging.getLogger(__name__)
 
 WRITER_LABEL = "글쓴이"
 """The writer's label in every prompt, whatever name the input used. Not a word a diary uses of its writer,
@@ -29,12 +34,14 @@ OTHER_LABEL = "상대"
 """People the writer talked with appear as ``상대1``, ``상대2``... in order of first appearance."""
 
 WRITER_RULES = {
+    "exporter": "who exported the chat (a KakaoTalk 1:1 export's header names the other speaker)",
     "first": "the first speaker who is not a bot",
     "most": "the speaker, not a bot, who wrote the most characters",
 }
 """Rules for corpora with no user; any other entry of a writer setting is a speaker name."""
-DEFAULT_WRITER = ("Human", "first")
-"""The service's own chats name their user ``Human``; a corpus with no user falls back to its first speaker."""
+DEFAULT_WRITER = ("Human", "exporter", "first")
+"""The service's own chats name their user ``Human``; a KakaoTalk 1:1 export is its exporter's, every day of it; a
+corpus with no user falls back to its first speaker."""
 DEFAULT_BOTS = ("AI", "Assistant", "Bot", "Chatbot", "챗봇")
 """Speaker names taken for the bot (compared without regard to case)."""
 
@@ -90,9 +97,12 @@ def is_bot(speaker: str, bots: Sequence[str] = DEFAULT_BOTS) -> bool:
     return speaker.casefold() in _casefolded(tuple(bots))
 
 
-def _apply(entry: str, turns: Sequence[Turn], bots: Sequence[str]) -> str | None:
+def _apply(entry: str, dialogue: Dialogue, bots: Sequence[str]) -> str | None:
+    turns = dialogue.turns
     if entry not in WRITER_RULES:  # a speaker name
         return entry if any(t.speaker == entry for t in turns) else None
+    if entry == "exporter":
+        return dialogue.exporter if any(t.speaker == dialogue.exporter for t in turns) else None
     people = [t for t in turns if not is_bot(t.speaker, bots)]
     if entry == "first":
         return people[0].speaker if people else None
@@ -116,7 +126,7 @@ def choose_writer(dialogue: Dialogue, writer: str | Sequence[str] | None = None,
 def _choose(dialogue: Dialogue, entries: tuple[str, ...], bots: Sequence[str]) -> tuple[str, str]:
     """:func:`choose_writer` with the setting already normalised (once per read, not once per dialogue)."""
     for entry in entries:
-        chosen = _apply(entry, dialogue.turns, bots)
+        chosen = _apply(entry, dialogue, bots)
         if chosen is not None:
             return chosen, entry
     raise DataError([_writer_problem(dialogue, entries, bots)],
@@ -161,10 +171,31 @@ def assign_writers(dialogues: Sequence[Dialogue], writer: str | Sequence[str] | 
             continue
         chosen_by[dialogue.id] = entry
         chosen.append(dataclasses.replace(dialogue, writer=speaker))
+    warn_about_writers_changing_by_day(chosen)
     if problems and not skip_invalid:
         raise DataError(problems, "Set data.writer to the name of the person whose diary it is, end the list with "
                                   f"a rule ({', '.join(WRITER_RULES)}), or set data.skip_invalid: true to skip them.")
     return chosen, chosen_by, problems
+
+
+_DAY_ID = re.compile(r"(?P<stem>.+)_\d{4}-\d{2}-\d{2}")
+
+
+def warn_about_writers_changing_by_day(dialogues: Sequence[Dialogue]) -> dict[str, dict[str, str]]:
+    """Warn, per chat log, when its days (ids ``FILE_YYYY-MM-DD``) got different writers: one person's chat
+    would become several people's diaries. Returns ``{file: {day id: writer}}`` for each such log."""
+    days: dict[str, dict[str, str]] = {}
+    for dialogue in dialogues:
+        path = dialogue.source.rpartition("#")[0] or dialogue.source
+        day = _DAY_ID.fullmatch(dialogue.id)
+        if day and dialogue.writer is not None and Path(path).stem == day.group("stem"):
+            days.setdefault(path, {})[dialogue.id] = dialogue.writer
+    changing = {path: writers for path, writers in days.items() if len(set(writers.values())) > 1}
+    for path, writers in changing.items():
+        log.warning("%s: the writer changes from day to day (%s): each day's diary is another person's. Give "
+                    "--data.writer NAME to write every day as one person.", path,
+                    ", ".join(f"{day}: {writer}" for day, writer in list(writers.items())[:6]))
+    return changing
 
 
 def count_rules(dialogues: Sequence[Dialogue], chosen_by: Mapping[str, str], entries: Sequence[str]) -> dict[str, int]:

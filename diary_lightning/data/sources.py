@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from diary_lightning.data.chatlog import ChatLogError, parse_chat_days
+from diary_lightning.data.chatlog import ChatLogError, export_partner, parse_chat_days
 from diary_lightning.data.records import DataError, Problem
 
 FORMATS = ("auto", "aihub", "jsonl", "json", "nikl", "text", "synthesized")
@@ -55,8 +55,14 @@ def _read_chat_log(path: Path, text: str, split_days: bool = True) -> list[dict[
     except ChatLogError as err:
         raise DataError([Problem(str(path), None, None, "bad line", str(err))]) from None
 
+    # The exporter of a 1:1 export: the one of its two speakers that its header does not name.
+    speakers = list(dict.fromkeys(speaker for day in days for speaker, _ in day.utterances))
+    partner = export_partner(text)
+    exporter = next(s for s in speakers if s != partner) if len(speakers) == 2 and partner in speakers else None
+
     def record(record_id: str, utterances: list[tuple[str, str]]) -> dict[str, Any]:
-        return {"id": record_id, "dialogue": [{"speaker": speaker, "text": said} for speaker, said in utterances]}
+        found = {"id": record_id, "dialogue": [{"speaker": speaker, "text": said} for speaker, said in utterances]}
+        return found | ({"exporter": exporter} if exporter else {})
 
     if not split_days or len(days) <= 1 and (not days or days[0].date is None):
         return [record(path.stem, [u for day in days for u in day.utterances])]

@@ -153,15 +153,6 @@ def samples_table(rows: Sequence[Mapping[str, Any]], limit: int = TABLE_ROWS) ->
     return "\n".join(lines)
 
 
-def log_samples_table(loggers: Iterable[Any], tag: str, rows: Sequence[Mapping[str, Any]], step: int) -> None:
-    """Add the sample table to every TensorBoard logger; call on rank zero only."""
-    from lightning.pytorch.loggers import TensorBoardLogger
-
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_text(tag, samples_table(rows), global_step=step)
-
-
 def write_generations(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]], rouge_tokenizer: str) -> Path:
     """One JSON line per row (id, summary, diary, truncated, the style checks it fails, its faithfulness failures
     and its ``score_pair`` scores), written to a

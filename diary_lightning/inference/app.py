@@ -307,6 +307,10 @@ CHECK_NOTES = {
     "polite": "a polite ending (-요, -습니다) where a diary uses the plain -다",
     "third_person": "names the writer instead of writing as 나",
     "reported_speech": "ends on what someone said rather than what the writer did or felt",
+    "chat": "talks to someone (a question to the reader, a suggestion, a promise) instead of writing for oneself",
+    "assistant": "wraps the diary in an assistant's preamble or afterword (다음은 ... 일기입니다)",
+    "layout": "a transcript of 이름: 말 lines or a list, not running prose",
+    "unfinished": "its last sentence stops mid-way, with no final ending",
     "empty": "no Korean words",
     "truncated": "cut by max_new_tokens before it ended",
 }
@@ -397,19 +401,23 @@ def build_page(page: DiaryPage) -> Any:
                 with gr.Accordion(f"The prompt sent ({day['prompt_tokens']} tokens{cut})", open=False):
                     gr.Textbox(value=day["prompt"], show_label=False, lines=8, max_lines=30, interactive=False)
 
-        def describe(text: str, path: str | None) -> tuple[str, Any]:
+        def describe(text: str, path: str | None, chosen: str | None = "") -> tuple[str, Any]:
+            # A choice of writer outlives the chat only when the new chat has that speaker: a stale name left
+            # selected after a failed paste would be sent with the next chat.
             try:
                 info = page.describe(text, path)
             except UserError as err:
-                return f"Cannot read the chat yet:\n```\n{err}\n```", gr.update(choices=[("as the run chooses", "")])
+                return (f"Cannot read the chat yet:\n```\n{err}\n```",
+                        gr.update(choices=[("as the run chooses", "")], value=""))
             rule = f"as the run chooses ({', '.join(info['writer_setting'])}): {', '.join(info['default_writers']) or 'no one'}"
             days = f"{len(info['days'])} days: {', '.join(info['days'])}" if len(info["days"]) > 1 else "one day"
             return (f"**Speakers**: {', '.join(info['speakers'])}  \n**Days**: {days}",
-                    gr.update(choices=[(rule, ""), *info["speakers"]]))
+                    gr.update(choices=[(rule, ""), *info["speakers"]],
+                              value=chosen if chosen in info["speakers"] else ""))
 
         for source in (chat.change, upload.change, blocks.load):
-            source(describe, [chat, upload], [found, writer], api_visibility="private", show_progress="hidden",
-                   queue=False)
+            source(describe, [chat, upload, writer], [found, writer], api_visibility="private",
+                   show_progress="hidden", queue=False)
 
         async def write(chat: str, chat_file: str | None, writer: str, max_new_tokens: float, do_sample: bool,
                         temperature: float, compare: bool,

@@ -63,7 +63,7 @@ def build_chat_template(template: str, tokenizer: Any) -> str:
         "{%- elif message['role'] == 'user' and ns.user is none -%}{%- set ns.user = message['content'] -%}",
         "{%- else -%}" + fail % _literal(
             "this adapter writes a diary from one chat: send an optional system message, then one user message "
-            "holding the rendered chat (diary_lightning.data.prompts.render_chat)") + "{%- endif -%}",
+            "holding the rendered chat (diary_lightning.data.encoding.render_chat)") + "{%- endif -%}",
         "{%- endfor -%}",
         "{%- if ns.user is none -%}" + fail % _literal("no user message: send the rendered chat as one")
         + "{%- endif -%}",

@@ -224,11 +224,20 @@ def read_adapter(adapter_path: str | os.PathLike) -> RunMetadata:
 
 
 def adapter_base_model(adapter_path: str | os.PathLike) -> str:
-    """The base model PEFT recorded in ``adapter_config.json``."""
+    """The base model PEFT recorded in ``adapter_config.json`` (as the user gave it), found from any working
+    directory when it is a local folder."""
     path = Path(adapter_path) / "adapter_config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: give a PEFT adapter folder (written by export or by fit)")
     base = json.loads(path.read_text(encoding="utf-8")).get("base_model_name_or_path")
     if not base:
         raise ValueError(f"{path} names no base_model_name_or_path; give the base model explicitly")
+    # A local base is recorded as the user named it (often relative to where training ran); from another working
+    # directory, the absolute path it had then is tried (the base's fingerprint still checks the weights).
+    settings = Path(adapter_path) / SETTINGS_FILE
+    if not Path(base).expanduser().exists() and settings.is_file():
+        values = json.loads(settings.read_text(encoding="utf-8"))
+        recorded = (values.get("model") or {}).get("base_model")
+        if (values.get("base_model_as_given") or {}).get("local") and recorded and Path(recorded).is_dir():
+            return recorded
     return base

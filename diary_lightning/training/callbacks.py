@@ -60,8 +60,8 @@ class RunSummary(L.Callback):
 
 
 class PredictionsJsonl(BasePredictionWriter):
-    """Writes ``{"id", "diary", "style_failures", "faithfulness_failures"}`` lines as batches finish, to ``OUTPUT.partial``; renamed to
-    ``OUTPUT`` when complete, so a killed predict never leaves a half-written file under the final name.
+    """Writes ``{"id", "writer", "diary", "style_failures", "faithfulness_failures"}`` lines as batches finish, to
+    ``OUTPUT.partial``; renamed to ``OUTPUT`` when complete, so a killed predict never leaves a half-written file under the final name.
 
     Under DDP each rank generates its share of the chats (:meth:`DiaryDataModule.predict_dataloader`) and
     writes it to its own file (``OUTPUT.partial`` for rank 0, ``OUTPUT.partial.rankR`` for the others); at the
@@ -161,7 +161,8 @@ class PredictionsJsonl(BasePredictionWriter):
         if self._file is None:
             return
         for row in prediction:
-            self._file.write({"id": row["id"], "diary": row["diary"], "style_failures": row["style_failures"],
+            self._file.write({"id": row["id"], "writer": row["writer"], "diary": row["diary"],
+                              "style_failures": row["style_failures"],
                               "faithfulness_failures": row.get("faithfulness_failures")})
             self.count += 1
 

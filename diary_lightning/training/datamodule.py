@@ -86,7 +86,7 @@ class DiaryDataModule(L.LightningDataModule):
             prompt_template: A built-in name (``eeve-diary``, ``eeve-summary``) or a string with ``{dialogue}``.
             writer: Whose diary each dialogue is: a speaker name (``민지``, ``Human``, ``P02``) or a rule, ``first``
                 (first speaker not a bot) or ``most`` (who wrote most); a list is tried in order per dialogue. Default:
-                what the checkpoint or adapter stored, else ``[Human, first]``; a value given here always wins.
+                what the checkpoint or adapter stored, else ``[Human, exporter, first]``; a value given here always wins.
             bots: The chatbot's speaker names (any case); default: as stored, else ``[AI, Assistant, Bot, 챗봇...]``.
             anonymization: AI Hub tokens such as ``#@이름#``: ``placeholder`` ((이름)), ``keep`` or ``drop``.
             format: ``auto`` (by file suffix and content), ``aihub``, ``jsonl``, ``json`` (list of records),

@@ -33,6 +33,15 @@ log = logging.getLogger(__name__)
 GENERATION = GenerationSettings()
 """The generation settings' defaults, declared once (in GenerationSettings); ``model.*`` flags override them."""
 
+TENSORBOARD_LAYOUT = {
+    "losses": {"train/loss and val/loss (nats per diary token)": ["Multiline", ["train/loss", "val/loss"]]},
+    "diaries written at validation": {"scores": ["Multiline", ["val/rougeL", "val/chrf"]],
+                                      "cut at max_new_tokens": ["Multiline", ["val/truncated_frac"]]},
+}
+"""The Custom Scalars page of a run: what a user opens TensorBoard for."""
+
+
+
 class DiaryLoRAModule(L.LightningModule):
     def __init__(
         self,
@@ -177,6 +186,14 @@ class DiaryLoRAModule(L.LightningModule):
         out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
         return out.loss, n_tokens
 
+    def on_fit_start(self) -> None:
+        # TensorBoard's scalars page lists its groups by name (epoch, lr, train, val): its Custom Scalars page opens
+        # on this layout instead, the two losses on one chart first.
+        if self.trainer.is_global_zero:
+            for logger in self.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    logger.experiment.add_custom_scalars(TENSORBOARD_LAYOUT)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, n_tokens = self._loss(batch)
         self.log("train/loss", loss, prog_bar=True, batch_size=max(n_tokens, 1))
@@ -275,16 +292,19 @@ class DiaryLoRAModule(L.LightningModule):
             # The step Lightning gives the scalars logged here (one less than global_step during fit),
             # so the table sits beside them in TensorBoard.
             step = logged_step(self.trainer)
-            evaluation.log_samples_table(self.loggers, f"{split}/samples", rows, step)
+            for logger in self.loggers:
+                if isinstance(logger, TensorBoardLogger):
+                    logger.experiment.add_text(f"{split}/samples", evaluation.samples_table(rows), global_step=step)
         return rows
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[dict[str, Any]]:
         diaries, truncated = self.generate(batch["input_ids"], batch["attention_mask"])
         chats = batch.get("turns") or [None] * len(diaries)
         if not self.hparams.style_metric:  # no Kiwi: neither the style nor the faithfulness checks
-            return [{"id": i, "diary": d, "truncated": t, "style_failures": None, "faithfulness_failures": None}
-                    for i, d, t in zip(batch["id"], diaries, truncated)]
-        return [{"id": i, "diary": d, "truncated": t,
+            return [{"id": i, "writer": w, "diary": d, "truncated": t, "style_failures": None,
+                     "faithfulness_failures": None}
+                    for i, d, t, w in zip(batch["id"], diaries, truncated, batch["writer"])]
+        return [{"id": i, "writer": w, "diary": d, "truncated": t,
                  "style_failures": evaluation.row_failures({"diary": d, "truncated": t, "writer": w}),
                  "faithfulness_failures": evaluation.row_faithfulness({"diary": d, "turns": c, "writer": w})}
                 for i, d, t, w, c in zip(batch["id"], diaries, truncated, batch["writer"], chats)]

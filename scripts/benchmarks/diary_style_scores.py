@@ -20,7 +20,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="*", default=[], help="dialogue files or folders: their summaries are scored")
-    parser.add_argument("--writer", nargs="*", default=None, help="data.writer (default: Human, first)")
+    parser.add_argument("--writer", nargs="*", default=None, help="data.writer (default: Human, exporter, first)")
     parser.add_argument("--generations", nargs="*", default=[], help="JSONL files with a diary per line")
     args = parser.parse_args()
     for path in args.data:

@@ -6,13 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # torch first, pinned: a bare requirement would pull a multi-GB CUDA build.
-.venv/bin/pip install -q torch==2.13.0 -e .
+# The dev extras too: the README's next command, the tests, runs in this venv.
+.venv/bin/pip install -q torch==2.13.0 -e '.[dev]'
 py=.venv/bin/python
 $py -m diary_lightning.model.tiny --output runs/tiny-model --force   # seconds: random weights pre-trained on the chats
 # The demo's runs start afresh: fit refuses a folder that holds another run's checkpoints.
 rm -rf runs/tiny runs/tiny-four
 $py -m diary_lightning fit --config configs/tiny.yaml
-$py -m diary_lightning predict --config configs/tiny.yaml --ckpt_path runs/tiny/checkpoints/last.ckpt \
+# With the adapter fit exported (its best checkpoint by val/loss), the one a service would load.
+$py -m diary_lightning predict --config configs/tiny.yaml --model.adapter_path runs/tiny/checkpoints/adapter \
     --output runs/tiny/diaries.jsonl
 # What a model this small can show: that the loop is right. Four dialogues, learned until greedy decoding from the
 # saved checkpoint writes each diary back and stops, as tests/test_memorize.py does: on a random tiny model (no
@@ -22,7 +24,7 @@ $py scripts/demo/demo_show.py four runs/tiny-four/four.jsonl
 four=(--config configs/tiny.yaml --model.base_model runs/tiny-model-random --trainer.default_root_dir runs/tiny-four
       --data.paths '[runs/tiny-four/four.jsonl]'
       --data.val_fraction 0.0 --data.test_fraction 0.0 --trainer.limit_val_batches 0 --model.warmup_steps 10
-      --model.max_new_tokens 80)
+      --model.max_new_tokens 80 --trainer.log_every_n_steps 1)   # one batch an epoch: log every step
 $py -m diary_lightning fit "${four[@]}"
 $py -m diary_lightning predict "${four[@]}" --ckpt_path runs/tiny-four/checkpoints/last.ckpt \
     --data.predict_path runs/tiny-four/four.jsonl --output runs/tiny-four/diaries.jsonl
@@ -30,6 +32,7 @@ echo
 echo "diaries:         runs/tiny/diaries.jsonl (unseen chats), runs/tiny-four/diaries.jsonl (trained ones)"
 echo "checkpoints:     runs/tiny/checkpoints/ (adapters only)"
 echo "adapter:         runs/tiny/checkpoints/adapter (PEFT folder; DiaryPipeline.from_pretrained)"
-echo "TensorBoard:     .venv/bin/tensorboard --logdir runs/tiny"
+echo "TensorBoard:     .venv/bin/tensorboard --logdir runs/tiny   (the Custom Scalars tab: both losses on one chart)"
 echo
-$py scripts/demo/demo_show.py show runs/tiny-four/four.jsonl runs/tiny-four/diaries.jsonl runs/tiny/diaries.jsonl
+$py scripts/demo/demo_show.py show runs/tiny-four/four.jsonl runs/tiny-four/diaries.jsonl runs/tiny/diaries.jsonl \
+    runs/tiny-four runs/tiny runs/tiny-model-random

@@ -1,0 +1,144 @@
+"""The model card (``README.md``) of an exported adapter and of a merged model, in Hugging Face's format: YAML
+metadata the Hub reads (base model, library, language, tags), then what a reader needs to decide whether to use
+it: the base, the data and its counts, the recipe, the run's metrics, the prompt, intended use and limits.
+
+PEFT writes a card of its own whose every section says "More Information Needed"; this one replaces it.
+Plain Python: what it reports is handed to it (no Lightning, no torch).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+CARD_FILE = "README.md"
+
+
+def _front_matter(values: Mapping[str, Any]) -> str:
+    # JSON is YAML: every value quoted as JSON reads back as itself, whatever characters a path holds.
+    lines = ["---"]
+    for key, value in values.items():
+        if isinstance(value, (list, tuple)):
+            lines.append(f"{key}:")
+            lines += [f"- {json.dumps(item, ensure_ascii=False)}" for item in value]
+        else:
+            lines.append(f"{key}: {json.dumps(value, ensure_ascii=False)}")
+    return "\n".join([*lines, "---", ""])
+
+
+def _table(rows: Sequence[tuple[str, Any]]) -> str:
+    body = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return f"| | |\n|---|---|\n{body}"
+
+
+def model_card(settings: Mapping[str, Any], *, base_given: str, base_is_local: bool, run: Mapping[str, Any],
+               merged_dtype: str | None = None) -> str:
+    """The card's text. ``settings`` is the folder's ``diary_lightning.json``; ``base_given`` the base as the user
+    named it; ``run`` what is known of the training run: ``data`` (files and dialogue counts), ``splits``,
+    ``recipe`` (name: value), ``metrics`` (name: value, e.g. the best val/loss and an ``evaluate`` report's),
+    ``checkpoint`` and ``step``. ``merged_dtype`` is set for a merged model."""
+    what = "merged model" if merged_dtype else "LoRA adapter"
+    meta: dict[str, Any] = {"language": ["ko"], "pipeline_tag": "text-generation",
+                            "tags": ["diary", "korean", "qlora", "lora", "diary_lightning"]}
+    if not base_is_local:
+        # A Hub id links the card to its base on the Hub; a local folder is no Hub id.
+        meta["base_model"] = base_given
+        meta["base_model_relation"] = "merge" if merged_dtype else "adapter"
+    if not merged_dtype:
+        meta["library_name"] = "peft"
+    lora = settings.get("lora") or {}
+    generation = settings.get("generation") or {}
+    loading = {k: v for k, v in (settings.get("model") or {}).items() if k != "base_model"}
+    base_line = (f"`{base_given}`, a local folder (not on the Hub: give the same weights with `--base_model` or "
+                 f"`base_model=` where they lie on another machine)" if base_is_local else
+                 f"[`{base_given}`](https://huggingface.co/{base_given})")
+    parts = [
+        _front_matter(meta),
+        f"# A diary writer: {what} on {base_given}",
+        "",
+        "Writes the writer's first-person diary (Korean) of one day's chat. Trained with diary_lightning "
+        "(QLoRA under Lightning: a frozen 4-bit NF4 base, LoRA adapters); `diary_lightning.json` in this folder "
+        "holds every setting below.",
+        "",
+        "## Base model",
+        "",
+        f"{base_line}. Loaded for training as {json.dumps(loading, ensure_ascii=False) if loading else 'given'}."
+        + (f" Merged here in {merged_dtype} (16-bit weights: an NF4 merge would round the update away)."
+           if merged_dtype else ""),
+        "",
+        "## Training data",
+        "",
+    ]
+    data = run.get("data") or {}
+    if data:
+        parts += ["Dialogues kept from each file:", "", _table(sorted(data.items())), ""]
+    splits = run.get("splits") or {}
+    if splits:
+        parts += ["Examples per split: " + ", ".join(f"{name} {count}" for name, count in splits.items()) + ".", ""]
+    if not data and not splits:
+        parts += ["Not recorded with this export (it was written without the run's data).", ""]
+    recipe = dict(run.get("recipe") or {})
+    if lora:
+        targets = lora.get("target_modules") or "all-linear"
+        recipe.update({"LoRA r": lora.get("r"), "LoRA alpha": lora.get("alpha"),
+                       "LoRA target modules": targets if isinstance(targets, str) else ", ".join(map(str, targets))})
+    if settings.get("max_length"):
+        recipe["max_length (prompt + diary tokens)"] = settings["max_length"]
+    parts += ["## Training recipe", "", _table(list(recipe.items())) if recipe else "Not recorded.", ""]
+    metrics = run.get("metrics") or {}
+    where = ", ".join(str(x) for x in (run.get("checkpoint"), f"step {run['step']}" if run.get("step") is not None
+                                       else None) if x)
+    parts += ["## Metrics", ""]
+    if metrics:
+        parts += [f"From the run ({where})." if where else "From the run.", "",
+                  _table([(name, f"{value:.4f}" if isinstance(value, float) else value)
+                          for name, value in metrics.items()]), ""]
+    else:
+        parts += ["None recorded (no validation in this run). `python -m diary_lightning test --ckpt_path best` "
+                  "scores it on the held-out split.", ""]
+    template = settings.get("prompt_template", "")
+    parts += [
+        "## The prompt",
+        "",
+        "The model was trained on this prompt, with `{dialogue}` one `label: text` line per turn, the speakers "
+        "named by role, not by name (label scheme "
+        f"`{json.dumps(settings.get('label_scheme') or settings.get('speaker_labels') or {}, ensure_ascii=False)}`; "
+        "the tokenizer's chat template in this folder builds the prompt from chat messages). It writes with these "
+        "generation settings (`generation_config.json`):",
+        "",
+        "```text",
+        str(template),
+        "```",
+        "",
+        f"`{json.dumps(generation, ensure_ascii=False)}`",
+        "",
+        "## Intended use and limits",
+        "",
+        "- For: writing a private diary of the user's own chats, in Korean, for that user to read and edit.",
+        "- Not for: summaries of other people's conversations without their consent, facts about people, or any "
+        "language but Korean. The diary may state what the chat did not say (a model's grounding is imperfect): "
+        "show it as a draft, never as a record.",
+        "- Chats are personal data: keep them and the diaries where the user agreed they go.",
+        "- The data's speaker names are replaced by roles and AI Hub's anonymization codes by placeholders "
+        f"(`{settings.get('anonymization', 'placeholder')}`): the model learned no names from the data.",
+        "",
+        "## Load it",
+        "",
+        "```python",
+        *(["from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+            'model = AutoModelForCausalLM.from_pretrained("THIS_FOLDER")',
+            'tokenizer = AutoTokenizer.from_pretrained("THIS_FOLDER")'] if merged_dtype else
+          ["from peft import PeftModel", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
+           f"base = AutoModelForCausalLM.from_pretrained({json.dumps(base_given, ensure_ascii=False)})",
+           'model = PeftModel.from_pretrained(base, "THIS_FOLDER")',
+           'tokenizer = AutoTokenizer.from_pretrained("THIS_FOLDER")']),
+        'messages = [{"role": "user", "content": "상대1: 오늘 뭐 했어?\\n글쓴이: 친구랑 영화 봤어"}]',
+        "inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors=\"pt\", "
+        "return_dict=True)",
+        "print(tokenizer.decode(model.generate(**inputs)[0, inputs[\"input_ids\"].shape[1]:], "
+        "skip_special_tokens=True))",
+        "```",
+        "",
+    ]
+    return "\n".join(parts)
