@@ -94,6 +94,7 @@ def test_what_it_knows_is_what_the_parser_knows() -> None:
     assert known["data"] == parameters(DiaryDataModule.__init__)
     assert known["trainer"] == parameters(Trainer.__init__)
     assert set(DiaryCLI.subcommands()) <= set(preflight.subcommands())
+    assert set(DiaryCLI.plain_subcommands(None)) == set(preflight.PLAIN_SUBCOMMANDS)
 
 
 def test_a_typo_is_answered_without_importing_torch() -> None:
