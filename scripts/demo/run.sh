@@ -16,6 +16,11 @@ $py -m diary_lightning fit --config configs/tiny.yaml
 # With the adapter fit exported (its best checkpoint by val/loss), the one a service would load.
 $py -m diary_lightning predict --config configs/tiny.yaml --model.adapter_path runs/tiny/checkpoints/adapter \
     --output runs/tiny/diaries.jsonl
+# The benchmark's dev chats (docs/benchmark.md): the tiny adapter and its untuned base, beside the reference diaries
+# (every metric's ceiling) and the writer's own lines (a floor). A model this small lands at or below the floor: what
+# the report shows here is the path a real adapter takes, not a result.
+$py -m diary_lightning evaluate --output runs/tiny/benchmark --adapter_path tiny-adapter=runs/tiny/checkpoints/adapter \
+    --zero_shot runs/tiny-model
 # What a model this small can show: that the loop is right. Four dialogues, learned until greedy decoding from the
 # saved checkpoint writes each diary back and stops, as tests/test_memorize.py does: on a random tiny model (no
 # pre-training), which learns four diaries by heart in 150 steps where the pre-trained one is still far off.
@@ -32,6 +37,7 @@ echo
 echo "diaries:         runs/tiny/diaries.jsonl (unseen chats), runs/tiny-four/diaries.jsonl (trained ones)"
 echo "checkpoints:     runs/tiny/checkpoints/ (adapters only)"
 echo "adapter:         runs/tiny/checkpoints/adapter (PEFT folder; DiaryPipeline.from_pretrained)"
+echo "benchmark:       runs/tiny/benchmark/report.md and metrics.png (dev split: tiny adapter, base, reference, floor)"
 echo "TensorBoard:     .venv/bin/tensorboard --logdir runs/tiny   (the Custom Scalars tab: both losses on one chart)"
 echo
 $py scripts/demo/demo_show.py show runs/tiny-four/four.jsonl runs/tiny-four/diaries.jsonl runs/tiny/diaries.jsonl \
