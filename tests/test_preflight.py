@@ -95,6 +95,11 @@ def test_what_it_knows_is_what_the_parser_knows() -> None:
     assert known["trainer"] == parameters(Trainer.__init__)
     assert set(DiaryCLI.subcommands()) <= set(preflight.subcommands())
     assert set(DiaryCLI.plain_subcommands(None)) == set(preflight.PLAIN_SUBCOMMANDS)
+    # Each subcommand's own options (--output, --resume_predictions, ...) are its method's parameters.
+    from diary_lightning.cli.commands import DiaryTrainer
+
+    for method in ("fit", "validate", "test", "predict", "preprocess", "export"):
+        assert parameters(getattr(DiaryTrainer, method)) <= preflight.top_level_options(), method
 
 
 def test_a_typo_is_answered_without_importing_torch() -> None:

@@ -90,8 +90,10 @@ def top_level_options() -> set[str]:
     """The options without a group: the CLI's own, LightningCLI's, and the subcommand methods' parameters."""
     commands = PACKAGE / "cli" / "commands.py"
     own = set(re.findall(r'add_argument\(\s*"--(\w+)"', commands.read_text(encoding="utf-8")))
-    methods = _init_parameters(commands, "DiaryTrainer", "preprocess") | _init_parameters(
-        commands, "DiaryTrainer", "export") | _init_parameters(
+    # DiaryTrainer's own methods: the subcommands it adds, and Lightning's four with this tool's options
+    # (--output, --resume_predictions, --zero_shot, --resume_other_data).
+    methods = set().union(*(_init_parameters(commands, "DiaryTrainer", method) for method in (
+        "preprocess", "export", "fit", "validate", "test", "predict"))) | _init_parameters(
         PACKAGE / "synthesis" / "command.py", "SynthesizeCommand", "synthesize")
     trainer = _lightning_file("pytorch", "trainer", "trainer.py")
     if trainer is not None:
