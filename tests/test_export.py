@@ -226,7 +226,8 @@ def test_adapter_path_is_refused_beside_ckpt_path_and_in_fit(exported: dict[str,
                 "--ckpt_path", str(exported["run"] / "checkpoints" / "last.ckpt"))
     with pytest.raises(ValueError, match="to continue training use fit --ckpt_path"):
         run_cli("fit", "--config", str(make_config(**{"model.adapter_path": str(exported["adapter"])})))
-    with pytest.raises(FileNotFoundError, match="no adapter_config.json there"):
+    # Read when the command line is parsed (the adapter's settings are the parser's defaults), before any model.
+    with pytest.raises(FileNotFoundError, match="is not an adapter exported by diary_lightning"):
         run_cli("predict", "--config", exported["config"], "--model.adapter_path", str(exported["tmp"]))
 
 

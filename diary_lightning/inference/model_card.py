@@ -95,8 +95,8 @@ def model_card(settings: Mapping[str, Any], *, base_given: str, base_is_local: b
                   _table([(name, f"{value:.4f}" if isinstance(value, float) else value)
                           for name, value in metrics.items()]), ""]
     else:
-        parts += ["None recorded (no validation in this run). `python -m diary_lightning test --ckpt_path best` "
-                  "scores it on the held-out split.", ""]
+        parts += [f"None recorded{f' ({where})' if where else ''}: no validation in this run. "
+                  "`python -m diary_lightning test --ckpt_path best` scores it on the held-out split.", ""]
     template = settings.get("prompt_template", "")
     parts += [
         "## The prompt",
