@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,17 +118,16 @@ def random_b_module(model_dir: Path, seed: int | None = None, **hparams: Any) ->
 def run_cli(*args: str) -> None:
     """Run the CLI in this process, as ``python -m diary_lightning ARGS`` would, but with user errors raised
     rather than reported with exit status 2, so tests can check them."""
-    import sys
-
     from diary_lightning.cli.commands import run
 
-    # pytest's own arguments in sys.argv would make LightningCLI warn that it was given both (45 warnings a run).
-    program = sys.argv
-    sys.argv = program[:1]
-    try:
-        run(list(args))
-    finally:
-        sys.argv = program
+    run(list(args))
+
+
+@pytest.fixture(autouse=True)
+def _argv_without_pytests_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    # pytest's own arguments in sys.argv would make every in-process LightningCLI (run_cli, evaluate's and the
+    # app's main) warn that it was given both args and a command line: dozens of warnings a run, none meaningful.
+    monkeypatch.setattr(sys, "argv", sys.argv[:1])
 
 
 @pytest.fixture(scope="session")
