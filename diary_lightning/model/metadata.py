@@ -3,9 +3,12 @@ it), how the base was loaded, the LoRA shape, its :class:`~diary_lightning.model
 ``max_length``, the generation settings) and the TensorBoard version it logs to.
 
 The LightningModule writes it into every checkpoint (``checkpoint["diary_lightning"]``), ``export`` beside every
-adapter (``diary_lightning.json``, the same keys); :func:`read_checkpoint` and :func:`read_adapter` are the
-only readers, and every subcommand and :class:`~diary_lightning.inference.pipeline.DiaryPipeline` take their
-settings from what they return. Plain Python and torch; no Lightning.
+adapter (``diary_lightning.json``, the same keys); :func:`read_checkpoint` (a file) and :func:`read_adapter` (a
+folder) are the only readers of what is on disk, and every subcommand and
+:class:`~diary_lightning.inference.pipeline.DiaryPipeline` take their settings from what they return. The one
+other caller of :meth:`RunMetadata.from_checkpoint` is the check of a checkpoint Lightning has already loaded into
+memory (``model.loading.check_adapter_checkpoint``, from ``on_load_checkpoint``), which has no file to read.
+Plain Python and torch; no Lightning.
 """
 
 from __future__ import annotations
