@@ -28,7 +28,7 @@ from diary_lightning.evaluation.benchmark import (
     content_hash,
     load_benchmark,
 )
-from diary_lightning.evaluation.report import FIXED_SYSTEMS, read_folder, write_folder
+from diary_lightning.evaluation.report import FIXED_SYSTEMS, card_result, read_folder, write_folder
 from diary_lightning.evaluation.scoring import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, Diary, score_diaries
 from diary_lightning.io.outputs import Output, check_outputs, folder_with
 from diary_lightning.synthesis.teacher import Request, TeacherConfig
@@ -310,7 +310,28 @@ def evaluate(
         run_judge(judge, rows, items)
     summary = write_folder(out, meta, systems, rows)
     log.info("evaluate: %d systems on the %s split (%d items) in %s (report.md)", len(systems), split, len(items), out)
+    for name, _, source in planned:
+        if isinstance(source, tuple) and source[0] == "adapter":
+            add_to_card(Path(source[1]), split, card_result(summary, name, out), name)
     return summary
+
+
+def add_to_card(folder: Path, split: str, result: dict[str, Any], name: str) -> None:
+    """An exported adapter's card gains what it scored here (a merge of it carries that on); a folder this project
+    did not export, or one it may not write to, keeps its card, and the scores stay in the report."""
+    from diary_lightning.inference.model_card import record_evaluation
+    from diary_lightning.model.metadata import SETTINGS_FILE
+
+    if not (folder / SETTINGS_FILE).is_file():
+        log.info("evaluate: %s has no %s (not exported by diary_lightning): its card is left as it is", folder,
+                 SETTINGS_FILE)
+        return
+    try:
+        card = record_evaluation(folder, split, result, name)
+    except OSError as err:
+        log.warning("evaluate: the card of %s is left as it was (%s); the scores are in the report", folder, err)
+        return
+    log.info("evaluate: the %s split's results are in the card of %s (%s)", split, name, card)
 
 
 def without_credentials(url: str | None) -> str | None:
