@@ -336,3 +336,21 @@ def test_an_exported_adapter_scored_carries_its_results_in_its_card(items, tmp_p
     assert next(m for m in recorded if m["name"] == "fact_recall")["value"] == 1.0  # the reference's diaries
     # A folder diary_lightning did not export keeps its card as it was.
     assert (foreign / "README.md").read_text(encoding="utf-8") == before and not (foreign / "evaluation.json").exists()
+
+
+def test_an_evaluate_folder_names_the_system_a_card_takes(items, tmp_path):
+    from diary_lightning.cli.evaluate import scored_system
+
+    out = tmp_path / "out"
+    first = write_predictions(tmp_path / "first.jsonl", dev_predictions(items))
+    evaluate(str(out), predictions=[f"mine={first}"], benchmark=str(MINI), bootstrap_samples=20)
+    split, result, name = scored_system(str(out))  # one system besides the reference and the baseline
+    assert (split, name, result["system"]) == ("dev", "mine", "mine") and result["report"].endswith("report.md")
+    evaluate(str(out), predictions=[f"theirs={first}"], benchmark=str(MINI), bootstrap_samples=20)
+    with pytest.raises(ConfigError, match=r"2 systems were scored there \(mine, theirs\); name the one this model is"):
+        scored_system(str(out))
+    assert scored_system(f"theirs={out}")[2] == "theirs"
+    with pytest.raises(ConfigError, match="no system 'baseline' was scored"):
+        scored_system(f"baseline={out}")
+    with pytest.raises(FileNotFoundError, match="no summary.json there"):
+        scored_system(str(tmp_path))

@@ -334,6 +334,31 @@ def add_to_card(folder: Path, split: str, result: dict[str, Any], name: str) -> 
     log.info("evaluate: the %s split's results are in the card of %s (%s)", split, name, card)
 
 
+def scored_system(entry: str, option: str = "--evaluation") -> tuple[str, dict[str, Any], str]:
+    """``DIR`` or ``NAME=DIR``: what system NAME scored in evaluate's folder DIR, as a model card gives it
+    (:func:`~diary_lightning.evaluation.report.card_result`), with the split and the name. Without a name, the folder's
+    one system besides the reference and the baseline. Read before any model loads."""
+    name, folder = _named(entry, "")
+    summary_file = Path(folder) / "summary.json"
+    if not summary_file.is_file():
+        raise FileNotFoundError(f"{option} {folder}: no summary.json there (the folder evaluate --output writes)")
+    try:
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        systems, split = summary["systems"], summary["benchmark"]["split"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{option} {folder}: {summary_file.name} is not evaluate's summary ({err})") from None
+    scored = [s for s in systems if s not in FIXED_SYSTEMS]
+    if not name:
+        if len(scored) != 1:
+            raise ConfigError(f"{option} {folder}: {len(scored)} systems were scored there "
+                              f"({', '.join(scored) or 'none'}); name the one this model is: {option} NAME={folder}")
+        name = scored[0]
+    elif name not in scored:
+        raise ConfigError(f"{option} {entry}: no system {name!r} was scored in {folder} "
+                          f"(there: {', '.join(scored) or 'none'})")
+    return split, card_result(summary, name, folder), name
+
+
 def without_credentials(url: str | None) -> str | None:
     from diary_lightning.synthesis.openai_teacher import without_credentials as strip
 
@@ -403,4 +428,4 @@ def summary_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["WRITE_PROMPT", "baseline_diary", "evaluate", "read_predictions", "summary_table"]
+__all__ = ["WRITE_PROMPT", "baseline_diary", "evaluate", "read_predictions", "scored_system", "summary_table"]
