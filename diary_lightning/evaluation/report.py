@@ -38,6 +38,7 @@ METRIC_NOTES = {
     "chrf": "chrF against the reference (sentence level, mean)",
     "chars": "mean length in characters, whitespace excluded",
     "truncated": "share cut at the token limit",
+    "faithful": "share of diaries failing none of the faithfulness checks (nothing untrue to the chat found)",
 }
 
 
@@ -92,8 +93,7 @@ def card_result(summary: Mapping[str, Any], system: str, folder: str | Path) -> 
         mine = systems[system]["overall"].get(name)
         if not mine:
             continue
-        metrics.append({"name": name, "note": METRIC_NOTES.get(name, "share of diaries true to the chat"
-                                                               if name == "faithful" else name),
+        metrics.append({"name": name, "note": METRIC_NOTES.get(name, name),
                         "higher_is_better": _direction(name) == " ↑" if _direction(name) else None,
                         **{k: mine.get(k) for k in ("value", "low", "high", "n")},
                         **{fixed: (systems.get(fixed, {}).get("overall", {}).get(name) or {}).get("value")

@@ -41,13 +41,12 @@ def _table(rows: Sequence[tuple[str, Any]]) -> str:
 
 
 def model_card(settings: Mapping[str, Any], *, base_given: str, base_is_local: bool, run: Mapping[str, Any],
-               merged_dtype: str | None = None, evaluation: Mapping[str, Any] | None = None,
-               name: str = "diary-writer") -> str:
+               merged_dtype: str | None = None) -> str:
     """The card's text. ``settings`` is the folder's ``diary_lightning.json``; ``base_given`` the base as the user
     named it; ``run`` what is known of the training run: ``data`` (files and dialogue counts), ``splits``,
     ``recipe`` (name: value), ``metrics`` (name: value, e.g. the best val/loss and an ``evaluate`` report's),
-    ``checkpoint`` and ``step``. ``merged_dtype`` is set for a merged model; ``evaluation`` is an
-    ``evaluation.json`` (:func:`record_evaluation`), named ``name`` in the ``model-index``."""
+    ``checkpoint`` and ``step``. ``merged_dtype`` is set for a merged model. ``evaluate``'s results are added
+    to it by :func:`with_evaluation`."""
     what = "merged model" if merged_dtype else "LoRA adapter"
     meta: dict[str, Any] = {"language": ["ko"], "pipeline_tag": "text-generation",
                             "tags": ["diary", "korean", "qlora", "lora", "diary_lightning"]}
@@ -151,8 +150,7 @@ def model_card(settings: Mapping[str, Any], *, base_given: str, base_is_local: b
         "```",
         "",
     ]
-    card = "\n".join(parts)
-    return with_evaluation(card, evaluation, name) if evaluation else card
+    return "\n".join(parts)
 
 
 def _value(number: Any) -> str:
@@ -193,7 +191,7 @@ def model_index(name: str, evaluation: Mapping[str, Any]) -> list[dict[str, Any]
             "task": {"type": "text-generation", "name": "Diary writing from a day's chat"},
             "dataset": {"type": "diary_lightning-benchmark", "name": "diary_lightning benchmark", "split": split,
                         "revision": str(bench.get("hash", ""))},
-            "metrics": [{"type": m["name"], "name": m.get("note") or m["name"], "value": m["value"]}
+            "metrics": [{"type": m["name"], "name": m["name"], "value": m["value"]}
                         for m in result.get("metrics") or [] if m.get("value") is not None],
             "source": {"name": "python -m diary_lightning evaluate"},
         })
