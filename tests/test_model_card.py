@@ -88,6 +88,7 @@ def test_evaluate_results_go_into_the_card_and_its_model_index(tmp_path: Path) -
     assert {m["type"]: m["value"] for m in result["metrics"]} == {"fact_recall": 0.375, "trap_rate": 0.25}
     # The section after Metrics: this model's rate with its interval, beside the ceiling and the floor.
     assert card.index("## Metrics") < card.index("## Evaluation") < card.index("## The prompt")
+    assert "|\n\n## The prompt" in card  # one blank line between sections, as between the others
     assert "| fact_recall ↑: facts recalled" in card and "| 0.375 [0.188, 0.750] | 1.000 | 0.500 |" in card
     assert "| trap_rate ↓:" in card and "eval/dev/report.md" in card and "| best val/loss | 5.2500 |" in card
 

@@ -209,7 +209,7 @@ def with_evaluation(card: str, evaluation: Mapping[str, Any], name: str) -> str:
     meta.append("model-index: " + json.dumps(model_index(name, evaluation), ensure_ascii=False))
     sections = [part for part in body.split("\n## ") if not part.startswith(EVALUATION_TITLE + "\n")]
     at = next((i + 1 for i, part in enumerate(sections) if part.startswith("Metrics\n")), len(sections))
-    sections.insert(at, evaluation_section(evaluation).removeprefix("## ") + "\n")
+    sections.insert(at, evaluation_section(evaluation).removeprefix("## ").rstrip("\n") + "\n")
     return "---\n" + "\n".join(meta) + "\n---\n" + "\n## ".join(sections)
 
 
