@@ -8,8 +8,9 @@ notice about its own use of torch's pytree, its "checkpoint directory is not emp
 "Detected KeyboardInterrupt" (predict says what it kept and how to go on instead) and its accelerator lines where
 there is none to report ("GPU available: False, used: False"; a GPU left unused is still said). The progress bar
 drops the logger's version (``v_num``) and a speed not yet measured (``0.00it/s``); tqdm bars done within 2 s
-(transformers' and datasets' on a tiny model) do not show (``python -m diary_lightning``'s ``TQDM_DELAY``). Never silenced: anything
-that can mean a wrong result, such as PyTorch's warning that an operation has no autograd formula.
+(transformers' and datasets' on a tiny model) do not show (``python -m diary_lightning``'s ``TQDM_DELAY``).
+Never silenced: anything that can mean a wrong result, such as PyTorch's warning that an operation has no autograd
+formula.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ HARMLESS_LOG_PREFIXES = {
     # Its Ctrl-C notice: predict says instead what it kept and how to go on (PredictionsJsonl.on_exception).
     # Its accelerator report where there is nothing to report: no GPU and none used, no TPU (a GPU left unused is
     # still said).
-    "lightning.pytorch.utilities.rank_zero": ("💡 Tip:", "Detected KeyboardInterrupt", "GPU available: False, used: False",
-                                              "TPU available: False", "HPU available: False"),
+    "lightning.pytorch.utilities.rank_zero": ("💡 Tip:", "Detected KeyboardInterrupt",
+                                              "GPU available: False, used: False", "TPU available: False",
+                                              "HPU available: False"),
     "lightning.fabric.utilities.rank_zero": ("💡 Tip:",),
 }
 

@@ -161,8 +161,8 @@ def evaluation_section(evaluation: Mapping[str, Any]) -> str:
     """The card's Evaluation section: per benchmark split, each main rate with its 95% interval beside the
     reference diaries (the ceiling) and the writer's own lines (a floor), as ``evaluate``'s report.md shows them."""
     lines = [f"## {EVALUATION_TITLE}", "",
-             "Scored by `python -m diary_lightning evaluate` on diary_lightning's benchmark of the real job (chats with "
-             "the bot and KakaoTalk chats, each with the writer's reference diary; docs/benchmark.md). Each rate with "
+             "Scored by `python -m diary_lightning evaluate` on diary_lightning's benchmark of the real job "
+             "(chats with the bot and KakaoTalk chats, each with the writer's reference diary; docs/benchmark.md). Each rate with "
              "its bootstrap 95% interval; ↑ higher is better, ↓ lower.", ""]
     for split, result in sorted(evaluation.items()):
         bench = result.get("benchmark") or {}
@@ -172,7 +172,8 @@ def evaluation_section(evaluation: Mapping[str, Any]) -> str:
                   "| metric | this model [95% interval] | reference (ceiling) | baseline (floor) |",
                   "|---|---|---|---|"]
         for metric in result.get("metrics") or []:
-            arrow = " ↑" if metric.get("higher_is_better") else " ↓" if metric.get("higher_is_better") is False else ""
+            better = metric.get("higher_is_better")
+            arrow = " ↑" if better else " ↓" if better is False else ""
             interval = (f" [{_value(metric.get('low'))}, {_value(metric.get('high'))}]"
                         if metric.get("low") is not None else "")
             lines.append(f"| {metric['name']}{arrow}: {metric.get('note') or metric['name']} | "
