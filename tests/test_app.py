@@ -455,3 +455,35 @@ def test_a_writer_chosen_for_one_chat_is_not_kept_for_a_chat_without_them(pipeli
     message, update = describe("이건 채팅이 아니다", None, "민지")  # a paste that cannot be read
     assert message.startswith("Cannot read the chat yet") and update["value"] == ""
     assert describe("가람: 안녕\n나래: 응", None, "민지")[1]["value"] == ""  # no 민지 in this chat
+
+
+def test_the_page_wraps_its_messages_and_keeps_the_upload_icon_clear(monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    from diary_lightning.data.encoding import PromptFormat
+    from diary_lightning.inference import app
+    from diary_lightning.model.settings import RunSettings
+
+    # No model: what is tested is the page Gradio is handed and how it is launched.
+    pipeline = SimpleNamespace(settings=RunSettings(PromptFormat(), 512), prompt_format=PromptFormat())
+    monkeypatch.setattr(app, "load_pipeline", lambda *args: (pipeline, "runs/x/adapter"))
+    launched: dict[str, Any] = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: launched.update(kwargs, blocks=self))
+    monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: None)
+    app.serve(model=app.AppModel(adapter_path="runs/x/adapter"))
+
+    # An error quotes a whole line of the chat: its panels wrap it (a code block scrolls sideways and hides its end).
+    css = launched["css"]
+    for panel in ("error", "found"):
+        rule = re.search(rf"#{panel} pre[^{{]*\{{([^}}]*)\}}", css)
+        assert rule and "white-space: pre-wrap" in rule.group(1) and "overflow-wrap: anywhere" in rule.group(1)
+    components = list(launched["blocks"].blocks.values())
+    assert "found" in {c.elem_id for c in components}
+    assert 'elem_id="error"' in Path(app.__file__).read_text(encoding="utf-8")  # rendered only with an error
+    # The upload's label floats over the top of its drop area: short, over a box of Gradio's own height (at 120
+    # px the icon rose under the label).
+    [upload] = [c for c in components if isinstance(c, gr.File)]
+    assert upload.label == app.UPLOAD_LABEL and len(upload.label) <= 60 and upload.height is None

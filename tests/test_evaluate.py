@@ -312,3 +312,45 @@ def test_the_bit_parallel_rouge_l_equals_torchmetrics(items, tokenizer):
     for pred, target in pairs:
         expected = score_pair(pred, target, tokenizer)["rougeL"]
         assert rouge_l_pair(pred, target, tokenizer) == pytest.approx(expected, abs=1e-6), (pred, target)
+
+
+def test_an_exported_adapter_scored_carries_its_results_in_its_card(items, tmp_path, monkeypatch):
+    import diary_lightning.cli.evaluate as command
+    from diary_lightning.inference.model_card import model_card
+
+    # The adapter's writing stands in for a model's: what is tested is where its scores go.
+    monkeypatch.setattr(command, "load_pipeline", lambda kind, path, common: (kind, path))
+    monkeypatch.setattr(command, "run_pipeline", lambda pipeline, chats, n: [Diary(item.reference) for item in chats])
+    adapter, foreign = tmp_path / "adapter", tmp_path / "foreign"
+    for folder in (adapter, foreign):
+        folder.mkdir()
+        (folder / "README.md").write_text(model_card({}, base_given="m/m", base_is_local=False, run={}),
+                                          encoding="utf-8")
+    (adapter / "diary_lightning.json").write_text("{}", encoding="utf-8")
+    before = (foreign / "README.md").read_text(encoding="utf-8")
+    evaluate(str(tmp_path / "out"), adapter_path=[f"mine={adapter}", f"theirs={foreign}"], benchmark=str(MINI),
+             bootstrap_samples=20)
+    card = (adapter / "README.md").read_text(encoding="utf-8")
+    assert "## Evaluation" in card and "As `mine` in " in card and "| fact_recall ↑" in card
+    recorded = json.loads((adapter / "evaluation.json").read_text())["dev"]["metrics"]
+    assert next(m for m in recorded if m["name"] == "fact_recall")["value"] == 1.0  # the reference's diaries
+    # A folder diary_lightning did not export keeps its card as it was.
+    assert (foreign / "README.md").read_text(encoding="utf-8") == before and not (foreign / "evaluation.json").exists()
+
+
+def test_an_evaluate_folder_names_the_system_a_card_takes(items, tmp_path):
+    from diary_lightning.cli.evaluate import scored_system
+
+    out = tmp_path / "out"
+    first = write_predictions(tmp_path / "first.jsonl", dev_predictions(items))
+    evaluate(str(out), predictions=[f"mine={first}"], benchmark=str(MINI), bootstrap_samples=20)
+    split, result, name = scored_system(str(out))  # one system besides the reference and the baseline
+    assert (split, name, result["system"]) == ("dev", "mine", "mine") and result["report"].endswith("report.md")
+    evaluate(str(out), predictions=[f"theirs={first}"], benchmark=str(MINI), bootstrap_samples=20)
+    with pytest.raises(ConfigError, match=r"2 systems were scored there \(mine, theirs\); name the one this model is"):
+        scored_system(str(out))
+    assert scored_system(f"theirs={out}")[2] == "theirs"
+    with pytest.raises(ConfigError, match="no system 'baseline' was scored"):
+        scored_system(f"baseline={out}")
+    with pytest.raises(FileNotFoundError, match="no summary.json there"):
+        scored_system(str(tmp_path))

@@ -249,3 +249,23 @@ def test_text_line_without_a_speaker_names_file_and_line(tmp_path: Path) -> None
     chat.write_text("P01: 안녕\nP02:   \n", encoding="utf-8")
     with pytest.raises(DataError, match=r"chat.txt: line 2: 'P02' says nothing"):
         read_dialogues(str(chat), require_summary=False)
+
+
+@pytest.mark.slow
+def test_export_puts_an_evaluate_folders_results_in_the_card(exported: dict[str, Any], tmp_path: Path) -> None:
+    from diary_lightning.cli.evaluate import evaluate
+
+    # The scores of a file of diaries stand in for the checkpoint's (writing them is evaluate's own test).
+    benchmark = ROOT / "tests" / "data" / "benchmark"
+    diaries = tmp_path / "diaries.jsonl"
+    from diary_lightning.evaluation.benchmark import load_benchmark
+
+    diaries.write_text("".join(json.dumps({"id": item.id, "diary": "오늘은 쉬었다."}) + "\n"
+                               for item in load_benchmark(root=benchmark)), encoding="utf-8")
+    evaluate(str(tmp_path / "eval"), predictions=[f"tiny={diaries}"], benchmark=str(benchmark), bootstrap_samples=20)
+    adapter = tmp_path / "adapter"
+    run_cli("export", "--config", exported["config"], "--ckpt_path", str(exported["tmp"] / "random.ckpt"),
+            "--output", str(adapter), "--evaluation", str(tmp_path / "eval"))
+    card = (adapter / "README.md").read_text(encoding="utf-8")
+    assert "## Evaluation" in card and "As `tiny` in " in card and "model-index:" in card
+    assert json.loads((adapter / "evaluation.json").read_text(encoding="utf-8"))["dev"]["system"] == "tiny"

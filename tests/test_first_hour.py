@@ -171,19 +171,47 @@ def test_ctrl_c_saves_and_prints_the_resume_command(tmp_path, tiny_model_dir):
 
 
 # -- the console -------------------------------------------------------------------------------------------------
-def test_progress_bar_under_max_steps_shows_no_negative_epoch():
+def test_progress_bar_under_max_steps_shows_no_negative_epoch(tmp_path):
     from lightning.pytorch import Trainer
+    from lightning.pytorch.loggers import CSVLogger
 
     from diary_lightning.cli.console import progress_bar
 
     bar = progress_bar()
-    trainer = Trainer(max_steps=150, callbacks=[bar], logger=False, enable_checkpointing=False,
-                      enable_model_summary=False)
+    trainer = Trainer(max_steps=150, callbacks=[bar], logger=CSVLogger(tmp_path, version=0),
+                      enable_checkpointing=False, enable_model_summary=False)
     bar._trainer = trainer  # what Lightning's setup does
     trainer.fit_loop.max_epochs = -1  # what fit makes of max_steps without max_epochs
     # Lightning's own bar reads "Epoch 11/-2" here.
     assert bar._get_train_description(11).strip() == "Epoch 11"
-    assert bar.get_metrics(trainer, None)["step"] == "0/150"
+    metrics = bar.get_metrics(trainer, None)
+    assert metrics["step"] == "0/150" and "v_num" not in metrics  # Lightning's shows "v_num: 0.000"
+
+
+def test_the_progress_bar_shows_no_speed_it_has_not_measured():
+    from types import SimpleNamespace
+
+    from lightning.pytorch import Trainer
+
+    from diary_lightning.cli.console import SpeedColumn, progress_bar
+
+    bar = progress_bar()
+    [column] = [c for c in bar.configure_columns(Trainer(logger=False)) if "Speed" in type(c).__name__]
+    assert isinstance(column, SpeedColumn)
+    # One batch (the four-chat fit's epochs, a small predict): rich has no speed yet; Lightning's column says 0.00it/s.
+    assert column.render(SimpleNamespace(speed=None)).plain == ""
+    assert column.render(SimpleNamespace(speed=12.345)).plain == "12.35it/s"
+    assert column.render(SimpleNamespace(speed=0.4)).plain == "2.5s/it"  # a CPU generating: seconds a batch
+
+
+def test_tqdm_bars_done_within_two_seconds_do_not_show():
+    # A fresh interpreter: tqdm reads its environment once, when first imported, as under python -m diary_lightning.
+    script = ("import time\nfrom diary_lightning.__main__ import delay_progress_bars\ndelay_progress_bars()\n"
+              "from tqdm import tqdm\nfor _ in tqdm(range(3), desc='fast'): pass\n"
+              "for _ in tqdm(range(2), desc='slow', mininterval=0): time.sleep(1.5)\n")
+    env = {k: v for k, v in subprocess_env().items() if k != "TQDM_DELAY"}
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env).stderr
+    assert "fast" not in shown and "slow" in shown
 
 
 def test_known_noise_is_silenced_but_not_the_autograd_warning(caplog):
@@ -195,11 +223,17 @@ def test_known_noise_is_silenced_but_not_the_autograd_warning(caplog):
         logging.getLogger("bitsandbytes.backends.cpu.ops").warning(
             "Failed to load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'.")
         logging.getLogger("lightning.pytorch.utilities.rank_zero").info("💡 Tip: try installing litlogger")
+        for line in ("GPU available: False, used: False", "TPU available: False, using: 0 TPU cores",
+                     "GPU available: True (cuda), used: False"):
+            logging.getLogger("lightning.pytorch.utilities.rank_zero").warning(line)
         warnings.warn_explicit("`is_gradient_checkpointing` is deprecated", FutureWarning, "modeling_utils.py", 1,
                                module="transformers.modeling_utils")
         warnings.warn_explicit("bitsandbytes::gemv_4bit: an autograd kernel was not registered", UserWarning,
                                "graph.py", 1, module="torch.autograd.graph")
     assert "kernels" not in caplog.text and "Tip" not in caplog.text
+    # Nothing to report on a CPU; a GPU left unused is still said.
+    assert "False, used: False" not in caplog.text and "TPU" not in caplog.text
+    assert "GPU available: True (cuda), used: False" in caplog.text
     assert [str(w.message) for w in caught] == ["bitsandbytes::gemv_4bit: an autograd kernel was not registered"]
 
 

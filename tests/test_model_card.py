@@ -60,3 +60,58 @@ def test_the_merged_models_card_keeps_the_adapters_run(tmp_path: Path) -> None:
     assert "library_name" not in metadata(card) and "Merged here in bfloat16" in card
     assert "| sample_dialogues.json | 80 |" in card and "| best val/loss | 5.2500 |" in card
     assert card.count("## Metrics") == 1 and "AutoModelForCausalLM.from_pretrained(\"THIS_FOLDER\")" in card
+
+
+def summary(value: float) -> dict:
+    """An evaluate summary.json of two systems beside the reference and the baseline."""
+    def system(v: float) -> dict:
+        return {"overall": {"fact_recall": {"value": v, "low": v / 2, "high": min(v * 2, 1.0), "n": 40},
+                            "trap_rate": {"value": 0.25, "low": 0.1, "high": 0.4, "n": 12}}}
+    return {"benchmark": {"version": "1.0", "hash": "abc123", "split": "dev", "items": 75},
+            "systems": {"reference": system(1.0), "baseline": system(0.5), "mine": system(value),
+                        "other": system(0.01)}}
+
+
+def test_evaluate_results_go_into_the_card_and_its_model_index(tmp_path: Path) -> None:
+    from diary_lightning.evaluation.report import card_result
+    from diary_lightning.inference.model_card import read_evaluation, record_evaluation
+
+    (tmp_path / "README.md").write_text(model_card(SETTINGS, base_given="m/m", base_is_local=False, run=RUN),
+                                        encoding="utf-8")
+    record_evaluation(tmp_path, "dev", card_result(summary(0.375), "mine", "eval/dev"), "mine")
+    card = (tmp_path / "README.md").read_text(encoding="utf-8")
+    meta = metadata(card)
+    assert meta["base_model"] == "m/m" and meta["library_name"] == "peft"  # the rest of the metadata is kept
+    [index] = meta["model-index"]
+    [result] = index["results"]
+    assert index["name"] == "mine" and result["dataset"]["split"] == "dev" and result["dataset"]["revision"] == "abc123"
+    assert {m["type"]: m["value"] for m in result["metrics"]} == {"fact_recall": 0.375, "trap_rate": 0.25}
+    # The section after Metrics: this model's rate with its interval, beside the ceiling and the floor.
+    assert card.index("## Metrics") < card.index("## Evaluation") < card.index("## The prompt")
+    assert "|\n\n## The prompt" in card  # one blank line between sections, as between the others
+    assert "| fact_recall ↑: facts recalled" in card and "| 0.375 [0.188, 0.750] | 1.000 | 0.500 |" in card
+    assert "| trap_rate ↓:" in card and "eval/dev/report.md" in card and "| best val/loss | 5.2500 |" in card
+
+    # Scored again on dev, and on test: dev's result replaced, test's added, one section.
+    record_evaluation(tmp_path, "dev", card_result(summary(0.125), "mine", "eval/dev"), "mine")
+    record_evaluation(tmp_path, "test", card_result(summary(0.25), "mine", "eval/test"), "mine")
+    card = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert card.count("## Evaluation") == 1 and "0.375" not in card and "| 0.125 [0.062, 0.250]" in card
+    assert [r["dataset"]["split"] for r in metadata(card)["model-index"][0]["results"]] == ["dev", "test"]
+    assert set(read_evaluation(tmp_path)) == {"dev", "test"}
+
+
+def test_the_merged_models_card_carries_the_adapters_evaluation(tmp_path: Path) -> None:
+    from diary_lightning.evaluation.report import card_result
+    from diary_lightning.inference.model_card import record_evaluation
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "diary_lightning.json").write_text(json.dumps(SETTINGS), encoding="utf-8")
+    (adapter / "README.md").write_text(model_card(SETTINGS, base_given="m/m", base_is_local=False, run=RUN),
+                                       encoding="utf-8")
+    assert "model-index" not in metadata(merged_card(adapter, "m/m", "bfloat16"))
+    record_evaluation(adapter, "dev", card_result(summary(0.375), "mine", "eval/dev"), "mine")
+    card = merged_card(adapter, "m/m", "bfloat16")
+    assert metadata(card)["model-index"][0]["results"][0]["metrics"][0]["value"] == 0.375
+    assert card.count("## Evaluation") == 1 and "Merged here in bfloat16" in card

@@ -43,7 +43,7 @@ from diary_lightning.errors import (
     run_reporting_user_errors,
 )
 from diary_lightning.io import outputs
-from diary_lightning.cli.evaluate import evaluate, summary_table
+from diary_lightning.cli.evaluate import evaluate, scored_system, summary_table
 from diary_lightning.inference.app import serve
 from diary_lightning.inference.export import merge_adapter
 from diary_lightning.io.outputs import Output, check_outputs
@@ -136,14 +136,19 @@ class DiaryTrainer(SynthesizeCommand, Trainer):
         return summary
 
     def export(self, model: DiaryLoRAModule, datamodule: DiaryDataModule, ckpt_path: str,
-               output: str | None = None) -> Path:
+               output: str | None = None, evaluation: str | None = None) -> Path:
         """Write a checkpoint's adapter as a PEFT folder with the tokenizer, prompt and generation settings.
 
         Args:
             ckpt_path: The checkpoint to export (a path, ``best`` or ``last``).
             output: The adapter folder to write (default: DEFAULT_ROOT_DIR/adapter).
+            evaluation: An ``evaluate --output`` folder that scored this checkpoint (``DIR``, or ``NAME=DIR``
+                where it scored several systems): its results go into the adapter's model card.
         """
         from diary_lightning.inference.export import export_adapter
+        from diary_lightning.inference.model_card import record_evaluation
+
+        scored = scored_system(evaluation) if evaluation else None  # before minutes of loading the base
 
         if model.hparams.adapter_path:
             raise ValueError("export takes --ckpt_path; model.adapter_path is already an exported adapter")
@@ -155,6 +160,9 @@ class DiaryTrainer(SynthesizeCommand, Trainer):
         model.trainer = self  # configure_model loads the base onto this trainer's device
         model.configure_model()
         target = export_adapter(model, ckpt_path, output or folder.exported_adapter, datamodule)
+        if scored:
+            split, result, name = scored
+            record_evaluation(target, split, result, name)
         print(target)
         return target
 

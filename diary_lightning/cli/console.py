@@ -4,9 +4,13 @@ notices silenced, all here, in one place.
 Silenced: bitsandbytes' notice that the optional ``kernels`` package is missing (it falls back to its
 own CPU kernel), Lightning's tips advertising litlogger and litmodels, transformers' FutureWarnings
 (deprecations inside transformers that this package does not call directly), Lightning's deprecation
-notice about its own use of torch's pytree, its "checkpoint directory is not empty" on a resume, and its
-"Detected KeyboardInterrupt" (predict says what it kept and how to go on instead). Never silenced: anything
-that can mean a wrong result, such as PyTorch's warning that an operation has no autograd formula.
+notice about its own use of torch's pytree, its "checkpoint directory is not empty" on a resume, its
+"Detected KeyboardInterrupt" (predict says what it kept and how to go on instead) and its accelerator lines where
+there is none to report ("GPU available: False, used: False"; a GPU left unused is still said). The progress bar
+drops the logger's version (``v_num``) and a speed not yet measured (``0.00it/s``); tqdm bars done within 2 s
+(transformers' and datasets' on a tiny model) do not show (``python -m diary_lightning``'s ``TQDM_DELAY``).
+Never silenced: anything that can mean a wrong result, such as PyTorch's warning that an operation has no autograd
+formula.
 """
 
 from __future__ import annotations
@@ -21,7 +25,11 @@ from lightning.pytorch.callbacks import ProgressBar, RichProgressBar, TQDMProgre
 HARMLESS_LOG_PREFIXES = {
     "bitsandbytes.backends.cpu.ops": ("Failed to load CPU gemm_4bit_forward from kernels-community",),
     # Its Ctrl-C notice: predict says instead what it kept and how to go on (PredictionsJsonl.on_exception).
-    "lightning.pytorch.utilities.rank_zero": ("💡 Tip:", "Detected KeyboardInterrupt"),
+    # Its accelerator report where there is nothing to report: no GPU and none used, no TPU (a GPU left unused is
+    # still said).
+    "lightning.pytorch.utilities.rank_zero": ("💡 Tip:", "Detected KeyboardInterrupt",
+                                              "GPU available: False, used: False", "TPU available: False",
+                                              "HPU available: False"),
     "lightning.fabric.utilities.rank_zero": ("💡 Tip:",),
 }
 
@@ -63,13 +71,35 @@ class _StepsMixin:
 
     def get_metrics(self, trainer: Any, pl_module: Any) -> dict[str, Any]:
         items = super().get_metrics(trainer, pl_module)  # type: ignore[misc]
+        # The logger's version, shown as a metric ("v_num: 0.000"): fit prints the log folder instead.
+        items.pop("v_num", None)
         if trainer.max_steps and trainer.max_steps > 0:
             items["step"] = f"{trainer.global_step}/{trainer.max_steps}"
         return items
 
 
+RICH = importlib.util.find_spec("rich") is not None
+"""Lightning's rich bar needs rich, which this package does not require (without it: the tqdm bar)."""
+
+if RICH:
+    from lightning.pytorch.callbacks.progress.rich_progress import ProcessingSpeedColumn
+    from rich.text import Text
+
+    class SpeedColumn(ProcessingSpeedColumn):
+        """The speed, or nothing before rich can measure one (a one-batch epoch or predict showed ``0.00it/s``);
+        seconds per batch below one batch a second, as a CPU generates (``2.4s/it``, not ``0.41it/s``)."""
+
+        def render(self, task: Any) -> Text:
+            speed = task.speed
+            if not speed:
+                return Text("")
+            return Text(f"{speed:.2f}it/s" if speed >= 1 else f"{1 / speed:.1f}s/it", style=self.style)
+
+
 class RichStepsProgressBar(_StepsMixin, RichProgressBar):
-    pass
+    def configure_columns(self, trainer: Any) -> list:
+        return [SpeedColumn(c.style) if isinstance(c, ProcessingSpeedColumn) else c
+                for c in super().configure_columns(trainer)]
 
 
 class TQDMStepsProgressBar(_StepsMixin, TQDMProgressBar):
@@ -78,4 +108,4 @@ class TQDMStepsProgressBar(_StepsMixin, TQDMProgressBar):
 
 def progress_bar() -> ProgressBar:
     """Lightning's progress bar (rich when installed), counting optimizer steps under ``max_steps``."""
-    return RichStepsProgressBar() if importlib.util.find_spec("rich") is not None else TQDMStepsProgressBar()
+    return RichStepsProgressBar() if RICH else TQDMStepsProgressBar()

@@ -28,7 +28,7 @@ from diary_lightning.evaluation.benchmark import (
     content_hash,
     load_benchmark,
 )
-from diary_lightning.evaluation.report import FIXED_SYSTEMS, read_folder, write_folder
+from diary_lightning.evaluation.report import FIXED_SYSTEMS, card_result, read_folder, write_folder
 from diary_lightning.evaluation.scoring import BOOTSTRAP_SAMPLES, BOOTSTRAP_SEED, Diary, score_diaries
 from diary_lightning.io.outputs import Output, check_outputs, folder_with
 from diary_lightning.synthesis.teacher import Request, TeacherConfig
@@ -310,7 +310,53 @@ def evaluate(
         run_judge(judge, rows, items)
     summary = write_folder(out, meta, systems, rows)
     log.info("evaluate: %d systems on the %s split (%d items) in %s (report.md)", len(systems), split, len(items), out)
+    for name, _, source in planned:
+        if isinstance(source, tuple) and source[0] == "adapter":
+            add_to_card(Path(source[1]), split, card_result(summary, name, out), name)
     return summary
+
+
+def add_to_card(folder: Path, split: str, result: dict[str, Any], name: str) -> None:
+    """An exported adapter's card gains what it scored here (a merge of it carries that on); a folder this project
+    did not export, or one it may not write to, keeps its card, and the scores stay in the report."""
+    from diary_lightning.inference.model_card import record_evaluation
+    from diary_lightning.model.metadata import SETTINGS_FILE
+
+    if not (folder / SETTINGS_FILE).is_file():
+        log.info("evaluate: %s has no %s (not exported by diary_lightning): its card is left as it is", folder,
+                 SETTINGS_FILE)
+        return
+    try:
+        card = record_evaluation(folder, split, result, name)
+    except OSError as err:
+        log.warning("evaluate: the card of %s is left as it was (%s); the scores are in the report", folder, err)
+        return
+    log.info("evaluate: the %s split's results are in the card of %s (%s)", split, name, card)
+
+
+def scored_system(entry: str, option: str = "--evaluation") -> tuple[str, dict[str, Any], str]:
+    """``DIR`` or ``NAME=DIR``: what system NAME scored in evaluate's folder DIR, as a model card gives it
+    (:func:`~diary_lightning.evaluation.report.card_result`), with the split and the name. Without a name, the folder's
+    one system besides the reference and the baseline. Read before any model loads."""
+    name, folder = _named(entry, "")
+    summary_file = Path(folder) / "summary.json"
+    if not summary_file.is_file():
+        raise FileNotFoundError(f"{option} {folder}: no summary.json there (the folder evaluate --output writes)")
+    try:
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        systems, split = summary["systems"], summary["benchmark"]["split"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ConfigError(f"{option} {folder}: {summary_file.name} is not evaluate's summary ({err})") from None
+    scored = [s for s in systems if s not in FIXED_SYSTEMS]
+    if not name:
+        if len(scored) != 1:
+            raise ConfigError(f"{option} {folder}: {len(scored)} systems were scored there "
+                              f"({', '.join(scored) or 'none'}); name the one this model is: {option} NAME={folder}")
+        name = scored[0]
+    elif name not in scored:
+        raise ConfigError(f"{option} {entry}: no system {name!r} was scored in {folder} "
+                          f"(there: {', '.join(scored) or 'none'})")
+    return split, card_result(summary, name, folder), name
 
 
 def without_credentials(url: str | None) -> str | None:
@@ -382,4 +428,4 @@ def summary_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["WRITE_PROMPT", "baseline_diary", "evaluate", "read_predictions", "summary_table"]
+__all__ = ["WRITE_PROMPT", "baseline_diary", "evaluate", "read_predictions", "scored_system", "summary_table"]

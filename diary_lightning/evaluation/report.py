@@ -38,6 +38,7 @@ METRIC_NOTES = {
     "chrf": "chrF against the reference (sentence level, mean)",
     "chars": "mean length in characters, whitespace excluded",
     "truncated": "share cut at the token limit",
+    "faithful": "share of diaries failing none of the faithfulness checks (nothing untrue to the chat found)",
 }
 
 
@@ -81,6 +82,24 @@ def write_folder(output: Path, benchmark: Mapping[str, Any], systems: Mapping[st
     charts(output, summary, by_system)
     write_text(output / "summary.json", json.dumps(summary, ensure_ascii=False, indent=1) + "\n")
     return summary
+
+
+def card_result(summary: Mapping[str, Any], system: str, folder: str | Path) -> dict[str, Any]:
+    """What a model card says of ``system`` (:func:`diary_lightning.inference.model_card.record_evaluation`): the
+    benchmark, and each main rate with its interval beside the reference's and the baseline's."""
+    systems = summary["systems"]
+    metrics = []
+    for name in MAIN_METRICS:
+        mine = systems[system]["overall"].get(name)
+        if not mine:
+            continue
+        metrics.append({"name": name, "note": METRIC_NOTES.get(name, name),
+                        "higher_is_better": _direction(name) == " ↑" if _direction(name) else None,
+                        **{k: mine.get(k) for k in ("value", "low", "high", "n")},
+                        **{fixed: (systems.get(fixed, {}).get("overall", {}).get(name) or {}).get("value")
+                           for fixed in FIXED_SYSTEMS}})
+    return {"system": system, "benchmark": dict(summary["benchmark"]), "report": str(Path(folder) / "report.md"),
+            "metrics": metrics}
 
 
 def _cell(metric: Mapping[str, Any] | None, digits: int = 3) -> str:
@@ -192,4 +211,4 @@ def charts(output: Path, summary: Mapping[str, Any], by_system: Mapping[str, Seq
     plt.close(fig)
 
 
-__all__ = ["FIXED_SYSTEMS", "read_folder", "report_markdown", "write_folder"]
+__all__ = ["FIXED_SYSTEMS", "card_result", "read_folder", "report_markdown", "write_folder"]

@@ -302,6 +302,14 @@ def import_gradio() -> Any:
     return gradio
 
 
+UPLOAD_LABEL = "…or upload a chat file instead (.txt, .jsonl, .json)"
+PAGE_CSS = """
+/* A message quotes the line of the chat it is about: wrapped in its panel, never cut off behind a scroll bar. */
+#error pre, #error code, #found pre, #found code { white-space: pre-wrap; overflow-wrap: anywhere; }
+"""
+"""The page's style (Gradio 6 takes it at launch): the panels that show a message (elem_id ``error``, ``found``)."""
+
+
 CHECK_NOTES = {
     "meta": "mentions the conversation, a speaker code or a prompt label instead of the day",
     "polite": "a polite ending (-요, -습니다) where a diary uses the plain -다",
@@ -356,12 +364,14 @@ def build_page(page: DiaryPage) -> Any:
             with gr.Column(scale=3):
                 chat = gr.Textbox(label="Chat: speaker: text lines, a KakaoTalk export, or JSONL records", lines=12,
                                   max_lines=30, value=EXAMPLE_CHAT, elem_id="chat")
-                upload = gr.File(label="…or upload a chat file (.txt, .jsonl, .json): it is read instead of the box",
-                                 file_types=[".txt", ".jsonl", ".json"], type="filepath", height=120)
+                # A short label and Gradio's own height: the label floats over the drop area's top, where a
+                # longer one, or a box too short for its three lines, covered the upload icon.
+                upload = gr.File(label=UPLOAD_LABEL, file_types=[".txt", ".jsonl", ".json"], type="filepath",
+                                 elem_id="upload")
             with gr.Column(scale=2):
                 found = gr.Markdown(elem_id="found")
                 writer = gr.Dropdown(label="Whose diary", choices=[("as the run chooses", "")], value="",
-                                     allow_custom_value=True)
+                                     allow_custom_value=True, elem_id="writer")
                 with gr.Accordion("Generation settings (the run's by default)", open=False):
                     max_new_tokens = gr.Number(label="max new tokens", value=generation.max_new_tokens, precision=0,
                                                minimum=1)
@@ -385,7 +395,8 @@ def build_page(page: DiaryPage) -> Any:
                 return
             for day in data["days"]:
                 gr.Markdown(f"### {day['day']}\nThe diary of **{day['writer']}** (chosen by: {day['chosen_by']})")
-                with gr.Row(equal_height=True):
+                # Columns of their own height: stretched to the taller one, a column spread its check lines apart.
+                with gr.Row():
                     with gr.Column():
                         gr.Textbox(value=day["diary"], label="adapter" if page.has_adapter else "base model alone",
                                    lines=4, interactive=False, elem_classes="diary")
@@ -494,7 +505,7 @@ def serve(ckpt_path: str | None = None, zero_shot: bool = False, model: AppModel
     page = DiaryPage(pipeline, source, has_adapter=not zero_shot)
     blocks = build_page(page)
     blocks.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
-                  ssr_mode=False, mcp_server=False, show_error=False)
+                  ssr_mode=False, mcp_server=False, show_error=False, css=PAGE_CSS)
     log.info("app: serving http://%s:%d (%.1f s after the model was loaded; Ctrl+C stops it)", host, port,
              time.perf_counter() - loaded)
     try:

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any, get_args
 
 from diary_lightning.inference.chat_template import build_chat_template
-from diary_lightning.inference.model_card import CARD_FILE, model_card
+from diary_lightning.inference.model_card import (
+    CARD_FILE,
+    EVALUATION_FILE,
+    model_card,
+    read_evaluation,
+    with_evaluation,
+)
 from diary_lightning.io.atomic import atomic_directory
 from diary_lightning.io.outputs import MERGED, Output, check_outputs, mark
 from diary_lightning.model.generation import generation_config
@@ -171,7 +177,7 @@ def merge_adapter(adapter_path: str | os.PathLike, output: str | os.PathLike, dt
         merged.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         # The training generation settings replace the base's defaults that save_pretrained wrote.
-        for name in ("generation_config.json", SETTINGS_FILE):
+        for name in ("generation_config.json", SETTINGS_FILE, EVALUATION_FILE):
             if (adapter_path / name).is_file():
                 shutil.copyfile(adapter_path / name, tmp / name)
         (tmp / CARD_FILE).write_text(merged_card(adapter_path, base, dtype), encoding="utf-8")
@@ -180,7 +186,8 @@ def merge_adapter(adapter_path: str | os.PathLike, output: str | os.PathLike, dt
 
 
 def merged_card(adapter_path: Path, base: str, dtype: str) -> str:
-    """The merged model's card: the adapter's, told that it is now merged into ``base`` in ``dtype``."""
+    """The merged model's card: the adapter's, told that it is now merged into ``base`` in ``dtype``, with the
+    adapter's evaluation (a merge in 16 bits writes the adapter's diaries, up to rounding)."""
     settings_file = adapter_path / SETTINGS_FILE
     settings = json.loads(settings_file.read_text(encoding="utf-8")) if settings_file.is_file() else {}
     given = settings.get(BASE_AS_GIVEN) or {"name": base, "local": Path(base).expanduser().is_dir()}
@@ -192,5 +199,10 @@ def merged_card(adapter_path: Path, base: str, dtype: str) -> str:
     theirs = {part.split("\n", 1)[0]: part for part in adapter_card.read_text(encoding="utf-8").split("\n## ")[1:]}
     ours = card.split("\n## ")
     kept = ("Training data", "Training recipe", "Metrics")
-    return "\n## ".join(theirs.get(part.split("\n", 1)[0], part) if part.split("\n", 1)[0] in kept else part
+    card = "\n## ".join(theirs.get(part.split("\n", 1)[0], part) if part.split("\n", 1)[0] in kept else part
                         for part in ours)
+    evaluation = read_evaluation(adapter_path)
+    if not evaluation:
+        return card
+    # Named in the model-index as evaluate named the adapter it scored.
+    return with_evaluation(card, evaluation, next(iter(evaluation.values())).get("system") or adapter_path.name)

@@ -1,6 +1,7 @@
 """The model card (``README.md``) of an exported adapter and of a merged model, in Hugging Face's format: YAML
 metadata the Hub reads (base model, library, language, tags), then what a reader needs to decide whether to use
-it: the base, the data and its counts, the recipe, the run's metrics, the prompt, intended use and limits.
+it: the base, the data and its counts, the recipe, the run's metrics, the prompt, intended use and limits, and
+what ``evaluate`` measured of it on the benchmark once it has been scored (:func:`record_evaluation`).
 
 PEFT writes a card of its own whose every section says "More Information Needed"; this one replaces it.
 Plain Python: what it reports is handed to it (no Lightning, no torch).
@@ -10,9 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from diary_lightning.io.atomic import write_text
+
 CARD_FILE = "README.md"
+EVALUATION_FILE = "evaluation.json"
+"""``evaluate``'s results for the model of this folder, by benchmark split (:func:`record_evaluation`): what its
+card's Evaluation section and ``model-index`` are written from, again when the adapter is merged."""
+EVALUATION_TITLE = "Evaluation"
 
 
 def _front_matter(values: Mapping[str, Any]) -> str:
@@ -37,7 +45,8 @@ def model_card(settings: Mapping[str, Any], *, base_given: str, base_is_local: b
     """The card's text. ``settings`` is the folder's ``diary_lightning.json``; ``base_given`` the base as the user
     named it; ``run`` what is known of the training run: ``data`` (files and dialogue counts), ``splits``,
     ``recipe`` (name: value), ``metrics`` (name: value, e.g. the best val/loss and an ``evaluate`` report's),
-    ``checkpoint`` and ``step``. ``merged_dtype`` is set for a merged model."""
+    ``checkpoint`` and ``step``. ``merged_dtype`` is set for a merged model. ``evaluate``'s results are added
+    to it by :func:`with_evaluation`."""
     what = "merged model" if merged_dtype else "LoRA adapter"
     meta: dict[str, Any] = {"language": ["ko"], "pipeline_tag": "text-generation",
                             "tags": ["diary", "korean", "qlora", "lora", "diary_lightning"]}
@@ -142,3 +151,83 @@ def model_card(settings: Mapping[str, Any], *, base_given: str, base_is_local: b
         "",
     ]
     return "\n".join(parts)
+
+
+def _value(number: Any) -> str:
+    return "–" if number is None else f"{number:.3f}"
+
+
+def evaluation_section(evaluation: Mapping[str, Any]) -> str:
+    """The card's Evaluation section: per benchmark split, each main rate with its 95% interval beside the
+    reference diaries (the ceiling) and the writer's own lines (a floor), as ``evaluate``'s report.md shows them."""
+    lines = [f"## {EVALUATION_TITLE}", "",
+             "Scored by `python -m diary_lightning evaluate` on diary_lightning's benchmark of the real job "
+             "(chats with the bot and KakaoTalk chats, each with the writer's reference diary; docs/benchmark.md). Each rate with "
+             "its bootstrap 95% interval; ↑ higher is better, ↓ lower.", ""]
+    for split, result in sorted(evaluation.items()):
+        bench = result.get("benchmark") or {}
+        lines += [f"### {split} split: {bench.get('items', '?')} chats, benchmark {bench.get('version', '?')} "
+                  f"(files {bench.get('hash', '?')})", "",
+                  f"As `{result.get('system')}` in {result.get('report') or 'an evaluate folder'}.", "",
+                  "| metric | this model [95% interval] | reference (ceiling) | baseline (floor) |",
+                  "|---|---|---|---|"]
+        for metric in result.get("metrics") or []:
+            better = metric.get("higher_is_better")
+            arrow = " ↑" if better else " ↓" if better is False else ""
+            interval = (f" [{_value(metric.get('low'))}, {_value(metric.get('high'))}]"
+                        if metric.get("low") is not None else "")
+            lines.append(f"| {metric['name']}{arrow}: {metric.get('note') or metric['name']} | "
+                         f"{_value(metric.get('value'))}{interval} | {_value(metric.get('reference'))} | "
+                         f"{_value(metric.get('baseline'))} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def model_index(name: str, evaluation: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Hugging Face's ``model-index`` of the evaluation: one result per split, each metric with its value."""
+    results = []
+    for split, result in sorted(evaluation.items()):
+        bench = result.get("benchmark") or {}
+        results.append({
+            "task": {"type": "text-generation", "name": "Diary writing from a day's chat"},
+            "dataset": {"type": "diary_lightning-benchmark", "name": "diary_lightning benchmark", "split": split,
+                        "revision": str(bench.get("hash", ""))},
+            "metrics": [{"type": m["name"], "name": m["name"], "value": m["value"]}
+                        for m in result.get("metrics") or [] if m.get("value") is not None],
+            "source": {"name": "python -m diary_lightning evaluate"},
+        })
+    return [{"name": name, "results": results}]
+
+
+def with_evaluation(card: str, evaluation: Mapping[str, Any], name: str) -> str:
+    """``card`` with its Evaluation section and ``model-index`` (re)written from ``evaluation``: the section after
+    Metrics, replacing an earlier one; every other section as it was."""
+    head, sep, body = card.removeprefix("---\n").partition("\n---\n")
+    if not card.startswith("---\n") or not sep:
+        head, body = "", card
+    # The card's front matter is one key a line (list items under it start with "- "): the old index is one line.
+    meta = [line for line in head.split("\n") if line and not line.startswith("model-index:")]
+    meta.append("model-index: " + json.dumps(model_index(name, evaluation), ensure_ascii=False))
+    sections = [part for part in body.split("\n## ") if not part.startswith(EVALUATION_TITLE + "\n")]
+    at = next((i + 1 for i, part in enumerate(sections) if part.startswith("Metrics\n")), len(sections))
+    sections.insert(at, evaluation_section(evaluation).removeprefix("## ").rstrip("\n") + "\n")
+    return "---\n" + "\n".join(meta) + "\n---\n" + "\n## ".join(sections)
+
+
+def read_evaluation(folder: str | Path) -> dict[str, Any]:
+    """The folder's ``evaluation.json`` (empty when the model was never scored)."""
+    path = Path(folder) / EVALUATION_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def record_evaluation(folder: str | Path, split: str, result: Mapping[str, Any], name: str) -> Path:
+    """Put ``evaluate``'s result on ``split`` into the model folder's ``evaluation.json`` (an earlier result on
+    that split is replaced, the other split's kept) and its card: the card says what the model scored, and a
+    merge of the adapter carries it on. Each file whole or not at all."""
+    folder = Path(folder)
+    evaluation = {**read_evaluation(folder), split: dict(result)}
+    card_path = folder / CARD_FILE
+    card = card_path.read_text(encoding="utf-8") if card_path.is_file() else ""
+    write_text(folder / EVALUATION_FILE, json.dumps(evaluation, ensure_ascii=False, indent=1))
+    write_text(card_path, with_evaluation(card, evaluation, name))
+    return card_path

@@ -132,6 +132,9 @@ def _pretrain(model: object, tokenizer: object, steps: int, batch_size: int = 8,
 
 
 def main(argv: list[str] | None = None) -> None:
+    from diary_lightning.__main__ import delay_progress_bars
+
+    delay_progress_bars()  # before transformers imports tqdm: its bar of the one shard written is noise
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="runs/tiny-model", help="directory to write (default: %(default)s)")
     parser.add_argument("--hidden-size", type=int, default=64)

@@ -5,8 +5,8 @@
 #   bash scripts/demo/app_screenshot.sh                                   # the demo's adapter (bash scripts/demo/run.sh)
 #   bash scripts/demo/app_screenshot.sh --ckpt_path runs/tiny/checkpoints/last.ckpt
 #
-# Needs Debian's chromium and chromium-driver (and a CJK font for the Korean text), installed below when run as
-# root, and selenium, which drives the browser through that chromedriver (no browser download). Nothing leaves
+# Needs Debian's chromium and chromium-driver, a CJK font for the Korean text and an emoji font for the checks' ✅ and
+# ⚠️ (without them headless Chromium draws boxes), installed below when run as root, and selenium, which drives the browser through that chromedriver (no browser download). Nothing leaves
 # the machine: Gradio's usage report is off and Chromium runs with its background networking off.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,11 +15,13 @@ out=${OUT:-docs/app.png}
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(--model.adapter_path runs/tiny/checkpoints/adapter)
 
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! fc-list :lang=ko | grep -q .; then
+packages="chromium chromium-driver fonts-noto-cjk fonts-noto-color-emoji"
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! fc-list :lang=ko | grep -q . \
+        || ! fc-list :charset=2705 | grep -q .; then   # U+2705, the checks' ✅
     if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages
     else
-        echo "error: needs chromium, chromium-driver and fonts-noto-cjk: sudo apt-get install -y chromium chromium-driver fonts-noto-cjk" >&2
+        echo "error: needs $packages: sudo apt-get install -y $packages" >&2
         exit 2
     fi
 fi
@@ -77,8 +79,10 @@ try:
     driver.find_element(By.CSS_SELECTOR, "#compare input").click()
     driver.find_element(By.ID, "write").click()
     wait.until(lambda d: any(t.get_attribute("value") for t in d.find_elements(By.CSS_SELECTOR, ".diary textarea")))
-    height = driver.execute_script("return document.body.scrollHeight")
-    driver.set_window_size(1280, min(max(height, 900), 2400))
+    for _ in range(3):  # the page reflows at the new size: measured again, so no scroll bar is left
+        height = driver.execute_script("return Math.max(document.body.scrollHeight, "
+                                       "document.documentElement.scrollHeight) + window.outerHeight - window.innerHeight")
+        driver.set_window_size(1280, min(max(height, 900), 2400))
     driver.save_screenshot(os.environ["OUT"])
     print("diary on the page:", driver.find_element(By.CSS_SELECTOR, ".diary textarea").get_attribute("value"))
 finally:

@@ -36,7 +36,7 @@ $py -m diary_lightning predict "${four[@]}" --ckpt_path runs/tiny-four/checkpoin
 echo
 echo "diaries:         runs/tiny/diaries.jsonl (unseen chats), runs/tiny-four/diaries.jsonl (trained ones)"
 echo "checkpoints:     runs/tiny/checkpoints/ (adapters only)"
-echo "adapter:         runs/tiny/checkpoints/adapter (PEFT folder; DiaryPipeline.from_pretrained)"
+echo "adapter:         runs/tiny/checkpoints/adapter (PEFT folder; DiaryPipeline.from_pretrained; README.md, its model card, with the benchmark's results)"
 echo "benchmark:       runs/tiny/benchmark/report.md and metrics.png (dev split: tiny adapter, base, reference, floor)"
 echo "TensorBoard:     .venv/bin/tensorboard --logdir runs/tiny   (the Custom Scalars tab: both losses on one chart)"
 echo
