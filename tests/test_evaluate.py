@@ -354,3 +354,32 @@ def test_an_evaluate_folder_names_the_system_a_card_takes(items, tmp_path):
         scored_system(f"baseline={out}")
     with pytest.raises(FileNotFoundError, match="no summary.json there"):
         scored_system(str(tmp_path))
+
+
+def test_a_limit_scores_an_even_spread_and_says_it_is_no_benchmark_score(items, tmp_path):
+    dev = [item_id for item_id, item in items.items() if item.split == "dev"]
+    preds = write_predictions(tmp_path / "preds.jsonl", dev_predictions(items))
+    out = tmp_path / "out"
+    summary = evaluate(str(out), predictions=[f"mine={preds}"], benchmark=str(MINI), bootstrap_samples=20, limit=2)
+    rows = [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
+    scored = sorted({r["id"] for r in rows}, key=dev.index)
+    # Evenly spaced over the split, not its first two items.
+    assert scored == [dev[0], dev[len(dev) // 2]] and summary["benchmark"]["items"] == 2
+    assert "of %d items" % len(dev) in summary["benchmark"]["limit"]
+    assert "A part of the split only" in (out / "report.md").read_text()
+    # The whole split cannot share a table with a part of it.
+    with pytest.raises(ConfigError, match="limit"):
+        evaluate(str(out), predictions=[f"mine={preds}"], benchmark=str(MINI), bootstrap_samples=20)
+    with pytest.raises(ConfigError, match="--limit 0"):
+        evaluate(str(tmp_path / "other"), predictions=[f"mine={preds}"], benchmark=str(MINI), limit=0)
+
+
+def test_a_limited_result_is_in_the_card_as_a_look_but_not_in_its_model_index():
+    from diary_lightning.inference.model_card import evaluation_section, model_index
+
+    result = {"system": "a", "benchmark": {"items": 40, "version": "1.1", "hash": "h", "limit": "40 of 155 items"},
+              "metrics": [{"name": "fact_recall", "value": 0.5, "low": 0.4, "high": 0.6}]}
+    assert "A part of the split only" in evaluation_section({"dev": result})
+    assert model_index("a", {"dev": result})[0]["results"] == []
+    full = {**result, "benchmark": {k: v for k, v in result["benchmark"].items() if k != "limit"}}
+    assert len(model_index("a", {"dev": full})[0]["results"]) == 1

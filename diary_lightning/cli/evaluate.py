@@ -219,6 +219,7 @@ def evaluate(
     rouge_tokenizer: str = "char",
     bootstrap_samples: int = BOOTSTRAP_SAMPLES,
     seed: int = BOOTSTRAP_SEED,
+    limit: int | None = None,
 ) -> dict[str, Any]:
     """Score systems on the benchmark's chats and write the comparison to OUTPUT (summary.json, items.jsonl,
     report.md, metrics.png, lengths.png), beside the gold diaries (reference) and the writer's own lines (baseline).
@@ -246,11 +247,15 @@ def evaluate(
         rouge_tokenizer: ROUGE-L tokens: ``char`` (syllables), ``eojeol`` or ``morpheme``.
         bootstrap_samples: Resamples of the items for the 95% intervals.
         seed: The bootstrap's seed (the same seed, the same intervals).
+        limit: Score only this many items of the split, spread evenly over it (every setting and file): a quick
+            look at a system or at the command itself (the demo), never a result to report; the report says so.
     """
     if split not in SPLITS:
         raise ConfigError(f"--split {split!r}: expected one of {', '.join(SPLITS)}")
     if bootstrap_samples < 1:
         raise ConfigError(f"--bootstrap_samples {bootstrap_samples}: at least 1")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit {limit}: at least 1 item (or leave it out for the whole split)")
     for config, option in ((teacher, "--teacher"), (judge, "--judge")):
         if config is not None:
             check_teacher(config, option)
@@ -261,6 +266,10 @@ def evaluate(
         raise ConfigError(f"the benchmark at {root} has no {split} items")
     meta = {"version": BENCHMARK_VERSION, "hash": content_hash(root), "split": split, "items": len(items),
             "bootstrap_samples": bootstrap_samples, "bootstrap_seed": seed, "rouge_tokenizer": rouge_tokenizer}
+    if limit is not None and limit < len(items):
+        # Evenly spaced rather than the first N: the files are read in order, so a prefix would be one setting.
+        items = [items[i * len(items) // limit] for i in range(limit)]
+        meta.update(items=len(items), limit=f"{len(items)} of {meta['items']} items, evenly spaced: not a benchmark score")
     out = Path(output)
     given = {flag: [value] if isinstance(value, str) else list(value or []) for flag, value in (
         ("predictions", predictions), ("ckpt_path", ckpt_path), ("adapter_path", adapter_path))}

@@ -57,10 +57,10 @@ def read_folder(output: Path, benchmark: Mapping[str, Any]) -> tuple[dict[str, A
         raise ConfigError(f"--output {output}: holds a summary.json, but its results cannot be read back ({err}); "
                           "give another folder, or remove these files") from None
     before = summary.get("benchmark", {})
-    for key in ("split", "version", "hash"):
-        if before.get(key) != benchmark[key]:
+    for key in ("split", "version", "hash", "limit"):
+        if before.get(key) != benchmark.get(key):
             raise ConfigError(f"--output {output}: its results are of {key} {before.get(key)!r}, this run's of "
-                              f"{benchmark[key]!r}; they cannot share a table: give another --output")
+                              f"{benchmark.get(key)!r}; they cannot share a table: give another --output")
     return dict(summary.get("systems", {})), rows
 
 
@@ -128,6 +128,7 @@ def report_markdown(summary: Mapping[str, Any], by_system: Mapping[str, Sequence
              f"interval over items ({bench['bootstrap_samples']} resamples, seed {bench['bootstrap_seed']}). "
              "↑: higher is better, ↓: lower. `reference` is the gold diary (the ceiling), `baseline` the writer's "
              "own lines joined (a floor). Metrics: docs/benchmark.md.",
+             *(["", f"**A part of the split only** (`--limit`): {bench['limit']}."] if bench.get("limit") else []),
              "",
              "| metric | " + " | ".join(names) + " |",
              "|---|" + "---|" * len(names)]

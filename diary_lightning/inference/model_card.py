@@ -169,6 +169,7 @@ def evaluation_section(evaluation: Mapping[str, Any]) -> str:
         lines += [f"### {split} split: {bench.get('items', '?')} chats, benchmark {bench.get('version', '?')} "
                   f"(files {bench.get('hash', '?')})", "",
                   f"As `{result.get('system')}` in {result.get('report') or 'an evaluate folder'}.", "",
+                  *([f"A part of the split only (`--limit`): {bench['limit']}.", ""] if bench.get("limit") else []),
                   "| metric | this model [95% interval] | reference (ceiling) | baseline (floor) |",
                   "|---|---|---|---|"]
         for metric in result.get("metrics") or []:
@@ -188,6 +189,8 @@ def model_index(name: str, evaluation: Mapping[str, Any]) -> list[dict[str, Any]
     results = []
     for split, result in sorted(evaluation.items()):
         bench = result.get("benchmark") or {}
+        if bench.get("limit"):
+            continue  # a part of the split is a look, not a score for the Hub to list
         results.append({
             "task": {"type": "text-generation", "name": "Diary writing from a day's chat"},
             "dataset": {"type": "diary_lightning-benchmark", "name": "diary_lightning benchmark", "split": split,

@@ -16,11 +16,11 @@ $py -m diary_lightning fit --config configs/tiny.yaml
 # With the adapter fit exported (its best checkpoint by val/loss), the one a service would load.
 $py -m diary_lightning predict --config configs/tiny.yaml --model.adapter_path runs/tiny/checkpoints/adapter \
     --output runs/tiny/diaries.jsonl
-# The benchmark's dev chats (docs/benchmark.md): the tiny adapter and its untuned base, beside the reference diaries
-# (every metric's ceiling) and the writer's own lines (a floor). A model this small lands at or below the floor: what
-# the report shows here is the path a real adapter takes, not a result.
+# 40 of the benchmark's dev chats, spread over its settings (docs/benchmark.md): the tiny adapter and its untuned
+# base, beside the reference diaries (every metric's ceiling) and the writer's own lines (a floor). A model this small
+# lands at or below the floor: what the report shows here is the path a real adapter takes, not a result.
 $py -m diary_lightning evaluate --output runs/tiny/benchmark --adapter_path tiny-adapter=runs/tiny/checkpoints/adapter \
-    --zero_shot runs/tiny-model
+    --zero_shot runs/tiny-model --limit 40
 # What a model this small can show: that the loop is right. Four dialogues, learned until greedy decoding from the
 # saved checkpoint writes each diary back and stops, as tests/test_memorize.py does: on a random tiny model (no
 # pre-training), which learns four diaries by heart in 150 steps where the pre-trained one is still far off.
