@@ -236,7 +236,7 @@ def test_a_cpu_dry_run_writes_the_whole_report(tmp_path):
     assert len(list(out.iterdir())) <= 8 and not (out / "random-base").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.rehearsal
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU rehearsal; scripts/gpu/gpu_check.sh runs the real one")
 def test_the_cpu_rehearsal_of_the_device_call_passes():
     """scripts/gpu/rehearse.sh: the device image's packages alone, the carried set installed with no network,
