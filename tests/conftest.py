@@ -140,3 +140,14 @@ def reference_fit(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
     if reference.process is not None:
         reference.process.kill()
         reference.process.wait()
+
+
+# The longest tests, started first: CI runs the suite on two workers (pytest -n 2), and one of these begun last
+# would keep a worker busy for minutes after the other has run out of tests.
+LONGEST = ("test_readme.py::test_the_readme_works_as_written_on_a_fresh_copy", "test_kill_moments.py::",
+           "test_gpu_check.py::test_a_cpu_dry_run_writes_the_whole_report")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {item: next((i for i, name in enumerate(LONGEST) if name in item.nodeid), len(LONGEST)) for item in items}
+    items.sort(key=rank.__getitem__)  # stable: the rest keep their order
