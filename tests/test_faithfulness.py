@@ -169,3 +169,54 @@ def test_each_predict_line_gains_its_faithfulness_failures(tmp_path) -> None:
     lines = [json.loads(line) for line in writer.partial.read_text(encoding="utf-8").splitlines()]
     assert [(r["id"], r["faithfulness_failures"]) for r in lines] == [("a", []), ("b", ["wrong_person"])]
     assert set(lines[0]) == {"id", "writer", "diary", "style_failures", "faithfulness_failures"}
+
+
+# A yes or no answer tells the fact the question asked: the writer was asked and said not yet.
+ANSWERS = [
+    {"speaker": "민지", "text": "너 운전면허 시험 봤어?"},
+    {"speaker": "도현", "text": "아니 아직"},
+    {"speaker": "민지", "text": "주말에 캠핑 다녀왔어?"},
+    {"speaker": "도현", "text": "응 다녀왔어 가평으로"},
+]
+
+
+@pytest.mark.parametrize("diary, failures", [
+    ("운전면허 시험을 봤다.", ["negation_flip"]),          # 아니 아직
+    ("아직 운전면허 시험을 안 봤다.", []),
+    ("주말에 가평으로 캠핑을 다녀왔다.", []),              # 다녀왔다 is one verb however Kiwi cuts it
+    ("주말에 캠핑을 안 다녀왔다.", ["negation_flip"]),
+])
+def test_a_yes_or_no_answer_tells_the_question_as_a_fact(diary: str, failures: list[str]) -> None:
+    assert faithfulness_failures(diary, ANSWERS, "도현") == failures
+
+
+def test_a_no_with_words_of_its_own_or_a_condition_denies_nothing_whole() -> None:
+    chat = [{"speaker": "AI", "text": "보고서 다 쓰셨어요?"}, {"speaker": "Human", "text": "아니요 절반만요"},
+            {"speaker": "AI", "text": "자격증이 있으면 지원할 수 있대요"}]
+    # 아니요 절반만: not all of it, but some of it was written.
+    assert faithfulness_failures("보고서를 절반만 썼다.", chat, "Human") == []
+    # 있으면: a condition, not the bot saying the writer has one.
+    assert faithfulness_failures("자격증이 없어서 아쉬웠다.", chat, "Human") == []
+
+
+def test_a_topic_is_the_subject_over_a_reason_and_an_honorific_noun_is_a_person() -> None:
+    chat = [{"speaker": "Human", "text": "오늘 카페에 손님이 와서 한 시간 동안 소리 지름"},
+            {"speaker": "Human", "text": "같이 일하는 재민 선배는 몸살 나서 조퇴했어"},
+            {"speaker": "AI", "text": "고생 많으셨어요"}]
+    assert faithfulness_failures("손님이 한 시간 동안 소리를 질렀다.", chat, "Human") == []
+    assert faithfulness_failures("재민 선배는 몸살이 나서 조퇴했다.", chat, "Human") == []
+    # The senior's sick leave, told as the writer's.
+    assert faithfulness_failures("몸살이 나서 조퇴했다.", chat, "Human") == ["wrong_person"]
+
+
+def test_the_writer_speaking_of_you_tells_the_other_speakers_news() -> None:
+    chat = [{"speaker": "유나", "text": "나 오늘부터 수영 다녀"},
+            {"speaker": "태오", "text": "나도 같이 갈까"},
+            {"speaker": "유나", "text": "너는 출장 때문에 못 오잖아"}]
+    assert faithfulness_failures("태오는 출장 때문에 수영에 못 온다.", chat, "유나") == []
+
+
+def test_a_speakers_name_that_kiwi_cuts_in_two_is_still_a_person() -> None:
+    chat = [{"speaker": "세아", "text": "나는 과제 절반만 냈어"}, {"speaker": "은호", "text": "나는 아예 못 냈어 ㅠ"}]
+    # 세아도 is 세/MM 아/NNG to Kiwi: read as no one, the clause would be the writer's, who did not hand it in.
+    assert faithfulness_failures("세아도 과제를 절반만 냈다고 했다.", chat, "은호") == []

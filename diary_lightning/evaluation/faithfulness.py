@@ -26,13 +26,14 @@ lazily loaded analyser and its cache; nothing here imports torch, Lightning or t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from diary_lightning.data.roles import DEFAULT_BOTS
-from diary_lightning.evaluation.diary_style import QUOTE_ENDINGS, Morpheme, analyse, analyse_many
+from diary_lightning.evaluation.diary_style import QUOTE_ENDINGS, Morpheme, analyse, analyse_many, kiwi
 
 FAILURES = ("wrong_person", "suggestion_as_done", "invented", "wrong_number", "negation_flip")
 
@@ -93,6 +94,9 @@ THING = "a thing"
 UNKNOWN = "unknown"
 """The owner of a clause after another person's clause over 어서/는데: the writer's or theirs, the text does not say."""
 """The owner of a clause whose predicate honours an unnamed subject (하셨다): never the writer."""
+_CONDITIONS = frozenset({"면", "으면", "다면", "라면", "ᆫ다면", "는다면", "거든", "으면서도"})
+# Links after which a clause's subject is as often another person: 언니는 바쁘다고 해서 내가 했다.
+_NEW_SUBJECT = frozenset({"니까", "으니까", "니", "으니", "자", "더니", "었더니", "면", "으면", "지만", "는데", "ᆫ데", "은데", "데"})
 _TENSE_LINKS = frozenset({"고", "어서", "아서", "어", "아", "서", "고서", "며", "으며"})
 _COMPANION = frozenset({"랑", "이랑", "와", "과", "하고", "께"})
 
@@ -209,6 +213,11 @@ def _lemma(m: Morpheme) -> tuple[str, bool]:
     return form, False
 
 
+@functools.lru_cache(maxsize=4096)
+def _compound(verb: Morpheme, link: Morpheme, helper: Morpheme) -> str:
+    return kiwi().join([(x.form, x.kiwi_tag or x.tag, False) for x in (verb, link, helper)]).replace(" ", "")
+
+
 def _splits(m: Morpheme, following: Morpheme | None) -> bool:
     """Whether a connective ending closes a clause: not before a helper verb (먹지 않, 해 보, 하고 싶)."""
     if following is None:
@@ -259,7 +268,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             negated |= says_no
             if lemma in ("못하",):
                 negated = True
-            elif lemma == "있" and i >= 2 and ms[i - 2].form in ("적", "수", "줄") and ms[i - 2].tag == "NNB":
+            elif lemma == "있" and any(k >= 0 and ms[k].form in ("적", "수", "줄") and ms[k].tag == "NNB"
+                                      for k in (i - 1, i - 2)):
                 pass  # 넣어 본 적이 없다: the verb before is what is (not) done
             elif lemma not in GLUE:
                 lemmas.add(lemma)
@@ -271,6 +281,11 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
         elif tag == "VX":
             if m.form in ("않", "못하") and not _embedded(ms, i):
                 negated = True
+            elif m.form in ("오", "가") and i >= 2 and ms[i - 1].tag == "EC" and ms[i - 2].tag == "VV":
+                # 다녀왔다 is 다니+어+오 in one text and 다녀오 in another: one verb, one lemma.
+                lemma = _compound(ms[i - 2], ms[i - 1], m)
+                lemmas.add(lemma)
+                head = lemma
         elif tag == "MAG" and m.form in ("안", "못") and not _embedded(ms, i):
             negated = True
         elif tag == "EP":
@@ -323,6 +338,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
         mood = "suggestion"
     elif plan:
         mood = "plan"
+    elif ms and ms[-1].tag == "EC" and ms[-1].form in _CONDITIONS:
+        mood = "condition"  # 토플만 있으면 돼: what would be, no fact
     else:
         mood = "statement"
     return Clause(frozenset(lemmas), head, negated, past and not plan and mood != "suggestion", mood, quote,
@@ -346,15 +363,22 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
             person = form  # 주원이는: a name the chat has no speaker for
         elif m.tag == "NP" and form in ("나", "내", "저", "제"):
             person = "나"
+        elif i + 1 < len(ms) and ((ms[i + 1].tag == "XSN" and ms[i + 1].form == "님")
+                                  or (ms[i + 1].tag == "NNB" and ms[i + 1].form == "분" and m.tag == "NNG")):
+            person = form  # 손님, 점장님, 임원분: the honorific suffix makes any noun a person
         if person is None:
             continue
         j = i + 1
         while j < len(ms) and (ms[j].tag == "XSN" or ms[j].form in ("씨", "님")):
             j += 1
         after = ms[j] if j < len(ms) else None
-        if after is not None and (after.tag == "JKS" or (after.tag == "JX" and after.form in ("은", "는", "ᆫ", "도"))
-                                  or after.form == "께서"):
+        if after is not None and after.tag == "JX" and after.form in ("은", "는", "ᆫ"):
+            role = "topic"
+        elif after is not None and (after.tag == "JKS" or (after.tag == "JX" and after.form == "도")
+                                    or after.form == "께서"):
             role = "subject"
+        elif person == "나" and form == "나" and (after is None or after.tag.startswith(("N", "M", "V"))):
+            role = "subject"  # 나 혼자 갔다, 나 오늘 면접 봤어: the spoken subject without its particle
         elif after is not None and after.form in _COMPANION and after.tag in ("JKB", "JC"):
             role = "companion"
         else:
@@ -378,6 +402,27 @@ def _thing_subject(part: Sequence[Morpheme], names: frozenset[str]) -> bool:
                and part[i + 1].tag == "JKS" for i, m in enumerate(part[:-1]))
 
 
+def _join_names(ms: list[Morpheme], text: str, names: frozenset[str]) -> list[Morpheme]:
+    """The chat's names made one proper noun where Kiwi cut them into common words (세아도 -> 세/MM 아/NNG 도)."""
+    out = list(ms)
+    for name in names:
+        if len(name) < 2 or name not in text:
+            continue
+        k = 0
+        while k < len(out):
+            m = out[k]
+            if m.start < len(text) and text.startswith(name, m.start) and (m.start == 0 or not
+                                                                            "가" <= text[m.start - 1] <= "힣"):
+                end = k
+                while end < len(out) and out[end].end <= m.start + len(name):
+                    end += 1
+                if end - k >= 2 and out[end - 1].end == m.start + len(name) and \
+                        all(x.tag.startswith(("N", "MM", "MAG", "VV", "VA", "XR")) for x in out[k:end]):
+                    out[k:end] = [m._replace(form=name, tag="NNP", end=m.start + len(name), kiwi_tag="NNP")]
+            k += 1
+    return out
+
+
 def _analyse_text(text: str, names: frozenset[str]) -> _Text:
     clauses: list[Clause] = []
     lemmas: set[str] = set()
@@ -387,7 +432,8 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
     proper: set[str] = set()
     first = False
     for sentence in analyse(text):
-        ms = [m for m in sentence.morphemes if m.tag not in ("SF", "SP", "SS", "SE", "SO", "SW", "SB")]
+        ms = _join_names([m for m in sentence.morphemes if m.tag not in ("SF", "SP", "SS", "SE", "SO", "SW", "SB")],
+                         text, names)
         persons += _persons_in(ms, names)
         first |= any(m.form in ("나", "내", "저", "제") and m.tag == "NP" for m in ms)
         for i, m in enumerate(ms):
@@ -408,11 +454,14 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
                 parts.append([])
         parts = [p for p in parts if p]
         subject = None
+        topic = False
         parsed: list[Clause] = []
         for k, part in enumerate(parts):
             clause = _clause(part, k == len(parts) - 1, sentence.question)
             found = _persons_in(part, names)
-            subject = next((p for p, role in reversed(found) if role == "subject"), subject)
+            subject = next((p for p, role in reversed(found) if role in ("subject", "topic")), subject)
+            if any(role in ("subject", "topic") for _, role in found):
+                topic = next((role == "topic" for _, role in reversed(found) if role in ("subject", "topic")))
             if subject is None and _thing_subject(part, names):
                 subject = THING
             span = _SQUEEZE.sub("", text[part[0].start:part[-1].end])
@@ -427,8 +476,11 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
                                               honorific=honorific, you=you))
             # A subject reaches the next clause over 고/며 and a quotation (지수가 간다고 했다), not over 어서/는데,
             # whose next clause is as often the writer's (언니가 바빠서 안 물어보기로 했다).
-            if not (part[-1].tag == "EC" and (part[-1].form in QUOTE_ENDINGS or part[-1].form in _SAME_SUBJECT)):
+            # A topic (선배는 아파서 조퇴했다) is what the whole sentence is about, over 어서/는데 too.
+            if not (part[-1].tag == "EC" and (part[-1].form in QUOTE_ENDINGS or part[-1].form in _SAME_SUBJECT
+                                              or (topic and part[-1].form not in _NEW_SUBJECT))):
                 subject = UNKNOWN if subject not in (None, "나", THING) else None
+                topic = False
         for k in range(len(parsed) - 2, -1, -1):
             here, after = parsed[k], parsed[k + 1]
             link = parts[k][-1]
@@ -554,11 +606,16 @@ def _clause_matches(clause: Clause, turns: Sequence[_Turn], context: frozenset[s
         for c in turn.text.clauses:
             if clause.head in c.lemmas or c.head == clause.head:
                 # About the same thing: another lemma shared by the clause, or by its turn when it has none.
-                context = turn.text.lemmas | (turns[k - 1].text.lemmas if k and clause.head not in _PLAIN_ACTS
-                                              else frozenset())
+                # A chat tells one thing over a few short turns (오늘 첫 발표 했어요 / 신규 앱 기획안이요).
+                context = frozenset().union(*(t.text.lemmas for t in turns[max(0, k - 1):k + 3]
+                                              if t.index <= turn.index or t.speaker == turn.speaker))
+                # A clause with words of its own is about them (점심은 못 먹었어 is not about 떡볶이).
                 near = c.lemmas if c.lemmas - {clause.head} else context
                 # A plain verb (가, 있) needs all its words there; a telling one, some.
-                if not others or (others <= near if clause.head in _PLAIN_ACTS else others & near):
+                text = c.squeezed if c.lemmas - {clause.head} else "".join(
+                    t.text.squeezed for t in turns[max(0, k - 1):k + 3] if t.index <= turn.index or t.speaker == turn.speaker)
+                found = {o for o in others if o in near or (len(o) >= 2 and o in text)}
+                if not others or (found == others if clause.head in _PLAIN_ACTS else found):
                     out.append((turn, c))
             elif (c.head in GLUE or c.head is None) and clause.lemmas - {clause.head} and \
                     clause.lemmas - {clause.head} <= c.lemmas:
@@ -567,10 +624,22 @@ def _clause_matches(clause: Clause, turns: Sequence[_Turn], context: frozenset[s
 
 
 def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], context: frozenset[str]) -> str | None:
+    if clause.mood == "condition":
+        return None
     matches = [(t, c) for t, c in _clause_matches(clause, turns, context) if c.mood in ("statement", "plan")]
     if clause.owner in (None, "나"):
         # The writer's own act is compared with what the writer's side of the chat says, not a friend's news.
         matches = [(t, c) for t, c in matches if id(c) in own]
+    # Only a clause of the same time can say the opposite: 안 정해졌어 (not yet) does not deny 다음 주에 정한다, nor
+    # 갈게 (a plan) 안 갔다; a plan of the diary's (일찍 자 보려고) denies no fact.
+    matches = [(t, c) for t, c in matches if not (c.negated and c.past and not clause.past)
+               and not (c.mood == "plan" and clause.past) and not (clause.mood == "plan" and c.past)]
+    if matches and clause.lemmas - {clause.head}:
+        # The chat clauses that share most of the diary clause's other words: 숙소는 환불이 안 된대 speaks of the
+        # room where 렌터카 환불받았대, two turns before, speaks of the car.
+        others = clause.lemmas - {clause.head}
+        overlap = [sum(o in c.lemmas or (len(o) >= 2 and o in c.squeezed) for o in others) for _, c in matches]
+        matches = [m for m, n in zip(matches, overlap) if n == max(overlap)]
     if matches and all(c.negated != clause.negated for _, c in matches):
         t, c = matches[0]
         said = "says no" if c.negated else "says yes"
@@ -632,11 +701,15 @@ def _sources(chat: _Chat) -> dict[str, list[Clause]]:
     out: dict[str, list[Clause]] = {"": [], "\0": [], "\1": [], "\2": []}
     for turn in chat.turns:
         for c in turn.text.clauses:
+            if c.mood == "condition":
+                continue
             third = c.owner not in (None, "나", THING, UNKNOWN) and c.owner not in chat.writer_names
             if turn.writer:
                 heard = (c.hearsay or c.quote) and c.owner != "나"
                 named_here = any(p != "나" and p not in chat.writer_names for p, _ in turn.text.persons)
-                key = "\0" if (heard and named_here) or third or c.honorific else "\1" if heard else ""
+                # 너는 야근 때문에 못 오잖아: the writer speaking of the listener tells someone else's news.
+                key = "\0" if (heard and named_here) or third or c.honorific or (c.you and c.owner != "나") else \
+                    "\1" if heard else ""
                 # An answer to "아내분 반응은 어땠어요?" (울었어) is about the person just named.
                 out["\2" if key == "" and turn.names_someone and c.owner != "나" else key].append(c)
             elif turn.bot or c.you or c.owner in chat.writer_names or (
@@ -676,7 +749,8 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
         lemmas = set(lemmas) - FEELINGS - chat.names
         # One word can carry a sentence (다음 주에 제주도에 간다) when it names a thing: a noun of two syllables
         # or more; a lone verb says too little of whose it is.
-        if not lemmas or (len(lemmas) == 1 and not any(len(x) >= 2 and x in sentence.things for x in lemmas)):
+        # ...and so can a noun made a verb (조퇴했다, 합격했다): an event by its own name.
+        if not lemmas or (len(lemmas) == 1 and not any(len(x) >= 2 and x in sentence.nouns for x in lemmas)):
             continue
         need = max(min(2, len(lemmas)), (len(lemmas) + 1) // 2)
         own = _covered(lemmas, sources[""])
@@ -687,7 +761,7 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
                 covered = _covered(lemmas, cs)
                 if name not in ("", "\1", "\2") and len(covered) > best:
                     best, who, theirs_only = len(covered), name, covered - own
-            if len(lemmas) == 1 and who == "\0":
+            if len(lemmas) == 1 and who == "\0" and not (lemmas & heads & sentence.nouns):
                 continue  # one word the writer passed on from someone: too little to say whose it is
             # Someone else's news: they say more of it than the writer does, and what only they say is more than
             # a word, or is what the sentence says happened (청약에 당첨됐다, where 청약 is the writer's too).
@@ -730,7 +804,7 @@ def _invented(sentence: _Text, chat: _Text, turns: Sequence[_Turn], names: froze
                    and n not in RELATIONS and n not in names and not _mentioned(n, chat))
     # With nobody but the writer and the bot in the chat, a 친구 or 엄마 who acts in the diary must be in it.
     if not any(not (t.writer or t.bot) for t in turns):
-        novel += sorted({p for p, role in sentence.persons if role in ("subject", "companion") and p in RELATIONS
+        novel += sorted({p for p, role in sentence.persons if role in ("subject", "topic", "companion") and p in RELATIONS
                          and p not in ("상대", "사람", "분") and p not in chat.squeezed and not any(p in t.text.squeezed for t in turns)})
     if not novel:
         return None
@@ -794,6 +868,9 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
                 break
             if _asserts_text(t.text) and t.text.lemmas:
                 break
+        if turns and turns[-1].speaker != speaker and (answered := _answered(turns[-1].text, str(turn["text"]))):
+            text = dataclasses.replace(text, clauses=(*text.clauses, answered), lemmas=text.lemmas | answered.lemmas)
+            me = me or answered.owner is None
         turns.append(_Turn(i, speaker, text, is_writer, speaker.strip().casefold() in bots, someone, me))
     joined = "\n".join(str(t["text"]) for t in dialogue)
     whole = _Text(joined, _SQUEEZE.sub("", joined), (), frozenset().union(*(t.text.lemmas for t in turns)),
@@ -802,6 +879,35 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
     chat.sources = _sources(chat)
     chat.own = {id(c) for key in ("", "\1", "\2") for c in chat.sources[key]}
     return chat
+
+
+_YES = re.compile(r"^\s*(?:응|웅|엉|어어|네|넹|넵|예|ㅇㅇ|ㅇㅇㅇ|그럼|당연하지|당연|맞아|그렇지|ㅇㅋ)(?![가-힣])")
+_NO = re.compile(r"^\s*(?:아니|아니요|아뇨|아녀|ㄴㄴ|노노|아직)(?![가-힣])")
+_WH_WORDS = frozenset("뭐 무엇 뭘 어디 언제 누구 누가 몇 어떻 어떠 왜 무슨 어느 얼마 어때".split())
+
+
+def _says_more(answer: str) -> bool:
+    """The answer goes on with words of its own (아니 반만): its no may deny only a part of the question."""
+    return any(m.tag.startswith(("NN", "VV", "VA", "XR", "SN")) and m.form not in GLUE
+               for s in analyse(answer) for m in s.morphemes)
+
+
+def _answered(question: _Text, answer: str) -> Clause | None:
+    """The fact a yes or no answer tells (독감 주사 맞았어? / 아니 아직: not yet vaccinated), as a clause of the
+    answer's turn: the question's clause, told by the answerer. Only a yes/no question (no 뭐, 어디, 언제...) that
+    is not itself negated (안 갔어? / 응 is ambiguous), and only where the answer opens with yes or no."""
+    if not question.clauses:
+        return None
+    asked = question.clauses[-1]
+    no = bool(_NO.match(answer))
+    if asked.mood != "question" or asked.negated or not asked.lemmas or not (no or _YES.match(answer)) or \
+            asked.head is None or asked.head in FEELINGS or (no and _says_more(answer)) or \
+            any(m.form in _WH_WORDS for s in analyse(question.text) for m in s.morphemes):
+        return None
+    # Asked of the answerer (너, or no subject), the fact is the answerer's; asked of someone named, it stays theirs.
+    owner = None if asked.you or asked.owner in (None, HONOURED) else asked.owner
+    return dataclasses.replace(asked, mood="statement", negated=no, owner=owner, you=False, honorific=False,
+                               hearsay=False, quote=None)
 
 
 def _asserts_text(text: _Text) -> bool:
