@@ -220,3 +220,30 @@ def test_a_speakers_name_that_kiwi_cuts_in_two_is_still_a_person() -> None:
     chat = [{"speaker": "세아", "text": "나는 과제 절반만 냈어"}, {"speaker": "은호", "text": "나는 아예 못 냈어 ㅠ"}]
     # 세아도 is 세/MM 아/NNG to Kiwi: read as no one, the clause would be the writer's, who did not hand it in.
     assert faithfulness_failures("세아도 과제를 절반만 냈다고 했다.", chat, "은호") == []
+
+
+def test_a_sentence_that_only_reports_words_is_not_the_writers_own() -> None:
+    chat = [{"speaker": "준서", "text": "나 회사 그만두기로 했어"},
+            {"speaker": "준서", "text": "석 달 고민하다가 오늘 부장님한테 말함"},
+            {"speaker": "준서", "text": "쉬면서 디자인 공부해 볼 거야"},
+            {"speaker": "하늘", "text": "헐 응원해"}]
+    # The second sentence names no one: it goes on with 준서's words.
+    assert faithfulness_failures("준서가 회사를 그만둔다고 했다. 석 달 고민하다가 오늘 부장님한테 말했고, 쉬면서 "
+                                 "디자인 공부를 해 볼 거라고 했다.", chat, "하늘") == []
+    assert faithfulness_failures("석 달 고민하다가 회사를 그만두기로 했다.", chat, "하늘") == ["wrong_person"]
+
+
+def test_a_state_of_the_world_and_a_relations_name_are_nobodys_act_and_a_person() -> None:
+    chat = [{"speaker": "엄마", "text": "도착했어? 나는 이제 자려고 서울은 밤 11시야"},
+            {"speaker": "유진", "text": "응 방금 호텔 왔어 여기는 오후 4시"},
+            {"speaker": "유진", "text": "사촌 민규는 비행기 놓쳐서 못 왔어"}]
+    assert faithfulness_failures("여기는 오후 4시인데 서울은 밤 11시였다.", chat, "유진") == []
+    # 민규 is one-syllable nouns to Kiwi; 사촌 stands for him, so 못 왔다 is his, and the writer's coming is no flip.
+    assert faithfulness_failures("사촌 민규는 비행기를 놓쳐서 못 왔다. 나는 호텔에 왔다.", chat, "유진") == []
+
+
+def test_a_photo_in_an_export_is_a_photo_sent() -> None:
+    chat = [{"speaker": "아빠", "text": "바다 사진 좀 보내 봐"}, {"speaker": "지안", "text": "사진"},
+            {"speaker": "아빠", "text": "멋지다"}]
+    assert faithfulness_failures("아빠한테 바다 사진을 보내 드렸다.", chat, "지안") == []
+    assert faithfulness_failures("아빠한테 바다 사진을 보내 드렸다.", chat[:1], "지안") == ["suggestion_as_done"]

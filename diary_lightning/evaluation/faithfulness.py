@@ -355,7 +355,9 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
         if not m.tag.startswith(("NN", "NP")):
             continue
         person = None
-        if form in names or form in RELATIONS:
+        if form in RELATIONS and i + 1 < len(ms) and ms[i + 1].tag == "NNP":
+            continue  # 사촌 동희는: the name after the relation word is the person, with the particle
+        if form in names or form in RELATIONS or (m.tag == "NNP" and i > 0 and ms[i - 1].form in RELATIONS):
             person = form
         elif m.tag == "NNP" and form.endswith("이") and (form[:-1] in names or len(form) >= 3):
             person = form[:-1]  # 서연이는: Kiwi keeps the name's 이 in the word
@@ -369,6 +371,10 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
         if person is None:
             continue
         j = i + 1
+        if form in RELATIONS:
+            # 사촌 동희는: a name Kiwi does not know comes out as one-syllable nouns; the relation word stands for it.
+            while j < len(ms) and j - i <= 2 and ms[j].tag in ("NNG", "NNP", "MM") and len(ms[j].form) == 1:
+                j += 1
         while j < len(ms) and (ms[j].tag == "XSN" or ms[j].form in ("씨", "님")):
             j += 1
         after = ms[j] if j < len(ms) else None
@@ -398,8 +404,11 @@ def _together(part: Sequence[Morpheme]) -> bool:
 
 def _thing_subject(part: Sequence[Morpheme], names: frozenset[str]) -> bool:
     """A noun that is no person takes the subject particle 이/가 (값이 나왔다, 비가 왔다)."""
+    # ...or, in a clause of 이다, the topic 은/는 (한국은 새벽 2시라): a state of the world, nobody's act.
+    copula = any(m.tag == "VCP" for m in part)
     return any(m.tag in ("NNG", "NNP") and m.form not in names and m.form not in RELATIONS and m.form not in GLUE
-               and part[i + 1].tag == "JKS" for i, m in enumerate(part[:-1]))
+               and (part[i + 1].tag == "JKS" or (copula and part[i + 1].tag == "JX" and part[i + 1].form in ("은", "는")))
+               for i, m in enumerate(part[:-1]))
 
 
 def _join_names(ms: list[Morpheme], text: str, names: frozenset[str]) -> list[Morpheme]:
@@ -416,7 +425,10 @@ def _join_names(ms: list[Morpheme], text: str, names: frozenset[str]) -> list[Mo
                 end = k
                 while end < len(out) and out[end].end <= m.start + len(name):
                     end += 1
-                if end - k >= 2 and out[end - 1].end == m.start + len(name) and \
+                if end - k == 1 and m.form == name and m.tag != "NNP" and end < len(out) and \
+                        out[end].tag.startswith("J"):
+                    out[k] = m._replace(tag="NNP", kiwi_tag="NNP")  # 하나랑: the name, not the numeral
+                elif end - k >= 2 and out[end - 1].end == m.start + len(name) and \
                         all(x.tag.startswith(("N", "MM", "MAG", "VV", "VA", "XR")) for x in out[k:end]):
                     out[k:end] = [m._replace(form=name, tag="NNP", end=m.start + len(name), kiwi_tag="NNP")]
             k += 1
@@ -605,15 +617,15 @@ def _clause_matches(clause: Clause, turns: Sequence[_Turn], context: frozenset[s
     for k, turn in enumerate(turns):
         for c in turn.text.clauses:
             if clause.head in c.lemmas or c.head == clause.head:
-                # About the same thing: another lemma shared by the clause, or by its turn when it has none.
-                # A chat tells one thing over a few short turns (오늘 첫 발표 했어요 / 신규 앱 기획안이요).
-                context = frozenset().union(*(t.text.lemmas for t in turns[max(0, k - 1):k + 3]
-                                              if t.index <= turn.index or t.speaker == turn.speaker))
+                # About the same thing: another lemma shared by the clause, or by its turn when it has none. A
+                # chat tells one thing over a few short turns (오늘 첫 발표 했어요 / 신규 앱 기획안이요); a plain verb
+                # (가, 오, 있) is too common to take its topic from further than the turn before.
+                window = [t for t in turns[max(0, k - 1):k + (1 if clause.head in _PLAIN_ACTS else 3)]
+                          if t.index <= turn.index or t.speaker == turn.speaker]
                 # A clause with words of its own is about them (점심은 못 먹었어 is not about 떡볶이).
-                near = c.lemmas if c.lemmas - {clause.head} else context
-                # A plain verb (가, 있) needs all its words there; a telling one, some.
-                text = c.squeezed if c.lemmas - {clause.head} else "".join(
-                    t.text.squeezed for t in turns[max(0, k - 1):k + 3] if t.index <= turn.index or t.speaker == turn.speaker)
+                own_words = bool(c.lemmas - {clause.head})
+                near = c.lemmas if own_words else frozenset().union(*(t.text.lemmas for t in window))
+                text = c.squeezed if own_words else "".join(t.text.squeezed for t in window)
                 found = {o for o in others if o in near or (len(o) >= 2 and o in text)}
                 if not others or (found == others if clause.head in _PLAIN_ACTS else found):
                     out.append((turn, c))
@@ -677,7 +689,11 @@ def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset
     if best < 2:
         return None  # one word in common is a topic, not the act
     closest = [(t, c) for score, t, c in scored if score == best]
-    if any(c.past and c.mood == "statement" and not c.negated for _, c in closest) or \
+    # Done is often told in fewer words than it was suggested (사진 보내 봐 / 사진): any clause telling the same
+    # act done, with the predicate and another word of it, will do.
+    if any(c.past and c.mood == "statement" and not c.negated and c.head == clause.head
+           for score, _, c in scored if score >= 2) or \
+            any(c.past and c.mood == "statement" and not c.negated for _, c in closest) or \
             any(c.head in _DONE_WORDS for _, c in closest) or \
             any(t.writer and c.mood == "statement" and not c.negated and not c.future for t, c in closest):
         # Told done, or told by the writer as going on (야근 중): the diary may tell it done.
@@ -735,11 +751,14 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
     mine: set[str] = set()
     heads: set[str] = set()
     theirs: dict[str, set[str]] = {}
+    # A sentence that only reports words (…할 거라고 했다) and names no one: its clauses are the words of someone
+    # the sentences before named (정우가 그만둔다고 했다. 반년 고민하다가 팀장한테 말했고 … 공부할 거라고 했다).
+    reported = any(c.quote for c in sentence.clauses) and all(c.owner is None for c in sentence.clauses)
     for c in sentence.clauses:
         if c.shared or c.owner in (THING, UNKNOWN):
-            continue
+            continue  # 한국은 새벽 2시라: a state of the world is nobody's act
         if c.owner is None or c.owner == "나" or c.owner in chat.writer_names:
-            if c.quote is None or c.owner is not None:
+            if (c.quote is None and not reported) or c.owner is not None:
                 mine |= c.lemmas
                 heads |= {c.head} & c.lemmas
         else:
@@ -868,6 +887,10 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
                 break
             if _asserts_text(t.text) and t.text.lemmas:
                 break
+        if _MEDIA.fullmatch(str(turn["text"]).strip()):
+            # A KakaoTalk export writes a photo sent as the word 사진: the speaker sent one.
+            sent = Clause(frozenset({"사진", "보내"}), "보내", False, True, "statement", squeezed="사진보냈다")
+            text = dataclasses.replace(text, clauses=(*text.clauses, sent), lemmas=text.lemmas | sent.lemmas)
         if turns and turns[-1].speaker != speaker and (answered := _answered(turns[-1].text, str(turn["text"]))):
             text = dataclasses.replace(text, clauses=(*text.clauses, answered), lemmas=text.lemmas | answered.lemmas)
             me = me or answered.owner is None
@@ -881,6 +904,7 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
     return chat
 
 
+_MEDIA = re.compile(r"(?:사진|동영상)(?:\s*\d+장)?")
 _YES = re.compile(r"^\s*(?:응|웅|엉|어어|네|넹|넵|예|ㅇㅇ|ㅇㅇㅇ|그럼|당연하지|당연|맞아|그렇지|ㅇㅋ)(?![가-힣])")
 _NO = re.compile(r"^\s*(?:아니|아니요|아뇨|아녀|ㄴㄴ|노노|아직)(?![가-힣])")
 _WH_WORDS = frozenset("뭐 무엇 뭘 어디 언제 누구 누가 몇 어떻 어떠 왜 무슨 어느 얼마 어때".split())
