@@ -247,3 +247,16 @@ def test_a_photo_in_an_export_is_a_photo_sent() -> None:
             {"speaker": "아빠", "text": "멋지다"}]
     assert faithfulness_failures("아빠한테 바다 사진을 보내 드렸다.", chat, "지안") == []
     assert faithfulness_failures("아빠한테 바다 사진을 보내 드렸다.", chat[:1], "지안") == ["suggestion_as_done"]
+
+
+def test_a_clause_is_whose_best_matching_message_it_is() -> None:
+    chat = [{"speaker": "Human", "text": "오늘 비 와서 등산 취소래"},
+            {"speaker": "Human", "text": "형은 벌써 기차표 취소하고 환불받았대"},
+            {"speaker": "AI", "text": "아쉬우시겠어요"},
+            {"speaker": "Human", "text": "나는 집에서 밀린 빨래 했어"}]
+    # The brother's refund, told as the writer's: 취소 is the writer's word too, but for the hike.
+    assert faithfulness_failures("기차표를 취소하고 환불을 받았다.", chat, "Human") == ["wrong_person"]
+    assert faithfulness_failures("형은 기차표를 취소하고 환불을 받았다고 했다.", chat, "Human") == []
+    # The writer's laundry, given to a friend.
+    assert faithfulness_failures("친구가 집에서 밀린 빨래를 했다고 했다.", chat, "Human") == ["wrong_person"]
+    assert faithfulness_failures("집에서 밀린 빨래를 했다.", chat, "Human") == []

@@ -753,7 +753,7 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
     theirs: dict[str, set[str]] = {}
     # A sentence that only reports words (…할 거라고 했다) and names no one: its clauses are the words of someone
     # the sentences before named (정우가 그만둔다고 했다. 반년 고민하다가 팀장한테 말했고 … 공부할 거라고 했다).
-    reported = any(c.quote for c in sentence.clauses) and all(c.owner is None for c in sentence.clauses)
+    reported = _reported(sentence)
     for c in sentence.clauses:
         if c.shared or c.owner in (THING, UNKNOWN):
             continue  # 한국은 새벽 2시라: a state of the world is nobody's act
@@ -842,6 +842,7 @@ class _Chat:
     names: frozenset[str]
     writer_names: frozenset[str]
     sources: dict[str, list[Clause]] = dataclasses.field(default_factory=dict)
+    groups: list[tuple[_Turn, str, frozenset[str], str]] = dataclasses.field(default_factory=list)
     own: set[int] = dataclasses.field(default_factory=set)
     """ids of the clauses of the writer's own side (:func:`_sources`' ``""``, ``"\1"`` and ``"\2"``)."""
 
@@ -901,7 +902,74 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
     chat = _Chat(turns, whole, numbers(joined), names, writer_names)
     chat.sources = _sources(chat)
     chat.own = {id(c) for key in ("", "\1", "\2") for c in chat.sources[key]}
+    chat.groups = _groups(chat)
     return chat
+
+
+_WRITER_SIDE = ("", "\1", "\2")
+
+
+def _groups(chat: _Chat) -> list[tuple[_Turn, str, frozenset[str], str]]:
+    """Each turn's asserting clauses by whose news they are (:func:`_sources`' keys), as (turn, key, lemmas,
+    squeezed text): what one speaker tells of one person in one message, the unit a diary clause is aligned to."""
+    key_of = {id(c): key for key, cs in chat.sources.items() for c in cs}
+    out: dict[tuple[int, str], tuple[set[str], list[str]]] = {}
+    for k, turn in enumerate(chat.turns):
+        for c in turn.text.clauses:
+            key = key_of.get(id(c))
+            if key is not None:
+                lemmas, texts = out.setdefault((k, key), (set(), []))
+                lemmas |= c.lemmas
+                texts.append(c.squeezed)
+        # 나도 갔어 after 나 부산 갔다 왔어: the writer did the same.
+        if turn.writer and k and re.search(r"(?:나|저)(?:도|두)", turn.text.squeezed):
+            lemmas, texts = out.setdefault((k, ""), (set(), []))
+            lemmas |= chat.turns[k - 1].text.lemmas
+            texts.append(chat.turns[k - 1].text.squeezed)
+    return [(chat.turns[k], key, frozenset(lemmas), "".join(texts)) for (k, key), (lemmas, texts) in out.items()]
+
+
+def _speaks_of(person: str, turn: _Turn, chat: _Chat) -> bool:
+    near = chat.turns[max(0, turn.index - 1):turn.index + 1]
+    return any(person in t.text.squeezed or (t.speaker.strip() == person) or person in (t.speaker[1:],) for t in near)
+
+
+def _reported(sentence: _Text) -> bool:
+    """The sentence only reports someone's words (…할 거라고 했다) and names no person: they are the words of
+    someone the sentences before named."""
+    return any(c.quote for c in sentence.clauses) and all(c.owner in (None, THING, UNKNOWN) for c in sentence.clauses)
+
+
+def _aligned_elsewhere(sentence: _Text, chat: _Chat) -> str | None:
+    """A clause told as the writer's whose best-matching chat message tells it of someone else, and no message
+    of the writer's side matches as well: 남친은 렌터카 취소하고 환불받았대 -> 렌터카를 취소하고 환불을 받았다."""
+    reported = _reported(sentence)
+    for c in sentence.clauses:
+        mine = c.owner in (None, "나") or c.owner in chat.writer_names
+        # The reverse: the writer's own act given to a person the chat never speaks of (친구가 … 했다고 했다, in a
+        # chat of the writer and the bot).
+        stranger = not mine and not c.honorific and c.owner not in (THING, UNKNOWN, HONOURED, "사람", "분", "상대")
+        if c.shared or c.copula or c.mood not in ("statement", "plan") or \
+                not (stranger or (mine and not reported and not c.quote)):
+            continue
+        content = c.lemmas - FEELINGS - chat.names
+        if len(content) < 2:
+            continue
+        scored = [(sum(w in lemmas or (len(w) >= 2 and w in text) for w in content), turn, key)
+                  for turn, key, lemmas, text in chat.groups]
+        best = max((n for n, _, _ in scored), default=0)
+        if best < 2 or best * 5 < len(content) * 3:
+            continue
+        top = [(turn, key) for n, turn, key in scored if n == best]
+        # ...and only where the writer's message that tells it, and the one before it, do not speak of that person.
+        if stranger and all(key == "" and turn.writer and not _speaks_of(c.owner, turn, chat) for turn, key in top):
+            turn = top[0][0]
+            return f"told as {c.owner}'s, but turn {turn.index} ({turn.speaker}) tells it of the writer"
+        if mine and all(key not in _WRITER_SIDE for _, key in top):
+            turn, key = top[0]
+            who = "somebody the writer tells of" if key == "\0" else key
+            return f"told as the writer's own, but turn {turn.index} ({turn.speaker}) tells it of {who}"
+    return None
 
 
 _MEDIA = re.compile(r"(?:사진|동영상)(?:\s*\d+장)?")
@@ -956,7 +1024,7 @@ def _judge(sentence_text: str, chat: _Chat) -> SentenceEvidence:
                 failure, reason = "negation_flip", why
                 break
     if failure is None:
-        if why := _wrong_person(sentence, chat):
+        if why := _wrong_person(sentence, chat) or _aligned_elsewhere(sentence, chat):
             failure, reason = "wrong_person", why
         else:
             for clause in sentence.clauses:
