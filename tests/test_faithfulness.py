@@ -260,3 +260,20 @@ def test_a_clause_is_whose_best_matching_message_it_is() -> None:
     # The writer's laundry, given to a friend.
     assert faithfulness_failures("친구가 집에서 밀린 빨래를 했다고 했다.", chat, "Human") == ["wrong_person"]
     assert faithfulness_failures("집에서 밀린 빨래를 했다.", chat, "Human") == []
+
+
+@pytest.mark.parametrize("diary, failures", [
+    ("따뜻한 차를 마시면서 일찍 잤다.", ["suggestion_as_done"]),     # 차 마시면서 … 어때요: the whole of it suggested
+    ("여권 사본을 만들었다.", ["suggestion_as_done"]),                # 만들어 두시면 편해요: advice
+    ("따뜻한 차를 마시라고 했다.", []),
+])
+def test_what_is_only_suggested_is_not_done(diary: str, failures: list[str]) -> None:
+    chat = [{"speaker": "AI", "text": "오늘은 따뜻한 차 드시면서 일찍 주무시는 건 어때요?"},
+            {"speaker": "AI", "text": "여행 전에 여권 사본을 만들어 두시면 편해요."}]
+    assert faithfulness_failures(diary, chat, "Human") == failures
+
+
+def test_another_speakers_plan_told_as_the_writers_done_act_never_happened() -> None:
+    chat = [{"speaker": "세린", "text": "나 이제 한 달에 두 번 등산 다닐 거야"}, {"speaker": "도윤", "text": "오 멋지다"}]
+    assert faithfulness_failures("한 달에 두 번 등산을 다녔다.", chat, "도윤") == ["suggestion_as_done"]
+    assert faithfulness_failures("세린이는 한 달에 두 번 등산을 다닐 거라고 했다.", chat, "도윤") == []

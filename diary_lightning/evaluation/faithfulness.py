@@ -97,7 +97,9 @@ UNKNOWN = "unknown"
 _CONDITIONS = frozenset({"면", "으면", "다면", "라면", "ᆫ다면", "는다면", "거든", "으면서도"})
 # Links after which a clause's subject is as often another person: 언니는 바쁘다고 해서 내가 했다.
 _NEW_SUBJECT = frozenset({"니까", "으니까", "니", "으니", "자", "더니", "었더니", "면", "으면", "지만", "는데", "ᆫ데", "은데", "데"})
-_TENSE_LINKS = frozenset({"고", "어서", "아서", "어", "아", "서", "고서", "며", "으며"})
+_GOOD = frozenset({"좋", "편하", "괜찮", "낫", "유용", "든든", "도움", "편리"})
+_ALONG = frozenset({"고", "면서", "으면서", "며", "으며", "어", "아", "어서", "아서", "서"})
+_TENSE_LINKS = frozenset({"고", "어서", "아서", "어", "아", "서", "고서", "며", "으며", "면서", "으면서"})
 _COMPANION = frozenset({"랑", "이랑", "와", "과", "하고", "께"})
 
 _NATIVE = {"두": 2, "둘": 2, "세": 3, "셋": 3, "석": 3, "네": 4, "넷": 4, "다섯": 5, "여섯": 6, "일곱": 7, "여덟": 8, "아홉": 9,
@@ -500,10 +502,14 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
             if link.tag == "EC" and link.form in _TENSE_LINKS and after.past and not here.past and here.mood == "statement":
                 parsed[k] = here = dataclasses.replace(here, past=True)
             # 찜질이라도 하시는 건 어때요?: the last clause's suggestion is the whole sentence's.
-            if after.mood == "suggestion" and not after.lemmas - _SUGGEST_WORDS and link.tag == "EC" and not here.past:
+            # 반신욕 하시면서 푹 쉬시는 건 어때요?: what is done along with the suggested act is suggested too.
+            if after.mood == "suggestion" and link.tag == "EC" and not here.past and here.mood == "statement" and (
+                    not after.lemmas - _SUGGEST_WORDS or (link.form in _ALONG and not here.negated)):
                 parsed[k] = here = dataclasses.replace(here, mood="suggestion")
             # 해 두시면 어때요?, 가 보면 좋겠다: a suggestion over two clauses.
-            if link.tag == "EC" and link.form in ("면", "으면") and (after.mood == "suggestion" or "좋" in after.squeezed):
+            # ...and so is 만들어 가시면 편해요: a condition with a good outcome after it is advice.
+            if link.tag == "EC" and link.form in ("면", "으면") and (after.mood == "suggestion" or "좋" in after.squeezed
+                                                                   or parsed[-1].head in _GOOD):
                 parsed[k] = dataclasses.replace(here, mood="suggestion", past=False)
         for clause in parsed:
             clauses.append(clause)
@@ -700,8 +706,9 @@ def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset
         return None
     # A suggestion from anyone; a plan only from the writer (a friend's plan is no plan of the writer's act).
     # A date told (오픈이 다음 주 월요일이라) or news heard (파트장 달아준대) is no plan of the act.
-    hinted = [(t, c) for t, c in closest if c.mood == "suggestion" or (c.mood == "plan" and t.writer and not c.copula
-                                                                        and not c.hearsay)]
+    # Another speaker's plan told as the writer's done act (보람: 5키로 빼야 해 -> 5키로를 뺐다) never happened either.
+    hinted = [(t, c) for t, c in closest if c.mood == "suggestion" or (
+        c.mood == "plan" and not c.copula and not c.hearsay and (t.writer or (clause.owner in (None, "나") and not t.bot)))]
     if not hinted:
         return None
     t, c = hinted[0]
@@ -1024,13 +1031,13 @@ def _judge(sentence_text: str, chat: _Chat) -> SentenceEvidence:
                 failure, reason = "negation_flip", why
                 break
     if failure is None:
-        if why := _wrong_person(sentence, chat) or _aligned_elsewhere(sentence, chat):
-            failure, reason = "wrong_person", why
-        else:
-            for clause in sentence.clauses:
-                if why := _suggestion_as_done(clause, chat.turns, chat.names):
-                    failure, reason = "suggestion_as_done", why
-                    break
+        # Told done where the chat only suggests or plans it: that it never happened comes before whose it is.
+        for clause in sentence.clauses:
+            if why := _suggestion_as_done(clause, chat.turns, chat.names):
+                failure, reason = "suggestion_as_done", why
+                break
+    if failure is None and (why := _wrong_person(sentence, chat) or _aligned_elsewhere(sentence, chat)):
+        failure, reason = "wrong_person", why
     if failure is None and not supporting:
         reason = "no turn shares its content words: glue or a feeling" if not content else "no turn shares its words"
     return SentenceEvidence(sentence_text, supporting, failure, reason)
