@@ -30,7 +30,7 @@ from typing import Any
 
 from diary_lightning.data.records import DataError, Problem
 
-BENCHMARK_VERSION = "1.0"
+BENCHMARK_VERSION = "1.1"
 """The benchmark's version: cite it with a result (docs/benchmark.md). A change of any item is a new version;
 :func:`content_hash` tells two copies of one version apart."""
 
