@@ -277,3 +277,23 @@ def test_another_speakers_plan_told_as_the_writers_done_act_never_happened() -> 
     chat = [{"speaker": "세린", "text": "나 이제 한 달에 두 번 등산 다닐 거야"}, {"speaker": "도윤", "text": "오 멋지다"}]
     assert faithfulness_failures("한 달에 두 번 등산을 다녔다.", chat, "도윤") == ["suggestion_as_done"]
     assert faithfulness_failures("세린이는 한 달에 두 번 등산을 다닐 거라고 했다.", chat, "도윤") == []
+
+
+@pytest.mark.parametrize("diary", [
+    "월급이 2%밖에 안 올랐다.",                                   # 밖에 안: only so much, a yes
+    "내일도 두통이 안 나으면 병원에 가 봐야겠다.",                  # a condition with 내일 is still a condition
+    "누나는 오셨고 동생은 시험 때문에 못 왔다.",                    # the brother's no says nothing of the sister
+    "동생이 사 온 빵은 거의 못 먹었다.",                            # the brother is the subject of 사 온 only
+    "내일은 반차를 냈다.",                                         # asked for today, for tomorrow
+    "팀장님이 왜 보고를 안 했냐고 물어보셨다.",                       # a question someone asked, not a fact
+    "동호회 회비 3만 원은 바로 보냈다.",                             # 보내 주세요 / 보냈어요: told done in a word
+])
+def test_what_the_chat_does_not_deny(diary: str) -> None:
+    chat = [{"speaker": "지유", "text": "이번 달 동호회 회비 3만원 보내주세요"},
+            {"speaker": "태린", "text": "보냈어요"},
+            {"speaker": "지유", "text": "월급 올랐어?"},
+            {"speaker": "태린", "text": "2% 올랐어 ㅋㅋ 두통도 아직 안 나아서 내일 오전 반차 냈어"},
+            {"speaker": "태린", "text": "누나는 아까 왔는데 동생은 시험이라 못 왔어"},
+            {"speaker": "태린", "text": "동생이 빵 사 왔는데 속이 안 좋아서 거의 못 먹었어"},
+            {"speaker": "태린", "text": "팀장님이 보고 왜 안 했냐고 물어보심 나는 했는데"}]
+    assert faithfulness_failures(diary, chat, "태린") == []

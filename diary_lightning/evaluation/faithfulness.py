@@ -75,6 +75,8 @@ _TIME_NOUNS = frozenset("주 달 번 주말 아침 점심 저녁 밤 오전 오�
 _THOUGHTS = frozenset({"싶", "생각", "알", "모르", "궁금", "고민"})
 # Verbs that are done now about a later day: 모레로 미뤘다, 다음 주로 정했다.
 _SCHEDULING = frozenset({"미루", "정하", "예약", "약속", "잡", "잡히", "연기", "옮기", "바꾸", "결정", "정해지", "미뤄지"})
+# What is asked for or booked now for a later day: 내일 연차를 냈다, 금요일 병가를 냈다.
+_BOOKED = frozenset({"연차", "반차", "병가", "휴가", "예약", "예매", "신청", "약속", "휴무"})
 _DONE_WORDS = frozenset({"다녀오", "끝내", "마치", "완료", "성공"})
 # A fact and its opposite in other words: 합격했다 where the chat says 떨어졌어.
 _ANTONYMS = {
@@ -316,7 +318,11 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             plan = True  # 하기로 했다: a decision, not the act
         elif tag == "ETN" and m.form in ("ᆷ", "음") and i == len(ms) - 1 and i > 0 and ms[i - 1].tag in ("VV", "XSV"):
             past = True  # 소개팅함, 먹음: the chat's memo style tells what was done
-    quote = ms[-1].form if ms and ms[-1].tag == "EC" and ms[-1].form in QUOTE_ENDINGS else None
+    if negated and any(m.form == "밖에" and m.tag == "JX" for m in ms):
+        negated = False  # 3%밖에 안 올랐다, 하나밖에 없다: only so much, which is a yes
+    quote = ms[-1].form if ms and ms[-1].tag == "EC" and ms[-1].form in QUOTE_ENDINGS else \
+        next((m.form for m in ms if m.tag in ("EC", "ETM", "EF") and m.form.startswith("냐")
+              and m is not ms[-1] or (m.tag == "ETM" and m.form.startswith("냐"))), None)
     if quote is None:
         # 화요일이라고 했다: the quoting particle keeps the quote in the clause of its verb of saying.
         quote = next((m.form for m in ms if m.tag == "JKQ"), None)
@@ -338,10 +344,10 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
         mood = "question"
     elif suggestion:
         mood = "suggestion"
+    elif ms and ms[-1].tag == "EC" and ms[-1].form in _CONDITIONS:
+        mood = "condition"  # 토플만 있으면 돼, 내일도 열이 안 떨어지면: what would be, no fact
     elif plan:
         mood = "plan"
-    elif ms and ms[-1].tag == "EC" and ms[-1].form in _CONDITIONS:
-        mood = "condition"  # 토플만 있으면 돼: what would be, no fact
     else:
         mood = "statement"
     return Clause(frozenset(lemmas), head, negated, past and not plan and mood != "suggestion", mood, quote,
@@ -380,7 +386,11 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
         while j < len(ms) and (ms[j].tag == "XSN" or ms[j].form in ("씨", "님")):
             j += 1
         after = ms[j] if j < len(ms) else None
-        if after is not None and after.tag == "JX" and after.form in ("은", "는", "ᆫ"):
+        # 다솜이가 사 온 치킨은: the subject of a modifier, not of the clause.
+        relative = after is not None and after.tag == "JKS" and _relative_subject(ms, j + 1)
+        if relative:
+            role = "other"
+        elif after is not None and after.tag == "JX" and after.form in ("은", "는", "ᆫ"):
             role = "topic"
         elif after is not None and (after.tag == "JKS" or (after.tag == "JX" and after.form == "도")
                                     or after.form == "께서"):
@@ -393,6 +403,20 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
             role = "other"
         found.append((person, role))
     return found
+
+
+def _relative_subject(ms: Sequence[Morpheme], at: int) -> bool:
+    """The subject ending before ``at`` belongs to a modifier whose noun is the clause's own subject or topic:
+    다솜이가 사 온 치킨은 (the chicken is what the clause is about), not 친구가 밀린 빨래를 했다."""
+    for k in range(at, len(ms)):
+        if ms[k].tag in ("EC", "EF"):
+            return False
+        if ms[k].tag == "ETM":
+            n = k + 1
+            while n < len(ms) and ms[n].tag in ("NNG", "NNP", "NNB", "XSN"):
+                n += 1
+            return n > k + 1 and n < len(ms) and (ms[n].tag == "JKS" or (ms[n].tag == "JX" and ms[n].form in ("은", "는")))
+    return False
 
 
 def _together(part: Sequence[Morpheme]) -> bool:
@@ -635,23 +659,28 @@ def _clause_matches(clause: Clause, turns: Sequence[_Turn], context: frozenset[s
                 found = {o for o in others if o in near or (len(o) >= 2 and o in text)}
                 if not others or (found == others if clause.head in _PLAIN_ACTS else found):
                     out.append((turn, c))
-            elif (c.head in GLUE or c.head is None) and clause.lemmas - {clause.head} and \
+            elif (c.head in GLUE or c.head is None) and (clause.head in GLUE or clause.head in _THOUGHTS) and \
+                    clause.lemmas - {clause.head} and \
                     clause.lemmas - {clause.head} <= c.lemmas:
                 out.append((turn, c))  # 환불을 받았다 against 환불이 안 됐어: the noun carries it
     return out
 
 
 def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], context: frozenset[str]) -> str | None:
-    if clause.mood == "condition":
-        return None
+    if clause.mood == "condition" or "냐" in (clause.quote or ""):
+        return None  # 왜 안 막았냐는: a question someone asked, not a fact
     matches = [(t, c) for t, c in _clause_matches(clause, turns, context) if c.mood in ("statement", "plan")]
     if clause.owner in (None, "나"):
-        # The writer's own act is compared with what the writer's side of the chat says, not a friend's news.
-        matches = [(t, c) for t, c in matches if id(c) in own]
+        # The writer's own act is compared with what the writer says, not a friend's news, nor the bot's guess.
+        matches = [(t, c) for t, c in matches if id(c) in own and t.writer]
+    elif clause.owner not in (THING, UNKNOWN, HONOURED):
+        # Someone's act, with what the chat says of them: 남편은 못 왔어 says nothing of 시어머니가 오셨다.
+        matches = [(t, c) for t, c in matches if c.owner == clause.owner or clause.owner in t.text.squeezed
+                   or clause.owner in (t.speaker.strip(), t.speaker.strip()[1:])]
     # Only a clause of the same time can say the opposite: 안 정해졌어 (not yet) does not deny 다음 주에 정한다, nor
     # 갈게 (a plan) 안 갔다; a plan of the diary's (일찍 자 보려고) denies no fact.
     matches = [(t, c) for t, c in matches if not (c.negated and c.past and not clause.past)
-               and not (c.mood == "plan" and clause.past) and not (clause.mood == "plan" and c.past)]
+               and not (c.mood == "plan" and clause.past) and not (clause.mood == "plan" and c.mood != "plan")]
     if matches and clause.lemmas - {clause.head}:
         # The chat clauses that share most of the diary clause's other words: 숙소는 환불이 안 된대 speaks of the
         # room where 렌터카 환불받았대, two turns before, speaks of the car.
@@ -677,7 +706,8 @@ def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset
         return None
     if re.search(r"정도|뻔|것같|수있|수없|듯", clause.squeezed):
         return None  # 못 내려갈 정도였다, 넘어질 뻔했다: a degree or a near miss, no act told done
-    if clause.future and clause.head not in _SCHEDULING and not re.search(r"오늘|어제|아까|방금", clause.squeezed) \
+    if clause.future and clause.head not in _SCHEDULING and not clause.lemmas & _BOOKED and \
+            not re.search(r"오늘|어제|아까|방금", clause.squeezed) \
             and not clause.modified_future:
         return f"told as done, but '{clause.squeezed}' is still to come"
     content = clause.lemmas - FEELINGS - names
@@ -712,6 +742,14 @@ def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset
     if not hinted:
         return None
     t, c = hinted[0]
+    # 20 먼저 보낼게 / 응 송금함, 5천원 보내주세요 / 보냈어요: a chat tells done in a word or two right after.
+    mine = clause.owner in (None, "나")
+    for later in turns[t.index + 1:t.index + 4]:
+        if len(later.text.squeezed) <= 16 and (
+                later.writer if mine else clause.owner in (later.speaker.strip(), later.speaker.strip()[1:])) and any(
+                x.past and x.mood == "statement" and not x.negated and len(x.lemmas - content) <= 1
+                for x in later.text.clauses):
+            return None
     return f"turn {t.index} ({t.speaker}) only {'suggests' if c.mood == 'suggestion' else 'plans'} it; no turn tells it done"
 
 
