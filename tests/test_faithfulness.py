@@ -297,3 +297,18 @@ def test_what_the_chat_does_not_deny(diary: str) -> None:
             {"speaker": "태린", "text": "동생이 빵 사 왔는데 속이 안 좋아서 거의 못 먹었어"},
             {"speaker": "태린", "text": "팀장님이 보고 왜 안 했냐고 물어보심 나는 했는데"}]
     assert faithfulness_failures(diary, chat, "태린") == []
+
+
+def test_a_group_a_heard_clause_a_shared_setting_and_units_are_read_as_a_diary_means_them() -> None:
+    chat = [{"speaker": "언니", "text": "나 10일 토요일에 이사해 짐 엄청 많아"},
+            {"speaker": "하람", "text": "헐 미안 나 그날 일해서 못 가"},
+            {"speaker": "하람", "text": "대신 전날 가서 짐 싸는 거 도와줄게"},
+            {"speaker": "언니", "text": "오 고마워 ㅋㅋ 나 요즘 뜨개질 배운다 목도리 만드는 중"},
+            {"speaker": "하람", "text": "의사가 석 달 뒤에 피검사 다시 하재 몸무게도 2kg 빼래"},
+            {"speaker": "언니", "text": "우리 셋이 하던 적금은 계속 넣자"}, {"speaker": "하람", "text": "ㅇㅇ 그래"}]
+    for diary in ["대신 전날 가서 짐 싸는 걸 돕기로 했다.",                  # 도와줄게: the writer's act, on her day
+                  "언니가 뜨개질을 배운다는데 목도리를 만든다고 해서 웃겼다.",  # 만든다는데: heard, hers
+                  "3개월 뒤에 피검사를 다시 하고 몸무게도 2kg 빼야 한다.",     # 석 달 = 3개월; kg is a unit
+                  "셋은 적금을 계속 넣기로 했다."]:                          # the three of them, together
+        assert faithfulness_failures(diary, chat, "하람") == [], diary
+    assert faithfulness_failures("10일 토요일에 이사했다.", chat, "하람") == ["wrong_person"]

@@ -56,10 +56,10 @@ RELATIONS = frozenset(
     "부장 과장 차장 대리 사장 실장 본부장 선생님 선생 교수 교수님 할머니 할아버지 이모 삼촌 고모 외삼촌 사촌 동료 룸메 "
     "룸메이트 짝꿍 애인 남편 아내 와이프 상사 매니저 챗봇 봇 쌤 조카 딸 아들 가족 반장 코치 트레이너 원장 상대 사람 분 "
     "새언니 형수 시어머니 장모님 동기 친구들 애들 남자 여자 부부 형부 매형 올케 이모부 고모부 커플 손님 사장님 "
-    "언니분 부모".split())
+    "언니분 부모 조원 팀원 멤버 크루 회원 반원".split())
 # Nouns a diary uses to sum up what the chat tells in other words.
 _GENERIC = frozenset("준비 일정 계획 약속 메뉴 결과 이유 문제 상황 부분 내용 소식 근황 일상 모임 외출 고민 사정 연락 답장 "
-                     "이야기 대화 마무리 시작 정리 얘기 하루 기분 경험 처음 마지막 다행 덕분 때문 생각 사람 이번 "
+                     "이야기 대화 마무리 시작 정리 얘기 하루 기분 경험 처음 마지막 다행 덕분 때문 생각 사람 이번 대신 "
                      "여행 선물 축하 위로 응원 부탁 걱정 진심 말로 정도 덕".split())
 # Short forms a chat uses for what a diary spells out.
 _SAME = {"남자친구": "남친", "여자친구": "여친", "렌터카": "렌트", "렌트카": "렌트", "아이스아메리카노": "아아", "편의점": "편의점"}
@@ -76,6 +76,7 @@ _THOUGHTS = frozenset({"싶", "생각", "알", "모르", "궁금", "고민"})
 # Verbs that are done now about a later day: 모레로 미뤘다, 다음 주로 정했다.
 _SCHEDULING = frozenset({"미루", "정하", "예약", "약속", "잡", "잡히", "연기", "옮기", "바꾸", "결정", "정해지", "미뤄지"})
 # What is asked for or booked now for a later day: 내일 연차를 냈다, 금요일 병가를 냈다.
+_DECIDING = frozenset({"정하", "결정", "정해지", "합의"})
 _BOOKED = frozenset({"연차", "반차", "병가", "휴가", "예약", "예매", "신청", "약속", "휴무"})
 _DONE_WORDS = frozenset({"다녀오", "끝내", "마치", "완료", "성공"})
 # A fact and its opposite in other words: 합격했다 where the chat says 떨어졌어.
@@ -99,6 +100,8 @@ UNKNOWN = "unknown"
 _CONDITIONS = frozenset({"면", "으면", "다면", "라면", "ᆫ다면", "는다면", "거든", "으면서도"})
 # Links after which a clause's subject is as often another person: 언니는 바쁘다고 해서 내가 했다.
 _NEW_SUBJECT = frozenset({"니까", "으니까", "니", "으니", "자", "더니", "었더니", "면", "으면", "지만", "는데", "ᆫ데", "은데", "데"})
+# 쉬라는 말을 들었다, 간다는 얘기: someone's words made a noun's modifier.
+_QUOTING_MODIFIERS = frozenset({"라는", "으라는", "자는", "다는", "ᆫ다는", "는다는", "이라는", "냐는", "으냐는"})
 _GOOD = frozenset({"좋", "편하", "괜찮", "낫", "유용", "든든", "도움", "편리"})
 _ALONG = frozenset({"고", "면서", "으면서", "며", "으며", "어", "아", "어서", "아서", "서"})
 _TENSE_LINKS = frozenset({"고", "어서", "아서", "어", "아", "서", "고서", "며", "으며", "면서", "으면서"})
@@ -110,10 +113,12 @@ _COUNTERS = ("시간", "시", "분", "명", "개", "번", "잔", "살", "달", "
              "군데", "바퀴", "켤레", "인분", "통", "km", "킬로")
 _NATIVE_NUMBER = re.compile(r"(?<![가-힣])(" + "|".join(sorted(_NATIVE, key=len, reverse=True)) + r")\s?("
                             + "|".join(_COUNTERS) + ")")
-_UNIT = re.compile(r"[ \t]?(" + "|".join((*_COUNTERS, "원", "일", "월", "년", "박", "회", "%", "퍼센트", "프로", "점", "kg", "인분",
+_UNIT = re.compile(r"[ \t]?(" + "|".join(("개월", *_COUNTERS, "원", "일", "월", "년", "박", "회", "%", "퍼센트", "프로", "점", "kg", "인분",
                                       "포기", "편", "등", "위", "학년", "교시", "호")) + ")")
 # 셋이서, 넷이: people counted without a counter.
 _NATIVE_COUNT = re.compile(r"(?<![가-힣])(둘|셋|넷|다섯|여섯|일곱|여덟)(?=이서|이|은|도|다)")
+_SAME_UNIT = {"달": "개월", "킬로": "km", "프로": "%", "퍼센트": "%"}
+"""Units that say the same: 석 달 is 3개월."""
 _SINO = {"일": 1, "이": 2, "삼": 3, "사": 4, "오": 5, "육": 6, "칠": 7, "팔": 8, "구": 9}
 _UNITS = {"십": 10, "백": 100, "천": 1000, "만": 10_000, "억": 100_000_000}
 # 3만 5천원, 35,000원, 삼만 원, 만 원, 4.5만: a money amount, parsed whole; bare 만/천 only before 원.
@@ -321,6 +326,7 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
     if negated and any(m.form == "밖에" and m.tag == "JX" for m in ms):
         negated = False  # 3%밖에 안 올랐다, 하나밖에 없다: only so much, which is a yes
     quote = ms[-1].form if ms and ms[-1].tag == "EC" and ms[-1].form in QUOTE_ENDINGS else \
+        next((m.form for m in ms if m.tag == "ETM" and m.form in _QUOTING_MODIFIERS), None) or \
         next((m.form for m in ms if m.tag in ("EC", "ETM", "EF") and m.form.startswith("냐")
               and m is not ms[-1] or (m.tag == "ETM" and m.form.startswith("냐"))), None)
     if quote is None:
@@ -422,7 +428,8 @@ def _relative_subject(ms: Sequence[Morpheme], at: int) -> bool:
 def _together(part: Sequence[Morpheme]) -> bool:
     """The clause's act is done together (같이 먹었다, 우리는), not 같이 inside a noun's modifier (같이 스터디하는 친구)."""
     for i, m in enumerate(part):
-        if m.form in ("같이", "함께", "둘이") or (m.form == "우리" and m.tag == "NP"):
+        if m.form in ("같이", "함께", "둘이", "다들", "모두", "다같이") or (m.form == "우리" and m.tag == "NP") or \
+                (m.form in ("둘", "셋", "넷", "다섯") and i + 1 < len(part) and part[i + 1].tag in ("JX", "JKS", "XSN")):
             if not any(x.tag == "ETM" for x in part[i + 1:]):
                 return True
     return False
@@ -481,7 +488,9 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
                     form = form[:-1]
                 nouns.add(form)
                 following = ms[i + 1] if i + 1 < len(ms) else None
-                if following is None or following.tag not in ("XSV", "XSA", "VCP"):
+                # 76kg: a unit after a number is no thing of its own.
+                if (following is None or following.tag not in ("XSV", "XSA", "VCP")) and \
+                        not (m.tag == "SL" and i and ms[i - 1].tag == "SN"):
                     things.add(form)
                 if m.tag == "NNP":
                     proper.add(form)
@@ -591,8 +600,8 @@ def numbers(text: str) -> set[tuple[float, str]]:
         value = _number(match.group(1))
         if value is not None:
             unit = _UNIT.match(rest, match.end())
-            found.add((value, unit.group(1) if unit else ""))
-    found.update((float(_NATIVE[m.group(1)]), m.group(2)) for m in _NATIVE_NUMBER.finditer(text))
+            found.add((value, _SAME_UNIT.get(unit.group(1), unit.group(1)) if unit else ""))
+    found.update((float(_NATIVE[m.group(1)]), _SAME_UNIT.get(m.group(2), m.group(2))) for m in _NATIVE_NUMBER.finditer(text))
     found.update((float(_NATIVE[m.group(1)]), "명") for m in _NATIVE_COUNT.finditer(text))
     found.update((-1.0 - "월화수목금토일".index(m.group(1)), "요일") for m in _WEEKDAY.finditer(text))
     return found
@@ -628,7 +637,7 @@ def _names(dialogue: Sequence[Mapping[str, str]], writer: str) -> tuple[frozense
 
 
 def _present(lemma: str, text: _Text) -> bool:
-    return lemma in text.lemmas or (len(lemma) >= 2 and lemma in text.squeezed)
+    return lemma in text.lemmas or (len(lemma) >= 2 and (lemma in text.squeezed or lemma in text.squeezed.lower()))
 
 
 def _score(lemmas: Iterable[str], text: _Text) -> int:
@@ -675,8 +684,8 @@ def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], contex
         matches = [(t, c) for t, c in matches if id(c) in own and t.writer]
     elif clause.owner not in (THING, UNKNOWN, HONOURED):
         # Someone's act, with what the chat says of them: 남편은 못 왔어 says nothing of 시어머니가 오셨다.
-        matches = [(t, c) for t, c in matches if c.owner == clause.owner or clause.owner in t.text.squeezed
-                   or clause.owner in (t.speaker.strip(), t.speaker.strip()[1:])]
+        matches = [(t, c) for t, c in matches if c.owner == clause.owner or (c.owner is None and (
+            clause.owner in t.text.squeezed or clause.owner in (t.speaker.strip(), t.speaker.strip()[1:])))]
     # Only a clause of the same time can say the opposite: 안 정해졌어 (not yet) does not deny 다음 주에 정한다, nor
     # 갈게 (a plan) 안 갔다; a plan of the diary's (일찍 자 보려고) denies no fact.
     matches = [(t, c) for t, c in matches if not (c.negated and c.past and not clause.past)
@@ -742,14 +751,19 @@ def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset
     if not hinted:
         return None
     t, c = hinted[0]
-    # 20 먼저 보낼게 / 응 송금함, 5천원 보내주세요 / 보냈어요: a chat tells done in a word or two right after.
+    # 20 먼저 보낼게 / 응 송금함, 5천원 보내주세요 / 보냈어요: a chat tells done in a word or two right after;
+    # 안마의자 어때? / 좋아: a suggestion agreed to is a decision made (정했다).
     mine = clause.owner in (None, "나")
-    for later in turns[t.index + 1:t.index + 4]:
-        if len(later.text.squeezed) <= 16 and (
-                later.writer if mine else clause.owner in (later.speaker.strip(), later.speaker.strip()[1:])) and any(
-                x.past and x.mood == "statement" and not x.negated and len(x.lemmas - content) <= 1
-                for x in later.text.clauses):
-            return None
+    for t, c in hinted:
+        for later in turns[t.index + 1:t.index + 4]:
+            if clause.head in _DECIDING and later.speaker != t.speaker and _YES.match(later.text.text):
+                return None
+            if len(later.text.squeezed) <= 16 and (
+                    later.writer if mine else clause.owner in (later.speaker.strip(), later.speaker.strip()[1:])) and any(
+                    x.past and x.mood == "statement" and not x.negated and len(x.lemmas - content) <= 1
+                    for x in later.text.clauses):
+                return None
+    t, c = hinted[0]
     return f"turn {t.index} ({t.speaker}) only {'suggests' if c.mood == 'suggestion' else 'plans'} it; no turn tells it done"
 
 
@@ -771,6 +785,8 @@ def _sources(chat: _Chat) -> dict[str, list[Clause]]:
                 # 너는 야근 때문에 못 오잖아: the writer speaking of the listener tells someone else's news.
                 key = "\0" if (heard and named_here) or third or c.honorific or (c.you and c.owner != "나") else \
                     "\1" if heard else ""
+                if c.mood == "suggestion" and heard and not third:
+                    key = ""  # 의사가 3개월 뒤에 다시 검사하재: relayed advice is about the writer's doing
                 # An answer to "아내분 반응은 어땠어요?" (울었어) is about the person just named.
                 out["\2" if key == "" and turn.names_someone and c.owner != "나" else key].append(c)
             elif turn.bot or c.you or c.owner in chat.writer_names or (
@@ -803,7 +819,8 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
         if c.shared or c.owner in (THING, UNKNOWN):
             continue  # 한국은 새벽 2시라: a state of the world is nobody's act
         if c.owner is None or c.owner == "나" or c.owner in chat.writer_names:
-            if (c.quote is None and not reported) or c.owner is not None:
+            # 목도리를 만든다는데: told as heard, it is someone else's.
+            if ((c.quote is None and not reported) or c.owner is not None) and not c.hearsay:
                 mine |= c.lemmas
                 heads |= {c.head} & c.lemmas
         else:
@@ -829,8 +846,13 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
                 continue  # one word the writer passed on from someone: too little to say whose it is
             # Someone else's news: they say more of it than the writer does, and what only they say is more than
             # a word, or is what the sentence says happened (청약에 당첨됐다, where 청약 is the writer's too).
-            if best >= need and ((len(theirs_only) >= 2 and best >= len(own)) or (theirs_only & heads and best > len(own))
-                                 or (not own and theirs_only == lemmas and who != "\0")):
+            # ...and the act itself is theirs: 짐 정리를 돕기로 했다 shares the day and the boxes of the sister's
+            # move, not her act.
+            acts = heads & lemmas
+            theirs_acts = _covered(acts, sources.get(who, [])) if who else set()
+            if best >= need and (not acts or theirs_acts) and (
+                    (len(theirs_only) >= 2 and best >= len(own)) or (theirs_only & heads and best > len(own))
+                    or (not own and theirs_only == lemmas and who != "\0")):
                 who = "somebody the writer tells of" if who == "\0" else who
                 return f"told as the writer's own, but only {who} says it of themself"
             continue
@@ -1006,6 +1028,10 @@ def _aligned_elsewhere(sentence: _Text, chat: _Chat) -> str | None:
         if best < 2 or best * 5 < len(content) * 3:
             continue
         top = [(turn, key) for n, turn, key in scored if n == best]
+        act = c.head if c.head in content else None
+        if act is not None and not any(act in lemmas or act in text for turn, key, lemmas, text in chat.groups
+                                       if (turn, key) in top):
+            continue  # the message shares the setting, not the act
         # ...and only where the writer's message that tells it, and the one before it, do not speak of that person.
         if stranger and all(key == "" and turn.writer and not _speaks_of(c.owner, turn, chat) for turn, key in top):
             turn = top[0][0]
