@@ -312,3 +312,11 @@ def test_a_group_a_heard_clause_a_shared_setting_and_units_are_read_as_a_diary_m
                   "셋은 적금을 계속 넣기로 했다."]:                          # the three of them, together
         assert faithfulness_failures(diary, chat, "하람") == [], diary
     assert faithfulness_failures("10일 토요일에 이사했다.", chat, "하람") == ["wrong_person"]
+
+
+def test_the_memo_style_tells_done_and_an_experience_is_in_the_past() -> None:
+    chat = [{"speaker": "AI", "text": "택배 반품 신청은 오늘 해 두시면 어때요?"}, {"speaker": "Human", "text": "이미 신청함ㅋㅋ"},
+            {"speaker": "Human", "text": "근데 나 반품은 한 번도 안 해봄"}]
+    assert faithfulness_failures("택배 반품 신청을 했다.", chat, "Human") == []             # 신청함: done
+    assert faithfulness_failures("반품은 한 번도 해 본 적이 없다.", chat, "Human") == []   # 적이 없다 = 안 해봄
+    assert faithfulness_failures("반품은 전에도 해 본 적이 있다.", chat, "Human") == ["negation_flip"]

@@ -264,7 +264,7 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             form = m.form.lower()
             if form not in GLUE and form not in RELATIONS:
                 lemmas.add(form)
-            if tag != "SL":
+            if tag != "SL" and (form not in GLUE or head is None):
                 head = form
             if form in _PLAN_WORDS and (form != "다음" or (i + 1 < len(ms) and ms[i + 1].form in ("주", "달", "번"))):
                 future = True
@@ -279,7 +279,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
                 negated = True
             elif lemma == "있" and any(k >= 0 and ms[k].form in ("적", "수", "줄") and ms[k].tag == "NNB"
                                       for k in (i - 1, i - 2)):
-                pass  # 넣어 본 적이 없다: the verb before is what is (not) done
+                # 넣어 본 적이 없다: the verb before is what is (not) done, and 적 makes it what has been done.
+                past |= any(k >= 0 and ms[k].form == "적" for k in (i - 1, i - 2))
             elif lemma not in GLUE:
                 lemmas.add(lemma)
                 head = lemma
@@ -303,6 +304,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             elif m.form == "겠":
                 plan = True
         elif tag == "EF":
+            if m.form in ("ᆷ", "음") and i > 0 and ms[i - 1].tag in ("VV", "XSV", "VX"):
+                past = True  # 송금함, 남김: Kiwi reads the memo style's ending as final too
             if m.form in _SUGGESTION_ENDINGS or (m.form == "래" and i > 0 and ms[i - 1].tag in ("VV", "VX")) or \
                     (m.form in ("어", "아", "어요", "아요") and i > 0 and ms[i - 1].form == "주" and ms[i - 1].tag == "VX"
                      and not past) or (m.form in ("어", "아", "어요", "아요") and i > 0 and ms[i - 1].form == "보"
@@ -676,8 +679,8 @@ def _clause_matches(clause: Clause, turns: Sequence[_Turn], context: frozenset[s
 
 
 def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], context: frozenset[str]) -> str | None:
-    if clause.mood == "condition" or "냐" in (clause.quote or ""):
-        return None  # 왜 안 막았냐는: a question someone asked, not a fact
+    if clause.mood == "condition" or clause.quote in _QUOTING_MODIFIERS or "냐" in (clause.quote or ""):
+        return None  # 왜 안 막았냐는, 알려 준다는 말에 안 궁금하다고: words inside words, whose no is whose?
     matches = [(t, c) for t, c in _clause_matches(clause, turns, context) if c.mood in ("statement", "plan")]
     if clause.owner in (None, "나"):
         # The writer's own act is compared with what the writer says, not a friend's news, nor the bot's guess.
