@@ -320,3 +320,10 @@ def test_the_memo_style_tells_done_and_an_experience_is_in_the_past() -> None:
     assert faithfulness_failures("택배 반품 신청을 했다.", chat, "Human") == []             # 신청함: done
     assert faithfulness_failures("반품은 한 번도 해 본 적이 없다.", chat, "Human") == []   # 적이 없다 = 안 해봄
     assert faithfulness_failures("반품은 전에도 해 본 적이 있다.", chat, "Human") == ["negation_flip"]
+
+
+def test_no_negation_is_read_inside_someones_words_made_a_modifier() -> None:
+    chat = [{"speaker": "Human", "text": "지수도 그 결혼식 간대"}, {"speaker": "Human", "text": "가서 분위기 알려준대 근데 난 별로 안 궁금해"}]
+    # 안 궁금하다 is the writer's no, not a no to 알려 준다.
+    assert faithfulness_failures("지수는 결혼식에 간다고 했는데 분위기를 알려 준다는 말에 안 궁금하다고 했다.", chat,
+                                 "Human") == []

@@ -164,6 +164,8 @@ class Clause:
     """The predicate honours its subject (가셨다): never the writer in their own words."""
     you: bool = False
     """It speaks of its listener (너, 자기): another speaker's words about the writer."""
+    nested: bool = False
+    """Someone's words are a modifier inside it (알려 준다는 말에, 왜 안 했냐는): its no may be theirs."""
 
 
 @dataclass(frozen=True)
@@ -359,7 +361,9 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
         mood = "plan"
     else:
         mood = "statement"
+    nested = any(m.tag == "ETM" and (m.form in _QUOTING_MODIFIERS or m.form.startswith("냐")) for m in ms)
     return Clause(frozenset(lemmas), head, negated, past and not plan and mood != "suggestion", mood, quote,
+                  nested=nested,
                   future=future, modified_future=modified,
                   copula=any(m.tag == "VCP" for m in ms) and not any(m.tag in ("VV", "XSV") for m in ms),
                   obligation=any(m.tag == "EC" and m.form in ("어야", "아야") for m in ms))
@@ -679,7 +683,7 @@ def _clause_matches(clause: Clause, turns: Sequence[_Turn], context: frozenset[s
 
 
 def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], context: frozenset[str]) -> str | None:
-    if clause.mood == "condition" or clause.quote in _QUOTING_MODIFIERS or "냐" in (clause.quote or ""):
+    if clause.mood == "condition" or clause.nested or "냐" in (clause.quote or ""):
         return None  # 왜 안 막았냐는, 알려 준다는 말에 안 궁금하다고: words inside words, whose no is whose?
     matches = [(t, c) for t, c in _clause_matches(clause, turns, context) if c.mood in ("statement", "plan")]
     if clause.owner in (None, "나"):
