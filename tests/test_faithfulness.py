@@ -327,3 +327,9 @@ def test_no_negation_is_read_inside_someones_words_made_a_modifier() -> None:
     # 안 궁금하다 is the writer's no, not a no to 알려 준다.
     assert faithfulness_failures("지수는 결혼식에 간다고 했는데 분위기를 알려 준다는 말에 안 궁금하다고 했다.", chat,
                                  "Human") == []
+
+
+def test_a_speakers_name_kiwi_reads_as_another_noun_is_still_the_speaker() -> None:
+    chat = [{"speaker": "다빈", "text": "나 토요일에 남자친구 부모님 뵈러 가"}, {"speaker": "소이", "text": "떨리겠다"}]
+    # 다빈은 is 다비/NNP ᆫ/JX to Kiwi: read as a thing the chat never mentions, it would be invented.
+    assert faithfulness_failures("다빈은 토요일에 남자친구 부모님을 뵈러 간다고 했다.", chat, "소이") == []

@@ -468,6 +468,8 @@ def _join_names(ms: list[Morpheme], text: str, names: frozenset[str]) -> list[Mo
                 if end - k == 1 and m.form == name and m.tag != "NNP" and end < len(out) and \
                         out[end].tag.startswith("J"):
                     out[k] = m._replace(tag="NNP", kiwi_tag="NNP")  # 하나랑: the name, not the numeral
+                elif end - k == 1 and m.form != name and m.end == m.start + len(name) and m.tag.startswith("N"):
+                    out[k] = m._replace(form=name, tag="NNP", kiwi_tag="NNP")  # 다빈은: 다비/NNP ᆫ/JX
                 elif end - k >= 2 and out[end - 1].end == m.start + len(name) and \
                         all(x.tag.startswith(("N", "MM", "MAG", "VV", "VA", "XR")) for x in out[k:end]):
                     out[k:end] = [m._replace(form=name, tag="NNP", end=m.start + len(name), kiwi_tag="NNP")]
