@@ -284,14 +284,19 @@ def negation_flip(item: dict[str, Any], rng: random.Random) -> str | None:
         for pattern, repl in ((r"(?<![가-힣])(?:안|못) (?=[가-힣])", ""), (r"없었다", "있었다"), (r"없다", "있다"),
                               (r"안 됐다", "됐다"), (r"지 않았다", "었다"), (r"지 못했다", "었다")):
             changed = re.sub(pattern, repl, sentence, count=1)
-            if changed != sentence and "었다" not in repl:
+            # 3%밖에 안 올랐다 is a yes already: without 안 it is no Korean, not its opposite.
+            if changed != sentence and "었다" not in repl and not re.search(r"밖에\s*(?:안|못)\s", sentence):
                 return _replace_sentence(reference, sentence, changed)
     for sentence in sentences:
         match = re.search(r"(?<![가-힣])([가-힣]*)(했|갔|왔|먹었|봤|샀|받았|탔|만났|끝났|됐)다\.$", sentence)
         if match and "고 했다" not in sentence and "기로" not in sentence:
+            # 받아 왔다, 내야 했다: a helper verb's 안 goes before the main verb; 받아 안 왔다 is no Korean.
+            if re.search(r"[아어야여워]\s$", sentence[:match.start()]):
+                continue
             word = match.group(1) + match.group(2) + "다"
             noun, verb = match.group(1), match.group(2)
-            flipped = f"{noun} 안 {verb}다" if noun and verb == "했" else f"안 {word}"
+            # 발표 안 했다, but 안 망했다: a one-syllable stem is no noun to put 안 after.
+            flipped = f"{noun} 안 {verb}다" if len(noun) >= 2 and verb == "했" else f"안 {word}"
             return _replace_sentence(reference, sentence, sentence[:match.start()] + flipped + ".")
     return None
 
