@@ -291,7 +291,7 @@ def negation_flip(item: dict[str, Any], rng: random.Random) -> str | None:
         match = re.search(r"(?<![가-힣])([가-힣]*)(했|갔|왔|먹었|봤|샀|받았|탔|만났|끝났|됐)다\.$", sentence)
         if match and "고 했다" not in sentence and "기로" not in sentence:
             # 받아 왔다, 내야 했다: a helper verb's 안 goes before the main verb; 받아 안 왔다 is no Korean.
-            if re.search(r"[아어야여워]\s$", sentence[:match.start()]):
+            if re.search(r"(?:[아어야여워]|고)\s$", sentence[:match.start()]):
                 continue
             word = match.group(1) + match.group(2) + "다"
             noun, verb = match.group(1), match.group(2)
