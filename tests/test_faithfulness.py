@@ -333,3 +333,14 @@ def test_a_speakers_name_kiwi_reads_as_another_noun_is_still_the_speaker() -> No
     chat = [{"speaker": "다빈", "text": "나 토요일에 남자친구 부모님 뵈러 가"}, {"speaker": "소이", "text": "떨리겠다"}]
     # 다빈은 is 다비/NNP ᆫ/JX to Kiwi: read as a thing the chat never mentions, it would be invented.
     assert faithfulness_failures("다빈은 토요일에 남자친구 부모님을 뵈러 간다고 했다.", chat, "소이") == []
+
+
+def test_a_fragment_goes_on_with_the_news_before_and_a_bare_person_opening_a_clause_is_its_subject() -> None:
+    chat = [{"speaker": "Human", "text": "동기 윤서 공모전 대상 받았대"}, {"speaker": "Human", "text": "상금 300"},
+            {"speaker": "AI", "text": "대단하네요!"},
+            {"speaker": "Human", "text": "선배 다음 주에 이직해서 요즘 인수인계로 바쁨"}]
+    # 상금 300 is the friend's prize money, not the writer's.
+    assert faithfulness_failures("공모전에서 대상을 받아 상금 300을 받았다.", chat, "Human") == ["wrong_person"]
+    assert faithfulness_failures("윤서가 공모전에서 대상을 받아 상금 300을 받았다고 했다.", chat, "Human") == []
+    # 선배 다음 주에 이직해서: the senior's move.
+    assert faithfulness_failures("다음 주에 이직한다.", chat, "Human") == ["wrong_person"]

@@ -102,6 +102,7 @@ _CONDITIONS = frozenset({"면", "으면", "다면", "라면", "ᆫ다면", "는�
 _NEW_SUBJECT = frozenset({"니까", "으니까", "니", "으니", "자", "더니", "었더니", "면", "으면", "지만", "는데", "ᆫ데", "은데", "데"})
 # 쉬라는 말을 들었다, 간다는 얘기: someone's words made a noun's modifier.
 _QUOTING_MODIFIERS = frozenset({"라는", "으라는", "자는", "다는", "ᆫ다는", "는다는", "이라는", "냐는", "으냐는"})
+_WHEN = frozenset("오늘 어제 내일 모레 요즘 이번 지난 다음 아까 방금 벌써 이미 어제부터 오늘부터 내일부터 주말 저번".split())
 _GOOD = frozenset({"좋", "편하", "괜찮", "낫", "유용", "든든", "도움", "편리"})
 _ALONG = frozenset({"고", "면서", "으면서", "며", "으며", "어", "아", "어서", "아서", "서"})
 _TENSE_LINKS = frozenset({"고", "어서", "아서", "어", "아", "서", "고서", "며", "으며", "면서", "으면서"})
@@ -410,6 +411,8 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
             role = "subject"
         elif person == "나" and form == "나" and (after is None or after.tag.startswith(("N", "M", "V"))):
             role = "subject"  # 나 혼자 갔다, 나 오늘 면접 봤어: the spoken subject without its particle
+        elif person != "나" and i == 0 and after is not None and (after.tag == "MAG" or after.form in _WHEN):
+            role = "subject"  # 선배 다음 달에 결혼해서: a person opening the clause, then when, is its subject
         elif after is not None and after.form in _COMPANION and after.tag in ("JKB", "JC"):
             role = "companion"
         else:
@@ -783,7 +786,15 @@ def _sources(chat: _Chat) -> dict[str, list[Clause]]:
     nobody named (취소래), ``"\2"`` the writer's words just after someone was named (울었어 answering 아내분
     반응은?), and every other speaker's own by name."""
     out: dict[str, list[Clause]] = {"": [], "\0": [], "\1": [], "\2": []}
-    for turn in chat.turns:
+    last_key: str | None = None
+    for k, turn in enumerate(chat.turns):
+        # 다은이 청약 당첨됐대 / 동탄 84타입: a message of nouns alone goes on with the same speaker's news before.
+        fragment = turn.writer and k and chat.turns[k - 1].speaker == turn.speaker and last_key is not None and \
+            not any(m.tag.startswith(("V", "XSV", "XSA", "E")) for x in analyse(turn.text.text) for m in x.morphemes)
+        if fragment:
+            out[last_key].extend(c for c in turn.text.clauses if c.mood != "condition")
+            continue
+        last_key = None
         for c in turn.text.clauses:
             if c.mood == "condition":
                 continue
@@ -797,7 +808,9 @@ def _sources(chat: _Chat) -> dict[str, list[Clause]]:
                 if c.mood == "suggestion" and heard and not third:
                     key = ""  # 의사가 3개월 뒤에 다시 검사하재: relayed advice is about the writer's doing
                 # An answer to "아내분 반응은 어땠어요?" (울었어) is about the person just named.
-                out["\2" if key == "" and turn.names_someone and c.owner != "나" else key].append(c)
+                key = "\2" if key == "" and turn.names_someone and c.owner != "나" else key
+                out[key].append(c)
+                last_key = key
             elif turn.bot or c.you or c.owner in chat.writer_names or (
                     c.mood in ("question", "suggestion") and c.owner != "나") or (c.obligation and c.owner != "나"):
                 # 교수님께 메일 드려야 돼, said to the writer: advice, about the writer's doing
