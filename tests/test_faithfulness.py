@@ -344,3 +344,11 @@ def test_a_fragment_goes_on_with_the_news_before_and_a_bare_person_opening_a_cla
     assert faithfulness_failures("윤서가 공모전에서 대상을 받아 상금 300을 받았다고 했다.", chat, "Human") == []
     # 선배 다음 주에 이직해서: the senior's move.
     assert faithfulness_failures("다음 주에 이직한다.", chat, "Human") == ["wrong_person"]
+
+
+def test_a_clause_of_whether_or_of_purpose_goes_with_its_verb() -> None:
+    chat = [{"speaker": "AI", "text": "장학금 신청 자격이 되는지 학과 사무실에 한번 알아보시는 건 어때요?"},
+            {"speaker": "AI", "text": "오늘 저녁엔 한강 야경을 보러 나가 보시는 것도 좋아요."}]
+    # 되는지 and 보러 once cut the clause, leaving 한번 알아봤다 and 나가 봤다 too short to compare.
+    assert faithfulness_failures("장학금 신청 자격이 되는지 한번 알아봤다.", chat, "Human") == ["suggestion_as_done"]
+    assert faithfulness_failures("저녁에 한강 야경을 보러 나갔다.", chat, "Human") == ["suggestion_as_done"]

@@ -238,7 +238,8 @@ def _splits(m: Morpheme, following: Morpheme | None) -> bool:
         return True
     if following.tag == "VX" or following.form in ("않", "못하", "말"):
         return False
-    return m.form not in ("어야", "아야", "야", "게", "지")
+    # 자격이 있는지 알아봤다, 야경을 보러 갔다: a clause of whether or of purpose belongs to the verb after it.
+    return m.form not in ("어야", "아야", "야", "게", "지", "는지", "ᆫ지", "은지", "ᆯ지", "을지", "러", "으러")
 
 
 def _embedded(ms: Sequence[Morpheme], at: int) -> bool:
@@ -329,6 +330,10 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             plan = True  # 하기로 했다: a decision, not the act
         elif tag == "ETN" and m.form in ("ᆷ", "음") and i == len(ms) - 1 and i > 0 and ms[i - 1].tag in ("VV", "XSV"):
             past = True  # 소개팅함, 먹음: the chat's memo style tells what was done
+    # 나가 보시는 것도 좋아요, 쉬는 게 좋겠어: a good thing to do, said to someone, is advice.
+    if any(m.form in ("것", "거", "게") and m.tag == "NNB" and i and ms[i - 1].tag == "ETM" and
+           any(x.tag == "VA" and x.form in _GOOD for x in ms[i + 1:]) for i, m in enumerate(ms)) and not past:
+        suggestion = True
     if negated and any(m.form == "밖에" and m.tag == "JX" for m in ms):
         negated = False  # 3%밖에 안 올랐다, 하나밖에 없다: only so much, which is a yes
     quote = ms[-1].form if ms and ms[-1].tag == "EC" and ms[-1].form in QUOTE_ENDINGS else \

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 from diary_lightning.data.roles import DEFAULT_BOTS  # noqa: E402
 from diary_lightning.evaluation import diary_style  # noqa: E402
 from diary_lightning.evaluation.diary_style import analyse, kiwi  # noqa: E402
-from diary_lightning.evaluation.faithfulness import (FAILURES, diary_sentences, faithfulness_evidence,  # noqa: E402
-                                                     numbers)
+from diary_lightning.evaluation.faithfulness import (FAILURES, RELATIONS, diary_sentences,  # noqa: E402
+                                                     faithfulness_evidence, numbers)
 
 BENCHMARK = ROOT / "diary_lightning" / "resources" / "benchmark"
 
@@ -223,7 +223,8 @@ def suggestion_as_done(item: dict[str, Any], rng: random.Random) -> str | None:
                 m.tag == "EC" and m.form in ("려고", "으려고", "어야", "아야", "자고", "라고", "으라고")
                 and i > 0 and ms[i - 1].tag in ("VV", "VX", "XSV")) or (
                 m.tag == "ETM" and m.form in ("ᆯ", "을") and i + 1 < len(ms) and ms[i + 1].form in ("생각", "계획", "예정"))
-            if plan and i > 0 and ms[i - 1].tag in ("VV", "VX", "XSV"):
+            # 해 달라고 했다 is a request of the writer's, not a plan: 해 달았다 would be no Korean.
+            if plan and i > 0 and ms[i - 1].tag in ("VV", "VX", "XSV") and ms[i - 1].form != "달":
                 start = next((k + 1 for k in range(i - 1, -1, -1) if ms[k].tag in ("EC", "EF") and ms[k].form not in ("어", "아")), 0)
                 head = ms[start:i]
                 # Drop someone else's subject, the whole of it (보람이가, 선우 선배가: name, suffix and particle, not
@@ -233,12 +234,16 @@ def suggestion_as_done(item: dict[str, Any], rng: random.Random) -> str | None:
                     first = k
                     while first > 0 and head[first - 1].tag in ("NNP", "NNG", "NNB", "XSN", "NP"):
                         first -= 1
+                    if not any(x.tag in ("NNP", "NP", "XSN") or x.form in RELATIONS for x in head[first:k]):
+                        continue  # 면허가 없는: a thing's subject stays
                     end = k + 1
                     while end < len(head) and head[end].tag in ("JKS", "JKC"):
                         end += 1  # 보람이가 read as 보람/NNG 이/JKS 가/JKC
                     head = head[:first] + head[end:]
                 while head and head[0].tag in ("SP", "SF", "SS", "SE", "SO", "SW"):
                     head = head[1:]  # ", 민혁이가 ...": no sentence starts with the comma of the clause before
+                if not head or head[0].tag in ("VV", "VA", "VX", "EP", "ETM"):
+                    continue  # 했던 89만 원짜리 …: cut from its clause, a modifier with its verb's words left behind
                 if sum(x.tag.startswith("NN") for x in head) == 0:
                     continue
                 return _replace_sentence(reference, sentence, _done(head, len(head)))
