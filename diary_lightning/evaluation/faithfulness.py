@@ -6,13 +6,16 @@ aligns every diary sentence with the chat turns that share its content words (Ki
 adjectives, foreign words) and with who spoke them, and names the failure a sentence shows:
 
 - ``wrong_person``: the sentence gives the writer what only another speaker said of themself (or the reverse:
-  gives another person what only the writer said of themself, or a named speaker what another one said);
+  gives another person what only the writer said of themself, or a named speaker what another one said); clause
+  by clause, the chat message that tells it best (its predicate and most of its words) is someone else's;
 - ``suggestion_as_done``: the sentence tells as done what the chat only suggested, asked for or planned
-  (``자``, ``-ㄹ까``, ``해 봐``, ``어때``, ``-ㄹ게``, ``-ㄹ 거야``, ``내일``), with no turn telling it done;
+  (``자``, ``-ㄹ까``, ``해 봐``, ``어때``, ``해 두시면 편해요``, ``-ㄹ게``, ``-ㄹ 거야``, ``내일``), with no turn
+  telling it done (a short ``보냈어요`` right after counts);
 - ``invented``: a name, place or thing the chat never mentions, or a sentence with no support in the chat;
 - ``wrong_number``: a number, time, price, count or weekday the chat never gives;
-- ``negation_flip``: a clause whose matching chat clauses all say the opposite (``안``/``못``/``않``/``없``/
-  ``아니``, or an antonym such as 합격/떨어지).
+- ``negation_flip``: a clause whose matching chat clauses of the same time and person all say the opposite
+  (``안``/``못``/``않``/``없``/``아니``, or an antonym such as 합격/떨어지; a yes/no answer tells the question's
+  clause: 맞았어? / 아니 아직). Not a condition (-면), 밖에 안 (only), nor a no inside someone's quoted words.
 
 What a diary legitimately does passes: paraphrase, summary and omission (only what the diary says is checked),
 others' words told as theirs (``지수가 부산에 간다고 했다``: the quoted clause belongs to its subject), the
