@@ -305,11 +305,13 @@ def test_a_group_a_heard_clause_a_shared_setting_and_units_are_read_as_a_diary_m
             {"speaker": "하람", "text": "대신 전날 가서 짐 싸는 거 도와줄게"},
             {"speaker": "언니", "text": "오 고마워 ㅋㅋ 나 요즘 뜨개질 배운다 목도리 만드는 중"},
             {"speaker": "하람", "text": "의사가 석 달 뒤에 피검사 다시 하재 몸무게도 2kg 빼래"},
-            {"speaker": "언니", "text": "우리 셋이 하던 적금은 계속 넣자"}, {"speaker": "하람", "text": "ㅇㅇ 그래"}]
+            {"speaker": "언니", "text": "우리 셋이 하던 적금은 계속 넣자"}, {"speaker": "하람", "text": "ㅇㅇ 그래"},
+            {"speaker": "언니", "text": "나는 연말 제주 여행도 그대로 가고 싶어"}]
     for diary in ["대신 전날 가서 짐 싸는 걸 돕기로 했다.",                  # 도와줄게: the writer's act, on her day
                   "언니가 뜨개질을 배운다는데 목도리를 만든다고 해서 웃겼다.",  # 만든다는데: heard, hers
                   "3개월 뒤에 피검사를 다시 하고 몸무게도 2kg 빼야 한다.",     # 석 달 = 3개월; kg is a unit
-                  "셋은 적금을 계속 넣기로 했다."]:                          # the three of them, together
+                  "셋은 적금을 계속 넣기로 했다.",                           # the three of them, together
+                  "셋은 적금을 계속 넣고 연말 제주 여행도 그대로 가기로 했다."]:  # ...over 고 too
         assert faithfulness_failures(diary, chat, "하람") == [], diary
     assert faithfulness_failures("10일 토요일에 이사했다.", chat, "하람") == ["wrong_person"]
 

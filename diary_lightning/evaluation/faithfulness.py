@@ -522,6 +522,7 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
         parts = [p for p in parts if p]
         subject = None
         topic = False
+        group = False
         parsed: list[Clause] = []
         for k, part in enumerate(parts):
             clause = _clause(part, k == len(parts) - 1, sentence.question)
@@ -534,13 +535,16 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
             span = _SQUEEZE.sub("", text[part[0].start:part[-1].end])
             hearsay = any((m.tag == "EF" and m.form in _HEARSAY) or (m.tag == "EC" and m.form in _HEARSAY_LINKS)
                           for m in part)
-            shared = any(role == "companion" and p in names for p, role in found) or _together(part)
+            # 남은 셋은 계속 넣고, 여행도 가기로 했다: a group's clauses over 고/며 are the group's too.
+            shared = any(role == "companion" and p in names for p, role in found) or _together(part) or group
             honorific = any(m.tag == "EP" and m.form in ("시", "으시") for m in part)
             if honorific and subject in (None, "나"):
                 subject = HONOURED
             you = any(m.form in _SECOND_PERSON and m.tag == "NP" for m in part)
             parsed.append(dataclasses.replace(clause, hearsay=hearsay, owner=subject, shared=shared, squeezed=span,
                                               honorific=honorific, you=you))
+            group = shared and part[-1].tag == "EC" and part[-1].form in _SAME_SUBJECT and \
+                not any(role in ("subject", "topic") for _, role in found if _ != "나")
             # A subject reaches the next clause over 고/며 and a quotation (지수가 간다고 했다), not over 어서/는데,
             # whose next clause is as often the writer's (언니가 바빠서 안 물어보기로 했다).
             # A topic (선배는 아파서 조퇴했다) is what the whole sentence is about, over 어서/는데 too.
