@@ -354,3 +354,16 @@ def test_a_clause_of_whether_or_of_purpose_goes_with_its_verb() -> None:
     # 되는지 and 보러 once cut the clause, leaving 한번 알아봤다 and 나가 봤다 too short to compare.
     assert faithfulness_failures("장학금 신청 자격이 되는지 한번 알아봤다.", chat, "Human") == ["suggestion_as_done"]
     assert faithfulness_failures("저녁에 한강 야경을 보러 나갔다.", chat, "Human") == ["suggestion_as_done"]
+
+
+def test_a_companion_and_two_a_name_with_its_subject_particle_and_a_person_only_spoken_of() -> None:
+    chat = [{"speaker": "Human", "text": "주말에 하윤이랑 전시 보러 가기로 했어"},
+            {"speaker": "Human", "text": "친구 도겸이 다음 달에 캐나다로 유학 간대"},
+            {"speaker": "Human", "text": "동생 수호는 이번에 반장 됐대 나는 중학교 때 반장 해 봤는데"}]
+    # 하윤이랑 둘이: the writer and one companion are two, no count the chat must give.
+    assert faithfulness_failures("주말에 하윤이랑 둘이 전시를 보러 가기로 했다.", chat, "Human") == []
+    # 도겸이 유학 간다: Kiwi keeps 이 in the name, and the 이 is the subject's particle.
+    assert faithfulness_failures("도겸이 다음 달에 캐나다로 유학을 간다고 했다.", chat, "Human") == []
+    assert numbers("친구들이랑 셋이 갔다") == {(3.0, "명")}
+    # 수호 is spoken of, no speaker: the writer's own words about him are told in the writer's words.
+    assert faithfulness_failures("동생 수호는 이번에 반장이 됐다.", chat, "Human") == []

@@ -391,6 +391,9 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
             person = form
         elif m.tag == "NNP" and form.endswith("이") and (form[:-1] in names or len(form) >= 3):
             person = form[:-1]  # 서연이는: Kiwi keeps the name's 이 in the word
+            if i + 1 < len(ms) and not ms[i + 1].tag.startswith(("J", "XSN")) and ms[i + 1].tag != "NNB":
+                found.append((person, "subject"))  # 민준이 휴학하고: the 이 Kiwi kept is the subject's particle
+                continue
         elif m.tag == "NNP" and i + 1 < len(ms) and ms[i + 1].tag == "XSN" and ms[i + 1].form == "이":
             person = form  # 주원이는: a name the chat has no speaker for
         elif m.tag == "NP" and form in ("나", "내", "저", "제"):
@@ -626,7 +629,9 @@ def numbers(text: str) -> set[tuple[float, str]]:
             unit = _UNIT.match(rest, match.end())
             found.add((value, _SAME_UNIT.get(unit.group(1), unit.group(1)) if unit else ""))
     found.update((float(_NATIVE[m.group(1)]), _SAME_UNIT.get(m.group(2), m.group(2))) for m in _NATIVE_NUMBER.finditer(text))
-    found.update((float(_NATIVE[m.group(1)]), "명") for m in _NATIVE_COUNT.finditer(text))
+    # 준서랑 둘이 간다: the writer and one companion are two, no count the chat has to give.
+    found.update((float(_NATIVE[m.group(1)]), "명") for m in _NATIVE_COUNT.finditer(text)
+                 if not (m.group(1) == "둘" and re.search(r"(?:랑|하고|와|과)\s*$", text[:m.start()])))
     found.update((-1.0 - "월화수목금토일".index(m.group(1)), "요일") for m in _WEEKDAY.finditer(text))
     return found
 
@@ -893,7 +898,7 @@ def _wrong_person(sentence: _Text, chat: _Chat) -> str | None:
         elsewhere = _covered(lemmas, [c for name, cs in sources.items() if name for c in cs])
         # Only a speaker of the chat can be given the writer's words: a relative the writer tells of is told
         # of in the writer's words.
-        if person in chat.names and len(own) >= need and not elsewhere:
+        if person in chat.speakers and len(own) >= need and not elsewhere:
             return f"told as {person}'s, but only the writer says it of themself"
         # A speaker named for what another speaker said (group chats).
         speaker = next((t.speaker for t in chat.turns if person in (t.speaker, t.speaker[1:]) and not t.writer), None)
@@ -941,6 +946,8 @@ class _Chat:
     whole: _Text
     numbers: set[tuple[float, str]]
     names: frozenset[str]
+    speakers: frozenset[str]
+    """The speakers' own names (full and given): :attr:`names` less the people only spoken of."""
     writer_names: frozenset[str]
     sources: dict[str, list[Clause]] = dataclasses.field(default_factory=dict)
     groups: list[tuple[_Turn, str, frozenset[str], str]] = dataclasses.field(default_factory=list)
@@ -969,8 +976,8 @@ def _people(texts: Iterable[str]) -> set[str]:
 
 
 def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
-    names, writer_names = _names(dialogue, writer)
-    names = names | _people(str(t["text"]) for t in dialogue)
+    speakers, writer_names = _names(dialogue, writer)
+    names = speakers | _people(str(t["text"]) for t in dialogue)
     bots = {b.casefold() for b in DEFAULT_BOTS}
     turns: list[_Turn] = []
     for i, turn in enumerate(dialogue):
@@ -1000,7 +1007,7 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
     joined = "\n".join(str(t["text"]) for t in dialogue)
     whole = _Text(joined, _SQUEEZE.sub("", joined), (), frozenset().union(*(t.text.lemmas for t in turns)),
                   frozenset().union(*(t.text.nouns for t in turns)))
-    chat = _Chat(turns, whole, numbers(joined), names, writer_names)
+    chat = _Chat(turns, whole, numbers(joined), names, speakers, writer_names)
     chat.sources = _sources(chat)
     chat.own = {id(c) for key in ("", "\1", "\2") for c in chat.sources[key]}
     chat.groups = _groups(chat)
