@@ -367,3 +367,11 @@ def test_a_companion_and_two_a_name_with_its_subject_particle_and_a_person_only_
     assert numbers("친구들이랑 셋이 갔다") == {(3.0, "명")}
     # 수호 is spoken of, no speaker: the writer's own words about him are told in the writer's words.
     assert faithfulness_failures("동생 수호는 이번에 반장이 됐다.", chat, "Human") == []
+
+
+def test_what_the_writer_says_yes_to_was_asked_of_the_writer() -> None:
+    chat = [{"speaker": "오빠", "text": "나 다음 주 토요일에 이사해"}, {"speaker": "오빠", "text": "일요일에 와서 짐 정리 좀 도와"},
+            {"speaker": "서윤", "text": "알겠어 일요일에 갈게"}]
+    # 도와 is a request here, not the brother's own statement: the writer's plan to help is hers.
+    assert faithfulness_failures("일요일에 가서 짐 정리를 돕기로 했다.", chat, "서윤") == []
+    assert faithfulness_failures("다음 주 토요일에 이사한다.", chat, "서윤") == ["wrong_person"]

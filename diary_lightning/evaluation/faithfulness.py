@@ -1004,6 +1004,15 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
             text = dataclasses.replace(text, clauses=(*text.clauses, answered), lemmas=text.lemmas | answered.lemmas)
             me = me or answered.owner is None
         turns.append(_Turn(i, speaker, text, is_writer, speaker.strip().casefold() in bots, someone, me))
+    # 주말에 와서 짐 정리 도와 / 당연하지 갈게: what the writer says yes to was asked of the writer, however plain
+    # its ending (the plain style's 도와 is a request as often as a statement).
+    for k in range(len(turns) - 1):
+        if not turns[k].writer and turns[k + 1].writer and _YES.match(turns[k + 1].text.text):
+            asked = tuple(dataclasses.replace(c, mood="suggestion")
+                          if c.mood == "statement" and not c.past and c.owner is None and not c.hearsay
+                          and not c.quote and not c.negated and c.head not in GLUE else c
+                          for c in turns[k].text.clauses)
+            turns[k].text = dataclasses.replace(turns[k].text, clauses=asked)
     joined = "\n".join(str(t["text"]) for t in dialogue)
     whole = _Text(joined, _SQUEEZE.sub("", joined), (), frozenset().union(*(t.text.lemmas for t in turns)),
                   frozenset().union(*(t.text.nouns for t in turns)))
@@ -1085,7 +1094,8 @@ def _aligned_elsewhere(sentence: _Text, chat: _Chat) -> str | None:
 
 
 _MEDIA = re.compile(r"(?:사진|동영상)(?:\s*\d+장)?")
-_YES = re.compile(r"^\s*(?:응|웅|엉|어어|네|넹|넵|예|ㅇㅇ|ㅇㅇㅇ|그럼|당연하지|당연|맞아|그렇지|ㅇㅋ)(?![가-힣])")
+_YES = re.compile(r"^\s*(?:응|웅|엉|어어|네|넹|넵|예|ㅇㅇ|ㅇㅇㅇ|그럼|당연하지|당연|맞아|그렇지|ㅇㅋ|알겠어|알겠습니다|콜|"
+                  r"그래|그건 당연하지|네네)(?![가-힣])")
 _NO = re.compile(r"^\s*(?:아니|아니요|아뇨|아녀|ㄴㄴ|노노|아직)(?![가-힣])")
 _WH_WORDS = frozenset("뭐 무엇 뭘 어디 언제 누구 누가 몇 어떻 어떠 왜 무슨 어느 얼마 어때".split())
 
