@@ -117,7 +117,8 @@ _COUNTERS = ("시간", "시", "분", "명", "개", "번", "잔", "살", "달", "
              "군데", "바퀴", "켤레", "인분", "통", "km", "킬로")
 _NATIVE_NUMBER = re.compile(r"(?<![가-힣])(" + "|".join(sorted(_NATIVE, key=len, reverse=True)) + r")\s?("
                             + "|".join(_COUNTERS) + ")")
-_UNIT = re.compile(r"[ \t]?(" + "|".join(("개월", *_COUNTERS, "원", "일", "월", "년", "박", "회", "%", "퍼센트", "프로", "점", "kg", "인분",
+_UNIT = re.compile(r"[ \t]?(" + "|".join(("개월", *_COUNTERS, "원", "일", "월", "년", "박", "회", "%", "퍼센트", "프로", "점",
+                                      "kg", "인분",
                                       "포기", "편", "등", "위", "학년", "교시", "호")) + ")")
 # 셋이서, 넷이: people counted without a counter.
 _NATIVE_COUNT = re.compile(r"(?<![가-힣])(둘|셋|넷|다섯|여섯|일곱|여덟)(?=이서|이|은|도|다)")
@@ -442,7 +443,8 @@ def _relative_subject(ms: Sequence[Morpheme], at: int) -> bool:
             n = k + 1
             while n < len(ms) and ms[n].tag in ("NNG", "NNP", "NNB", "XSN"):
                 n += 1
-            return n > k + 1 and n < len(ms) and (ms[n].tag == "JKS" or (ms[n].tag == "JX" and ms[n].form in ("은", "는")))
+            return n > k + 1 and n < len(ms) and (ms[n].tag == "JKS"
+                                                   or (ms[n].tag == "JX" and ms[n].form in ("은", "는")))
     return False
 
 
@@ -628,7 +630,8 @@ def numbers(text: str) -> set[tuple[float, str]]:
         if value is not None:
             unit = _UNIT.match(rest, match.end())
             found.add((value, _SAME_UNIT.get(unit.group(1), unit.group(1)) if unit else ""))
-    found.update((float(_NATIVE[m.group(1)]), _SAME_UNIT.get(m.group(2), m.group(2))) for m in _NATIVE_NUMBER.finditer(text))
+    found.update((float(_NATIVE[m.group(1)]), _SAME_UNIT.get(m.group(2), m.group(2)))
+                 for m in _NATIVE_NUMBER.finditer(text))
     # 준서랑 둘이 간다: the writer and one companion are two, no count the chat has to give.
     found.update((float(_NATIVE[m.group(1)]), "명") for m in _NATIVE_COUNT.finditer(text)
                  if not (m.group(1) == "둘" and re.search(r"(?:랑|하고|와|과)\s*$", text[:m.start()])))
@@ -776,7 +779,8 @@ def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset
     # A date told (오픈이 다음 주 월요일이라) or news heard (파트장 달아준대) is no plan of the act.
     # Another speaker's plan told as the writer's done act (보람: 5키로 빼야 해 -> 5키로를 뺐다) never happened either.
     hinted = [(t, c) for t, c in closest if c.mood == "suggestion" or (
-        c.mood == "plan" and not c.copula and not c.hearsay and (t.writer or (clause.owner in (None, "나") and not t.bot)))]
+        c.mood == "plan" and not c.copula and not c.hearsay
+        and (t.writer or (clause.owner in (None, "나") and not t.bot)))]
     if not hinted:
         return None
     t, c = hinted[0]
@@ -787,8 +791,8 @@ def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset
         for later in turns[t.index + 1:t.index + 4]:
             if clause.head in _DECIDING and later.speaker != t.speaker and _YES.match(later.text.text):
                 return None
-            if len(later.text.squeezed) <= 16 and (
-                    later.writer if mine else clause.owner in (later.speaker.strip(), later.speaker.strip()[1:])) and any(
+            teller = later.writer if mine else clause.owner in (later.speaker.strip(), later.speaker.strip()[1:])
+            if len(later.text.squeezed) <= 16 and teller and any(
                     x.past and x.mood == "statement" and not x.negated and len(x.lemmas - content) <= 1
                     for x in later.text.clauses):
                 return None
@@ -929,7 +933,8 @@ def _invented(sentence: _Text, chat: _Text, turns: Sequence[_Turn], names: froze
                    and n not in RELATIONS and n not in names and not _mentioned(n, chat))
     # With nobody but the writer and the bot in the chat, a 친구 or 엄마 who acts in the diary must be in it.
     if not any(not (t.writer or t.bot) for t in turns):
-        novel += sorted({p for p, role in sentence.persons if role in ("subject", "topic", "companion") and p in RELATIONS
+        novel += sorted({p for p, role in sentence.persons
+                         if role in ("subject", "topic", "companion") and p in RELATIONS
                          and p not in ("상대", "사람", "분") and p not in chat.squeezed and not any(p in t.text.squeezed for t in turns)})
     if not novel:
         return None
