@@ -375,3 +375,12 @@ def test_what_the_writer_says_yes_to_was_asked_of_the_writer() -> None:
     # 도와 is a request here, not the brother's own statement: the writer's plan to help is hers.
     assert faithfulness_failures("일요일에 가서 짐 정리를 돕기로 했다.", chat, "서윤") == []
     assert faithfulness_failures("다음 주 토요일에 이사한다.", chat, "서윤") == ["wrong_person"]
+
+
+def test_a_subject_inside_a_modifier_belongs_to_the_modifier() -> None:
+    chat = [{"speaker": "Human", "text": "아빠가 사 놓은 케이크 내가 다 먹음"},
+            {"speaker": "Human", "text": "동생이 아빠가 없는 걸 알고 계속 울었어"}]
+    # 아빠께서 사 놓으신: 놓 is a helper inside the modifier; 아빠 did not eat the cake.
+    assert faithfulness_failures("아빠께서 사 놓으신 케이크를 내가 다 먹었다.", chat, "Human") == []
+    # 동생이 아빠가 없는 걸: the second subject is the modifier's; crying is the brother's, told as his.
+    assert faithfulness_failures("동생이 아빠가 없는 걸 알고 계속 울었다고 했다.", chat, "Human") == []

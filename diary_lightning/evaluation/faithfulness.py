@@ -413,7 +413,9 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
             j += 1
         after = ms[j] if j < len(ms) else None
         # 다솜이가 사 온 치킨은: the subject of a modifier, not of the clause.
-        relative = after is not None and after.tag == "JKS" and _relative_subject(ms, j + 1)
+        # ...and so is a second subject before a modifier (첫째가 엄마가 없는 걸 알았는지: 엄마 is 없는's).
+        relative = after is not None and after.tag == "JKS" and (
+            _relative_subject(ms, j + 1) or (any(x.tag == "JKS" for x in ms[:i]) and _relative_subject(ms, j + 1, True)))
         if relative:
             role = "other"
         elif after is not None and after.tag == "JX" and after.form in ("은", "는", "ᆫ"):
@@ -433,16 +435,20 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
     return found
 
 
-def _relative_subject(ms: Sequence[Morpheme], at: int) -> bool:
+def _relative_subject(ms: Sequence[Morpheme], at: int, any_noun: bool = False) -> bool:
     """The subject ending before ``at`` belongs to a modifier whose noun is the clause's own subject or topic:
     다솜이가 사 온 치킨은 (the chicken is what the clause is about), not 친구가 밀린 빨래를 했다."""
     for k in range(at, len(ms)):
+        if ms[k].tag == "EC" and k + 1 < len(ms) and ms[k + 1].tag == "VX":
+            continue  # 꺼내 놓은: a helper verb's link is inside the modifier
         if ms[k].tag in ("EC", "EF"):
             return False
         if ms[k].tag == "ETM":
             n = k + 1
             while n < len(ms) and ms[n].tag in ("NNG", "NNP", "NNB", "XSN"):
                 n += 1
+            if any_noun:
+                return n > k + 1
             return n > k + 1 and n < len(ms) and (ms[n].tag == "JKS"
                                                    or (ms[n].tag == "JX" and ms[n].form in ("은", "는")))
     return False
