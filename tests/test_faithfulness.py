@@ -169,3 +169,218 @@ def test_each_predict_line_gains_its_faithfulness_failures(tmp_path) -> None:
     lines = [json.loads(line) for line in writer.partial.read_text(encoding="utf-8").splitlines()]
     assert [(r["id"], r["faithfulness_failures"]) for r in lines] == [("a", []), ("b", ["wrong_person"])]
     assert set(lines[0]) == {"id", "writer", "diary", "style_failures", "faithfulness_failures"}
+
+
+# A yes or no answer tells the fact the question asked: the writer was asked and said not yet.
+ANSWERS = [
+    {"speaker": "민지", "text": "너 운전면허 시험 봤어?"},
+    {"speaker": "도현", "text": "아니 아직"},
+    {"speaker": "민지", "text": "주말에 캠핑 다녀왔어?"},
+    {"speaker": "도현", "text": "응 다녀왔어 가평으로"},
+]
+
+
+@pytest.mark.parametrize("diary, failures", [
+    ("운전면허 시험을 봤다.", ["negation_flip"]),          # 아니 아직
+    ("아직 운전면허 시험을 안 봤다.", []),
+    ("주말에 가평으로 캠핑을 다녀왔다.", []),              # 다녀왔다 is one verb however Kiwi cuts it
+    ("주말에 캠핑을 안 다녀왔다.", ["negation_flip"]),
+])
+def test_a_yes_or_no_answer_tells_the_question_as_a_fact(diary: str, failures: list[str]) -> None:
+    assert faithfulness_failures(diary, ANSWERS, "도현") == failures
+
+
+def test_a_no_with_words_of_its_own_or_a_condition_denies_nothing_whole() -> None:
+    chat = [{"speaker": "AI", "text": "보고서 다 쓰셨어요?"}, {"speaker": "Human", "text": "아니요 절반만요"},
+            {"speaker": "AI", "text": "자격증이 있으면 지원할 수 있대요"}]
+    # 아니요 절반만: not all of it, but some of it was written.
+    assert faithfulness_failures("보고서를 절반만 썼다.", chat, "Human") == []
+    # 있으면: a condition, not the bot saying the writer has one.
+    assert faithfulness_failures("자격증이 없어서 아쉬웠다.", chat, "Human") == []
+
+
+def test_a_topic_is_the_subject_over_a_reason_and_an_honorific_noun_is_a_person() -> None:
+    chat = [{"speaker": "Human", "text": "오늘 카페에 손님이 와서 한 시간 동안 소리 지름"},
+            {"speaker": "Human", "text": "같이 일하는 재민 선배는 몸살 나서 조퇴했어"},
+            {"speaker": "AI", "text": "고생 많으셨어요"}]
+    assert faithfulness_failures("손님이 한 시간 동안 소리를 질렀다.", chat, "Human") == []
+    assert faithfulness_failures("재민 선배는 몸살이 나서 조퇴했다.", chat, "Human") == []
+    # The senior's sick leave, told as the writer's.
+    assert faithfulness_failures("몸살이 나서 조퇴했다.", chat, "Human") == ["wrong_person"]
+
+
+def test_the_writer_speaking_of_you_tells_the_other_speakers_news() -> None:
+    chat = [{"speaker": "유나", "text": "나 오늘부터 수영 다녀"},
+            {"speaker": "태오", "text": "나도 같이 갈까"},
+            {"speaker": "유나", "text": "너는 출장 때문에 못 오잖아"}]
+    assert faithfulness_failures("태오는 출장 때문에 수영에 못 온다.", chat, "유나") == []
+
+
+def test_a_speakers_name_that_kiwi_cuts_in_two_is_still_a_person() -> None:
+    chat = [{"speaker": "세아", "text": "나는 과제 절반만 냈어"}, {"speaker": "은호", "text": "나는 아예 못 냈어 ㅠ"}]
+    # 세아도 is 세/MM 아/NNG to Kiwi: read as no one, the clause would be the writer's, who did not hand it in.
+    assert faithfulness_failures("세아도 과제를 절반만 냈다고 했다.", chat, "은호") == []
+
+
+def test_a_sentence_that_only_reports_words_is_not_the_writers_own() -> None:
+    chat = [{"speaker": "준서", "text": "나 회사 그만두기로 했어"},
+            {"speaker": "준서", "text": "석 달 고민하다가 오늘 부장님한테 말함"},
+            {"speaker": "준서", "text": "쉬면서 디자인 공부해 볼 거야"},
+            {"speaker": "하늘", "text": "헐 응원해"}]
+    # The second sentence names no one: it goes on with 준서's words.
+    assert faithfulness_failures("준서가 회사를 그만둔다고 했다. 석 달 고민하다가 오늘 부장님한테 말했고, 쉬면서 "
+                                 "디자인 공부를 해 볼 거라고 했다.", chat, "하늘") == []
+    assert faithfulness_failures("석 달 고민하다가 회사를 그만두기로 했다.", chat, "하늘") == ["wrong_person"]
+
+
+def test_a_state_of_the_world_and_a_relations_name_are_nobodys_act_and_a_person() -> None:
+    chat = [{"speaker": "엄마", "text": "도착했어? 나는 이제 자려고 서울은 밤 11시야"},
+            {"speaker": "유진", "text": "응 방금 호텔 왔어 여기는 오후 4시"},
+            {"speaker": "유진", "text": "사촌 민규는 비행기 놓쳐서 못 왔어"}]
+    assert faithfulness_failures("여기는 오후 4시인데 서울은 밤 11시였다.", chat, "유진") == []
+    # 민규 is one-syllable nouns to Kiwi; 사촌 stands for him, so 못 왔다 is his, and the writer's coming is no flip.
+    assert faithfulness_failures("사촌 민규는 비행기를 놓쳐서 못 왔다. 나는 호텔에 왔다.", chat, "유진") == []
+
+
+def test_a_photo_in_an_export_is_a_photo_sent() -> None:
+    chat = [{"speaker": "아빠", "text": "바다 사진 좀 보내 봐"}, {"speaker": "지안", "text": "사진"},
+            {"speaker": "아빠", "text": "멋지다"}]
+    assert faithfulness_failures("아빠한테 바다 사진을 보내 드렸다.", chat, "지안") == []
+    assert faithfulness_failures("아빠한테 바다 사진을 보내 드렸다.", chat[:1], "지안") == ["suggestion_as_done"]
+
+
+def test_a_clause_is_whose_best_matching_message_it_is() -> None:
+    chat = [{"speaker": "Human", "text": "오늘 비 와서 등산 취소래"},
+            {"speaker": "Human", "text": "형은 벌써 기차표 취소하고 환불받았대"},
+            {"speaker": "AI", "text": "아쉬우시겠어요"},
+            {"speaker": "Human", "text": "나는 집에서 밀린 빨래 했어"}]
+    # The brother's refund, told as the writer's: 취소 is the writer's word too, but for the hike.
+    assert faithfulness_failures("기차표를 취소하고 환불을 받았다.", chat, "Human") == ["wrong_person"]
+    assert faithfulness_failures("형은 기차표를 취소하고 환불을 받았다고 했다.", chat, "Human") == []
+    # The writer's laundry, given to a friend.
+    assert faithfulness_failures("친구가 집에서 밀린 빨래를 했다고 했다.", chat, "Human") == ["wrong_person"]
+    assert faithfulness_failures("집에서 밀린 빨래를 했다.", chat, "Human") == []
+
+
+@pytest.mark.parametrize("diary, failures", [
+    ("따뜻한 차를 마시면서 일찍 잤다.", ["suggestion_as_done"]),     # 차 마시면서 … 어때요: the whole of it suggested
+    ("여권 사본을 만들었다.", ["suggestion_as_done"]),                # 만들어 두시면 편해요: advice
+    ("따뜻한 차를 마시라고 했다.", []),
+])
+def test_what_is_only_suggested_is_not_done(diary: str, failures: list[str]) -> None:
+    chat = [{"speaker": "AI", "text": "오늘은 따뜻한 차 드시면서 일찍 주무시는 건 어때요?"},
+            {"speaker": "AI", "text": "여행 전에 여권 사본을 만들어 두시면 편해요."}]
+    assert faithfulness_failures(diary, chat, "Human") == failures
+
+
+def test_another_speakers_plan_told_as_the_writers_done_act_never_happened() -> None:
+    chat = [{"speaker": "세린", "text": "나 이제 한 달에 두 번 등산 다닐 거야"}, {"speaker": "도윤", "text": "오 멋지다"}]
+    assert faithfulness_failures("한 달에 두 번 등산을 다녔다.", chat, "도윤") == ["suggestion_as_done"]
+    assert faithfulness_failures("세린이는 한 달에 두 번 등산을 다닐 거라고 했다.", chat, "도윤") == []
+
+
+@pytest.mark.parametrize("diary", [
+    "월급이 2%밖에 안 올랐다.",                                   # 밖에 안: only so much, a yes
+    "내일도 두통이 안 나으면 병원에 가 봐야겠다.",                  # a condition with 내일 is still a condition
+    "누나는 오셨고 동생은 시험 때문에 못 왔다.",                    # the brother's no says nothing of the sister
+    "동생이 사 온 빵은 거의 못 먹었다.",                            # the brother is the subject of 사 온 only
+    "내일은 반차를 냈다.",                                         # asked for today, for tomorrow
+    "팀장님이 왜 보고를 안 했냐고 물어보셨다.",                       # a question someone asked, not a fact
+    "동호회 회비 3만 원은 바로 보냈다.",                             # 보내 주세요 / 보냈어요: told done in a word
+])
+def test_what_the_chat_does_not_deny(diary: str) -> None:
+    chat = [{"speaker": "지유", "text": "이번 달 동호회 회비 3만원 보내주세요"},
+            {"speaker": "태린", "text": "보냈어요"},
+            {"speaker": "지유", "text": "월급 올랐어?"},
+            {"speaker": "태린", "text": "2% 올랐어 ㅋㅋ 두통도 아직 안 나아서 내일 오전 반차 냈어"},
+            {"speaker": "태린", "text": "누나는 아까 왔는데 동생은 시험이라 못 왔어"},
+            {"speaker": "태린", "text": "동생이 빵 사 왔는데 속이 안 좋아서 거의 못 먹었어"},
+            {"speaker": "태린", "text": "팀장님이 보고 왜 안 했냐고 물어보심 나는 했는데"}]
+    assert faithfulness_failures(diary, chat, "태린") == []
+
+
+def test_a_group_a_heard_clause_a_shared_setting_and_units_are_read_as_a_diary_means_them() -> None:
+    chat = [{"speaker": "언니", "text": "나 10일 토요일에 이사해 짐 엄청 많아"},
+            {"speaker": "하람", "text": "헐 미안 나 그날 일해서 못 가"},
+            {"speaker": "하람", "text": "대신 전날 가서 짐 싸는 거 도와줄게"},
+            {"speaker": "언니", "text": "오 고마워 ㅋㅋ 나 요즘 뜨개질 배운다 목도리 만드는 중"},
+            {"speaker": "하람", "text": "의사가 석 달 뒤에 피검사 다시 하재 몸무게도 2kg 빼래"},
+            {"speaker": "언니", "text": "우리 셋이 하던 적금은 계속 넣자"}, {"speaker": "하람", "text": "ㅇㅇ 그래"},
+            {"speaker": "언니", "text": "나는 연말 제주 여행도 그대로 가고 싶어"}]
+    for diary in ["대신 전날 가서 짐 싸는 걸 돕기로 했다.",                  # 도와줄게: the writer's act, on her day
+                  "언니가 뜨개질을 배운다는데 목도리를 만든다고 해서 웃겼다.",  # 만든다는데: heard, hers
+                  "3개월 뒤에 피검사를 다시 하고 몸무게도 2kg 빼야 한다.",     # 석 달 = 3개월; kg is a unit
+                  "셋은 적금을 계속 넣기로 했다.",                           # the three of them, together
+                  "셋은 적금을 계속 넣고 연말 제주 여행도 그대로 가기로 했다."]:  # ...over 고 too
+        assert faithfulness_failures(diary, chat, "하람") == [], diary
+    assert faithfulness_failures("10일 토요일에 이사했다.", chat, "하람") == ["wrong_person"]
+
+
+def test_the_memo_style_tells_done_and_an_experience_is_in_the_past() -> None:
+    chat = [{"speaker": "AI", "text": "택배 반품 신청은 오늘 해 두시면 어때요?"}, {"speaker": "Human", "text": "이미 신청함ㅋㅋ"},
+            {"speaker": "Human", "text": "근데 나 반품은 한 번도 안 해봄"}]
+    assert faithfulness_failures("택배 반품 신청을 했다.", chat, "Human") == []             # 신청함: done
+    assert faithfulness_failures("반품은 한 번도 해 본 적이 없다.", chat, "Human") == []   # 적이 없다 = 안 해봄
+    assert faithfulness_failures("반품은 전에도 해 본 적이 있다.", chat, "Human") == ["negation_flip"]
+
+
+def test_no_negation_is_read_inside_someones_words_made_a_modifier() -> None:
+    chat = [{"speaker": "Human", "text": "지수도 그 결혼식 간대"}, {"speaker": "Human", "text": "가서 분위기 알려준대 근데 난 별로 안 궁금해"}]
+    # 안 궁금하다 is the writer's no, not a no to 알려 준다.
+    assert faithfulness_failures("지수는 결혼식에 간다고 했는데 분위기를 알려 준다는 말에 안 궁금하다고 했다.", chat,
+                                 "Human") == []
+
+
+def test_a_speakers_name_kiwi_reads_as_another_noun_is_still_the_speaker() -> None:
+    chat = [{"speaker": "다빈", "text": "나 토요일에 남자친구 부모님 뵈러 가"}, {"speaker": "소이", "text": "떨리겠다"}]
+    # 다빈은 is 다비/NNP ᆫ/JX to Kiwi: read as a thing the chat never mentions, it would be invented.
+    assert faithfulness_failures("다빈은 토요일에 남자친구 부모님을 뵈러 간다고 했다.", chat, "소이") == []
+
+
+def test_a_fragment_goes_on_with_the_news_before_and_a_bare_person_opening_a_clause_is_its_subject() -> None:
+    chat = [{"speaker": "Human", "text": "동기 윤서 공모전 대상 받았대"}, {"speaker": "Human", "text": "상금 300"},
+            {"speaker": "AI", "text": "대단하네요!"},
+            {"speaker": "Human", "text": "선배 다음 주에 이직해서 요즘 인수인계로 바쁨"}]
+    # 상금 300 is the friend's prize money, not the writer's.
+    assert faithfulness_failures("공모전에서 대상을 받아 상금 300을 받았다.", chat, "Human") == ["wrong_person"]
+    assert faithfulness_failures("윤서가 공모전에서 대상을 받아 상금 300을 받았다고 했다.", chat, "Human") == []
+    # 선배 다음 주에 이직해서: the senior's move.
+    assert faithfulness_failures("다음 주에 이직한다.", chat, "Human") == ["wrong_person"]
+
+
+def test_a_clause_of_whether_or_of_purpose_goes_with_its_verb() -> None:
+    chat = [{"speaker": "AI", "text": "장학금 신청 자격이 되는지 학과 사무실에 한번 알아보시는 건 어때요?"},
+            {"speaker": "AI", "text": "오늘 저녁엔 한강 야경을 보러 나가 보시는 것도 좋아요."}]
+    # 되는지 and 보러 once cut the clause, leaving 한번 알아봤다 and 나가 봤다 too short to compare.
+    assert faithfulness_failures("장학금 신청 자격이 되는지 한번 알아봤다.", chat, "Human") == ["suggestion_as_done"]
+    assert faithfulness_failures("저녁에 한강 야경을 보러 나갔다.", chat, "Human") == ["suggestion_as_done"]
+
+
+def test_a_companion_and_two_a_name_with_its_subject_particle_and_a_person_only_spoken_of() -> None:
+    chat = [{"speaker": "Human", "text": "주말에 하윤이랑 전시 보러 가기로 했어"},
+            {"speaker": "Human", "text": "친구 도겸이 다음 달에 캐나다로 유학 간대"},
+            {"speaker": "Human", "text": "동생 수호는 이번에 반장 됐대 나는 중학교 때 반장 해 봤는데"}]
+    # 하윤이랑 둘이: the writer and one companion are two, no count the chat must give.
+    assert faithfulness_failures("주말에 하윤이랑 둘이 전시를 보러 가기로 했다.", chat, "Human") == []
+    # 도겸이 유학 간다: Kiwi keeps 이 in the name, and the 이 is the subject's particle.
+    assert faithfulness_failures("도겸이 다음 달에 캐나다로 유학을 간다고 했다.", chat, "Human") == []
+    assert numbers("친구들이랑 셋이 갔다") == {(3.0, "명")}
+    # 수호 is spoken of, no speaker: the writer's own words about him are told in the writer's words.
+    assert faithfulness_failures("동생 수호는 이번에 반장이 됐다.", chat, "Human") == []
+
+
+def test_what_the_writer_says_yes_to_was_asked_of_the_writer() -> None:
+    chat = [{"speaker": "오빠", "text": "나 다음 주 토요일에 이사해"}, {"speaker": "오빠", "text": "일요일에 와서 짐 정리 좀 도와"},
+            {"speaker": "서윤", "text": "알겠어 일요일에 갈게"}]
+    # 도와 is a request here, not the brother's own statement: the writer's plan to help is hers.
+    assert faithfulness_failures("일요일에 가서 짐 정리를 돕기로 했다.", chat, "서윤") == []
+    assert faithfulness_failures("다음 주 토요일에 이사한다.", chat, "서윤") == ["wrong_person"]
+
+
+def test_a_subject_inside_a_modifier_belongs_to_the_modifier() -> None:
+    chat = [{"speaker": "Human", "text": "아빠가 사 놓은 케이크 내가 다 먹음"},
+            {"speaker": "Human", "text": "동생이 아빠가 없는 걸 알고 계속 울었어"}]
+    # 아빠께서 사 놓으신: 놓 is a helper inside the modifier; 아빠 did not eat the cake.
+    assert faithfulness_failures("아빠께서 사 놓으신 케이크를 내가 다 먹었다.", chat, "Human") == []
+    # 동생이 아빠가 없는 걸: the second subject is the modifier's; crying is the brother's, told as his.
+    assert faithfulness_failures("동생이 아빠가 없는 걸 알고 계속 울었다고 했다.", chat, "Human") == []

@@ -30,8 +30,8 @@ sys.path.insert(0, str(ROOT))
 from diary_lightning.data.roles import DEFAULT_BOTS  # noqa: E402
 from diary_lightning.evaluation import diary_style  # noqa: E402
 from diary_lightning.evaluation.diary_style import analyse, kiwi  # noqa: E402
-from diary_lightning.evaluation.faithfulness import (FAILURES, diary_sentences, faithfulness_evidence,  # noqa: E402
-                                                     numbers)
+from diary_lightning.evaluation.faithfulness import (FAILURES, RELATIONS, diary_sentences,  # noqa: E402
+                                                     faithfulness_evidence, numbers)
 
 BENCHMARK = ROOT / "diary_lightning" / "resources" / "benchmark"
 
@@ -93,10 +93,20 @@ def wrong_person(item: dict[str, Any], rng: random.Random) -> str | None:
             squeezed = re.sub(r"\s+", "", sentence)
             if not all(any(alt in squeezed for alt in key.split("|")) for key in fact["keys"]):
                 continue
+            if _modified_person(sentence, fact["who_words"]):
+                continue  # 같이 스터디하는 주원이는: taken away, the person would leave a modifier of nobody
             changed = sentence
             for word in sorted(fact["who_words"], key=len, reverse=True):
-                changed = re.sub(rf"{re.escape(word)}(?:이가|이는|이도|이|가|는|은|도)?\s+", "", changed)
-            changed = _unquote(changed)
+                # The person whole: a relation word before the name (동기 지원이가), a title after it (다인 씨는).
+                changed = re.sub(rf"(?:(?<![가-힣])(?:{_RELATION_WORDS})\s+)?{re.escape(word)}"
+                                 rf"(?:\s*(?:{_TITLES}))?(?:이가|이는|이도|이|가|는|은|도|께서)?\s+", "", changed)
+            plain = _unquote(changed)
+            # Their words still quoted with no one saying them (나온 결과만 쓰라고 했다), or a modifier left with no
+            # noun (같이 스터디한 또 떨어져서): no longer a sentence that gives the writer their act.
+            if (plain == changed and re.search(r"[다라자]고\s*(?:했|해|하)", changed)) or \
+                    _dangling(plain) > _dangling(sentence) or not re.match(r"[가-힣]", plain):
+                continue
+            changed = plain
             honoured = any(m.tag == "EP" and m.form in ("시", "으시") for x in analyse(changed) for m in x.morphemes)
             # Only a sentence that now reads as the writer's own act: no one else named, nobody honoured.
             if changed != sentence and changed.strip() and not honoured and \
@@ -106,12 +116,35 @@ def wrong_person(item: dict[str, Any], rng: random.Random) -> str | None:
     others = sorted(s for s in {t["speaker"] for t in item["dialogue"]} - {writer} if s.casefold() not in bots)
     for sentence in sentences:
         if sentence.endswith("었다.") or sentence.endswith("았다.") or sentence.endswith("했다."):
-            if not re.search(r"(?:이|가|은|는) ", sentence.split()[0] + " "):
+            # Not a sentence that already tells someone's words (…다고 했다): quoted twice, it reads as no Korean.
+            if not re.search(r"(?:이|가|은|는) ", sentence.split()[0] + " ") and not re.search(r"[다라자]고 ", sentence):
                 other = rng.choice(others) if others else "친구"
                 name = other[1:] if re.fullmatch(r"[가-힣]{3}", other) else other
                 changed = f"{name}{'이' if _batchim(name) else '가'} {sentence[:-1]}고 했다."
                 return _replace_sentence(reference, sentence, changed)
     return None
+
+
+_TITLES = "씨|선배|언니|오빠|누나|형|님|선생님|쌤"
+_RELATION_WORDS = "동기|친구|사촌|동생|모임장|룸메|알바생|후배|선배|팀장|언니|오빠|누나|형"
+
+
+def _dangling(sentence: str) -> int:
+    """How many modifiers (…하는, …한) of ``sentence`` modify no noun."""
+    ms = [m for s in analyse(sentence) for m in s.morphemes]
+    return sum(m.tag == "ETM" and (i + 1 == len(ms) or not ms[i + 1].tag.startswith(("NN", "NP", "SN", "XR")))
+               for i, m in enumerate(ms))
+
+
+def _modified_person(sentence: str, words: Sequence[str]) -> bool:
+    """A modifier (…하는, …한) stands right before the person in ``sentence``."""
+    ms = [m for s in analyse(sentence) for m in s.morphemes]
+    for i, m in enumerate(ms):
+        if any(m.form.startswith(w) or w.startswith(m.form) and len(m.form) >= 2 for w in words) and i > 0:
+            before = ms[i - 1]
+            if before.tag == "ETM" or (before.tag.startswith("NN") and i > 1 and ms[i - 2].tag == "ETM"):
+                return True
+    return False
 
 
 def _unquote(sentence: str) -> str:
@@ -121,6 +154,11 @@ def _unquote(sentence: str) -> str:
         if m.tag == "EC" and m.form in ("다고", "ᆫ다고", "는다고", "라고", "이라고") and i + 1 < len(ms) and ms[i + 1].form == "하":
             rest = ms[i + 2:]
             head = ms[:i]
+            # A command (가라고 했다) or a promise (봐 주겠다고 했다) made plain is no statement of the person's own:
+            # 가다, 봐 줬다 would be a broken sentence or a different corruption.
+            if (m.form == "라고" and head and head[-1].tag in ("VV", "VX", "EP")) or \
+                    any(x.tag == "EP" and x.form == "겠" for x in head[-2:]):
+                return sentence
             if rest and rest[0].tag == "EP" and len(rest) > 1 and rest[1].tag == "EF":
                 ending = [("다", "EF", False)]  # 간다고 했다 -> 간다
                 tail = rest[2:]
@@ -185,12 +223,27 @@ def suggestion_as_done(item: dict[str, Any], rng: random.Random) -> str | None:
                 m.tag == "EC" and m.form in ("려고", "으려고", "어야", "아야", "자고", "라고", "으라고")
                 and i > 0 and ms[i - 1].tag in ("VV", "VX", "XSV")) or (
                 m.tag == "ETM" and m.form in ("ᆯ", "을") and i + 1 < len(ms) and ms[i + 1].form in ("생각", "계획", "예정"))
-            if plan and i > 0 and ms[i - 1].tag in ("VV", "VX", "XSV"):
+            # 해 달라고 했다 is a request of the writer's, not a plan: 해 달았다 would be no Korean.
+            if plan and i > 0 and ms[i - 1].tag in ("VV", "VX", "XSV") and ms[i - 1].form != "달":
                 start = next((k + 1 for k in range(i - 1, -1, -1) if ms[k].tag in ("EC", "EF") and ms[k].form not in ("어", "아")), 0)
                 head = ms[start:i]
-                # Drop someone else's subject: the act becomes the writer's.
-                head = [x for k, x in enumerate(head) if not (k + 1 < len(head) and head[k + 1].tag == "JKS")
-                        and not (x.tag == "JKS")]
+                # Drop someone else's subject, the whole of it (보람이가, 선우 선배가: name, suffix and particle, not
+                # only the morpheme before the particle, which left 보람 or 선우 dangling): the act becomes the
+                # writer's.
+                for k in [k for k, x in enumerate(head) if x.tag == "JKS"][::-1]:
+                    first = k
+                    while first > 0 and head[first - 1].tag in ("NNP", "NNG", "NNB", "XSN", "NP"):
+                        first -= 1
+                    if not any(x.tag in ("NNP", "NP", "XSN") or x.form in RELATIONS for x in head[first:k]):
+                        continue  # 면허가 없는: a thing's subject stays
+                    end = k + 1
+                    while end < len(head) and head[end].tag in ("JKS", "JKC"):
+                        end += 1  # 보람이가 read as 보람/NNG 이/JKS 가/JKC
+                    head = head[:first] + head[end:]
+                while head and head[0].tag in ("SP", "SF", "SS", "SE", "SO", "SW"):
+                    head = head[1:]  # ", 민혁이가 ...": no sentence starts with the comma of the clause before
+                if not head or head[0].tag in ("VV", "VA", "VX", "EP", "ETM"):
+                    continue  # 했던 89만 원짜리 …: cut from its clause, a modifier with its verb's words left behind
                 if sum(x.tag.startswith("NN") for x in head) == 0:
                     continue
                 return _replace_sentence(reference, sentence, _done(head, len(head)))
@@ -236,14 +289,19 @@ def negation_flip(item: dict[str, Any], rng: random.Random) -> str | None:
         for pattern, repl in ((r"(?<![가-힣])(?:안|못) (?=[가-힣])", ""), (r"없었다", "있었다"), (r"없다", "있다"),
                               (r"안 됐다", "됐다"), (r"지 않았다", "었다"), (r"지 못했다", "었다")):
             changed = re.sub(pattern, repl, sentence, count=1)
-            if changed != sentence and "었다" not in repl:
+            # 3%밖에 안 올랐다 is a yes already: without 안 it is no Korean, not its opposite.
+            if changed != sentence and "었다" not in repl and not re.search(r"밖에\s*(?:안|못)\s", sentence):
                 return _replace_sentence(reference, sentence, changed)
     for sentence in sentences:
         match = re.search(r"(?<![가-힣])([가-힣]*)(했|갔|왔|먹었|봤|샀|받았|탔|만났|끝났|됐)다\.$", sentence)
         if match and "고 했다" not in sentence and "기로" not in sentence:
+            # 받아 왔다, 내야 했다: a helper verb's 안 goes before the main verb; 받아 안 왔다 is no Korean.
+            if re.search(r"(?:[아어야여워]|고)\s$", sentence[:match.start()]):
+                continue
             word = match.group(1) + match.group(2) + "다"
             noun, verb = match.group(1), match.group(2)
-            flipped = f"{noun} 안 {verb}다" if noun and verb == "했" else f"안 {word}"
+            # 발표 안 했다, but 안 망했다: a one-syllable stem is no noun to put 안 after.
+            flipped = f"{noun} 안 {verb}다" if len(noun) >= 2 and verb == "했" else f"안 {word}"
             return _replace_sentence(reference, sentence, sentence[:match.start()] + flipped + ".")
     return None
 
