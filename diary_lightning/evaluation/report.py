@@ -93,8 +93,9 @@ def card_result(summary: Mapping[str, Any], system: str, folder: str | Path) -> 
         mine = systems[system]["overall"].get(name)
         if not mine:
             continue
+        direction = _direction(name)
         metrics.append({"name": name, "note": METRIC_NOTES.get(name, name),
-                        "higher_is_better": _direction(name) == " ↑" if _direction(name) else None,
+                        "higher_is_better": direction == " ↑" if direction else None,
                         **{k: mine.get(k) for k in ("value", "low", "high", "n")},
                         **{fixed: (systems.get(fixed, {}).get("overall", {}).get(name) or {}).get("value")
                            for fixed in FIXED_SYSTEMS}})
