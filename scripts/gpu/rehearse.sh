@@ -18,7 +18,14 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 wheels=${1:-.whl}
 venv=${REHEARSE_VENV:-/tmp/diary-gpu-rehearse-py312}
-python312=${PYTHON312:-$(command -v python3.12 || ls -d /root/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null | tail -1 || true)}
+# pyenv's shim is found on the path even where 3.12 is not one of its selected versions, and then fails: take the
+# first candidate that runs.
+python312=${PYTHON312:-}
+if [[ -z $python312 ]]; then
+    for candidate in $(command -v python3.12) $(ls -d "$(pyenv root 2>/dev/null || echo /root/.pyenv)"/versions/3.12*/bin/python3.12 2>/dev/null | sort -V -r); do
+        if "$candidate" -c '' 2>/dev/null; then python312=$candidate; break; fi
+    done
+fi
 if [[ -z $python312 || ! -x $python312 ]]; then
     python312=$(command -v python3)
     echo "rehearse.sh: no Python 3.12 here: rehearsing under $("$python312" --version) ($python312); the device has 3.12"
