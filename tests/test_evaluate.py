@@ -146,6 +146,9 @@ def test_a_rerun_adds_a_column_and_keeps_the_others(items, tmp_path, monkeypatch
     assert (tmp_path / "out" / "items.jsonl").read_text().startswith(before)
     with pytest.raises(ConfigError, match="split"):
         evaluate(out, split="test", predictions=str(second), benchmark=str(MINI))
+    # The earlier rows keep their syllable ROUGE-L: an eojeol column beside them would not compare.
+    with pytest.raises(ConfigError, match="rouge_tokenizer 'char', this run's of 'eojeol'"):
+        evaluate(out, predictions=str(second), benchmark=str(MINI), rouge_tokenizer="eojeol")
 
 
 def test_a_teacher_is_a_column(items, tmp_path):
