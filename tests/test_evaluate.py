@@ -294,6 +294,21 @@ def test_evaluate_writes_with_a_checkpoint_and_the_base_model(reference_fit, tin
     assert summary["systems"]["tiny"]["generation_seconds"] > 0
 
 
+@pytest.mark.slow
+def test_a_local_transformers_teacher_is_a_column(tiny_model_dir, tmp_path):
+    from diary_lightning.synthesis.teacher import TeacherConfig
+
+    teacher = TeacherConfig(backend="transformers", model=str(tiny_model_dir), dtype="float32", max_new_tokens=8)
+    summary = evaluate(str(tmp_path / "out"), teacher=teacher, benchmark=str(MINI), bootstrap_samples=20)
+    name = f"teacher:{tiny_model_dir}"
+    assert list(summary["systems"]) == ["reference", "baseline", name]
+    assert summary["systems"][name]["items"] == 4 and summary["systems"][name]["errors"] == 0
+    rows = [json.loads(line) for line in (tmp_path / "out" / "items.jsonl").read_text().splitlines()]
+    assert sum(r["system"] == name and r["diary"] != "" for r in rows) == 4
+    # Eight new tokens cannot hold a diary's end: the teacher's cut reaches the truncated column.
+    assert summary["systems"][name]["overall"]["truncated"]["value"] > 0.5
+
+
 def test_the_counter_chrf_equals_torchmetrics(items):
     from torchmetrics.functional.text import chrf_score
 
