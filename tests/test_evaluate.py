@@ -189,6 +189,33 @@ def test_a_judge_that_always_picks_the_first_diary_shows_its_position_bias(items
     assert "judge.win" not in summary["systems"]["reference"]["overall"]  # no pair against itself
 
 
+def test_a_rerun_with_the_same_judge_asks_only_about_the_new_rows(items, tmp_path):
+    asked: list[str] = []
+
+    def answer(prompt: str) -> str:
+        asked.append(prompt)
+        return '{"faithful": 3, "first_person": 3, "covers_day": 3, "natural_korean": 3}' if "JSON" in prompt else "B"
+
+    first = write_predictions(tmp_path / "first.jsonl", dev_predictions(items))
+    second = write_predictions(tmp_path / "second.jsonl", dev_predictions(items, "오늘은 집에서 쉬었다."))
+    dev = len(dev_predictions(items))
+    with ChatServer(answer=answer) as server:
+        from diary_lightning.synthesis.teacher import TeacherConfig
+
+        judge = TeacherConfig(backend="openai", model="judge-m", base_url=server.url)
+        evaluate(str(tmp_path / "out"), predictions=str(first), benchmark=str(MINI), bootstrap_samples=20,
+                 judge=judge)
+        # reference: the rubric; baseline and first: the rubric and the pair in both orders.
+        assert len(asked) == dev * (1 + 3 + 3)
+        asked.clear()
+        summary = evaluate(str(tmp_path / "out"), predictions=str(second), benchmark=str(MINI),
+                           bootstrap_samples=20, judge=judge)
+    assert len(asked) == dev * 3 and all("오늘은 집에서 쉬었다." in p for p in asked)
+    for name in ("first", "second"):
+        judged = summary["systems"][name]["overall"]  # the first run's verdicts kept, the second's added
+        assert judged["judge.first_choice"]["value"] == 0.0 and judged["judge.rubric"]["value"] == 3.0
+
+
 def test_judge_answers_are_read_strictly():
     assert parse_rubric('점수: {"faithful": 5, "first_person": 4, "covers_day": 3, "natural_korean": 2}') == {
         "faithful": 5, "first_person": 4, "covers_day": 3, "natural_korean": 2}
