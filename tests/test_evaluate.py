@@ -146,6 +146,9 @@ def test_a_rerun_adds_a_column_and_keeps_the_others(items, tmp_path, monkeypatch
     assert (tmp_path / "out" / "items.jsonl").read_text().startswith(before)
     with pytest.raises(ConfigError, match="split"):
         evaluate(out, split="test", predictions=str(second), benchmark=str(MINI))
+    # The earlier rows keep their syllable ROUGE-L: an eojeol column beside them would not compare.
+    with pytest.raises(ConfigError, match="rouge_tokenizer 'char', this run's of 'eojeol'"):
+        evaluate(out, predictions=str(second), benchmark=str(MINI), rouge_tokenizer="eojeol")
 
 
 def test_a_teacher_is_a_column(items, tmp_path):
@@ -184,6 +187,33 @@ def test_a_judge_that_always_picks_the_first_diary_shows_its_position_bias(items
     assert mine["judge.first_choice"]["value"] == 1.0  # always A
     assert mine["judge.consistent"]["value"] == 0.0 and mine["judge.win"]["value"] == 0.0
     assert "judge.win" not in summary["systems"]["reference"]["overall"]  # no pair against itself
+
+
+def test_a_rerun_with_the_same_judge_asks_only_about_the_new_rows(items, tmp_path):
+    asked: list[str] = []
+
+    def answer(prompt: str) -> str:
+        asked.append(prompt)
+        return '{"faithful": 3, "first_person": 3, "covers_day": 3, "natural_korean": 3}' if "JSON" in prompt else "B"
+
+    first = write_predictions(tmp_path / "first.jsonl", dev_predictions(items))
+    second = write_predictions(tmp_path / "second.jsonl", dev_predictions(items, "오늘은 집에서 쉬었다."))
+    dev = len(dev_predictions(items))
+    with ChatServer(answer=answer) as server:
+        from diary_lightning.synthesis.teacher import TeacherConfig
+
+        judge = TeacherConfig(backend="openai", model="judge-m", base_url=server.url)
+        evaluate(str(tmp_path / "out"), predictions=str(first), benchmark=str(MINI), bootstrap_samples=20,
+                 judge=judge)
+        # reference: the rubric; baseline and first: the rubric and the pair in both orders.
+        assert len(asked) == dev * (1 + 3 + 3)
+        asked.clear()
+        summary = evaluate(str(tmp_path / "out"), predictions=str(second), benchmark=str(MINI),
+                           bootstrap_samples=20, judge=judge)
+    assert len(asked) == dev * 3 and all("오늘은 집에서 쉬었다." in p for p in asked)
+    for name in ("first", "second"):
+        judged = summary["systems"][name]["overall"]  # the first run's verdicts kept, the second's added
+        assert judged["judge.first_choice"]["value"] == 0.0 and judged["judge.rubric"]["value"] == 3.0
 
 
 def test_judge_answers_are_read_strictly():
@@ -289,6 +319,21 @@ def test_evaluate_writes_with_a_checkpoint_and_the_base_model(reference_fit, tin
     # Eight new tokens cannot hold a diary's end: every one of them is cut.
     assert summary["systems"]["tiny"]["overall"]["truncated"]["value"] > 0.5
     assert summary["systems"]["tiny"]["generation_seconds"] > 0
+
+
+@pytest.mark.slow
+def test_a_local_transformers_teacher_is_a_column(tiny_model_dir, tmp_path):
+    from diary_lightning.synthesis.teacher import TeacherConfig
+
+    teacher = TeacherConfig(backend="transformers", model=str(tiny_model_dir), dtype="float32", max_new_tokens=8)
+    summary = evaluate(str(tmp_path / "out"), teacher=teacher, benchmark=str(MINI), bootstrap_samples=20)
+    name = f"teacher:{tiny_model_dir}"
+    assert list(summary["systems"]) == ["reference", "baseline", name]
+    assert summary["systems"][name]["items"] == 4 and summary["systems"][name]["errors"] == 0
+    rows = [json.loads(line) for line in (tmp_path / "out" / "items.jsonl").read_text().splitlines()]
+    assert sum(r["system"] == name and r["diary"] != "" for r in rows) == 4
+    # Eight new tokens cannot hold a diary's end: the teacher's cut reaches the truncated column.
+    assert summary["systems"][name]["overall"]["truncated"]["value"] > 0.5
 
 
 def test_the_counter_chrf_equals_torchmetrics(items):

@@ -110,4 +110,8 @@ def test_the_readme_works_as_written_on_a_fresh_copy(tmp_path: Path) -> None:
     print("not run by design:\n" + "\n".join(not_run))
     assert (clone / "runs" / "tiny" / "adapter" / "README.md").is_file()  # the export line's model card
     assert (clone / "runs" / "tiny" / "merged" / "README.md").is_file()
+    # The demo's evaluate: its adapter and base beside the reference and the baseline, in the report and the chart.
+    report = (clone / "runs" / "tiny" / "benchmark" / "report.md").read_text(encoding="utf-8")
+    assert "| metric | reference | baseline | tiny-adapter | zero-shot:tiny-model |" in report
+    assert (clone / "runs" / "tiny" / "benchmark" / "metrics.png").is_file()
     assert '"writer": "민지"' in (clone / "runs" / "tiny" / "kakao.jsonl").read_text(encoding="utf-8")

@@ -43,8 +43,9 @@ METRIC_NOTES = {
 
 
 def read_folder(output: Path, benchmark: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The systems and rows an earlier run left in ``output``; refuses a folder scored on another split or
-    another copy of the benchmark, whose rows could not stand beside these."""
+    """The systems and rows an earlier run left in ``output``; refuses a folder scored on another split, another
+    copy of the benchmark or another ROUGE-L tokenizer, whose rows could not stand beside these (the rows keep
+    their scores: a table under one heading would mix syllable and eojeol ROUGE-L)."""
     summary_path, items_path = output / "summary.json", output / "items.jsonl"
     if not summary_path.is_file():
         if output.exists() and not output.is_dir():
@@ -57,7 +58,7 @@ def read_folder(output: Path, benchmark: Mapping[str, Any]) -> tuple[dict[str, A
         raise ConfigError(f"--output {output}: holds a summary.json, but its results cannot be read back ({err}); "
                           "give another folder, or remove these files") from None
     before = summary.get("benchmark", {})
-    for key in ("split", "version", "hash", "limit"):
+    for key in ("split", "version", "hash", "limit", "rouge_tokenizer"):
         if before.get(key) != benchmark.get(key):
             raise ConfigError(f"--output {output}: its results are of {key} {before.get(key)!r}, this run's of "
                               f"{benchmark.get(key)!r}; they cannot share a table: give another --output")
