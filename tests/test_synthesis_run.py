@@ -337,6 +337,8 @@ def test_a_prompt_over_the_teachers_context_loses_its_oldest_turns_and_the_summa
     by_id = {r["id"]: r for r in lines(out)}
     assert by_id["long"]["turns_cut"] == 8 and "turns_cut" not in by_id[short.id]
     assert len(by_id["long"]["dialogue"]) == 30  # the record keeps the whole chat
+    assert "- prompts cut to the teacher's context: 1 of the kept diaries', 8 oldest turns left out in all" \
+        in (tmp_path / "cut.report.md").read_text(encoding="utf-8")
 
 
 class SameDiary(FirstTryPolite):

@@ -214,6 +214,25 @@ def test_a_teacher_without_a_chat_template_gets_a_clear_assistant_cue(tokenizer)
     assert text == "S\nHuman: U\n[일기]\nAssistant:\n"
 
 
+def test_a_teacher_with_a_chat_template_is_prompted_in_it(tokenizer):
+    import copy
+
+    from diary_lightning.synthesis.local import prompt_ids, teacher_prompt_text
+
+    messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "U\n[일기]"}]
+    templated = copy.copy(tokenizer)
+    templated.chat_template = ("{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</{{ m['role'] }}>"
+                               "{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}")
+    # The model's own turn markers and its generation cue, not the Human/Assistant form.
+    text = teacher_prompt_text(templated, messages)
+    assert text == "<system>S</system><user>U\n[일기]</user><assistant>"
+    assert templated.decode(prompt_ids(templated, messages)).replace(" ", "") == text.replace(" ", "")
+    # A template that refuses a system message (Gemma's) gets it folded into the user's turn.
+    templated.chat_template = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('no system') }}{% endif %}"
+                               + templated.chat_template)
+    assert teacher_prompt_text(templated, messages) == "<user>S\n\nU\n[일기]</user><assistant>"
+
+
 def test_prompts_are_counted_in_the_teachers_tokens_and_cut_to_its_context(tokenizer):
     from diary_lightning.data.records import Turn
     from diary_lightning.synthesis.local import TokenBudget, prompt_ids

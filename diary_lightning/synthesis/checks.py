@@ -49,8 +49,8 @@ class CheckConfig:
 
     Args:
         min_length_ratio: Shortest diary, in characters, as a multiple of the summary's.
-        max_length_ratio: Longest diary as a multiple of the summary's (the prompt asks for 2-6 sentences; AI
-            Hub's summaries are one).
+        max_length_ratio: Longest diary as a multiple of the summary's (the prompt asks for 1 to 8 sentences as
+            the chat's length calls for; AI Hub's summaries are one).
         min_grounding: Share of the diary's character pairs (within words, common diary words left out) that
             must occur in the dialogue or the summary.
         copy_ngram: Length of the character runs (spaces removed) compared with the instruction.

@@ -113,6 +113,11 @@ def write_report(output: str | Path, rejected: str | Path, dialogues: Iterable[D
     teachers = Counter(json.dumps(r.get("teacher"), ensure_ascii=False, sort_keys=True) for r in kept + refused)
     for teacher, count in teachers.most_common():
         lines.append(f"- teacher `{teacher}`: {count} dialogues")
+    # What a kept diary was written from matters more than the run's log: a cut prompt hid the chat's start.
+    cut = [r["turns_cut"] for r in kept if r.get("turns_cut")]
+    if cut:
+        lines.append(f"- prompts cut to the teacher's context: {len(cut)} of the kept diaries', {sum(cut)} oldest "
+                     "turns left out in all (`turns_cut` on each line)")
     lines += ["", "## Rejected by reason", "", "| reason | dialogues | share of all |", "| --- | ---: | ---: |"]
     lines += [f"| `{reason}` | {count} | {share(count)} |" for reason, count in reasons.most_common()] or ["| none | 0 | - |"]
     lines += ["", "A dialogue can fail several checks; each counts under every one it failed.", "",
