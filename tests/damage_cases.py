@@ -1875,6 +1875,79 @@ def _(tmp):
     return ok, f"exit {stopped.returncode}, {kept} kept: {said[:1]}"
 
 
+# The fast lane's own view of the two command-line cases above that have no other: the same code in this process
+# (the program's parser, predict's writer and the error reporting), so that a regression shows in every run.
+
+@case("issue 32: --print_config in this process hides a base_url's password and query-string key", "refuse")
+def _(tmp):
+    import io
+    from contextlib import redirect_stdout
+
+    from diary_lightning.cli.commands import run
+
+    url = "http://al:pw-77@127.0.0.1:8000/v1?api-version=2024-06&key=QSECRET-31337"
+    shown = io.StringIO()
+    try:
+        with redirect_stdout(shown):
+            run(["synthesize", "--teacher.backend", "openai", "--teacher.base_url", url, "--print_config"])
+    except SystemExit as stop:
+        if stop.code not in (0, None):
+            return False, f"exit {stop.code}"
+    text = shown.getvalue()
+    line = next((line.strip() for line in text.splitlines() if "base_url" in line), "no base_url printed")
+    leaked = [s for s in ("pw-77", "QSECRET") if s in text]
+    ok = not leaked and "127.0.0.1:8000" in line and "api-version=2024-06" in line
+    return ok, f"leaked {leaked}: {line[:100]}" if leaked else line[:110]
+
+
+@case("issue 32: Ctrl-C during predict in this process: exit 130, no traceback, what was kept and how to go on", "message")
+def _(tmp):
+    import io
+    import logging
+    from contextlib import redirect_stderr
+
+    from diary_lightning.errors import run_reporting_user_errors
+    from diary_lightning.training.callbacks import PredictionsJsonl
+
+    output = tmp / "diaries.jsonl"
+    writer = PredictionsJsonl(str(output), resume_command="python -m diary_lightning predict ... --resume_predictions true")
+    trainer = SimpleNamespace(global_rank=0, is_global_zero=True, world_size=1)
+    writer.check_identity({"weights": {"checkpoint": "c", "adapter": None}, "generation": {}})
+    writer.written_ids({"a": "1", "b": "2", "c": "3"})
+    writer.on_predict_start(trainer, None)
+
+    def predict_stopped() -> None:
+        for i in ("a", "b"):  # two batches written, then the user's Ctrl-C inside the third
+            writer.write_on_batch_end(trainer, None, [{"id": i, "writer": "A", "diary": "일기", "style_failures": []}])
+        stop = KeyboardInterrupt()
+        writer.on_exception(trainer, None, stop)  # as Lightning calls its callbacks before it re-raises
+        raise stop
+
+    seen: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda r: seen.append(r.getMessage())
+    package = logging.getLogger("diary_lightning")
+    package.addHandler(handler)
+    err = io.StringIO()
+    try:
+        with redirect_stderr(err):
+            run_reporting_user_errors(predict_stopped)
+    except SystemExit as stop:
+        code = stop.code
+    except BaseException as raised:  # noqa: BLE001 - the point is to see what escapes
+        return False, f"traceback: {type(raised).__name__}"
+    else:
+        return False, "not stopped"
+    finally:
+        package.removeHandler(handler)
+    said = [line for line in seen if "Ctrl-C" in line]
+    lines = writer.partial.read_text(encoding="utf-8").split("\n") if writer.partial.is_file() else []
+    ok = (code == 130 and "Traceback" not in err.getvalue() and "Ctrl-C" in err.getvalue() and len(said) == 1
+          and "2 diaries kept in" in said[0] and str(writer.partial) in said[0] and "--resume_predictions true" in said[0]
+          and [json.loads(line)["id"] for line in lines if line] == ["a", "b"] and not output.exists())
+    return ok, f"exit {code}: {said[:1]}"
+
+
 SLOW = ("issue 22: synthesize", "issue 22: export", "issue 22: predict --", "issue 22: merge",
         "issue 22: four jobs", "issue 22: DIARY_LIGHTNING_KILL_AT", "issue 32: the command line",
         "issue 22: an ANSI escape in a dialogue id",
