@@ -29,11 +29,16 @@ PROG = "python -m diary_lightning"
 PARSER_KEYS = {"class_path", "init_args", "dict_kwargs", "help"}
 
 
+@lru_cache(maxsize=None)
+def _tree(source: Path) -> ast.Module:
+    # Parsed once: commands.py and Lightning's trainer.py are each asked for six methods.
+    return ast.parse(source.read_text(encoding="utf-8"))
+
+
 def _init_parameters(source: Path, class_name: str, method: str = "__init__") -> set[str]:
     """The parameter names of ``class_name.method`` in ``source``, or of the class's annotated fields when it
     is a dataclass without that method."""
-    tree = ast.parse(source.read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
+    for node in ast.walk(_tree(source)):
         if isinstance(node, ast.ClassDef) and node.name == class_name:
             for item in node.body:
                 if isinstance(item, ast.FunctionDef) and item.name == method:
