@@ -123,11 +123,14 @@ def run_cli(*args: str) -> None:
     run(list(args))
 
 
-@pytest.fixture(autouse=True)
-def _argv_without_pytests_options(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, scope="session")
+def _argv_without_pytests_options() -> Any:
     # pytest's own arguments in sys.argv would make every in-process LightningCLI (run_cli, evaluate's and the
     # app's main) warn that it was given both args and a command line: dozens of warnings a run, none meaningful.
-    monkeypatch.setattr(sys, "argv", sys.argv[:1])
+    # For the session, so that module-scoped fixtures running the CLI are covered too.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", sys.argv[:1])
+        yield
 
 
 @pytest.fixture(scope="session")
@@ -140,6 +143,19 @@ def reference_fit(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path
     if reference.process is not None:
         reference.process.kill()
         reference.process.wait()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # The CLI's subprocesses forked from one that has imported torch and the rest once (tests/forkserver.py).
+    import forkserver
+
+    forkserver.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import forkserver
+
+    forkserver.shutdown()
 
 
 # The longest tests, started first: CI runs the suite on two workers (pytest -n 2), and one of these begun last
