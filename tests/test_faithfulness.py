@@ -384,3 +384,32 @@ def test_a_subject_inside_a_modifier_belongs_to_the_modifier() -> None:
     assert faithfulness_failures("아빠께서 사 놓으신 케이크를 내가 다 먹었다.", chat, "Human") == []
     # 동생이 아빠가 없는 걸: the second subject is the modifier's; crying is the brother's, told as his.
     assert faithfulness_failures("동생이 아빠가 없는 걸 알고 계속 울었다고 했다.", chat, "Human") == []
+
+
+def test_a_no_kiwi_leaves_in_the_next_verbs_clause_is_the_earlier_predicates() -> None:
+    # A dialect ending Kiwi does not cut (없는디) and a modifier (재미없는) keep their 없 to themselves.
+    chat = [{"speaker": "민아", "text": "너 여권 있어?"},
+            {"speaker": "도윤", "text": "여권 없는디 일단 다음 주에 구청 가서 신청할게"},
+            {"speaker": "도윤", "text": "어제 재미없는 영화 봤어 졸려"}]
+    assert faithfulness_failures("여권이 없어서 다음 주에 구청에 가서 신청하기로 했다.", chat, "도윤") == []
+    assert faithfulness_failures("어제 재미없는 영화를 봤다.", chat, "도윤") == []
+    assert "negation_flip" in faithfulness_failures("어제 영화를 안 봤다.", chat, "도윤")
+
+
+def test_a_group_question_answered_yes_is_the_groups_plan_not_the_answerers() -> None:
+    chat = [{"speaker": "하린", "text": "캠핑 장비는 내가 다 챙길게"},
+            {"speaker": "태오", "text": "일요일 저녁에 버스 타고 돌아오는 거지?"},
+            {"speaker": "하린", "text": "ㅇㅇ 일요일 6시 버스"},
+            {"speaker": "서진", "text": "난 일요일 오전에 먼저 갈게 알바 있어서"}]
+    assert faithfulness_failures("일요일 6시 버스로 돌아오는데, 서진이는 알바 때문에 오전에 먼저 간다.", chat, "태오") == []
+    # ...while what one of them says of themself stays theirs.
+    assert "wrong_person" in faithfulness_failures("캠핑 장비는 내가 다 챙기기로 했다.", chat, "태오")
+
+
+def test_a_plain_verb_is_matched_by_most_of_its_words_told_over_a_question_and_answer() -> None:
+    chat = [{"speaker": "AI", "text": "주말에 뭐 하셨어요?"},
+            {"speaker": "Human", "text": "동생이랑 호수공원 산책 갔어"},
+            {"speaker": "AI", "text": "어느 호수공원이요?"},
+            {"speaker": "Human", "text": "일산 호수공원"}]
+    assert faithfulness_failures("동생이랑 일산 호수공원에 산책을 갔다.", chat, "Human") == []
+    assert "negation_flip" in faithfulness_failures("동생이랑 일산 호수공원에 산책을 안 갔다.", chat, "Human")

@@ -246,12 +246,25 @@ def _splits(m: Morpheme, following: Morpheme | None) -> bool:
     return m.form not in ("어야", "아야", "야", "게", "지", "는지", "ᆫ지", "은지", "ᆯ지", "을지", "러", "으러")
 
 
+def _linking_noun(ms: Sequence[Morpheme], at: int, last: bool = False) -> bool:
+    """``ms[at]`` is the 데/디 of a connective -는데/-는디 that Kiwi read as a modifier and a bound noun (없는디,
+    then a new phrase): no particle, copula or verb after it."""
+    if ms[at].tag != "NNB" or ms[at].form not in ("데", "디") or not at or ms[at - 1].tag != "ETM":
+        return False
+    after = ms[at + 1] if at + 1 < len(ms) else None
+    if after is None:
+        return last  # a clause already cut there
+    return not after.tag.startswith(("J", "V", "XS", "E"))
+
+
 def _embedded(ms: Sequence[Morpheme], at: int) -> bool:
     """The negation at ``at`` belongs to a modifier or a noun clause (핸드폰 안 보는 게 어렵다), not the predicate."""
     rest = ms[at + 1:]
     for k, m in enumerate(rest):
         if m.tag == "ETM" and m.form in ("ᆯ", "을") and k + 1 < len(rest) and rest[k + 1].form in ("거", "것"):
             return False  # 안 늦을 거다: the future of the predicate itself
+        if m.tag == "ETM" and k + 1 < len(rest) and _linking_noun(rest, k + 1, last=True):
+            return False  # 없는디: the connective -는데/-는디 read as a modifier and a bound noun
         if m.tag in ("ETM", "ETN"):
             return True
         if m.tag in ("EF", "EC"):
@@ -282,7 +295,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             lemmas.add(m.form.replace(",", ""))  # 880, 25: numbers tell one person's news from another's
         elif tag in ("VV", "VA", "VCN"):
             lemma, says_no = _lemma(m)
-            negated |= says_no
+            # 재미없는 영화를 봤다: a 없 inside a modifier says no of the noun, not of the clause's predicate.
+            negated |= says_no and not _embedded(ms, i)
             if lemma in ("못하",):
                 negated = True
             elif lemma == "있" and any(k >= 0 and ms[k].form in ("적", "수", "줄") and ms[k].tag == "NNB"
@@ -528,7 +542,8 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
         parts: list[list[Morpheme]] = [[]]
         for i, m in enumerate(ms):
             parts[-1].append(m)
-            if m.tag == "EF" or (m.tag == "EC" and _splits(m, ms[i + 1] if i + 1 < len(ms) else None)):
+            if m.tag == "EF" or (m.tag == "EC" and _splits(m, ms[i + 1] if i + 1 < len(ms) else None)) or \
+                    _linking_noun(ms, i):
                 parts.append([])
         parts = [p for p in parts if p]
         subject = None
@@ -704,7 +719,10 @@ def _clause_matches(clause: Clause, turns: Sequence[_Turn], context: frozenset[s
                 near = c.lemmas if own_words else frozenset().union(*(t.text.lemmas for t in window))
                 text = c.squeezed if own_words else "".join(t.text.squeezed for t in window)
                 found = {o for o in others if o in near or (len(o) >= 2 and o in text)}
-                if not others or (found == others if clause.head in _PLAIN_ACTS else found):
+                # A plain verb needs the clause's other words: all of them, or two and at least half (호텔 뷔페에 갔다
+                # where the diary adds the hotel's name from another turn).
+                if not others or (found == others or (len(found) >= 2 and 2 * len(found) >= len(others))
+                                  if clause.head in _PLAIN_ACTS else found):
                     out.append((turn, c))
             elif (c.head in GLUE or c.head is None) and (clause.head in GLUE or clause.head in _THOUGHTS) and \
                     clause.lemmas - {clause.head} and \
@@ -1013,7 +1031,10 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
             text = dataclasses.replace(text, clauses=(*text.clauses, sent), lemmas=text.lemmas | sent.lemmas)
         if turns and turns[-1].speaker != speaker and (answered := _answered(turns[-1].text, str(turn["text"]))):
             text = dataclasses.replace(text, clauses=(*text.clauses, answered), lemmas=text.lemmas | answered.lemmas)
-            me = me or answered.owner is None
+            # In a group, a question with no subject and no 너 (월요일에 올라오는 거지? / ㅇㅇ) asks what the group
+            # does: the one who answers confirms it, it is not their own news.
+            group = len({str(t["speaker"]).strip() for t in dialogue}) > 2
+            me = me or (answered.owner is None and (not group or turns[-1].text.clauses[-1].you))
         turns.append(_Turn(i, speaker, text, is_writer, speaker.strip().casefold() in bots, someone, me))
     # 주말에 와서 짐 정리 도와 / 당연하지 갈게: what the writer says yes to was asked of the writer, however plain
     # its ending (the plain style's 도와 is a request as often as a statement).
