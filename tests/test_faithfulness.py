@@ -413,3 +413,14 @@ def test_a_plain_verb_is_matched_by_most_of_its_words_told_over_a_question_and_a
             {"speaker": "Human", "text": "일산 호수공원"}]
     assert faithfulness_failures("동생이랑 일산 호수공원에 산책을 갔다.", chat, "Human") == []
     assert "negation_flip" in faithfulness_failures("동생이랑 일산 호수공원에 산책을 안 갔다.", chat, "Human")
+
+
+def test_a_message_of_nouns_goes_with_the_act_its_speaker_told_just_before() -> None:
+    # The act in one message, its setting in the answer to the bot's question: one piece of the writer's news.
+    chat = [{"speaker": "AI", "text": "오늘은 어떤 하루였어요?"},
+            {"speaker": "Human", "text": "저 오늘 면접 붙었어요!!"},
+            {"speaker": "AI", "text": "축하해요! 어떤 면접이었어요?"},
+            {"speaker": "Human", "text": "한빛전자 최종 면접이요 세 번째 지원"}]
+    assert faithfulness_failures("세 번째 지원 만에 한빛전자 최종 면접에 붙었다.", chat, "Human") == []
+    assert "wrong_person" in faithfulness_failures("친구가 세 번째 지원 만에 한빛전자 최종 면접에 붙었다고 했다.",
+                                                   chat, "Human")

@@ -1075,6 +1075,25 @@ def _groups(chat: _Chat) -> list[tuple[_Turn, str, frozenset[str], str]]:
             lemmas, texts = out.setdefault((k, ""), (set(), []))
             lemmas |= chat.turns[k - 1].text.lemmas
             texts.append(chat.turns[k - 1].text.squeezed)
+    # 나 오늘 자격증 붙었어 / 정보처리기사 실기: a message of nouns alone tells more of its speaker's message before;
+    # the two together are one unit too (the act in one, its setting in the other).
+    # ...and so is one that answers the other's question about it (첫 발표 했어요 / 어떤 발표였어요? / 신규 앱
+    # 기획안이요): nouns and a copula, no predicate of its own.
+    for k in range(1, len(chat.turns)):
+        turn = chat.turns[k]
+        before = k - 1
+        if chat.turns[before].speaker != turn.speaker and before and chat.turns[before - 1].speaker == turn.speaker \
+                and any(c.mood == "question" for c in chat.turns[before].text.clauses):
+            before -= 1
+        if chat.turns[before].speaker != turn.speaker or any(
+                m.tag.startswith(("VV", "VA", "VX", "XSV", "XSA")) for x in analyse(turn.text.text) for m in x.morphemes):
+            continue
+        for key in [key for (j, key) in out if j == k]:
+            into = key if (before, key) in out else next(
+                (w for w in _WRITER_SIDE if key in _WRITER_SIDE and (before, w) in out), None)
+            if into is not None:
+                lemmas, texts = out[(before, into)]
+                out[(before, into)] = (lemmas | out[(k, key)][0], texts + out[(k, key)][1])
     return [(chat.turns[k], key, frozenset(lemmas), "".join(texts)) for (k, key), (lemmas, texts) in out.items()]
 
 
