@@ -424,3 +424,14 @@ def test_a_message_of_nouns_goes_with_the_act_its_speaker_told_just_before() -> 
     assert faithfulness_failures("세 번째 지원 만에 한빛전자 최종 면접에 붙었다.", chat, "Human") == []
     assert "wrong_person" in faithfulness_failures("친구가 세 번째 지원 만에 한빛전자 최종 면접에 붙었다고 했다.",
                                                    chat, "Human")
+
+
+def test_a_name_and_its_i_before_a_noun_phrase_owns_it_before_a_noun_verb_is_its_subject() -> None:
+    chat = [{"speaker": "성민", "text": "나 내일 이사하는데 짐이 너무 많아 ㅠ"},
+            {"speaker": "지호", "text": "오늘 퇴근하고 가서 이삿짐 정리 도와줬잖아 ㅋㅋ 허리 아파"},
+            {"speaker": "성민", "text": "고마워 나 다음 주에 휴학하고 제주도 가"}]
+    # 성민이 이삿짐 정리: the move is his, the help the writer's.
+    assert faithfulness_failures("퇴근하고 성민이 이삿짐 정리를 도와줬다.", chat, "지호") == []
+    # 성민이 휴학하고: he is the subject, and told as the writer's it is his news.
+    assert "wrong_person" in faithfulness_failures("다음 주에 휴학하고 제주도에 간다.", chat, "지호")
+    assert faithfulness_failures("성민이 다음 주에 휴학하고 제주도에 간다고 했다.", chat, "지호") == []

@@ -407,7 +407,9 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
         elif m.tag == "NNP" and form.endswith("이") and (form[:-1] in names or len(form) >= 3):
             person = form[:-1]  # 서연이는: Kiwi keeps the name's 이 in the word
             if i + 1 < len(ms) and not ms[i + 1].tag.startswith(("J", "XSN")) and ms[i + 1].tag != "NNB":
-                found.append((person, "subject"))  # 민준이 휴학하고: the 이 Kiwi kept is the subject's particle
+                # 민준이 휴학하고: the 이 Kiwi kept is the subject's particle; 성민이 물건 정리는: a possessive
+                # without 의, the noun after it is what the clause is about.
+                found.append((person, "other" if _possessed(ms, i + 1) else "subject"))
                 continue
         elif m.tag == "NNP" and i + 1 < len(ms) and ms[i + 1].tag == "XSN" and ms[i + 1].form == "이":
             person = form  # 주원이는: a name the chat has no speaker for
@@ -426,6 +428,14 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
         while j < len(ms) and (ms[j].tag == "XSN" or ms[j].form in ("씨", "님")):
             j += 1
         after = ms[j] if j < len(ms) else None
+        # 성민 이 물건 정리는 (a possessive without 의) against 민준 이 휴학하고 (the subject of 휴학하다).
+        if after is not None and after.form == "이" and after.tag == "JKS" and j + 1 < len(ms) and \
+                ms[j + 1].tag == "NNG":
+            found.append((person, "other" if _possessed(ms, j + 1) else "subject"))
+            continue
+        if after is not None and after.tag == "NNG" and j - 1 > i and ms[j - 1].form == "이" and ms[j - 1].tag == "XSN":
+            found.append((person, "other" if _possessed(ms, j) else "subject"))
+            continue
         # 다솜이가 사 온 치킨은: the subject of a modifier, not of the clause.
         # ...and so is a second subject before a modifier (첫째가 엄마가 없는 걸 알았는지: 엄마 is 없는's).
         relative = after is not None and after.tag == "JKS" and (
@@ -447,6 +457,15 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
             role = "other"
         found.append((person, role))
     return found
+
+
+def _possessed(ms: Sequence[Morpheme], at: int) -> bool:
+    """The nouns from ``at`` on, right after a name and its 이, are a noun phrase the name owns: they end in the
+    clause's topic, object or subject particle (성민이 물건 정리는, 지우 이 가방을), not in 하다 (휴학하고)."""
+    k = at
+    while k < len(ms) and ms[k].tag in ("NNG", "NNP"):
+        k += 1
+    return k > at and k < len(ms) and (ms[k].tag in ("JKO", "JKS") or (ms[k].tag == "JX" and ms[k].form in ("은", "는", "ᆫ")))
 
 
 def _relative_subject(ms: Sequence[Morpheme], at: int, any_noun: bool = False) -> bool:
