@@ -435,3 +435,12 @@ def test_a_name_and_its_i_before_a_noun_phrase_owns_it_before_a_noun_verb_is_its
     # 성민이 휴학하고: he is the subject, and told as the writer's it is his news.
     assert "wrong_person" in faithfulness_failures("다음 주에 휴학하고 제주도에 간다.", chat, "지호")
     assert faithfulness_failures("성민이 다음 주에 휴학하고 제주도에 간다고 했다.", chat, "지호") == []
+
+
+def test_the_writers_plan_for_the_day_itself_is_what_the_days_diary_tells_done() -> None:
+    today = [{"speaker": "윤서", "text": "다들 등산 잘 다녀와"},
+             {"speaker": "하준", "text": "나는 오늘 감기 기운 있어서 집에서 쉴게 ㅠ"}]
+    assert faithfulness_failures("감기 기운이 있어서 등산은 빠지고 집에서 쉬었다.", today, "하준") == []
+    later = [{"speaker": "윤서", "text": "다들 등산 잘 다녀와"},
+             {"speaker": "하준", "text": "나는 주말에 감기 기운 있으면 집에서 쉴게 ㅠ"}]
+    assert "suggestion_as_done" in faithfulness_failures("감기 기운이 있어서 집에서 쉬었다.", later, "하준")

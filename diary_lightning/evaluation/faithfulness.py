@@ -824,6 +824,9 @@ def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset
     hinted = [(t, c) for t, c in closest if c.mood == "suggestion" or (
         c.mood == "plan" and not c.copula and not c.hearsay
         and (t.writer or (clause.owner in (None, "나") and not t.bot)))]
+    # 나는 오늘 숙소에서 쉴게: the writer's plan for the day itself, told that day, is what the day's diary tells done.
+    hinted = [(t, c) for t, c in hinted if not (c.mood == "plan" and t.writer and not c.future and
+                                                re.search(r"오늘|지금", t.text.squeezed))]
     if not hinted:
         return None
     t, c = hinted[0]
