@@ -444,3 +444,15 @@ def test_the_writers_plan_for_the_day_itself_is_what_the_days_diary_tells_done()
     later = [{"speaker": "윤서", "text": "다들 등산 잘 다녀와"},
              {"speaker": "하준", "text": "나는 주말에 감기 기운 있으면 집에서 쉴게 ㅠ"}]
     assert "suggestion_as_done" in faithfulness_failures("감기 기운이 있어서 집에서 쉬었다.", later, "하준")
+
+
+def test_a_present_act_said_to_the_group_or_by_a_vocative_is_a_request_not_the_speakers_own() -> None:
+    chat = [{"speaker": "민팀장", "text": "나 오늘 외근이라 좀 늦어"},
+            {"speaker": "민팀장", "text": "다들 내일 오전 회의 자료 각자 정리해 와"},
+            {"speaker": "지호", "text": "회의 몇 시예요?"},
+            {"speaker": "민팀장", "text": "10시"}]
+    assert faithfulness_failures("내일 10시 회의 전에 회의 자료를 정리해 가야 한다.", chat, "지호") == []
+    assert faithfulness_failures("팀장님은 오늘 외근이라 늦는다고 했다.", chat, "지호") == []
+    # Asked for, it is not done yet; and what the speaker says of themself stays theirs.
+    assert "suggestion_as_done" in faithfulness_failures("오전 회의 자료를 각자 정리해 갔다.", chat, "지호")
+    assert "wrong_person" in faithfulness_failures("오늘 외근이라 좀 늦었다.", chat, "지호")

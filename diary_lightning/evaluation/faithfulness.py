@@ -1058,6 +1058,20 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
             group = len({str(t["speaker"]).strip() for t in dialogue}) > 2
             me = me or (answered.owner is None and (not group or turns[-1].text.clauses[-1].you))
         turns.append(_Turn(i, speaker, text, is_writer, speaker.strip().casefold() in bots, someone, me))
+    # 얘들아 내일 자료 각자 준비해 와, 다들 메일 드려요: a present act in the plain or polite style, said to the
+    # listeners by name or as a group (a vocative, 여러분, 각자, 다들) and not of the speaker, is a request.
+    for turn in turns:
+        if turn.writer or turn.text.first_person:
+            continue
+        ms = [m for x in analyse(turn.text.text) for m in x.morphemes]
+        if not any(m.tag == "JKV" or (m.tag == "NP" and m.form in ("여러분", "너희")) or (m.tag == "MAG" and m.form == "각자")
+                   or (m.form == "다" and k + 1 < len(ms) and ms[k + 1].form == "들") for k, m in enumerate(ms)):
+            continue
+        turn.text = dataclasses.replace(turn.text, clauses=tuple(
+            dataclasses.replace(c, mood="suggestion") if (c.mood == "statement" or (c.mood == "plan" and c.future))
+            and not c.past and c.owner is None
+            and not c.hearsay and not c.quote and not c.negated and not c.copula and c.head not in FEELINGS else c
+            for c in turn.text.clauses))
     # 주말에 와서 짐 정리 도와 / 당연하지 갈게: what the writer says yes to was asked of the writer, however plain
     # its ending (the plain style's 도와 is a request as often as a statement).
     for k in range(len(turns) - 1):
