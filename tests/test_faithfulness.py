@@ -456,3 +456,12 @@ def test_a_present_act_said_to_the_group_or_by_a_vocative_is_a_request_not_the_s
     # Asked for, it is not done yet; and what the speaker says of themself stays theirs.
     assert "suggestion_as_done" in faithfulness_failures("오전 회의 자료를 각자 정리해 갔다.", chat, "지호")
     assert "wrong_person" in faithfulness_failures("오늘 외근이라 좀 늦었다.", chat, "지호")
+
+
+def test_a_fact_done_is_compared_with_the_chats_past_not_a_present_wish() -> None:
+    chat = [{"speaker": "다은", "text": "너 건강검진 받았어?"},
+            {"speaker": "유나", "text": "아니 아직"},
+            {"speaker": "다은", "text": "빨리 받아 연말 되면 병원 꽉 차"},
+            {"speaker": "유나", "text": "감기 기운 있는데 이번 주에 건강검진 받아도 되나"}]
+    assert "negation_flip" in faithfulness_failures("나는 건강검진을 받았다.", chat, "유나")
+    assert faithfulness_failures("나는 아직 건강검진을 안 받았다.", chat, "유나") == []

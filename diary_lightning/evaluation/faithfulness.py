@@ -771,6 +771,10 @@ def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], contex
         others = clause.lemmas - {clause.head}
         overlap = [sum(o in c.lemmas or (len(o) >= 2 and o in c.squeezed) for o in others) for _, c in matches]
         matches = [m for m, n in zip(matches, overlap) if n == max(overlap)]
+    if clause.past and any(c.past for _, c in matches):
+        # A fact done is told by the chat's clauses in the past (맞았어? / 아니 아직), not by a present wish or
+        # a permission (맞아도 되나) of the same verb.
+        matches = [(t, c) for t, c in matches if c.past]
     if matches and all(c.negated != clause.negated for _, c in matches):
         t, c = matches[0]
         said = "says no" if c.negated else "says yes"
