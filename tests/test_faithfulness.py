@@ -465,3 +465,12 @@ def test_a_fact_done_is_compared_with_the_chats_past_not_a_present_wish() -> Non
             {"speaker": "유나", "text": "감기 기운 있는데 이번 주에 건강검진 받아도 되나"}]
     assert "negation_flip" in faithfulness_failures("나는 건강검진을 받았다.", chat, "유나")
     assert faithfulness_failures("나는 아직 건강검진을 안 받았다.", chat, "유나") == []
+
+
+def test_a_bare_result_verb_answering_a_question_is_about_the_answerers_message_before_it() -> None:
+    chat = [{"speaker": "AI", "text": "요즘 어떻게 지내세요?"},
+            {"speaker": "Human", "text": "오늘 팀장 공모 결과 나왔어요"},
+            {"speaker": "AI", "text": "어머, 결과는 어떠셨어요?"},
+            {"speaker": "Human", "text": "저는 안 됐어요 ㅠ"}]
+    assert faithfulness_failures("팀장 공모 결과가 나왔는데 나는 안 됐다.", chat, "Human") == []
+    assert "negation_flip" in faithfulness_failures("팀장 공모 결과가 나왔는데 나는 됐다.", chat, "Human")

@@ -386,6 +386,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
     else:
         mood = "statement"
     nested = any(m.tag == "ETM" and (m.form in _QUOTING_MODIFIERS or m.form.startswith("냐")) for m in ms)
+    if head is None and any(m.tag == "VV" and m.form == "되" for m in ms):
+        head = "되"  # 나는 안 됐다: 되다 alone is the clause's act (a result), not a helper of another verb
     return Clause(frozenset(lemmas), head, negated, past and not plan and mood != "suggestion", mood, quote,
                   nested=nested,
                   future=future, modified_future=modified,
@@ -731,7 +733,13 @@ def _clause_matches(clause: Clause, turns: Sequence[_Turn], context: frozenset[s
                 # About the same thing: another lemma shared by the clause, or by its turn when it has none. A
                 # chat tells one thing over a few short turns (오늘 첫 발표 했어요 / 신규 앱 기획안이요); a plain verb
                 # (가, 오, 있) is too common to take its topic from further than the turn before.
-                window = [t for t in turns[max(0, k - 1):k + (1 if clause.head in _PLAIN_ACTS else 3)]
+                start = k - 1
+                # 승진 발표 났어요 / 결과는요? / 저는 안 됐어요: an answer to the other's question goes on with the
+                # answerer's message before the question.
+                if k >= 2 and turns[k - 1].speaker != turn.speaker and turns[k - 2].speaker == turn.speaker and \
+                        ("?" in turns[k - 1].text.text or any(x.mood == "question" for x in turns[k - 1].text.clauses)):
+                    start = k - 2
+                window = [t for t in turns[max(0, start):k + (1 if clause.head in _PLAIN_ACTS else 3)]
                           if t.index <= turn.index or t.speaker == turn.speaker]
                 # A clause with words of its own is about them (점심은 못 먹었어 is not about 떡볶이).
                 own_words = bool(c.lemmas - {clause.head})
