@@ -474,3 +474,12 @@ def test_a_bare_result_verb_answering_a_question_is_about_the_answerers_message_
             {"speaker": "Human", "text": "저는 안 됐어요 ㅠ"}]
     assert faithfulness_failures("팀장 공모 결과가 나왔는데 나는 안 됐다.", chat, "Human") == []
     assert "negation_flip" in faithfulness_failures("팀장 공모 결과가 나왔는데 나는 됐다.", chat, "Human")
+
+
+def test_a_yes_after_a_fragment_of_news_asks_nothing_of_the_writer() -> None:
+    chat = [{"speaker": "민채", "text": "나는 어제 동생이랑 싸웠는데 ㅠ"},
+            {"speaker": "하늘", "text": "왜?"},
+            {"speaker": "민채", "text": "용돈 문제로.. 이따 얘기할게"},
+            {"speaker": "하늘", "text": "그래 언제든 연락해"}]
+    assert faithfulness_failures("민채는 어제 동생이랑 용돈 문제로 싸웠다고 했다.", chat, "하늘") == []
+    assert "wrong_person" in faithfulness_failures("어제 동생이랑 용돈 문제로 싸웠다.", chat, "하늘")

@@ -171,6 +171,8 @@ class Clause:
     """It speaks of its listener (너, 자기): another speaker's words about the writer."""
     nested: bool = False
     """Someone's words are a modifier inside it (알려 준다는 말에, 왜 안 했냐는): its no may be theirs."""
+    verbless: bool = False
+    """No predicate at all (연락 문제로..): a fragment of news, asking nothing."""
 
 
 @dataclass(frozen=True)
@@ -389,7 +391,7 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
     if head is None and any(m.tag == "VV" and m.form == "되" for m in ms):
         head = "되"  # 나는 안 됐다: 되다 alone is the clause's act (a result), not a helper of another verb
     return Clause(frozenset(lemmas), head, negated, past and not plan and mood != "suggestion", mood, quote,
-                  nested=nested,
+                  nested=nested, verbless=not any(m.tag in ("VV", "VA", "VX", "XSV", "XSA", "VCP", "VCN") for m in ms),
                   future=future, modified_future=modified,
                   copula=any(m.tag == "VCP" for m in ms) and not any(m.tag in ("VV", "XSV") for m in ms),
                   obligation=any(m.tag == "EC" and m.form in ("어야", "아야") for m in ms))
@@ -1090,7 +1092,7 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
         if not turns[k].writer and turns[k + 1].writer and _YES.match(turns[k + 1].text.text):
             asked = tuple(dataclasses.replace(c, mood="suggestion")
                           if c.mood == "statement" and not c.past and c.owner is None and not c.hearsay
-                          and not c.quote and not c.negated and c.head not in GLUE else c
+                          and not c.quote and not c.negated and c.head not in GLUE and not c.verbless else c
                           for c in turns[k].text.clauses)
             turns[k].text = dataclasses.replace(turns[k].text, clauses=asked)
     joined = "\n".join(str(t["text"]) for t in dialogue)
