@@ -483,3 +483,12 @@ def test_a_yes_after_a_fragment_of_news_asks_nothing_of_the_writer() -> None:
             {"speaker": "하늘", "text": "그래 언제든 연락해"}]
     assert faithfulness_failures("민채는 어제 동생이랑 용돈 문제로 싸웠다고 했다.", chat, "하늘") == []
     assert "wrong_person" in faithfulness_failures("어제 동생이랑 용돈 문제로 싸웠다.", chat, "하늘")
+
+
+def test_an_event_with_a_things_subject_in_a_sentence_naming_nobody_is_the_writers() -> None:
+    chat = [{"speaker": "세라", "text": "나 이번에 제주 지사로 파견 났어"},
+            {"speaker": "유리", "text": "헐 진짜? 축하해야 되나"},
+            {"speaker": "세라", "text": "오늘 비 엄청 온다 우산 챙겨"}]
+    assert "wrong_person" in faithfulness_failures("제주 지사로 파견이 났다.", chat, "유리")
+    assert faithfulness_failures("세라가 제주 지사로 파견이 났다고 했다.", chat, "유리") == []
+    assert faithfulness_failures("오늘 비가 엄청 왔다.", chat, "유리") == []

@@ -1163,7 +1163,10 @@ def _aligned_elsewhere(sentence: _Text, chat: _Chat) -> str | None:
     of the writer's side matches as well: 남친은 렌터카 취소하고 환불받았대 -> 렌터카를 취소하고 환불을 받았다."""
     reported = _reported(sentence)
     for c in sentence.clauses:
-        mine = c.owner in (None, "나") or c.owner in chat.writer_names
+        # 다음 달 1일자로 부산에 발령이 났다: an event whose subject is a thing, in a sentence that names nobody, is
+        # the writer's as much as an act with no subject (a diary's events are its writer's).
+        mine = c.owner in (None, "나") or c.owner in chat.writer_names or (
+            c.owner == THING and not sentence.persons and not any(x.honorific for x in sentence.clauses))
         # The reverse: the writer's own act given to a person the chat never speaks of (친구가 … 했다고 했다, in a
         # chat of the writer and the bot).
         stranger = not mine and not c.honorific and c.owner not in (THING, UNKNOWN, HONOURED, "사람", "분", "상대")
