@@ -492,3 +492,10 @@ def test_an_event_with_a_things_subject_in_a_sentence_naming_nobody_is_the_write
     assert "wrong_person" in faithfulness_failures("제주 지사로 파견이 났다.", chat, "유리")
     assert faithfulness_failures("세라가 제주 지사로 파견이 났다고 했다.", chat, "유리") == []
     assert faithfulness_failures("오늘 비가 엄청 왔다.", chat, "유리") == []
+
+
+def test_a_sentence_ending_in_ni_asks_even_where_kiwi_reads_a_connective() -> None:
+    chat = [{"speaker": "엄마", "text": "나 오늘 정형외과 다녀왔어 무릎 괜찮대"},
+            {"speaker": "엄마", "text": "윤아야 저녁은 삼계탕 챙겨 먹었니"},
+            {"speaker": "윤아", "text": "네네"}]
+    assert faithfulness_failures("저녁으로 삼계탕을 챙겨 먹었다.", chat, "윤아") == []

@@ -377,6 +377,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             k += 1
         modified = k < len(ms) and (not (ms[k].tag in ("JKB", "JX", "MAG") or ms[k].tag.startswith("V"))
                                     or ms[k].form in ("로", "으로"))  # 내일 오전 10시로 잡혔다: set for then
+    # 잘 도착했니, 밥 먹었냐: a sentence that ends in -니/-냐 asks, though Kiwi may read the ending as a connective.
+    question = question or (last and bool(ms) and ms[-1].tag in ("EC", "EF") and ms[-1].form in ("니", "냐", "으냐", "느냐"))
     if question and last and not suggestion:
         mood = "question"
     elif suggestion:
@@ -607,6 +609,9 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
             # 보고 왔다, 가서 먹었다: the tense is the last predicate's.
             if link.tag == "EC" and link.form in _TENSE_LINKS and after.past and not here.past and here.mood == "statement":
                 parsed[k] = here = dataclasses.replace(here, past=True)
+            # 삼계탕 챙겨 먹었니?, 밥 먹고 왔어?: what goes along with the asked act is asked too.
+            if after.mood == "question" and link.tag == "EC" and link.form in _ALONG and here.mood == "statement":
+                parsed[k] = here = dataclasses.replace(here, mood="question")
             # 찜질이라도 하시는 건 어때요?: the last clause's suggestion is the whole sentence's.
             # 반신욕 하시면서 푹 쉬시는 건 어때요?: what is done along with the suggested act is suggested too.
             if after.mood == "suggestion" and link.tag == "EC" and not here.past and here.mood == "statement" and (
