@@ -1075,7 +1075,10 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
             # In a group, a question with no subject and no 너 (월요일에 올라오는 거지? / ㅇㅇ) asks what the group
             # does: the one who answers confirms it, it is not their own news.
             group = len({str(t["speaker"]).strip() for t in dialogue}) > 2
-            me = me or (answered.owner is None and (not group or turns[-1].text.clauses[-1].you))
+            asked_you = turns[-1].text.clauses[-1].you
+            # ...even where the one who answers spoke of themself just before the question.
+            me = (me if not group or asked_you else text.first_person) or (
+                answered.owner is None and (not group or asked_you))
         turns.append(_Turn(i, speaker, text, is_writer, speaker.strip().casefold() in bots, someone, me))
     # 얘들아 내일 자료 각자 준비해 와, 다들 메일 드려요: a present act in the plain or polite style, said to the
     # listeners by name or as a group (a vocative, 여러분, 각자, 다들) and not of the speaker, is a request.
