@@ -499,3 +499,10 @@ def test_a_sentence_ending_in_ni_asks_even_where_kiwi_reads_a_connective() -> No
             {"speaker": "엄마", "text": "윤아야 저녁은 삼계탕 챙겨 먹었니"},
             {"speaker": "윤아", "text": "네네"}]
     assert faithfulness_failures("저녁으로 삼계탕을 챙겨 먹었다.", chat, "윤아") == []
+
+
+def test_a_support_verbs_noun_is_matched_with_the_chats_own_verb_for_it() -> None:
+    chat = [{"speaker": "AI", "text": "공연 취소된 건 어떻게 됐어요?"},
+            {"speaker": "Human", "text": "콘서트 티켓은 환불이 안 된대요 ㅠ 기차표만 취소했어요"}]
+    assert "negation_flip" in faithfulness_failures("콘서트 티켓은 환불을 받았다.", chat, "Human")
+    assert faithfulness_failures("콘서트 티켓은 환불을 못 받았다.", chat, "Human") == []

@@ -109,6 +109,8 @@ _WHEN = frozenset("오늘 어제 내일 모레 요즘 이번 지난 다음 아�
 _GOOD = frozenset({"좋", "편하", "괜찮", "낫", "유용", "든든", "도움", "편리"})
 _ALONG = frozenset({"고", "면서", "으면서", "며", "으며", "어", "아", "어서", "아서", "서"})
 _TENSE_LINKS = frozenset({"고", "어서", "아서", "어", "아", "서", "고서", "며", "으며", "면서", "으면서"})
+# Support verbs whose object noun is the act itself: 환불을 받다, 연락을 주다, 계약을 하다.
+_LIGHT_VERBS = frozenset({"받", "주", "하", "되", "시키", "당하", "드리"})
 _COMPANION = frozenset({"랑", "이랑", "와", "과", "하고", "께"})
 
 _NATIVE = {"두": 2, "둘": 2, "세": 3, "셋": 3, "석": 3, "네": 4, "넷": 4, "다섯": 5, "여섯": 6, "일곱": 7, "여덟": 8, "아홉": 9,
@@ -762,6 +764,12 @@ def _clause_matches(clause: Clause, turns: Sequence[_Turn], context: frozenset[s
                     clause.lemmas - {clause.head} and \
                     clause.lemmas - {clause.head} <= c.lemmas:
                 out.append((turn, c))  # 환불을 받았다 against 환불이 안 됐어: the noun carries it
+            elif clause.head in _LIGHT_VERBS and c.head is not None and c.head != clause.head and \
+                    c.head in clause.lemmas and c.head not in GLUE and len(c.head) >= 2 and \
+                    len(clause.lemmas & c.lemmas) >= 2:
+                # 숙소는 환불을 받았다 against 숙소는 환불이 안 된대: a support verb's noun is the act (환불), which the
+                # chat tells with its own verb; the other words say it is the same thing.
+                out.append((turn, c))
     return out
 
 
