@@ -506,3 +506,11 @@ def test_a_support_verbs_noun_is_matched_with_the_chats_own_verb_for_it() -> Non
             {"speaker": "Human", "text": "콘서트 티켓은 환불이 안 된대요 ㅠ 기차표만 취소했어요"}]
     assert "negation_flip" in faithfulness_failures("콘서트 티켓은 환불을 받았다.", chat, "Human")
     assert faithfulness_failures("콘서트 티켓은 환불을 못 받았다.", chat, "Human") == []
+
+
+def test_a_speakers_own_no_denies_what_the_diary_quotes_them_saying() -> None:
+    chat = [{"speaker": "오태민", "text": "이번 주 토요일 등산 어때?"},
+            {"speaker": "한서우", "text": "나는 케이블카 못 타는데.. 고소공포증 있어"},
+            {"speaker": "김도아", "text": "그럼 걸어서 올라가자"}]
+    assert faithfulness_failures("서우가 케이블카를 못 탄다고 해서 걸어서 올라가기로 했다.", chat, "김도아") == []
+    assert "negation_flip" in faithfulness_failures("서우가 케이블카를 탄다고 해서 걸어서 올라가기로 했다.", chat, "김도아")

@@ -782,8 +782,13 @@ def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], contex
         matches = [(t, c) for t, c in matches if id(c) in own and t.writer]
     elif clause.owner not in (THING, UNKNOWN, HONOURED):
         # Someone's act, with what the chat says of them: 남편은 못 왔어 says nothing of 시어머니가 오셨다.
+        # ...and what they say of themself (은호: 나 회 못 먹는데), and an honoured subject answering a question
+        # about them (엄마는 주무셨어? / 한숨도 못 주무심).
         matches = [(t, c) for t, c in matches if c.owner == clause.owner or (c.owner is None and (
-            clause.owner in t.text.squeezed or clause.owner in (t.speaker.strip(), t.speaker.strip()[1:])))]
+            clause.owner in t.text.squeezed or clause.owner in (t.speaker.strip(), t.speaker.strip()[1:]))) or (
+            c.owner == "나" and not t.writer and clause.owner in (t.speaker.strip(), t.speaker.strip()[1:])) or (
+            c.owner == HONOURED and clause.honorific and any(
+                clause.owner in x.text.squeezed for x in turns if t.index - 1 <= x.index <= t.index))]
     # Only a clause of the same time can say the opposite: 안 정해졌어 (not yet) does not deny 다음 주에 정한다, nor
     # 갈게 (a plan) 안 갔다; a plan of the diary's (일찍 자 보려고) denies no fact.
     matches = [(t, c) for t, c in matches if not (c.negated and c.past and not clause.past)
