@@ -514,3 +514,11 @@ def test_a_speakers_own_no_denies_what_the_diary_quotes_them_saying() -> None:
             {"speaker": "김도아", "text": "그럼 걸어서 올라가자"}]
     assert faithfulness_failures("서우가 케이블카를 못 탄다고 해서 걸어서 올라가기로 했다.", chat, "김도아") == []
     assert "negation_flip" in faithfulness_failures("서우가 케이블카를 탄다고 해서 걸어서 올라가기로 했다.", chat, "김도아")
+
+
+def test_an_act_given_to_another_named_person_than_the_one_the_chat_names() -> None:
+    chat = [{"speaker": "AI", "text": "오늘 회사는 어땠어요?"},
+            {"speaker": "Human", "text": "과장님은 출장 가셔서 안 계셨어요"},
+            {"speaker": "Human", "text": "대신 이사님이 고생했다고 케이크 사주셨어요"}]
+    assert faithfulness_failures("이사님이 고생했다고 케이크를 사 주셨다.", chat, "Human") == []
+    assert "wrong_person" in faithfulness_failures("과장님이 고생했다고 케이크를 사 주셨다.", chat, "Human")

@@ -1218,6 +1218,35 @@ def _aligned_elsewhere(sentence: _Text, chat: _Chat) -> str | None:
     return None
 
 
+def _swapped(sentence: _Text, chat: _Chat) -> str | None:
+    """A person's act that the chat tells of another named person, and never of them: 팀장님이 커피를 사 주셨다
+    where the chat says 부장님이 … 커피 사주셨어요."""
+    for c in sentence.clauses:
+        person = c.owner
+        # A word that may stand for anyone (친구 for 남친) is no other person.
+        if person in (None, "나", THING, UNKNOWN, HONOURED) or person in chat.writer_names or c.mood != "statement" \
+                or c.shared or c.quote or person in _ANYONE:
+            continue
+        content = c.lemmas - FEELINGS - chat.names
+        if len(content) < 2 or c.head not in content:
+            continue
+        scored = [(sum(w in x.lemmas or (len(w) >= 2 and w in x.squeezed) for w in content), t, x)
+                  for t in chat.turns for x in t.text.clauses if x.mood == "statement" and c.head in x.lemmas]
+        best = max((n for n, _, _ in scored), default=0)
+        if best < 2:
+            continue
+        top = [(t, x) for n, t, x in scored if n == best]
+        others = {x.owner for _, x in top}
+        if any(o in (None, "나", THING, UNKNOWN, HONOURED, person) or o in chat.writer_names or o in _ANYONE
+               for o in others) or \
+                any(person in t.text.squeezed or person in (t.speaker.strip(), t.speaker.strip()[1:]) for t, _ in top):
+            continue
+        t, x = top[0]
+        return f"told as {person}'s, but turn {t.index} ({t.speaker}) tells it of {x.owner}"
+    return None
+
+
+_ANYONE = frozenset("친구 친구들 사람 분 상대 동료 애들 가족 지인 남자 여자 손님 멤버 팀원 조원".split())
 _MEDIA = re.compile(r"(?:사진|동영상)(?:\s*\d+장)?")
 _YES = re.compile(r"^\s*(?:응|웅|엉|어어|네|넹|넵|예|ㅇㅇ|ㅇㅇㅇ|그럼|당연하지|당연|맞아|그렇지|ㅇㅋ|알겠어|알겠습니다|콜|"
                   r"그래|그건 당연하지|네네)(?![가-힣])")
@@ -1276,7 +1305,8 @@ def _judge(sentence_text: str, chat: _Chat) -> SentenceEvidence:
             if why := _suggestion_as_done(clause, chat.turns, chat.names):
                 failure, reason = "suggestion_as_done", why
                 break
-    if failure is None and (why := _wrong_person(sentence, chat) or _aligned_elsewhere(sentence, chat)):
+    if failure is None and (why := _wrong_person(sentence, chat) or _aligned_elsewhere(sentence, chat)
+                            or _swapped(sentence, chat)):
         failure, reason = "wrong_person", why
     if failure is None and not supporting:
         reason = "no turn shares its content words: glue or a feeling" if not content else "no turn shares its words"
