@@ -522,3 +522,9 @@ def test_an_act_given_to_another_named_person_than_the_one_the_chat_names() -> N
             {"speaker": "Human", "text": "대신 이사님이 고생했다고 케이크 사주셨어요"}]
     assert faithfulness_failures("이사님이 고생했다고 케이크를 사 주셨다.", chat, "Human") == []
     assert "wrong_person" in faithfulness_failures("과장님이 고생했다고 케이크를 사 주셨다.", chat, "Human")
+
+
+def test_kin_words_with_one_meaning_are_one_person() -> None:
+    chat = [{"speaker": "AI", "text": "주말 여행은 어떠셨어요?"},
+            {"speaker": "Human", "text": "와이프가 호텔 수영장에서 한 시간 수영했어요 저는 애들 봤고요"}]
+    assert faithfulness_failures("아내는 호텔 수영장에서 한 시간 동안 수영을 했다.", chat, "Human") == []

@@ -1237,8 +1237,9 @@ def _swapped(sentence: _Text, chat: _Chat) -> str | None:
             continue
         top = [(t, x) for n, t, x in scored if n == best]
         others = {x.owner for _, x in top}
+        # Kin words have synonyms (아내, 와이프, 집사람): only names and work titles tell two people apart.
         if any(o in (None, "나", THING, UNKNOWN, HONOURED, person) or o in chat.writer_names or o in _ANYONE
-               for o in others) or \
+               or (o in RELATIONS and o not in _TITLES) for o in others) or (person in RELATIONS and person not in _TITLES) or \
                 any(person in t.text.squeezed or person in (t.speaker.strip(), t.speaker.strip()[1:]) for t, _ in top):
             continue
         t, x = top[0]
@@ -1246,6 +1247,8 @@ def _swapped(sentence: _Text, chat: _Chat) -> str | None:
     return None
 
 
+_TITLES = frozenset("팀장 부장 과장 차장 대리 사장 실장 본부장 이사 상무 전무 점장 원장 교수 교수님 선생님 선생 코치 매니저 "
+                    "반장 주임 대표 회장 사장님 트레이너".split())
 _ANYONE = frozenset("친구 친구들 사람 분 상대 동료 애들 가족 지인 남자 여자 손님 멤버 팀원 조원".split())
 _MEDIA = re.compile(r"(?:사진|동영상)(?:\s*\d+장)?")
 _YES = re.compile(r"^\s*(?:응|웅|엉|어어|네|넹|넵|예|ㅇㅇ|ㅇㅇㅇ|그럼|당연하지|당연|맞아|그렇지|ㅇㅋ|알겠어|알겠습니다|콜|"
