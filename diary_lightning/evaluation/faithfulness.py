@@ -473,7 +473,8 @@ def _possessed(ms: Sequence[Morpheme], at: int) -> bool:
     k = at
     while k < len(ms) and ms[k].tag in ("NNG", "NNP"):
         k += 1
-    return k > at and k < len(ms) and (ms[k].tag in ("JKO", "JKS") or (ms[k].tag == "JX" and ms[k].form in ("은", "는", "ᆫ")))
+    return k > at and k < len(ms) and (ms[k].tag in ("JKO", "JKS")
+                                       or (ms[k].tag == "JX" and ms[k].form in ("은", "는", "ᆫ")))
 
 
 def _relative_subject(ms: Sequence[Morpheme], at: int, any_noun: bool = False) -> bool:
@@ -1156,8 +1157,8 @@ def _groups(chat: _Chat) -> list[tuple[_Turn, str, frozenset[str], str]]:
         if chat.turns[before].speaker != turn.speaker and before and chat.turns[before - 1].speaker == turn.speaker \
                 and any(c.mood == "question" for c in chat.turns[before].text.clauses):
             before -= 1
-        if chat.turns[before].speaker != turn.speaker or any(
-                m.tag.startswith(("VV", "VA", "VX", "XSV", "XSA")) for x in analyse(turn.text.text) for m in x.morphemes):
+        if chat.turns[before].speaker != turn.speaker or any(m.tag.startswith(("VV", "VA", "VX", "XSV", "XSA"))
+                                                             for x in analyse(turn.text.text) for m in x.morphemes):
             continue
         for key in [key for (j, key) in out if j == k]:
             into = key if (before, key) in out else next(
@@ -1239,7 +1240,8 @@ def _swapped(sentence: _Text, chat: _Chat) -> str | None:
         others = {x.owner for _, x in top}
         # Kin words have synonyms (아내, 와이프, 집사람): only names and work titles tell two people apart.
         if any(o in (None, "나", THING, UNKNOWN, HONOURED, person) or o in chat.writer_names or o in _ANYONE
-               or (o in RELATIONS and o not in _TITLES) for o in others) or (person in RELATIONS and person not in _TITLES) or \
+               or (o in RELATIONS and o not in _TITLES) for o in others) or \
+                (person in RELATIONS and person not in _TITLES) or \
                 any(person in t.text.squeezed or person in (t.speaker.strip(), t.speaker.strip()[1:]) for t, _ in top):
             continue
         t, x = top[0]
