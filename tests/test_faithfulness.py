@@ -430,8 +430,10 @@ def test_a_name_and_its_i_before_a_noun_phrase_owns_it_before_a_noun_verb_is_its
     chat = [{"speaker": "성민", "text": "나 내일 이사하는데 짐이 너무 많아 ㅠ"},
             {"speaker": "지호", "text": "오늘 퇴근하고 가서 이삿짐 정리 도와줬잖아 ㅋㅋ 허리 아파"},
             {"speaker": "성민", "text": "고마워 나 다음 주에 휴학하고 제주도 가"}]
-    # 성민이 이삿짐 정리: the move is his, the help the writer's.
-    assert faithfulness_failures("퇴근하고 성민이 이삿짐 정리를 도와줬다.", chat, "지호") == []
+    # 성민이 이삿짐 정리는: the move is his, the help the writer's.
+    assert faithfulness_failures("성민이 이삿짐 정리는 퇴근하고 가서 도와줬다.", chat, "지호") == []
+    # With the object's particle the name is the subject: told as his act, it is the writer's help given to him.
+    assert "wrong_person" in faithfulness_failures("성민이 이삿짐을 정리했다.", chat, "지호")
     # 성민이 휴학하고: he is the subject, and told as the writer's it is his news.
     assert "wrong_person" in faithfulness_failures("다음 주에 휴학하고 제주도에 간다.", chat, "지호")
     assert faithfulness_failures("성민이 다음 주에 휴학하고 제주도에 간다고 했다.", chat, "지호") == []
@@ -528,3 +530,12 @@ def test_kin_words_with_one_meaning_are_one_person() -> None:
     chat = [{"speaker": "AI", "text": "주말 여행은 어떠셨어요?"},
             {"speaker": "Human", "text": "와이프가 호텔 수영장에서 한 시간 수영했어요 저는 애들 봤고요"}]
     assert faithfulness_failures("아내는 호텔 수영장에서 한 시간 동안 수영을 했다.", chat, "Human") == []
+
+
+def test_a_guess_about_a_no_is_still_a_no() -> None:
+    chat = [{"speaker": "P01", "text": "동네에 새로 생긴 도넛집 가봤어"},
+            {"speaker": "P02", "text": "맛은?"},
+            {"speaker": "P01", "text": "솔직히 한 시간 줄 설 정도는 아닌 듯"}]
+    assert faithfulness_failures("한 시간이나 줄을 설 정도는 아니었다.", chat, "P01") == []
+    assert faithfulness_failures("동생이 입대 전에 머리를 밀었는데 짠했다.",
+                                 [{"speaker": "P01", "text": "동생이 입대 전에 머리 밀었어 좀 짠하더라"}], "P01") == []

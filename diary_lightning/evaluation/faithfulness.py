@@ -269,6 +269,9 @@ def _embedded(ms: Sequence[Morpheme], at: int) -> bool:
             return False  # 안 늦을 거다: the future of the predicate itself
         if m.tag == "ETM" and k + 1 < len(rest) and _linking_noun(rest, k + 1, last=True):
             return False  # 없는디: the connective -는데/-는디 read as a modifier and a bound noun
+        if m.tag == "ETM" and k + 1 < len(rest) and (rest[k + 1].form in ("듯", "듯이") or (
+                rest[k + 1].form in ("거", "것") and k + 2 < len(rest) and rest[k + 2].form == "같")):
+            return False  # 아닌 듯, 못 갈 것 같아: a guess about the predicate itself
         if m.tag in ("ETM", "ETN"):
             return True
         if m.tag in ("EF", "EC"):
@@ -469,12 +472,12 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
 
 def _possessed(ms: Sequence[Morpheme], at: int) -> bool:
     """The nouns from ``at`` on, right after a name and its 이, are a noun phrase the name owns: they end in the
-    clause's topic, object or subject particle (성민이 물건 정리는, 지우 이 가방을), not in 하다 (휴학하고)."""
+    clause's topic or subject particle (성민이 물건 정리는), not in an object's (동생이 머리를 밀었다: the name is the
+    subject) nor in 하다 (휴학하고)."""
     k = at
     while k < len(ms) and ms[k].tag in ("NNG", "NNP"):
         k += 1
-    return k > at and k < len(ms) and (ms[k].tag in ("JKO", "JKS")
-                                       or (ms[k].tag == "JX" and ms[k].form in ("은", "는", "ᆫ")))
+    return k > at and k < len(ms) and (ms[k].tag == "JKS" or (ms[k].tag == "JX" and ms[k].form in ("은", "는", "ᆫ")))
 
 
 def _relative_subject(ms: Sequence[Morpheme], at: int, any_noun: bool = False) -> bool:
