@@ -384,3 +384,158 @@ def test_a_subject_inside_a_modifier_belongs_to_the_modifier() -> None:
     assert faithfulness_failures("아빠께서 사 놓으신 케이크를 내가 다 먹었다.", chat, "Human") == []
     # 동생이 아빠가 없는 걸: the second subject is the modifier's; crying is the brother's, told as his.
     assert faithfulness_failures("동생이 아빠가 없는 걸 알고 계속 울었다고 했다.", chat, "Human") == []
+
+
+def test_a_no_kiwi_leaves_in_the_next_verbs_clause_is_the_earlier_predicates() -> None:
+    # A dialect ending Kiwi does not cut (없는디) and a modifier (재미없는) keep their 없 to themselves.
+    chat = [{"speaker": "민아", "text": "너 여권 있어?"},
+            {"speaker": "도윤", "text": "여권 없는디 일단 다음 주에 구청 가서 신청할게"},
+            {"speaker": "도윤", "text": "어제 재미없는 영화 봤어 졸려"}]
+    assert faithfulness_failures("여권이 없어서 다음 주에 구청에 가서 신청하기로 했다.", chat, "도윤") == []
+    assert faithfulness_failures("어제 재미없는 영화를 봤다.", chat, "도윤") == []
+    assert "negation_flip" in faithfulness_failures("어제 영화를 안 봤다.", chat, "도윤")
+
+
+def test_a_group_question_answered_yes_is_the_groups_plan_not_the_answerers() -> None:
+    chat = [{"speaker": "하린", "text": "캠핑 장비는 내가 다 챙길게"},
+            {"speaker": "태오", "text": "일요일 저녁에 버스 타고 돌아오는 거지?"},
+            {"speaker": "하린", "text": "ㅇㅇ 일요일 6시 버스"},
+            {"speaker": "서진", "text": "난 일요일 오전에 먼저 갈게 알바 있어서"}]
+    assert faithfulness_failures("일요일 6시 버스로 돌아오는데, 서진이는 알바 때문에 오전에 먼저 간다.", chat, "태오") == []
+    # ...while what one of them says of themself stays theirs.
+    assert "wrong_person" in faithfulness_failures("캠핑 장비는 내가 다 챙기기로 했다.", chat, "태오")
+
+
+def test_a_plain_verb_is_matched_by_most_of_its_words_told_over_a_question_and_answer() -> None:
+    chat = [{"speaker": "AI", "text": "주말에 뭐 하셨어요?"},
+            {"speaker": "Human", "text": "동생이랑 호수공원 산책 갔어"},
+            {"speaker": "AI", "text": "어느 호수공원이요?"},
+            {"speaker": "Human", "text": "일산 호수공원"}]
+    assert faithfulness_failures("동생이랑 일산 호수공원에 산책을 갔다.", chat, "Human") == []
+    assert "negation_flip" in faithfulness_failures("동생이랑 일산 호수공원에 산책을 안 갔다.", chat, "Human")
+
+
+def test_a_message_of_nouns_goes_with_the_act_its_speaker_told_just_before() -> None:
+    # The act in one message, its setting in the answer to the bot's question: one piece of the writer's news.
+    chat = [{"speaker": "AI", "text": "오늘은 어떤 하루였어요?"},
+            {"speaker": "Human", "text": "저 오늘 면접 붙었어요!!"},
+            {"speaker": "AI", "text": "축하해요! 어떤 면접이었어요?"},
+            {"speaker": "Human", "text": "한빛전자 최종 면접이요 세 번째 지원"}]
+    assert faithfulness_failures("세 번째 지원 만에 한빛전자 최종 면접에 붙었다.", chat, "Human") == []
+    assert "wrong_person" in faithfulness_failures("친구가 세 번째 지원 만에 한빛전자 최종 면접에 붙었다고 했다.",
+                                                   chat, "Human")
+
+
+def test_a_name_and_its_i_before_a_noun_phrase_owns_it_before_a_noun_verb_is_its_subject() -> None:
+    chat = [{"speaker": "성민", "text": "나 내일 이사하는데 짐이 너무 많아 ㅠ"},
+            {"speaker": "지호", "text": "오늘 퇴근하고 가서 이삿짐 정리 도와줬잖아 ㅋㅋ 허리 아파"},
+            {"speaker": "성민", "text": "고마워 나 다음 주에 휴학하고 제주도 가"}]
+    # 성민이 이삿짐 정리는: the move is his, the help the writer's.
+    assert faithfulness_failures("성민이 이삿짐 정리는 퇴근하고 가서 도와줬다.", chat, "지호") == []
+    # With the object's particle the name is the subject: told as his act, it is the writer's help given to him.
+    assert "wrong_person" in faithfulness_failures("성민이 이삿짐을 정리했다.", chat, "지호")
+    # 성민이 휴학하고: he is the subject, and told as the writer's it is his news.
+    assert "wrong_person" in faithfulness_failures("다음 주에 휴학하고 제주도에 간다.", chat, "지호")
+    assert faithfulness_failures("성민이 다음 주에 휴학하고 제주도에 간다고 했다.", chat, "지호") == []
+
+
+def test_the_writers_plan_for_the_day_itself_is_what_the_days_diary_tells_done() -> None:
+    today = [{"speaker": "윤서", "text": "다들 등산 잘 다녀와"},
+             {"speaker": "하준", "text": "나는 오늘 감기 기운 있어서 집에서 쉴게 ㅠ"}]
+    assert faithfulness_failures("감기 기운이 있어서 등산은 빠지고 집에서 쉬었다.", today, "하준") == []
+    later = [{"speaker": "윤서", "text": "다들 등산 잘 다녀와"},
+             {"speaker": "하준", "text": "나는 주말에 감기 기운 있으면 집에서 쉴게 ㅠ"}]
+    assert "suggestion_as_done" in faithfulness_failures("감기 기운이 있어서 집에서 쉬었다.", later, "하준")
+
+
+def test_a_present_act_said_to_the_group_or_by_a_vocative_is_a_request_not_the_speakers_own() -> None:
+    chat = [{"speaker": "민팀장", "text": "나 오늘 외근이라 좀 늦어"},
+            {"speaker": "민팀장", "text": "다들 내일 오전 회의 자료 각자 정리해 와"},
+            {"speaker": "지호", "text": "회의 몇 시예요?"},
+            {"speaker": "민팀장", "text": "10시"}]
+    assert faithfulness_failures("내일 10시 회의 전에 회의 자료를 정리해 가야 한다.", chat, "지호") == []
+    assert faithfulness_failures("팀장님은 오늘 외근이라 늦는다고 했다.", chat, "지호") == []
+    # Asked for, it is not done yet; and what the speaker says of themself stays theirs.
+    assert "suggestion_as_done" in faithfulness_failures("오전 회의 자료를 각자 정리해 갔다.", chat, "지호")
+    assert "wrong_person" in faithfulness_failures("오늘 외근이라 좀 늦었다.", chat, "지호")
+
+
+def test_a_fact_done_is_compared_with_the_chats_past_not_a_present_wish() -> None:
+    chat = [{"speaker": "다은", "text": "너 건강검진 받았어?"},
+            {"speaker": "유나", "text": "아니 아직"},
+            {"speaker": "다은", "text": "빨리 받아 연말 되면 병원 꽉 차"},
+            {"speaker": "유나", "text": "감기 기운 있는데 이번 주에 건강검진 받아도 되나"}]
+    assert "negation_flip" in faithfulness_failures("나는 건강검진을 받았다.", chat, "유나")
+    assert faithfulness_failures("나는 아직 건강검진을 안 받았다.", chat, "유나") == []
+
+
+def test_a_bare_result_verb_answering_a_question_is_about_the_answerers_message_before_it() -> None:
+    chat = [{"speaker": "AI", "text": "요즘 어떻게 지내세요?"},
+            {"speaker": "Human", "text": "오늘 팀장 공모 결과 나왔어요"},
+            {"speaker": "AI", "text": "어머, 결과는 어떠셨어요?"},
+            {"speaker": "Human", "text": "저는 안 됐어요 ㅠ"}]
+    assert faithfulness_failures("팀장 공모 결과가 나왔는데 나는 안 됐다.", chat, "Human") == []
+    assert "negation_flip" in faithfulness_failures("팀장 공모 결과가 나왔는데 나는 됐다.", chat, "Human")
+
+
+def test_a_yes_after_a_fragment_of_news_asks_nothing_of_the_writer() -> None:
+    chat = [{"speaker": "민채", "text": "나는 어제 동생이랑 싸웠는데 ㅠ"},
+            {"speaker": "하늘", "text": "왜?"},
+            {"speaker": "민채", "text": "용돈 문제로.. 이따 얘기할게"},
+            {"speaker": "하늘", "text": "그래 언제든 연락해"}]
+    assert faithfulness_failures("민채는 어제 동생이랑 용돈 문제로 싸웠다고 했다.", chat, "하늘") == []
+    assert "wrong_person" in faithfulness_failures("어제 동생이랑 용돈 문제로 싸웠다.", chat, "하늘")
+
+
+def test_an_event_with_a_things_subject_in_a_sentence_naming_nobody_is_the_writers() -> None:
+    chat = [{"speaker": "세라", "text": "나 이번에 제주 지사로 파견 났어"},
+            {"speaker": "유리", "text": "헐 진짜? 축하해야 되나"},
+            {"speaker": "세라", "text": "오늘 비 엄청 온다 우산 챙겨"}]
+    assert "wrong_person" in faithfulness_failures("제주 지사로 파견이 났다.", chat, "유리")
+    assert faithfulness_failures("세라가 제주 지사로 파견이 났다고 했다.", chat, "유리") == []
+    assert faithfulness_failures("오늘 비가 엄청 왔다.", chat, "유리") == []
+
+
+def test_a_sentence_ending_in_ni_asks_even_where_kiwi_reads_a_connective() -> None:
+    chat = [{"speaker": "엄마", "text": "나 오늘 정형외과 다녀왔어 무릎 괜찮대"},
+            {"speaker": "엄마", "text": "윤아야 저녁은 삼계탕 챙겨 먹었니"},
+            {"speaker": "윤아", "text": "네네"}]
+    assert faithfulness_failures("저녁으로 삼계탕을 챙겨 먹었다.", chat, "윤아") == []
+
+
+def test_a_support_verbs_noun_is_matched_with_the_chats_own_verb_for_it() -> None:
+    chat = [{"speaker": "AI", "text": "공연 취소된 건 어떻게 됐어요?"},
+            {"speaker": "Human", "text": "콘서트 티켓은 환불이 안 된대요 ㅠ 기차표만 취소했어요"}]
+    assert "negation_flip" in faithfulness_failures("콘서트 티켓은 환불을 받았다.", chat, "Human")
+    assert faithfulness_failures("콘서트 티켓은 환불을 못 받았다.", chat, "Human") == []
+
+
+def test_a_speakers_own_no_denies_what_the_diary_quotes_them_saying() -> None:
+    chat = [{"speaker": "오태민", "text": "이번 주 토요일 등산 어때?"},
+            {"speaker": "한서우", "text": "나는 케이블카 못 타는데.. 고소공포증 있어"},
+            {"speaker": "김도아", "text": "그럼 걸어서 올라가자"}]
+    assert faithfulness_failures("서우가 케이블카를 못 탄다고 해서 걸어서 올라가기로 했다.", chat, "김도아") == []
+    assert "negation_flip" in faithfulness_failures("서우가 케이블카를 탄다고 해서 걸어서 올라가기로 했다.", chat, "김도아")
+
+
+def test_an_act_given_to_another_named_person_than_the_one_the_chat_names() -> None:
+    chat = [{"speaker": "AI", "text": "오늘 회사는 어땠어요?"},
+            {"speaker": "Human", "text": "과장님은 출장 가셔서 안 계셨어요"},
+            {"speaker": "Human", "text": "대신 이사님이 고생했다고 케이크 사주셨어요"}]
+    assert faithfulness_failures("이사님이 고생했다고 케이크를 사 주셨다.", chat, "Human") == []
+    assert "wrong_person" in faithfulness_failures("과장님이 고생했다고 케이크를 사 주셨다.", chat, "Human")
+
+
+def test_kin_words_with_one_meaning_are_one_person() -> None:
+    chat = [{"speaker": "AI", "text": "주말 여행은 어떠셨어요?"},
+            {"speaker": "Human", "text": "와이프가 호텔 수영장에서 한 시간 수영했어요 저는 애들 봤고요"}]
+    assert faithfulness_failures("아내는 호텔 수영장에서 한 시간 동안 수영을 했다.", chat, "Human") == []
+
+
+def test_a_guess_about_a_no_is_still_a_no() -> None:
+    chat = [{"speaker": "P01", "text": "동네에 새로 생긴 도넛집 가봤어"},
+            {"speaker": "P02", "text": "맛은?"},
+            {"speaker": "P01", "text": "솔직히 한 시간 줄 설 정도는 아닌 듯"}]
+    assert faithfulness_failures("한 시간이나 줄을 설 정도는 아니었다.", chat, "P01") == []
+    assert faithfulness_failures("동생이 입대 전에 머리를 밀었는데 짠했다.",
+                                 [{"speaker": "P01", "text": "동생이 입대 전에 머리 밀었어 좀 짠하더라"}], "P01") == []

@@ -109,6 +109,8 @@ _WHEN = frozenset("오늘 어제 내일 모레 요즘 이번 지난 다음 아�
 _GOOD = frozenset({"좋", "편하", "괜찮", "낫", "유용", "든든", "도움", "편리"})
 _ALONG = frozenset({"고", "면서", "으면서", "며", "으며", "어", "아", "어서", "아서", "서"})
 _TENSE_LINKS = frozenset({"고", "어서", "아서", "어", "아", "서", "고서", "며", "으며", "면서", "으면서"})
+# Support verbs whose object noun is the act itself: 환불을 받다, 연락을 주다, 계약을 하다.
+_LIGHT_VERBS = frozenset({"받", "주", "하", "되", "시키", "당하", "드리"})
 _COMPANION = frozenset({"랑", "이랑", "와", "과", "하고", "께"})
 
 _NATIVE = {"두": 2, "둘": 2, "세": 3, "셋": 3, "석": 3, "네": 4, "넷": 4, "다섯": 5, "여섯": 6, "일곱": 7, "여덟": 8, "아홉": 9,
@@ -171,6 +173,8 @@ class Clause:
     """It speaks of its listener (너, 자기): another speaker's words about the writer."""
     nested: bool = False
     """Someone's words are a modifier inside it (알려 준다는 말에, 왜 안 했냐는): its no may be theirs."""
+    verbless: bool = False
+    """No predicate at all (연락 문제로..): a fragment of news, asking nothing."""
 
 
 @dataclass(frozen=True)
@@ -246,12 +250,28 @@ def _splits(m: Morpheme, following: Morpheme | None) -> bool:
     return m.form not in ("어야", "아야", "야", "게", "지", "는지", "ᆫ지", "은지", "ᆯ지", "을지", "러", "으러")
 
 
+def _linking_noun(ms: Sequence[Morpheme], at: int, last: bool = False) -> bool:
+    """``ms[at]`` is the 데/디 of a connective -는데/-는디 that Kiwi read as a modifier and a bound noun (없는디,
+    then a new phrase): no particle, copula or verb after it."""
+    if ms[at].tag != "NNB" or ms[at].form not in ("데", "디") or not at or ms[at - 1].tag != "ETM":
+        return False
+    after = ms[at + 1] if at + 1 < len(ms) else None
+    if after is None:
+        return last  # a clause already cut there
+    return not after.tag.startswith(("J", "V", "XS", "E"))
+
+
 def _embedded(ms: Sequence[Morpheme], at: int) -> bool:
     """The negation at ``at`` belongs to a modifier or a noun clause (핸드폰 안 보는 게 어렵다), not the predicate."""
     rest = ms[at + 1:]
     for k, m in enumerate(rest):
         if m.tag == "ETM" and m.form in ("ᆯ", "을") and k + 1 < len(rest) and rest[k + 1].form in ("거", "것"):
             return False  # 안 늦을 거다: the future of the predicate itself
+        if m.tag == "ETM" and k + 1 < len(rest) and _linking_noun(rest, k + 1, last=True):
+            return False  # 없는디: the connective -는데/-는디 read as a modifier and a bound noun
+        if m.tag == "ETM" and k + 1 < len(rest) and (rest[k + 1].form in ("듯", "듯이") or (
+                rest[k + 1].form in ("거", "것") and k + 2 < len(rest) and rest[k + 2].form == "같")):
+            return False  # 아닌 듯, 못 갈 것 같아: a guess about the predicate itself
         if m.tag in ("ETM", "ETN"):
             return True
         if m.tag in ("EF", "EC"):
@@ -282,7 +302,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             lemmas.add(m.form.replace(",", ""))  # 880, 25: numbers tell one person's news from another's
         elif tag in ("VV", "VA", "VCN"):
             lemma, says_no = _lemma(m)
-            negated |= says_no
+            # 재미없는 영화를 봤다: a 없 inside a modifier says no of the noun, not of the clause's predicate.
+            negated |= says_no and not _embedded(ms, i)
             if lemma in ("못하",):
                 negated = True
             elif lemma == "있" and any(k >= 0 and ms[k].form in ("적", "수", "줄") and ms[k].tag == "NNB"
@@ -361,6 +382,8 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
             k += 1
         modified = k < len(ms) and (not (ms[k].tag in ("JKB", "JX", "MAG") or ms[k].tag.startswith("V"))
                                     or ms[k].form in ("로", "으로"))  # 내일 오전 10시로 잡혔다: set for then
+    # 잘 도착했니, 밥 먹었냐: a sentence that ends in -니/-냐 asks, though Kiwi may read the ending as a connective.
+    question = question or (last and bool(ms) and ms[-1].tag in ("EC", "EF") and ms[-1].form in ("니", "냐", "으냐", "느냐"))
     if question and last and not suggestion:
         mood = "question"
     elif suggestion:
@@ -372,8 +395,10 @@ def _clause(ms: Sequence[Morpheme], last: bool, question: bool) -> Clause:
     else:
         mood = "statement"
     nested = any(m.tag == "ETM" and (m.form in _QUOTING_MODIFIERS or m.form.startswith("냐")) for m in ms)
+    if head is None and any(m.tag == "VV" and m.form == "되" for m in ms):
+        head = "되"  # 나는 안 됐다: 되다 alone is the clause's act (a result), not a helper of another verb
     return Clause(frozenset(lemmas), head, negated, past and not plan and mood != "suggestion", mood, quote,
-                  nested=nested,
+                  nested=nested, verbless=not any(m.tag in ("VV", "VA", "VX", "XSV", "XSA", "VCP", "VCN") for m in ms),
                   future=future, modified_future=modified,
                   copula=any(m.tag == "VCP" for m in ms) and not any(m.tag in ("VV", "XSV") for m in ms),
                   obligation=any(m.tag == "EC" and m.form in ("어야", "아야") for m in ms))
@@ -393,7 +418,9 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
         elif m.tag == "NNP" and form.endswith("이") and (form[:-1] in names or len(form) >= 3):
             person = form[:-1]  # 서연이는: Kiwi keeps the name's 이 in the word
             if i + 1 < len(ms) and not ms[i + 1].tag.startswith(("J", "XSN")) and ms[i + 1].tag != "NNB":
-                found.append((person, "subject"))  # 민준이 휴학하고: the 이 Kiwi kept is the subject's particle
+                # 민준이 휴학하고: the 이 Kiwi kept is the subject's particle; 성민이 물건 정리는: a possessive
+                # without 의, the noun after it is what the clause is about.
+                found.append((person, "other" if _possessed(ms, i + 1) else "subject"))
                 continue
         elif m.tag == "NNP" and i + 1 < len(ms) and ms[i + 1].tag == "XSN" and ms[i + 1].form == "이":
             person = form  # 주원이는: a name the chat has no speaker for
@@ -412,6 +439,14 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
         while j < len(ms) and (ms[j].tag == "XSN" or ms[j].form in ("씨", "님")):
             j += 1
         after = ms[j] if j < len(ms) else None
+        # 성민 이 물건 정리는 (a possessive without 의) against 민준 이 휴학하고 (the subject of 휴학하다).
+        if after is not None and after.form == "이" and after.tag == "JKS" and j + 1 < len(ms) and \
+                ms[j + 1].tag == "NNG":
+            found.append((person, "other" if _possessed(ms, j + 1) else "subject"))
+            continue
+        if after is not None and after.tag == "NNG" and j - 1 > i and ms[j - 1].form == "이" and ms[j - 1].tag == "XSN":
+            found.append((person, "other" if _possessed(ms, j) else "subject"))
+            continue
         # 다솜이가 사 온 치킨은: the subject of a modifier, not of the clause.
         # ...and so is a second subject before a modifier (첫째가 엄마가 없는 걸 알았는지: 엄마 is 없는's).
         relative = after is not None and after.tag == "JKS" and (
@@ -433,6 +468,16 @@ def _persons_in(ms: Sequence[Morpheme], names: frozenset[str]) -> list[tuple[str
             role = "other"
         found.append((person, role))
     return found
+
+
+def _possessed(ms: Sequence[Morpheme], at: int) -> bool:
+    """The nouns from ``at`` on, right after a name and its 이, are a noun phrase the name owns: they end in the
+    clause's topic or subject particle (성민이 물건 정리는), not in an object's (동생이 머리를 밀었다: the name is the
+    subject) nor in 하다 (휴학하고)."""
+    k = at
+    while k < len(ms) and ms[k].tag in ("NNG", "NNP"):
+        k += 1
+    return k > at and k < len(ms) and (ms[k].tag == "JKS" or (ms[k].tag == "JX" and ms[k].form in ("은", "는", "ᆫ")))
 
 
 def _relative_subject(ms: Sequence[Morpheme], at: int, any_noun: bool = False) -> bool:
@@ -528,7 +573,8 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
         parts: list[list[Morpheme]] = [[]]
         for i, m in enumerate(ms):
             parts[-1].append(m)
-            if m.tag == "EF" or (m.tag == "EC" and _splits(m, ms[i + 1] if i + 1 < len(ms) else None)):
+            if m.tag == "EF" or (m.tag == "EC" and _splits(m, ms[i + 1] if i + 1 < len(ms) else None)) or \
+                    _linking_noun(ms, i):
                 parts.append([])
         parts = [p for p in parts if p]
         subject = None
@@ -569,6 +615,9 @@ def _analyse_text(text: str, names: frozenset[str]) -> _Text:
             # 보고 왔다, 가서 먹었다: the tense is the last predicate's.
             if link.tag == "EC" and link.form in _TENSE_LINKS and after.past and not here.past and here.mood == "statement":
                 parsed[k] = here = dataclasses.replace(here, past=True)
+            # 삼계탕 챙겨 먹었니?, 밥 먹고 왔어?: what goes along with the asked act is asked too.
+            if after.mood == "question" and link.tag == "EC" and link.form in _ALONG and here.mood == "statement":
+                parsed[k] = here = dataclasses.replace(here, mood="question")
             # 찜질이라도 하시는 건 어때요?: the last clause's suggestion is the whole sentence's.
             # 반신욕 하시면서 푹 쉬시는 건 어때요?: what is done along with the suggested act is suggested too.
             if after.mood == "suggestion" and link.tag == "EC" and not here.past and here.mood == "statement" and (
@@ -697,19 +746,34 @@ def _clause_matches(clause: Clause, turns: Sequence[_Turn], context: frozenset[s
                 # About the same thing: another lemma shared by the clause, or by its turn when it has none. A
                 # chat tells one thing over a few short turns (오늘 첫 발표 했어요 / 신규 앱 기획안이요); a plain verb
                 # (가, 오, 있) is too common to take its topic from further than the turn before.
-                window = [t for t in turns[max(0, k - 1):k + (1 if clause.head in _PLAIN_ACTS else 3)]
+                start = k - 1
+                # 승진 발표 났어요 / 결과는요? / 저는 안 됐어요: an answer to the other's question goes on with the
+                # answerer's message before the question.
+                if k >= 2 and turns[k - 1].speaker != turn.speaker and turns[k - 2].speaker == turn.speaker and \
+                        ("?" in turns[k - 1].text.text or any(x.mood == "question" for x in turns[k - 1].text.clauses)):
+                    start = k - 2
+                window = [t for t in turns[max(0, start):k + (1 if clause.head in _PLAIN_ACTS else 3)]
                           if t.index <= turn.index or t.speaker == turn.speaker]
                 # A clause with words of its own is about them (점심은 못 먹었어 is not about 떡볶이).
                 own_words = bool(c.lemmas - {clause.head})
                 near = c.lemmas if own_words else frozenset().union(*(t.text.lemmas for t in window))
                 text = c.squeezed if own_words else "".join(t.text.squeezed for t in window)
                 found = {o for o in others if o in near or (len(o) >= 2 and o in text)}
-                if not others or (found == others if clause.head in _PLAIN_ACTS else found):
+                # A plain verb needs the clause's other words: all of them, or two and at least half (호텔 뷔페에 갔다
+                # where the diary adds the hotel's name from another turn).
+                if not others or (found == others or (len(found) >= 2 and 2 * len(found) >= len(others))
+                                  if clause.head in _PLAIN_ACTS else found):
                     out.append((turn, c))
             elif (c.head in GLUE or c.head is None) and (clause.head in GLUE or clause.head in _THOUGHTS) and \
                     clause.lemmas - {clause.head} and \
                     clause.lemmas - {clause.head} <= c.lemmas:
                 out.append((turn, c))  # 환불을 받았다 against 환불이 안 됐어: the noun carries it
+            elif clause.head in _LIGHT_VERBS and c.head is not None and c.head != clause.head and \
+                    c.head in clause.lemmas and c.head not in GLUE and len(c.head) >= 2 and \
+                    len(clause.lemmas & c.lemmas) >= 2:
+                # 숙소는 환불을 받았다 against 숙소는 환불이 안 된대: a support verb's noun is the act (환불), which the
+                # chat tells with its own verb; the other words say it is the same thing.
+                out.append((turn, c))
     return out
 
 
@@ -722,8 +786,13 @@ def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], contex
         matches = [(t, c) for t, c in matches if id(c) in own and t.writer]
     elif clause.owner not in (THING, UNKNOWN, HONOURED):
         # Someone's act, with what the chat says of them: 남편은 못 왔어 says nothing of 시어머니가 오셨다.
+        # ...and what they say of themself (은호: 나 회 못 먹는데), and an honoured subject answering a question
+        # about them (엄마는 주무셨어? / 한숨도 못 주무심).
         matches = [(t, c) for t, c in matches if c.owner == clause.owner or (c.owner is None and (
-            clause.owner in t.text.squeezed or clause.owner in (t.speaker.strip(), t.speaker.strip()[1:])))]
+            clause.owner in t.text.squeezed or clause.owner in (t.speaker.strip(), t.speaker.strip()[1:]))) or (
+            c.owner == "나" and not t.writer and clause.owner in (t.speaker.strip(), t.speaker.strip()[1:])) or (
+            c.owner == HONOURED and clause.honorific and any(
+                clause.owner in x.text.squeezed for x in turns if t.index - 1 <= x.index <= t.index))]
     # Only a clause of the same time can say the opposite: 안 정해졌어 (not yet) does not deny 다음 주에 정한다, nor
     # 갈게 (a plan) 안 갔다; a plan of the diary's (일찍 자 보려고) denies no fact.
     matches = [(t, c) for t, c in matches if not (c.negated and c.past and not clause.past)
@@ -734,6 +803,10 @@ def _negation_flip(clause: Clause, turns: Sequence[_Turn], own: set[int], contex
         others = clause.lemmas - {clause.head}
         overlap = [sum(o in c.lemmas or (len(o) >= 2 and o in c.squeezed) for o in others) for _, c in matches]
         matches = [m for m, n in zip(matches, overlap) if n == max(overlap)]
+    if clause.past and any(c.past for _, c in matches):
+        # A fact done is told by the chat's clauses in the past (맞았어? / 아니 아직), not by a present wish or
+        # a permission (맞아도 되나) of the same verb.
+        matches = [(t, c) for t, c in matches if c.past]
     if matches and all(c.negated != clause.negated for _, c in matches):
         t, c = matches[0]
         said = "says no" if c.negated else "says yes"
@@ -787,6 +860,9 @@ def _suggestion_as_done(clause: Clause, turns: Sequence[_Turn], names: frozenset
     hinted = [(t, c) for t, c in closest if c.mood == "suggestion" or (
         c.mood == "plan" and not c.copula and not c.hearsay
         and (t.writer or (clause.owner in (None, "나") and not t.bot)))]
+    # 나는 오늘 숙소에서 쉴게: the writer's plan for the day itself, told that day, is what the day's diary tells done.
+    hinted = [(t, c) for t, c in hinted if not (c.mood == "plan" and t.writer and not c.future and
+                                                re.search(r"오늘|지금", t.text.squeezed))]
     if not hinted:
         return None
     t, c = hinted[0]
@@ -1013,15 +1089,35 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
             text = dataclasses.replace(text, clauses=(*text.clauses, sent), lemmas=text.lemmas | sent.lemmas)
         if turns and turns[-1].speaker != speaker and (answered := _answered(turns[-1].text, str(turn["text"]))):
             text = dataclasses.replace(text, clauses=(*text.clauses, answered), lemmas=text.lemmas | answered.lemmas)
-            me = me or answered.owner is None
+            # In a group, a question with no subject and no 너 (월요일에 올라오는 거지? / ㅇㅇ) asks what the group
+            # does: the one who answers confirms it, it is not their own news.
+            group = len({str(t["speaker"]).strip() for t in dialogue}) > 2
+            asked_you = turns[-1].text.clauses[-1].you
+            # ...even where the one who answers spoke of themself just before the question.
+            me = (me if not group or asked_you else text.first_person) or (
+                answered.owner is None and (not group or asked_you))
         turns.append(_Turn(i, speaker, text, is_writer, speaker.strip().casefold() in bots, someone, me))
+    # 얘들아 내일 자료 각자 준비해 와, 다들 메일 드려요: a present act in the plain or polite style, said to the
+    # listeners by name or as a group (a vocative, 여러분, 각자, 다들) and not of the speaker, is a request.
+    for turn in turns:
+        if turn.writer or turn.text.first_person:
+            continue
+        ms = [m for x in analyse(turn.text.text) for m in x.morphemes]
+        if not any(m.tag == "JKV" or (m.tag == "NP" and m.form in ("여러분", "너희")) or (m.tag == "MAG" and m.form == "각자")
+                   or (m.form == "다" and k + 1 < len(ms) and ms[k + 1].form == "들") for k, m in enumerate(ms)):
+            continue
+        turn.text = dataclasses.replace(turn.text, clauses=tuple(
+            dataclasses.replace(c, mood="suggestion") if (c.mood == "statement" or (c.mood == "plan" and c.future))
+            and not c.past and c.owner is None
+            and not c.hearsay and not c.quote and not c.negated and not c.copula and c.head not in FEELINGS else c
+            for c in turn.text.clauses))
     # 주말에 와서 짐 정리 도와 / 당연하지 갈게: what the writer says yes to was asked of the writer, however plain
     # its ending (the plain style's 도와 is a request as often as a statement).
     for k in range(len(turns) - 1):
         if not turns[k].writer and turns[k + 1].writer and _YES.match(turns[k + 1].text.text):
             asked = tuple(dataclasses.replace(c, mood="suggestion")
                           if c.mood == "statement" and not c.past and c.owner is None and not c.hearsay
-                          and not c.quote and not c.negated and c.head not in GLUE else c
+                          and not c.quote and not c.negated and c.head not in GLUE and not c.verbless else c
                           for c in turns[k].text.clauses)
             turns[k].text = dataclasses.replace(turns[k].text, clauses=asked)
     joined = "\n".join(str(t["text"]) for t in dialogue)
@@ -1054,6 +1150,25 @@ def _groups(chat: _Chat) -> list[tuple[_Turn, str, frozenset[str], str]]:
             lemmas, texts = out.setdefault((k, ""), (set(), []))
             lemmas |= chat.turns[k - 1].text.lemmas
             texts.append(chat.turns[k - 1].text.squeezed)
+    # 나 오늘 자격증 붙었어 / 정보처리기사 실기: a message of nouns alone tells more of its speaker's message before;
+    # the two together are one unit too (the act in one, its setting in the other).
+    # ...and so is one that answers the other's question about it (첫 발표 했어요 / 어떤 발표였어요? / 신규 앱
+    # 기획안이요): nouns and a copula, no predicate of its own.
+    for k in range(1, len(chat.turns)):
+        turn = chat.turns[k]
+        before = k - 1
+        if chat.turns[before].speaker != turn.speaker and before and chat.turns[before - 1].speaker == turn.speaker \
+                and any(c.mood == "question" for c in chat.turns[before].text.clauses):
+            before -= 1
+        if chat.turns[before].speaker != turn.speaker or any(m.tag.startswith(("VV", "VA", "VX", "XSV", "XSA"))
+                                                             for x in analyse(turn.text.text) for m in x.morphemes):
+            continue
+        for key in [key for (j, key) in out if j == k]:
+            into = key if (before, key) in out else next(
+                (w for w in _WRITER_SIDE if key in _WRITER_SIDE and (before, w) in out), None)
+            if into is not None:
+                lemmas, texts = out[(before, into)]
+                out[(before, into)] = (lemmas | out[(k, key)][0], texts + out[(k, key)][1])
     return [(chat.turns[k], key, frozenset(lemmas), "".join(texts)) for (k, key), (lemmas, texts) in out.items()]
 
 
@@ -1073,7 +1188,10 @@ def _aligned_elsewhere(sentence: _Text, chat: _Chat) -> str | None:
     of the writer's side matches as well: 남친은 렌터카 취소하고 환불받았대 -> 렌터카를 취소하고 환불을 받았다."""
     reported = _reported(sentence)
     for c in sentence.clauses:
-        mine = c.owner in (None, "나") or c.owner in chat.writer_names
+        # 다음 달 1일자로 부산에 발령이 났다: an event whose subject is a thing, in a sentence that names nobody, is
+        # the writer's as much as an act with no subject (a diary's events are its writer's).
+        mine = c.owner in (None, "나") or c.owner in chat.writer_names or (
+            c.owner == THING and not sentence.persons and not any(x.honorific for x in sentence.clauses))
         # The reverse: the writer's own act given to a person the chat never speaks of (친구가 … 했다고 했다, in a
         # chat of the writer and the bot).
         stranger = not mine and not c.honorific and c.owner not in (THING, UNKNOWN, HONOURED, "사람", "분", "상대")
@@ -1104,6 +1222,39 @@ def _aligned_elsewhere(sentence: _Text, chat: _Chat) -> str | None:
     return None
 
 
+def _swapped(sentence: _Text, chat: _Chat) -> str | None:
+    """A person's act that the chat tells of another named person, and never of them: 팀장님이 커피를 사 주셨다
+    where the chat says 부장님이 … 커피 사주셨어요."""
+    for c in sentence.clauses:
+        person = c.owner
+        # A word that may stand for anyone (친구 for 남친) is no other person.
+        if person in (None, "나", THING, UNKNOWN, HONOURED) or person in chat.writer_names or c.mood != "statement" \
+                or c.shared or c.quote or person in _ANYONE:
+            continue
+        content = c.lemmas - FEELINGS - chat.names
+        if len(content) < 2 or c.head not in content:
+            continue
+        scored = [(sum(w in x.lemmas or (len(w) >= 2 and w in x.squeezed) for w in content), t, x)
+                  for t in chat.turns for x in t.text.clauses if x.mood == "statement" and c.head in x.lemmas]
+        best = max((n for n, _, _ in scored), default=0)
+        if best < 2:
+            continue
+        top = [(t, x) for n, t, x in scored if n == best]
+        others = {x.owner for _, x in top}
+        # Kin words have synonyms (아내, 와이프, 집사람): only names and work titles tell two people apart.
+        if any(o in (None, "나", THING, UNKNOWN, HONOURED, person) or o in chat.writer_names or o in _ANYONE
+               or (o in RELATIONS and o not in _TITLES) for o in others) or \
+                (person in RELATIONS and person not in _TITLES) or \
+                any(person in t.text.squeezed or person in (t.speaker.strip(), t.speaker.strip()[1:]) for t, _ in top):
+            continue
+        t, x = top[0]
+        return f"told as {person}'s, but turn {t.index} ({t.speaker}) tells it of {x.owner}"
+    return None
+
+
+_TITLES = frozenset("팀장 부장 과장 차장 대리 사장 실장 본부장 이사 상무 전무 점장 원장 교수 교수님 선생님 선생 코치 매니저 "
+                    "반장 주임 대표 회장 사장님 트레이너".split())
+_ANYONE = frozenset("친구 친구들 사람 분 상대 동료 애들 가족 지인 남자 여자 손님 멤버 팀원 조원".split())
 _MEDIA = re.compile(r"(?:사진|동영상)(?:\s*\d+장)?")
 _YES = re.compile(r"^\s*(?:응|웅|엉|어어|네|넹|넵|예|ㅇㅇ|ㅇㅇㅇ|그럼|당연하지|당연|맞아|그렇지|ㅇㅋ|알겠어|알겠습니다|콜|"
                   r"그래|그건 당연하지|네네)(?![가-힣])")
@@ -1162,7 +1313,8 @@ def _judge(sentence_text: str, chat: _Chat) -> SentenceEvidence:
             if why := _suggestion_as_done(clause, chat.turns, chat.names):
                 failure, reason = "suggestion_as_done", why
                 break
-    if failure is None and (why := _wrong_person(sentence, chat) or _aligned_elsewhere(sentence, chat)):
+    if failure is None and (why := _wrong_person(sentence, chat) or _aligned_elsewhere(sentence, chat)
+                            or _swapped(sentence, chat)):
         failure, reason = "wrong_person", why
     if failure is None and not supporting:
         reason = "no turn shares its content words: glue or a feeling" if not content else "no turn shares its words"
