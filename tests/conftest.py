@@ -158,6 +158,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     forkserver.shutdown()
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    import forkserver
+
+    if forkserver.counts:  # not under xdist, whose workers run the tests
+        terminalreporter.write_line("CLI subprocesses: " + ", ".join(f"{n} {why}" for why, n in
+                                                                     forkserver.counts.most_common()))
+
+
 # The longest tests, started first: CI runs the suite on two workers (pytest -n 2), and one of these begun last
 # would keep a worker busy for minutes after the other has run out of tests.
 LONGEST = ("test_readme.py::test_the_readme_works_as_written_on_a_fresh_copy", "test_kill_moments.py::",

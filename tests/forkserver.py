@@ -20,6 +20,7 @@ The server must never run a torch operation itself: a child forked after OpenMP'
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import select
@@ -41,11 +42,14 @@ OFF = "DIARY_TEST_FRESH_PYTHON"
 # environment differs here from the server's would not behave as a fresh interpreter would.
 IMPORT_TIME = ("TQDM_", "HF_", "HUGGINGFACE", "TRANSFORMERS_", "TORCH", "PYTORCH", "OMP_", "MKL_", "KMP_", "BNB_",
                "BITSANDBYTES", "CUDA", "LIGHTNING", "PL_", "DATASETS", "XDG_", "HOME", "LANG", "LC_", "PYTHON")
+# Set in the test process by code the tests run in it (Lightning's seed_everything, the app's main), and read
+# only when things run, or never offline: a difference here changes nothing a fork would get wrong.
+RUN_TIME = {"PYTHONPATH", "PL_GLOBAL_SEED", "PL_SEED_WORKERS", "HF_HUB_DISABLE_TELEMETRY"}
 MESSAGE_LIMIT = 1 << 20
 
 
 def _import_environment(env: dict[str, str]) -> dict[str, str]:
-    seen = {k: v for k, v in env.items() if k.startswith(IMPORT_TIME) and k != "PYTHONPATH"}
+    seen = {k: v for k, v in env.items() if k.startswith(IMPORT_TIME) and k not in RUN_TIME}
     seen.setdefault("TQDM_DELAY", "2")  # what diary_lightning.__main__ sets before anything imports tqdm
     return seen
 
@@ -167,14 +171,13 @@ def _become_command(connection: socket.socket, request: dict[str, Any], fds: lis
 
 
 class _Server:
-    def __init__(self) -> None:
+    def __init__(self, env: dict[str, str]) -> None:
         self.folder = tempfile.mkdtemp(prefix="diary-forkserver-")
         self.address = os.path.join(self.folder, "socket")
-        env = dict(os.environ)
         self.import_environment = _import_environment(env)
         self.log = open(os.path.join(self.folder, "log"), "w")
-        self.process = subprocess.Popen([sys.executable, str(Path(__file__)), self.address], env=env,
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.process = _RealPopen([sys.executable, str(Path(__file__)), self.address], env=env,
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, text=True)
         line = self.process.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError(f"the fork server did not start: {Path(self.folder, 'log').read_text()[-3000:]}")
@@ -187,26 +190,37 @@ class _Server:
 
 
 _server: _Server | None = None
+_environment: dict[str, str] = {}  # the process's own at install(): the server imports under it
 _lock = threading.Lock()
 _RealPopen = subprocess.Popen
+fresh_because: str = ""
+"""Why the last command that asked was given a fresh interpreter, for the tests of this module."""
+counts: collections.Counter[str] = collections.Counter()
+"""CLI commands forked, and those given a fresh interpreter by reason (tests/conftest.py prints them)."""
 
 
 def _server_for(argv: list[str], env: dict[str, str], cwd: str) -> _Server | None:
     """The server, started on first use, if this command may run in a child of it."""
-    global _server
+    global _server, fresh_because
     if os.environ.get(OFF) or env.get(OFF):
+        fresh_because = f"{OFF} is set"
         return None
     # Another copy of the package first on the child's path: only a fresh interpreter would import it.
     roots = [cwd] if argv[0] == "-m" else [os.path.dirname(os.path.abspath(argv[0]))]
     for entry in roots + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]:
         candidate = Path(entry, "diary_lightning")
         if candidate.is_dir() and candidate.resolve() != PACKAGE:
+            fresh_because = f"another copy of the package: {candidate}"
             return None
+    # Compared before the server starts: one started under a test's passing change would fail every later command.
+    differs = sorted(k for k in set(_import_environment(env)) | set(_import_environment(_environment))
+                     if _import_environment(env).get(k) != _import_environment(_environment).get(k))
+    if differs:
+        fresh_because = f"read at import, and not as the server has it: {', '.join(differs)}"
+        return None
     with _lock:
         if _server is None:
-            _server = _Server()
-    if _import_environment(env) != _server.import_environment:
-        return None
+            _server = _Server(_environment)
     return _server
 
 
@@ -298,12 +312,17 @@ def _popen(args: Any, *rest: Any, **kwargs: Any) -> subprocess.Popen:
         env = kwargs.get("env")
         cwd = kwargs.get("cwd")
         if _server_for(argv, dict(os.environ if env is None else env), os.path.abspath(os.fspath(cwd or "."))):
+            counts["forked"] += 1
             return ForkedPopen(args, **kwargs)
+        counts[f"fresh: {fresh_because.split(':')[0]}"] += 1
     return _RealPopen(args, *rest, **kwargs)
 
 
 def install() -> None:
-    """Route this process's CLI subprocesses through the server (see the module's docstring)."""
+    """Route this process's CLI subprocesses through the server (see the module's docstring), which will import
+    under this process's environment as it is now."""
+    _environment.clear()
+    _environment.update(os.environ)
     subprocess.Popen = _popen  # subprocess.run and friends look it up at call time
 
 

@@ -20,7 +20,7 @@ def fresh(*args: str, **kwargs) -> subprocess.CompletedProcess:
 def test_a_routed_command_answers_as_a_fresh_interpreter(tmp_path):
     process = subprocess.Popen([*CLI, "evaluate", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, cwd=tmp_path)
-    assert isinstance(process, forkserver.ForkedPopen)
+    assert isinstance(process, forkserver.ForkedPopen), forkserver.fresh_because
     out, err = process.communicate(timeout=300)
     expected = fresh("evaluate", "--help", cwd=tmp_path)
     assert (process.returncode, out, err) == (expected.returncode, expected.stdout, expected.stderr)
@@ -36,4 +36,13 @@ def test_a_routed_user_error_exits_2_with_its_message(tmp_path):
 def test_what_a_fork_could_not_honour_gets_a_fresh_interpreter(env):
     process = subprocess.Popen([*CLI, "--help"], stdout=subprocess.DEVNULL, env={**os.environ, **env})
     assert type(process) is forkserver._RealPopen
+    assert process.wait(timeout=300) == 0
+
+
+def test_what_the_tests_own_process_sets_while_running_does_not_turn_routing_off(monkeypatch):
+    # Lightning's seed_everything, run in this process by the in-process CLI tests, leaves its seed here.
+    monkeypatch.setenv("PL_GLOBAL_SEED", "42")
+    monkeypatch.setenv("PL_SEED_WORKERS", "0")
+    process = subprocess.Popen([*CLI, "--help"], stdout=subprocess.DEVNULL)
+    assert isinstance(process, forkserver.ForkedPopen), forkserver.fresh_because
     assert process.wait(timeout=300) == 0
