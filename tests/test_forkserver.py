@@ -9,6 +9,8 @@ import sys
 import forkserver
 import pytest
 
+# Slow: each comparison starts a fresh interpreter, and the server itself imports everything once.
+pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "diary_lightning"]
 
 
