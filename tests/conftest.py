@@ -156,12 +156,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     import forkserver
 
     forkserver.shutdown()
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: its counts go to the controller
+        session.config.workeroutput["forkserver"] = dict(forkserver.counts)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    import forkserver
+
+    forkserver.counts.update(getattr(node, "workeroutput", {}).get("forkserver", {}))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    # So that a run where most commands fell back to fresh interpreters (slow, not wrong) shows why.
     import forkserver
 
-    if forkserver.counts:  # not under xdist, whose workers run the tests
+    if forkserver.counts:
         terminalreporter.write_line("CLI subprocesses: " + ", ".join(f"{n} {why}" for why, n in
                                                                      forkserver.counts.most_common()))
 

@@ -38,13 +38,16 @@ ROOT = TESTS.parent
 PACKAGE = ROOT / "diary_lightning"
 FAULTS = TESTS / "faults.py"
 OFF = "DIARY_TEST_FRESH_PYTHON"
-# What the libraries read from the environment when they are imported, not when they run: a child whose
-# environment differs here from the server's would not behave as a fresh interpreter would.
-IMPORT_TIME = ("TQDM_", "HF_", "HUGGINGFACE", "TRANSFORMERS_", "TORCH", "PYTORCH", "OMP_", "MKL_", "KMP_", "BNB_",
-               "BITSANDBYTES", "CUDA", "LIGHTNING", "PL_", "DATASETS", "XDG_", "HOME", "LANG", "LC_", "PYTHON")
-# Set in the test process by code the tests run in it (Lightning's seed_everything, the app's main), and read
-# only when things run, or never offline: a difference here changes nothing a fork would get wrong.
-RUN_TIME = {"PYTHONPATH", "PL_GLOBAL_SEED", "PL_SEED_WORKERS", "HF_HUB_DISABLE_TELEMETRY"}
+# What the libraries read from the environment when they are imported, not when they run (tqdm's defaults, the
+# Hub's offline switch and cache folders, Python's own start-up: stdio encoding, path): a child whose environment
+# differs here from the server's would not behave as a fresh interpreter would. Not torch's or Lightning's own
+# variables: they are read when things run (threads, devices, seeds), and set in the test process by the code the
+# tests run in it (TORCHINDUCTOR_CACHE_DIR, PYTORCH_NVML_BASED_CUDA_CHECK, PL_GLOBAL_SEED), which would otherwise
+# turn routing off for the rest of a session.
+IMPORT_TIME = ("TQDM_", "HF_", "HUGGINGFACE", "TRANSFORMERS_", "BNB_", "BITSANDBYTES", "XDG_", "HOME", "LANG", "LC_",
+               "PYTHON")
+# Read only when things run, or never offline.
+RUN_TIME = {"PYTHONPATH", "HF_HUB_DISABLE_TELEMETRY"}
 MESSAGE_LIMIT = 1 << 20
 
 

@@ -42,9 +42,11 @@ def test_what_a_fork_could_not_honour_gets_a_fresh_interpreter(env):
 
 
 def test_what_the_tests_own_process_sets_while_running_does_not_turn_routing_off(monkeypatch):
-    # Lightning's seed_everything, run in this process by the in-process CLI tests, leaves its seed here.
+    # Lightning's seed_everything and torch, run in this process by the in-process tests, leave these here.
     monkeypatch.setenv("PL_GLOBAL_SEED", "42")
     monkeypatch.setenv("PL_SEED_WORKERS", "0")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/tmp/torchinductor_somebody")
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
     process = subprocess.Popen([*CLI, "--help"], stdout=subprocess.DEVNULL)
     assert isinstance(process, forkserver.ForkedPopen), forkserver.fresh_because
     assert process.wait(timeout=300) == 0
