@@ -247,7 +247,8 @@ def _routed(args: Any, kwargs: dict[str, Any]) -> list[str] | None:
 class ForkedPopen(_RealPopen):
     """A :class:`subprocess.Popen` whose child is forked by the server instead of exec'd."""
 
-    def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+    def __init__(self, args: Any, *rest: Any, server: _Server, **kwargs: Any) -> None:
+        self._server = server
         self._control: socket.socket | None = None
         self._pending = b""
         super().__init__(args, *rest, **kwargs)
@@ -257,11 +258,10 @@ class ForkedPopen(_RealPopen):
         argv = [os.fspath(a) for a in args][1:]
         env = dict(os.environ if env is None else {os.fsdecode(k): os.fsdecode(v) for k, v in env.items()})
         cwd = os.path.abspath(os.fspath(cwd)) if cwd is not None else os.getcwd()
-        server = _server_for(argv, env, cwd)
         fds = [p2cread if p2cread != -1 else 0, c2pwrite if c2pwrite != -1 else 1, errwrite if errwrite != -1 else 2]
         try:
             control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            control.connect(server.address)
+            control.connect(self._server.address)
             message = json.dumps({"argv": argv, "env": env, "cwd": cwd}).encode() + b"\n"
             socket.send_fds(control, [message[:MESSAGE_LIMIT]], fds)
             if len(message) > MESSAGE_LIMIT:
@@ -314,9 +314,10 @@ def _popen(args: Any, *rest: Any, **kwargs: Any) -> subprocess.Popen:
     if argv is not None:
         env = kwargs.get("env")
         cwd = kwargs.get("cwd")
-        if _server_for(argv, dict(os.environ if env is None else env), os.path.abspath(os.fspath(cwd or "."))):
+        server = _server_for(argv, dict(os.environ if env is None else env), os.path.abspath(os.fspath(cwd or ".")))
+        if server is not None:
             counts["forked"] += 1
-            return ForkedPopen(args, **kwargs)
+            return ForkedPopen(args, server=server, **kwargs)
         counts[f"fresh: {fresh_because.split(':')[0]}"] += 1
     return _RealPopen(args, *rest, **kwargs)
 
