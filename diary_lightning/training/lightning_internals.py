@@ -85,12 +85,10 @@ class PlainSubcommands:
         # Only the subcommand asked for gets its whole parser: building one from the classes' signatures costs
         # about 0.15 s of CPU, ten of them most of the command line's own start-up. A command line that does not
         # open with a subcommand's name (a top-level --config, or none) gets them all, as Lightning builds them.
-        names = [*self.subcommands(), *self.plain_subcommands()]
-        self._building = set(names)
-        if isinstance(argv, (list, tuple)) and argv and argv[0] in names:
-            self._building = {argv[0]}
-        elif isinstance(argv, (list, tuple)) and any(a in ("-h", "--help") for a in argv[:1]):
-            self._building = set()  # the list of subcommands and their one-line descriptions
+        names = {*self.subcommands(), *self.plain_subcommands()}
+        first = argv[0] if isinstance(argv, (list, tuple)) and argv else None
+        # A bare --help: the list of subcommands and their one-line descriptions.
+        self._building = {first} if first in names else set() if first in ("-h", "--help") else names
         super().__init__(*positional, **kwargs)
 
     def plain_subcommands(self) -> dict[str, Any]:
