@@ -177,7 +177,6 @@ class _Server:
     def __init__(self, env: dict[str, str]) -> None:
         self.folder = tempfile.mkdtemp(prefix="diary-forkserver-")
         self.address = os.path.join(self.folder, "socket")
-        self.import_environment = _import_environment(env)
         self.log = open(os.path.join(self.folder, "log"), "w")
         self.process = _RealPopen([sys.executable, str(Path(__file__)), self.address], env=env,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, text=True)
@@ -216,8 +215,8 @@ def _server_for(argv: list[str], env: dict[str, str], cwd: str) -> _Server | Non
             fresh_because = f"another copy of the package: {candidate}"
             return None
     # Compared before the server starts: one started under a test's passing change would fail every later command.
-    differs = sorted(k for k in set(_import_environment(env)) | set(_import_environment(_environment))
-                     if _import_environment(env).get(k) != _import_environment(_environment).get(k))
+    asked, served = _import_environment(env), _import_environment(_environment)
+    differs = sorted(k for k in asked.keys() | served.keys() if asked.get(k) != served.get(k))
     if differs:
         fresh_because = f"read at import, and not as the server has it: {', '.join(differs)}"
         return None
