@@ -1066,6 +1066,7 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
     speakers, writer_names = _names(dialogue, writer)
     names = speakers | _people(str(t["text"]) for t in dialogue)
     bots = {b.casefold() for b in DEFAULT_BOTS}
+    group = len({str(t["speaker"]).strip() for t in dialogue}) > 2
     turns: list[_Turn] = []
     for i, turn in enumerate(dialogue):
         text = _analyse_text(str(turn["text"]), names)
@@ -1091,7 +1092,6 @@ def _chat(dialogue: Sequence[Mapping[str, str]], writer: str) -> _Chat:
             text = dataclasses.replace(text, clauses=(*text.clauses, answered), lemmas=text.lemmas | answered.lemmas)
             # In a group, a question with no subject and no 너 (월요일에 올라오는 거지? / ㅇㅇ) asks what the group
             # does: the one who answers confirms it, it is not their own news.
-            group = len({str(t["speaker"]).strip() for t in dialogue}) > 2
             asked_you = turns[-1].text.clauses[-1].you
             # ...even where the one who answers spoke of themself just before the question.
             me = (me if not group or asked_you else text.first_person) or (
